@@ -1,0 +1,110 @@
+/**
+ * The coordinator's durable state, behind one interface with two implementations (memory, redis) that pass the
+ * same contract suite (test/integration/stateStore.contract.test.ts). Every state transition is atomic and
+ * named for what it does. Large tensors never go here: checkpoints live on disk, the store keeps manifests.
+ */
+
+export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+
+export interface CheckpointManifest {
+  jobId: string;
+  round: number;
+  path: string;
+  sha256: string;
+  bytes: number;
+  createdAt: number;
+}
+
+export interface JobRecord {
+  id: string;
+  name: string;
+  /** The validated job spec as JSON text (the store does not interpret it). */
+  spec: string;
+  state: JobState;
+  createdAt: number;
+  updatedAt: number;
+  /** Rounds completed so far (== the current parameter version). */
+  round: number;
+  error?: string;
+  /** Final metrics once completed (JSON text), e.g. test accuracy. */
+  result?: string;
+}
+
+export interface WorkerRecord {
+  id: string;
+  name: string;
+  /** sha256 of the session credential; the credential itself is never stored. */
+  sessionHash: string;
+  /** JSON text: backend, device, memory, byzantine label, ... */
+  capabilities: string;
+  registeredAt: number;
+}
+
+/** One round's report, as JSON text plus the fields the store indexes by. */
+export interface StoredRoundReport {
+  jobId: string;
+  round: number;
+  /** JSON of the full RoundReport. */
+  report: string;
+}
+
+export interface StateStore {
+  readonly kind: 'memory' | 'redis';
+  connect(): Promise<void>;
+  close(): Promise<void>;
+  /** Cheap liveness probe used for the readiness status. */
+  ping(): Promise<boolean>;
+
+  // --- jobs -------------------------------------------------------------------------------------------
+  /** Store a new job in state 'queued' and append it to the queue. Fails if the id exists. */
+  submitJob(job: JobRecord): Promise<void>;
+  getJob(id: string): Promise<JobRecord | undefined>;
+  /** All jobs, newest first. */
+  listJobs(): Promise<JobRecord[]>;
+  /**
+   * Atomic compare-and-set of a job's state: only if the current state is one of `from`. Applies `patch`
+   * (round, error, result) in the same step. Returns the updated record, or undefined if the state did not match.
+   */
+  transitionJob(
+    id: string,
+    from: readonly JobState[],
+    to: JobState,
+    patch?: Partial<Pick<JobRecord, 'round' | 'error' | 'result'>>,
+  ): Promise<JobRecord | undefined>;
+  /** Record progress of a running job (round counter) without changing its state. */
+  setJobRound(id: string, round: number): Promise<void>;
+  /**
+   * Take the oldest queued job for this consumer (at-least-once: an unacknowledged claim can be taken over by
+   * another consumer after `claimTimeoutMs`). Returns the job id or undefined.
+   */
+  claimQueuedJob(consumer: string, claimTimeoutMs: number): Promise<string | undefined>;
+  /** Acknowledge a claim once the job's start is durably recorded. */
+  ackQueuedJob(consumer: string, id: string): Promise<void>;
+
+  // --- workers ----------------------------------------------------------------------------------------
+  putWorker(worker: WorkerRecord): Promise<void>;
+  getWorker(id: string): Promise<WorkerRecord | undefined>;
+  /** Mark a worker alive for ttlMs from now (heartbeat). */
+  touchWorker(id: string, ttlMs: number): Promise<void>;
+  /** Ids of workers whose heartbeat has not expired at `nowMs`. */
+  liveWorkers(nowMs: number): Promise<string[]>;
+  removeWorker(id: string): Promise<void>;
+
+  // --- rounds -----------------------------------------------------------------------------------------
+  /** Append a round report; keep at most maxLen per job (oldest dropped). */
+  appendRoundReport(report: StoredRoundReport, maxLen: number): Promise<void>;
+  /** Round reports of a job with round >= fromRound, oldest first, at most limit. */
+  listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]>;
+
+  // --- checkpoints ------------------------------------------------------------------------------------
+  putCheckpointManifest(manifest: CheckpointManifest): Promise<void>;
+  getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined>;
+
+  // --- leases (standby coordinators) ------------------------------------------------------------------
+  /** SET NX PX + fencing token: returns the new token if acquired (or already ours), else undefined. */
+  acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined>;
+  /** Extend only if still ours; false if lost. */
+  renewLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  releaseLease(name: string, owner: string): Promise<void>;
+}
