@@ -1,0 +1,156 @@
+/**
+ * `phalanx launch` / `phalanx demo`: a coordinator in this process plus N worker processes on loopback, one job,
+ * live progress, and a JSON summary report.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JobSpec, JobSpecInput } from '../config/jobSpec.ts';
+import { validateJobSpec } from '../config/jobSpec.ts';
+import { startCoordinator } from '../coordinator/server.ts';
+import type { RoundReport } from '../coordinator/roundReport.ts';
+import type { JobRecord } from '../coordinator/state/stateStore.ts';
+import { ProgressPrinter } from './progress.ts';
+
+export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
+
+export interface LaunchOptions {
+  spec: JobSpecInput;
+  workers: number;
+  byzantine: number;
+  attack: string;
+  attackOptions?: Record<string, unknown>;
+  store: { kind: 'memory' } | { kind: 'redis'; url: string };
+  port: number;
+  report?: string;
+  backend?: string;
+  quiet?: boolean;
+  /** Per-worker log lines go to stderr (verbose) or are dropped. */
+  verbose?: boolean;
+}
+
+export interface LaunchReport {
+  job: string;
+  rounds: number;
+  workers: number;
+  byzantine: number;
+  attack: string | null;
+  rule: string;
+  testAccuracy: number;
+  finalLoss: number;
+  wallSeconds: number;
+  store: string;
+  model: string;
+  flagged: Record<string, number>;
+  state: string;
+}
+
+export async function launch(options: LaunchOptions): Promise<LaunchReport> {
+  const started = Date.now();
+  const spec: JobSpec = validateJobSpec(options.spec);
+  if (options.byzantine > options.workers) throw new Error('--byzantine cannot exceed --workers');
+  const out = (line: string) => {
+    if (!options.quiet) process.stdout.write(`${line}\n`);
+  };
+  const coordinator = await startCoordinator({
+    host: '127.0.0.1',
+    port: options.port,
+    store: options.store,
+    log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
+  });
+  const children: ChildProcess[] = [];
+  try {
+    const job = await coordinator.manager.submit(spec);
+    out(
+      `phalanx: job ${job.id} — ${spec.rounds} rounds of ${describeModel(spec)} on Fashion-MNIST, ` +
+        `${options.workers} workers (${options.byzantine} byzantine: ${options.byzantine ? options.attack : 'none'}), ` +
+        `rule ${spec.aggregation.rule}${spec.aggregation.pre.length ? ` after ${spec.aggregation.pre.join('+')}` : ''}, store ${coordinator.store.kind}, ` +
+        `coordinator ${coordinator.address}`,
+    );
+    const flagged: Record<string, number> = {};
+    const printer = new ProgressPrinter(spec.rounds, out);
+    const finished = new Promise<JobRecord>((resolve) => {
+      coordinator.manager.on(`job:${job.id}`, (j: JobRecord) => {
+        if (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled') resolve(j);
+      });
+    });
+    coordinator.manager.on(`round:${job.id}`, (r: RoundReport) => {
+      for (const w of r.workers) if (!w.included) flagged[w.name] = (flagged[w.name] ?? 0) + 1;
+      printer.round(r);
+    });
+
+    for (let i = 0; i < options.workers; i++) {
+      const byz = i >= options.workers - options.byzantine;
+      const args = [BIN, 'worker', '--coordinator', coordinator.address, '--job', job.id, '--name', `worker-${i}`, '--once'];
+      if (options.backend) args.push('--backend', options.backend);
+      if (byz) {
+        args.push('--byzantine', options.attack);
+        if (options.attackOptions) args.push('--attack-options', JSON.stringify(options.attackOptions));
+      }
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const prefix = (chunk: Buffer) => {
+        if (options.verbose) process.stderr.write(chunk);
+      };
+      child.stdout?.on('data', prefix);
+      child.stderr?.on('data', prefix);
+      children.push(child);
+    }
+
+    const onSignal = () => {
+      for (const c of children) c.kill('SIGTERM');
+      void coordinator.shutdown().then(() => process.exit(130));
+    };
+    process.once('SIGINT', onSignal);
+    const final = await finished;
+    process.off('SIGINT', onSignal);
+    printer.done();
+    const result = final.result ? (JSON.parse(final.result) as { testAccuracy: number; finalLoss: number }) : undefined;
+    const report: LaunchReport = {
+      job: final.id,
+      rounds: final.round,
+      workers: options.workers,
+      byzantine: options.byzantine,
+      attack: options.byzantine ? options.attack : null,
+      rule: spec.aggregation.rule,
+      testAccuracy: result?.testAccuracy ?? NaN,
+      finalLoss: result?.finalLoss ?? NaN,
+      wallSeconds: (Date.now() - started) / 1000,
+      store: coordinator.store.kind,
+      model: describeModel(spec),
+      flagged,
+      state: final.state,
+    };
+    out(
+      `phalanx: job ${final.id} ${final.state} after ${final.round} rounds in ${report.wallSeconds.toFixed(1)} s — ` +
+        `test accuracy ${(report.testAccuracy * 100).toFixed(2)}%, final train loss ${report.finalLoss.toFixed(4)}` +
+        (final.error ? ` — error: ${final.error}` : ''),
+    );
+    if (options.report) {
+      mkdirSync(path.dirname(path.resolve(options.report)), { recursive: true });
+      writeFileSync(options.report, `${JSON.stringify(report, null, 2)}\n`);
+      out(`phalanx: report written to ${options.report}`);
+    }
+    return report;
+  } finally {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    await coordinator.shutdown();
+  }
+}
+
+export function describeModel(spec: JobSpec): string {
+  return spec.model.kind === 'mlp' ? `MLP 784-${spec.model.hidden.join('-')}-10` : 'CNN (431,080 params)';
+}

@@ -1,0 +1,319 @@
+/**
+ * The `phalanx` command. Flags > environment (PHALANX_*) > config file > defaults.
+ * Exit codes: 0 ok, 1 failure, 2 usage/invalid input, 3 not found.
+ */
+import { Command, Option } from 'commander';
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { parseJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
+import { startCoordinator } from '../coordinator/server.ts';
+import { runWorker } from '../worker/workerProcess.ts';
+import { launch } from './launch.ts';
+import { demoSpec } from './demoSpec.ts';
+import { JobsClient } from './jobsClient.ts';
+import { formatRound } from './progress.ts';
+import type { RoundReport } from '../coordinator/roundReport.ts';
+import type { BackendPreference } from '../worker/backend.ts';
+import { aggregateCommand } from './aggregateCommand.ts';
+
+const env = process.env;
+const DEFAULT_ADDRESS = env['PHALANX_COORDINATOR'] ?? '127.0.0.1:7070';
+
+function parseJsonOption(text: string | undefined, flag: string): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new UsageError(`${flag} must be a JSON object: ${(e as Error).message}`);
+  }
+}
+
+class UsageError extends Error {}
+
+function storeConfig(opts: {
+  store: string;
+  redisUrl?: string;
+  redisPrefix?: string;
+}): { kind: 'memory' } | { kind: 'redis'; url: string; keyPrefix?: string } {
+  if (opts.store === 'memory') return { kind: 'memory' };
+  if (opts.store === 'redis') {
+    return {
+      kind: 'redis',
+      url: opts.redisUrl ?? env['PHALANX_REDIS_URL'] ?? 'redis://127.0.0.1:6379',
+      keyPrefix: opts.redisPrefix ?? env['PHALANX_REDIS_PREFIX'],
+    };
+  }
+  throw new UsageError(`--store must be memory or redis (got '${opts.store}')`);
+}
+
+function loadSpecFile(file: string): JobSpecInput {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read job spec ${file}: ${(e as Error).message}`);
+  }
+  // Validate now for a clear error, but pass the raw input on so CLI overrides merge before defaults apply.
+  parseJobSpec(text);
+  return JSON.parse(JSON.stringify(parseJobSpec(text))) as JobSpecInput;
+}
+
+const program = new Command();
+program.name('phalanx').description('Byzantine-robust distributed training coordinator').showHelpAfterError();
+
+program
+  .command('coordinator')
+  .description('run the coordinator (gRPC parameter server)')
+  .option('--host <host>', 'listen address', env['PHALANX_HOST'] ?? '0.0.0.0')
+  .option('--port <port>', 'listen port', env['PHALANX_PORT'] ?? '7070')
+  .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default(env['PHALANX_STORE'] ?? 'memory'))
+  .option('--redis-url <url>', 'Redis URL (with --store redis)', env['PHALANX_REDIS_URL'])
+  .option('--redis-prefix <prefix>', 'key prefix in Redis (several deployments in one Redis)', env['PHALANX_REDIS_PREFIX'])
+  .option('--checkpoint-dir <dir>', 'override every job\'s checkpoint directory', env['PHALANX_CHECKPOINT_DIR'])
+  .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
+  .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
+  .action(async (opts: { host: string; port: string; store: string; redisUrl?: string; redisPrefix?: string; checkpointDir?: string; id?: string; heartbeatTtl: string }) => {
+    const c = await startCoordinator({
+      host: opts.host,
+      port: Number(opts.port),
+      store: storeConfig(opts),
+      checkpointDir: opts.checkpointDir,
+      id: opts.id,
+      heartbeatTtlMs: Number(opts.heartbeatTtl),
+      log: (m) => console.log(`${new Date().toISOString()} ${m}`),
+    });
+    const stop = () => void c.shutdown().then(() => process.exit(0));
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+program
+  .command('worker')
+  .description('run a worker that joins a job and trains on its shard')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .option('--name <name>', 'stable worker name (keeps its rank across restarts)', env['PHALANX_WORKER_NAME'] ?? (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`))
+  .option('--job <id>', 'job to join (default: the oldest running job)')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default(env['PHALANX_BACKEND'] ?? 'auto'))
+  .option('--byzantine <attack>', 'EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports)')
+  .option('--attack-options <json>', 'options of the attack as JSON')
+  .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
+  .option('--once', 'exit when the first job ends')
+  .action(async (opts: { coordinator: string; name: string; job?: string; backend: string; byzantine?: string; attackOptions?: string; data?: string; once?: boolean }) => {
+    const controller = new AbortController();
+    process.once('SIGTERM', () => controller.abort());
+    process.once('SIGINT', () => controller.abort());
+    await runWorker({
+      coordinator: opts.coordinator,
+      name: opts.name,
+      jobId: opts.job,
+      backend: opts.backend as BackendPreference,
+      byzantine: opts.byzantine ? { attack: opts.byzantine, options: parseJsonOption(opts.attackOptions, '--attack-options') ?? {} } : undefined,
+      dataPath: opts.data,
+      once: Boolean(opts.once),
+      signal: controller.signal,
+    });
+    process.exit(0);
+  });
+
+function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: string }): Command {
+  return cmd
+    .option('--config <job.yaml>', 'job spec file')
+    .option('--workers <n>', 'worker processes', defaults.workers)
+    .option('--byzantine <k>', 'how many of them are Byzantine (evaluation)', defaults.byzantine)
+    .option('--attack <name>', 'attack of the Byzantine workers', 'signflip')
+    .option('--attack-options <json>', 'attack options as JSON')
+    .option('--rule <name>', 'aggregation rule (overrides the spec)')
+    .option('--pre <list>', 'pre-aggregators, comma-separated (overrides the spec)')
+    .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
+    .option('--rounds <n>', 'rounds (overrides the spec)')
+    .option('--seed <n>', 'seed (overrides the spec)')
+    .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default('memory'))
+    .option('--redis-url <url>', 'Redis URL (with --store redis)')
+    .option('--port <port>', 'coordinator port (0 = any free port)', '0')
+    .option('--backend <name>', 'tfjs backend for the workers')
+    .option('--report <file>', 'write a JSON summary here')
+    .option('-v, --verbose', 'show coordinator and worker logs on stderr');
+}
+
+interface LaunchCliOptions {
+  config?: string;
+  workers: string;
+  byzantine: string;
+  attack: string;
+  attackOptions?: string;
+  rule?: string;
+  pre?: string;
+  f?: string;
+  rounds?: string;
+  seed?: string;
+  store: string;
+  redisUrl?: string;
+  port: string;
+  backend?: string;
+  report?: string;
+  verbose?: boolean;
+}
+
+async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<void> {
+  const spec: JobSpecInput = { ...base, aggregation: { ...(base.aggregation ?? {}) }, workers: { ...(base.workers ?? {}) } };
+  const workers = Number(opts.workers);
+  const byzantine = Number(opts.byzantine);
+  if (!Number.isInteger(workers) || workers < 1) throw new UsageError('--workers must be a positive integer');
+  if (!Number.isInteger(byzantine) || byzantine < 0 || byzantine > workers) throw new UsageError('--byzantine must be an integer in [0, workers]');
+  if (opts.rule) spec.aggregation!.rule = opts.rule;
+  if (opts.pre !== undefined) spec.aggregation!.pre = opts.pre ? opts.pre.split(',').map((s) => s.trim()) : [];
+  if (opts.f !== undefined) spec.aggregation!.f = Number(opts.f);
+  if (opts.rounds) spec.rounds = Number(opts.rounds);
+  if (opts.seed) spec.seed = Number(opts.seed);
+  spec.workers!.max = workers;
+  spec.workers!.min = Math.min(spec.workers?.min ?? workers, workers);
+  const report = await launch({
+    spec,
+    workers,
+    byzantine,
+    attack: opts.attack,
+    attackOptions: parseJsonOption(opts.attackOptions, '--attack-options'),
+    store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
+    port: Number(opts.port),
+    report: opts.report,
+    backend: opts.backend,
+    verbose: opts.verbose,
+  });
+  process.exit(report.state === 'completed' ? 0 : 1);
+}
+
+addLaunchOptions(
+  program.command('launch').description('run a coordinator and N local worker processes for one job'),
+  { workers: '4', byzantine: '0' },
+).action(async (opts: LaunchCliOptions) => {
+  await runLaunch(opts.config ? loadSpecFile(opts.config) : {}, opts);
+});
+
+addLaunchOptions(
+  program
+    .command('demo')
+    .description('Fashion-MNIST demo: 6 worker processes over gRPC, 2 of them Byzantine (sign flip), robust aggregation'),
+  { workers: '6', byzantine: '2' },
+).action(async (opts: LaunchCliOptions) => {
+  await runLaunch(opts.config ? loadSpecFile(opts.config) : demoSpec(), opts);
+});
+
+program
+  .command('submit <jobFile>')
+  .description('submit a job spec (YAML or JSON) to a coordinator')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .option('--watch', 'follow the job until it ends')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (file: string, opts: { coordinator: string; watch?: boolean; output: string }) => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+    }
+    parseJobSpec(text); // fail fast locally with field-level errors
+    const client = new JobsClient(opts.coordinator);
+    const job = await client.submit(text);
+    if (opts.output === 'json') console.log(JSON.stringify(job, null, 2));
+    else console.log(`submitted ${job.id} (${job.state})`);
+    if (opts.watch) await watch(client, job.id, opts.output);
+    client.close();
+  });
+
+program
+  .command('jobs')
+  .description('list jobs')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (opts: { coordinator: string; output: string }) => {
+    const client = new JobsClient(opts.coordinator);
+    const jobs = await client.list();
+    client.close();
+    if (opts.output === 'json') {
+      console.log(JSON.stringify(jobs, null, 2));
+      return;
+    }
+    console.log(['ID'.padEnd(28), 'STATE'.padEnd(10), 'ROUND'.padStart(12), '  CREATED'].join(' '));
+    for (const j of jobs) {
+      console.log([j.id.padEnd(28), j.state.padEnd(10), `${j.round}/${j.totalRounds}`.padStart(12), ` ${new Date(j.createdAtMs).toISOString()}`].join(' '));
+    }
+  });
+
+program
+  .command('status <jobId>')
+  .description('show one job')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (id: string, opts: { coordinator: string; output: string }) => {
+    const client = new JobsClient(opts.coordinator);
+    const job = await client.get(id);
+    client.close();
+    if (opts.output === 'json') {
+      console.log(JSON.stringify(job, null, 2));
+      return;
+    }
+    console.log(`job      ${job.id}\nstate    ${job.state}\nround    ${job.round}/${job.totalRounds}`);
+    if (job.error) console.log(`error    ${job.error}`);
+    if (job.resultJson) console.log(`result   ${job.resultJson}`);
+  });
+
+program
+  .command('watch <jobId>')
+  .description('follow a job: one line per round (trusted and flagged workers, loss, accuracy)')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .option('--from <round>', 'replay stored rounds from this one', undefined)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (id: string, opts: { coordinator: string; output: string; from?: string }) => {
+    const client = new JobsClient(opts.coordinator);
+    await watch(client, id, opts.output, opts.from === undefined ? undefined : Number(opts.from));
+    client.close();
+  });
+
+async function watch(client: JobsClient, id: string, output: string, from?: number): Promise<void> {
+  let total = 0;
+  let accuracy = NaN;
+  const started = Date.now();
+  await client.watch(id, from, (event) => {
+    if (output === 'json') {
+      console.log(JSON.stringify(event));
+      return;
+    }
+    if (event.job) {
+      total = Number(event.job.totalRounds);
+      console.log(`job ${event.job.id}: ${event.job.state} (round ${event.job.round}/${event.job.totalRounds})${event.job.error ? ` error: ${event.job.error}` : ''}`);
+    } else if (event.round) {
+      const r = event.round as unknown as RoundReport;
+      if (Number.isFinite(r.testAccuracy)) accuracy = r.testAccuracy;
+      console.log(formatRound(r, total, accuracy, (Date.now() - started) / 1000));
+    }
+  });
+}
+
+program
+  .command('aggregate')
+  .description('run a robust aggregation rule on vectors from a JSON file (research tool and conformance check)')
+  .requiredOption('--rule <name>', 'aggregation rule')
+  .requiredOption('--input <file>', 'JSON: {"vectors": [[...], ...], "f": 2, "options": {...}}')
+  .option('--f <n>', 'declared Byzantine count (overrides the file)')
+  .option('--pre <list>', 'pre-aggregators, comma-separated')
+  .option('--options <json>', 'rule options as JSON (merged over the file\'s)')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action((opts: { rule: string; input: string; f?: string; pre?: string; options?: string; output: string }) => {
+    aggregateCommand(opts);
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof UsageError || e instanceof JobSpecError) {
+    console.error(`phalanx: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const se = e as Partial<grpc.ServiceError>;
+  if (typeof se.code === 'number') {
+    console.error(`phalanx: ${grpc.status[se.code]}: ${se.details ?? se.message}`);
+    process.exit(se.code === grpc.status.NOT_FOUND ? 3 : 1);
+  }
+  console.error(`phalanx: ${(e as Error).stack ?? String(e)}`);
+  process.exit(1);
+});

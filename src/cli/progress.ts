@@ -1,0 +1,52 @@
+/**
+ * Live progress for long runs: on a terminal, one status line rewritten in place plus a permanent line at each
+ * evaluation; elsewhere (CI, pipes), a plain line every evaluation round and every ~5% of the run.
+ */
+import type { RoundReport } from '../coordinator/roundReport.ts';
+
+export class ProgressPrinter {
+  private readonly tty = Boolean(process.stdout.isTTY) && !process.env['CI'];
+  private readonly started = Date.now();
+  private readonly every: number;
+  private lastAccuracy = NaN;
+  private live = false;
+
+  constructor(
+    private readonly total: number,
+    private readonly write: (line: string) => void,
+  ) {
+    this.every = Math.max(1, Math.round(total / 20));
+  }
+
+  round(r: RoundReport): void {
+    const done = r.round + 1;
+    if (Number.isFinite(r.testAccuracy)) this.lastAccuracy = r.testAccuracy;
+    const line = formatRound(r, this.total, this.lastAccuracy, (Date.now() - this.started) / 1000);
+    const permanent = Number.isFinite(r.testAccuracy) || done === this.total || (!this.tty && done % this.every === 0);
+    if (this.tty) {
+      process.stdout.write(`\r\x1b[2K${line}${permanent ? '\n' : ''}`);
+      this.live = !permanent;
+    } else if (permanent) {
+      this.write(line);
+    }
+  }
+
+  done(): void {
+    if (this.tty && this.live) process.stdout.write('\n');
+  }
+}
+
+export function formatRound(r: RoundReport, total: number, accuracy: number, elapsed: number): string {
+  const done = r.round + 1;
+  const included = r.workers.filter((w) => w.included).length;
+  const flagged = r.workers.filter((w) => !w.included).map((w) => w.name);
+  const rate = elapsed > 0 ? done / elapsed : 0;
+  const eta = rate > 0 ? (total - done) / rate : 0;
+  const acc = Number.isFinite(accuracy) ? `${(accuracy * 100).toFixed(1)}%` : '  –  ';
+  return (
+    `round ${String(done).padStart(String(total).length)}/${total}  ` +
+    `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  test acc ${acc}  ` +
+    `included ${included}/${r.workers.length}${flagged.length ? ` (flagged ${flagged.join(',')})` : ''}` +
+    `${r.missing.length ? `  missing ${r.missing.length}` : ''}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s`
+  );
+}

@@ -1,0 +1,394 @@
+/**
+ * gRPC adapter for phalanx.v1.Coordinator: authenticates every call by its session credential, validates every
+ * byte a worker sends before anything is committed, and delegates to the JobManager / JobRuntime.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { CoordinatorHandlers } from '../gen/phalanx/v1/Coordinator.ts';
+import type { PushGradientRequest__Output } from '../gen/phalanx/v1/PushGradientRequest.ts';
+import type { PushGradientResponse } from '../gen/phalanx/v1/PushGradientResponse.ts';
+import type { PushHeader__Output } from '../gen/phalanx/v1/PushHeader.ts';
+import type { JobPhase } from '../gen/phalanx/v1/JobPhase.ts';
+import { decodeDenseInto, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { AUTH_HEADER } from '../transport/protocol.ts';
+import type { JobManager } from './jobManager.ts';
+import type { JobRuntime } from './jobRuntime.ts';
+import { Sessions, type WorkerIdentity } from './sessions.ts';
+import { StatusError, toServiceError, unary } from './grpcStatus.ts';
+
+export interface CoordinatorServiceOptions {
+  heartbeatIntervalMs: number;
+  heartbeatTtlMs: number;
+  /** Longest GetRound long-poll the server grants. */
+  maxWaitMs: number;
+}
+
+const ENCODINGS: Record<string, DenseEncoding | undefined> = {
+  ENCODING_FP32: 'fp32',
+  ENCODING_BF16: 'bf16',
+  ENCODING_UNSPECIFIED: 'fp32',
+};
+
+export function coordinatorHandlers(
+  manager: JobManager,
+  sessions: Sessions,
+  options: CoordinatorServiceOptions,
+): CoordinatorHandlers {
+  async function authenticate(metadata: grpc.Metadata): Promise<WorkerIdentity> {
+    const value = metadata.get(AUTH_HEADER)[0];
+    const text = typeof value === 'string' ? value : value?.toString('utf8');
+    if (!text || !text.startsWith('Bearer ')) {
+      throw new StatusError(grpc.status.UNAUTHENTICATED, 'missing session credential: call RegisterWorker first');
+    }
+    const identity = await sessions.verify(text.slice(7).trim());
+    if (!identity) throw new StatusError(grpc.status.UNAUTHENTICATED, 'unknown or invalid session credential: register again');
+    return identity;
+  }
+
+  function runtimeFor(jobId: string): JobRuntime {
+    const rt = manager.runtime(jobId);
+    if (rt) return rt;
+    throw new StatusError(grpc.status.NOT_FOUND, `job '${jobId}' is not running on this coordinator`);
+  }
+
+  return {
+    RegisterWorker: unary(async (call) => {
+      const caps = call.request.capabilities;
+      const { identity, token } = await sessions.register(call.request.name, {
+        backend: caps?.backend ?? '',
+        device: caps?.device ?? '',
+        memoryBytes: caps?.memoryBytes ?? 0,
+        hostname: caps?.hostname ?? '',
+        byzantine: caps?.byzantine ?? '',
+      });
+      await manager.heartbeat(identity.id, options.heartbeatTtlMs);
+      return {
+        workerId: identity.id,
+        sessionToken: token,
+        heartbeatIntervalMs: options.heartbeatIntervalMs,
+        heartbeatTtlMs: options.heartbeatTtlMs,
+      };
+    }),
+
+    Heartbeat: unary(async (call) => {
+      const identity = await authenticate(call.metadata);
+      await manager.heartbeat(identity.id, options.heartbeatTtlMs);
+      return { heartbeatIntervalMs: options.heartbeatIntervalMs };
+    }),
+
+    JoinJob: unary(async (call) => {
+      const identity = await authenticate(call.metadata);
+      const rt = call.request.jobId ? runtimeFor(call.request.jobId) : manager.oldestRuntime();
+      if (!rt) throw new StatusError(grpc.status.NOT_FOUND, 'no running job to join yet');
+      await manager.heartbeat(identity.id, options.heartbeatTtlMs);
+      const byzantine = String(identity.capabilities['byzantine'] ?? '');
+      const p = rt.join(identity.id, identity.name, byzantine);
+      return {
+        jobId: rt.jobId,
+        specJson: JSON.stringify(rt.spec),
+        rank: p.rank,
+        worldSize: rt.spec.workers.max,
+        layoutFingerprint: rt.fingerprint,
+        round: rt.round,
+      };
+    }),
+
+    LeaveJob: unary(async (call) => {
+      const identity = await authenticate(call.metadata);
+      runtimeFor(call.request.jobId).leave(identity.id, call.request.reason || 'left');
+      return {};
+    }),
+
+    GetRound: unary(async (call) => {
+      const identity = await authenticate(call.metadata);
+      const jobId = call.request.jobId;
+      let rt = manager.runtime(jobId);
+      if (rt && call.request.hasAfterRound) {
+        await rt.waitForRound(call.request.afterRound, Math.min(call.request.waitMs || 0, options.maxWaitMs));
+      }
+      rt = manager.runtime(jobId);
+      if (!rt) {
+        const job = await manager.store.getJob(jobId);
+        if (!job) throw new StatusError(grpc.status.NOT_FOUND, `job '${jobId}' not found`);
+        return { jobId, round: job.round, version: job.round, planId: '', phase: phaseOf(job.state), participant: false, pushed: false };
+      }
+      return {
+        jobId,
+        round: rt.round,
+        version: rt.round,
+        planId: '',
+        phase: rt.phase === 'completed' ? 'JOB_PHASE_COMPLETED' : rt.phase === 'failed' ? 'JOB_PHASE_FAILED' : rt.phase === 'cancelled' ? 'JOB_PHASE_CANCELLED' : 'JOB_PHASE_RUNNING',
+        participant: rt.isParticipant(identity.id),
+        pushed: rt.hasPushed(identity.id),
+      };
+    }),
+
+    PullParameters: (call) => {
+      void (async () => {
+        try {
+          const identity = await authenticate(call.metadata);
+          const rt = runtimeFor(call.request.jobId);
+          if (!rt.isParticipant(identity.id)) {
+            throw new StatusError(grpc.status.FAILED_PRECONDITION, `not a participant of job ${rt.jobId}: call JoinJob`);
+          }
+          const encoding = ENCODINGS[call.request.encoding as string];
+          if (!encoding) throw new StatusError(grpc.status.INVALID_ARGUMENT, `unsupported parameter encoding ${call.request.encoding}`);
+          const { version, chunks } = rt.parameterChunks(encoding);
+          const width = encoding === 'fp32' ? 4 : 2;
+          let offset = 0;
+          for (let i = 0; i < chunks.length; i++) {
+            if (call.cancelled) return;
+            const ok = call.write({
+              jobId: rt.jobId,
+              version,
+              offset,
+              totalElements: rt.layout.totalSize,
+              encoding: encoding === 'fp32' ? 'ENCODING_FP32' : 'ENCODING_BF16',
+              data: chunks[i],
+              chunkIndex: i,
+              chunkCount: chunks.length,
+              layoutFingerprint: rt.fingerprint,
+            });
+            offset += chunks[i].byteLength / width;
+            if (!ok) await new Promise<void>((resolve) => call.once('drain', resolve));
+          }
+          call.end();
+        } catch (e) {
+          call.destroy(Object.assign(new Error(), toServiceError(e)) as grpc.ServiceError);
+        }
+      })();
+    },
+
+    PushGradient: (call, callback) => {
+      const push = new PushReceiver(call, callback, authenticate, runtimeFor);
+      push.run();
+    },
+  };
+}
+
+function phaseOf(state: string): JobPhase {
+  switch (state) {
+    case 'queued':
+      return 'JOB_PHASE_QUEUED';
+    case 'running':
+      return 'JOB_PHASE_RUNNING';
+    case 'completed':
+      return 'JOB_PHASE_COMPLETED';
+    case 'failed':
+      return 'JOB_PHASE_FAILED';
+    default:
+      return 'JOB_PHASE_CANCELLED';
+  }
+}
+
+/**
+ * One client-streamed push: header, then chunks in layout order (layer ascending, offsets contiguous).
+ * Decodes into a pooled staging buffer; only a complete, finite, well-formed push is committed. Any violation
+ * answers a precise status and leaves the job untouched.
+ */
+class PushReceiver {
+  private header: PushHeader__Output | undefined;
+  private runtime: JobRuntime | undefined;
+  private identity: WorkerIdentity | undefined;
+  private buffer: Float32Array | undefined;
+  private encoding: DenseEncoding = 'fp32';
+  private layer = 0;
+  private layerOffset = 0;
+  private written = 0;
+  private bytes = 0;
+  private done = false;
+  private readonly queue: PushGradientRequest__Output[] = [];
+  private ended = false;
+  private ready = false;
+
+  constructor(
+    private readonly call: grpc.ServerReadableStream<PushGradientRequest__Output, PushGradientResponse>,
+    private readonly callback: grpc.sendUnaryData<PushGradientResponse>,
+    private readonly authenticate: (md: grpc.Metadata) => Promise<WorkerIdentity>,
+    private readonly runtimeFor: (jobId: string) => JobRuntime,
+  ) {}
+
+  run(): void {
+    // Messages may arrive before authentication resolves: queue them (bounded by flow control: we pause).
+    this.call.pause();
+    this.call.on('data', (msg: PushGradientRequest__Output) => {
+      if (this.done) return;
+      if (!this.ready) {
+        this.queue.push(msg);
+        return;
+      }
+      this.handle(msg);
+    });
+    this.call.on('end', () => {
+      this.ended = true;
+      if (this.ready) this.finish();
+    });
+    this.call.on('error', () => this.abort());
+    this.call.on('cancelled', () => this.abort());
+    this.authenticate(this.call.metadata).then(
+      (identity) => {
+        this.identity = identity;
+        this.ready = true;
+        for (const msg of this.queue.splice(0)) {
+          if (this.done) break;
+          this.handle(msg);
+        }
+        if (this.ended) this.finish();
+        else if (!this.done) this.call.resume();
+      },
+      (e: unknown) => this.reject(e),
+    );
+  }
+
+  private handle(msg: PushGradientRequest__Output): void {
+    try {
+      if (msg.part === 'header' && msg.header) {
+        if (this.header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'push carries a second header');
+        this.onHeader(msg.header);
+      } else if (msg.part === 'chunk' && msg.chunk) {
+        if (!this.header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'push must start with a PushHeader');
+        this.onChunk(msg.chunk.jobId, msg.chunk.round, msg.chunk.layer, msg.chunk.offset, msg.chunk.data);
+      } else {
+        throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty PushGradientRequest');
+      }
+    } catch (e) {
+      this.reject(e);
+    }
+  }
+
+  private onHeader(h: PushHeader__Output): void {
+    const rt = this.runtimeFor(h.jobId);
+    const id = this.identity!.id;
+    if (!rt.isParticipant(id)) {
+      throw new StatusError(grpc.status.FAILED_PRECONDITION, `not a participant of job ${rt.jobId}: call JoinJob`);
+    }
+    this.runtime = rt;
+    this.header = h;
+    const pre = rt.precheck(id, h.round);
+    if (pre) {
+      this.respond(pre.status, pre.currentRound, pre.status === 'late' ? `round ${h.round} is closed: resync` : 'already accepted');
+      return;
+    }
+    if (h.round > rt.round) {
+      throw new StatusError(grpc.status.FAILED_PRECONDITION, `round ${h.round} is not open (open round: ${rt.round}): resync`);
+    }
+    if (h.planId !== '') {
+      throw new StatusError(grpc.status.INVALID_ARGUMENT, `plan_id '${h.planId}' does not match the job's plan ''`);
+    }
+    const encoding = ENCODINGS[h.encoding as string];
+    if (!encoding || encoding !== rt.spec.compression.encoding) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `encoding ${h.encoding} does not match the job's ${rt.spec.compression.encoding}`,
+      );
+    }
+    if (h.totalElements !== rt.layout.totalSize) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `wrong shape: push declares ${h.totalElements} elements, the job's layout has ${rt.layout.totalSize}`,
+      );
+    }
+    if (h.layoutFingerprint && h.layoutFingerprint !== rt.fingerprint) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `layout fingerprint ${h.layoutFingerprint} does not match the job's ${rt.fingerprint}`,
+      );
+    }
+    this.encoding = encoding;
+    this.buffer = rt.acquireBuffer();
+  }
+
+  private onChunk(jobId: string, round: number, layer: number, offset: number, data: Buffer): void {
+    if (this.done || !this.buffer) return;
+    const rt = this.runtime!;
+    const h = this.header!;
+    if (jobId !== h.jobId || round !== h.round) {
+      throw new StatusError(grpc.status.INVALID_ARGUMENT, `chunk for job ${jobId} round ${round} inside a push for ${h.jobId} round ${h.round}`);
+    }
+    const layers = rt.layout.layers;
+    // Skip over layers already complete.
+    while (this.layer < layers.length && this.layerOffset === layers[this.layer].size) {
+      this.layer++;
+      this.layerOffset = 0;
+    }
+    if (this.layer >= layers.length) {
+      throw new StatusError(grpc.status.RESOURCE_EXHAUSTED, `push exceeds the layout's ${rt.layout.totalSize} elements`);
+    }
+    if (layer !== this.layer || offset !== this.layerOffset) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `chunk out of order: got layer ${layer} offset ${offset}, expected layer ${this.layer} ('${layers[this.layer].name}') offset ${this.layerOffset}`,
+      );
+    }
+    const slot = layers[layer];
+    const width = this.encoding === 'fp32' ? 4 : 2;
+    if (data.byteLength % width !== 0) {
+      throw new StatusError(grpc.status.INVALID_ARGUMENT, `chunk of ${data.byteLength} bytes is not whole ${this.encoding} elements`);
+    }
+    const n = data.byteLength / width;
+    if (n === 0) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty chunk');
+    if (offset + n > slot.size) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `wrong shape: chunk of ${n} elements at offset ${offset} overruns layer '${slot.name}' of ${slot.size}`,
+      );
+    }
+    const bad = decodeDenseInto(data, this.buffer, slot.offset + offset, this.encoding);
+    if (bad >= 0) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `non-finite value in layer '${slot.name}' at element ${offset + bad}`,
+      );
+    }
+    this.layerOffset += n;
+    this.written += n;
+    this.bytes += data.byteLength;
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    try {
+      if (!this.header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty push: no PushHeader');
+      const rt = this.runtime!;
+      if (this.written !== rt.layout.totalSize) {
+        throw new StatusError(
+          grpc.status.INVALID_ARGUMENT,
+          `truncated push: ${this.written} of ${rt.layout.totalSize} elements`,
+        );
+      }
+      const outcome = rt.commit(this.identity!.id, this.header.round, this.buffer!, this.header.loss, this.bytes);
+      if (outcome.status !== 'accepted') rt.releaseBuffer(this.buffer!);
+      this.buffer = undefined;
+      this.respond(outcome.status, outcome.currentRound, outcome.status === 'late' ? 'round closed: resync' : '');
+    } catch (e) {
+      this.reject(e);
+    }
+  }
+
+  private respond(status: 'accepted' | 'duplicate' | 'late', currentRound: number, message: string): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
+    this.buffer = undefined;
+    const map = { accepted: 'PUSH_STATUS_ACCEPTED', duplicate: 'PUSH_STATUS_DUPLICATE', late: 'PUSH_STATUS_LATE' } as const;
+    this.callback(null, { status: map[status], currentRound, message });
+  }
+
+  private reject(e: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
+    this.buffer = undefined;
+    const err = toServiceError(e);
+    if (this.runtime && this.header && this.identity) {
+      this.runtime.recordRejection(this.identity.id, this.header.round, err.details ?? 'rejected');
+    }
+    this.callback(err as grpc.ServiceError);
+  }
+
+  private abort(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
+    this.buffer = undefined;
+  }
+}

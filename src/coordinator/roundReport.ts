@@ -1,0 +1,49 @@
+/** The per-round health report (mirrors phalanx.v1.RoundReport), kept in the state store and streamed to watchers. */
+export interface WorkerRoundHealth {
+  workerId: string;
+  name: string;
+  rank: number;
+  included: boolean;
+  trust: number;
+  weight: number;
+  norm: number;
+  cosine: number;
+  reason: string;
+  byzantine: string;
+  loss: number;
+}
+
+export interface RoundReport {
+  jobId: string;
+  round: number;
+  rule: string;
+  workers: WorkerRoundHealth[];
+  /** Participants that did not deliver a usable gradient this round (late, rejected, dropped), with reasons. */
+  missing: WorkerRoundHealth[];
+  updateNorm: number;
+  trainLoss: number;
+  testAccuracy: number;
+  testLoss: number;
+  timings: { collectMs: number; aggregateMs: number; optimizeMs: number; totalMs: number };
+  bytesReceived: number;
+  finishedAtMs: number;
+}
+
+export function missingWorker(
+  p: { workerId: string; name: string; rank: number; byzantine: string },
+  reason: string,
+): WorkerRoundHealth {
+  return {
+    workerId: p.workerId,
+    name: p.name,
+    rank: p.rank,
+    included: false,
+    trust: 0,
+    weight: 0,
+    norm: 0,
+    cosine: 0,
+    reason,
+    byzantine: p.byzantine,
+    loss: NaN,
+  };
+}

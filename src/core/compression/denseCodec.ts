@@ -1,0 +1,84 @@
+/**
+ * Dense wire codecs for parameters and gradients: fp32 and bf16, little-endian. Decoding copies into an
+ * aligned destination (protobuf `bytes` may start at any offset) and reports the first non-finite element, so
+ * the caller can reject a hostile push before anything is committed.
+ */
+export type DenseEncoding = 'fp32' | 'bf16';
+
+export function bytesPerElement(encoding: DenseEncoding): number {
+  return encoding === 'fp32' ? 4 : 2;
+}
+
+const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Encode src[from, from+count) into a new byte array. */
+export function encodeDense(src: Float32Array, from: number, count: number, encoding: DenseEncoding): Uint8Array {
+  if (encoding === 'fp32') {
+    const out = new Uint8Array(count * 4);
+    if (littleEndian) {
+      out.set(new Uint8Array(src.buffer, src.byteOffset + from * 4, count * 4));
+    } else {
+      const view = new DataView(out.buffer);
+      for (let i = 0; i < count; i++) view.setFloat32(i * 4, src[from + i], true);
+    }
+    return out;
+  }
+  const out = new Uint8Array(count * 2);
+  const bits = new Uint32Array(src.buffer, src.byteOffset + from * 4, count);
+  for (let i = 0; i < count; i++) {
+    const b = bits[i];
+    let half: number;
+    if ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0) {
+      half = (b >>> 16) | 0x0040; // keep NaN a quiet NaN
+    } else {
+      // round to nearest, ties to even
+      half = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+    }
+    out[2 * i] = half & 0xff;
+    out[2 * i + 1] = (half >>> 8) & 0xff;
+  }
+  return out;
+}
+
+/**
+ * Decode `bytes` into dst[offset, offset + n). Returns the index (relative to offset) of the first non-finite
+ * value, or -1. Throws if the byte length is not a whole number of elements or does not fit.
+ */
+export function decodeDenseInto(
+  bytes: Uint8Array,
+  dst: Float32Array,
+  offset: number,
+  encoding: DenseEncoding,
+): number {
+  const width = bytesPerElement(encoding);
+  if (bytes.byteLength % width !== 0) {
+    throw new RangeError(`chunk of ${bytes.byteLength} bytes is not a whole number of ${encoding} elements`);
+  }
+  const n = bytes.byteLength / width;
+  if (offset < 0 || offset + n > dst.length) {
+    throw new RangeError(`chunk of ${n} elements at offset ${offset} overruns a tensor of ${dst.length}`);
+  }
+  if (encoding === 'fp32') {
+    if (littleEndian) {
+      new Uint8Array(dst.buffer, dst.byteOffset + offset * 4, n * 4).set(bytes);
+    } else {
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let i = 0; i < n; i++) dst[offset + i] = view.getFloat32(i * 4, true);
+    }
+  } else {
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset + offset * 4, n);
+    for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
+  }
+  return firstNonFinite(dst, offset, n);
+}
+
+/** Index (relative to `from`) of the first NaN/±Inf in a[from, from+count), or -1. */
+export function firstNonFinite(a: Float32Array, from: number, count: number): number {
+  const end = from + count;
+  for (let i = from; i < end; i++) {
+    const v = a[i];
+    // v - v is 0 for finite v and NaN for NaN/±Inf.
+    if (v - v !== 0) return i - from;
+  }
+  return -1;
+}

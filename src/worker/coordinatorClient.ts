@@ -1,0 +1,178 @@
+/**
+ * Typed, promise-based client for phalanx.v1.Coordinator: carries the session credential on every call, streams
+ * parameters in and gradients out in ≤ 1 MiB chunks while respecting back-pressure.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { CoordinatorClient as GenCoordinatorClient } from '../gen/phalanx/v1/Coordinator.ts';
+import type { GetRoundResponse__Output } from '../gen/phalanx/v1/GetRoundResponse.ts';
+import type { JoinJobResponse__Output } from '../gen/phalanx/v1/JoinJobResponse.ts';
+import type { PushGradientResponse__Output } from '../gen/phalanx/v1/PushGradientResponse.ts';
+import type { RegisterWorkerResponse__Output } from '../gen/phalanx/v1/RegisterWorkerResponse.ts';
+import type { WorkerCapabilities } from '../gen/phalanx/v1/WorkerCapabilities.ts';
+import type { PushGradientRequest } from '../gen/phalanx/v1/PushGradientRequest.ts';
+import { decodeDenseInto, encodeDense, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
+import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
+
+export interface PushMeta {
+  jobId: string;
+  round: number;
+  loss: number;
+  samples: number;
+  attempt: number;
+  encoding: DenseEncoding;
+  layoutFingerprint: string;
+}
+
+const ENC = { fp32: 'ENCODING_FP32', bf16: 'ENCODING_BF16' } as const;
+
+export class CoordinatorClient {
+  readonly raw: GenCoordinatorClient;
+  private token = '';
+
+  constructor(
+    readonly address: string,
+    credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {
+    this.raw = new proto.phalanx.v1.Coordinator(address, credentials, CHANNEL_OPTIONS);
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+
+  setToken(token: string): void {
+    this.token = token;
+  }
+
+  private md(): grpc.Metadata {
+    return authMetadata(this.token);
+  }
+
+  private deadline(ms: number): grpc.CallOptions {
+    return { deadline: Date.now() + ms };
+  }
+
+  async register(name: string, capabilities: WorkerCapabilities, timeoutMs = 10_000): Promise<RegisterWorkerResponse__Output> {
+    const res = await new Promise<RegisterWorkerResponse__Output>((resolve, reject) =>
+      this.raw.RegisterWorker({ name, capabilities }, this.deadline(timeoutMs), (err, r) => (err ? reject(err) : resolve(r!))),
+    );
+    this.token = res.sessionToken;
+    return res;
+  }
+
+  heartbeat(jobId: string, round: number): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.raw.Heartbeat({ jobId, round }, this.md(), this.deadline(5000), (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  join(jobId: string): Promise<JoinJobResponse__Output> {
+    return new Promise((resolve, reject) =>
+      this.raw.JoinJob({ jobId }, this.md(), this.deadline(10_000), (err, r) => (err ? reject(err) : resolve(r!))),
+    );
+  }
+
+  leave(jobId: string, reason: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.raw.LeaveJob({ jobId, reason }, this.md(), this.deadline(5000), (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  getRound(jobId: string, afterRound: number | undefined, waitMs: number): Promise<GetRoundResponse__Output> {
+    return new Promise((resolve, reject) =>
+      this.raw.GetRound(
+        { jobId, afterRound: Math.max(0, afterRound ?? 0), hasAfterRound: afterRound !== undefined, waitMs },
+        this.md(),
+        this.deadline(waitMs + 10_000),
+        (err, r) => (err ? reject(err) : resolve(r!)),
+      ),
+    );
+  }
+
+  /** Pull the current parameters into `dst`; returns the version received. */
+  pull(jobId: string, dst: Float32Array, fingerprint: string, encoding: DenseEncoding = 'fp32', timeoutMs = 120_000): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const stream = this.raw.PullParameters({ jobId, encoding: ENC[encoding] }, this.md(), this.deadline(timeoutMs));
+      let version = -1;
+      let received = 0;
+      let failed = false;
+      const fail = (e: Error) => {
+        if (failed) return;
+        failed = true;
+        stream.cancel();
+        reject(e);
+      };
+      stream.on('data', (chunk: { version: number; offset: number; totalElements: number; data: Buffer; layoutFingerprint: string; encoding: string }) => {
+        if (failed) return;
+        if (chunk.totalElements !== dst.length || chunk.layoutFingerprint !== fingerprint) {
+          fail(new Error(`parameter layout mismatch: coordinator sends ${chunk.totalElements} (${chunk.layoutFingerprint}), worker expects ${dst.length} (${fingerprint})`));
+          return;
+        }
+        if (version === -1) version = chunk.version;
+        else if (chunk.version !== version) {
+          fail(new Error(`parameter version changed mid-stream (${version} → ${chunk.version})`));
+          return;
+        }
+        const enc: DenseEncoding = chunk.encoding === 'ENCODING_BF16' ? 'bf16' : 'fp32';
+        try {
+          const bad = decodeDenseInto(chunk.data, dst, chunk.offset, enc);
+          if (bad >= 0) throw new Error(`coordinator sent a non-finite parameter at ${chunk.offset + bad}`);
+        } catch (e) {
+          fail(e as Error);
+          return;
+        }
+        received += chunk.data.byteLength / (enc === 'fp32' ? 4 : 2);
+      });
+      stream.on('error', (e) => fail(e));
+      stream.on('end', () => {
+        if (failed) return;
+        if (received !== dst.length) reject(new Error(`parameter stream ended after ${received} of ${dst.length} elements`));
+        else resolve(version);
+      });
+    });
+  }
+
+  /** Push a dense gradient: header, then per-layer chunks of ≤ 1 MiB, in layout order. */
+  push(gradient: Float32Array, layout: ParameterLayout, meta: PushMeta, timeoutMs = 120_000): Promise<PushGradientResponse__Output> {
+    return new Promise((resolve, reject) => {
+      const call = this.raw.PushGradient(this.md(), this.deadline(timeoutMs), (err, res) => (err ? reject(err) : resolve(res!)));
+      void (async () => {
+        const write = async (msg: PushGradientRequest) => {
+          if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', r));
+        };
+        await write({
+          header: {
+            jobId: meta.jobId,
+            round: meta.round,
+            planId: '',
+            attempt: meta.attempt,
+            encoding: ENC[meta.encoding],
+            totalElements: layout.totalSize,
+            layoutFingerprint: meta.layoutFingerprint,
+            loss: meta.loss,
+            samples: meta.samples,
+          },
+        });
+        const width = meta.encoding === 'fp32' ? 4 : 2;
+        const perChunk = Math.floor(CHUNK_BYTES / width);
+        for (let layer = 0; layer < layout.layers.length; layer++) {
+          const slot = layout.layers[layer];
+          for (let off = 0; off < slot.size; off += perChunk) {
+            const count = Math.min(perChunk, slot.size - off);
+            const bytes = encodeDense(gradient, slot.offset + off, count, meta.encoding);
+            await write({ chunk: { jobId: meta.jobId, round: meta.round, layer, offset: off, data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) } });
+          }
+        }
+        call.end();
+      })().catch((e: unknown) => {
+        call.cancel();
+        reject(e instanceof Error ? e : new Error(String(e)));
+      });
+    });
+  }
+}
+
+export function isStatus(e: unknown, ...codes: grpc.status[]): boolean {
+  return typeof e === 'object' && e !== null && 'code' in e && codes.includes((e as grpc.ServiceError).code);
+}

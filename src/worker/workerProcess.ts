@@ -1,0 +1,210 @@
+/**
+ * The worker's main loop: register → heartbeat → join a job → per round: pull, compute, push. Survives a
+ * coordinator restart (reconnects with backoff, re-registers if its session is unknown, rejoins if it is no
+ * longer a participant) and resyncs after a late push.
+ */
+import * as grpc from '@grpc/grpc-js';
+import os from 'node:os';
+import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
+import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
+import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
+import { createTrainer } from '../models/trainer.ts';
+import type { Trainer } from '../models/types.ts';
+import { selectBackend, type BackendPreference } from './backend.ts';
+import { CoordinatorClient, isStatus } from './coordinatorClient.ts';
+import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
+
+export interface WorkerOptions {
+  coordinator: string;
+  name: string;
+  /** Job to join; empty = the oldest running job. */
+  jobId?: string;
+  backend?: BackendPreference;
+  byzantine?: ByzantineConfig;
+  /** Exit after the first job ends (launch/demo) instead of waiting for the next one. */
+  once?: boolean;
+  /** Override the dataset directory of the job spec. */
+  dataPath?: string;
+  log?: (message: string) => void;
+  signal?: AbortSignal;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+
+class Backoff {
+  private attempt = 0;
+  constructor(
+    private readonly base = 200,
+    private readonly max = 5000,
+  ) {}
+  next(): number {
+    const ms = Math.min(this.max, this.base * 2 ** this.attempt++);
+    return ms / 2 + Math.random() * (ms / 2);
+  }
+  reset(): void {
+    this.attempt = 0;
+  }
+}
+
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  const log = options.log ?? ((m: string) => console.log(m));
+  const selection = await selectBackend(options.backend ?? 'auto');
+  log(`[${options.name}] tfjs backend: ${selection.backend} — ${selection.reason}`);
+
+  const client = new CoordinatorClient(options.coordinator);
+  const backoff = new Backoff();
+  let registered = false;
+  let heartbeatTimer: NodeJS.Timeout | undefined;
+  let currentJob = '';
+  let currentRound = 0;
+  let dataset: { path: string | undefined; data: FashionMnist } | undefined;
+  let trainer: Trainer | undefined;
+  let trainerKey = '';
+
+  const register = async () => {
+    const res = await client.register(options.name, {
+      backend: selection.backend,
+      device: selection.gpu ? 'gpu' : 'cpu',
+      memoryBytes: os.totalmem(),
+      hostname: os.hostname(),
+      byzantine: options.byzantine ? options.byzantine.attack : '',
+    });
+    registered = true;
+    log(`[${options.name}] registered as ${res.workerId}`);
+    clearInterval(heartbeatTimer);
+    heartbeatTimer = setInterval(() => {
+      client.heartbeat(currentJob, currentRound).catch(() => {});
+    }, res.heartbeatIntervalMs);
+    heartbeatTimer.unref();
+  };
+
+  try {
+    while (!options.signal?.aborted) {
+      try {
+        if (!registered) await register();
+        let joined;
+        try {
+          joined = await client.join(options.jobId ?? '');
+        } catch (e) {
+          if (isStatus(e, grpc.status.NOT_FOUND)) {
+            log(`[${options.name}] waiting for a job: ${(e as grpc.ServiceError).details}`);
+            await sleep(backoff.next(), options.signal);
+            continue;
+          }
+          throw e;
+        }
+        backoff.reset();
+        const spec: JobSpec = validateJobSpec(JSON.parse(joined.specJson));
+        currentJob = joined.jobId;
+        log(`[${options.name}] joined job ${joined.jobId} as rank ${joined.rank}/${joined.worldSize} at round ${joined.round}`);
+
+        const key = JSON.stringify(spec.model);
+        if (!trainer || trainerKey !== key) {
+          trainer?.dispose();
+          trainer = await createTrainer(spec.model);
+          trainerKey = key;
+        }
+        const fingerprint = layoutFingerprint(trainer.layout);
+        if (fingerprint !== joined.layoutFingerprint) {
+          throw new Error(`layout mismatch: coordinator ${joined.layoutFingerprint}, worker ${fingerprint} — versions differ?`);
+        }
+        const dataPath = options.dataPath ?? spec.data.path;
+        if (!dataset || dataset.path !== dataPath) {
+          dataset = { path: dataPath, data: await loadFashionMnist({ path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }) };
+          log(`[${options.name}] data: ${dataset.data.train.count} training examples from ${dataset.data.source}`);
+        }
+        const worker = new GradientWorker(trainer, dataset.data.train, spec, joined.rank, joined.worldSize, options.byzantine);
+        const done = await trainLoop(client, worker, spec, joined.jobId, fingerprint, options, log, (r) => (currentRound = r));
+        if (done && options.once) return;
+      } catch (e) {
+        if (options.signal?.aborted) return;
+        if (isStatus(e, grpc.status.UNAUTHENTICATED)) {
+          log(`[${options.name}] session not recognised; registering again`);
+          registered = false;
+        } else if (isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED)) {
+          log(`[${options.name}] coordinator unavailable; retrying`);
+        } else if (isStatus(e, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND)) {
+          log(`[${options.name}] ${(e as grpc.ServiceError).details}; rejoining`);
+        } else {
+          log(`[${options.name}] error: ${(e as Error).message}`);
+        }
+        await sleep(backoff.next(), options.signal);
+      }
+    }
+  } finally {
+    clearInterval(heartbeatTimer);
+    trainer?.dispose();
+    client.close();
+  }
+}
+
+/** Rounds of one job until it ends (true) or this worker must rejoin (throws). */
+async function trainLoop(
+  client: CoordinatorClient,
+  worker: GradientWorker,
+  spec: JobSpec,
+  jobId: string,
+  fingerprint: string,
+  options: WorkerOptions,
+  log: (m: string) => void,
+  onRound: (round: number) => void,
+): Promise<boolean> {
+  const params = new Float32Array(worker.trainer.layout.totalSize);
+  let lastDone: number | undefined;
+  let heldVersion = -1;
+  let attempt = 0;
+  const debug = Boolean(process.env['PHALANX_DEBUG']);
+  while (!options.signal?.aborted) {
+    const tWait = performance.now();
+    const info = await client.getRound(jobId, lastDone, 20_000);
+    if (info.phase !== 'JOB_PHASE_RUNNING') {
+      log(`[${options.name}] job ${jobId} ended (${info.phase.replace('JOB_PHASE_', '').toLowerCase()})`);
+      return true;
+    }
+    if (!info.participant) throw Object.assign(new Error('no longer a participant'), { code: grpc.status.FAILED_PRECONDITION, details: 'no longer a participant' });
+    const round = info.round;
+    onRound(round);
+    if (info.pushed) {
+      lastDone = round;
+      continue;
+    }
+    const t0 = performance.now();
+    if (heldVersion !== round) heldVersion = await client.pull(jobId, params, fingerprint, spec.compression.encoding);
+    const t1 = performance.now();
+    if (heldVersion !== round) {
+      // The round moved on while we pulled: resync.
+      lastDone = heldVersion - 1;
+      continue;
+    }
+    const contribution = await worker.contribute(params, round);
+    const t2 = performance.now();
+    if (contribution.behaviour === 'crash') {
+      log(`[${options.name}] byzantine behaviour 'crash': stopping`);
+      process.exit(0);
+    }
+    if (contribution.behaviour === 'straggle') await new Promise((r) => setTimeout(r, contribution.delayMs ?? 0));
+    const res = await client.push(contribution.vector, worker.trainer.layout, {
+      jobId,
+      round,
+      loss: contribution.loss,
+      samples: contribution.samples,
+      attempt: attempt++,
+      encoding: spec.compression.encoding,
+      layoutFingerprint: fingerprint,
+    });
+    const t3 = performance.now();
+    if (debug && round % 10 === 0) {
+      log(`[${options.name}] round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms`);
+    }
+    if (res.status === 'PUSH_STATUS_LATE') log(`[${options.name}] round ${round} push was late (open round ${res.currentRound}); resyncing`);
+    lastDone = round;
+  }
+  return false;
+}

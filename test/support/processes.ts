@@ -1,0 +1,86 @@
+/** Spawns real coordinator and worker processes (bin/phalanx.js) for integration tests. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
+
+export interface Proc {
+  child: ChildProcess;
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function startProcess(args: string[], env: Record<string, string> = {}): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let text = '';
+  const waiters: (() => void)[] = [];
+  const onData = (b: Buffer) => {
+    text += b.toString();
+    if (process.env['PHALANX_TEST_VERBOSE']) process.stderr.write(b);
+    for (const w of waiters.splice(0)) w();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    child,
+    output: () => text,
+    waitFor(pattern, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(
+          () => reject(new Error(`timed out waiting for ${pattern} in output:\n${text.slice(-3000)}`)),
+          timeoutMs,
+        );
+        const check = () => {
+          const m = text.match(pattern);
+          if (m) {
+            clearTimeout(t);
+            resolve(m);
+          } else if (child.exitCode !== null) {
+            clearTimeout(t);
+            reject(new Error(`process exited (${child.exitCode}) before ${pattern}:\n${text.slice(-3000)}`));
+          } else {
+            waiters.push(check);
+          }
+        };
+        check();
+        child.once('exit', () => waiters.push(check) && check());
+      });
+    },
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export async function startCoordinatorProcess(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ proc: Proc; address: string; port: number }> {
+  const proc = startProcess(['coordinator', '--host', '127.0.0.1', '--port', '0', ...args], env);
+  const m = await proc.waitFor(/coordinator listening on ([\d.]+):(\d+)/, 60_000);
+  return { proc, address: `${m[1]}:${m[2]}`, port: Number(m[2]) };
+}
+
+export function startWorkerProcess(address: string, name: string, extra: string[] = []): Proc {
+  return startProcess(['worker', '--coordinator', address, '--name', name, '--once', ...extra]);
+}
+
+export function tmpDir(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `phalanx-${prefix}-`));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
