@@ -1,0 +1,212 @@
+/**
+ * The embedded state store: everything in process memory, for a single machine (`phalanx demo`, tests).
+ * Deterministic: time comes only from the injected clock. Each method runs to completion without awaiting,
+ * so every transition is atomic with respect to other calls. Records are copied in and out, so callers never
+ * alias the store's state. Semantics match the Redis store exactly (one contract suite holds them together).
+ */
+import {
+  TERMINAL_JOB_STATES,
+  type CheckpointManifest,
+  type JobRecord,
+  type JobState,
+  type StateStore,
+  type StoredRoundReport,
+  type WorkerRecord,
+} from './stateStore.ts';
+
+export type Clock = () => number;
+
+interface QueueEntry {
+  seq: number;
+  jobId: string;
+  /** Set while claimed and not yet acknowledged. */
+  claim?: { consumer: string; at: number };
+}
+
+interface Lease {
+  owner: string;
+  expiresAt: number;
+}
+
+export class MemoryStateStore implements StateStore {
+  readonly kind = 'memory' as const;
+  private readonly clock: Clock;
+  private readonly jobs = new Map<string, JobRecord>();
+  /** Queue entries in submission order; an entry leaves the queue when acknowledged. */
+  private queue: QueueEntry[] = [];
+  private nextSeq = 0;
+  private readonly workers = new Map<string, WorkerRecord>();
+  /** Worker id → heartbeat expiry (ms). */
+  private readonly liveness = new Map<string, number>();
+  private readonly rounds = new Map<string, StoredRoundReport[]>();
+  private readonly checkpoints = new Map<string, CheckpointManifest>();
+  private readonly leases = new Map<string, Lease>();
+  /** Fencing counters outlive the leases they were issued for. */
+  private readonly leaseTokens = new Map<string, number>();
+
+  constructor(opts: { clock?: Clock } = {}) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  async connect(): Promise<void> {}
+  async close(): Promise<void> {}
+  async ping(): Promise<boolean> {
+    return true;
+  }
+
+  // --- jobs -------------------------------------------------------------------------------------------
+
+  async submitJob(job: JobRecord): Promise<void> {
+    if (this.jobs.has(job.id)) throw new Error(`state: job '${job.id}' already exists`);
+    this.jobs.set(job.id, { ...job, state: 'queued' });
+    this.queue.push({ seq: this.nextSeq++, jobId: job.id });
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const job = this.jobs.get(id);
+    return job && { ...job };
+  }
+
+  async listJobs(): Promise<JobRecord[]> {
+    return [...this.jobs.values()].sort(newestFirst).map((job) => ({ ...job }));
+  }
+
+  async transitionJob(
+    id: string,
+    from: readonly JobState[],
+    to: JobState,
+    patch: Partial<Pick<JobRecord, 'round' | 'error' | 'result'>> = {},
+  ): Promise<JobRecord | undefined> {
+    const job = this.jobs.get(id);
+    if (!job || !from.includes(job.state)) return undefined;
+    job.state = to;
+    job.updatedAt = this.clock();
+    if (patch.round !== undefined) job.round = patch.round;
+    if (patch.error !== undefined) job.error = patch.error;
+    if (patch.result !== undefined) job.result = patch.result;
+    return { ...job };
+  }
+
+  async setJobRound(id: string, round: number): Promise<void> {
+    const job = this.jobs.get(id);
+    if (!job) throw new Error(`state: setJobRound: unknown job '${id}'`);
+    job.round = round;
+    job.updatedAt = this.clock();
+  }
+
+  async claimQueuedJob(consumer: string, claimTimeoutMs: number): Promise<string | undefined> {
+    for (;;) {
+      const now = this.clock();
+      // A stale claim is older than any undelivered entry, so taking it over first keeps the queue FIFO.
+      const entry =
+        this.queue.find((e) => e.claim !== undefined && now - e.claim.at >= claimTimeoutMs) ??
+        this.queue.find((e) => e.claim === undefined);
+      if (!entry) return undefined;
+      entry.claim = { consumer, at: now };
+      const job = this.jobs.get(entry.jobId);
+      if (job && !TERMINAL_JOB_STATES.includes(job.state)) return entry.jobId;
+      // Cancelled (or otherwise finished) while queued: nothing to run, drop it and look further.
+      this.queue = this.queue.filter((e) => e !== entry);
+    }
+  }
+
+  async ackQueuedJob(consumer: string, id: string): Promise<void> {
+    this.queue = this.queue.filter((e) => !(e.jobId === id && e.claim?.consumer === consumer));
+  }
+
+  // --- workers ----------------------------------------------------------------------------------------
+
+  async putWorker(worker: WorkerRecord): Promise<void> {
+    this.workers.set(worker.id, { ...worker });
+  }
+
+  async getWorker(id: string): Promise<WorkerRecord | undefined> {
+    const worker = this.workers.get(id);
+    return worker && { ...worker };
+  }
+
+  async touchWorker(id: string, ttlMs: number): Promise<void> {
+    // A late heartbeat must not resurrect a removed worker.
+    if (this.workers.has(id)) this.liveness.set(id, this.clock() + ttlMs);
+  }
+
+  async liveWorkers(nowMs: number): Promise<string[]> {
+    const live: string[] = [];
+    for (const [id, expiresAt] of this.liveness) if (expiresAt > nowMs) live.push(id);
+    return live.sort();
+  }
+
+  async removeWorker(id: string): Promise<void> {
+    this.workers.delete(id);
+    this.liveness.delete(id);
+  }
+
+  // --- rounds -----------------------------------------------------------------------------------------
+
+  async appendRoundReport(report: StoredRoundReport, maxLen: number): Promise<void> {
+    checkMaxLen(maxLen);
+    // Appending round r drops stored rounds >= r: a job resumed from a checkpoint rewrites its history.
+    const history = (this.rounds.get(report.jobId) ?? []).filter((r) => r.round < report.round);
+    history.push({ ...report });
+    this.rounds.set(report.jobId, history.slice(-maxLen));
+  }
+
+  async listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]> {
+    if (limit <= 0) return [];
+    return (this.rounds.get(jobId) ?? [])
+      .filter((r) => r.round >= fromRound)
+      .slice(0, limit)
+      .map((r) => ({ ...r }));
+  }
+
+  // --- checkpoints ------------------------------------------------------------------------------------
+
+  async putCheckpointManifest(manifest: CheckpointManifest): Promise<void> {
+    this.checkpoints.set(manifest.jobId, { ...manifest });
+  }
+
+  async getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined> {
+    const manifest = this.checkpoints.get(jobId);
+    return manifest && { ...manifest };
+  }
+
+  // --- leases -----------------------------------------------------------------------------------------
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
+    const now = this.clock();
+    const lease = this.liveLease(name, now);
+    if (lease && lease.owner !== owner) return undefined;
+    this.leases.set(name, { owner, expiresAt: now + ttlMs });
+    if (lease) return this.leaseTokens.get(name);
+    const token = (this.leaseTokens.get(name) ?? 0) + 1;
+    this.leaseTokens.set(name, token);
+    return token;
+  }
+
+  async renewLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = this.clock();
+    const lease = this.liveLease(name, now);
+    if (lease?.owner !== owner) return false;
+    lease.expiresAt = now + ttlMs;
+    return true;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    if (this.liveLease(name, this.clock())?.owner === owner) this.leases.delete(name);
+  }
+
+  private liveLease(name: string, now: number): Lease | undefined {
+    const lease = this.leases.get(name);
+    return lease && lease.expiresAt > now ? lease : undefined;
+  }
+}
+
+/** Newest first; equal timestamps by id, descending (the Redis store's sorted-set order). */
+function newestFirst(a: JobRecord, b: JobRecord): number {
+  return b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
+function checkMaxLen(maxLen: number): void {
+  if (!Number.isInteger(maxLen) || maxLen < 1)
+    throw new Error(`state: appendRoundReport: maxLen must be a positive integer, got ${maxLen}`);
+}

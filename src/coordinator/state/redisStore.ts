@@ -1,0 +1,492 @@
+/**
+ * The Redis state store (ioredis 6, Redis >= 7; RESP3 on the wire, legacy reply shapes).
+ *
+ * Key layout (P = keyPrefix, default "phalanx:"). Keys used together share a hash tag, so each atomic step
+ * touches one Cluster slot:
+ *   P{job:<id>}                 hash    the job record
+ *   P{job:<id>}:rounds          stream  round history, entry id "<round>-1", capped with exact MAXLEN
+ *   P{job:<id>}:checkpoint      string  JSON of the latest checkpoint manifest
+ *   P{jobs}:index               zset    job id scored by createdAt (listJobs: newest first)
+ *   P{jobs}:queue               stream  the job queue, one entry {job: <id>} per submit; consumer group "scheduler"
+ *   P{jobs}:queue:entries       hash    job id → its queue entry id (for ack)
+ *   P{workers}:worker:<id>      hash    the worker record
+ *   P{workers}:alive:<id>       string  heartbeat, PX ttl
+ *   P{workers}:live             zset    worker id scored by heartbeat expiry (ms), the liveness index
+ *   P{lease:<name>}             string  lease owner, SET NX PX
+ *   P{lease:<name>}:token       counter fencing token, INCR on every acquisition
+ *
+ * Every transition is one Lua script named after it. The one step that spans two slots is submitJob (the job
+ * hash, then index + queue); it is ordered so that a retried submit completes an interrupted one.
+ */
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import {
+  TERMINAL_JOB_STATES,
+  type CheckpointManifest,
+  type JobRecord,
+  type JobState,
+  type StateStore,
+  type StoredRoundReport,
+  type WorkerRecord,
+} from './stateStore.ts';
+
+export type Clock = () => number;
+
+export interface RedisStateStoreOptions {
+  /** Prepended to every key (default "phalanx:"). */
+  keyPrefix?: string;
+  /** Time for record timestamps and heartbeat expiry scores; TTLs and claim idle times use Redis's clock. */
+  clock?: Clock;
+}
+
+const GROUP = 'scheduler';
+
+interface LuaScript {
+  name: string;
+  lua: string;
+  sha: string;
+}
+
+function script(name: string, lua: string): LuaScript {
+  return { name, lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/** Create the consumer group if the queue lost it (e.g. the key was deleted); a no-op error otherwise. */
+const ENSURE_GROUP = `redis.pcall('XGROUP', 'CREATE', KEYS[1], '${GROUP}', '0', 'MKSTREAM')\n`;
+/** Reading or acknowledging never creates the queue. */
+const NO_QUEUE_NO_OP = `if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n`;
+
+/** KEYS: job. ARGV: field, value, ... → 1 if created, 0 if the id exists. */
+const createJob = script(
+  'createJob',
+  `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`,
+);
+
+/** KEYS: queue, queue entries, index. ARGV: id, createdAt → 1 if enqueued, 0 if already indexed. */
+const enqueueJob = script(
+  'enqueueJob',
+  `if redis.call('ZADD', KEYS[3], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
+${ENSURE_GROUP}local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], entry)
+return 1`,
+);
+
+/** KEYS: job. ARGV: to, now, n, from_1..from_n, patch field, value, ... → the record (HGETALL) or nil. */
+const transitionJob = script(
+  'transitionJob',
+  `local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return false end
+local n = tonumber(ARGV[3])
+local allowed = false
+for i = 4, 3 + n do
+  if ARGV[i] == state then allowed = true end
+end
+if not allowed then return false end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
+for i = 4 + n, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return redis.call('HGETALL', KEYS[1])`,
+);
+
+/** KEYS: job. ARGV: round, now → 1, or 0 if the job does not exist. */
+const setJobRound = script(
+  'setJobRound',
+  `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'round', ARGV[1], 'updatedAt', ARGV[2])
+return 1`,
+);
+
+/**
+ * KEYS: queue. ARGV: consumer, claimTimeoutMs → {entry id, job id} or nil. Takes over the oldest claim idle
+ * for at least claimTimeoutMs (XAUTOCLAIM), else reads the next undelivered entry (XREADGROUP).
+ */
+const claimQueuedJob = script(
+  'claimQueuedJob',
+  `${NO_QUEUE_NO_OP}${ENSURE_GROUP}local cursor = '0-0'
+repeat
+  local r = redis.call('XAUTOCLAIM', KEYS[1], '${GROUP}', ARGV[1], ARGV[2], cursor, 'COUNT', 1)
+  cursor = r[1]
+  for _, e in ipairs(r[2]) do
+    if e[2] then return {e[1], e[2][2]} end
+  end
+until cursor == '0-0'
+local r = redis.call('XREADGROUP', 'GROUP', '${GROUP}', ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+if not r then return false end
+local e = r[1][2][1]
+return {e[1], e[2][2]}`,
+);
+
+/** KEYS: queue, queue entries. ARGV: consumer, job id → 1 if this consumer's claim was acknowledged, else 0. */
+const ackQueuedJob = script(
+  'ackQueuedJob',
+  `${NO_QUEUE_NO_OP}${ENSURE_GROUP}local entry = redis.call('HGET', KEYS[2], ARGV[2])
+if not entry then return 0 end
+local pending = redis.call('XPENDING', KEYS[1], '${GROUP}', entry, entry, 1)
+if #pending == 0 or pending[1][2] ~= ARGV[1] then return 0 end
+redis.call('XACK', KEYS[1], '${GROUP}', entry)
+redis.call('XDEL', KEYS[1], entry)
+redis.call('HDEL', KEYS[2], ARGV[2])
+return 1`,
+);
+
+/** KEYS: queue, queue entries. ARGV: entry id, job id. Removes an entry whose job has nothing left to run. */
+const discardQueuedJob = script(
+  'discardQueuedJob',
+  `redis.call('XACK', KEYS[1], '${GROUP}', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return 1`,
+);
+
+/** KEYS: worker, alive, live index. ARGV: id, ttlMs, expiresAt → 1, or 0 for an unknown worker. */
+const touchWorker = script(
+  'touchWorker',
+  `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1`,
+);
+
+/** KEYS: worker, alive, live index. ARGV: id. */
+const removeWorker = script(
+  'removeWorker',
+  `redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1`,
+);
+
+/**
+ * KEYS: rounds. ARGV: round, maxLen, report. Appending round r first drops stored rounds >= r (a job resumed
+ * from a checkpoint rewrites its history); stream ids must grow, so that case rebuilds the (capped) stream.
+ */
+const appendRoundReport = script(
+  'appendRoundReport',
+  `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 and tonumber(string.match(last[1][1], '^(%d+)-')) >= tonumber(ARGV[1]) then
+  local keep = redis.call('XRANGE', KEYS[1], '-', ARGV[1] .. '-0')
+  redis.call('DEL', KEYS[1])
+  for _, e in ipairs(keep) do redis.call('XADD', KEYS[1], e[1], unpack(e[2])) end
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1] .. '-1', 'report', ARGV[3])
+return 1`,
+);
+
+/** KEYS: lease, token. ARGV: owner, ttlMs → fencing token, or nil if another owner holds the lease. */
+const acquireLease = script(
+  'acquireLease',
+  `local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return tonumber(redis.call('GET', KEYS[2]))
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('INCR', KEYS[2])`,
+);
+
+/** KEYS: lease. ARGV: owner, ttlMs → 1 if extended, 0 if the lease is not ours. */
+const renewLease = script(
+  'renewLease',
+  `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])`,
+);
+
+/** KEYS: lease. ARGV: owner → 1 if released, 0 if the lease is not ours. */
+const releaseLease = script(
+  'releaseLease',
+  `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`,
+);
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+export class RedisStateStore implements StateStore {
+  readonly kind = 'redis' as const;
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly clock: Clock;
+  private readonly url: string;
+
+  constructor(url: string, opts: RedisStateStoreOptions = {}) {
+    this.url = redactUrl(url);
+    this.prefix = opts.keyPrefix ?? 'phalanx:';
+    this.clock = opts.clock ?? Date.now;
+    this.redis = new Redis(url, { lazyConnect: true, replyMapping: 'legacy', maxRetriesPerRequest: 3 });
+    // Errors are reported through rejected commands and connect(); without a listener ioredis stays quiet.
+    this.redis.on('error', () => {});
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await this.redis.connect();
+    } catch (err) {
+      this.redis.disconnect();
+      throw new Error(`state: cannot connect to Redis at ${this.url}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.redis.status === 'end' || this.redis.status === 'wait') return;
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.redis.status !== 'ready') return false;
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  // --- keys -------------------------------------------------------------------------------------------
+
+  private jobKey(id: string): string {
+    return `${this.prefix}{job:${id}}`;
+  }
+  private roundsKey(jobId: string): string {
+    return `${this.prefix}{job:${jobId}}:rounds`;
+  }
+  private checkpointKey(jobId: string): string {
+    return `${this.prefix}{job:${jobId}}:checkpoint`;
+  }
+  private jobsKeys(): [queue: string, entries: string, index: string] {
+    return [`${this.prefix}{jobs}:queue`, `${this.prefix}{jobs}:queue:entries`, `${this.prefix}{jobs}:index`];
+  }
+  private workerKeys(id: string): [worker: string, alive: string, live: string] {
+    return [
+      `${this.prefix}{workers}:worker:${id}`,
+      `${this.prefix}{workers}:alive:${id}`,
+      `${this.prefix}{workers}:live`,
+    ];
+  }
+  private leaseKeys(name: string): [lease: string, token: string] {
+    return [`${this.prefix}{lease:${name}}`, `${this.prefix}{lease:${name}}:token`];
+  }
+
+  /** EVALSHA, loading the script on NOSCRIPT (after a restart or failover the script cache is empty). */
+  private async run(s: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+    try {
+      try {
+        return await this.redis.evalsha(s.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!(err as Error).message?.startsWith('NOSCRIPT')) throw err;
+        return await this.redis.eval(s.lua, keys.length, ...keys, ...args);
+      }
+    } catch (err) {
+      throw new Error(`state: ${s.name} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  // --- jobs -------------------------------------------------------------------------------------------
+
+  async submitJob(job: JobRecord): Promise<void> {
+    const record: JobRecord = { ...job, state: 'queued' };
+    const created = await this.run(createJob, [this.jobKey(job.id)], jobFields(record));
+    const [queue, entries, index] = this.jobsKeys();
+    if (created !== 1) {
+      // The id exists. Only a retry of a submit that stopped before the enqueue step (same record, not yet
+      // indexed) may go on; anything else is a duplicate.
+      const existing = await this.getJob(job.id);
+      const interrupted =
+        existing?.createdAt === record.createdAt &&
+        existing.spec === record.spec &&
+        (await this.redis.zscore(index, job.id)) === null;
+      if (!interrupted) throw new Error(`state: job '${job.id}' already exists`);
+    }
+    const enqueued = await this.run(enqueueJob, [queue, entries, index], [job.id, record.createdAt]);
+    if (created !== 1 && enqueued !== 1) throw new Error(`state: job '${job.id}' already exists`);
+  }
+
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    return parseJob(await this.redis.hgetall(this.jobKey(id)));
+  }
+
+  async listJobs(): Promise<JobRecord[]> {
+    const ids = await this.redis.zrevrange(this.jobsKeys()[2], 0, -1);
+    if (ids.length === 0) return [];
+    // One read per job (different slots, so no pipeline/MULTI across them).
+    const records = await Promise.all(ids.map((id) => this.redis.hgetall(this.jobKey(id))));
+    const jobs: JobRecord[] = [];
+    for (const fields of records) {
+      const job = parseJob(fields);
+      if (job) jobs.push(job);
+    }
+    return jobs;
+  }
+
+  async transitionJob(
+    id: string,
+    from: readonly JobState[],
+    to: JobState,
+    patch: Partial<Pick<JobRecord, 'round' | 'error' | 'result'>> = {},
+  ): Promise<JobRecord | undefined> {
+    const args: (string | number)[] = [to, this.clock(), from.length, ...from];
+    if (patch.round !== undefined) args.push('round', patch.round);
+    if (patch.error !== undefined) args.push('error', patch.error);
+    if (patch.result !== undefined) args.push('result', patch.result);
+    const reply = await this.run(transitionJob, [this.jobKey(id)], args);
+    return Array.isArray(reply) ? parseJob(pairsToObject(reply as string[])) : undefined;
+  }
+
+  async setJobRound(id: string, round: number): Promise<void> {
+    const done = await this.run(setJobRound, [this.jobKey(id)], [round, this.clock()]);
+    if (done !== 1) throw new Error(`state: setJobRound: unknown job '${id}'`);
+  }
+
+  async claimQueuedJob(consumer: string, claimTimeoutMs: number): Promise<string | undefined> {
+    const [queue, entries] = this.jobsKeys();
+    for (;;) {
+      const reply = (await this.run(
+        claimQueuedJob,
+        [queue],
+        [consumer, Math.max(0, Math.floor(claimTimeoutMs))],
+      )) as [entry: string, jobId: string] | null;
+      if (!reply) return undefined;
+      const jobId = reply[1];
+      // Another slot: read after the claim; the caller's transitionJob (compare-and-set) is the real guard.
+      const state = await this.redis.hget(this.jobKey(jobId), 'state');
+      if (state !== null && !TERMINAL_JOB_STATES.includes(state as JobState)) return jobId;
+      // Cancelled (or otherwise finished) while queued: nothing to run, drop it and look further.
+      await this.run(discardQueuedJob, [queue, entries], [reply[0], jobId]);
+    }
+  }
+
+  async ackQueuedJob(consumer: string, id: string): Promise<void> {
+    await this.run(ackQueuedJob, this.jobsKeys().slice(0, 2), [consumer, id]);
+  }
+
+  // --- workers ----------------------------------------------------------------------------------------
+
+  async putWorker(worker: WorkerRecord): Promise<void> {
+    const [key] = this.workerKeys(worker.id);
+    const fields: Record<string, string | number> = { ...worker };
+    await this.redis.multi().del(key).hset(key, fields).exec();
+  }
+
+  async getWorker(id: string): Promise<WorkerRecord | undefined> {
+    const f = await this.redis.hgetall(this.workerKeys(id)[0]);
+    if (f.id === undefined) return undefined;
+    return {
+      id: f.id,
+      name: f.name,
+      sessionHash: f.sessionHash,
+      capabilities: f.capabilities,
+      registeredAt: Number(f.registeredAt),
+    };
+  }
+
+  async touchWorker(id: string, ttlMs: number): Promise<void> {
+    // A late heartbeat of a removed worker does nothing (the script checks the record exists).
+    await this.run(touchWorker, this.workerKeys(id), [
+      id,
+      Math.max(1, Math.ceil(ttlMs)),
+      this.clock() + ttlMs,
+    ]);
+  }
+
+  async liveWorkers(nowMs: number): Promise<string[]> {
+    const ids = await this.redis.zrangebyscore(this.workerKeys('')[2], `(${nowMs}`, '+inf');
+    return ids.sort();
+  }
+
+  async removeWorker(id: string): Promise<void> {
+    await this.run(removeWorker, this.workerKeys(id), [id]);
+  }
+
+  // --- rounds -----------------------------------------------------------------------------------------
+
+  async appendRoundReport(report: StoredRoundReport, maxLen: number): Promise<void> {
+    if (!Number.isInteger(maxLen) || maxLen < 1)
+      throw new Error(`state: appendRoundReport: maxLen must be a positive integer, got ${maxLen}`);
+    if (!Number.isSafeInteger(report.round) || report.round < 0)
+      throw new Error(`state: appendRoundReport: round must be a non-negative integer, got ${report.round}`);
+    await this.run(appendRoundReport, [this.roundsKey(report.jobId)], [report.round, maxLen, report.report]);
+  }
+
+  async listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]> {
+    if (limit <= 0) return [];
+    const start = `${Math.max(0, Math.ceil(fromRound))}-0`;
+    const entries = await this.redis.xrange(this.roundsKey(jobId), start, '+', 'COUNT', Math.floor(limit));
+    return entries.map(([entryId, fields]) => ({
+      jobId,
+      round: Number(entryId.slice(0, entryId.indexOf('-'))),
+      report: pairsToObject(fields).report,
+    }));
+  }
+
+  // --- checkpoints ------------------------------------------------------------------------------------
+
+  async putCheckpointManifest(manifest: CheckpointManifest): Promise<void> {
+    await this.redis.set(this.checkpointKey(manifest.jobId), JSON.stringify(manifest));
+  }
+
+  async getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined> {
+    const text = await this.redis.get(this.checkpointKey(jobId));
+    return text === null ? undefined : (JSON.parse(text) as CheckpointManifest);
+  }
+
+  // --- leases -----------------------------------------------------------------------------------------
+
+  async acquireLease(name: string, owner: string, ttlMs: number): Promise<number | undefined> {
+    const token = await this.run(acquireLease, this.leaseKeys(name), [owner, ttlArg(ttlMs)]);
+    return typeof token === 'number' ? token : undefined;
+  }
+
+  async renewLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.run(renewLease, this.leaseKeys(name).slice(0, 1), [owner, ttlArg(ttlMs)])) === 1;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.run(releaseLease, this.leaseKeys(name).slice(0, 1), [owner]);
+  }
+}
+
+function ttlArg(ttlMs: number): number {
+  return Math.max(1, Math.ceil(ttlMs));
+}
+
+function jobFields(job: JobRecord): string[] {
+  const fields: string[] = [];
+  for (const [k, v] of Object.entries(job)) if (v !== undefined) fields.push(k, String(v));
+  return fields;
+}
+
+function parseJob(f: Record<string, string>): JobRecord | undefined {
+  if (f.id === undefined) return undefined;
+  const job: JobRecord = {
+    id: f.id,
+    name: f.name,
+    spec: f.spec,
+    state: f.state as JobState,
+    createdAt: Number(f.createdAt),
+    updatedAt: Number(f.updatedAt),
+    round: Number(f.round),
+  };
+  if (f.error !== undefined) job.error = f.error;
+  if (f.result !== undefined) job.result = f.result;
+  return job;
+}
+
+function pairsToObject(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < pairs.length; i += 2) out[pairs[i]] = pairs[i + 1];
+  return out;
+}
