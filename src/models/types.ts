@@ -6,7 +6,8 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 
 export type ModelSpec =
   | { kind: 'mlp'; hidden: number[] }
-  | { kind: 'cnn' }; // the 431,080-parameter CNN of the robust-aggregation literature
+  // the 431,080-parameter CNN of the robust-aggregation literature
+  | { kind: 'cnn' };
 
 /** A batch of examples: images as float32 NHWC (28x28x1 flattened per example), labels as class ids. */
 export interface Batch {
@@ -29,6 +30,10 @@ export interface Trainer {
   /** Mean cross-entropy gradient of the batch at `params`. */
   gradient(params: Float32Array, batch: Batch): Promise<GradientResult>;
   /** Accuracy and mean loss over the first `limit` examples of a dataset split (all if omitted). */
-  evaluate(params: Float32Array, split: { images: Float32Array; labels: Uint8Array; count: number }, limit?: number): Promise<{ accuracy: number; loss: number }>;
+  evaluate(
+    params: Float32Array,
+    split: { images: Float32Array; labels: Uint8Array; count: number },
+    limit?: number,
+  ): Promise<{ accuracy: number; loss: number }>;
   dispose(): void;
 }

@@ -1,0 +1,192 @@
+/**
+ * The tfjs Trainer: gradients of the mean softmax cross-entropy at a given flat parameter vector, and
+ * batched evaluation. Stateless between calls apart from the preallocated gradient buffer: parameters come
+ * in as a Float32Array (layout order), are uploaded as one tensor per layer, and every tensor made for a call
+ * is released before it returns.
+ *
+ * Uses whatever tfjs backend is active when `createTrainer` runs (see worker/backend.ts); the kernel choice
+ * (custom conv / matMul gradients) is fixed then.
+ */
+import { layerView } from '../core/layout/parameterLayout.ts';
+import type { Model } from './model.ts';
+import { IMAGE_SIDE, IMAGE_SIZE, NUM_CLASSES } from './model.ts';
+import {
+  createOps,
+  defaultKernelChoice,
+  type KernelChoice,
+  type ModelOps,
+  softmaxCrossEntropy,
+} from './ops.ts';
+import { createModel } from './registry.ts';
+import { tf } from './tf.ts';
+import type { Batch, GradientResult, ModelSpec, Trainer } from './types.ts';
+
+export interface TrainerOptions {
+  /** Override the backend-derived kernel choice (tests compare the variants). */
+  kernels?: Partial<KernelChoice>;
+  /** Examples per forward pass in evaluate(); default 1000. */
+  evalBatchSize?: number;
+}
+
+export interface EvalSplit {
+  images: Float32Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+export class TfTrainer implements Trainer {
+  readonly layout;
+  readonly spec: ModelSpec;
+  /** The tfjs backend the trainer was created on. */
+  readonly backend: string;
+  readonly kernels: KernelChoice;
+  private readonly model: Model;
+  private readonly ops: ModelOps;
+  private readonly grad: Float32Array;
+  private readonly evalBatchSize: number;
+  private busy = false;
+  private disposed = false;
+
+  constructor(model: Model, options: TrainerOptions = {}) {
+    this.model = model;
+    this.spec = model.spec;
+    this.layout = model.layout;
+    this.backend = tf.getBackend();
+    this.kernels = { ...defaultKernelChoice(this.backend), ...options.kernels };
+    this.ops = createOps(this.kernels);
+    this.grad = new Float32Array(model.layout.totalSize);
+    this.evalBatchSize = options.evalBatchSize ?? 1000;
+    if (!Number.isInteger(this.evalBatchSize) || this.evalBatchSize <= 0) {
+      throw new Error(`trainer: evalBatchSize must be a positive integer, got ${options.evalBatchSize}`);
+    }
+  }
+
+  initialParameters(seed: number): Float32Array {
+    return this.model.initialParameters(seed);
+  }
+
+  /**
+   * Mean cross-entropy and its gradient over the batch. The returned `grad` is the trainer's own buffer,
+   * overwritten by the next call; one call at a time.
+   */
+  async gradient(params: Float32Array, batch: Batch): Promise<GradientResult> {
+    this.checkUsable();
+    this.checkParams(params);
+    const n = batch.size;
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`trainer: batch size must be a positive integer, got ${n}`);
+    if (batch.x.length < n * IMAGE_SIZE || batch.y.length < n) {
+      throw new Error(
+        `trainer: batch buffers too small for ${n} examples (x ${batch.x.length}, y ${batch.y.length})`,
+      );
+    }
+    if (this.busy) throw new Error('trainer: gradient() called while a previous call is still running');
+    this.busy = true;
+    let lossT: tf.Scalar | undefined;
+    let gradT: tf.Tensor1D | undefined;
+    try {
+      [lossT, gradT] = tf.tidy(() => {
+        const p = this.uploadParams(params);
+        const x = tf.tensor4d(batch.x.subarray(0, n * IMAGE_SIZE), [n, IMAGE_SIDE, IMAGE_SIDE, 1]);
+        const y = tf.oneHot(tf.tensor1d(labelsToInt32(batch.y, 0, n), 'int32'), NUM_CLASSES) as tf.Tensor2D;
+        const f = (...ps: tf.Tensor[]) => softmaxCrossEntropy(this.model.apply(ps, x, this.ops), y);
+        const { value, grads } = tf.valueAndGrads(f)(p);
+        const flat =
+          grads.length === 1 ? tf.reshape(grads[0], [-1]) : tf.concat(grads.map((g) => tf.reshape(g, [-1])));
+        return [value as tf.Scalar, flat as tf.Tensor1D];
+      });
+      const [lossData, gradData] = await Promise.all([lossT.data(), gradT.data()]);
+      if (gradData.length !== this.grad.length) {
+        throw new Error(`trainer: gradient has ${gradData.length} values, layout has ${this.grad.length}`);
+      }
+      this.grad.set(gradData as Float32Array);
+      return { grad: this.grad, loss: lossData[0] };
+    } finally {
+      lossT?.dispose();
+      gradT?.dispose();
+      this.busy = false;
+    }
+  }
+
+  /** Accuracy and mean cross-entropy over the first `limit` examples (all by default), in batches. */
+  async evaluate(
+    params: Float32Array,
+    split: EvalSplit,
+    limit?: number,
+  ): Promise<{ accuracy: number; loss: number }> {
+    this.checkUsable();
+    this.checkParams(params);
+    const total = Math.min(split.count, limit ?? split.count);
+    if (!(total > 0)) throw new Error(`trainer: nothing to evaluate (count ${split.count}, limit ${limit})`);
+    if (split.images.length < total * IMAGE_SIZE || split.labels.length < total) {
+      throw new Error(`trainer: split buffers too small for ${total} examples`);
+    }
+    const p = this.uploadParams(params);
+    let lossSum = 0;
+    let correct = 0;
+    try {
+      for (let start = 0; start < total; start += this.evalBatchSize) {
+        const n = Math.min(this.evalBatchSize, total - start);
+        const [lossT, correctT] = tf.tidy(() => {
+          const x = tf.tensor4d(split.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE), [
+            n,
+            IMAGE_SIDE,
+            IMAGE_SIDE,
+            1,
+          ]);
+          const labels = tf.tensor1d(labelsToInt32(split.labels, start, n), 'int32');
+          const logits = this.model.apply(p, x, this.ops);
+          const oneHot = tf.oneHot(labels, NUM_CLASSES) as tf.Tensor2D;
+          const lossSumT = tf.mul(softmaxCrossEntropy(logits, oneHot), n);
+          const correctT = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
+          return [lossSumT, correctT];
+        });
+        try {
+          const [l, c] = await Promise.all([lossT.data(), correctT.data()]);
+          lossSum += l[0];
+          correct += c[0];
+        } finally {
+          lossT.dispose();
+          correctT.dispose();
+        }
+      }
+    } finally {
+      tf.dispose(p);
+    }
+    return { accuracy: correct / total, loss: lossSum / total };
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+
+  private uploadParams(params: Float32Array): tf.Tensor[] {
+    return this.layout.layers.map((slot) => tf.tensor(layerView(params, slot), slot.shape, 'float32'));
+  }
+
+  private checkParams(params: Float32Array): void {
+    if (!(params instanceof Float32Array) || params.length !== this.layout.totalSize) {
+      throw new Error(`trainer: expected ${this.layout.totalSize} parameters, got ${params.length}`);
+    }
+  }
+
+  private checkUsable(): void {
+    if (this.disposed) throw new Error('trainer: used after dispose()');
+  }
+}
+
+/** A trainer for `spec` on the active tfjs backend (call selectBackend first). */
+export async function createTrainer(spec: ModelSpec, options: TrainerOptions = {}): Promise<TfTrainer> {
+  await tf.ready();
+  return new TfTrainer(createModel(spec), options);
+}
+
+function labelsToInt32(labels: Uint8Array, start: number, n: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = labels[start + i];
+    if (v >= NUM_CLASSES) throw new Error(`trainer: label ${v} at index ${start + i} is not a class id 0..9`);
+    out[i] = v;
+  }
+  return out;
+}
