@@ -225,7 +225,8 @@ export class JobRuntime extends EventEmitter {
     if (!this.participants.has(workerId)) throw new NotParticipantError(workerId, this.jobId);
     this.delivered.set(workerId, { vector, loss: Number.isFinite(loss) ? loss : NaN, bytes });
     this.missingThisRound.delete(workerId);
-    this.maybeClose();
+    // Answer the push first; aggregate on the next turn of the event loop.
+    setImmediate(() => this.maybeClose());
     return { status: 'accepted', currentRound: this.round };
   }
 

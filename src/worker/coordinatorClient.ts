@@ -24,6 +24,8 @@ export interface PushMeta {
   layoutFingerprint: string;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 const ENC = { fp32: 'ENCODING_FP32', bf16: 'ENCODING_BF16' } as const;
 
 export class CoordinatorClient {
@@ -160,7 +162,11 @@ export class CoordinatorClient {
           const slot = layout.layers[layer];
           for (let off = 0; off < slot.size; off += perChunk) {
             const count = Math.min(perChunk, slot.size - off);
-            const bytes = encodeDense(gradient, slot.offset + off, count, meta.encoding);
+            // fp32 on a little-endian host: a view, no copy (grpc-js serialises at write time).
+            const bytes =
+              meta.encoding === 'fp32' && LITTLE_ENDIAN
+                ? new Uint8Array(gradient.buffer, gradient.byteOffset + (slot.offset + off) * 4, count * 4)
+                : encodeDense(gradient, slot.offset + off, count, meta.encoding);
             await write({ chunk: { jobId: meta.jobId, round: meta.round, layer, offset: off, data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) } });
           }
         }

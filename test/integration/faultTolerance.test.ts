@@ -88,7 +88,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     expect(dropped.map((m) => m.reason).join(' ')).to.match(/heartbeat expired|late/);
     const last = rs[rs.length - 1];
     expect(last.workers.map((w) => w.name).sort()).to.deep.equal(['worker-0', 'worker-1']);
-    expect(JSON.parse(done.resultJson).testAccuracy).to.be.greaterThan(0.5);
+    expect(JSON.parse(done.resultJson).testAccuracy).to.be.greaterThan(0.3); // chance is 0.1
   });
 
   it('resumes a job from its last checkpoint after the coordinator is killed and restarted on Redis', async () => {
