@@ -51,6 +51,23 @@ export interface PreAggregator {
   readonly name: string;
   /** Returns a new set of vectors (may be fewer or more, e.g. bucketing). Never mutates its input. */
   apply(vectors: Float32Array[], f: number): Float32Array[];
+  /**
+   * Optional: like `apply`, plus the linear map from inputs to outputs, so that the pipeline can report each
+   * worker's trust and effective weight after mixing (NNM, bucketing) or scaling (clipping).
+   */
+  applyTracked?(vectors: Float32Array[], f: number): PreAggregation;
+  /** Serialisable state for checkpoints (optional; e.g. bucketing's round counter). */
+  saveState?(): Record<string, unknown>;
+  loadState?(state: Record<string, unknown>): void;
+}
+
+/**
+ * A pre-aggregator's output with its mixing matrix: out_i = Σ_j mixing[i·nIn + j]·in_j (row-major,
+ * vectors.length × nIn).
+ */
+export interface PreAggregation {
+  vectors: Float32Array[];
+  mixing: Float64Array;
 }
 
 export type RuleFactory = (options: Record<string, unknown>) => AggregationRule;
@@ -70,4 +87,9 @@ export interface AggregationSpec {
   f: number;
   pre: string[];
   options: Record<string, unknown>;
+  /**
+   * Optional: the vector length the pipeline expects (the model's parameter count). Without it, the most common
+   * length among the round's inputs is used (ties toward the length of the lowest-index input).
+   */
+  expectedLength?: number;
 }

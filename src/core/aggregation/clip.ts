@@ -1,0 +1,38 @@
+/**
+ * Static clipping pre-aggregator (ByzFL Clipping): xᵢ ← xᵢ·min(1, c/‖xᵢ‖₂); a vector is scaled only when
+ * ‖xᵢ‖ > c. Option c (≥ 0, default 2 as ByzFL). Never mutates its input: unclipped vectors are passed through by
+ * reference, clipped ones are written into buffers owned by this instance (valid until its next call).
+ *
+ * Precondition: n ≥ 1. Mixing matrix: diag(min(1, c/‖xᵢ‖)).
+ */
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
+import { checkPreInput, normSq, readNumber, Workspace } from './util.ts';
+
+export const createClip: PreAggregatorFactory = (options) => {
+  const c = readNumber('clip', options, 'c', 2, { min: 0 });
+  const ws = new Workspace();
+  const applyTracked = (vectors: Float32Array[], f: number): PreAggregation => {
+    const d = checkPreInput('clip', vectors, f);
+    const n = vectors.length;
+    const mixing = new Float64Array(n * n);
+    const out = vectors.map((x, i) => {
+      const norm = Math.sqrt(normSq(x));
+      if (!(norm > c)) {
+        mixing[i * n + i] = 1;
+        return x;
+      }
+      const scale = c / norm;
+      mixing[i * n + i] = scale;
+      const y = ws.f32(`out${i}`, d);
+      for (let k = 0; k < d; k++) y[k] = x[k] * scale;
+      return y;
+    });
+    return { vectors: out, mixing };
+  };
+  const pre: PreAggregator = {
+    name: 'clip',
+    apply: (vectors, f) => applyTracked(vectors, f).vectors,
+    applyTracked,
+  };
+  return pre;
+};

@@ -1,0 +1,666 @@
+/**
+ * Flag Aggregator (`flag`), Phalanx's default robust rule (../shared/specs/aggregation.md "Flag Aggregator",
+ * ../shared/research/robust-aggregation.md §1). Pure: no I/O, no randomness.
+ *
+ * ## Gram form (flagSolver.ts)
+ * Every quantity is a function of the p×p cosine Gram K = ĜᵀĜ of the normalised gradients ĝᵢ = gᵢ/‖gᵢ‖: one
+ * O(p²d) pass builds R = GᵀG (flagKernels.ts, WebAssembly SIMD or blocked JS, float64), K = D^{−1/2} R D^{−1/2};
+ * subspaces are Y = Ĝ B (B p×r); the IRLS step's weighted d×q matrix X = Ĝ C (q = p, or p² with the λ columns)
+ * only enters through M = C Cᵀ (p×p), so each step is a p×p symmetric eigenproblem of T = Lᵀ K L (M = L Lᵀ) —
+ * never d×q, never q×q. Output Ĝ c with c = (1/r) B Bᵀ K 1 (= (1/r)·Y Yᵀ Σᵢ ĝᵢ, the reference's scaling, checked
+ * against the vectors), reconstruction ratios vᵢ = ‖Bᵀ K eᵢ‖² = ‖Yᵀĝᵢ‖², then one O(pd) output pass
+ * Σᵢ (α cᵢ/‖gᵢ‖) gᵢ.
+ *
+ * ## mode: 'reference' (alias compat: 'garfield')
+ * Reproduces hamidralmasi/FlagAggregator `flag.aggregate` (one IRLS step of the flag median from Y₀ with ε = 1e-7,
+ * weights (|1 − ‖Y₀ᵀĝᵢ‖²| + ε)^(−1/4), ordered-pair difference columns ĝᵢ − ĝⱼ weighted λ/(p(p−1))·(…)^(−1/4),
+ * top-r left singular vectors, kept only if the objective Σᵢ √max(0, 1 − ‖Yᵀĝᵢ‖²) strictly decreased, else Y₀;
+ * output (1/r) Y Yᵀ Σᵢ ĝᵢ; ĝ = g/max(‖g‖, 1e-12), zero vectors stay in as zero columns). Options: r (default 1,
+ * or y0's width), lambda (0), epsilon (1e-7), y0 (d×r rows, the reference's random start; without it the weights
+ * are uniform, the reference's high-dimension limit). Matches every FA entry of the shared vectors to ≤ 3.5e-7
+ * relative (float32 reference), and its own float64 Gram-form entries to ≤ 5e-8.
+ *
+ * ## mode: 'phalanx' (default)
+ * Full IRLS of the flag median (relative objective change < `tolerance`, at most `maxIterations` steps) from a
+ * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
+ * then the options below. Defaults (FLAG_DEFAULTS; provisional until bench/robustness.ts tunes them):
+ *   r: 'auto', rMax: n − 2f, lambda: 0, epsilon: 1e-7, maxIterations: 100, tolerance: 1e-6, signAware: true,
+ *   signThreshold: 0, minTrust: 0, rescale: 'median-norm', warmStart: false.
+ * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
+ * excluded workers take no part in the output's linear combination (nor in the subspace).
+ *
+ * Health: trust = vᵢ ∈ [0, 1] (0 when excluded by the sign test: a flipped gradient has a high vᵢ, that is the
+ * weakness); weight = α·cᵢ, the coefficient of ĝᵢ in the update (α = rescale factor); included = not zero,
+ * non-finite, sign-excluded or below minTrust; cosine to the update from K. Diagnostics: r, iterations, objective
+ * (and its history), converged, irlsWeights (wᵢ² = (sᵢ + ε)^(−1/2) at the final subspace), reconstructionRatios,
+ * coefficients (cᵢ before rescaling), signScores, eigenvalues of K, subspaceEigenvalues, rescaleFactor, excluded.
+ *
+ * ## Known weaknesses, options, measurements
+ * Synthetic check (scratch script; n = 16, f = 3, d = 2·10⁴, honest = μ + σ·N(0, I), so an honest gradient's
+ * cosine to μ is 0.89 / 0.32 / 0.10 for σ = 0.5 / 3 / 10; cell = cosine of the update to the honest mean):
+ * - Sign blindness: −g spans the same line as g. Without signAware the flipped workers get the honest workers'
+ *   trust (shared-vector fixture: an outlier at cosine −0.67 gets v = 0.57) and their projections subtract
+ *   (test: ‖update‖ drops below 0.8× the honest-only update). `signAware` scores each worker by its cosine to the
+ *   robust direction u = Y a (a = principal axis of the projections Yᵀĝᵢ, oriented by a one-worker-one-vote
+ *   majority of signs) and excludes cosine < signThreshold (−1e-9 slack). σ = 3, per-worker flips −gⱼ:
+ *   0.94 → 1.00; −10·gⱼ: 0.94 → 1.00. Caveat (σ = 10, −μ copies): excluding them and refitting on the honest
+ *   workers alone lets full IRLS degenerate (next item) — 0.30 with signAware vs 1.00 without.
+ * - Large r admits colluders: with r ≥ (number of distinct directions) every worker is reconstructed (test:
+ *   r = 4, two identical Uniform[0,1) attackers get v > 0.9; the reference scripts use r = 8 for 15 workers).
+ *   Small r has the opposite failure: in noisy regimes f identical vectors carry more energy than the honest mean
+ *   (f vs 1 + (n−f−1)·cos²) and r = 1 locks onto them — σ = 3, three identical orthogonal vectors: r = 1 gives
+ *   −0.00 (captured), r = 2 0.96, r = 8 0.89; three copies of one honest gradient (mimic): r = 1 0.42, r = 2 0.92.
+ *   `r: 'auto'` = number of eigenvalues of K above 1.1·(1 + √(p/d))² (the noise bulk), clamped to [1, rMax, p−1]
+ *   (chooseRank): σ = 3 results 0.81–1.00 on all ten scenarios, equal to or better than every fixed r. An eigen-gap
+ *   ratio rule (argmax λₖ/λₖ₊₁) was tried first and picked r = 1 on mimic/ALIE (0.40–0.42).
+ * - Output ignores gradient norms: the reference returns ‖(1/r)YYᵀΣĝ‖ ≤ p/r whatever ‖gᵢ‖ (0.01–0.10× ‖μ‖ in the
+ *   check). `rescale: 'median-norm'` scales the update to the median ‖gᵢ‖ of the included workers (bounded by the
+ *   honest norms when attackers are a minority of the included; fast-check property). Note that this is a typical
+ *   *worker's* norm, larger than the honest mean's by the averaged-out noise: 1.11×, 2.43×, 3.41× ‖mean‖ for
+ *   σ = 0.5, 3, 10 — learning rates tuned for the mean need scaling.
+ * - Full IRLS in low-SNR regimes: the flag median of nearly orthogonal lines sits on a data line, so full IRLS
+ *   converges to a single worker (medoid-like): σ = 10, no attack: full IRLS 0.30, one step (maxIterations: 1)
+ *   0.90, reference 0.91; σ ≤ 3 the mean-direction local minimum holds (0.96–1.00). Full IRLS is kept as the
+ *   default per the spec; `maxIterations: 1–3` is the candidate for the robustness benchmark. `epsilon` barely
+ *   matters (σ = 10: 0.30 → 0.35 at ε = 0.3). Colluders capture r ≤ 3 at σ = 10 whatever the options.
+ *
+ * ## Cost (bench/aggregation.ts, n = 16, d = 10⁶, 2-core EPYC dev box shared with other jobs)
+ * One Gram pass (≈ 25–30 ms, WebAssembly SIMD) + one output pass (≈ 20–30 ms) + the p×p IRLS (≈ 5–9 ms at
+ * p = 16; at p = 32, r = 8 ≈ 50–95 ms: ~130 warm-started 32×32 Jacobi solves, the next thing to optimise);
+ * ≈ 50–90 ms in total at n = 16 for any r and λ (reference code: 0.69 s at r = 1, 2.7 s at r = 8, 49.9 s at
+ * r = 8, λ = 1). λ > 0 adds a p×p Cholesky and T = LᵀKL per step, nothing in d.
+ * warmStart adds r extra rows to the Gram pass and r output columns per round.
+ */
+import { PreconditionError } from './types.ts';
+import type {
+  AggregationInput,
+  AggregationResult,
+  AggregationRule,
+  RuleFactory,
+  WorkerHealth,
+} from './types.ts';
+import { gramMatrix, linearCombination } from './flagKernels.ts';
+import { FLAG_DEFAULTS, parseFlagOptions } from './flagOptions.ts';
+import type { FlagOptions } from './flagOptions.ts';
+import {
+  fitSubspace,
+  flagObjective,
+  irlsFlag,
+  irlsWeights,
+  mixingCoefficients,
+  projections,
+  reconstructionRatios,
+  uniformWeights,
+} from './flagSolver.ts';
+import type { IrlsResult } from './flagSolver.ts';
+import { symmetricEigen } from './symmetricEigen.ts';
+
+export { FLAG_DEFAULTS, parseFlagOptions };
+export type { FlagOptions };
+
+/** The reference normalises with F.normalize: ĝ = g / max(‖g‖, 1e-12). */
+const NORMALIZE_EPS = 1e-12;
+/** Slack on the sign test so that workers orthogonal to the robust direction are not excluded by rounding. */
+const SIGN_SLACK = 1e-9;
+
+type Status = 'ok' | 'zero' | 'non-finite';
+
+interface Prepared {
+  n: number;
+  d: number;
+  /** Gram of [vectors, extra] ((n + m)² row-major). */
+  R: Float64Array;
+  /** Stride of R (n + m). */
+  N: number;
+  norms: Float64Array;
+  status: Status[];
+}
+
+interface WarmState {
+  d: number;
+  r: number;
+  columns: Float32Array[];
+}
+
+function validateInput(input: AggregationInput): { n: number; d: number } {
+  const { vectors, workerIds, f } = input;
+  const n = vectors.length;
+  if (workerIds.length !== n) {
+    throw new PreconditionError(
+      `flag needs one worker id per vector (${workerIds.length} ids, ${n} vectors)`,
+    );
+  }
+  if (n < 1) throw new PreconditionError('flag needs n ≥ 1 vectors, got 0');
+  if (!Number.isInteger(f) || f < 0) throw new PreconditionError(`flag needs an integer f ≥ 0, got ${f}`);
+  const d = vectors[0].length;
+  for (let i = 1; i < n; i++) {
+    if (vectors[i].length !== d) {
+      throw new PreconditionError(
+        `flag needs vectors of equal length (vector ${i} has ${vectors[i].length}, not ${d})`,
+      );
+    }
+  }
+  return { n, d };
+}
+
+function prepare(input: AggregationInput, extra: Float32Array[]): Prepared {
+  const { n, d } = validateInput(input);
+  const all = extra.length > 0 ? [...input.vectors, ...extra] : input.vectors;
+  const R = gramMatrix(all);
+  const N = all.length;
+  const norms = new Float64Array(n);
+  const status: Status[] = [];
+  for (let i = 0; i < n; i++) {
+    const rii = R[i * N + i];
+    if (!Number.isFinite(rii)) {
+      status.push('non-finite');
+      norms[i] = 0;
+    } else {
+      norms[i] = Math.sqrt(rii);
+      status.push(rii > 0 ? 'ok' : 'zero');
+    }
+  }
+  return { n, d, R, N, norms, status };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : 0.5 * (s[m - 1] + s[m]);
+}
+
+function clamp01(x: number): number {
+  return x < 0 ? 0 : x > 1 ? 1 : x;
+}
+
+/** Sub-matrix K[rows, cols] (row-major |rows|×|cols|). */
+function subMatrix(K: Float64Array, p: number, rows: number[], cols: number[]): Float64Array {
+  const out = new Float64Array(rows.length * cols.length);
+  for (let a = 0; a < rows.length; a++) {
+    for (let b = 0; b < cols.length; b++) out[a * cols.length + b] = K[rows[a] * p + cols[b]];
+  }
+  return out;
+}
+
+/** Multiplicative margin on the noise edge used by r = 'auto'. */
+const AUTO_EDGE_MARGIN = 1.1;
+
+/**
+ * r = 'auto': the number of eigenvalues of the cosine Gram K that stand clear of the noise bulk, i.e. exceed
+ * 1.1·(1 + √(p/d))² (the Marchenko–Pastur upper edge of p independent unit vectors in d dimensions, with a 10 %
+ * margin: a direction must carry clearly more than one worker's worth of energy), clamped to [1, min(rMax, p − 1)].
+ * This is the spectral gap between the signal directions and the noise bulk; a ratio test λₖ/λₖ₊₁ among the signal
+ * eigenvalues was tried first and rejected: with f copies of one vector it often picked r = 1, and r = 1 then
+ * locks onto the copies (see the module comment).
+ */
+export function chooseRank(eigenvalues: ArrayLike<number>, p: number, d: number, rMax: number): number {
+  const edge = AUTO_EDGE_MARGIN * (1 + Math.sqrt(p / Math.max(d, 1))) ** 2;
+  let count = 0;
+  while (count < p && eigenvalues[count] > edge) count++;
+  return Math.max(1, Math.min(count, rMax, p - 1));
+}
+
+class FlagAggregator implements AggregationRule {
+  readonly name = 'flag';
+  private warm: WarmState | null = null;
+
+  constructor(private readonly options: FlagOptions) {}
+
+  aggregate(input: AggregationInput): AggregationResult {
+    return this.options.mode === 'reference' ? this.aggregateReference(input) : this.aggregatePhalanx(input);
+  }
+
+  saveState(): Record<string, unknown> {
+    const w = this.warm;
+    return {
+      version: 1,
+      subspace: w ? { d: w.d, r: w.r, columns: w.columns.map((c) => Array.from(c)) } : null,
+    };
+  }
+
+  loadState(state: Record<string, unknown>): void {
+    if (state.version !== 1) throw new Error(`flag: unsupported state version ${String(state.version)}`);
+    const s = state.subspace as { d?: unknown; r?: unknown; columns?: unknown } | null | undefined;
+    if (s === null || s === undefined) {
+      this.warm = null;
+      return;
+    }
+    const { d, r, columns } = s;
+    if (
+      typeof d !== 'number' ||
+      !Number.isInteger(d) ||
+      d < 0 ||
+      typeof r !== 'number' ||
+      !Number.isInteger(r)
+    ) {
+      throw new Error('flag: state.subspace needs integer d and r');
+    }
+    if (!Array.isArray(columns) || columns.length < 1 || columns.length > r) {
+      throw new Error('flag: state.subspace.columns must hold 1..r columns');
+    }
+    const cols = columns.map((c: unknown, k: number) => {
+      if ((!Array.isArray(c) && !(c instanceof Float32Array)) || c.length !== d) {
+        throw new Error(`flag: state.subspace.columns[${k}] must have length d = ${d}`);
+      }
+      const col = Float32Array.from(c as ArrayLike<number>);
+      for (const x of col)
+        if (!Number.isFinite(x)) throw new Error('flag: state.subspace has non-finite entries');
+      return col;
+    });
+    this.warm = { d, r, columns: cols };
+  }
+
+  private aggregatePhalanx(input: AggregationInput): AggregationResult {
+    const o = this.options;
+    const { vectors, workerIds, f } = input;
+    const { d } = validateInput(input);
+    const warm = o.warmStart && this.warm !== null && this.warm.d === d ? this.warm : null;
+    const pre = prepare(input, warm ? warm.columns : []);
+    const { n, R, N, norms, status } = pre;
+
+    const active: number[] = [];
+    for (let i = 0; i < n; i++) if (status[i] === 'ok') active.push(i);
+    const p = active.length;
+    if (p === 0)
+      throw new PreconditionError(`flag needs at least 1 valid (finite, non-zero) vector, got 0 of ${n}`);
+
+    // Cosine Gram of the active workers.
+    const K = new Float64Array(p * p);
+    for (let a = 0; a < p; a++) {
+      const ia = active[a];
+      for (let b = 0; b < p; b++) {
+        const ib = active[b];
+        K[a * p + b] = R[ia * N + ib] / (norms[ia] * norms[ib]);
+      }
+    }
+    const eigK = symmetricEigen(K, p);
+
+    const rMax = o.rMax ?? Math.max(1, n - 2 * f);
+    let r: number;
+    if (o.r === 'auto') r = chooseRank(eigK.values, p, d, rMax);
+    else {
+      r = o.r;
+      if (r > p) throw new PreconditionError(`flag needs r ≤ p (r = ${r}, p = ${p} valid vectors)`);
+    }
+
+    const irlsOptions = {
+      lambda: o.lambda,
+      epsilon: o.epsilon,
+      maxIterations: o.maxIterations,
+      tolerance: o.tolerance,
+    };
+    let start: { P: Float64Array; r: number } | null = null;
+    if (warm && warm.r === r) {
+      const m = warm.columns.length;
+      const P0 = new Float64Array(p * m);
+      for (let a = 0; a < p; a++) {
+        for (let k = 0; k < m; k++) P0[a * m + k] = R[active[a] * N + n + k] / norms[active[a]];
+      }
+      start = { P: P0, r: m };
+    }
+    const first = irlsFlag(K, p, r, irlsOptions, start);
+    const rEff0 = first.fit.rEff;
+    const v0 = reconstructionRatios(first.P, p, rEff0);
+
+    // Sign-aware and trust filters on the first fit.
+    const keep = new Array<boolean>(p).fill(true);
+    const reasons = new Array<string | undefined>(p).fill(undefined);
+    let signScores: Float64Array | null = null;
+    if (o.signAware && rEff0 > 0) {
+      signScores = this.robustDirectionScores(first.P, p, rEff0);
+      for (let a = 0; a < p; a++) {
+        if (signScores[a] < o.signThreshold - SIGN_SLACK) {
+          keep[a] = false;
+          reasons[a] = `flag: points against the robust direction (cosine ${signScores[a].toFixed(3)})`;
+        }
+      }
+    }
+    if (o.minTrust > 0) {
+      for (let a = 0; a < p; a++) {
+        if (keep[a] && v0[a] < o.minTrust) {
+          keep[a] = false;
+          reasons[a] = `flag: reconstruction ratio ${v0[a].toFixed(3)} below minTrust ${o.minTrust}`;
+        }
+      }
+    }
+    const S: number[] = [];
+    for (let a = 0; a < p; a++) if (keep[a]) S.push(a);
+    if (S.length === 0) {
+      throw new PreconditionError('flag: every worker was excluded by signThreshold/minTrust; relax them');
+    }
+
+    // Refit on the kept workers, so that excluded workers take no part in the output's linear combination.
+    const s = S.length;
+    let final: IrlsResult = first;
+    let KS: Float64Array = K;
+    let rS = r;
+    const refit = s < p;
+    if (refit) {
+      KS = subMatrix(K, p, S, S);
+      rS = Math.min(r, s);
+      // Fresh start on the kept set: a warm start from the first fit was measured to keep its lock on an
+      // attacker's line (σ = 3, −gⱼ flips, r = 1: 1.00 → 0.42).
+      final = irlsFlag(KS, s, rS, irlsOptions);
+    }
+    const { B, rEff } = final.fit;
+    const c = mixingCoefficients(KS, s, B, rEff, 1 / rS);
+    let outNorm2 = 0;
+    for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) outNorm2 += c[a] * KS[a * s + b] * c[b];
+    const outNorm = Math.sqrt(Math.max(0, outNorm2));
+    let alpha = 1;
+    if (o.rescale === 'median-norm') {
+      alpha = outNorm > 0 ? median(S.map((a) => norms[active[a]])) / outNorm : 0;
+    }
+
+    // Output pass (and the subspace for next round's warm start).
+    const used = S.map((a) => vectors[active[a]]);
+    const coef = S.map((a, t) => (alpha * c[t]) / norms[active[a]]);
+    const update = linearCombination(used, coef, d);
+    if (o.warmStart) {
+      const columns: Float32Array[] = [];
+      for (let k = 0; k < rEff; k++) {
+        columns.push(
+          linearCombination(
+            used,
+            S.map((a, t) => B[t * rEff + k] / norms[active[a]]),
+            d,
+          ),
+        );
+      }
+      this.warm = columns.length > 0 ? { d, r, columns } : null;
+    }
+
+    // Per-worker quantities for every active worker against the final subspace and output.
+    const KAS = refit
+      ? subMatrix(
+          K,
+          p,
+          Array.from({ length: p }, (_, a) => a),
+          S,
+        )
+      : K;
+    const Pall = new Float64Array(p * rEff);
+    const dotOut = new Float64Array(p);
+    for (let a = 0; a < p; a++) {
+      for (let k = 0; k < rEff; k++) {
+        let acc = 0;
+        for (let t = 0; t < s; t++) acc += KAS[a * s + t] * B[t * rEff + k];
+        Pall[a * rEff + k] = acc;
+      }
+      let acc = 0;
+      for (let t = 0; t < s; t++) acc += KAS[a * s + t] * c[t];
+      dotOut[a] = acc;
+    }
+    const v = reconstructionRatios(Pall, p, rEff);
+    const wFinal = irlsWeights(Pall, p, rEff, 0, o.epsilon).w2;
+
+    const pos = new Int32Array(n).fill(-1);
+    active.forEach((i, a) => (pos[i] = a));
+    const posS = new Int32Array(p).fill(-1);
+    S.forEach((a, t) => (posS[a] = t));
+    const workers: WorkerHealth[] = [];
+    const irlsW: number[] = new Array<number>(n).fill(0);
+    const ratios: number[] = new Array<number>(n).fill(0);
+    const coefficients: number[] = new Array<number>(n).fill(0);
+    const scores: (number | null)[] = new Array<number | null>(n).fill(null);
+    for (let i = 0; i < n; i++) {
+      const a = pos[i];
+      if (a < 0) {
+        workers.push({
+          index: i,
+          workerId: workerIds[i],
+          included: false,
+          trust: 0,
+          weight: 0,
+          norm: norms[i],
+          cosine: 0,
+          reason: status[i] === 'zero' ? 'zero-vector' : 'non-finite',
+        });
+        continue;
+      }
+      const t = posS[a];
+      const cosine = outNorm > 0 && alpha !== 0 ? (Math.sign(alpha) * dotOut[a]) / outNorm : 0;
+      ratios[i] = v[a];
+      irlsW[i] = wFinal[a];
+      if (signScores) scores[i] = signScores[a];
+      if (t >= 0) {
+        coefficients[i] = c[t];
+        workers.push({
+          index: i,
+          workerId: workerIds[i],
+          included: true,
+          trust: clamp01(v[a]),
+          weight: alpha * c[t],
+          norm: norms[i],
+          cosine,
+        });
+      } else {
+        workers.push({
+          index: i,
+          workerId: workerIds[i],
+          included: false,
+          trust: reasons[a]?.includes('minTrust') ? clamp01(v0[a]) : 0,
+          weight: 0,
+          norm: norms[i],
+          cosine,
+          reason: reasons[a],
+        });
+      }
+    }
+
+    return {
+      update,
+      workers,
+      diagnostics: {
+        mode: 'phalanx',
+        r,
+        rRequested: o.r,
+        rEffective: rEff,
+        lambda: o.lambda,
+        iterations: first.iterations + (refit ? final.iterations : 0),
+        converged: final.converged && first.converged,
+        objective: final.objective,
+        objectiveHistory: first.history,
+        refitObjectiveHistory: refit ? final.history : null,
+        warmStarted: start !== null,
+        irlsWeights: irlsW,
+        reconstructionRatios: ratios,
+        coefficients,
+        signScores: signScores ? scores : null,
+        excluded: workers.filter((w) => !w.included).map((w) => w.index),
+        eigenvalues: Array.from(eigK.values),
+        subspaceEigenvalues: Array.from(final.fit.mu.subarray(0, rEff)),
+        rescaleFactor: alpha,
+        outputNorm: outNorm * Math.abs(alpha),
+      },
+    };
+  }
+
+  /**
+   * Cosine of each worker to the robust direction u = Y a: a is the principal axis of the projections Pᵢ inside
+   * the subspace (sign-blind), oriented by a majority vote of the workers' signs (one vote each, so a few large or
+   * well-aligned vectors cannot outvote the rest; ties: the sum of projections, then the lowest index).
+   */
+  private robustDirectionScores(P: Float64Array, p: number, r: number): Float64Array {
+    let axis: Float64Array;
+    if (r === 1) axis = Float64Array.of(1);
+    else {
+      const C = new Float64Array(r * r);
+      for (let i = 0; i < p; i++) {
+        for (let k = 0; k < r; k++) for (let l = 0; l < r; l++) C[k * r + l] += P[i * r + k] * P[i * r + l];
+      }
+      const e = symmetricEigen(C, r);
+      axis = new Float64Array(r);
+      for (let k = 0; k < r; k++) axis[k] = e.vectors[k * r];
+    }
+    const proj = new Float64Array(p);
+    let vote = 0;
+    let sum = 0;
+    let firstSign = 0;
+    for (let i = 0; i < p; i++) {
+      let x = 0;
+      for (let k = 0; k < r; k++) x += P[i * r + k] * axis[k];
+      proj[i] = x;
+      sum += x;
+      if (x > SIGN_SLACK) vote++;
+      else if (x < -SIGN_SLACK) vote--;
+      if (firstSign === 0 && Math.abs(x) > SIGN_SLACK) firstSign = Math.sign(x);
+    }
+    const flip = vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)));
+    if (flip) for (let i = 0; i < p; i++) proj[i] = -proj[i];
+    return proj;
+  }
+
+  private aggregateReference(input: AggregationInput): AggregationResult {
+    const o = this.options;
+    const { vectors, workerIds } = input;
+    const { d } = validateInput(input);
+    const y0 = o.y0;
+    if (y0 && y0[0].length !== d) {
+      throw new PreconditionError(`flag (reference) needs y0 with d = ${d} rows, it has ${y0[0].length}`);
+    }
+    const pre = prepare(input, y0 ?? []);
+    const { n, R, N, norms, status } = pre;
+    const active: number[] = [];
+    for (let i = 0; i < n; i++) if (status[i] !== 'non-finite') active.push(i);
+    const p = active.length;
+    if (p === 0) throw new PreconditionError(`flag needs at least 1 valid (finite) vector, got 0 of ${n}`);
+    const r = o.r as number;
+    if (r > p) throw new PreconditionError(`flag needs r ≤ p (r = ${r}, p = ${p} valid vectors)`);
+    const scale = active.map((i) => 1 / Math.max(norms[i], NORMALIZE_EPS));
+    const K = new Float64Array(p * p);
+    for (let a = 0; a < p; a++) {
+      for (let b = 0; b < p; b++) K[a * p + b] = R[active[a] * N + active[b]] * scale[a] * scale[b];
+    }
+
+    // Start: P₀ = ĜᵀY₀, or P₀ = 0 (uniform weights) without Y₀.
+    const r0 = y0 ? r : 1;
+    const P0 = new Float64Array(p * r0);
+    if (y0) {
+      for (let a = 0; a < p; a++)
+        for (let k = 0; k < r; k++) P0[a * r + k] = R[active[a] * N + n + k] * scale[a];
+    }
+    const J0 = flagObjective(P0, p, r0);
+    const weights = y0 ? irlsWeights(P0, p, r0, o.lambda, o.epsilon) : uniformWeights(p, o.lambda, o.epsilon);
+    let accepted = false;
+    let J1 = J0;
+    let fit = null;
+    let P1: Float64Array | null = null;
+    if (J0 > 1e-10) {
+      fit = fitSubspace(K, p, weights, r);
+      P1 = projections(K, p, fit.B, fit.rEff);
+      J1 = flagObjective(P1, p, fit.rEff);
+      accepted = J0 - J1 > 0;
+    }
+
+    let update: Float32Array;
+    let v: Float64Array;
+    let c: Float64Array;
+    let dotOut: Float64Array;
+    let outNorm: number;
+    if (accepted && fit && P1) {
+      c = mixingCoefficients(K, p, fit.B, fit.rEff, 1 / r);
+      update = linearCombination(
+        active.map((i) => vectors[i]),
+        active.map((_, a) => c[a] * scale[a]),
+        d,
+      );
+      v = reconstructionRatios(P1, p, fit.rEff);
+      dotOut = new Float64Array(p);
+      let q = 0;
+      for (let a = 0; a < p; a++) {
+        let acc = 0;
+        for (let b = 0; b < p; b++) acc += K[a * p + b] * c[b];
+        dotOut[a] = acc;
+        q += c[a] * acc;
+      }
+      outNorm = Math.sqrt(Math.max(0, q));
+    } else {
+      // The reference keeps its start Y₀: output (1/r) Y₀ Y₀ᵀ Σᵢ ĝᵢ (zero without a Y₀).
+      c = new Float64Array(p).fill(y0 ? 1 / r : 0);
+      const sums = new Float64Array(r0);
+      for (let a = 0; a < p; a++) for (let k = 0; k < r0; k++) sums[k] += P0[a * r0 + k];
+      update = y0
+        ? linearCombination(
+            y0,
+            Array.from(sums, (x) => x / r),
+            d,
+          )
+        : new Float32Array(d);
+      v = reconstructionRatios(P0, p, r0);
+      dotOut = new Float64Array(p);
+      for (let a = 0; a < p; a++) {
+        let acc = 0;
+        for (let k = 0; k < r0; k++) acc += P0[a * r0 + k] * sums[k];
+        dotOut[a] = y0 ? acc / r : 0;
+      }
+      let q = 0;
+      if (y0) {
+        for (let k = 0; k < r; k++)
+          for (let l = 0; l < r; l++) q += sums[k] * R[(n + k) * N + n + l] * sums[l];
+      }
+      outNorm = Math.sqrt(Math.max(0, q)) / r;
+    }
+
+    const pos = new Int32Array(n).fill(-1);
+    active.forEach((i, a) => (pos[i] = a));
+    const workers: WorkerHealth[] = [];
+    const irlsW: number[] = new Array<number>(n).fill(0);
+    const ratios: number[] = new Array<number>(n).fill(0);
+    const coefficients: number[] = new Array<number>(n).fill(0);
+    for (let i = 0; i < n; i++) {
+      const a = pos[i];
+      if (a < 0) {
+        workers.push({
+          index: i,
+          workerId: workerIds[i],
+          included: false,
+          trust: 0,
+          weight: 0,
+          norm: 0,
+          cosine: 0,
+          reason: 'non-finite',
+        });
+        continue;
+      }
+      irlsW[i] = weights.w2[a];
+      ratios[i] = v[a];
+      coefficients[i] = c[a];
+      const zero = status[i] === 'zero';
+      workers.push({
+        index: i,
+        workerId: workerIds[i],
+        included: !zero,
+        trust: zero ? 0 : clamp01(v[a]),
+        weight: zero ? 0 : c[a],
+        norm: norms[i],
+        cosine: zero || outNorm === 0 ? 0 : dotOut[a] / outNorm,
+        ...(zero ? { reason: 'zero-vector' } : {}),
+      });
+    }
+    return {
+      update,
+      workers,
+      diagnostics: {
+        mode: 'reference',
+        r,
+        rEffective: accepted && fit ? fit.rEff : r0,
+        lambda: o.lambda,
+        startFrom: y0 ? 'y0' : 'uniform-weights',
+        acceptedStep: accepted,
+        iterations: J0 > 1e-10 ? 1 : 0,
+        objectiveStart: J0,
+        objective: accepted ? J1 : J0,
+        irlsWeights: irlsW,
+        reconstructionRatios: ratios,
+        coefficients,
+        subspaceEigenvalues: fit ? Array.from(fit.mu.subarray(0, fit.rEff)) : [],
+        outputNorm: outNorm,
+      },
+    };
+  }
+}
+
+/** Factory registered as `flag`. Options: see {@link FlagOptions} and the module comment. */
+export const createFlagAggregator: RuleFactory = (options) =>
+  new FlagAggregator(parseFlagOptions(options ?? {}));

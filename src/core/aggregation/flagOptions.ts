@@ -1,0 +1,252 @@
+/**
+ * Options of the Flag Aggregator (`flag`), validated once at construction. See flagAggregator.ts for what each one
+ * does and why the defaults are what they are.
+ */
+
+export type FlagMode = 'phalanx' | 'reference';
+export type FlagRescale = 'none' | 'median-norm';
+
+export interface FlagOptions {
+  mode: FlagMode;
+  /** Subspace dimension, or 'auto' (eigen-gap of the cosine Gram, Phalanx mode only). */
+  r: number | 'auto';
+  /** Upper bound for r = 'auto'; null = max(1, n − 2f). */
+  rMax: number | null;
+  /** Weight of the pairwise-difference columns (reference: λ/(p(p−1)) per column). */
+  lambda: number;
+  /** IRLS ε in (sᵢ + ε)^(−1/4). */
+  epsilon: number;
+  /** IRLS reweighting steps at most (Phalanx mode; the reference does exactly 1). */
+  maxIterations: number;
+  /** Stop when the relative objective change is below this. */
+  tolerance: number;
+  /** Exclude workers pointing against the robust direction. */
+  signAware: boolean;
+  /** Cosine to the robust direction below which a worker is excluded (signAware). */
+  signThreshold: number;
+  /** Exclude workers whose reconstruction ratio is below this (0 = off). */
+  minTrust: number;
+  /** Output scaling: the reference's (1/r)·Σ projections, or rescaled to the median norm of trusted workers. */
+  rescale: FlagRescale;
+  /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
+  warmStart: boolean;
+  /** Reference mode only: the start Y₀ as r float32 columns of length d (null = uniform weights). */
+  y0: Float32Array[] | null;
+}
+
+/** Defaults of Phalanx mode (to be tuned by bench/robustness.ts). */
+export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
+  mode: 'phalanx',
+  r: 'auto',
+  rMax: null,
+  lambda: 0,
+  epsilon: 1e-7,
+  maxIterations: 100,
+  tolerance: 1e-6,
+  signAware: true,
+  signThreshold: 0,
+  minTrust: 0,
+  rescale: 'median-norm',
+  warmStart: false,
+});
+
+const COMMON_KEYS = ['mode', 'compat', 'seed', 'r', 'lambda', 'epsilon'];
+const PHALANX_KEYS = [
+  'rMax',
+  'maxIterations',
+  'tolerance',
+  'signAware',
+  'signThreshold',
+  'minTrust',
+  'rescale',
+  'warmStart',
+];
+const REFERENCE_KEYS = ['y0'];
+
+function fail(message: string): never {
+  throw new Error(`flag: ${message}`);
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  try {
+    return String(JSON.stringify(v));
+  } catch {
+    return String(v);
+  }
+}
+
+function positiveInteger(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+    fail(`option '${name}' must be a positive integer, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function nonNegativeInteger(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    fail(`option '${name}' must be a non-negative integer, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function finiteNumber(name: string, v: unknown, min: number, max: number, strictMin = false): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (strictMin && v === min) || v > max) {
+    const lo = strictMin ? `> ${min}` : `≥ ${min}`;
+    fail(`option '${name}' must be a finite number ${lo} and ≤ ${max}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function bool(name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') fail(`option '${name}' must be true or false, got ${describe(v)}`);
+  return v;
+}
+
+/** Parses the start Y₀ (d rows × r columns, as the shared vectors store it) into r float32 columns. */
+function parseY0(v: unknown): Float32Array[] {
+  if (!Array.isArray(v) || v.length === 0)
+    fail(`option 'y0' must be a non-empty d×r array of rows, got ${describe(v)}`);
+  const rows = v as unknown[];
+  const first = rows[0];
+  if (!Array.isArray(first) && !ArrayBuffer.isView(first)) {
+    fail("option 'y0' must be an array of rows (number[][], d × r)");
+  }
+  const r = (first as ArrayLike<number>).length;
+  if (r < 1) fail("option 'y0' rows must have at least one column");
+  const d = rows.length;
+  const columns = Array.from({ length: r }, () => new Float32Array(d));
+  for (let i = 0; i < d; i++) {
+    const row = rows[i] as ArrayLike<number>;
+    if ((!Array.isArray(row) && !ArrayBuffer.isView(row)) || row.length !== r) {
+      fail(`option 'y0' row ${i} must have ${r} entries`);
+    }
+    for (let k = 0; k < r; k++) {
+      const x = row[k];
+      if (typeof x !== 'number' || !Number.isFinite(x))
+        fail(`option 'y0'[${i}][${k}] is not a finite number`);
+      columns[k][i] = x;
+    }
+  }
+  return columns;
+}
+
+/** Validates `options` (unknown keys and wrong types throw an Error naming the option) and fills in defaults. */
+export function parseFlagOptions(options: Record<string, unknown>): FlagOptions {
+  if (options === null || typeof options !== 'object') fail('options must be an object');
+  let mode: FlagMode = 'phalanx';
+  if (options.mode !== undefined) {
+    if (options.mode !== 'phalanx' && options.mode !== 'reference') {
+      fail(`option 'mode' must be 'phalanx' or 'reference', got ${describe(options.mode)}`);
+    }
+    mode = options.mode;
+  }
+  if (options.compat !== undefined) {
+    if (options.compat === 'garfield' || options.compat === 'reference') {
+      if (options.mode === 'phalanx') fail("option compat 'garfield' conflicts with mode 'phalanx'");
+      mode = 'reference';
+    } else if (options.compat === 'byzfl') {
+      fail("option compat 'byzfl' is not available: ByzFL has no Flag Aggregator (use compat 'garfield')");
+    } else {
+      fail(`option 'compat' must be 'garfield', got ${describe(options.compat)}`);
+    }
+  }
+  const allowed = new Set([...COMMON_KEYS, ...(mode === 'phalanx' ? PHALANX_KEYS : REFERENCE_KEYS)]);
+  for (const key of Object.keys(options)) {
+    if (options[key] === undefined || allowed.has(key)) continue;
+    if (mode === 'reference' && PHALANX_KEYS.includes(key)) {
+      fail(
+        `option '${key}' is not available in mode 'reference' (it reproduces the FA code: one IRLS step, ` +
+          'no sign test, no rescaling)',
+      );
+    }
+    if (mode === 'phalanx' && REFERENCE_KEYS.includes(key)) {
+      fail(`option '${key}' requires mode 'reference'`);
+    }
+    fail(`unknown option '${key}' (known: ${[...allowed].sort().join(', ')})`);
+  }
+  if (options.seed !== undefined && (typeof options.seed !== 'number' || !Number.isFinite(options.seed))) {
+    fail(`option 'seed' must be a number, got ${describe(options.seed)}`);
+  }
+
+  const lambda = options.lambda === undefined ? 0 : finiteNumber('lambda', options.lambda, 0, 1e12);
+  const epsilon =
+    options.epsilon === undefined
+      ? FLAG_DEFAULTS.epsilon
+      : finiteNumber('epsilon', options.epsilon, 0, 1, true);
+
+  if (mode === 'reference') {
+    const y0 = options.y0 === undefined ? null : parseY0(options.y0);
+    let r: number;
+    if (options.r === undefined) r = y0 ? y0.length : 1;
+    else {
+      if (options.r === 'auto') fail("option r = 'auto' is not available in mode 'reference'");
+      r = positiveInteger('r', options.r);
+    }
+    if (y0 && y0.length !== r) fail(`option 'y0' has ${y0.length} columns but r = ${r}`);
+    return {
+      mode,
+      r,
+      rMax: null,
+      lambda,
+      epsilon,
+      maxIterations: 1,
+      tolerance: 0,
+      signAware: false,
+      signThreshold: 0,
+      minTrust: 0,
+      rescale: 'none',
+      warmStart: false,
+      y0,
+    };
+  }
+
+  let r: number | 'auto' = FLAG_DEFAULTS.r;
+  if (options.r !== undefined) r = options.r === 'auto' ? 'auto' : positiveInteger('r', options.r);
+  const rMax =
+    options.rMax === undefined || options.rMax === null ? null : positiveInteger('rMax', options.rMax);
+  if (rMax !== null && r !== 'auto') fail("option 'rMax' only applies to r = 'auto'");
+  const maxIterations =
+    options.maxIterations === undefined
+      ? FLAG_DEFAULTS.maxIterations
+      : nonNegativeInteger('maxIterations', options.maxIterations);
+  const tolerance =
+    options.tolerance === undefined
+      ? FLAG_DEFAULTS.tolerance
+      : finiteNumber('tolerance', options.tolerance, 0, 1);
+  const signAware =
+    options.signAware === undefined ? FLAG_DEFAULTS.signAware : bool('signAware', options.signAware);
+  const signThreshold =
+    options.signThreshold === undefined
+      ? FLAG_DEFAULTS.signThreshold
+      : finiteNumber('signThreshold', options.signThreshold, -1, 1);
+  const minTrust =
+    options.minTrust === undefined
+      ? FLAG_DEFAULTS.minTrust
+      : finiteNumber('minTrust', options.minTrust, 0, 1);
+  let rescale: FlagRescale = FLAG_DEFAULTS.rescale;
+  if (options.rescale !== undefined) {
+    if (options.rescale !== 'none' && options.rescale !== 'median-norm') {
+      fail(`option 'rescale' must be 'none' or 'median-norm', got ${describe(options.rescale)}`);
+    }
+    rescale = options.rescale;
+  }
+  const warmStart =
+    options.warmStart === undefined ? FLAG_DEFAULTS.warmStart : bool('warmStart', options.warmStart);
+  return {
+    mode,
+    r,
+    rMax,
+    lambda,
+    epsilon,
+    maxIterations,
+    tolerance,
+    signAware,
+    signThreshold,
+    minTrust,
+    rescale,
+    warmStart,
+    y0: null,
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * MoNNA (Allouah et al. 2023; ByzFL MoNNA): the mean of the n − f nearest neighbours of a trusted vector
+ * x_idx (x_idx itself included, then the others by Euclidean distance, ties toward the lower index):
+ *   out = (1/(n − f))·Σ_{i ∈ N_{n−f}(x_idx)} xᵢ.
+ * Option `idx` (default 0, as ByzFL): position of the trusted vector in the rule's input (after the pipeline's
+ * exclusions and pre-aggregators).
+ *
+ * Precondition: 2f < n and idx < n.
+ * Health: neighbours trust 1, weight 1/(n − f); the others trust 0, excluded.
+ */
+import { pairwiseDistances } from './krum.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import {
+  averageSelected,
+  checkInput,
+  fillNormsAndCosinesFromGram,
+  initHealth,
+  outputBuffer,
+  precondition,
+  readBoolean,
+  readCompat,
+  readNumber,
+  Workspace,
+} from './util.ts';
+
+export const createMonna: RuleFactory = (options) => {
+  readCompat('monna', options, ['byzfl']);
+  const idx = readNumber('monna', options, 'idx', 0, { integer: true, min: 0 });
+  const reuse = readBoolean('monna', options, 'reuseOutput', false);
+  const ws = new Workspace();
+  const rule: AggregationRule = {
+    name: 'monna',
+    aggregate(input: AggregationInput): AggregationResult {
+      const d = checkInput('monna', input);
+      const { vectors, f } = input;
+      const n = vectors.length;
+      precondition(2 * f < n, 'monna', '2f < n', n, f);
+      precondition(idx < n, 'monna', `idx < n (idx=${idx})`, n, f);
+      const { gram, dist } = pairwiseDistances(vectors, ws, true);
+      const k = n - f;
+      const others = [];
+      for (let i = 0; i < n; i++) if (i !== idx) others.push(i);
+      others.sort((a, b) => dist[idx * n + a] - dist[idx * n + b] || a - b);
+      const members = [idx, ...others.slice(0, k - 1)];
+      const update = averageSelected(vectors, members, k, ws.f64('acc', d), outputBuffer(ws, reuse, d));
+      const workers = initHealth(input.workerIds);
+      const inS = new Set(members);
+      for (const w of workers) {
+        const sel = inS.has(w.index);
+        w.included = sel;
+        w.trust = sel ? 1 : 0;
+        w.weight = sel ? 1 / k : 0;
+        if (!sel) w.reason = 'monna: not among the n - f nearest neighbours of the trusted vector';
+      }
+      fillNormsAndCosinesFromGram(
+        workers,
+        gram,
+        n,
+        workers.map((w) => w.weight),
+      );
+      return { update, workers, diagnostics: { trusted: idx, selected: members } };
+    },
+  };
+  return rule;
+};
