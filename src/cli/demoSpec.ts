@@ -1,18 +1,26 @@
 /**
  * The job `phalanx demo` runs: Fashion-MNIST, worker processes over loopback gRPC, two of them Byzantine, the
- * default robust rule. Sized so it reaches ≥ 80% test accuracy in a few minutes on a 2-core machine.
+ * default robust rule. Worker momentum 0.9 (ByzFL's form) keeps honest gradients coherent, which is what the Flag
+ * Aggregator's subspace needs. Sized so it reaches ≥ 80% test accuracy in a few minutes on a 2-core machine.
  */
 import type { JobSpecInput } from '../config/jobSpec.ts';
+
+/**
+ * The Byzantine workers' sign flip sends −4·μ̂ (μ̂ estimated from their own recent gradients). With 4 honest and
+ * 2 Byzantine workers the plain mean becomes (4 − 8)/6·μ: gradient ascent. ByzFL's −μ (scale 1) only slows the
+ * mean to μ/3, which hides what a robust rule is for.
+ */
+export const DEMO_ATTACK_OPTIONS = { scale: 4 };
 
 export function demoSpec(): JobSpecInput {
   return {
     name: 'demo',
     seed: 1,
     model: { kind: 'mlp', hidden: [128] },
-    data: { batchSize: 32 },
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 0 },
-    rounds: 300,
-    workers: { min: 1, max: 6, roundTimeout: '10s', heartbeatTtl: '6s' },
+    data: { batchSize: 64 },
+    optimizer: { kind: 'sgd', lr: 0.25, momentum: 0, weightDecay: 0 },
+    rounds: 400,
+    workers: { min: 1, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
     aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
     checkpoint: { every: 100, dir: './checkpoints', keep: 2 },
     evaluation: { every: 50, limit: 2000 },

@@ -307,7 +307,7 @@ class FlagAggregator implements AggregationRule {
     const reasons = new Array<string | undefined>(p).fill(undefined);
     let signScores: Float64Array | null = null;
     if (o.signAware && rEff0 > 0) {
-      signScores = this.robustDirectionScores(first.P, p, rEff0);
+      signScores = this.robustDirectionScores(first.P, p, rEff0, K);
       for (let a = 0; a < p; a++) {
         if (signScores[a] < o.signThreshold - SIGN_SLACK) {
           keep[a] = false;
@@ -478,10 +478,14 @@ class FlagAggregator implements AggregationRule {
 
   /**
    * Cosine of each worker to the robust direction u = Y a: a is the principal axis of the projections Pᵢ inside
-   * the subspace (sign-blind), oriented by a majority vote of the workers' signs (one vote each, so a few large or
-   * well-aligned vectors cannot outvote the rest; ties: the sum of projections, then the lowest index).
+   * the subspace (sign-blind), oriented by Σᵢ mᵢ·⟨Pᵢ, a⟩ where mᵢ is worker i's median cosine to the others.
+   * With an honest majority, honest workers have mᵢ > 0 and point along u, and flipped attackers have mᵢ < 0
+   * and point against it, so every worker votes for the same orientation. (A plain one-worker-one-vote majority
+   * of signs fails when honest gradients are noisy: with 4 honest and 2 flipped, two honest workers on the
+   * wrong side of the axis are enough to hand the direction to the attackers — seen in the 6-worker demo.)
+   * Ties fall back to that majority vote, then the sum of projections, then the lowest index.
    */
-  private robustDirectionScores(P: Float64Array, p: number, r: number): Float64Array {
+  private robustDirectionScores(P: Float64Array, p: number, r: number, K: Float64Array): Float64Array {
     let axis: Float64Array;
     if (r === 1) axis = Float64Array.of(1);
     else {
@@ -506,7 +510,12 @@ class FlagAggregator implements AggregationRule {
       else if (x < -SIGN_SLACK) vote--;
       if (firstSign === 0 && Math.abs(x) > SIGN_SLACK) firstSign = Math.sign(x);
     }
-    const flip = vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)));
+    const centrality = medianCosines(K, p);
+    let oriented = 0;
+    for (let i = 0; i < p; i++) oriented += centrality[i] * proj[i];
+    const flip =
+      oriented < -SIGN_SLACK ||
+      (Math.abs(oriented) <= SIGN_SLACK && (vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)))));
     if (flip) for (let i = 0; i < p; i++) proj[i] = -proj[i];
     return proj;
   }
@@ -664,3 +673,18 @@ class FlagAggregator implements AggregationRule {
 /** Factory registered as `flag`. Options: see {@link FlagOptions} and the module comment. */
 export const createFlagAggregator: RuleFactory = (options) =>
   new FlagAggregator(parseFlagOptions(options ?? {}));
+
+/** For each worker, the median of its cosines to the other workers (K is the p×p cosine Gram matrix). */
+function medianCosines(K: Float64Array, p: number): Float64Array {
+  const out = new Float64Array(p);
+  if (p < 2) return out;
+  const row = new Float64Array(p - 1);
+  for (let i = 0; i < p; i++) {
+    let k = 0;
+    for (let j = 0; j < p; j++) if (j !== i) row[k++] = K[i * p + j];
+    row.sort();
+    const m = row.length;
+    out[i] = m % 2 ? row[(m - 1) / 2] : (row[m / 2 - 1] + row[m / 2]) / 2;
+  }
+  return out;
+}
