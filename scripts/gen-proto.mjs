@@ -8,7 +8,10 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const bin = path.join(path.dirname(require.resolve('@grpc/proto-loader/package.json')), 'build/bin/proto-loader-gen-types.js');
+const bin = path.join(
+  path.dirname(require.resolve('@grpc/proto-loader/package.json')),
+  'build/bin/proto-loader-gen-types.js',
+);
 const out = path.join(root, 'src/gen');
 const protoDir = path.join(root, 'proto');
 const files = readdirSync(path.join(protoDir, 'phalanx/v1'))
@@ -19,7 +22,19 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 execFileSync(
   process.execPath,
-  [bin, '--longs=Number', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js', '-I', protoDir, '-O', out, ...files],
+  [
+    bin,
+    '--longs=Number',
+    '--enums=String',
+    '--defaults',
+    '--oneofs',
+    '--grpcLib=@grpc/grpc-js',
+    '-I',
+    protoDir,
+    '-O',
+    out,
+    ...files,
+  ],
   { stdio: 'inherit' },
 );
 // NodeNext resolution wants explicit extensions on relative imports.

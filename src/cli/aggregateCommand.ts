@@ -18,15 +18,16 @@ export function aggregateCommand(opts: AggregateCliOptions): void {
     try {
       file = JSON.parse(readFileSync(opts.input, 'utf8')) as typeof file;
     } catch (e) {
-      throw new Error(`cannot read --input ${opts.input}: ${(e as Error).message}`);
+      throw new Error(`cannot read --input ${opts.input}: ${(e as Error).message}`, { cause: e });
     }
-    if (typeof file !== 'object' || file === null) throw new Error('--input must hold a JSON object with "vectors"');
+    if (typeof file !== 'object' || file === null)
+      throw new Error('--input must hold a JSON object with "vectors"');
     let cliOptions: Record<string, unknown> = {};
     if (opts.options !== undefined) {
       try {
         cliOptions = JSON.parse(opts.options) as Record<string, unknown>;
       } catch (e) {
-        throw new Error(`--options is not valid JSON: ${(e as Error).message}`);
+        throw new Error(`--options is not valid JSON: ${(e as Error).message}`, { cause: e });
       }
     }
     const f = opts.f !== undefined ? Number(opts.f) : file.f;
@@ -34,7 +35,12 @@ export function aggregateCommand(opts: AggregateCliOptions): void {
       vectors: file.vectors as number[][],
       f: f as number,
       rule: opts.rule,
-      pre: opts.pre ? opts.pre.split(',').map((s) => s.trim()).filter(Boolean) : [],
+      pre: opts.pre
+        ? opts.pre
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
       options: { ...((file.options as Record<string, unknown>) ?? {}), ...cliOptions },
     });
     if (opts.output === 'json') {
@@ -45,7 +51,9 @@ export function aggregateCommand(opts: AggregateCliOptions): void {
     console.log(`update [${result.update.map((v) => v.toPrecision(6)).join(', ')}]`);
     console.log('worker  included  trust    weight   reason');
     for (const w of result.workers) {
-      console.log(`${String(w.index).padEnd(7)} ${String(w.included).padEnd(9)} ${w.trust.toFixed(4).padEnd(8)} ${w.weight.toFixed(4).padEnd(8)} ${w.reason ?? ''}`);
+      console.log(
+        `${String(w.index).padEnd(7)} ${String(w.included).padEnd(9)} ${w.trust.toFixed(4).padEnd(8)} ${w.weight.toFixed(4).padEnd(8)} ${w.reason ?? ''}`,
+      );
     }
   } catch (e) {
     console.error(`phalanx aggregate: ${(e as Error).message.split('\n')[0]}`);

@@ -21,11 +21,15 @@ export class JobsClient {
   }
 
   submit(spec: string): Promise<Job__Output> {
-    return new Promise((resolve, reject) => this.raw.SubmitJob({ spec }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))));
+    return new Promise((resolve, reject) =>
+      this.raw.SubmitJob({ spec }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+    );
   }
 
   get(jobId: string): Promise<Job__Output> {
-    return new Promise((resolve, reject) => this.raw.GetJob({ jobId }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))));
+    return new Promise((resolve, reject) =>
+      this.raw.GetJob({ jobId }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+    );
   }
 
   async list(): Promise<Job__Output[]> {
@@ -36,11 +40,17 @@ export class JobsClient {
   }
 
   cancel(jobId: string): Promise<Job__Output> {
-    return new Promise((resolve, reject) => this.raw.CancelJob({ jobId }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))));
+    return new Promise((resolve, reject) =>
+      this.raw.CancelJob({ jobId }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+    );
   }
 
   /** Follow a job's events until it ends. `fromRound` replays stored reports first. */
-  watch(jobId: string, fromRound: number | undefined, onEvent: (event: JobEvent__Output) => void): Promise<void> {
+  watch(
+    jobId: string,
+    fromRound: number | undefined,
+    onEvent: (event: JobEvent__Output) => void,
+  ): Promise<void> {
     return new Promise((resolve, reject) => {
       const stream = this.raw.WatchJob({ jobId, fromRound: fromRound ?? 0, replay: fromRound !== undefined });
       stream.on('data', onEvent);

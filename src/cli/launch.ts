@@ -82,7 +82,17 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
 
     for (let i = 0; i < options.workers; i++) {
       const byz = i >= options.workers - options.byzantine;
-      const args = [BIN, 'worker', '--coordinator', coordinator.address, '--job', job.id, '--name', `worker-${i}`, '--once'];
+      const args = [
+        BIN,
+        'worker',
+        '--coordinator',
+        coordinator.address,
+        '--job',
+        job.id,
+        '--name',
+        `worker-${i}`,
+        '--once',
+      ];
       if (options.backend) args.push('--backend', options.backend);
       if (byz) {
         args.push('--byzantine', options.attack);
@@ -105,7 +115,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     const final = await finished;
     process.off('SIGINT', onSignal);
     printer.done();
-    const result = final.result ? (JSON.parse(final.result) as { testAccuracy: number; finalLoss: number }) : undefined;
+    const result = final.result
+      ? (JSON.parse(final.result) as { testAccuracy: number; finalLoss: number })
+      : undefined;
     const report: LaunchReport = {
       job: final.id,
       rounds: final.round,

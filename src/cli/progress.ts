@@ -22,7 +22,8 @@ export class ProgressPrinter {
     const done = r.round + 1;
     if (Number.isFinite(r.testAccuracy)) this.lastAccuracy = r.testAccuracy;
     const line = formatRound(r, this.total, this.lastAccuracy, (Date.now() - this.started) / 1000);
-    const permanent = Number.isFinite(r.testAccuracy) || done === this.total || (!this.tty && done % this.every === 0);
+    const permanent =
+      Number.isFinite(r.testAccuracy) || done === this.total || (!this.tty && done % this.every === 0);
     if (this.tty) {
       process.stdout.write(`\r\x1b[2K${line}${permanent ? '\n' : ''}`);
       this.live = !permanent;

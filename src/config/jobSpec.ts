@@ -6,19 +6,20 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { parseDuration } from './duration.ts';
 
-const duration = z
-  .union([z.number(), z.string()])
-  .transform((v, ctx) => {
-    try {
-      return parseDuration(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message });
-      return z.NEVER;
-    }
-  });
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
 
 const modelSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('mlp'), hidden: z.array(z.number().int().positive()).min(1).default([128]) }),
+  z.strictObject({
+    kind: z.literal('mlp'),
+    hidden: z.array(z.number().int().positive()).min(1).default([128]),
+  }),
   z.strictObject({ kind: z.literal('cnn') }),
 ]);
 
@@ -108,7 +109,13 @@ export const jobSpecSchema = z.strictObject({
   seed: z.number().int().min(0).default(1),
   model: modelSchema.default({ kind: 'mlp', hidden: [128] }),
   data: dataSchema.default({ kind: 'fashion-mnist', batchSize: 32, flip: false, shardBy: 'worker' }),
-  optimizer: optimizerSchema.default({ kind: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 0, nesterov: false }),
+  optimizer: optimizerSchema.default({
+    kind: 'sgd',
+    lr: 0.1,
+    momentum: 0.9,
+    weightDecay: 0,
+    nesterov: false,
+  }),
   rounds: z.number().int().min(1).max(10_000_000).default(200),
   workers: workersSchema.default({ min: 1, max: 8, roundTimeout: 10_000, heartbeatTtl: 6_000, momentum: 0 }),
   aggregation: aggregationSchema.default({ rule: 'flag', f: 0, pre: [], options: {} }),
@@ -133,7 +140,9 @@ export function validateJobSpec(value: unknown): JobSpec {
   const parsed = jobSpecSchema.safeParse(value ?? {});
   if (!parsed.success) {
     throw new JobSpecError(
-      parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`),
+      parsed.error.issues.map(
+        (issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`,
+      ),
     );
   }
   return parsed.data;

@@ -37,10 +37,17 @@ export function coordinatorHandlers(
     const value = metadata.get(AUTH_HEADER)[0];
     const text = typeof value === 'string' ? value : value?.toString('utf8');
     if (!text || !text.startsWith('Bearer ')) {
-      throw new StatusError(grpc.status.UNAUTHENTICATED, 'missing session credential: call RegisterWorker first');
+      throw new StatusError(
+        grpc.status.UNAUTHENTICATED,
+        'missing session credential: call RegisterWorker first',
+      );
     }
     const identity = await sessions.verify(text.slice(7).trim());
-    if (!identity) throw new StatusError(grpc.status.UNAUTHENTICATED, 'unknown or invalid session credential: register again');
+    if (!identity)
+      throw new StatusError(
+        grpc.status.UNAUTHENTICATED,
+        'unknown or invalid session credential: register again',
+      );
     return identity;
   }
 
@@ -109,14 +116,29 @@ export function coordinatorHandlers(
       if (!rt) {
         const job = await manager.store.getJob(jobId);
         if (!job) throw new StatusError(grpc.status.NOT_FOUND, `job '${jobId}' not found`);
-        return { jobId, round: job.round, version: job.round, planId: '', phase: phaseOf(job.state), participant: false, pushed: false };
+        return {
+          jobId,
+          round: job.round,
+          version: job.round,
+          planId: '',
+          phase: phaseOf(job.state),
+          participant: false,
+          pushed: false,
+        };
       }
       return {
         jobId,
         round: rt.round,
         version: rt.round,
         planId: '',
-        phase: rt.phase === 'completed' ? 'JOB_PHASE_COMPLETED' : rt.phase === 'failed' ? 'JOB_PHASE_FAILED' : rt.phase === 'cancelled' ? 'JOB_PHASE_CANCELLED' : 'JOB_PHASE_RUNNING',
+        phase:
+          rt.phase === 'completed'
+            ? 'JOB_PHASE_COMPLETED'
+            : rt.phase === 'failed'
+              ? 'JOB_PHASE_FAILED'
+              : rt.phase === 'cancelled'
+                ? 'JOB_PHASE_CANCELLED'
+                : 'JOB_PHASE_RUNNING',
         participant: rt.isParticipant(identity.id),
         pushed: rt.hasPushed(identity.id),
       };
@@ -128,10 +150,17 @@ export function coordinatorHandlers(
           const identity = await authenticate(call.metadata);
           const rt = runtimeFor(call.request.jobId);
           if (!rt.isParticipant(identity.id)) {
-            throw new StatusError(grpc.status.FAILED_PRECONDITION, `not a participant of job ${rt.jobId}: call JoinJob`);
+            throw new StatusError(
+              grpc.status.FAILED_PRECONDITION,
+              `not a participant of job ${rt.jobId}: call JoinJob`,
+            );
           }
           const encoding = ENCODINGS[call.request.encoding as string];
-          if (!encoding) throw new StatusError(grpc.status.INVALID_ARGUMENT, `unsupported parameter encoding ${call.request.encoding}`);
+          if (!encoding)
+            throw new StatusError(
+              grpc.status.INVALID_ARGUMENT,
+              `unsupported parameter encoding ${call.request.encoding}`,
+            );
           const { version, chunks } = rt.parameterChunks(encoding);
           const width = encoding === 'fp32' ? 4 : 2;
           let offset = 0;
@@ -245,7 +274,8 @@ class PushReceiver {
         if (this.header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'push carries a second header');
         this.onHeader(msg.header);
       } else if (msg.part === 'chunk' && msg.chunk) {
-        if (!this.header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'push must start with a PushHeader');
+        if (!this.header)
+          throw new StatusError(grpc.status.INVALID_ARGUMENT, 'push must start with a PushHeader');
         this.onChunk(msg.chunk.jobId, msg.chunk.round, msg.chunk.layer, msg.chunk.offset, msg.chunk.data);
       } else {
         throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty PushGradientRequest');
@@ -259,20 +289,33 @@ class PushReceiver {
     const rt = this.runtimeFor(h.jobId);
     const id = this.identity!.id;
     if (!rt.isParticipant(id)) {
-      throw new StatusError(grpc.status.FAILED_PRECONDITION, `not a participant of job ${rt.jobId}: call JoinJob`);
+      throw new StatusError(
+        grpc.status.FAILED_PRECONDITION,
+        `not a participant of job ${rt.jobId}: call JoinJob`,
+      );
     }
     this.runtime = rt;
     this.header = h;
     const pre = rt.precheck(id, h.round);
     if (pre) {
-      this.respond(pre.status, pre.currentRound, pre.status === 'late' ? `round ${h.round} is closed: resync` : 'already accepted');
+      this.respond(
+        pre.status,
+        pre.currentRound,
+        pre.status === 'late' ? `round ${h.round} is closed: resync` : 'already accepted',
+      );
       return;
     }
     if (h.round > rt.round) {
-      throw new StatusError(grpc.status.FAILED_PRECONDITION, `round ${h.round} is not open (open round: ${rt.round}): resync`);
+      throw new StatusError(
+        grpc.status.FAILED_PRECONDITION,
+        `round ${h.round} is not open (open round: ${rt.round}): resync`,
+      );
     }
     if (h.planId !== '') {
-      throw new StatusError(grpc.status.INVALID_ARGUMENT, `plan_id '${h.planId}' does not match the job's plan ''`);
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `plan_id '${h.planId}' does not match the job's plan ''`,
+      );
     }
     const encoding = ENCODINGS[h.encoding as string];
     if (!encoding || encoding !== rt.spec.compression.encoding) {
@@ -302,7 +345,10 @@ class PushReceiver {
     const rt = this.runtime!;
     const h = this.header!;
     if (jobId !== h.jobId || round !== h.round) {
-      throw new StatusError(grpc.status.INVALID_ARGUMENT, `chunk for job ${jobId} round ${round} inside a push for ${h.jobId} round ${h.round}`);
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `chunk for job ${jobId} round ${round} inside a push for ${h.jobId} round ${h.round}`,
+      );
     }
     const layers = rt.layout.layers;
     // Skip over layers already complete.
@@ -311,7 +357,10 @@ class PushReceiver {
       this.layerOffset = 0;
     }
     if (this.layer >= layers.length) {
-      throw new StatusError(grpc.status.RESOURCE_EXHAUSTED, `push exceeds the layout's ${rt.layout.totalSize} elements`);
+      throw new StatusError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `push exceeds the layout's ${rt.layout.totalSize} elements`,
+      );
     }
     if (layer !== this.layer || offset !== this.layerOffset) {
       throw new StatusError(
@@ -322,7 +371,10 @@ class PushReceiver {
     const slot = layers[layer];
     const width = this.encoding === 'fp32' ? 4 : 2;
     if (data.byteLength % width !== 0) {
-      throw new StatusError(grpc.status.INVALID_ARGUMENT, `chunk of ${data.byteLength} bytes is not whole ${this.encoding} elements`);
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `chunk of ${data.byteLength} bytes is not whole ${this.encoding} elements`,
+      );
     }
     const n = data.byteLength / width;
     if (n === 0) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty chunk');
@@ -355,10 +407,20 @@ class PushReceiver {
           `truncated push: ${this.written} of ${rt.layout.totalSize} elements`,
         );
       }
-      const outcome = rt.commit(this.identity!.id, this.header.round, this.buffer!, this.header.loss, this.bytes);
+      const outcome = rt.commit(
+        this.identity!.id,
+        this.header.round,
+        this.buffer!,
+        this.header.loss,
+        this.bytes,
+      );
       if (outcome.status !== 'accepted') rt.releaseBuffer(this.buffer!);
       this.buffer = undefined;
-      this.respond(outcome.status, outcome.currentRound, outcome.status === 'late' ? 'round closed: resync' : '');
+      this.respond(
+        outcome.status,
+        outcome.currentRound,
+        outcome.status === 'late' ? 'round closed: resync' : '',
+      );
     } catch (e) {
       this.reject(e);
     }
@@ -369,7 +431,11 @@ class PushReceiver {
     this.done = true;
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
-    const map = { accepted: 'PUSH_STATUS_ACCEPTED', duplicate: 'PUSH_STATUS_DUPLICATE', late: 'PUSH_STATUS_LATE' } as const;
+    const map = {
+      accepted: 'PUSH_STATUS_ACCEPTED',
+      duplicate: 'PUSH_STATUS_DUPLICATE',
+      late: 'PUSH_STATUS_LATE',
+    } as const;
     this.callback(null, { status: map[status], currentRound, message });
   }
 

@@ -125,7 +125,9 @@ export class JobRuntime extends EventEmitter {
     if (existing) return existing;
     const taken = new Set([...this.participants.values()].map((p) => p.rank));
     if (taken.size >= this.spec.workers.max) {
-      throw new JobFullError(`job ${this.jobId} already has workers.max = ${this.spec.workers.max} participants`);
+      throw new JobFullError(
+        `job ${this.jobId} already has workers.max = ${this.spec.workers.max} participants`,
+      );
     }
     // Prefer the rank encoded in the worker's name (worker-3 → 3), so a restarted slot keeps its data shard.
     const match = /(\d+)$/.exec(name);
@@ -136,7 +138,9 @@ export class JobRuntime extends EventEmitter {
     }
     const participant: Participant = { workerId, name, rank, byzantine, joinedAtRound: this.round };
     this.participants.set(workerId, participant);
-    this.hooks.log(`worker ${name} (${workerId}) joined as rank ${rank}${byzantine ? ` [byzantine: ${byzantine}]` : ''}`);
+    this.hooks.log(
+      `worker ${name} (${workerId}) joined as rank ${rank}${byzantine ? ` [byzantine: ${byzantine}]` : ''}`,
+    );
     this.maybeClose();
     return participant;
   }
@@ -232,12 +236,14 @@ export class JobRuntime extends EventEmitter {
 
   /** A push from this worker for the open round was rejected (bad input); reported in the round's health. */
   recordRejection(workerId: string, round: number, reason: string): void {
-    if (round === this.round && !this.delivered.has(workerId)) this.missingThisRound.set(workerId, `rejected: ${reason}`);
+    if (round === this.round && !this.delivered.has(workerId))
+      this.missingThisRound.set(workerId, `rejected: ${reason}`);
   }
 
   /** Resolves once the open round is greater than `afterRound`, the job ends, or `waitMs` passes. */
   waitForRound(afterRound: number, waitMs: number): Promise<void> {
-    if (this.round > afterRound || this.phase !== 'running' && this.phase !== 'closing') return Promise.resolve();
+    if (this.round > afterRound || (this.phase !== 'running' && this.phase !== 'closing'))
+      return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -318,7 +324,9 @@ export class JobRuntime extends EventEmitter {
         skipReason = (e as Error).message;
         this.hooks.log(`round ${round}: aggregation skipped: ${skipReason}`);
         if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-          throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`);
+          throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`, {
+            cause: e,
+          });
         }
       }
       if (result) this.consecutiveSkips = 0;
@@ -354,7 +362,8 @@ export class JobRuntime extends EventEmitter {
       });
       const missing: WorkerRoundHealth[] = [];
       for (const [id, p] of this.participants) {
-        if (!this.delivered.has(id)) missing.push(missingWorker(p, this.missingThisRound.get(id) ?? `late (${why})`));
+        if (!this.delivered.has(id))
+          missing.push(missingWorker(p, this.missingThisRound.get(id) ?? `late (${why})`));
       }
       for (const [id, reason] of this.missingThisRound) {
         const p = this.missingParticipants.get(id);
@@ -396,7 +405,12 @@ export class JobRuntime extends EventEmitter {
         trainLoss: this.lastTrainLoss,
         testAccuracy,
         testLoss,
-        timings: { collectMs: tCollect, aggregateMs: t1 - t0, optimizeMs: t2 - t1, totalMs: Date.now() - this.roundOpenedAt },
+        timings: {
+          collectMs: tCollect,
+          aggregateMs: t1 - t0,
+          optimizeMs: t2 - t1,
+          totalMs: Date.now() - this.roundOpenedAt,
+        },
         bytesReceived: bytes,
         finishedAtMs: Date.now(),
       };

@@ -9,7 +9,7 @@ import type { JobRecord } from './state/stateStore.ts';
 import { StatusError, toServiceError, unary } from './grpcStatus.ts';
 
 export function jobToProto(job: JobRecord): Job {
-  let totalRounds = 0;
+  let totalRounds: number;
   try {
     totalRounds = (JSON.parse(job.spec) as { rounds?: number }).rounds ?? 0;
   } catch {
@@ -74,7 +74,11 @@ export function jobsHandlers(manager: JobManager): JobsHandlers {
           let last = -1;
           if (call.request.replay) {
             for (;;) {
-              const batch = await manager.store.listRoundReports(id, Math.max(call.request.fromRound, last + 1), 500);
+              const batch = await manager.store.listRoundReports(
+                id,
+                Math.max(call.request.fromRound, last + 1),
+                500,
+              );
               for (const r of batch) {
                 const report = JSON.parse(r.report) as RoundReport;
                 send({ round: report });

@@ -38,7 +38,11 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
   const log = config.log ?? (() => {});
   const store = createStateStore(config.store);
-  const health = new HealthImplementation({ '': 'NOT_SERVING', 'phalanx.v1.Coordinator': 'NOT_SERVING', 'phalanx.v1.Jobs': 'NOT_SERVING' });
+  const health = new HealthImplementation({
+    '': 'NOT_SERVING',
+    'phalanx.v1.Coordinator': 'NOT_SERVING',
+    'phalanx.v1.Jobs': 'NOT_SERVING',
+  });
   await store.connect();
   const manager = new JobManager(store, {
     consumerId: config.id ?? `coordinator-${randomBytes(4).toString('hex')}`,

@@ -16,7 +16,10 @@ export class Sessions {
 
   constructor(private readonly store: StateStore) {}
 
-  async register(name: string, capabilities: Record<string, unknown>): Promise<{ identity: WorkerIdentity; token: string }> {
+  async register(
+    name: string,
+    capabilities: Record<string, unknown>,
+  ): Promise<{ identity: WorkerIdentity; token: string }> {
     const id = `w-${randomBytes(6).toString('hex')}`;
     const secret = randomBytes(24).toString('base64url');
     const token = `${id}.${secret}`;
@@ -44,13 +47,16 @@ export class Sessions {
       // After a coordinator restart the session lives on in a durable store.
       const record = await this.store.getWorker(id);
       if (!record) return undefined;
-      let capabilities: Record<string, unknown> = {};
+      let capabilities: Record<string, unknown>;
       try {
         capabilities = JSON.parse(record.capabilities) as Record<string, unknown>;
       } catch {
         capabilities = {};
       }
-      entry = { hash: Buffer.from(record.sessionHash, 'hex'), identity: { id, name: record.name, capabilities } };
+      entry = {
+        hash: Buffer.from(record.sessionHash, 'hex'),
+        identity: { id, name: record.name, capabilities },
+      };
       this.cache.set(id, entry);
     }
     const presented = sha256(token);

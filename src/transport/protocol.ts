@@ -11,7 +11,11 @@ import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.ts';
 import type { ProtoGrpcType as JobsProto } from '../gen/jobs.ts';
 
 export const PROTO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
-export const PROTO_FILES = ['phalanx/v1/tensor.proto', 'phalanx/v1/coordinator.proto', 'phalanx/v1/jobs.proto'];
+export const PROTO_FILES = [
+  'phalanx/v1/tensor.proto',
+  'phalanx/v1/coordinator.proto',
+  'phalanx/v1/jobs.proto',
+];
 
 export const packageDefinition = protoLoader.loadSync(PROTO_FILES, {
   includeDirs: [PROTO_DIR],

@@ -55,9 +55,15 @@ export class CoordinatorClient {
     return { deadline: Date.now() + ms };
   }
 
-  async register(name: string, capabilities: WorkerCapabilities, timeoutMs = 10_000): Promise<RegisterWorkerResponse__Output> {
+  async register(
+    name: string,
+    capabilities: WorkerCapabilities,
+    timeoutMs = 10_000,
+  ): Promise<RegisterWorkerResponse__Output> {
     const res = await new Promise<RegisterWorkerResponse__Output>((resolve, reject) =>
-      this.raw.RegisterWorker({ name, capabilities }, this.deadline(timeoutMs), (err, r) => (err ? reject(err) : resolve(r!))),
+      this.raw.RegisterWorker({ name, capabilities }, this.deadline(timeoutMs), (err, r) =>
+        err ? reject(err) : resolve(r!),
+      ),
     );
     this.token = res.sessionToken;
     return res;
@@ -65,19 +71,25 @@ export class CoordinatorClient {
 
   heartbeat(jobId: string, round: number): Promise<void> {
     return new Promise((resolve, reject) =>
-      this.raw.Heartbeat({ jobId, round }, this.md(), this.deadline(5000), (err) => (err ? reject(err) : resolve())),
+      this.raw.Heartbeat({ jobId, round }, this.md(), this.deadline(5000), (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   }
 
   join(jobId: string): Promise<JoinJobResponse__Output> {
     return new Promise((resolve, reject) =>
-      this.raw.JoinJob({ jobId }, this.md(), this.deadline(10_000), (err, r) => (err ? reject(err) : resolve(r!))),
+      this.raw.JoinJob({ jobId }, this.md(), this.deadline(10_000), (err, r) =>
+        err ? reject(err) : resolve(r!),
+      ),
     );
   }
 
   leave(jobId: string, reason: string): Promise<void> {
     return new Promise((resolve, reject) =>
-      this.raw.LeaveJob({ jobId, reason }, this.md(), this.deadline(5000), (err) => (err ? reject(err) : resolve())),
+      this.raw.LeaveJob({ jobId, reason }, this.md(), this.deadline(5000), (err) =>
+        err ? reject(err) : resolve(),
+      ),
     );
   }
 
@@ -93,9 +105,19 @@ export class CoordinatorClient {
   }
 
   /** Pull the current parameters into `dst`; returns the version received. */
-  pull(jobId: string, dst: Float32Array, fingerprint: string, encoding: DenseEncoding = 'fp32', timeoutMs = 120_000): Promise<number> {
+  pull(
+    jobId: string,
+    dst: Float32Array,
+    fingerprint: string,
+    encoding: DenseEncoding = 'fp32',
+    timeoutMs = 120_000,
+  ): Promise<number> {
     return new Promise((resolve, reject) => {
-      const stream = this.raw.PullParameters({ jobId, encoding: ENC[encoding] }, this.md(), this.deadline(timeoutMs));
+      const stream = this.raw.PullParameters(
+        { jobId, encoding: ENC[encoding] },
+        this.md(),
+        this.deadline(timeoutMs),
+      );
       let version = -1;
       let received = 0;
       let failed = false;
@@ -105,40 +127,62 @@ export class CoordinatorClient {
         stream.cancel();
         reject(e);
       };
-      stream.on('data', (chunk: { version: number; offset: number; totalElements: number; data: Buffer; layoutFingerprint: string; encoding: string }) => {
-        if (failed) return;
-        if (chunk.totalElements !== dst.length || chunk.layoutFingerprint !== fingerprint) {
-          fail(new Error(`parameter layout mismatch: coordinator sends ${chunk.totalElements} (${chunk.layoutFingerprint}), worker expects ${dst.length} (${fingerprint})`));
-          return;
-        }
-        if (version === -1) version = chunk.version;
-        else if (chunk.version !== version) {
-          fail(new Error(`parameter version changed mid-stream (${version} → ${chunk.version})`));
-          return;
-        }
-        const enc: DenseEncoding = chunk.encoding === 'ENCODING_BF16' ? 'bf16' : 'fp32';
-        try {
-          const bad = decodeDenseInto(chunk.data, dst, chunk.offset, enc);
-          if (bad >= 0) throw new Error(`coordinator sent a non-finite parameter at ${chunk.offset + bad}`);
-        } catch (e) {
-          fail(e as Error);
-          return;
-        }
-        received += chunk.data.byteLength / (enc === 'fp32' ? 4 : 2);
-      });
+      stream.on(
+        'data',
+        (chunk: {
+          version: number;
+          offset: number;
+          totalElements: number;
+          data: Buffer;
+          layoutFingerprint: string;
+          encoding: string;
+        }) => {
+          if (failed) return;
+          if (chunk.totalElements !== dst.length || chunk.layoutFingerprint !== fingerprint) {
+            fail(
+              new Error(
+                `parameter layout mismatch: coordinator sends ${chunk.totalElements} (${chunk.layoutFingerprint}), worker expects ${dst.length} (${fingerprint})`,
+              ),
+            );
+            return;
+          }
+          if (version === -1) version = chunk.version;
+          else if (chunk.version !== version) {
+            fail(new Error(`parameter version changed mid-stream (${version} → ${chunk.version})`));
+            return;
+          }
+          const enc: DenseEncoding = chunk.encoding === 'ENCODING_BF16' ? 'bf16' : 'fp32';
+          try {
+            const bad = decodeDenseInto(chunk.data, dst, chunk.offset, enc);
+            if (bad >= 0) throw new Error(`coordinator sent a non-finite parameter at ${chunk.offset + bad}`);
+          } catch (e) {
+            fail(e as Error);
+            return;
+          }
+          received += chunk.data.byteLength / (enc === 'fp32' ? 4 : 2);
+        },
+      );
       stream.on('error', (e) => fail(e));
       stream.on('end', () => {
         if (failed) return;
-        if (received !== dst.length) reject(new Error(`parameter stream ended after ${received} of ${dst.length} elements`));
+        if (received !== dst.length)
+          reject(new Error(`parameter stream ended after ${received} of ${dst.length} elements`));
         else resolve(version);
       });
     });
   }
 
   /** Push a dense gradient: header, then per-layer chunks of ≤ 1 MiB, in layout order. */
-  push(gradient: Float32Array, layout: ParameterLayout, meta: PushMeta, timeoutMs = 120_000): Promise<PushGradientResponse__Output> {
+  push(
+    gradient: Float32Array,
+    layout: ParameterLayout,
+    meta: PushMeta,
+    timeoutMs = 120_000,
+  ): Promise<PushGradientResponse__Output> {
     return new Promise((resolve, reject) => {
-      const call = this.raw.PushGradient(this.md(), this.deadline(timeoutMs), (err, res) => (err ? reject(err) : resolve(res!)));
+      const call = this.raw.PushGradient(this.md(), this.deadline(timeoutMs), (err, res) =>
+        err ? reject(err) : resolve(res!),
+      );
       void (async () => {
         const write = async (msg: PushGradientRequest) => {
           if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', r));
@@ -167,7 +211,15 @@ export class CoordinatorClient {
               meta.encoding === 'fp32' && LITTLE_ENDIAN
                 ? new Uint8Array(gradient.buffer, gradient.byteOffset + (slot.offset + off) * 4, count * 4)
                 : encodeDense(gradient, slot.offset + off, count, meta.encoding);
-            await write({ chunk: { jobId: meta.jobId, round: meta.round, layer, offset: off, data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) } });
+            await write({
+              chunk: {
+                jobId: meta.jobId,
+                round: meta.round,
+                layer,
+                offset: off,
+                data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+              },
+            });
           }
         }
         call.end();

@@ -68,7 +68,8 @@ export class GradientWorker {
   /** Honest gradient (with worker momentum) for `round` at `params`, written into a reused buffer. */
   async honest(params: Float32Array, round: number): Promise<{ vector: Float32Array; loss: number }> {
     const batch = this.batcher.batchAt(round, this.batch);
-    if (this.attack?.dataSide && this.attack.transformLabels) batch.y.set(this.attack.transformLabels(batch.y));
+    if (this.attack?.dataSide && this.attack.transformLabels)
+      batch.y.set(this.attack.transformLabels(batch.y));
     const { grad, loss } = await this.trainer.gradient(params, batch);
     if (this.momentum) {
       const beta = this.spec.workers.momentum;
@@ -94,7 +95,13 @@ export class GradientWorker {
     }
     if (this.attack.behaviour && round >= (this.attack.fromRound ?? 0)) {
       this.out.set(vector);
-      return { vector: this.out, loss, samples, behaviour: this.attack.behaviour, delayMs: this.attack.delayMs };
+      return {
+        vector: this.out,
+        loss,
+        samples,
+        behaviour: this.attack.behaviour,
+        delayMs: this.attack.delayMs,
+      };
     }
     // A real worker sees only its own gradients: omniscient attacks estimate μ, σ from its recent batches.
     this.history!.push(vector);

@@ -103,7 +103,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         backoff.reset();
         const spec: JobSpec = validateJobSpec(JSON.parse(joined.specJson));
         currentJob = joined.jobId;
-        log(`[${options.name}] joined job ${joined.jobId} as rank ${joined.rank}/${joined.worldSize} at round ${joined.round}`);
+        log(
+          `[${options.name}] joined job ${joined.jobId} as rank ${joined.rank}/${joined.worldSize} at round ${joined.round}`,
+        );
 
         const key = JSON.stringify(spec.model);
         if (!trainer || trainerKey !== key) {
@@ -113,22 +115,47 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         }
         const fingerprint = layoutFingerprint(trainer.layout);
         if (fingerprint !== joined.layoutFingerprint) {
-          throw new Error(`layout mismatch: coordinator ${joined.layoutFingerprint}, worker ${fingerprint} — versions differ?`);
+          throw new Error(
+            `layout mismatch: coordinator ${joined.layoutFingerprint}, worker ${fingerprint} — versions differ?`,
+          );
         }
         const dataPath = options.dataPath ?? spec.data.path;
         if (!dataset || dataset.path !== dataPath) {
-          dataset = { path: dataPath, data: await loadFashionMnist({ path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }) };
-          log(`[${options.name}] data: ${dataset.data.train.count} training examples from ${dataset.data.source}`);
+          dataset = {
+            path: dataPath,
+            data: await loadFashionMnist({ path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }),
+          };
+          log(
+            `[${options.name}] data: ${dataset.data.train.count} training examples from ${dataset.data.source}`,
+          );
         }
-        const worker = new GradientWorker(trainer, dataset.data.train, spec, joined.rank, joined.worldSize, options.byzantine);
-        const done = await trainLoop(client, worker, spec, joined.jobId, fingerprint, options, log, (r) => (currentRound = r));
+        const worker = new GradientWorker(
+          trainer,
+          dataset.data.train,
+          spec,
+          joined.rank,
+          joined.worldSize,
+          options.byzantine,
+        );
+        const done = await trainLoop(
+          client,
+          worker,
+          spec,
+          joined.jobId,
+          fingerprint,
+          options,
+          log,
+          (r) => (currentRound = r),
+        );
         if (done && options.once) return;
       } catch (e) {
         if (options.signal?.aborted) return;
         if (isStatus(e, grpc.status.UNAUTHENTICATED)) {
           log(`[${options.name}] session not recognised; registering again`);
           registered = false;
-        } else if (isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED)) {
+        } else if (
+          isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED)
+        ) {
           log(`[${options.name}] coordinator unavailable; retrying`);
         } else if (isStatus(e, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND)) {
           log(`[${options.name}] ${(e as grpc.ServiceError).details}; rejoining`);
@@ -168,7 +195,11 @@ async function trainLoop(
       log(`[${options.name}] job ${jobId} ended (${info.phase.replace('JOB_PHASE_', '').toLowerCase()})`);
       return true;
     }
-    if (!info.participant) throw Object.assign(new Error('no longer a participant'), { code: grpc.status.FAILED_PRECONDITION, details: 'no longer a participant' });
+    if (!info.participant)
+      throw Object.assign(new Error('no longer a participant'), {
+        code: grpc.status.FAILED_PRECONDITION,
+        details: 'no longer a participant',
+      });
     const round = info.round;
     onRound(round);
     if (info.pushed) {
@@ -176,7 +207,8 @@ async function trainLoop(
       continue;
     }
     const t0 = performance.now();
-    if (heldVersion !== round) heldVersion = await client.pull(jobId, params, fingerprint, spec.compression.encoding);
+    if (heldVersion !== round)
+      heldVersion = await client.pull(jobId, params, fingerprint, spec.compression.encoding);
     const t1 = performance.now();
     if (heldVersion !== round) {
       // The round moved on while we pulled: resync.
@@ -189,7 +221,8 @@ async function trainLoop(
       log(`[${options.name}] byzantine behaviour 'crash': stopping`);
       process.exit(0);
     }
-    if (contribution.behaviour === 'straggle') await new Promise((r) => setTimeout(r, contribution.delayMs ?? 0));
+    if (contribution.behaviour === 'straggle')
+      await new Promise((r) => setTimeout(r, contribution.delayMs ?? 0));
     const res = await client.push(contribution.vector, worker.trainer.layout, {
       jobId,
       round,
@@ -201,9 +234,12 @@ async function trainLoop(
     });
     const t3 = performance.now();
     if (debug && round % 10 === 0) {
-      log(`[${options.name}] round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms`);
+      log(
+        `[${options.name}] round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms`,
+      );
     }
-    if (res.status === 'PUSH_STATUS_LATE') log(`[${options.name}] round ${round} push was late (open round ${res.currentRound}); resyncing`);
+    if (res.status === 'PUSH_STATUS_LATE')
+      log(`[${options.name}] round ${round} push was late (open round ${res.currentRound}); resyncing`);
     lastDone = round;
   }
   return false;

@@ -7,7 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
 import type { RoundReport } from '../../src/coordinator/roundReport.ts';
-import { startCoordinatorProcess, startWorkerProcess, tmpDir, sleep, type Proc } from '../support/processes.ts';
+import {
+  startCoordinatorProcess,
+  startWorkerProcess,
+  tmpDir,
+  sleep,
+  type Proc,
+} from '../support/processes.ts';
 
 const REDIS_URL = process.env['PHALANX_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
@@ -26,7 +32,12 @@ function spec(name: string, rounds: number, extra: Record<string, unknown> = {})
   };
 }
 
-async function waitForRound(jobs: JobsClient, jobId: string, round: number, timeoutMs = 90_000): Promise<void> {
+async function waitForRound(
+  jobs: JobsClient,
+  jobId: string,
+  round: number,
+  timeoutMs = 90_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     const job = await jobs.get(jobId).catch(() => undefined);
@@ -71,7 +82,9 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     const jobs = new JobsClient(coordinator.address);
     clients.push(jobs);
     const job = await jobs.submit(JSON.stringify(spec('kill-worker', 30)));
-    const workers = [0, 1, 2].map((i) => startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', job.id]));
+    const workers = [0, 1, 2].map((i) =>
+      startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', job.id]),
+    );
     procs.push(...workers);
 
     await waitForRound(jobs, job.id, 8);
@@ -94,7 +107,16 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
   it('resumes a job from its last checkpoint after the coordinator is killed and restarted on Redis', async () => {
     const prefix = `phalanx-test-${randomBytes(4).toString('hex')}:`;
     const ckpt = tmpDir('restart');
-    const args = ['--store', 'redis', '--redis-url', REDIS_URL, '--redis-prefix', prefix, '--checkpoint-dir', ckpt];
+    const args = [
+      '--store',
+      'redis',
+      '--redis-url',
+      REDIS_URL,
+      '--redis-prefix',
+      prefix,
+      '--checkpoint-dir',
+      ckpt,
+    ];
     const first = await startCoordinatorProcess(args);
     procs.push(first.proc);
     let jobs = new JobsClient(first.address);

@@ -27,7 +27,11 @@ const SPEC = {
 type Part = PushGradientRequest;
 
 /** Send raw stream parts and return the response or the gRPC error. */
-function rawPush(client: CoordinatorClient, token: string | undefined, parts: Part[]): Promise<{ status?: string; error?: grpc.ServiceError }> {
+function rawPush(
+  client: CoordinatorClient,
+  token: string | undefined,
+  parts: Part[],
+): Promise<{ status?: string; error?: grpc.ServiceError }> {
   return new Promise((resolve) => {
     const md = token === undefined ? new grpc.Metadata() : authMetadata(token);
     const call = client.raw.PushGradient(md, { deadline: Date.now() + 20_000 }, (err, res) =>
@@ -39,7 +43,13 @@ function rawPush(client: CoordinatorClient, token: string | undefined, parts: Pa
   });
 }
 
-function fullPush(jobId: string, round: number, layout: ParameterLayout, value: (i: number) => number, total = layout.totalSize): Part[] {
+function fullPush(
+  jobId: string,
+  round: number,
+  layout: ParameterLayout,
+  value: (i: number) => number,
+  total = layout.totalSize,
+): Part[] {
   const parts: Part[] = [
     {
       header: {
@@ -107,10 +117,18 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
   }
 
   it('refuses calls without a valid session credential (UNAUTHENTICATED)', async () => {
-    const none = await rawPush(a, undefined, fullPush(jobId, 0, layout, () => 0));
+    const none = await rawPush(
+      a,
+      undefined,
+      fullPush(jobId, 0, layout, () => 0),
+    );
     expect(none.error?.code).to.equal(grpc.status.UNAUTHENTICATED);
     const forged = `${tokenA.split('.')[0]}.not-the-secret`;
-    const res = await rawPush(a, forged, fullPush(jobId, 0, layout, () => 0));
+    const res = await rawPush(
+      a,
+      forged,
+      fullPush(jobId, 0, layout, () => 0),
+    );
     expect(res.error?.code).to.equal(grpc.status.UNAUTHENTICATED);
     await untouched();
   });
@@ -141,12 +159,21 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
   });
 
   it('rejects a wrong shape (INVALID_ARGUMENT)', async () => {
-    const declared = await rawPush(a, tokenA, fullPush(jobId, 0, layout, () => 0, layout.totalSize + 1));
+    const declared = await rawPush(
+      a,
+      tokenA,
+      fullPush(jobId, 0, layout, () => 0, layout.totalSize + 1),
+    );
     expect(declared.error?.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(declared.error?.details).to.match(/wrong shape/);
     const parts = fullPush(jobId, 0, layout, () => 0);
     const first = parts[1].chunk!;
-    parts[1] = { chunk: { ...first, data: Buffer.concat([first.data as Buffer, Buffer.alloc(4 * layout.layers[0].size)]) } };
+    parts[1] = {
+      chunk: {
+        ...first,
+        data: Buffer.concat([first.data as Buffer, Buffer.alloc(4 * layout.layers[0].size)]),
+      },
+    };
     const overrun = await rawPush(a, tokenA, parts);
     expect(overrun.error?.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(overrun.error?.details).to.match(/overruns layer/);
@@ -154,10 +181,18 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
   });
 
   it('rejects a push carrying NaN or Inf (INVALID_ARGUMENT)', async () => {
-    const nan = await rawPush(a, tokenA, fullPush(jobId, 0, layout, (i) => (i === 123 ? NaN : 0)));
+    const nan = await rawPush(
+      a,
+      tokenA,
+      fullPush(jobId, 0, layout, (i) => (i === 123 ? NaN : 0)),
+    );
     expect(nan.error?.code).to.equal(grpc.status.INVALID_ARGUMENT);
     expect(nan.error?.details).to.match(/non-finite/);
-    const inf = await rawPush(a, tokenA, fullPush(jobId, 0, layout, (i) => (i === layout.totalSize - 1 ? Infinity : 0)));
+    const inf = await rawPush(
+      a,
+      tokenA,
+      fullPush(jobId, 0, layout, (i) => (i === layout.totalSize - 1 ? Infinity : 0)),
+    );
     expect(inf.error?.code).to.equal(grpc.status.INVALID_ARGUMENT);
     await untouched();
   });
@@ -168,7 +203,15 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
 
     const gA = new Float32Array(layout.totalSize).fill(0.5);
     const gB = new Float32Array(layout.totalSize).fill(1.5);
-    const meta = { jobId, round: 0, loss: 1, samples: 8, attempt: 0, encoding: 'fp32' as const, layoutFingerprint: fp };
+    const meta = {
+      jobId,
+      round: 0,
+      loss: 1,
+      samples: 8,
+      attempt: 0,
+      encoding: 'fp32' as const,
+      layoutFingerprint: fp,
+    };
     expect((await a.push(gA, layout, meta)).status).to.equal('PUSH_STATUS_ACCEPTED');
     // A retry with different content must not replace the accepted gradient.
     const evil = new Float32Array(layout.totalSize).fill(1000);

@@ -515,7 +515,8 @@ class FlagAggregator implements AggregationRule {
     for (let i = 0; i < p; i++) oriented += centrality[i] * proj[i];
     const flip =
       oriented < -SIGN_SLACK ||
-      (Math.abs(oriented) <= SIGN_SLACK && (vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)))));
+      (Math.abs(oriented) <= SIGN_SLACK &&
+        (vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)))));
     if (flip) for (let i = 0; i < p; i++) proj[i] = -proj[i];
     return proj;
   }

@@ -12,7 +12,12 @@ export function bytesPerElement(encoding: DenseEncoding): number {
 const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Encode src[from, from+count) into a new byte array. */
-export function encodeDense(src: Float32Array, from: number, count: number, encoding: DenseEncoding): Uint8Array {
+export function encodeDense(
+  src: Float32Array,
+  from: number,
+  count: number,
+  encoding: DenseEncoding,
+): Uint8Array {
   if (encoding === 'fp32') {
     const out = new Uint8Array(count * 4);
     if (littleEndian) {

@@ -26,7 +26,8 @@ export function buildLayout(layers: LayerSpec[]): ParameterLayout {
     if (seen.has(layer.name)) throw new Error(`layout: duplicate layer name '${layer.name}'`);
     seen.add(layer.name);
     const size = layer.shape.reduce((a, b) => a * b, 1);
-    if (!Number.isInteger(size) || size <= 0) throw new Error(`layout: layer '${layer.name}' has an empty shape`);
+    if (!Number.isInteger(size) || size <= 0)
+      throw new Error(`layout: layer '${layer.name}' has an empty shape`);
     slots.push({ name: layer.name, shape: [...layer.shape], offset, size });
     offset += size;
   }

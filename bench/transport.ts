@@ -1,0 +1,215 @@
+/**
+ * bench:transport — push and pull throughput of a ~64 MiB parameter set through Phalanx's Coordinator service
+ * (protobuf messages, authentication, chunk validation, decode into the round's buffers) against a bare grpc-js
+ * chunked stream of raw 1 MiB buffers, both measured in this run with servers in separate processes.
+ *
+ *   npm run bench:transport [-- --reps 5] [-- --json FILE]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { CoordinatorClient } from '../src/worker/coordinatorClient.ts';
+import { JobsClient } from '../src/cli/jobsClient.ts';
+import { modelLayout } from '../src/models/registry.ts';
+import { layoutFingerprint } from '../src/core/layout/parameterLayout.ts';
+import { bareService } from './support/bareService.ts';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const REPS = Number(flag('--reps') ?? 5);
+const JSON_OUT = flag('--json');
+const HIDDEN = 21_104; // MLP 784-21104-10: 16,777,690 parameters = 64.0 MiB of fp32
+const CHUNK = 1 << 20;
+
+function startChild(
+  argv: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const on = (b: Buffer) => {
+      out += b.toString();
+      const m = out.match(ready);
+      if (m) resolve({ child, match: m });
+    };
+    child.stdout!.on('data', on);
+    child.stderr!.on('data', on);
+    child.once('exit', (code) => reject(new Error(`child exited ${code}: ${out}`)));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+
+async function bare(address: string, bytes: number): Promise<{ up: number[]; down: number[] }> {
+  const Client = grpc.makeGenericClientConstructor(bareService, 'Bare');
+  const client = new Client(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': CHUNK + 65536,
+    'grpc-node.flow_control_window': 16 * 1024 * 1024,
+  });
+  const payload = Buffer.alloc(CHUNK, 7);
+  const up: number[] = [];
+  const down: number[] = [];
+  for (let r = 0; r < REPS + 1; r++) {
+    let t = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const call = client.makeClientStreamRequest(
+        '/bench.Bare/Upload',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        (err: grpc.ServiceError | null) => (err ? reject(err) : resolve()),
+      );
+      void (async () => {
+        for (let off = 0; off < bytes; off += CHUNK) {
+          if (!call.write(payload)) await new Promise<void>((r2) => call.once('drain', r2));
+        }
+        call.end();
+      })();
+    });
+    if (r > 0) up.push(performance.now() - t);
+    t = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const call = client.makeServerStreamRequest(
+        '/bench.Bare/Download',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.alloc(0),
+      );
+      const dst = Buffer.alloc(bytes);
+      let off = 0;
+      call.on('data', (b: Buffer) => {
+        b.copy(dst, off);
+        off += b.length;
+      });
+      call.on('end', () => resolve());
+      call.on('error', reject);
+    });
+    if (r > 0) down.push(performance.now() - t);
+  }
+  client.close();
+  return { up, down };
+}
+
+async function phalanx(address: string): Promise<{ up: number[]; down: number[]; bytes: number }> {
+  const spec = { kind: 'mlp' as const, hidden: [HIDDEN] };
+  const layout = modelLayout(spec);
+  const jobs = new JobsClient(address);
+  const job = await jobs.submit(
+    JSON.stringify({
+      name: 'bench-transport',
+      model: spec,
+      rounds: 1_000_000,
+      workers: { min: 2, max: 2, roundTimeout: '10m', heartbeatTtl: '10m' },
+      aggregation: { rule: 'mean', f: 0 },
+      optimizer: { kind: 'sgd', lr: 1e-6 },
+      evaluation: { every: 0, limit: 10 },
+      checkpoint: { every: 0 },
+      data: { maxTrain: 100, maxTest: 10 },
+    }),
+  );
+  const a = new CoordinatorClient(address);
+  const b = new CoordinatorClient(address);
+  await a.register('worker-0', {});
+  await b.register('worker-1', {});
+  for (;;) {
+    try {
+      await a.join(job.id);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  await b.join(job.id);
+  const fp = layoutFingerprint(layout);
+  const grad = new Float32Array(layout.totalSize).fill(1e-3);
+  const params = new Float32Array(layout.totalSize);
+  const up: number[] = [];
+  const down: number[] = [];
+  for (let r = 0; r < REPS + 1; r++) {
+    const meta = {
+      jobId: job.id,
+      round: r,
+      loss: 0,
+      samples: 1,
+      attempt: 0,
+      encoding: 'fp32' as const,
+      layoutFingerprint: fp,
+    };
+    for (const c of [a, b]) {
+      const t = performance.now();
+      const res = await c.push(grad, layout, meta);
+      if (res.status !== 'PUSH_STATUS_ACCEPTED') throw new Error(`push ${res.status}`);
+      if (r > 0) up.push(performance.now() - t);
+    }
+    await a.getRound(job.id, r, 60_000);
+    for (const c of [a, b]) {
+      const t = performance.now();
+      await c.pull(job.id, params, fp);
+      if (r > 0) down.push(performance.now() - t);
+    }
+  }
+  a.close();
+  b.close();
+  jobs.close();
+  return { up, down, bytes: layout.totalSize * 4 };
+}
+
+async function main(): Promise<void> {
+  const coord = await startChild(
+    ['bin/phalanx.js', 'coordinator', '--host', '127.0.0.1', '--port', '0'],
+    /listening on ([\d.]+:\d+)/,
+  );
+  const p = await phalanx(coord.match[1]);
+  coord.child.kill('SIGKILL');
+  const bareProc = await startChild(
+    ['--import', 'tsx', 'bench/support/bareGrpcServer.ts', String(p.bytes / CHUNK)],
+    /listening on ([\d.]+:\d+)/,
+  );
+  const bytesBare = Math.ceil(p.bytes / CHUNK) * CHUNK;
+  const base = await bare(bareProc.match[1], bytesBare);
+  bareProc.child.kill('SIGKILL');
+
+  const rows = [
+    {
+      direction: 'push (upload)',
+      bare: mbps(bytesBare, median(base.up)),
+      bareBest: mbps(bytesBare, Math.min(...base.up)),
+      phalanx: mbps(p.bytes, median(p.up)),
+      phalanxBest: mbps(p.bytes, Math.min(...p.up)),
+    },
+    {
+      direction: 'pull (download)',
+      bare: mbps(bytesBare, median(base.down)),
+      bareBest: mbps(bytesBare, Math.min(...base.down)),
+      phalanx: mbps(p.bytes, median(p.down)),
+      phalanxBest: mbps(p.bytes, Math.min(...p.down)),
+    },
+  ].map((r) => ({ ...r, ratio: r.phalanx / r.bare }));
+
+  console.log(
+    `\nbench:transport — ${(p.bytes / 2 ** 20).toFixed(1)} MiB per transfer, 1 MiB chunks, loopback, ${REPS} reps (median; best in brackets)\n`,
+  );
+  console.log('| direction        | bare grpc-js MB/s | Phalanx MB/s    | Phalanx / bare |');
+  console.log('|------------------|-------------------|-----------------|----------------|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.direction.padEnd(16)} | ${r.bare.toFixed(0).padStart(5)} [${r.bareBest.toFixed(0).padStart(5)}]     | ${r.phalanx.toFixed(0).padStart(5)} [${r.phalanxBest.toFixed(0).padStart(5)}]   | ${r.ratio.toFixed(2).padStart(14)} |`,
+    );
+  }
+  if (JSON_OUT) {
+    writeFileSync(JSON_OUT, `${JSON.stringify({ bytes: p.bytes, reps: REPS, rows }, null, 2)}\n`);
+    console.log(`\nwritten ${JSON_OUT}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
