@@ -68,54 +68,101 @@ program
   .description('run the coordinator (gRPC parameter server)')
   .option('--host <host>', 'listen address', env['PHALANX_HOST'] ?? '0.0.0.0')
   .option('--port <port>', 'listen port', env['PHALANX_PORT'] ?? '7070')
-  .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default(env['PHALANX_STORE'] ?? 'memory'))
+  .addOption(
+    new Option('--store <kind>', 'state store')
+      .choices(['memory', 'redis'])
+      .default(env['PHALANX_STORE'] ?? 'memory'),
+  )
   .option('--redis-url <url>', 'Redis URL (with --store redis)', env['PHALANX_REDIS_URL'])
-  .option('--redis-prefix <prefix>', 'key prefix in Redis (several deployments in one Redis)', env['PHALANX_REDIS_PREFIX'])
-  .option('--checkpoint-dir <dir>', 'override every job\'s checkpoint directory', env['PHALANX_CHECKPOINT_DIR'])
+  .option(
+    '--redis-prefix <prefix>',
+    'key prefix in Redis (several deployments in one Redis)',
+    env['PHALANX_REDIS_PREFIX'],
+  )
+  .option(
+    '--checkpoint-dir <dir>',
+    "override every job's checkpoint directory",
+    env['PHALANX_CHECKPOINT_DIR'],
+  )
   .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
   .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
-  .action(async (opts: { host: string; port: string; store: string; redisUrl?: string; redisPrefix?: string; checkpointDir?: string; id?: string; heartbeatTtl: string }) => {
-    const c = await startCoordinator({
-      host: opts.host,
-      port: Number(opts.port),
-      store: storeConfig(opts),
-      checkpointDir: opts.checkpointDir,
-      id: opts.id,
-      heartbeatTtlMs: Number(opts.heartbeatTtl),
-      log: (m) => console.log(`${new Date().toISOString()} ${m}`),
-    });
-    const stop = () => void c.shutdown().then(() => process.exit(0));
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  .action(
+    async (opts: {
+      host: string;
+      port: string;
+      store: string;
+      redisUrl?: string;
+      redisPrefix?: string;
+      checkpointDir?: string;
+      id?: string;
+      heartbeatTtl: string;
+    }) => {
+      const c = await startCoordinator({
+        host: opts.host,
+        port: Number(opts.port),
+        store: storeConfig(opts),
+        checkpointDir: opts.checkpointDir,
+        id: opts.id,
+        heartbeatTtlMs: Number(opts.heartbeatTtl),
+        log: (m) => console.log(`${new Date().toISOString()} ${m}`),
+      });
+      const stop = () => void c.shutdown().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    },
+  );
 
 program
   .command('worker')
   .description('run a worker that joins a job and trains on its shard')
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
-  .option('--name <name>', 'stable worker name (keeps its rank across restarts)', env['PHALANX_WORKER_NAME'] ?? (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`))
+  .option(
+    '--name <name>',
+    'stable worker name (keeps its rank across restarts)',
+    env['PHALANX_WORKER_NAME'] ?? (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`),
+  )
   .option('--job <id>', 'job to join (default: the oldest running job)')
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default(env['PHALANX_BACKEND'] ?? 'auto'))
-  .option('--byzantine <attack>', 'EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports)')
+  .addOption(
+    new Option('--backend <name>', 'tfjs backend')
+      .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+      .default(env['PHALANX_BACKEND'] ?? 'auto'),
+  )
+  .option(
+    '--byzantine <attack>',
+    'EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports)',
+  )
   .option('--attack-options <json>', 'options of the attack as JSON')
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
   .option('--once', 'exit when the first job ends')
-  .action(async (opts: { coordinator: string; name: string; job?: string; backend: string; byzantine?: string; attackOptions?: string; data?: string; once?: boolean }) => {
-    const controller = new AbortController();
-    process.once('SIGTERM', () => controller.abort());
-    process.once('SIGINT', () => controller.abort());
-    await runWorker({
-      coordinator: opts.coordinator,
-      name: opts.name,
-      jobId: opts.job,
-      backend: opts.backend as BackendPreference,
-      byzantine: opts.byzantine ? { attack: opts.byzantine, options: parseJsonOption(opts.attackOptions, '--attack-options') ?? {} } : undefined,
-      dataPath: opts.data,
-      once: Boolean(opts.once),
-      signal: controller.signal,
-    });
-    process.exit(0);
-  });
+  .action(
+    async (opts: {
+      coordinator: string;
+      name: string;
+      job?: string;
+      backend: string;
+      byzantine?: string;
+      attackOptions?: string;
+      data?: string;
+      once?: boolean;
+    }) => {
+      const controller = new AbortController();
+      process.once('SIGTERM', () => controller.abort());
+      process.once('SIGINT', () => controller.abort());
+      await runWorker({
+        coordinator: opts.coordinator,
+        name: opts.name,
+        jobId: opts.job,
+        backend: opts.backend as BackendPreference,
+        byzantine: opts.byzantine
+          ? { attack: opts.byzantine, options: parseJsonOption(opts.attackOptions, '--attack-options') ?? {} }
+          : undefined,
+        dataPath: opts.data,
+        once: Boolean(opts.once),
+        signal: controller.signal,
+      });
+      process.exit(0);
+    },
+  );
 
 function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: string }): Command {
   return cmd
@@ -157,13 +204,19 @@ interface LaunchCliOptions {
 }
 
 async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<void> {
-  const spec: JobSpecInput = { ...base, aggregation: { ...(base.aggregation ?? {}) }, workers: { ...(base.workers ?? {}) } };
+  const spec: JobSpecInput = {
+    ...base,
+    aggregation: { ...(base.aggregation ?? {}) },
+    workers: { ...(base.workers ?? {}) },
+  };
   const workers = Number(opts.workers);
   const byzantine = Number(opts.byzantine);
   if (!Number.isInteger(workers) || workers < 1) throw new UsageError('--workers must be a positive integer');
-  if (!Number.isInteger(byzantine) || byzantine < 0 || byzantine > workers) throw new UsageError('--byzantine must be an integer in [0, workers]');
+  if (!Number.isInteger(byzantine) || byzantine < 0 || byzantine > workers)
+    throw new UsageError('--byzantine must be an integer in [0, workers]');
   if (opts.rule) spec.aggregation!.rule = opts.rule;
-  if (opts.pre !== undefined) spec.aggregation!.pre = opts.pre ? opts.pre.split(',').map((s) => s.trim()) : [];
+  if (opts.pre !== undefined)
+    spec.aggregation!.pre = opts.pre ? opts.pre.split(',').map((s) => s.trim()) : [];
   if (opts.f !== undefined) spec.aggregation!.f = Number(opts.f);
   if (opts.rounds) spec.rounds = Number(opts.rounds);
   if (opts.seed) spec.seed = Number(opts.seed);
@@ -194,7 +247,9 @@ addLaunchOptions(
 addLaunchOptions(
   program
     .command('demo')
-    .description('Fashion-MNIST demo: 6 worker processes over gRPC, 2 of them Byzantine (sign flip), robust aggregation'),
+    .description(
+      'Fashion-MNIST demo: 6 worker processes over gRPC, 2 of them Byzantine (sign flip), robust aggregation',
+    ),
   { workers: '6', byzantine: '2' },
 ).action(async (opts: LaunchCliOptions) => {
   await runLaunch(opts.config ? loadSpecFile(opts.config) : demoSpec(), opts);
@@ -237,7 +292,14 @@ program
     }
     console.log(['ID'.padEnd(28), 'STATE'.padEnd(10), 'ROUND'.padStart(12), '  CREATED'].join(' '));
     for (const j of jobs) {
-      console.log([j.id.padEnd(28), j.state.padEnd(10), `${j.round}/${j.totalRounds}`.padStart(12), ` ${new Date(j.createdAtMs).toISOString()}`].join(' '));
+      console.log(
+        [
+          j.id.padEnd(28),
+          j.state.padEnd(10),
+          `${j.round}/${j.totalRounds}`.padStart(12),
+          ` ${new Date(j.createdAtMs).toISOString()}`,
+        ].join(' '),
+      );
     }
   });
 
@@ -282,7 +344,9 @@ async function watch(client: JobsClient, id: string, output: string, from?: numb
     }
     if (event.job) {
       total = Number(event.job.totalRounds);
-      console.log(`job ${event.job.id}: ${event.job.state} (round ${event.job.round}/${event.job.totalRounds})${event.job.error ? ` error: ${event.job.error}` : ''}`);
+      console.log(
+        `job ${event.job.id}: ${event.job.state} (round ${event.job.round}/${event.job.totalRounds})${event.job.error ? ` error: ${event.job.error}` : ''}`,
+      );
     } else if (event.round) {
       const r = event.round as unknown as RoundReport;
       if (Number.isFinite(r.testAccuracy)) accuracy = r.testAccuracy;
@@ -293,16 +357,20 @@ async function watch(client: JobsClient, id: string, output: string, from?: numb
 
 program
   .command('aggregate')
-  .description('run a robust aggregation rule on vectors from a JSON file (research tool and conformance check)')
+  .description(
+    'run a robust aggregation rule on vectors from a JSON file (research tool and conformance check)',
+  )
   .requiredOption('--rule <name>', 'aggregation rule')
   .requiredOption('--input <file>', 'JSON: {"vectors": [[...], ...], "f": 2, "options": {...}}')
   .option('--f <n>', 'declared Byzantine count (overrides the file)')
   .option('--pre <list>', 'pre-aggregators, comma-separated')
-  .option('--options <json>', 'rule options as JSON (merged over the file\'s)')
+  .option('--options <json>', "rule options as JSON (merged over the file's)")
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action((opts: { rule: string; input: string; f?: string; pre?: string; options?: string; output: string }) => {
-    aggregateCommand(opts);
-  });
+  .action(
+    (opts: { rule: string; input: string; f?: string; pre?: string; options?: string; output: string }) => {
+      aggregateCommand(opts);
+    },
+  );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof UsageError || e instanceof JobSpecError) {
