@@ -236,8 +236,10 @@ export class JobRuntime extends EventEmitter {
 
   /** A push from this worker for the open round was rejected (bad input); reported in the round's health. */
   recordRejection(workerId: string, round: number, reason: string): void {
-    if (round === this.round && !this.delivered.has(workerId))
+    if (round === this.round && !this.delivered.has(workerId)) {
       this.missingThisRound.set(workerId, `rejected: ${reason}`);
+      setImmediate(() => this.maybeClose());
+    }
   }
 
   /** Resolves once the open round is greater than `afterRound`, the job ends, or `waitMs` passes. */
@@ -293,7 +295,8 @@ export class JobRuntime extends EventEmitter {
     const enough = this.delivered.size >= this.spec.workers.min;
     let allIn = this.participants.size > 0;
     for (const id of this.participants.keys()) {
-      if (!this.delivered.has(id)) {
+      // A worker whose push for this round was rejected has had its say: don't wait for it until the timeout.
+      if (!this.delivered.has(id) && !this.missingThisRound.get(id)?.startsWith('rejected')) {
         allIn = false;
         break;
       }

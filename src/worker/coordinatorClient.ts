@@ -194,7 +194,7 @@ export class CoordinatorClient {
             planId: '',
             attempt: meta.attempt,
             encoding: ENC[meta.encoding],
-            totalElements: layout.totalSize,
+            totalElements: gradient.length,
             layoutFingerprint: meta.layoutFingerprint,
             loss: meta.loss,
             samples: meta.samples,
@@ -202,6 +202,11 @@ export class CoordinatorClient {
         });
         const width = meta.encoding === 'fp32' ? 4 : 2;
         const perChunk = Math.floor(CHUNK_BYTES / width);
+        if (gradient.length !== layout.totalSize) {
+          // Only a Byzantine "wrong size" worker gets here: declare the true size; the coordinator refuses it.
+          call.end();
+          return;
+        }
         for (let layer = 0; layer < layout.layers.length; layer++) {
           const slot = layout.layers[layer];
           for (let off = 0; off < slot.size; off += perChunk) {

@@ -223,15 +223,24 @@ async function trainLoop(
     }
     if (contribution.behaviour === 'straggle')
       await new Promise((r) => setTimeout(r, contribution.delayMs ?? 0));
-    const res = await client.push(contribution.vector, worker.trainer.layout, {
-      jobId,
-      round,
-      loss: contribution.loss,
-      samples: contribution.samples,
-      attempt: attempt++,
-      encoding: spec.compression.encoding,
-      layoutFingerprint: fingerprint,
-    });
+    let res;
+    try {
+      res = await client.push(contribution.vector, worker.trainer.layout, {
+        jobId,
+        round,
+        loss: contribution.loss,
+        samples: contribution.samples,
+        attempt: attempt++,
+        encoding: spec.compression.encoding,
+        layoutFingerprint: fingerprint,
+      });
+    } catch (e) {
+      // The coordinator refused this push's content (e.g. a Byzantine NaN or wrong-size vector): go on.
+      if (!isStatus(e, grpc.status.INVALID_ARGUMENT, grpc.status.RESOURCE_EXHAUSTED)) throw e;
+      log(`[${options.name}] round ${round} push rejected: ${(e as grpc.ServiceError).details}`);
+      lastDone = round;
+      continue;
+    }
     const t3 = performance.now();
     if (debug && round % 10 === 0) {
       log(
