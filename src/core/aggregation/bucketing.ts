@@ -9,6 +9,7 @@
  * Precondition: n ≥ 1. Mixing matrix: M_bj = 1/|B_b| for j ∈ B_b.
  */
 import { deriveSeed, Rng } from '../random.ts';
+import { runCombinations } from './simdKernels.ts';
 import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
 import { checkPreInput, readNumber, Workspace } from './util.ts';
 
@@ -25,22 +26,41 @@ export const createBucketing: PreAggregatorFactory = (options) => {
     round++;
     const buckets = Math.ceil(n / s);
     const mixing = new Float64Array(buckets * n);
-    const acc = ws.f64('acc', d);
     const out: Float32Array[] = [];
+    // bucket b = perm[b·s .. min(n, (b + 1)·s)), averaged in float64 in permutation order
+    const full: number[][] = [];
+    const partial: number[][] = [];
     for (let b = 0; b < buckets; b++) {
       const lo = b * s;
       const hi = Math.min(n, lo + s);
       const inv = 1 / (hi - lo);
-      acc.fill(0);
-      for (let t = lo; t < hi; t++) {
-        const j = perm[t];
-        mixing[b * n + j] = inv;
-        const x = vectors[j];
-        for (let q = 0; q < d; q++) acc[q] += x[q];
+      const terms = Array.from(perm.subarray(lo, hi));
+      for (const j of terms) mixing[b * n + j] = inv;
+      (hi - lo === s ? full : partial).push(terms);
+      out.push(ws.f32(`out${b}`, d));
+    }
+    const simd = (group: number[][], first: number) =>
+      group.length === 0 ||
+      runCombinations(
+        vectors,
+        group,
+        group.map(() => null),
+        group.map((t) => 1 / t.length),
+        out.slice(first, first + group.length),
+      );
+    if (!simd(full, 0) || !simd(partial, full.length)) {
+      const acc = ws.f64('acc', d);
+      for (let b = 0; b < buckets; b++) {
+        const terms = b < full.length ? full[b] : partial[b - full.length];
+        const inv = 1 / terms.length;
+        acc.fill(0);
+        for (const j of terms) {
+          const x = vectors[j];
+          for (let q = 0; q < d; q++) acc[q] += x[q];
+        }
+        const y = out[b];
+        for (let q = 0; q < d; q++) y[q] = acc[q] * inv;
       }
-      const y = ws.f32(`out${b}`, d);
-      for (let q = 0; q < d; q++) y[q] = acc[q] * inv;
-      out.push(y);
     }
     return { vectors: out, mixing };
   };

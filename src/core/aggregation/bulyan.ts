@@ -20,9 +20,12 @@
  */
 import { closestMean, columnScratch, medianOf } from './coordinatewise.ts';
 import { diagonal, krumScores, orderByScore, pairwiseDistances } from './krum.ts';
+import { runCoordinatewise } from './simdKernels.ts';
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
 import {
   checkInput,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -93,22 +96,34 @@ function canonicalBulyan(
     for (let u = bestPos; u < rCount - 1; u++) remaining[u] = remaining[u + 1];
     rCount--;
   }
-  // S in ascending worker order, so that coordinate ties go to the lower worker index
+  // S in ascending worker order, so that coordinate ties go to the lower worker index; the rows are staged as
+  // S then the others (the SIMD kernel uses the first θ rows, the health dots cover all n)
   const sel = Array.from(selected).sort((a, b) => a - b);
+  const inS = new Set(sel);
+  const order = [...sel];
+  for (let i = 0; i < n; i++) if (!inS.has(i)) order.push(i);
+  const rows = order.map((i) => vectors[i]);
   // 2. coordinate-wise: β closest to the median of S
   const s = columnScratch(ws, theta);
+  const rowCounts = ws.f64('rowCounts', n);
+  rowCounts.fill(0);
+  const update = outputBuffer(ws, reuse, d);
+  const used = ws.i32('used', 2);
+  const scalar = (k0: number, k1: number) => {
+    for (let k = k0; k < k1; k++) {
+      for (let t = 0; t < theta; t++) s.vals[t] = rows[t][k];
+      const med = medianOf(theta, false, s, used);
+      update[k] = closestMean(theta, med, beta, s, rowCounts);
+    }
+  };
+  const dots = dotsBuffers(ws, n);
+  const spec = { kind: 'closest', centre: 'median', lower: false, t: 0, e: theta - beta } as const;
+  const simd = runCoordinatewise(rows, theta, spec, update, rowCounts, dots, scalar);
+  if (!simd) scalar(0, d);
   const counts = ws.f64('counts', n);
   counts.fill(0);
-  const update = outputBuffer(ws, reuse, d);
-  const rows = sel.map((i) => vectors[i]);
-  const used = ws.i32('used', 2);
-  for (let k = 0; k < d; k++) {
-    for (let t = 0; t < theta; t++) s.vals[t] = rows[t][k];
-    const med = medianOf(theta, false, s, used);
-    update[k] = closestMean(theta, med, beta, s, counts, sel);
-  }
+  for (let t = 0; t < theta; t++) counts[order[t]] = rowCounts[t];
   const workers = initHealth(input.workerIds);
-  const inS = new Set(sel);
   for (const w of workers) {
     const c = counts[w.index];
     w.trust = c / d;
@@ -117,7 +132,8 @@ function canonicalBulyan(
     if (!inS.has(w.index)) w.reason = 'bulyan: not selected by iterated Krum';
     else if (c === 0) w.reason = 'bulyan: trimmed in every coordinate';
   }
-  fillNormsAndCosines(workers, vectors, update, diagonal(gram, n));
+  if (simd) fillHealthFromDots(workers, dots, order, diagonal(gram, n));
+  else fillNormsAndCosines(workers, vectors, update, diagonal(gram, n));
   return { update, workers, diagnostics: { theta, beta, selected: Array.from(selected), tieBroken } };
 }
 

@@ -11,9 +11,18 @@
  * Health: trust = the last iteration's clipping factor min(1, τ/‖xᵢ − v‖) (1 = not clipped), weight = xᵢ's
  * coefficient in v_L (v_L = a₀·v₀ + Σ wᵢ xᵢ; a₀ is reported in the diagnostics).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import { runCenteredClipping } from './simdKernels.ts';
+import type {
+  AggregationInput,
+  AggregationResult,
+  AggregationRule,
+  RuleFactory,
+  WorkerHealth,
+} from './types.ts';
 import {
   checkInput,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -46,6 +55,16 @@ export const createCenteredClipping: RuleFactory = (options) => {
       const w = ws.f64('w', n);
       c.fill(1);
       w.fill(0);
+      const update = outputBuffer(ws, reuse, d);
+      const workers = initHealth(input.workerIds);
+      const dots = dotsBuffers(ws, n);
+      // SIMD: two staged passes per iteration (distances + norms, then the step + output + health dots)
+      const simdA0 = runCenteredClipping(vectors, v, tau, L, update, c, w, dots);
+      if (simdA0 !== null) {
+        fillCcHealth(workers, c, w);
+        fillHealthFromDots(workers, dots);
+        return { update, workers, diagnostics: { tau, L, previousWeight: simdA0, reset } };
+      }
       let a0 = 1;
       const invN = 1 / n;
       for (let l = 0; l < L; l++) {
@@ -71,15 +90,8 @@ export const createCenteredClipping: RuleFactory = (options) => {
         }
         a0 *= keep;
       }
-      const update = outputBuffer(ws, reuse, d);
       for (let k = 0; k < d; k++) update[k] = v[k];
-      const workers = initHealth(input.workerIds);
-      for (const h of workers) {
-        h.trust = c[h.index];
-        h.weight = w[h.index];
-        h.included = h.weight !== 0;
-        if (!h.included) h.reason = 'centeredClipping: zero weight (L = 0)';
-      }
+      fillCcHealth(workers, c, w);
       fillNormsAndCosines(workers, vectors, update);
       return { update, workers, diagnostics: { tau, L, previousWeight: a0, reset } };
     },
@@ -96,3 +108,12 @@ export const createCenteredClipping: RuleFactory = (options) => {
   };
   return rule;
 };
+
+function fillCcHealth(workers: WorkerHealth[], c: Float64Array, w: Float64Array): void {
+  for (const h of workers) {
+    h.trust = c[h.index];
+    h.weight = w[h.index];
+    h.included = h.weight !== 0;
+    if (!h.included) h.reason = 'centeredClipping: zero weight (L = 0)';
+  }
+}

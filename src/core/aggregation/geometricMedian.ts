@@ -68,7 +68,7 @@ export const createGeometricMedian: RuleFactory = (options) => {
           }
         } else a.set(next);
       }
-      const update = weightedSum(vectors, a, ws.f64('acc', d), outputBuffer(ws, reuse, d));
+      const update = weightedSum(vectors, a, ws, outputBuffer(ws, reuse, d));
       // trust from the smoothed Weiszfeld weights at the output
       weiszfeldWeights(R, n, a, Ra, nu, beta, dist);
       let bmax = 0;

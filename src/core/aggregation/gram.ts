@@ -1,11 +1,27 @@
 /**
  * The n×n Gram matrix R = G Gᵀ of the workers' vectors, in float64, computed once per round and shared by every
- * rule that needs distances (‖gᵢ − gⱼ‖² = Rᵢᵢ + Rⱼⱼ − 2Rᵢⱼ) or cosines. This is the O(n²d) hot loop.
+ * rule that needs distances (‖gᵢ − gⱼ‖² = Rᵢᵢ + Rⱼⱼ − 2Rᵢⱼ) or cosines. This is the O(n²d) hot loop: it runs on the
+ * cache-blocked SIMD tile kernel (`runGram`, simdKernels.ts; else the Flag Aggregator's `gramMatrix`, whose
+ * blocked-JS kernel is the fallback), which reads the data once instead of n/2 times as pairwise dot products
+ * ({@link pairwiseGram}) do. Entries equal the
+ * pairwise ones up to float64 summation order; the matrix is exactly symmetric and equal vectors give equal rows.
  */
+import { gramMatrix } from './flagKernels.ts';
+import { runGram } from './simdKernels.ts';
+
 export function computeGram(vectors: Float32Array[], out?: Float64Array): Float64Array {
   const n = vectors.length;
   const gram = out ?? new Float64Array(n * n);
   if (gram.length < n * n) throw new Error('computeGram: output buffer too small');
+  if (runGram(vectors, gram)) return gram;
+  return gramMatrix(vectors, gram);
+}
+
+/** The Gram matrix by pairwise dot products (reference for tests; n/2 passes over the data). */
+export function pairwiseGram(vectors: Float32Array[], out?: Float64Array): Float64Array {
+  const n = vectors.length;
+  const gram = out ?? new Float64Array(n * n);
+  if (gram.length < n * n) throw new Error('pairwiseGram: output buffer too small');
   for (let i = 0; i < n; i++) {
     const a = vectors[i];
     for (let j = i; j < n; j++) {

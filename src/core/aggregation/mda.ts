@@ -50,7 +50,7 @@ export const createMda: RuleFactory = (options) => {
       const { gram, dist } = pairwiseDistances(vectors, ws, true);
       const k = n - f;
       const { members, diameterSq, tieBroken } = minimumDiameterSubset(dist, n, k);
-      const update = averageSelected(vectors, members, k, ws.f64('acc', d), outputBuffer(ws, reuse, d));
+      const update = averageSelected(vectors, members, k, ws, outputBuffer(ws, reuse, d));
       const workers = initHealth(input.workerIds);
       const inS = new Set(members);
       for (const w of workers) {

@@ -11,9 +11,12 @@
  */
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
 import { closestMean, columnScratch, gatherColumn, medianOf } from './coordinatewise.ts';
+import { runCoordinatewise } from './simdKernels.ts';
 import {
   checkInput,
   coordinateHealth,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -41,13 +44,20 @@ export const createMeamed: RuleFactory = (options) => {
       const update = outputBuffer(ws, reuse, d);
       const m = n - f;
       const used = ws.i32('used', 2);
-      for (let k = 0; k < d; k++) {
-        gatherColumn(vectors, k, n, s);
-        update[k] = closestMean(n, medianOf(n, lower, s, used), m, s, counts);
-      }
+      const scalar = (k0: number, k1: number) => {
+        for (let k = k0; k < k1; k++) {
+          gatherColumn(vectors, k, n, s);
+          update[k] = closestMean(n, medianOf(n, lower, s, used), m, s, counts);
+        }
+      };
       const workers = initHealth(input.workerIds);
+      const dots = dotsBuffers(ws, n);
+      const spec = { kind: 'closest', centre: 'median', lower, t: 0, e: f } as const;
+      const simd = runCoordinatewise(vectors, n, spec, update, counts, dots, scalar);
+      if (!simd) scalar(0, d);
       coordinateHealth(workers, counts, 1 / m, d, 'meamed: never among the n - f closest to the median');
-      fillNormsAndCosines(workers, vectors, update);
+      if (simd) fillHealthFromDots(workers, dots);
+      else fillNormsAndCosines(workers, vectors, update);
       return { update, workers };
     },
   };

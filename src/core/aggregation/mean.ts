@@ -5,8 +5,11 @@
  * Health: every worker included, trust 1, weight 1/n.
  */
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import { runMean } from './simdKernels.ts';
 import {
   checkInput,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -27,12 +30,20 @@ export const createMean: RuleFactory = (options) => {
       const d = checkInput('mean', input);
       const { vectors } = input;
       const n = vectors.length;
+      const update = outputBuffer(ws, reuse, d);
+      const inv = 1 / n;
+      const workers = initHealth(input.workerIds);
+      for (const w of workers) w.weight = inv;
+      // SIMD kernel: blocks staged in cache, the norms and cosines from the same blocks
+      const dots = dotsBuffers(ws, n);
+      if (runMean(vectors, update, dots)) {
+        fillHealthFromDots(workers, dots);
+        return { update, workers };
+      }
       // cache-blocked: the float64 accumulator block stays in L1, and the squared norms ride along
       const acc = ws.f64('acc', BLOCK);
       const normSq = ws.f64('normSq', n);
       normSq.fill(0);
-      const update = outputBuffer(ws, reuse, d);
-      const inv = 1 / n;
       for (let start = 0; start < d; start += BLOCK) {
         const len = Math.min(BLOCK, d - start);
         acc.fill(0);
@@ -48,8 +59,6 @@ export const createMean: RuleFactory = (options) => {
         }
         for (let k = 0; k < len; k++) update[start + k] = acc[k] * inv;
       }
-      const workers = initHealth(input.workerIds);
-      for (const w of workers) w.weight = inv;
       fillNormsAndCosines(workers, vectors, update, normSq);
       return { update, workers };
     },

@@ -10,9 +10,12 @@
  */
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
 import { columnScratch, gatherColumn, medianOf } from './coordinatewise.ts';
+import { runCoordinatewise } from './simdKernels.ts';
 import {
   checkInput,
   coordinateHealth,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -40,15 +43,29 @@ export const createMedian: RuleFactory = (options) => {
       const update = outputBuffer(ws, reuse, d);
       const odd = (n & 1) === 1;
       const used = ws.i32('used', 2);
-      for (let k = 0; k < d; k++) {
-        gatherColumn(vectors, k, n, s);
-        update[k] = medianOf(n, lower, s, used);
-        counts[used[0]]++;
-        if (used[1] >= 0) counts[used[1]]++;
-      }
+      const scalar = (k0: number, k1: number) => {
+        for (let k = k0; k < k1; k++) {
+          gatherColumn(vectors, k, n, s);
+          update[k] = medianOf(n, lower, s, used);
+          counts[used[0]]++;
+          if (used[1] >= 0) counts[used[1]]++;
+        }
+      };
       const workers = initHealth(input.workerIds);
+      const dots = dotsBuffers(ws, n);
+      const simd = runCoordinatewise(
+        vectors,
+        n,
+        { kind: 'median', lower, window: Math.max(1, f) },
+        update,
+        counts,
+        dots,
+        scalar,
+      );
+      if (!simd) scalar(0, d);
       coordinateHealth(workers, counts, odd || lower ? 1 : 0.5, d, 'median: never the median value');
-      fillNormsAndCosines(workers, vectors, update);
+      if (simd) fillHealthFromDots(workers, dots);
+      else fillNormsAndCosines(workers, vectors, update);
       return { update, workers };
     },
   };

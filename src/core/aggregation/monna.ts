@@ -42,7 +42,7 @@ export const createMonna: RuleFactory = (options) => {
       for (let i = 0; i < n; i++) if (i !== idx) others.push(i);
       others.sort((a, b) => dist[idx * n + a] - dist[idx * n + b] || a - b);
       const members = [idx, ...others.slice(0, k - 1)];
-      const update = averageSelected(vectors, members, k, ws.f64('acc', d), outputBuffer(ws, reuse, d));
+      const update = averageSelected(vectors, members, k, ws, outputBuffer(ws, reuse, d));
       const workers = initHealth(input.workerIds);
       const inS = new Set(members);
       for (const w of workers) {

@@ -55,7 +55,7 @@ export const createMultiKrum: RuleFactory = (options) => {
       const scores = ws.f64('scores', n);
       krumScores(dist, n, all, n, conv.neighbours(n, f), scores, ws.f64('row', n));
       const order = orderByScore(scores, n, ws.i32('order', n));
-      const update = averageSelected(vectors, order, m, ws.f64('acc', d), outputBuffer(ws, reuse, d));
+      const update = averageSelected(vectors, order, m, ws, outputBuffer(ws, reuse, d));
       const workers = initHealth(input.workerIds);
       for (const w of workers) {
         w.included = false;

@@ -9,6 +9,7 @@
  * Precondition: f < n. Mixing matrix: Mᵢⱼ = 1/(n − f) for j ∈ Nᵢ.
  */
 import { computeGram, squaredDistancesFromGram } from './gram.ts';
+import { runCombinations } from './simdKernels.ts';
 import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
 import { checkPreInput, precondition, readOptionalNumber, Workspace } from './util.ts';
 
@@ -24,24 +25,33 @@ export const createNnm: PreAggregatorFactory = (options) => {
     const gram = computeGram(vectors, ws.f64('gram', n * n));
     const dist = squaredDistancesFromGram(gram, n, ws.f64('dist', n * n));
     const mixing = new Float64Array(n * n);
-    const acc = ws.f64('acc', d);
-    const others: number[] = [];
-    const out: Float32Array[] = [];
     const inv = 1 / k;
+    // neighbourhoods: i itself, then the others by distance (ties toward the lower index)
+    const terms: number[][] = [];
     for (let i = 0; i < n; i++) {
-      others.length = 0;
+      const others: number[] = [];
       for (let j = 0; j < n; j++) if (j !== i) others.push(j);
       others.sort((a, b) => dist[i * n + a] - dist[i * n + b] || a - b);
-      acc.fill(0);
-      for (let t = 0; t < k; t++) {
-        const j = t === 0 ? i : others[t - 1];
-        mixing[i * n + j] = inv;
-        const x = vectors[j];
-        for (let q = 0; q < d; q++) acc[q] += x[q];
+      const t = [i, ...others.slice(0, k - 1)];
+      for (const j of t) mixing[i * n + j] = inv;
+      terms.push(t);
+    }
+    const out: Float32Array[] = [];
+    for (let i = 0; i < n; i++) out.push(ws.f32(`out${i}`, d));
+    // yᵢ = inv·Σₜ x_{terms[i][t]}, float64 in neighbourhood order: all outputs from one staged pass (SIMD), or
+    // one scalar pass per output
+    const scales = new Array<number>(n).fill(inv);
+    if (!runCombinations(vectors, terms, new Array<null>(n).fill(null), scales, out)) {
+      const acc = ws.f64('acc', d);
+      for (let i = 0; i < n; i++) {
+        acc.fill(0);
+        for (const j of terms[i]) {
+          const x = vectors[j];
+          for (let q = 0; q < d; q++) acc[q] += x[q];
+        }
+        const y = out[i];
+        for (let q = 0; q < d; q++) y[q] = acc[q] * inv;
       }
-      const y = ws.f32(`out${i}`, d);
-      for (let q = 0; q < d; q++) y[q] = acc[q] * inv;
-      out.push(y);
     }
     return { vectors: out, mixing };
   };

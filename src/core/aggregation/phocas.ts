@@ -10,9 +10,12 @@
  */
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
 import { closestMean, columnScratch, gatherColumn, trimmedMeanOf } from './coordinatewise.ts';
+import { runCoordinatewise } from './simdKernels.ts';
 import {
   checkInput,
   coordinateHealth,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -38,11 +41,17 @@ export const createPhocas: RuleFactory = (options) => {
       counts.fill(0);
       const update = outputBuffer(ws, reuse, d);
       const m = n - f;
-      for (let k = 0; k < d; k++) {
-        gatherColumn(vectors, k, n, s);
-        update[k] = closestMean(n, trimmedMeanOf(n, f, s), m, s, counts);
-      }
+      const scalar = (k0: number, k1: number) => {
+        for (let k = k0; k < k1; k++) {
+          gatherColumn(vectors, k, n, s);
+          update[k] = closestMean(n, trimmedMeanOf(n, f, s), m, s, counts);
+        }
+      };
       const workers = initHealth(input.workerIds);
+      const dots = dotsBuffers(ws, n);
+      const spec = { kind: 'closest', centre: 'trimmed', lower: false, t: f, e: f } as const;
+      const simd = runCoordinatewise(vectors, n, spec, update, counts, dots, scalar);
+      if (!simd) scalar(0, d);
       coordinateHealth(
         workers,
         counts,
@@ -50,7 +59,8 @@ export const createPhocas: RuleFactory = (options) => {
         d,
         'phocas: never among the n - f closest to the trimmed mean',
       );
-      fillNormsAndCosines(workers, vectors, update);
+      if (simd) fillHealthFromDots(workers, dots);
+      else fillNormsAndCosines(workers, vectors, update);
       return { update, workers };
     },
   };

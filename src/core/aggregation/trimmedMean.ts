@@ -8,9 +8,12 @@
  */
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
 import { columnScratch, gatherColumn, trimmedMeanOf } from './coordinatewise.ts';
+import { runCoordinatewise, type CoordSpec } from './simdKernels.ts';
 import {
   checkInput,
   coordinateHealth,
+  dotsBuffers,
+  fillHealthFromDots,
   fillNormsAndCosines,
   initHealth,
   outputBuffer,
@@ -36,13 +39,22 @@ export const createTrimmedMean: RuleFactory = (options) => {
       counts.fill(0);
       const update = outputBuffer(ws, reuse, d);
       const inv = 1 / (n - 2 * f);
-      for (let k = 0; k < d; k++) {
-        gatherColumn(vectors, k, n, s);
-        update[k] = trimmedMeanOf(n, f, s, counts);
-      }
+      const scalar = (k0: number, k1: number) => {
+        for (let k = k0; k < k1; k++) {
+          gatherColumn(vectors, k, n, s);
+          update[k] = trimmedMeanOf(n, f, s, counts);
+        }
+      };
+      // f = 0: the mean of all n (sum / n), every worker counted
+      const spec: CoordSpec =
+        f > 0 ? { kind: 'trimmed', t: f } : { kind: 'closest', centre: 'trimmed', lower: false, t: 0, e: 0 };
       const workers = initHealth(input.workerIds);
+      const dots = dotsBuffers(ws, n);
+      const simd = runCoordinatewise(vectors, n, spec, update, counts, dots, scalar);
+      if (!simd) scalar(0, d);
       coordinateHealth(workers, counts, inv, d, 'trimmedMean: trimmed in every coordinate');
-      fillNormsAndCosines(workers, vectors, update);
+      if (simd) fillHealthFromDots(workers, dots);
+      else fillNormsAndCosines(workers, vectors, update);
       return { update, workers };
     },
   };
