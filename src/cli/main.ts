@@ -4,17 +4,20 @@
  */
 import { Command, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
-import { readFileSync } from 'node:fs';
-import { parseJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
 import { runWorker } from '../worker/workerProcess.ts';
 import { launch } from './launch.ts';
-import { demoSpec } from './demoSpec.ts';
+import { demoSpec, DEMO_ATTACK_OPTIONS } from './demoSpec.ts';
 import { JobsClient } from './jobsClient.ts';
-import { formatRound } from './progress.ts';
+import { formatRound, ProgressPrinter } from './progress.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
+import { simulate } from '../simulation/simulate.ts';
+import { formatSimulationSummary, simulationReport } from '../simulation/report.ts';
 
 const env = process.env;
 const DEFAULT_ADDRESS = env['PHALANX_COORDINATOR'] ?? '127.0.0.1:7070';
@@ -252,8 +255,99 @@ addLaunchOptions(
     ),
   { workers: '6', byzantine: '2' },
 ).action(async (opts: LaunchCliOptions) => {
+  // The demo's sign flip sends −4·μ̂: strong enough that the plain mean turns into ascent (see demoSpec.ts).
+  if (opts.attack === 'signflip' && opts.attackOptions === undefined)
+    opts.attackOptions = JSON.stringify(DEMO_ATTACK_OPTIONS);
   await runLaunch(opts.config ? loadSpecFile(opts.config) : demoSpec(), opts);
 });
+
+interface SimulateCliOptions {
+  config?: string;
+  byzantine?: string;
+  attack?: string;
+  attackOptions?: string;
+  rule?: string;
+  pre?: string;
+  f?: string;
+  rounds?: string;
+  seed?: string;
+  backend: string;
+  report?: string;
+  output: string;
+  verbose?: boolean;
+}
+
+program
+  .command('simulate')
+  .description(
+    "EVALUATION: run a job in one process with n simulated workers (Byzantine ones from the spec's simulate section), no network",
+  )
+  .option('--config <job.yaml>', 'job spec file')
+  .option('--byzantine <k>', 'Byzantine workers (overrides simulate.byzantine.count)')
+  .option('--attack <name>', 'their attack (overrides simulate.byzantine.attack)')
+  .option('--attack-options <json>', 'attack options as JSON (overrides simulate.byzantine.options)')
+  .option('--rule <name>', 'aggregation rule (overrides the spec)')
+  .option('--pre <list>', 'pre-aggregators, comma-separated (overrides the spec)')
+  .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
+  .option('--rounds <n>', 'rounds (overrides the spec)')
+  .option('--seed <n>', 'seed (overrides the spec)')
+  .addOption(
+    new Option('--backend <name>', 'tfjs backend')
+      .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
+      .default(env['PHALANX_BACKEND'] ?? 'auto'),
+  )
+  .option('--report <file>', 'write the JSON report here')
+  .addOption(
+    new Option('-o, --output <format>', 'output format (json: the report on stdout, progress on stderr)')
+      .choices(['table', 'json'])
+      .default('table'),
+  )
+  .option('-v, --verbose', 'log backend, data and skipped rounds on stderr')
+  .action(async (opts: SimulateCliOptions) => {
+    const base: JobSpecInput = opts.config ? loadSpecFile(opts.config) : {};
+    let byz = { count: 0, attack: 'signflip', options: {}, ...(base.simulate?.byzantine ?? {}) };
+    if (opts.byzantine !== undefined) byz.count = Number(opts.byzantine);
+    if (opts.attack && opts.attack !== byz.attack) byz = { ...byz, attack: opts.attack, options: {} }; // the spec's options were for its attack
+    if (opts.attackOptions !== undefined)
+      byz.options = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
+    const input: JobSpecInput = {
+      ...base,
+      aggregation: { ...(base.aggregation ?? {}) },
+      simulate: { byzantine: byz },
+    };
+    if (opts.rule) input.aggregation!.rule = opts.rule;
+    if (opts.pre !== undefined)
+      input.aggregation!.pre = opts.pre ? opts.pre.split(',').map((s) => s.trim()) : [];
+    if (opts.f !== undefined) input.aggregation!.f = Number(opts.f);
+    if (opts.rounds) input.rounds = Number(opts.rounds);
+    if (opts.seed) input.seed = Number(opts.seed);
+    const spec = validateJobSpec(input);
+    const json = opts.output === 'json';
+    const printer = json ? undefined : new ProgressPrinter(spec.rounds, (line) => console.log(line));
+    const started = Date.now();
+    let accuracy = NaN;
+    const result = await simulate(spec, {
+      backend: opts.backend as BackendPreference,
+      log: opts.verbose ? (m) => console.error(`[simulate] ${m}`) : undefined,
+      onRound: (r) => {
+        if (printer) return printer.round(r);
+        if (!Number.isFinite(r.testAccuracy)) return;
+        accuracy = r.testAccuracy;
+        console.error(formatRound(r, spec.rounds, accuracy, (Date.now() - started) / 1000));
+      },
+    });
+    printer?.done();
+    const report = simulationReport(spec, result);
+    if (opts.report) {
+      mkdirSync(path.dirname(path.resolve(opts.report)), { recursive: true });
+      writeFileSync(opts.report, `${JSON.stringify(report, null, 2)}\n`);
+    }
+    if (json) console.log(JSON.stringify(report, null, 2));
+    else
+      console.log(
+        `${formatSimulationSummary(report)}${opts.report ? `\nreport written to ${opts.report}` : ''}`,
+      );
+  });
 
 program
   .command('submit <jobFile>')

@@ -1,0 +1,91 @@
+/**
+ * The JSON report of a simulation (`phalanx simulate --report`, bench/robustness.ts) and its one-paragraph text
+ * summary. Everything in it is labelled as an evaluation run: Byzantine workers here are simulated attackers.
+ */
+import type { JobSpec } from '../config/jobSpec.ts';
+import type { HealthSummary, SimulationEvaluation, SimulationResult } from './simulate.ts';
+
+export interface SimulationReport {
+  kind: 'simulation';
+  name: string;
+  seed: number;
+  model: string;
+  rounds: number;
+  workers: number;
+  rule: string;
+  pre: string[];
+  ruleOptions: Record<string, unknown>;
+  /** Declared f of the aggregation. */
+  f: number;
+  byzantine: number;
+  attack: string | null;
+  attackOptions: Record<string, unknown>;
+  optimizer: JobSpec['optimizer'];
+  workerMomentum: number;
+  batchSize: number;
+  flip: boolean;
+  backend: string;
+  data: string;
+  evaluations: SimulationEvaluation[];
+  finalAccuracy: number;
+  bestAccuracy: number;
+  worstAccuracy: number;
+  finalTestLoss: number;
+  finalTrainLoss: number;
+  skippedRounds: number;
+  health: HealthSummary;
+  wallSeconds: number;
+}
+
+export function simulationReport(spec: JobSpec, result: SimulationResult): SimulationReport {
+  return {
+    kind: 'simulation',
+    name: spec.name,
+    seed: spec.seed,
+    model: spec.model.kind === 'mlp' ? `mlp 784-${spec.model.hidden.join('-')}-10` : 'cnn',
+    rounds: result.rounds,
+    workers: result.n,
+    rule: spec.aggregation.rule,
+    pre: spec.aggregation.pre,
+    ruleOptions: spec.aggregation.options,
+    f: spec.aggregation.f,
+    byzantine: result.byzantine,
+    attack: result.attack,
+    attackOptions: result.byzantine ? (spec.simulate?.byzantine.options ?? {}) : {},
+    optimizer: spec.optimizer,
+    workerMomentum: spec.workers.momentum,
+    batchSize: spec.data.batchSize,
+    flip: spec.data.flip,
+    backend: result.backend,
+    data: result.dataSource,
+    evaluations: result.evaluations,
+    finalAccuracy: result.finalAccuracy,
+    bestAccuracy: result.bestAccuracy,
+    worstAccuracy: result.worstAccuracy,
+    finalTestLoss: result.finalLoss,
+    finalTrainLoss: result.finalTrainLoss,
+    skippedRounds: result.skippedRounds,
+    health: result.health,
+    wallSeconds: result.wallSeconds,
+  };
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(2)}%` : '–');
+
+/** A few lines: accuracies per evaluation, final/best/worst, inclusion of honest and Byzantine workers. */
+export function formatSimulationSummary(report: SimulationReport): string {
+  const rule = `${report.rule}${report.pre.length ? ` after ${report.pre.join('+')}` : ''}`;
+  const attack = report.byzantine ? `${report.byzantine} × ${report.attack}` : 'no attack';
+  const evals = report.evaluations.map((e) => `${e.round}: ${pct(e.accuracy)}`).join('  ');
+  const h = report.health;
+  const byz = report.byzantine
+    ? `byzantine vectors included ${pct(h.byzantineInclusion)} of the time (in ${h.roundsWithByzantineIncluded} rounds)`
+    : 'no byzantine workers';
+  return [
+    `simulation ${report.name}: ${report.rounds} rounds, ${report.workers} workers (${attack}), rule ${rule}, f = ${report.f} — ${report.wallSeconds.toFixed(1)} s`,
+    `  test accuracy  ${evals}`,
+    `  final ${pct(report.finalAccuracy)}  best ${pct(report.bestAccuracy)}  worst ${pct(report.worstAccuracy)}  ` +
+      `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}`,
+    `  honest vectors included ${pct(h.honestInclusion)} of the time; ${byz}`,
+  ].join('\n');
+}

@@ -1,0 +1,438 @@
+/**
+ * `simulate(spec)`: the distributed round pipeline (architecture.md §6) driven in one process, no network — for
+ * robustness studies (`phalanx simulate`, bench/robustness.ts).
+ *
+ * n = spec.workers.max simulated workers with ranks 0..n−1; the highest `spec.simulate.byzantine.count` ranks
+ * are Byzantine. Each round t, at the current parameters θ_t:
+ * - honest rank r: `GradientWorker.honest(θ_t, t)` — the same class a worker process uses, so the same shard,
+ *   batch `batchAt(t)`, flips and worker momentum;
+ * - Byzantine ranks, by kind of attack:
+ *   - data-side (labelflip): a GradientWorker built with the attack config trains on its own shard with flipped
+ *     labels (with worker momentum) and sends that gradient — exactly what a distributed Byzantine worker sends;
+ *   - per-worker (`mode: 'own'` / `source: 'own'` options, crash, straggle): one attack instance per rank,
+ *     `craft({honest: all honest vectors, own: the rank's honest gradient})`; crash sends nothing from
+ *     `fromRound` on (reported missing), straggle sends on time (there is no clock here);
+ *   - otherwise "omniscient": one attack instance, `craft({honest: all honest vectors of the round, n, f =
+ *     byzantine count})` once per round, and every Byzantine rank sends that same vector (ByzFL's convention).
+ *     The optimal* line-search attacks get `aggregate` = a copy of the job's pipeline (state synced each round).
+ * Then exactly what JobRuntime.closeRound does: the vectors ordered by rank go through
+ * createAggregationPipeline(spec.aggregation) (a failing round is skipped, 10 in a row fail the run; a
+ * non-finite update is not applied), optimizer.step, evaluation on the test set after every
+ * `evaluation.every`-th round and after the last one. Initial parameters: trainer.initialParameters(spec.seed).
+ *
+ * Same spec and seed, no Byzantine workers or only data-side ones ⇒ the same parameters as `phalanx launch` with
+ * the same tfjs backend (test/integration/simulateMatchesDistributed.test.ts). The distributed run needs
+ * workers.min = workers.max for that: otherwise its first rounds may close before every worker has joined.
+ */
+import type { JobSpec } from '../config/jobSpec.ts';
+import type { RoundReport, WorkerRoundHealth } from '../coordinator/roundReport.ts';
+import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
+import type { AggregationResult } from '../core/aggregation/types.ts';
+import { createAttack } from '../core/attacks/registry.ts';
+import type { Attack, AttackContext } from '../core/attacks/types.ts';
+import { createOptimizer } from '../core/optim/index.ts';
+import { deriveSeed, Rng } from '../core/random.ts';
+import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
+import { createTrainer } from '../models/trainer.ts';
+import type { Trainer } from '../models/types.ts';
+import { selectBackend, type BackendPreference } from '../worker/backend.ts';
+import { GradientWorker, type ByzantineConfig } from '../worker/gradientWorker.ts';
+
+export interface SimulationOptions {
+  /** Called after every round (before the next starts) with the same report the coordinator produces. */
+  onRound?(report: RoundReport): void;
+  log?(message: string): void;
+  /** tfjs backend, as `phalanx worker --backend` (default 'auto', i.e. what a worker process picks). */
+  backend?: BackendPreference;
+  /** Preloaded dataset (must be what loadFashionMnist gives for spec.data). */
+  data?: FashionMnist;
+}
+
+/** How a simulated worker produces its vector. */
+export type WorkerRole = 'honest' | 'data-side' | 'per-worker' | 'omniscient';
+
+export interface SimulationEvaluation {
+  /** Completed rounds at evaluation time. */
+  round: number;
+  accuracy: number;
+  loss: number;
+}
+
+export interface RankHealth {
+  rank: number;
+  role: WorkerRole;
+  byzantine: boolean;
+  /** Rounds whose aggregate included this rank's vector (weight > 0). */
+  included: number;
+  /** Rounds it delivered a vector (crashed ranks deliver none). */
+  delivered: number;
+  /** Mean trust and weight over delivered rounds. */
+  meanTrust: number;
+  meanWeight: number;
+}
+
+export interface RoundSummary {
+  round: number;
+  trainLoss: number;
+  updateNorm: number;
+  includedHonest: number;
+  includedByzantine: number;
+  skipped?: string;
+}
+
+export interface HealthSummary {
+  ranks: RankHealth[];
+  /** Fraction of (honest rank, round) pairs included; same for Byzantine (NaN without Byzantine ranks). */
+  honestInclusion: number;
+  byzantineInclusion: number;
+  /** Rounds in which at least one Byzantine vector was included. */
+  roundsWithByzantineIncluded: number;
+}
+
+export interface SimulationResult {
+  params: Float32Array;
+  rounds: number;
+  n: number;
+  byzantine: number;
+  attack: string | null;
+  backend: string;
+  dataSource: string;
+  evaluations: SimulationEvaluation[];
+  finalAccuracy: number;
+  finalLoss: number;
+  bestAccuracy: number;
+  worstAccuracy: number;
+  /** Mean honest training loss of the last round. */
+  finalTrainLoss: number;
+  skippedRounds: number;
+  perRound: RoundSummary[];
+  health: HealthSummary;
+  wallSeconds: number;
+}
+
+interface SimWorker {
+  rank: number;
+  name: string;
+  role: WorkerRole;
+  /** Computes the rank's own (honest, or flipped-label for data-side) vector; absent for omniscient ranks. */
+  gradient?: GradientWorker;
+  /** Per-worker attack instance and randomness. */
+  attack?: Attack;
+  rng?: Rng;
+  /** This round's vector (owned copy). */
+  buffer: Float32Array;
+  loss: number;
+  stats: { included: number; delivered: number; trust: number; weight: number };
+}
+
+/** A job whose rule cannot run fails after this many skipped rounds in a row (as JobRuntime). */
+const MAX_CONSECUTIVE_SKIPS = 10;
+/** Seed stream of the shared (omniscient) attack's randomness. */
+const OMNISCIENT_STREAM = 0x5e1a;
+
+/** Per-worker attacks: those that transform the attacker's own gradient, and runtime behaviours. */
+function roleOf(attack: Attack, options: Record<string, unknown>): WorkerRole {
+  if (attack.dataSide) return 'data-side';
+  if (attack.behaviour !== undefined || options['mode'] === 'own' || options['source'] === 'own') {
+    return 'per-worker';
+  }
+  return 'omniscient';
+}
+
+export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Promise<SimulationResult> {
+  const started = performance.now();
+  const log = opts.log ?? (() => {});
+  const n = spec.workers.max;
+  const byz = spec.simulate?.byzantine ?? { count: 0, attack: 'signflip', options: {} };
+  const count = byz.count;
+  if (count > n) throw new Error(`simulate.byzantine.count (${count}) exceeds workers.max (${n})`);
+  const attackName = count > 0 ? byz.attack : null;
+  const byzConfig: ByzantineConfig | undefined = attackName
+    ? { attack: attackName, options: byz.options }
+    : undefined;
+  const probe = byzConfig ? createAttack(byzConfig.attack, byzConfig.options) : undefined;
+  const byzRole: WorkerRole = probe ? roleOf(probe, byzConfig!.options) : 'honest';
+  if (count === n && byzRole !== 'data-side') {
+    throw new Error(
+      `simulate: attack '${attackName}' needs at least one honest worker (count = workers.max = ${n})`,
+    );
+  }
+
+  const selection = await selectBackend(opts.backend ?? 'auto');
+  log(`tfjs backend: ${selection.backend} — ${selection.reason}`);
+  const trainer: Trainer = await createTrainer(spec.model);
+  try {
+    const data =
+      opts.data ??
+      (await loadFashionMnist({
+        path: spec.data.path,
+        maxTrain: spec.data.maxTrain,
+        maxTest: spec.data.maxTest,
+      }));
+    log(`data: ${data.train.count} training / ${data.test.count} test examples from ${data.source}`);
+    const d = trainer.layout.totalSize;
+
+    const workers: SimWorker[] = [];
+    for (let rank = 0; rank < n; rank++) {
+      const isByz = rank >= n - count;
+      const role: WorkerRole = isByz ? byzRole : 'honest';
+      const w: SimWorker = {
+        rank,
+        name: `worker-${rank}`,
+        role,
+        buffer: new Float32Array(d),
+        loss: NaN,
+        stats: { included: 0, delivered: 0, trust: 0, weight: 0 },
+      };
+      if (role === 'honest' || role === 'per-worker') {
+        w.gradient = new GradientWorker(trainer, data.train, spec, rank, n);
+      } else if (role === 'data-side') {
+        w.gradient = new GradientWorker(trainer, data.train, spec, rank, n, byzConfig);
+      }
+      if (role === 'per-worker') {
+        w.attack = createAttack(byzConfig!.attack, byzConfig!.options);
+        w.rng = new Rng(deriveSeed(spec.seed, 0xa77a, rank));
+      }
+      workers.push(w);
+    }
+    const honest = workers.filter((w) => w.role === 'honest');
+    const omniscient = workers.filter((w) => w.role === 'omniscient');
+    const shared =
+      omniscient.length > 0
+        ? {
+            attack: probe!,
+            rng: new Rng(deriveSeed(spec.seed, OMNISCIENT_STREAM, count)),
+            buffer: new Float32Array(d),
+          }
+        : undefined;
+
+    const aggregationSpec = {
+      rule: spec.aggregation.rule,
+      f: spec.aggregation.f,
+      pre: spec.aggregation.pre,
+      options: spec.aggregation.options,
+    };
+    const pipeline = createAggregationPipeline(aggregationSpec);
+    // The line-search attacks probe the aggregation: give them a copy so the job's stateful rules stay untouched.
+    let shadow: AggregationPipeline | undefined;
+    if (shared && shared.attack.name.startsWith('optimal'))
+      shadow = createAggregationPipeline(aggregationSpec);
+    const optimizer = createOptimizer(spec.optimizer, d);
+    const params = trainer.initialParameters(spec.seed);
+    log(
+      `simulating ${spec.rounds} rounds: ${n} workers (${count} byzantine: ${attackName ?? 'none'}${count ? `, ${byzRole}` : ''}), ` +
+        `rule ${spec.aggregation.rule}${spec.aggregation.pre.length ? ` after ${spec.aggregation.pre.join('+')}` : ''}, f = ${spec.aggregation.f}, ${d} parameters`,
+    );
+
+    const evaluations: SimulationEvaluation[] = [];
+    const perRound: RoundSummary[] = [];
+    let consecutiveSkips = 0;
+    let skippedRounds = 0;
+    let lastTrainLoss = NaN;
+
+    for (let round = 0; round < spec.rounds; round++) {
+      const tOpen = performance.now();
+      // Honest vectors first: the omniscient and per-worker attacks see all of them.
+      for (const w of honest) {
+        const { vector, loss } = await w.gradient!.honest(params, round);
+        w.buffer.set(vector);
+        w.loss = loss;
+      }
+      const honestVectors = honest.map((w) => w.buffer);
+      const baseCtx = (rng: Rng): AttackContext => ({ honest: honestVectors, n, f: count, rng, round });
+
+      const delivered: { w: SimWorker; vector: Float32Array }[] = [];
+      let sharedVector: Float32Array | undefined;
+      if (shared) {
+        const ctx = baseCtx(shared.rng);
+        if (shadow) {
+          shadow.loadState(pipeline.saveState());
+          const ids = Array.from({ length: honestVectors.length + count }, (_, i) => `probe-${i}`);
+          ctx.aggregate = (vectors) => shadow!.aggregate(vectors, ids.slice(0, vectors.length)).update;
+        }
+        sharedVector = shared.attack.craft(ctx, shared.buffer);
+      }
+      for (const w of workers) {
+        if (w.role === 'honest') {
+          delivered.push({ w, vector: w.buffer });
+        } else if (w.role === 'data-side') {
+          const { vector, loss } = await w.gradient!.honest(params, round);
+          w.buffer.set(vector);
+          w.loss = loss;
+          delivered.push({ w, vector: w.buffer });
+        } else if (w.role === 'per-worker') {
+          const attack = w.attack!;
+          if (attack.behaviour === 'crash' && round >= (attack.fromRound ?? 0)) continue;
+          const { vector, loss } = await w.gradient!.honest(params, round);
+          w.loss = loss;
+          // `vector` stays valid until the next gradient call; craft writes into the rank's own buffer.
+          delivered.push({ w, vector: attack.craft({ ...baseCtx(w.rng!), own: vector }, w.buffer) });
+        } else {
+          delivered.push({ w, vector: sharedVector! });
+        }
+      }
+      const tCollect = performance.now() - tOpen;
+
+      // --- what JobRuntime.closeRound does, in the same order (by rank) ---
+      const t0 = performance.now();
+      let result: AggregationResult | undefined;
+      let skipReason = '';
+      try {
+        result = pipeline.aggregate(
+          delivered.map((e) => e.vector),
+          delivered.map((e) => e.w.name),
+        );
+      } catch (e) {
+        skipReason = (e as Error).message;
+        log(`round ${round}: aggregation skipped: ${skipReason}`);
+        if (++consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
+          throw new Error(`aggregation failed ${consecutiveSkips} rounds in a row: ${skipReason}`, {
+            cause: e,
+          });
+        }
+      }
+      if (result) consecutiveSkips = 0;
+      const t1 = performance.now();
+      let updateNorm = 0;
+      if (result) {
+        const u = result.update;
+        for (let i = 0; i < u.length; i++) updateNorm += u[i] * u[i];
+        updateNorm = Math.sqrt(updateNorm);
+        if (Number.isFinite(updateNorm)) optimizer.step(params, u);
+        else skipReason = 'aggregate is not finite';
+      }
+      if (skipReason) skippedRounds++;
+      const t2 = performance.now();
+
+      const health: WorkerRoundHealth[] = delivered.map((e, i) => {
+        const h = result?.workers[i];
+        const byzantine = e.w.role === 'honest' ? '' : attackName!;
+        return {
+          workerId: e.w.name,
+          name: e.w.name,
+          rank: e.w.rank,
+          included: h?.included ?? false,
+          trust: h?.trust ?? 0,
+          weight: h?.weight ?? 0,
+          norm: h?.norm ?? 0,
+          cosine: h?.cosine ?? 0,
+          reason: h?.reason ?? (skipReason ? `round skipped: ${skipReason}` : ''),
+          byzantine,
+          loss: e.w.role === 'omniscient' ? NaN : e.w.loss,
+        };
+      });
+      let includedHonest = 0;
+      let includedByzantine = 0;
+      delivered.forEach((e, i) => {
+        const s = e.w.stats;
+        const h = health[i];
+        s.delivered++;
+        s.trust += h.trust;
+        s.weight += h.weight;
+        if (h.included) {
+          s.included++;
+          if (e.w.role === 'honest') includedHonest++;
+          else includedByzantine++;
+        }
+      });
+      const missing: WorkerRoundHealth[] = workers
+        .filter((w) => !delivered.some((e) => e.w === w))
+        .map((w) => ({
+          workerId: w.name,
+          name: w.name,
+          rank: w.rank,
+          included: false,
+          trust: 0,
+          weight: 0,
+          norm: 0,
+          cosine: 0,
+          reason: `byzantine behaviour: ${w.attack?.behaviour ?? 'none'}`,
+          byzantine: attackName ?? '',
+          loss: NaN,
+        }));
+      // Training loss: mean over the honest workers (what the model actually achieves on its data).
+      let lossSum = 0;
+      for (const w of honest) lossSum += w.loss;
+      if (honest.length > 0) lastTrainLoss = lossSum / honest.length;
+
+      const completed = round + 1;
+      const isLast = completed >= spec.rounds;
+      const every = spec.evaluation.every;
+      let testAccuracy = NaN;
+      let testLoss = NaN;
+      if (isLast || (every > 0 && completed % every === 0)) {
+        const ev = await trainer.evaluate(params, data.test, spec.evaluation.limit);
+        testAccuracy = ev.accuracy;
+        testLoss = ev.loss;
+        evaluations.push({ round: completed, accuracy: ev.accuracy, loss: ev.loss });
+      }
+      perRound.push({
+        round,
+        trainLoss: lastTrainLoss,
+        updateNorm,
+        includedHonest,
+        includedByzantine,
+        ...(skipReason ? { skipped: skipReason } : {}),
+      });
+      opts.onRound?.({
+        jobId: `simulate-${spec.name}`,
+        round,
+        rule: spec.aggregation.rule,
+        workers: health,
+        missing,
+        updateNorm,
+        trainLoss: lastTrainLoss,
+        testAccuracy,
+        testLoss,
+        timings: {
+          collectMs: tCollect,
+          aggregateMs: t1 - t0,
+          optimizeMs: t2 - t1,
+          totalMs: performance.now() - tOpen,
+        },
+        bytesReceived: 0,
+        finishedAtMs: Date.now(),
+      });
+    }
+
+    const ranks: RankHealth[] = workers.map((w) => ({
+      rank: w.rank,
+      role: w.role,
+      byzantine: w.role !== 'honest',
+      included: w.stats.included,
+      delivered: w.stats.delivered,
+      meanTrust: w.stats.delivered ? w.stats.trust / w.stats.delivered : 0,
+      meanWeight: w.stats.delivered ? w.stats.weight / w.stats.delivered : 0,
+    }));
+    const fraction = (rs: RankHealth[]) =>
+      rs.length ? rs.reduce((s, r) => s + r.included, 0) / (rs.length * spec.rounds) : NaN;
+    const accuracies = evaluations.map((e) => e.accuracy);
+    const final = evaluations.at(-1);
+    return {
+      params,
+      rounds: spec.rounds,
+      n,
+      byzantine: count,
+      attack: attackName,
+      backend: selection.backend,
+      dataSource: data.source,
+      evaluations,
+      finalAccuracy: final?.accuracy ?? NaN,
+      finalLoss: final?.loss ?? NaN,
+      bestAccuracy: accuracies.length ? Math.max(...accuracies) : NaN,
+      worstAccuracy: accuracies.length ? Math.min(...accuracies) : NaN,
+      finalTrainLoss: lastTrainLoss,
+      skippedRounds,
+      perRound,
+      health: {
+        ranks,
+        honestInclusion: fraction(ranks.filter((r) => !r.byzantine)),
+        byzantineInclusion: fraction(ranks.filter((r) => r.byzantine)),
+        roundsWithByzantineIncluded: perRound.filter((r) => r.includedByzantine > 0).length,
+      },
+      wallSeconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    trainer.dispose();
+  }
+}

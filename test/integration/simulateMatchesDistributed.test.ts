@@ -1,0 +1,104 @@
+/**
+ * architecture.md §6: simulation and the distributed run are the same pipeline. A real `phalanx launch`
+ * (coordinator + 3 worker processes over loopback gRPC) and `simulate()` in this process, same spec and seed,
+ * must end with the same parameters (max |Δ| ≤ 1e-6) — with no Byzantine workers, and with a data-side one
+ * (label flipping), with worker momentum and random flips on. Both sides use the wasm backend.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { listCheckpoints, readCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
+import { simulate } from '../../src/simulation/simulate.ts';
+import { BIN } from '../support/processes.ts';
+
+const ROUNDS = 5;
+
+function jobSpec(name: string, dir: string, aggregation: JobSpecInput['aggregation']): JobSpecInput {
+  return {
+    name,
+    seed: 11,
+    model: { kind: 'mlp', hidden: [16] },
+    data: { batchSize: 16, maxTrain: 3000, maxTest: 200, flip: true },
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-4 },
+    rounds: ROUNDS,
+    // min = max: every round waits for all three workers (otherwise round 0 may close before all have joined).
+    workers: { min: 3, max: 3, momentum: 0.9, roundTimeout: '60s' },
+    aggregation,
+    checkpoint: { every: ROUNDS, dir, keep: 1 },
+    evaluation: { every: ROUNDS, limit: 200 },
+  };
+}
+
+/** Runs `phalanx launch` as a child process; returns the parameters of its final checkpoint. */
+async function launchAndReadParams(
+  dir: string,
+  spec: JobSpecInput,
+  byzantine?: { count: number; attack: string },
+): Promise<Float32Array> {
+  const config = path.join(dir, `${spec.name}.yaml`);
+  const reportFile = path.join(dir, `${spec.name}.report.json`);
+  writeFileSync(config, YAML.stringify(spec));
+  const args = [BIN, 'launch', '--config', config, '--workers', '3', '--port', '0', '--backend', 'wasm'];
+  args.push('--report', reportFile);
+  if (byzantine) args.push('--byzantine', String(byzantine.count), '--attack', byzantine.attack);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(code, `phalanx launch failed:\n${output.slice(-3000)}`).to.equal(0);
+  const report = JSON.parse(readFileSync(reportFile, 'utf8')) as {
+    job: string;
+    rounds: number;
+    state: string;
+  };
+  expect(report.state).to.equal('completed');
+  expect(report.rounds).to.equal(ROUNDS);
+  const manifests = await listCheckpoints(dir, report.job);
+  const last = manifests.at(-1);
+  expect(last?.round, 'final checkpoint').to.equal(ROUNDS);
+  return (await readCheckpoint(last!)).tensors['params'];
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).to.equal(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('integration: simulate() matches a distributed phalanx launch', function () {
+  this.timeout(120_000);
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-simdist-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('mean, no Byzantine workers: same parameters after 5 rounds', async () => {
+    const spec = jobSpec('simdist-mean', dir, { rule: 'mean', f: 0 });
+    const distributed = await launchAndReadParams(dir, spec);
+    const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
+    expect(sim.rounds).to.equal(ROUNDS);
+    expect(sim.skippedRounds).to.equal(0);
+    // The run trained: the parameters moved away from the initial ones.
+    expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
+    expect(sim.perRound.every((r) => r.updateNorm > 0)).to.equal(true);
+  });
+
+  it('median with one label-flipping (data-side) Byzantine worker: same parameters', async () => {
+    const spec = jobSpec('simdist-median', dir, { rule: 'median', f: 1 });
+    const distributed = await launchAndReadParams(dir, spec, { count: 1, attack: 'labelflip' });
+    const sim = await simulate(
+      validateJobSpec({ ...spec, simulate: { byzantine: { count: 1, attack: 'labelflip' } } }),
+      { backend: 'wasm' },
+    );
+    expect(sim.health.ranks.map((r) => r.role)).to.deep.equal(['honest', 'honest', 'data-side']);
+    expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
+  });
+});
