@@ -12,6 +12,7 @@ import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
 import type { AggregationResult } from '../core/aggregation/types.ts';
+import { RoundStepper } from '../core/roundStep.ts';
 import type { Optimizer } from '../core/optim/types.ts';
 import { encodeDense, type DenseEncoding } from '../core/compression/denseCodec.ts';
 import { CHUNK_BYTES } from '../transport/protocol.ts';
@@ -62,9 +63,6 @@ interface Delivery {
   bytes: number;
 }
 
-/** A job whose rule cannot run (e.g. too few workers for its precondition) fails after this many rounds. */
-const MAX_CONSECUTIVE_SKIPS = 10;
-
 export type PushOutcome = { status: 'accepted' | 'duplicate' | 'late'; currentRound: number };
 
 export class JobRuntime extends EventEmitter {
@@ -83,7 +81,7 @@ export class JobRuntime extends EventEmitter {
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
-  private consecutiveSkips = 0;
+  private readonly stepper: RoundStepper;
 
   constructor(
     readonly jobId: string,
@@ -99,6 +97,7 @@ export class JobRuntime extends EventEmitter {
     this.setMaxListeners(0);
     this.fingerprint = layoutFingerprint(model.layout);
     this.round = startRound;
+    this.stepper = new RoundStepper(pipeline, optimizer, (m) => hooks.log(m));
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);
     }
@@ -318,34 +317,12 @@ export class JobRuntime extends EventEmitter {
       const vectors = entries.map((e) => e.d.vector);
       const ids = entries.map((e) => e.id);
 
-      const t0 = performance.now();
-      let result: AggregationResult | undefined;
-      let skipReason = '';
-      try {
-        result = this.pipeline.aggregate(vectors, ids);
-      } catch (e) {
-        skipReason = (e as Error).message;
-        this.hooks.log(`round ${round}: aggregation skipped: ${skipReason}`);
-        if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-          throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`, {
-            cause: e,
-          });
-        }
-      }
-      if (result) this.consecutiveSkips = 0;
-      const t1 = performance.now();
-      let updateNorm = 0;
-      if (result) {
-        const u = result.update;
-        for (let i = 0; i < u.length; i++) updateNorm += u[i] * u[i];
-        updateNorm = Math.sqrt(updateNorm);
-        if (Number.isFinite(updateNorm)) {
-          this.optimizer.step(this.params, u);
-        } else {
-          skipReason = 'aggregate is not finite';
-        }
-      }
-      const t2 = performance.now();
+      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = this.stepper.step(
+        round,
+        this.params,
+        vectors,
+        ids,
+      );
 
       const workers: WorkerRoundHealth[] = entries.map((e, i) => {
         const h = result?.workers[i];
@@ -410,8 +387,8 @@ export class JobRuntime extends EventEmitter {
         testLoss,
         timings: {
           collectMs: tCollect,
-          aggregateMs: t1 - t0,
-          optimizeMs: t2 - t1,
+          aggregateMs,
+          optimizeMs,
           totalMs: Date.now() - this.roundOpenedAt,
         },
         bytesReceived: bytes,

@@ -27,9 +27,9 @@
 import type { JobSpec } from '../config/jobSpec.ts';
 import type { RoundReport, WorkerRoundHealth } from '../coordinator/roundReport.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
-import type { AggregationResult } from '../core/aggregation/types.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
+import { RoundStepper } from '../core/roundStep.ts';
 import { createOptimizer } from '../core/optim/index.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
 import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
@@ -125,8 +125,6 @@ interface SimWorker {
   stats: { included: number; delivered: number; trust: number; weight: number };
 }
 
-/** A job whose rule cannot run fails after this many skipped rounds in a row (as JobRuntime). */
-const MAX_CONSECUTIVE_SKIPS = 10;
 /** Seed stream of the shared (omniscient) attack's randomness. */
 const OMNISCIENT_STREAM = 0x5e1a;
 
@@ -226,7 +224,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
 
     const evaluations: SimulationEvaluation[] = [];
     const perRound: RoundSummary[] = [];
-    let consecutiveSkips = 0;
+    const stepper = new RoundStepper(pipeline, optimizer, log);
     let skippedRounds = 0;
     let lastTrainLoss = NaN;
 
@@ -274,35 +272,13 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       const tCollect = performance.now() - tOpen;
 
       // --- what JobRuntime.closeRound does, in the same order (by rank) ---
-      const t0 = performance.now();
-      let result: AggregationResult | undefined;
-      let skipReason = '';
-      try {
-        result = pipeline.aggregate(
-          delivered.map((e) => e.vector),
-          delivered.map((e) => e.w.name),
-        );
-      } catch (e) {
-        skipReason = (e as Error).message;
-        log(`round ${round}: aggregation skipped: ${skipReason}`);
-        if (++consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-          throw new Error(`aggregation failed ${consecutiveSkips} rounds in a row: ${skipReason}`, {
-            cause: e,
-          });
-        }
-      }
-      if (result) consecutiveSkips = 0;
-      const t1 = performance.now();
-      let updateNorm = 0;
-      if (result) {
-        const u = result.update;
-        for (let i = 0; i < u.length; i++) updateNorm += u[i] * u[i];
-        updateNorm = Math.sqrt(updateNorm);
-        if (Number.isFinite(updateNorm)) optimizer.step(params, u);
-        else skipReason = 'aggregate is not finite';
-      }
+      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = stepper.step(
+        round,
+        params,
+        delivered.map((e) => e.vector),
+        delivered.map((e) => e.w.name),
+      );
       if (skipReason) skippedRounds++;
-      const t2 = performance.now();
 
       const health: WorkerRoundHealth[] = delivered.map((e, i) => {
         const h = result?.workers[i];
@@ -386,8 +362,8 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         testLoss,
         timings: {
           collectMs: tCollect,
-          aggregateMs: t1 - t0,
-          optimizeMs: t2 - t1,
+          aggregateMs,
+          optimizeMs,
           totalMs: performance.now() - tOpen,
         },
         bytesReceived: 0,

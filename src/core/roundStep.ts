@@ -1,0 +1,62 @@
+/**
+ * One round's server-side step, shared by the distributed round engine and `phalanx simulate` so both apply the
+ * same math in the same order: aggregate the delivered vectors (already ordered by rank), then let the optimizer
+ * apply the update unless aggregation failed or produced a non-finite update. A rule that cannot run (e.g. too few
+ * workers for its precondition) skips the round; after MAX_CONSECUTIVE_SKIPS in a row the job fails.
+ */
+import type { AggregationResult } from './aggregation/types.ts';
+import type { Optimizer } from './optim/types.ts';
+
+export const MAX_CONSECUTIVE_SKIPS = 10;
+
+export interface AggregatorLike {
+  aggregate(vectors: Float32Array[], workerIds: string[]): AggregationResult;
+}
+
+export interface RoundStepResult {
+  result: AggregationResult | undefined;
+  /** Non-empty when the update was not applied, with the reason. */
+  skipReason: string;
+  updateNorm: number;
+  aggregateMs: number;
+  optimizeMs: number;
+}
+
+export class RoundStepper {
+  private consecutiveSkips = 0;
+
+  constructor(
+    private readonly pipeline: AggregatorLike,
+    private readonly optimizer: Optimizer,
+    private readonly log: (message: string) => void = () => {},
+  ) {}
+
+  /** Aggregate and apply to `params` in place. Throws after too many consecutive skipped rounds. */
+  step(round: number, params: Float32Array, vectors: Float32Array[], workerIds: string[]): RoundStepResult {
+    const t0 = performance.now();
+    let result: AggregationResult | undefined;
+    let skipReason = '';
+    try {
+      result = this.pipeline.aggregate(vectors, workerIds);
+    } catch (e) {
+      skipReason = (e as Error).message;
+      this.log(`round ${round}: aggregation skipped: ${skipReason}`);
+      if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
+        throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`, {
+          cause: e,
+        });
+      }
+    }
+    if (result) this.consecutiveSkips = 0;
+    const t1 = performance.now();
+    let updateNorm = 0;
+    if (result) {
+      const u = result.update;
+      for (let i = 0; i < u.length; i++) updateNorm += u[i] * u[i];
+      updateNorm = Math.sqrt(updateNorm);
+      if (Number.isFinite(updateNorm)) this.optimizer.step(params, u);
+      else skipReason = 'aggregate is not finite';
+    }
+    return { result, skipReason, updateNorm, aggregateMs: t1 - t0, optimizeMs: performance.now() - t1 };
+  }
+}
