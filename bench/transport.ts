@@ -10,8 +10,7 @@ import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient } from '../src/worker/coordinatorClient.ts';
 import { JobsClient } from '../src/cli/jobsClient.ts';
-import { modelLayout } from '../src/models/registry.ts';
-import { layoutFingerprint } from '../src/core/layout/parameterLayout.ts';
+import { buildLayout, layoutFingerprint } from '../src/core/layout/parameterLayout.ts';
 import { bareService } from './support/bareService.ts';
 
 const args = process.argv.slice(2);
@@ -96,7 +95,14 @@ async function bare(address: string, bytes: number): Promise<{ up: number[]; dow
 
 async function phalanx(address: string): Promise<{ up: number[]; down: number[]; bytes: number }> {
   const spec = { kind: 'mlp' as const, hidden: [HIDDEN] };
-  const layout = modelLayout(spec);
+  // The MLP's layout, built here without loading tfjs into the benchmark's client process (its heap would make
+  // every GC of the client's per-message buffers slower and skew the comparison).
+  const layout = buildLayout([
+    { name: 'fc1.weight', shape: [784, HIDDEN] },
+    { name: 'fc1.bias', shape: [HIDDEN] },
+    { name: 'fc2.weight', shape: [HIDDEN, 10] },
+    { name: 'fc2.bias', shape: [10] },
+  ]);
   const jobs = new JobsClient(address);
   const job = await jobs.submit(
     JSON.stringify({

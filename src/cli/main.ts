@@ -8,7 +8,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
-import { runWorker } from '../worker/workerProcess.ts';
 import { launch } from './launch.ts';
 import { demoSpec, DEMO_ATTACK_OPTIONS } from './demoSpec.ts';
 import { JobsClient } from './jobsClient.ts';
@@ -16,8 +15,14 @@ import { formatRound, ProgressPrinter } from './progress.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
-import { simulate } from '../simulation/simulate.ts';
-import { formatSimulationSummary, simulationReport } from '../simulation/report.ts';
+
+// tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
+// must keep a small heap) and the job tools start without tfjs.
+const loadWorker = () => import('../worker/workerProcess.ts');
+const loadSimulation = async () => ({
+  ...(await import('../simulation/simulate.ts')),
+  ...(await import('../simulation/report.ts')),
+});
 
 const env = process.env;
 const DEFAULT_ADDRESS = env['PHALANX_COORDINATOR'] ?? '127.0.0.1:7070';
@@ -151,6 +156,7 @@ program
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
       process.once('SIGINT', () => controller.abort());
+      const { runWorker } = await loadWorker();
       await runWorker({
         coordinator: opts.coordinator,
         name: opts.name,
@@ -326,6 +332,7 @@ program
     const printer = json ? undefined : new ProgressPrinter(spec.rounds, (line) => console.log(line));
     const started = Date.now();
     let accuracy = NaN;
+    const { simulate, simulationReport, formatSimulationSummary } = await loadSimulation();
     const result = await simulate(spec, {
       backend: opts.backend as BackendPreference,
       log: opts.verbose ? (m) => console.error(`[simulate] ${m}`) : undefined,

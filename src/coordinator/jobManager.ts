@@ -11,7 +11,7 @@ import { createOptimizer } from '../core/optim/index.ts';
 import { createAggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { JobRuntime, type JobResult } from './jobRuntime.ts';
-import { buildModelHost } from './modelHost.ts';
+import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import type { RoundReport } from './roundReport.ts';
 import type { JobRecord, JobState, StateStore } from './state/stateStore.ts';
 import { TERMINAL_JOB_STATES } from './state/stateStore.ts';
@@ -143,6 +143,20 @@ export class JobManager extends EventEmitter {
   private async startRuntime(job: JobRecord, resume: boolean): Promise<void> {
     const spec = validateJobSpec(JSON.parse(job.spec));
     const host = await buildModelHost(spec);
+    try {
+      await this.startRuntimeWith(job, spec, host, resume);
+    } catch (e) {
+      await host.dispose();
+      throw e;
+    }
+  }
+
+  private async startRuntimeWith(
+    job: JobRecord,
+    spec: JobSpec,
+    host: CoordinatorModelHost,
+    resume: boolean,
+  ): Promise<void> {
     const pipeline = createAggregationPipeline({
       rule: spec.aggregation.rule,
       f: spec.aggregation.f,
@@ -150,7 +164,7 @@ export class JobManager extends EventEmitter {
       options: spec.aggregation.options,
     });
     const optimizer = createOptimizer(spec.optimizer, host.layout.totalSize);
-    let params = host.initialParameters(spec.seed);
+    let params = host.initialParameters();
     let startRound = 0;
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
@@ -230,6 +244,7 @@ export class JobManager extends EventEmitter {
       startRound,
     );
     this.runtimes.set(job.id, runtime);
+    runtime.once('ended', () => void host.dispose());
     runtime.start();
   }
 

@@ -1,25 +1,76 @@
 /**
- * Builds what the round engine needs from the model side of a job spec: the parameter layout, deterministic
- * initial parameters, and test-set evaluation (the coordinator evaluates the authoritative parameters).
+ * What the round engine needs from the model side of a job spec — the parameter layout, deterministic initial
+ * parameters, and test-set evaluation — served by a worker thread (modelHostWorker.ts) so that tfjs never loads
+ * on the coordinator's gRPC thread.
  */
+import { Worker } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
-import { createTrainer } from '../models/trainer.ts';
-import { loadFashionMnist } from '../data/fashionMnist.ts';
-import type { ModelHost } from './jobRuntime.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
+import type { ModelHost } from './jobRuntime.ts';
 
 export interface CoordinatorModelHost extends ModelHost {
   layout: ParameterLayout;
-  initialParameters(seed: number): Float32Array;
+  /** Initial parameters for the job's seed (a fresh copy each call). */
+  initialParameters(): Float32Array;
+  dispose(): Promise<void>;
 }
 
+type FromWorker =
+  | { type: 'ready'; layout: ParameterLayout; params: Float32Array }
+  | { type: 'evaluated'; id: number; accuracy?: number; loss?: number; error?: string }
+  | { type: 'failed'; error: string };
+
+const BOOT = new URL('./modelHostWorker.boot.mjs', import.meta.url);
+
 export async function buildModelHost(spec: JobSpec): Promise<CoordinatorModelHost> {
-  const trainer = await createTrainer(spec.model);
-  const data = await loadFashionMnist({ path: spec.data.path, maxTrain: 1, maxTest: spec.data.maxTest });
-  const limit = spec.evaluation.limit;
+  const worker = new Worker(BOOT, { workerData: { spec } });
+  const pending = new Map<
+    number,
+    { resolve(v: { accuracy: number; loss: number }): void; reject(e: Error): void }
+  >();
+  let nextId = 0;
+  let failure: Error | undefined;
+  const fail = (e: Error) => {
+    failure = e;
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  const ready = await new Promise<{ layout: ParameterLayout; params: Float32Array }>((resolve, reject) => {
+    worker.on('message', (m: FromWorker) => {
+      if (m.type === 'ready') resolve(m);
+      else if (m.type === 'failed') {
+        const e = new Error(`model host: ${m.error}`);
+        fail(e);
+        reject(e);
+      } else {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (m.error !== undefined) p?.reject(new Error(`evaluation failed: ${m.error}`));
+        else p?.resolve({ accuracy: m.accuracy!, loss: m.loss! });
+      }
+    });
+    worker.on('error', (e) => {
+      fail(e);
+      reject(e);
+    });
+    worker.on('exit', (code) => {
+      if (code !== 0) fail(new Error(`model host thread exited with code ${code}`));
+    });
+  });
   return {
-    layout: trainer.layout,
-    initialParameters: (seed) => trainer.initialParameters(seed),
-    evaluate: (params) => trainer.evaluate(params, data.test, limit),
+    layout: ready.layout,
+    initialParameters: () => ready.params.slice(),
+    evaluate(params: Float32Array) {
+      if (failure) return Promise.reject(failure);
+      const id = nextId++;
+      const copy = params.slice();
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ type: 'evaluate', id, params: copy }, [copy.buffer]);
+      });
+    },
+    async dispose() {
+      await worker.terminate();
+    },
   };
 }
