@@ -300,7 +300,10 @@ export class JobRuntime extends EventEmitter {
         break;
       }
     }
-    if (enough && allIn) void this.closeRound('quorum');
+    // Everyone has answered but some pushes were rejected: close rather than wait forever (a round with no valid
+    // gradient is skipped, and a job whose rounds keep failing fails — e.g. after its workers diverged to NaN).
+    const rejected = [...this.missingThisRound.values()].some((r) => r.startsWith('rejected'));
+    if (allIn && (enough || rejected)) void this.closeRound('quorum');
   }
 
   private async closeRound(why: 'quorum' | 'timeout'): Promise<void> {
