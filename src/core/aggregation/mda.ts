@@ -17,14 +17,13 @@ import {
   averageSelected,
   binomial,
   checkInput,
-  fillNormsAndCosinesFromGram,
-  initHealth,
   outputBuffer,
   precondition,
   readBoolean,
   readCompat,
   readNumber,
   Workspace,
+  subsetHealth,
 } from './util.ts';
 
 export const createMda: RuleFactory = (options) => {
@@ -51,20 +50,13 @@ export const createMda: RuleFactory = (options) => {
       const k = n - f;
       const { members, diameterSq, tieBroken } = minimumDiameterSubset(dist, n, k);
       const update = averageSelected(vectors, members, k, ws, outputBuffer(ws, reuse, d));
-      const workers = initHealth(input.workerIds);
-      const inS = new Set(members);
-      for (const w of workers) {
-        const sel = inS.has(w.index);
-        w.included = sel;
-        w.trust = sel ? 1 : 0;
-        w.weight = sel ? 1 / k : 0;
-        if (!sel) w.reason = 'mda: outside the minimum-diameter subset';
-      }
-      fillNormsAndCosinesFromGram(
-        workers,
+      const workers = subsetHealth(
+        input.workerIds,
+        members,
+        k,
+        'mda: outside the minimum-diameter subset',
         gram,
         n,
-        workers.map((w) => w.weight),
       );
       return {
         update,

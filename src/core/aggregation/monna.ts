@@ -13,14 +13,13 @@ import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory 
 import {
   averageSelected,
   checkInput,
-  fillNormsAndCosinesFromGram,
-  initHealth,
   outputBuffer,
   precondition,
   readBoolean,
   readCompat,
   readNumber,
   Workspace,
+  subsetHealth,
 } from './util.ts';
 
 export const createMonna: RuleFactory = (options) => {
@@ -43,20 +42,13 @@ export const createMonna: RuleFactory = (options) => {
       others.sort((a, b) => dist[idx * n + a] - dist[idx * n + b] || a - b);
       const members = [idx, ...others.slice(0, k - 1)];
       const update = averageSelected(vectors, members, k, ws, outputBuffer(ws, reuse, d));
-      const workers = initHealth(input.workerIds);
-      const inS = new Set(members);
-      for (const w of workers) {
-        const sel = inS.has(w.index);
-        w.included = sel;
-        w.trust = sel ? 1 : 0;
-        w.weight = sel ? 1 / k : 0;
-        if (!sel) w.reason = 'monna: not among the n - f nearest neighbours of the trusted vector';
-      }
-      fillNormsAndCosinesFromGram(
-        workers,
+      const workers = subsetHealth(
+        input.workerIds,
+        members,
+        k,
+        'monna: not among the n - f nearest neighbours of the trusted vector',
         gram,
         n,
-        workers.map((w) => w.weight),
       );
       return { update, workers, diagnostics: { trusted: idx, selected: members } };
     },

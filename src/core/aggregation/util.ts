@@ -394,3 +394,33 @@ export function fillNormsAndCosinesFromGram(
     workers[i].cosine = xn > 0 && un > 0 ? clamp(rc[i] / (xn * un), -1, 1) : 0;
   }
 }
+
+/**
+ * Health of a rule that averages a selected subset of k workers uniformly (MDA, MoNNA): members get trust 1 and
+ * weight 1/k, the rest are excluded with `reason`; norms and cosines come from the Gram matrix.
+ */
+export function subsetHealth(
+  workerIds: string[],
+  members: readonly number[],
+  k: number,
+  reason: string,
+  gram: Float64Array,
+  n: number,
+): WorkerHealth[] {
+  const workers = initHealth(workerIds);
+  const inS = new Set(members);
+  for (const w of workers) {
+    const sel = inS.has(w.index);
+    w.included = sel;
+    w.trust = sel ? 1 : 0;
+    w.weight = sel ? 1 / k : 0;
+    if (!sel) w.reason = reason;
+  }
+  fillNormsAndCosinesFromGram(
+    workers,
+    gram,
+    n,
+    workers.map((w) => w.weight),
+  );
+  return workers;
+}
