@@ -3,6 +3,8 @@
  * aligned destination (protobuf `bytes` may start at any offset) and reports the first non-finite element, so
  * the caller can reject a hostile push before anything is committed.
  */
+import { copyFloat32Checked, firstNonFinite } from '../simd/finiteScan.ts';
+
 export type DenseEncoding = 'fp32' | 'bf16';
 
 export function bytesPerElement(encoding: DenseEncoding): number {
@@ -65,7 +67,7 @@ export function decodeDenseInto(
   }
   if (encoding === 'fp32') {
     if (littleEndian) {
-      new Uint8Array(dst.buffer, dst.byteOffset + offset * 4, n * 4).set(bytes);
+      return copyFloat32Checked(bytes, dst, offset);
     } else {
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < n; i++) dst[offset + i] = view.getFloat32(i * 4, true);
@@ -75,15 +77,4 @@ export function decodeDenseInto(
     for (let i = 0; i < n; i++) bits[i] = (bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16;
   }
   return firstNonFinite(dst, offset, n);
-}
-
-/** Index (relative to `from`) of the first NaN/±Inf in a[from, from+count), or -1. */
-export function firstNonFinite(a: Float32Array, from: number, count: number): number {
-  const end = from + count;
-  for (let i = from; i < end; i++) {
-    const v = a[i];
-    // v - v is 0 for finite v and NaN for NaN/±Inf.
-    if (v - v !== 0) return i - from;
-  }
-  return -1;
 }
