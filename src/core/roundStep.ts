@@ -6,6 +6,7 @@
  */
 import type { AggregationResult } from './aggregation/types.ts';
 import type { Optimizer } from './optim/types.ts';
+import { normSq } from './aggregation/util.ts';
 
 export const MAX_CONSECUTIVE_SKIPS = 10;
 
@@ -52,8 +53,7 @@ export class RoundStepper {
     let updateNorm = 0;
     if (result) {
       const u = result.update;
-      for (let i = 0; i < u.length; i++) updateNorm += u[i] * u[i];
-      updateNorm = Math.sqrt(updateNorm);
+      updateNorm = Math.sqrt(normSq(u));
       if (Number.isFinite(updateNorm)) this.optimizer.step(params, u);
       else skipReason = 'aggregate is not finite';
     }

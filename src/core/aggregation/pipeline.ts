@@ -30,7 +30,7 @@ import {
   type PreAggregator,
   type WorkerHealth,
 } from './types.ts';
-import { clamp, readOptionalNumber } from './util.ts';
+import { clamp, normSq as sumOfSquares, readOptionalNumber } from './util.ts';
 
 export interface AggregationPipeline {
   readonly rule: AggregationRule;
@@ -88,8 +88,7 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
         continue;
       }
       // float32 squares cannot overflow float64, so the sum is finite iff every value is
-      let s = 0;
-      for (let k = 0; k < d; k++) s += x[k] * x[k];
+      const s = sumOfSquares(x);
       if (!Number.isFinite(s)) {
         health[i].reason = 'non-finite';
         continue;
