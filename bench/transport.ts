@@ -44,18 +44,17 @@ function startChild(
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 
-async function bare(address: string, bytes: number): Promise<{ up: number[]; down: number[] }> {
+/** Two clients of the bare grpc-js server: raw 1 MiB buffers up and down, nothing else. */
+function bareTransfers(address: string, bytes: number) {
   const Client = grpc.makeGenericClientConstructor(bareService, 'Bare');
   const client = new Client(address, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': CHUNK + 65536,
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
   });
   const payload = Buffer.alloc(CHUNK, 7);
-  const up: number[] = [];
-  const down: number[] = [];
-  for (let r = 0; r < REPS + 1; r++) {
-    let t = performance.now();
-    await new Promise<void>((resolve, reject) => {
+  const dst = Buffer.alloc(bytes);
+  const up = () =>
+    new Promise<void>((resolve, reject) => {
       const call = client.makeClientStreamRequest(
         '/bench.Bare/Upload',
         (b: Buffer) => b,
@@ -69,16 +68,14 @@ async function bare(address: string, bytes: number): Promise<{ up: number[]; dow
         call.end();
       })();
     });
-    if (r > 0) up.push(performance.now() - t);
-    t = performance.now();
-    await new Promise<void>((resolve, reject) => {
+  const down = () =>
+    new Promise<void>((resolve, reject) => {
       const call = client.makeServerStreamRequest(
         '/bench.Bare/Download',
         (b: Buffer) => b,
         (b: Buffer) => b,
         Buffer.alloc(0),
       );
-      const dst = Buffer.alloc(bytes);
       let off = 0;
       call.on('data', (b: Buffer) => {
         b.copy(dst, off);
@@ -87,13 +84,15 @@ async function bare(address: string, bytes: number): Promise<{ up: number[]; dow
       call.on('end', () => resolve());
       call.on('error', reject);
     });
-    if (r > 0) down.push(performance.now() - t);
-  }
-  client.close();
-  return { up, down };
+  return { up, down, close: () => client.close() };
 }
 
-async function phalanx(address: string): Promise<{ up: number[]; down: number[]; bytes: number }> {
+/**
+ * A job on the Phalanx coordinator with two workers: a push is a whole PushGradient stream (header, validated
+ * chunks decoded into the round's buffer, acknowledged), a pull a whole PullParameters stream decoded and checked
+ * into the worker's parameters. The second push of a round closes it; aggregation is not part of the timing.
+ */
+async function phalanxTransfers(address: string) {
   const spec = { kind: 'mlp' as const, hidden: [HIDDEN] };
   // The MLP's layout, built here without loading tfjs into the benchmark's client process (its heap would make
   // every GC of the client's per-message buffers slower and skew the comparison).
@@ -133,35 +132,42 @@ async function phalanx(address: string): Promise<{ up: number[]; down: number[];
   const fp = layoutFingerprint(layout);
   const grad = new Float32Array(layout.totalSize).fill(1e-3);
   const params = new Float32Array(layout.totalSize);
-  const up: number[] = [];
-  const down: number[] = [];
-  for (let r = 0; r < REPS + 1; r++) {
-    const meta = {
+  let round = 0;
+  const push = async (c: CoordinatorClient) => {
+    const res = await c.push(grad, layout, {
       jobId: job.id,
-      round: r,
+      round,
       loss: 0,
       samples: 1,
       attempt: 0,
-      encoding: 'fp32' as const,
+      encoding: 'fp32',
       layoutFingerprint: fp,
-    };
-    for (const c of [a, b]) {
-      const t = performance.now();
-      const res = await c.push(grad, layout, meta);
-      if (res.status !== 'PUSH_STATUS_ACCEPTED') throw new Error(`push ${res.status}`);
-      if (r > 0) up.push(performance.now() - t);
-    }
-    await a.getRound(job.id, r, 60_000);
-    for (const c of [a, b]) {
-      const t = performance.now();
-      await c.pull(job.id, params, fp);
-      if (r > 0) down.push(performance.now() - t);
-    }
-  }
-  a.close();
-  b.close();
-  jobs.close();
-  return { up, down, bytes: layout.totalSize * 4 };
+    });
+    if (res.status !== 'PUSH_STATUS_ACCEPTED') throw new Error(`push ${res.status}`);
+  };
+  return {
+    bytes: layout.totalSize * 4,
+    pushA: () => push(a),
+    pushB: () => push(b),
+    /** Waits (untimed) for the round the two pushes closed. */
+    nextRound: async () => {
+      await a.getRound(job.id, round, 60_000);
+      round++;
+    },
+    pullA: () => a.pull(job.id, params, fp).then(() => undefined),
+    pullB: () => b.pull(job.id, params, fp).then(() => undefined),
+    close: () => {
+      a.close();
+      b.close();
+      jobs.close();
+    },
+  };
+}
+
+async function timed(op: () => Promise<void>, into: number[] | null): Promise<void> {
+  const t = performance.now();
+  await op();
+  into?.push(performance.now() - t);
 }
 
 async function main(): Promise<void> {
@@ -169,14 +175,32 @@ async function main(): Promise<void> {
     ['bin/phalanx.js', 'coordinator', '--host', '127.0.0.1', '--port', '0'],
     /listening on ([\d.]+:\d+)/,
   );
-  const p = await phalanx(coord.match[1]);
-  coord.child.kill('SIGKILL');
+  const p = await phalanxTransfers(coord.match[1]);
   const bareProc = await startChild(
     ['--import', 'tsx', 'bench/support/bareGrpcServer.ts', String(p.bytes / CHUNK)],
     /listening on ([\d.]+:\d+)/,
   );
   const bytesBare = Math.ceil(p.bytes / CHUNK) * CHUNK;
-  const base = await bare(bareProc.match[1], bytesBare);
+  const b = bareTransfers(bareProc.match[1], bytesBare);
+  // Interleaved: every repetition times both systems back to back, so load on this shared machine hits both
+  // alike. Repetition 0 warms up and is not counted.
+  const base = { up: [] as number[], down: [] as number[] };
+  const phx = { up: [] as number[], down: [] as number[] };
+  for (let r = 0; r < REPS + 1; r++) {
+    const keep = r > 0;
+    await timed(b.up, keep ? base.up : null);
+    await timed(p.pushA, keep ? phx.up : null);
+    await timed(b.up, keep ? base.up : null);
+    await timed(p.pushB, keep ? phx.up : null);
+    await p.nextRound();
+    await timed(b.down, keep ? base.down : null);
+    await timed(p.pullA, keep ? phx.down : null);
+    await timed(b.down, keep ? base.down : null);
+    await timed(p.pullB, keep ? phx.down : null);
+  }
+  p.close();
+  b.close();
+  coord.child.kill('SIGKILL');
   bareProc.child.kill('SIGKILL');
 
   const rows = [
@@ -184,20 +208,20 @@ async function main(): Promise<void> {
       direction: 'push (upload)',
       bare: mbps(bytesBare, median(base.up)),
       bareBest: mbps(bytesBare, Math.min(...base.up)),
-      phalanx: mbps(p.bytes, median(p.up)),
-      phalanxBest: mbps(p.bytes, Math.min(...p.up)),
+      phalanx: mbps(p.bytes, median(phx.up)),
+      phalanxBest: mbps(p.bytes, Math.min(...phx.up)),
     },
     {
       direction: 'pull (download)',
       bare: mbps(bytesBare, median(base.down)),
       bareBest: mbps(bytesBare, Math.min(...base.down)),
-      phalanx: mbps(p.bytes, median(p.down)),
-      phalanxBest: mbps(p.bytes, Math.min(...p.down)),
+      phalanx: mbps(p.bytes, median(phx.down)),
+      phalanxBest: mbps(p.bytes, Math.min(...phx.down)),
     },
   ].map((r) => ({ ...r, ratio: r.phalanx / r.bare }));
 
   console.log(
-    `\nbench:transport — ${(p.bytes / 2 ** 20).toFixed(1)} MiB per transfer, 1 MiB chunks, loopback, ${REPS} reps (median; best in brackets)\n`,
+    `\nbench:transport — ${(p.bytes / 2 ** 20).toFixed(1)} MiB per transfer, 1 MiB chunks, loopback, ${REPS} reps × 2 transfers, interleaved (median; best in brackets)\n`,
   );
   console.log('| direction        | bare grpc-js MB/s | Phalanx MB/s    | Phalanx / bare |');
   console.log('|------------------|-------------------|-----------------|----------------|');
