@@ -11,6 +11,7 @@ import type { JobPhase } from '../gen/phalanx/v1/JobPhase.ts';
 import { decodeDenseInto, type DenseEncoding } from '../core/compression/denseCodec.ts';
 import { AUTH_HEADER } from '../transport/protocol.ts';
 import type { JobManager } from './jobManager.ts';
+import { ParameterFeed } from './parameterFeed.ts';
 import type { JobRuntime } from './jobRuntime.ts';
 import { Sessions, type WorkerIdentity } from './sessions.ts';
 import { StatusError, toServiceError, unary } from './grpcStatus.ts';
@@ -33,6 +34,7 @@ export function coordinatorHandlers(
   sessions: Sessions,
   options: CoordinatorServiceOptions,
 ): CoordinatorHandlers {
+  const feed = new ParameterFeed();
   async function authenticate(metadata: grpc.Metadata): Promise<WorkerIdentity> {
     const value = metadata.get(AUTH_HEADER)[0];
     const text = typeof value === 'string' ? value : value?.toString('utf8');
@@ -161,24 +163,12 @@ export function coordinatorHandlers(
               grpc.status.INVALID_ARGUMENT,
               `unsupported parameter encoding ${call.request.encoding}`,
             );
-          const { version, chunks } = rt.parameterChunks(encoding);
-          const width = encoding === 'fp32' ? 4 : 2;
-          let offset = 0;
-          for (let i = 0; i < chunks.length; i++) {
+          const { messages } = feed.stream(rt, encoding);
+          for (const message of messages) {
             if (call.cancelled) return;
-            const ok = call.write({
-              jobId: rt.jobId,
-              version,
-              offset,
-              totalElements: rt.layout.totalSize,
-              encoding: encoding === 'fp32' ? 'ENCODING_FP32' : 'ENCODING_BF16',
-              data: chunks[i],
-              chunkIndex: i,
-              chunkCount: chunks.length,
-              layoutFingerprint: rt.fingerprint,
-            });
-            offset += chunks[i].byteLength / width;
-            if (!ok) await new Promise<void>((resolve) => call.once('drain', resolve));
+            if (!call.write(ParameterFeed.message(message))) {
+              await new Promise<void>((resolve) => call.once('drain', resolve));
+            }
           }
           call.end();
         } catch (e) {

@@ -14,8 +14,6 @@ import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
 import type { AggregationResult } from '../core/aggregation/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
 import type { Optimizer } from '../core/optim/types.ts';
-import { encodeDense, type DenseEncoding } from '../core/compression/denseCodec.ts';
-import { CHUNK_BYTES } from '../transport/protocol.ts';
 import { missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
@@ -69,13 +67,17 @@ export class JobRuntime extends EventEmitter {
   readonly fingerprint: string;
   /** Open round == parameter version workers must compute on. */
   round: number;
+  /**
+   * Bumped whenever `params` change (the optimizer step of a closing round happens before `round` advances), so
+   * caches of the serialised parameters can tell they are stale.
+   */
+  paramsRevision = 0;
   phase: 'running' | 'closing' | 'completed' | 'failed' | 'cancelled' = 'running';
 
   private readonly participants = new Map<string, Participant>();
   private readonly delivered = new Map<string, Delivery>();
   private readonly missingThisRound = new Map<string, string>();
   private readonly bufferPool: Float32Array[] = [];
-  private snapshots = new Map<DenseEncoding, { version: number; chunks: Buffer[] }>();
   private roundOpenedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private lastTrainLoss = NaN;
@@ -174,25 +176,6 @@ export class JobRuntime extends EventEmitter {
 
   hasPushed(workerId: string): boolean {
     return this.delivered.has(workerId);
-  }
-
-  // --- parameters -----------------------------------------------------------------------------------------
-
-  /** Chunks of the current parameters, serialised once per version and shared by every pull. */
-  parameterChunks(encoding: DenseEncoding): { version: number; chunks: Buffer[] } {
-    const cached = this.snapshots.get(encoding);
-    if (cached && cached.version === this.round) return cached;
-    const width = encoding === 'fp32' ? 4 : 2;
-    const perChunk = Math.floor(CHUNK_BYTES / width);
-    const chunks: Buffer[] = [];
-    for (let from = 0; from < this.params.length; from += perChunk) {
-      const count = Math.min(perChunk, this.params.length - from);
-      const bytes = encodeDense(this.params, from, count, encoding);
-      chunks.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    }
-    const snapshot = { version: this.round, chunks };
-    this.snapshots.set(encoding, snapshot);
-    return snapshot;
   }
 
   // --- pushes ---------------------------------------------------------------------------------------------
@@ -326,6 +309,7 @@ export class JobRuntime extends EventEmitter {
         vectors,
         ids,
       );
+      this.paramsRevision++;
 
       const workers: WorkerRoundHealth[] = entries.map((e, i) => {
         const h = result?.workers[i];

@@ -7,6 +7,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { randomBytes } from 'node:crypto';
 import { packageDefinition, proto, SERVER_OPTIONS } from '../transport/protocol.ts';
+import { acceptPreEncoded } from '../transport/preEncoded.ts';
 import { createStateStore } from './state/index.ts';
 import type { StateStore } from './state/stateStore.ts';
 import { JobManager } from './jobManager.ts';
@@ -52,7 +53,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const sessions = new Sessions(store);
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(
-    proto.phalanx.v1.Coordinator.service,
+    // PullParameters writes chunks serialised once per parameter version (ParameterFeed).
+    acceptPreEncoded(proto.phalanx.v1.Coordinator.service, ['PullParameters']),
     coordinatorHandlers(manager, sessions, {
       heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
       heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,

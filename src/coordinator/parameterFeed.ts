@@ -1,0 +1,83 @@
+/**
+ * The PullParameters stream of each running job: the current parameters as serialised ParameterChunk messages,
+ * built once per (parameter revision, encoding) and written unchanged to every worker that pulls them. Encodings
+ * that have been asked for are rebuilt as soon as a new round opens, so pulls stream without encoding work.
+ */
+import type { ParameterChunk } from '../gen/phalanx/v1/ParameterChunk.ts';
+import { encodeDense, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { CHUNK_BYTES, proto } from '../transport/protocol.ts';
+import { preEncoded } from '../transport/preEncoded.ts';
+import type { JobRuntime } from './jobRuntime.ts';
+
+export interface ParameterStream {
+  version: number;
+  /** Serialised ParameterChunk messages, in order (write with {@link preEncoded}). */
+  messages: Buffer[];
+}
+
+interface Built extends ParameterStream {
+  revision: number;
+}
+
+const serializeChunk = proto.phalanx.v1.Coordinator.service.PullParameters.responseSerialize as (
+  chunk: ParameterChunk,
+) => Buffer;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+export class ParameterFeed {
+  private readonly built = new WeakMap<JobRuntime, Map<DenseEncoding, Built>>();
+
+  /** The current parameters of `rt` in `encoding`, building them if this revision has not been built yet. */
+  stream(rt: JobRuntime, encoding: DenseEncoding): ParameterStream {
+    let perEncoding = this.built.get(rt);
+    if (!perEncoding) {
+      const map = new Map<DenseEncoding, Built>();
+      perEncoding = map;
+      this.built.set(rt, map);
+      rt.on('round-open', () => {
+        for (const enc of map.keys()) if (rt.phase === 'running') this.build(rt, enc, map);
+      });
+    }
+    const cached = perEncoding.get(encoding);
+    if (cached && cached.revision === rt.paramsRevision) return cached;
+    return this.build(rt, encoding, perEncoding);
+  }
+
+  /** Wraps a serialised chunk for `call.write`. */
+  static message(bytes: Buffer): ParameterChunk {
+    return preEncoded<ParameterChunk>(bytes);
+  }
+
+  private build(rt: JobRuntime, encoding: DenseEncoding, into: Map<DenseEncoding, Built>): Built {
+    const params = rt.params;
+    const width = encoding === 'fp32' ? 4 : 2;
+    const perChunk = Math.floor(CHUNK_BYTES / width);
+    const count = Math.ceil(params.length / perChunk);
+    const messages: Buffer[] = [];
+    for (let i = 0, from = 0; from < params.length; i++, from += perChunk) {
+      const n = Math.min(perChunk, params.length - from);
+      // fp32 on a little-endian host: a view of the parameters (serialisation copies it once).
+      const data =
+        encoding === 'fp32' && LITTLE_ENDIAN
+          ? new Uint8Array(params.buffer, params.byteOffset + from * 4, n * 4)
+          : encodeDense(params, from, n, encoding);
+      messages.push(
+        serializeChunk({
+          jobId: rt.jobId,
+          version: rt.round,
+          offset: from,
+          totalElements: params.length,
+          encoding: encoding === 'fp32' ? 'ENCODING_FP32' : 'ENCODING_BF16',
+          data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+          chunkIndex: i,
+          chunkCount: count,
+          layoutFingerprint: rt.fingerprint,
+        }),
+      );
+    }
+    const built: Built = { version: rt.round, revision: rt.paramsRevision, messages };
+    into.set(encoding, built);
+    return built;
+  }
+}
