@@ -211,8 +211,10 @@ export class JobRuntime extends EventEmitter {
     if (!this.participants.has(workerId)) throw new NotParticipantError(workerId, this.jobId);
     this.delivered.set(workerId, { vector, loss: Number.isFinite(loss) ? loss : NaN, bytes });
     this.missingThisRound.delete(workerId);
-    // Answer the push first; aggregate on the next turn of the event loop.
-    setImmediate(() => this.maybeClose());
+    // Answer the push first, aggregate after. grpc-js sends a client-streaming call's status only once the
+    // response message is written, one event-loop turn later; closing on the first turn would hold the worker's
+    // acknowledgement for the whole aggregation (measured: ~250 ms of a 64 MiB push).
+    setImmediate(() => setImmediate(() => this.maybeClose()));
     return { status: 'accepted', currentRound: this.round };
   }
 
