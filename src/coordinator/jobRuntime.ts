@@ -68,10 +68,11 @@ export class JobRuntime extends EventEmitter {
   /** Open round == parameter version workers must compute on. */
   round: number;
   /**
-   * Bumped whenever `params` change (the optimizer step of a closing round happens before `round` advances), so
-   * caches of the serialised parameters can tell they are stale.
+   * The round `params` are the result of: the number of completed rounds. It moves with the optimizer step of a
+   * closing round, before `round` advances (evaluation and the report come in between), so a pull in that window
+   * is labelled with the version it really carries.
    */
-  paramsRevision = 0;
+  paramsVersion: number;
   phase: 'running' | 'closing' | 'completed' | 'failed' | 'cancelled' = 'running';
 
   private readonly participants = new Map<string, Participant>();
@@ -99,6 +100,7 @@ export class JobRuntime extends EventEmitter {
     this.setMaxListeners(0);
     this.fingerprint = layoutFingerprint(model.layout);
     this.round = startRound;
+    this.paramsVersion = startRound;
     this.stepper = new RoundStepper(pipeline, optimizer, (m) => hooks.log(m));
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);
@@ -311,7 +313,7 @@ export class JobRuntime extends EventEmitter {
         vectors,
         ids,
       );
-      this.paramsRevision++;
+      this.paramsVersion = round + 1;
 
       const workers: WorkerRoundHealth[] = entries.map((e, i) => {
         const h = result?.workers[i];

@@ -1,6 +1,6 @@
 /**
  * The PullParameters stream of each running job: the current parameters as serialised ParameterChunk messages,
- * built once per (parameter revision, encoding) and written unchanged to every worker that pulls them. Encodings
+ * built once per (parameter version, encoding) and written unchanged to every worker that pulls them. Encodings
  * that have been asked for are rebuilt as soon as a new round opens, so pulls stream without encoding work.
  */
 import type { ParameterChunk } from '../gen/phalanx/v1/ParameterChunk.ts';
@@ -15,10 +15,6 @@ export interface ParameterStream {
   messages: Buffer[];
 }
 
-interface Built extends ParameterStream {
-  revision: number;
-}
-
 const serializeChunk = proto.phalanx.v1.Coordinator.service.PullParameters.responseSerialize as (
   chunk: ParameterChunk,
 ) => Buffer;
@@ -26,21 +22,23 @@ const serializeChunk = proto.phalanx.v1.Coordinator.service.PullParameters.respo
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 export class ParameterFeed {
-  private readonly built = new WeakMap<JobRuntime, Map<DenseEncoding, Built>>();
+  private readonly built = new WeakMap<JobRuntime, Map<DenseEncoding, ParameterStream>>();
 
-  /** The current parameters of `rt` in `encoding`, building them if this revision has not been built yet. */
+  /** The current parameters of `rt` in `encoding`, building them if this version has not been built yet. */
   stream(rt: JobRuntime, encoding: DenseEncoding): ParameterStream {
     let perEncoding = this.built.get(rt);
     if (!perEncoding) {
-      const map = new Map<DenseEncoding, Built>();
+      const map = new Map<DenseEncoding, ParameterStream>();
       perEncoding = map;
       this.built.set(rt, map);
       rt.on('round-open', () => {
-        for (const enc of map.keys()) if (rt.phase === 'running') this.build(rt, enc, map);
+        for (const [enc, built] of map) {
+          if (rt.phase === 'running' && built.version !== rt.paramsVersion) this.build(rt, enc, map);
+        }
       });
     }
     const cached = perEncoding.get(encoding);
-    if (cached && cached.revision === rt.paramsRevision) return cached;
+    if (cached && cached.version === rt.paramsVersion) return cached;
     return this.build(rt, encoding, perEncoding);
   }
 
@@ -49,7 +47,11 @@ export class ParameterFeed {
     return preEncoded<ParameterChunk>(bytes);
   }
 
-  private build(rt: JobRuntime, encoding: DenseEncoding, into: Map<DenseEncoding, Built>): Built {
+  private build(
+    rt: JobRuntime,
+    encoding: DenseEncoding,
+    into: Map<DenseEncoding, ParameterStream>,
+  ): ParameterStream {
     const params = rt.params;
     const width = encoding === 'fp32' ? 4 : 2;
     const perChunk = Math.floor(CHUNK_BYTES / width);
@@ -65,7 +67,7 @@ export class ParameterFeed {
       messages.push(
         serializeChunk({
           jobId: rt.jobId,
-          version: rt.round,
+          version: rt.paramsVersion,
           offset: from,
           totalElements: params.length,
           encoding: encoding === 'fp32' ? 'ENCODING_FP32' : 'ENCODING_BF16',
@@ -76,7 +78,7 @@ export class ParameterFeed {
         }),
       );
     }
-    const built: Built = { version: rt.round, revision: rt.paramsRevision, messages };
+    const built: ParameterStream = { version: rt.paramsVersion, messages };
     into.set(encoding, built);
     return built;
   }
