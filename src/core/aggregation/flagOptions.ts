@@ -26,7 +26,10 @@ export interface FlagOptions {
   signThreshold: number;
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
-  /** Output scaling: the reference's (1/r)·Σ projections, or rescaled to the median norm of trusted workers. */
+  /**
+   * Output scaling: 'none' = the reference's (1/r)·YYᵀΣĝᵢ (a sum of unit vectors, norm ≤ p/r whatever the
+   * inputs), or 'median-norm' = rescaled to the median norm of the included workers.
+   */
   rescale: FlagRescale;
   /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
   warmStart: boolean;
@@ -34,7 +37,7 @@ export interface FlagOptions {
   y0: Float32Array[] | null;
 }
 
-/** Defaults of Phalanx mode (to be tuned by bench/robustness.ts). */
+/** Defaults of Phalanx mode, chosen with bench/robustness.ts (see flagAggregator.ts and the README). */
 export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   mode: 'phalanx',
   r: 'auto',
@@ -46,7 +49,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signAware: true,
   signThreshold: 0,
   minTrust: 0,
-  rescale: 'median-norm',
+  rescale: 'none',
   warmStart: false,
 });
 

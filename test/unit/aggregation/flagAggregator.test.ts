@@ -476,7 +476,7 @@ describe('flag: known weaknesses and their options', () => {
     const rng = new Rng(22);
     const { vectors } = honestSet(rng, 7, 50, 0.5);
     vectors.forEach((v, i) => v.forEach((x, k) => (v[k] = x * (1 + i))));
-    const res = run({}, vectors, 1);
+    const res = run({ rescale: 'median-norm' }, vectors, 1);
     const norms = res.workers.filter((w) => w.included).map((w) => w.norm);
     norms.sort((a, b) => a - b);
     const m =
@@ -587,8 +587,11 @@ describe('flag: state, preconditions and options', () => {
       PreconditionError,
       /y0 with d = 2/,
     );
+    // One worker: the update is its direction (the FA output of a single line), or the worker itself rescaled.
     const single = run({}, [Float32Array.of(3, 4)]);
-    expect(Array.from(single.update)).to.deep.equal([3, 4]);
+    expect(Array.from(single.update)).to.deep.equal([Math.fround(0.6), Math.fround(0.8)]);
+    const rescaled = run({ rescale: 'median-norm' }, [Float32Array.of(3, 4)]);
+    expect(Array.from(rescaled.update)).to.deep.equal([3, 4]);
   });
 
   it('validates options with clear messages', () => {
@@ -662,7 +665,7 @@ describe('flag: properties (fast-check)', () => {
     );
   });
 
-  it('bounded output: f < n/3 huge attackers cannot push the update beyond the honest norms', () => {
+  it('bounded output: f < n/3 huge attackers cannot push the update beyond p/r (median-norm: the honest norms)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 4, max: 9 }),
@@ -685,11 +688,16 @@ describe('flag: properties (fast-check)', () => {
             vectors.push(v);
           }
           const maxHonest = Math.max(...vectors.slice(0, honestCount).map(norm));
-          const res = run({}, vectors, f);
+          const res = run({ rescale: 'median-norm' }, vectors, f);
           expect(norm(res.update)).to.be.at.most(maxHonest * (1 + 1e-5));
-          // Without rescaling the FA output is bounded by p/r whatever the inputs.
-          const plain = run({ rescale: 'none', signAware: false }, vectors, f);
-          expect(norm(plain.update)).to.be.at.most((vectors.length / (diag(plain).r as number)) * (1 + 1e-5));
+          // Without rescaling (the default) the FA output is bounded by p/r whatever the inputs.
+          for (const options of [{}, { signAware: false }]) {
+            const plain = run(options, vectors, f);
+            expect(diag(plain).rescaleFactor).to.equal(1);
+            expect(norm(plain.update)).to.be.at.most(
+              (vectors.length / (diag(plain).r as number)) * (1 + 1e-5),
+            );
+          }
         },
       ),
       { numRuns: 60, seed: 7 },
