@@ -18,7 +18,7 @@ export function demoSpec(): JobSpecInput {
     seed: 1,
     model: { kind: 'mlp', hidden: [128] },
     data: { batchSize: 64 },
-    optimizer: { kind: 'sgd', lr: 0.075, momentum: 0, weightDecay: 0 },
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 0 },
     rounds: 400,
     workers: { min: 1, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
     aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
