@@ -37,13 +37,17 @@ export interface LaunchReport {
   byzantine: number;
   attack: string | null;
   rule: string;
+  /** Final evaluation; for a job that did not complete, the last one measured (NaN → null if none). */
   testAccuracy: number;
+  /** Final training loss; for a job that did not complete, the last round's. */
   finalLoss: number;
   wallSeconds: number;
   store: string;
   model: string;
   flagged: Record<string, number>;
   state: string;
+  /** Why the job failed, if it did. */
+  error?: string;
 }
 
 export async function launch(options: LaunchOptions): Promise<LaunchReport> {
@@ -75,8 +79,13 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         if (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled') resolve(j);
       });
     });
+    // Last measured values: a job that fails (e.g. diverged under the mean rule) has no final result.
+    let lastAccuracy = NaN;
+    let lastLoss = NaN;
     coordinator.manager.on(`round:${job.id}`, (r: RoundReport) => {
       for (const w of r.workers) if (!w.included) flagged[w.name] = (flagged[w.name] ?? 0) + 1;
+      if (Number.isFinite(r.testAccuracy)) lastAccuracy = r.testAccuracy;
+      lastLoss = r.trainLoss;
       printer.round(r);
     });
 
@@ -125,13 +134,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       byzantine: options.byzantine,
       attack: options.byzantine ? options.attack : null,
       rule: spec.aggregation.rule,
-      testAccuracy: result?.testAccuracy ?? NaN,
-      finalLoss: result?.finalLoss ?? NaN,
+      testAccuracy: result?.testAccuracy ?? lastAccuracy,
+      finalLoss: result?.finalLoss ?? lastLoss,
       wallSeconds: (Date.now() - started) / 1000,
       store: coordinator.store.kind,
       model: describeModel(spec),
       flagged,
       state: final.state,
+      ...(final.error ? { error: final.error } : {}),
     };
     out(
       `phalanx: job ${final.id} ${final.state} after ${final.round} rounds in ${report.wallSeconds.toFixed(1)} s — ` +

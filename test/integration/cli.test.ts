@@ -85,6 +85,52 @@ describe('integration: phalanx CLI', function () {
       expect(stderr).to.match(/optimizer\.lr/);
     });
 
+    it('launch: a job that fails still writes its report, with the last measured accuracy and the error', async () => {
+      const config = path.join(dir, 'failing.yaml');
+      // Krum needs n > 2f + 2: with 3 workers and f = 1 every round is skipped, and the job fails after ten.
+      writeFileSync(
+        config,
+        [
+          'name: cli-failing',
+          'model: { kind: mlp, hidden: [8] }',
+          'data: { batchSize: 8, maxTrain: 300, maxTest: 100 }',
+          'optimizer: { kind: sgd, lr: 0.1 }',
+          'rounds: 30',
+          'workers: { min: 3, max: 3 }',
+          'aggregation: { rule: krum, f: 1 }',
+          'evaluation: { every: 2, limit: 100 }',
+          'checkpoint: { every: 0 }',
+          '',
+        ].join('\n'),
+      );
+      const reportFile = path.join(dir, 'failing-report.json');
+      const run = await phalanx([
+        'launch',
+        '--config',
+        config,
+        '--workers',
+        '3',
+        '--port',
+        '0',
+        '--backend',
+        'wasm',
+        '--report',
+        reportFile,
+      ]);
+      expect(run.code, run.stderr).to.equal(1);
+      const report = JSON.parse(readFileSync(reportFile, 'utf8')) as {
+        state: string;
+        error?: string;
+        testAccuracy: number | null;
+        finalLoss: number | null;
+        rounds: number;
+      };
+      expect(report.state).to.equal('failed');
+      expect(report.error).to.match(/krum/);
+      expect(report.testAccuracy).to.be.a('number').within(0, 1);
+      expect(report.rounds).to.be.below(30);
+    });
+
     it('submits a job, lists it, watches it to completion and shows its status', async () => {
       coordinator = await startCoordinatorProcess(['--checkpoint-dir', path.join(dir, 'ckpt')]);
       const file = path.join(dir, 'job.yaml');
