@@ -423,6 +423,24 @@ program
   });
 
 program
+  .command('cancel <jobId>')
+  .description('cancel a queued or running job (its workers see it end and exit)')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (id: string, opts: { coordinator: string; output: string }) => {
+    const client = new JobsClient(opts.coordinator);
+    const job = await client.cancel(id);
+    client.close();
+    if (opts.output === 'json') {
+      console.log(JSON.stringify(job, null, 2));
+      return;
+    }
+    // Cancelling a job that has already ended changes nothing: say so (its state is still printed).
+    const note = job.state === 'cancelled' ? '' : ' (it had already ended: nothing to cancel)';
+    console.log(`job ${job.id}: ${job.state} at round ${job.round}/${job.totalRounds}${note}`);
+  });
+
+program
   .command('watch <jobId>')
   .description('follow a job: one line per round (trusted and flagged workers, loss, accuracy)')
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)

@@ -175,5 +175,36 @@ describe('integration: phalanx CLI', function () {
       expect(missing.code).to.equal(3);
       expect(missing.stderr).to.match(/NOT_FOUND/);
     });
+
+    it('cancels a running job; cancelling an ended or unknown job says so', async () => {
+      coordinator ??= await startCoordinatorProcess(['--checkpoint-dir', path.join(dir, 'ckpt')]);
+      const file = path.join(dir, 'long.yaml');
+      writeFileSync(
+        file,
+        [
+          'name: cli-long',
+          'model: { kind: mlp, hidden: [8] }',
+          'data: { batchSize: 8, maxTrain: 100, maxTest: 50 }',
+          'optimizer: { kind: sgd, lr: 0.1 }',
+          'rounds: 100000',
+          'workers: { min: 1, max: 1 }',
+          'aggregation: { rule: mean, f: 0 }',
+          '',
+        ].join('\n'),
+      );
+      const submitted = await phalanx(['submit', file, '--coordinator', coordinator.address, '-o', 'json']);
+      expect(submitted.code, submitted.stderr).to.equal(0);
+      const { id } = JSON.parse(submitted.stdout) as { id: string };
+      const cancelled = await phalanx(['cancel', id, '--coordinator', coordinator.address, '-o', 'json']);
+      expect(cancelled.code, cancelled.stderr).to.equal(0);
+      expect((JSON.parse(cancelled.stdout) as { state: string }).state).to.equal('cancelled');
+      const status = await phalanx(['status', id, '--coordinator', coordinator.address]);
+      expect(status.stdout).to.match(/state\s+cancelled/);
+      const again = await phalanx(['cancel', id, '--coordinator', coordinator.address]);
+      expect(again.code).to.equal(0);
+      expect(again.stdout).to.match(/cancelled at round/);
+      const missing = await phalanx(['cancel', 'no-such-job', '--coordinator', coordinator.address]);
+      expect(missing.code).to.equal(3);
+    });
   });
 });
