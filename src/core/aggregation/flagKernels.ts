@@ -15,6 +15,8 @@
  *   sweep, one float32 store per coordinate); ≈ 4–5 summing passes at n = 16.
  */
 
+import { I32, section, uleb, utf8, V128, vec, wasmApi, type WasmMemory } from '../simd/simdAsm.ts';
+
 /** Coordinates per cache block (n·GRAM_BLOCK·4 bytes: 128 KB at n = 16). */
 export const GRAM_BLOCK = 2048;
 
@@ -80,43 +82,8 @@ export function gramMatrix(vectors: readonly Float32Array[], out?: Float64Array)
 // ------------------------------------------------------------------------------------------------------------
 // WebAssembly SIMD kernel.
 
-/** The subset of the WebAssembly JS API used here (the project's TS lib has no DOM/WebAssembly typings). */
-interface WasmMemory {
-  buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-
 /** Rows per side of a register tile of the WASM kernel. */
 const TILE = 4;
-
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function section(id: number, bytes: number[]): number[] {
-  return [id, ...uleb(bytes.length), ...bytes];
-}
-
-function utf8(name: string): number[] {
-  return vec([...name].map((ch) => [ch.charCodeAt(0)]));
-}
 
 /**
  * Encodes a WebAssembly module exporting memory `m` and a function
@@ -126,8 +93,6 @@ function utf8(name: string): number[] {
  * `f64x2.promote_low_f32x4`, then one `f64x2.mul` + `f64x2.add` per pair and half.
  */
 export function buildGramTileModule(tile = TILE): Uint8Array {
-  const I32 = 0x7f;
-  const V128 = 0x7b;
   const nParams = 2 * tile + 2;
   const pBytes = 2 * tile;
   const pOut = 2 * tile + 1;
@@ -223,7 +188,7 @@ let kernel: WasmKernel | null | undefined;
 function loadKernel(): WasmKernel | null {
   if (kernel !== undefined) return kernel;
   kernel = null;
-  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const api = wasmApi();
   if (api === undefined) return null;
   try {
     const bytes = buildGramTileModule();

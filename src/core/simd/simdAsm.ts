@@ -109,15 +109,15 @@ function sleb(value: number): number[] {
   }
 }
 
-function vec(items: number[][]): number[] {
+export function vec(items: number[][]): number[] {
   return [...uleb(items.length), ...items.flat()];
 }
 
-function section(id: number, bytes: number[]): number[] {
+export function section(id: number, bytes: number[]): number[] {
   return [id, ...uleb(bytes.length), ...bytes];
 }
 
-function utf8(name: string): number[] {
+export function utf8(name: string): number[] {
   return vec([...name].map((ch) => [ch.charCodeAt(0)]));
 }
 
