@@ -4,7 +4,7 @@
  * that have been asked for are rebuilt as soon as a new round opens, so pulls stream without encoding work.
  */
 import type { ParameterChunk } from '../gen/phalanx/v1/ParameterChunk.ts';
-import { encodeDense, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { denseBytes, type DenseEncoding } from '../core/compression/denseCodec.ts';
 import { CHUNK_BYTES, proto } from '../transport/protocol.ts';
 import { preEncoded } from '../transport/preEncoded.ts';
 import type { JobRuntime } from './jobRuntime.ts';
@@ -18,8 +18,6 @@ export interface ParameterStream {
 const serializeChunk = proto.phalanx.v1.Coordinator.service.PullParameters.responseSerialize as (
   chunk: ParameterChunk,
 ) => Buffer;
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 export class ParameterFeed {
   private readonly built = new WeakMap<JobRuntime, Map<DenseEncoding, ParameterStream>>();
@@ -59,11 +57,6 @@ export class ParameterFeed {
     const messages: Buffer[] = [];
     for (let i = 0, from = 0; from < params.length; i++, from += perChunk) {
       const n = Math.min(perChunk, params.length - from);
-      // fp32 on a little-endian host: a view of the parameters (serialisation copies it once).
-      const data =
-        encoding === 'fp32' && LITTLE_ENDIAN
-          ? new Uint8Array(params.buffer, params.byteOffset + from * 4, n * 4)
-          : encodeDense(params, from, n, encoding);
       messages.push(
         serializeChunk({
           jobId: rt.jobId,
@@ -71,7 +64,7 @@ export class ParameterFeed {
           offset: from,
           totalElements: params.length,
           encoding: encoding === 'fp32' ? 'ENCODING_FP32' : 'ENCODING_BF16',
-          data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+          data: denseBytes(params, from, n, encoding),
           chunkIndex: i,
           chunkCount: count,
           layoutFingerprint: rt.fingerprint,

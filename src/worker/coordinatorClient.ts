@@ -10,7 +10,7 @@ import type { PushGradientResponse__Output } from '../gen/phalanx/v1/PushGradien
 import type { RegisterWorkerResponse__Output } from '../gen/phalanx/v1/RegisterWorkerResponse.ts';
 import type { WorkerCapabilities } from '../gen/phalanx/v1/WorkerCapabilities.ts';
 import type { PushGradientRequest } from '../gen/phalanx/v1/PushGradientRequest.ts';
-import { decodeDenseInto, encodeDense, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { decodeDenseInto, denseBytes, type DenseEncoding } from '../core/compression/denseCodec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
 
@@ -23,8 +23,6 @@ export interface PushMeta {
   encoding: DenseEncoding;
   layoutFingerprint: string;
 }
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 const ENC = { fp32: 'ENCODING_FP32', bf16: 'ENCODING_BF16' } as const;
 
@@ -211,18 +209,13 @@ export class CoordinatorClient {
           const slot = layout.layers[layer];
           for (let off = 0; off < slot.size; off += perChunk) {
             const count = Math.min(perChunk, slot.size - off);
-            // fp32 on a little-endian host: a view, no copy (grpc-js serialises at write time).
-            const bytes =
-              meta.encoding === 'fp32' && LITTLE_ENDIAN
-                ? new Uint8Array(gradient.buffer, gradient.byteOffset + (slot.offset + off) * 4, count * 4)
-                : encodeDense(gradient, slot.offset + off, count, meta.encoding);
             await write({
               chunk: {
                 jobId: meta.jobId,
                 round: meta.round,
                 layer,
                 offset: off,
-                data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+                data: denseBytes(gradient, slot.offset + off, count, meta.encoding),
               },
             });
           }

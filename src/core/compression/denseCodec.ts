@@ -13,6 +13,17 @@ export function bytesPerElement(encoding: DenseEncoding): number {
 
 const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/**
+ * The wire bytes of src[from, from+count) for a message about to be serialised: a view of `src` where the wire
+ * layout is the memory layout (fp32 on a little-endian host; serialisation copies it once), else an encoded copy.
+ */
+export function denseBytes(src: Float32Array, from: number, count: number, encoding: DenseEncoding): Buffer {
+  if (encoding === 'fp32' && littleEndian)
+    return Buffer.from(src.buffer, src.byteOffset + from * 4, count * 4);
+  const bytes = encodeDense(src, from, count, encoding);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Encode src[from, from+count) into a new byte array. */
 export function encodeDense(
   src: Float32Array,
