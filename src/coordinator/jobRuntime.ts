@@ -14,7 +14,7 @@ import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
 import type { AggregationResult } from '../core/aggregation/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
 import type { Optimizer } from '../core/optim/types.ts';
-import { missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
+import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
 export interface ModelHost {
@@ -315,22 +315,19 @@ export class JobRuntime extends EventEmitter {
       );
       this.paramsVersion = round + 1;
 
-      const workers: WorkerRoundHealth[] = entries.map((e, i) => {
-        const h = result?.workers[i];
-        return {
-          workerId: e.id,
-          name: e.p?.name ?? e.id,
-          rank: e.p?.rank ?? -1,
-          included: h?.included ?? false,
-          trust: h?.trust ?? 0,
-          weight: h?.weight ?? 0,
-          norm: h?.norm ?? 0,
-          cosine: h?.cosine ?? 0,
-          reason: h?.reason ?? (skipReason ? `round skipped: ${skipReason}` : ''),
-          byzantine: e.p?.byzantine ?? '',
-          loss: e.d.loss,
-        };
-      });
+      const workers: WorkerRoundHealth[] = entries.map((e, i) =>
+        deliveredWorker(
+          {
+            workerId: e.id,
+            name: e.p?.name ?? e.id,
+            rank: e.p?.rank ?? -1,
+            byzantine: e.p?.byzantine ?? '',
+            loss: e.d.loss,
+          },
+          result?.workers[i],
+          skipReason,
+        ),
+      );
       const missing: WorkerRoundHealth[] = [];
       for (const [id, p] of this.participants) {
         if (!this.delivered.has(id))

@@ -1,3 +1,5 @@
+import type { WorkerHealth } from '../core/aggregation/types.ts';
+
 /** The per-round health report (mirrors phalanx.v1.RoundReport), kept in the state store and streamed to watchers. */
 export interface WorkerRoundHealth {
   workerId: string;
@@ -27,6 +29,30 @@ export interface RoundReport {
   timings: { collectMs: number; aggregateMs: number; optimizeMs: number; totalMs: number };
   bytesReceived: number;
   finishedAtMs: number;
+}
+
+/**
+ * The report row of a worker whose vector went into aggregation: its identity plus the rule's health record for it
+ * (none when the round was skipped, then the reason says why).
+ */
+export function deliveredWorker(
+  p: { workerId: string; name: string; rank: number; byzantine: string; loss: number },
+  h: WorkerHealth | undefined,
+  skipReason: string,
+): WorkerRoundHealth {
+  return {
+    workerId: p.workerId,
+    name: p.name,
+    rank: p.rank,
+    included: h?.included ?? false,
+    trust: h?.trust ?? 0,
+    weight: h?.weight ?? 0,
+    norm: h?.norm ?? 0,
+    cosine: h?.cosine ?? 0,
+    reason: h?.reason ?? (skipReason ? `round skipped: ${skipReason}` : ''),
+    byzantine: p.byzantine,
+    loss: p.loss,
+  };
 }
 
 export function missingWorker(

@@ -25,7 +25,7 @@
  * workers.min = workers.max for that: otherwise its first rounds may close before every worker has joined.
  */
 import type { JobSpec } from '../config/jobSpec.ts';
-import type { RoundReport, WorkerRoundHealth } from '../coordinator/roundReport.ts';
+import { deliveredWorker, type RoundReport, type WorkerRoundHealth } from '../coordinator/roundReport.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
@@ -280,23 +280,19 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       );
       if (skipReason) skippedRounds++;
 
-      const health: WorkerRoundHealth[] = delivered.map((e, i) => {
-        const h = result?.workers[i];
-        const byzantine = e.w.role === 'honest' ? '' : attackName!;
-        return {
-          workerId: e.w.name,
-          name: e.w.name,
-          rank: e.w.rank,
-          included: h?.included ?? false,
-          trust: h?.trust ?? 0,
-          weight: h?.weight ?? 0,
-          norm: h?.norm ?? 0,
-          cosine: h?.cosine ?? 0,
-          reason: h?.reason ?? (skipReason ? `round skipped: ${skipReason}` : ''),
-          byzantine,
-          loss: e.w.role === 'omniscient' ? NaN : e.w.loss,
-        };
-      });
+      const health: WorkerRoundHealth[] = delivered.map((e, i) =>
+        deliveredWorker(
+          {
+            workerId: e.w.name,
+            name: e.w.name,
+            rank: e.w.rank,
+            byzantine: e.w.role === 'honest' ? '' : attackName!,
+            loss: e.w.role === 'omniscient' ? NaN : e.w.loss,
+          },
+          result?.workers[i],
+          skipReason,
+        ),
+      );
       let includedHonest = 0;
       let includedByzantine = 0;
       delivered.forEach((e, i) => {
