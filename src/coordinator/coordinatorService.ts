@@ -278,29 +278,35 @@ class PushReceiver {
   private onHeader(h: PushHeader__Output): void {
     const rt = this.runtimeFor(h.jobId);
     const id = this.identity!.id;
-    if (!rt.isParticipant(id)) {
-      throw new StatusError(
-        grpc.status.FAILED_PRECONDITION,
-        `not a participant of job ${rt.jobId}: call JoinJob`,
-      );
+    const verdict = rt.beginUpload(id, h.round);
+    switch (verdict.kind) {
+      case 'not-participant':
+        throw new StatusError(
+          grpc.status.FAILED_PRECONDITION,
+          `not a participant of job ${rt.jobId}: call JoinJob`,
+        );
+      case 'late':
+        this.respond('late', verdict.openRound, `round ${h.round} is closed: resync`);
+        return;
+      case 'duplicate':
+        this.respond('duplicate', verdict.openRound, 'already accepted');
+        return;
+      case 'not-open':
+        throw new StatusError(
+          grpc.status.FAILED_PRECONDITION,
+          `round ${h.round} is not open (open round: ${verdict.openRound}): resync`,
+        );
+      case 'busy':
+        throw new StatusError(
+          grpc.status.RESOURCE_EXHAUSTED,
+          `an upload for round ${h.round} from this worker is already in progress`,
+        );
+      case 'open':
+        break;
     }
+    // From here on this push holds the worker's upload slot for the round: every exit must give it back.
     this.runtime = rt;
     this.header = h;
-    const pre = rt.precheck(id, h.round);
-    if (pre) {
-      this.respond(
-        pre.status,
-        pre.currentRound,
-        pre.status === 'late' ? `round ${h.round} is closed: resync` : 'already accepted',
-      );
-      return;
-    }
-    if (h.round > rt.round) {
-      throw new StatusError(
-        grpc.status.FAILED_PRECONDITION,
-        `round ${h.round} is not open (open round: ${rt.round}): resync`,
-      );
-    }
     if (h.planId !== '') {
       throw new StatusError(
         grpc.status.INVALID_ARGUMENT,
@@ -446,5 +452,6 @@ class PushReceiver {
     this.done = true;
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
+    if (this.runtime && this.header && this.identity) this.runtime.abandonUpload(this.identity.id);
   }
 }

@@ -1,7 +1,7 @@
 /** Mapping between domain errors and precise gRPC statuses, so handlers never answer UNKNOWN. */
 import * as grpc from '@grpc/grpc-js';
 import { JobSpecError } from '../config/jobSpec.ts';
-import { JobFullError, NotParticipantError } from './jobRuntime.ts';
+import { JobFullError, NotParticipantError } from '../core/round/roundEngine.ts';
 
 export class StatusError extends Error {
   constructor(

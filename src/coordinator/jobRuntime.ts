@@ -1,20 +1,28 @@
 /**
- * The synchronous round engine of one running job (architecture.md §2). It owns the authoritative parameters,
- * the optimizer and the aggregation pipeline; it knows nothing about gRPC (the services call into it) and
- * nothing about which rule or model runs (both are injected).
+ * One running job on the coordinator: the authoritative parameters, the optimizer and the aggregation pipeline,
+ * driven round by round by a RoundEngine (src/core/round/roundEngine.ts states the close rule). It knows nothing
+ * about gRPC (the services call into it) and nothing about which rule or model runs (both are injected).
  *
- * Round t: workers pull version t, push a gradient for round t; the round closes when every live participant
- * has pushed (and at least workers.min did), or when roundTimeout passed with at least workers.min gradients.
- * Late pushes for a closed round are acknowledged as LATE, duplicates as DUPLICATE: both leave state untouched.
+ * Round t: workers pull version t and push a gradient for round t. Late pushes for a closed round are answered
+ * LATE, duplicates DUPLICATE: both leave state untouched.
  */
-import { EventEmitter } from 'node:events';
 import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
 import type { AggregationResult } from '../core/aggregation/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
 import type { Optimizer } from '../core/optim/types.ts';
+import {
+  NotParticipantError,
+  RoundEngine,
+  systemClock,
+  type Clock,
+  type CloseReason,
+  type Participant,
+  type PushVerdict,
+} from '../core/round/roundEngine.ts';
 import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
+import { TypedEmitter } from './typedEmitter.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
 export interface ModelHost {
@@ -29,7 +37,7 @@ export interface AggregationPipelineLike {
 }
 
 export interface RuntimeHooks {
-  /** Called after every round with its report (store, watchers, metrics). Awaited before the next round opens. */
+  /** Called after every round with its report (store, watchers, metrics). Awaited before the next round closes. */
   onRound(report: RoundReport): Promise<void>;
   /** Called every checkpoint.every rounds and at the end; must persist atomically. */
   onCheckpoint(runtime: JobRuntime): Promise<void>;
@@ -47,14 +55,6 @@ export interface JobResult {
   wallSeconds: number;
 }
 
-export interface Participant {
-  workerId: string;
-  name: string;
-  rank: number;
-  byzantine: string;
-  joinedAtRound: number;
-}
-
 interface Delivery {
   vector: Float32Array;
   loss: number;
@@ -63,24 +63,38 @@ interface Delivery {
 
 export type PushOutcome = { status: 'accepted' | 'duplicate' | 'late'; currentRound: number };
 
-export class JobRuntime extends EventEmitter {
+export type JobRuntimeEvents = {
+  /** A round opened for pushes (its parameters are published), or the job ended (then round = rounds done). */
+  'round-open': (round: number) => void;
+  /** A round closed; its report has been persisted. */
+  round: (report: RoundReport) => void;
+  ended: (why: 'completed' | 'failed' | 'cancelled' | 'stopped') => void;
+};
+
+export type RuntimeStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'stopped';
+
+/**
+ * The gRPC-facing driver of one job's RoundEngine: arms the round timer, turns a close decision into an
+ * aggregation step, a report, a checkpoint and the next round. The next round opens as soon as the optimizer has
+ * produced its parameters, before the report and checkpoint are persisted, so a push for it is never answered
+ * late; it cannot close until they are.
+ */
+export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   readonly fingerprint: string;
-  /** Open round == parameter version workers must compute on. */
-  round: number;
   /**
    * The round `params` are the result of: the number of completed rounds. It moves with the optimizer step of a
-   * closing round, before `round` advances (evaluation and the report come in between), so a pull in that window
-   * is labelled with the version it really carries.
+   * closing round, before the next round opens.
    */
   paramsVersion: number;
-  phase: 'running' | 'closing' | 'completed' | 'failed' | 'cancelled' = 'running';
+  status: RuntimeStatus = 'running';
 
-  private readonly participants = new Map<string, Participant>();
-  private readonly delivered = new Map<string, Delivery>();
-  private readonly missingThisRound = new Map<string, string>();
+  private readonly engine: RoundEngine<Delivery>;
   private readonly bufferPool: Float32Array[] = [];
-  private roundOpenedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
+  /** A round is being aggregated (engine closed, next round not yet open). */
+  private aggregating = false;
+  /** The previous round's report/checkpoint is being persisted: the open round may collect but not close. */
+  private persisting = false;
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
@@ -95,12 +109,16 @@ export class JobRuntime extends EventEmitter {
     readonly pipeline: AggregationPipelineLike,
     private readonly hooks: RuntimeHooks,
     startRound: number,
+    clock: Clock = systemClock,
   ) {
     super();
-    this.setMaxListeners(0);
     this.fingerprint = layoutFingerprint(model.layout);
-    this.round = startRound;
     this.paramsVersion = startRound;
+    this.engine = new RoundEngine<Delivery>(
+      { min: spec.workers.min, max: spec.workers.max, roundTimeoutMs: spec.workers.roundTimeout },
+      clock,
+      startRound,
+    );
     this.stepper = new RoundStepper(pipeline, optimizer, (m) => hooks.log(m));
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);
@@ -111,73 +129,65 @@ export class JobRuntime extends EventEmitter {
     return this.model.layout;
   }
 
+  /** Open round == parameter version workers must compute on (after the job: the number of rounds done). */
+  get round(): number {
+    return this.engine.round;
+  }
+
+  /** 'running' while rounds collect, 'closing' while one aggregates, else the terminal status. */
+  get phase(): RuntimeStatus | 'closing' {
+    return this.status === 'running' && this.aggregating ? 'closing' : this.status;
+  }
+
   /** Start the round clock (after construction and any resume). */
   start(): void {
-    if (this.round >= this.spec.rounds) {
-      void this.finish();
+    if (this.engine.round >= this.spec.rounds) {
+      this.engine.end();
+      void this.finish().catch((e: unknown) => this.fail(e as Error));
       return;
     }
-    this.openRound(this.round);
+    this.openRound(this.engine.round);
   }
 
   // --- membership -----------------------------------------------------------------------------------------
 
   /** Admit a worker; a worker rejoining under the same name gets its rank back if that rank is free. */
   join(workerId: string, name: string, byzantine: string): Participant {
-    const existing = this.participants.get(workerId);
-    if (existing) return existing;
-    const taken = new Set([...this.participants.values()].map((p) => p.rank));
-    if (taken.size >= this.spec.workers.max) {
-      throw new JobFullError(
-        `job ${this.jobId} already has workers.max = ${this.spec.workers.max} participants`,
-      );
-    }
-    // Prefer the rank encoded in the worker's name (worker-3 → 3), so a restarted slot keeps its data shard.
-    const match = /(\d+)$/.exec(name);
-    let rank = match ? Number(match[1]) % this.spec.workers.max : -1;
-    if (rank < 0 || taken.has(rank)) {
-      rank = 0;
-      while (taken.has(rank)) rank++;
-    }
-    const participant: Participant = { workerId, name, rank, byzantine, joinedAtRound: this.round };
-    this.participants.set(workerId, participant);
+    const known = this.engine.participant(workerId);
+    if (known) return known;
+    const p = this.engine.join(workerId, name, byzantine);
     this.hooks.log(
-      `worker ${name} (${workerId}) joined as rank ${rank}${byzantine ? ` [byzantine: ${byzantine}]` : ''}`,
+      `worker ${name} (${workerId}) joined as rank ${p.rank}${byzantine ? ` [byzantine: ${byzantine}]` : ''}`,
     );
     this.maybeClose();
-    return participant;
+    return p;
   }
 
   leave(workerId: string, reason: string): void {
-    const p = this.participants.get(workerId);
+    const p = this.engine.leave(workerId, reason);
     if (!p) return;
-    this.participants.delete(workerId);
-    if (!this.delivered.has(workerId)) this.missingThisRound.set(workerId, reason);
     this.hooks.log(`worker ${p.name} (${workerId}) left: ${reason}`);
-    this.missingParticipants.set(workerId, p);
     this.maybeClose();
   }
 
-  private readonly missingParticipants = new Map<string, Participant>();
-
   isParticipant(workerId: string): boolean {
-    return this.participants.has(workerId);
+    return this.engine.isParticipant(workerId);
   }
 
   participant(workerId: string): Participant | undefined {
-    return this.participants.get(workerId);
+    return this.engine.participant(workerId);
   }
 
   participantIds(): string[] {
-    return [...this.participants.keys()];
+    return this.engine.participantIds();
   }
 
   participantCount(): number {
-    return this.participants.size;
+    return this.engine.participantCount;
   }
 
   hasPushed(workerId: string): boolean {
-    return this.delivered.has(workerId);
+    return this.engine.hasDelivered(workerId);
   }
 
   // --- pushes ---------------------------------------------------------------------------------------------
@@ -193,13 +203,17 @@ export class JobRuntime extends EventEmitter {
     }
   }
 
-  /** Classify a push header before its body is read (so a late or duplicate push is not decoded). */
-  precheck(workerId: string, round: number): PushOutcome | undefined {
-    if (round < this.round || this.phase !== 'running') return { status: 'late', currentRound: this.round };
-    if (round === this.round && this.delivered.has(workerId)) {
-      return { status: 'duplicate', currentRound: this.round };
-    }
-    return undefined;
+  /**
+   * Classify a push header before its body is read; `open` claims the worker's one upload slot for the round,
+   * which commit, recordRejection or abandonUpload gives back.
+   */
+  beginUpload(workerId: string, round: number): PushVerdict {
+    return this.engine.beginUpload(workerId, round);
+  }
+
+  /** The upload ended without a verdict (client went away): free the slot, record nothing. */
+  abandonUpload(workerId: string): void {
+    this.engine.endUpload(workerId);
   }
 
   /**
@@ -207,31 +221,39 @@ export class JobRuntime extends EventEmitter {
    * caller keeps it (and should release it).
    */
   commit(workerId: string, round: number, vector: Float32Array, loss: number, bytes: number): PushOutcome {
-    const pre = this.precheck(workerId, round);
-    if (pre) return pre;
-    if (round > this.round) throw new RangeError(`round ${round} is not open yet (open: ${this.round})`);
-    if (!this.participants.has(workerId)) throw new NotParticipantError(workerId, this.jobId);
-    this.delivered.set(workerId, { vector, loss: Number.isFinite(loss) ? loss : NaN, bytes });
-    this.missingThisRound.delete(workerId);
-    // Answer the push first, aggregate after. grpc-js sends a client-streaming call's status only once the
-    // response message is written, one event-loop turn later; closing on the first turn would hold the worker's
-    // acknowledgement for the whole aggregation (measured: ~250 ms of a 64 MiB push).
-    setImmediate(() => setImmediate(() => this.maybeClose()));
-    return { status: 'accepted', currentRound: this.round };
+    const verdict = this.engine.deliver(workerId, round, {
+      vector,
+      loss: Number.isFinite(loss) ? loss : NaN,
+      bytes,
+    });
+    switch (verdict.kind) {
+      case 'open':
+        // Answer the push first, aggregate after. grpc-js sends a client-streaming call's status only once the
+        // response message is written, one event-loop turn later; closing on the first turn would hold the
+        // worker's acknowledgement for the whole aggregation (~250 ms of a 64 MiB push).
+        setImmediate(() => setImmediate(() => this.maybeClose()));
+        return { status: 'accepted', currentRound: this.round };
+      case 'duplicate':
+        return { status: 'duplicate', currentRound: verdict.openRound };
+      case 'late':
+        return { status: 'late', currentRound: verdict.openRound };
+      case 'not-participant':
+        throw new NotParticipantError(workerId);
+      case 'not-open':
+      case 'busy':
+        throw new RangeError(`round ${round} is not open (open round: ${verdict.openRound})`);
+    }
   }
 
   /** A push from this worker for the open round was rejected (bad input); reported in the round's health. */
   recordRejection(workerId: string, round: number, reason: string): void {
-    if (round === this.round && !this.delivered.has(workerId)) {
-      this.missingThisRound.set(workerId, `rejected: ${reason}`);
-      setImmediate(() => this.maybeClose());
-    }
+    this.engine.fail(workerId, round, { kind: 'rejected', reason });
+    setImmediate(() => this.maybeClose());
   }
 
   /** Resolves once the open round is greater than `afterRound`, the job ends, or `waitMs` passes. */
   waitForRound(afterRound: number, waitMs: number): Promise<void> {
-    if (this.round > afterRound || (this.phase !== 'running' && this.phase !== 'closing'))
-      return Promise.resolve();
+    if (this.round > afterRound || this.status !== 'running') return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -251,92 +273,57 @@ export class JobRuntime extends EventEmitter {
   // --- round lifecycle ------------------------------------------------------------------------------------
 
   private openRound(round: number): void {
-    this.round = round;
-    this.phase = 'running';
-    this.roundOpenedAt = Date.now();
-    this.missingThisRound.clear();
-    this.missingParticipants.clear();
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.onTimeout(), this.spec.workers.roundTimeout);
-    this.timer.unref?.();
+    this.engine.open(round);
+    this.armTimer(this.spec.workers.roundTimeout);
     this.emit('round-open', round);
   }
 
+  private armTimer(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.onTimeout(), ms);
+    this.timer.unref?.();
+  }
+
   private onTimeout(): void {
-    if (this.phase !== 'running') return;
-    if (this.delivered.size >= this.spec.workers.min) {
-      void this.closeRound('timeout');
-    } else {
-      // Keep waiting: too few gradients to make progress. Re-arm and say so.
+    if (this.status !== 'running' || !this.engine.collecting) return;
+    this.maybeClose();
+    if (this.engine.collecting && !this.persisting) {
+      // Still open after roundTimeout: too few accepted gradients to make progress. Say so, and look again.
       this.hooks.log(
-        `round ${this.round}: ${this.delivered.size}/${this.spec.workers.min} gradients after roundTimeout; waiting for workers`,
+        `round ${this.round}: ${this.engine.acceptedCount}/${this.spec.workers.min} gradients after roundTimeout; waiting for workers`,
       );
-      this.timer = setTimeout(() => this.onTimeout(), this.spec.workers.roundTimeout);
-      this.timer.unref?.();
+      this.armTimer(this.spec.workers.roundTimeout);
     }
   }
 
   private maybeClose(): void {
-    if (this.phase !== 'running') return;
-    const enough = this.delivered.size >= this.spec.workers.min;
-    let allIn = this.participants.size > 0;
-    for (const id of this.participants.keys()) {
-      // A worker whose push for this round was rejected has had its say: don't wait for it until the timeout.
-      if (!this.delivered.has(id) && !this.missingThisRound.get(id)?.startsWith('rejected')) {
-        allIn = false;
-        break;
-      }
-    }
-    // Everyone has answered but some pushes were rejected: close rather than wait forever (a round with no valid
-    // gradient is skipped, and a job whose rounds keep failing fails — e.g. after its workers diverged to NaN).
-    const rejected = [...this.missingThisRound.values()].some((r) => r.startsWith('rejected'));
-    if (allIn && (enough || rejected)) void this.closeRound('quorum');
+    if (this.status !== 'running' || this.persisting || this.aggregating) return;
+    const why = this.engine.decide();
+    if (why) void this.closeRound(why);
   }
 
-  private async closeRound(why: 'quorum' | 'timeout'): Promise<void> {
-    if (this.phase !== 'running') return;
-    this.phase = 'closing';
+  private async closeRound(why: CloseReason): Promise<void> {
+    const closed = this.engine.close(why);
+    this.aggregating = true;
     clearTimeout(this.timer);
-    const round = this.round;
-    const tCollect = Date.now() - this.roundOpenedAt;
+    const round = closed.round;
     try {
-      // Deterministic input order: by rank (then id), so distributed runs match simulation.
-      const entries = [...this.delivered.entries()]
-        .map(([id, d]) => ({ id, d, p: this.participants.get(id) ?? this.missingParticipants.get(id) }))
-        .sort((a, b) => (a.p?.rank ?? 1e9) - (b.p?.rank ?? 1e9) || (a.id < b.id ? -1 : 1));
-      const vectors = entries.map((e) => e.d.vector);
-      const ids = entries.map((e) => e.id);
-
-      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = this.stepper.step(
-        round,
-        this.params,
-        vectors,
-        ids,
-      );
+      const vectors = closed.deliveries.map((d) => d.payload.vector);
+      const ids = closed.deliveries.map((d) => d.participant.workerId);
+      const step =
+        why === 'no-quorum'
+          ? this.stepper.skip(
+              round,
+              `quorum not met: ${vectors.length} of workers.min = ${this.spec.workers.min} gradients accepted`,
+            )
+          : this.stepper.step(round, this.params, vectors, ids);
+      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = step;
       this.paramsVersion = round + 1;
 
-      const workers: WorkerRoundHealth[] = entries.map((e, i) =>
-        deliveredWorker(
-          {
-            workerId: e.id,
-            name: e.p?.name ?? e.id,
-            rank: e.p?.rank ?? -1,
-            byzantine: e.p?.byzantine ?? '',
-            loss: e.d.loss,
-          },
-          result?.workers[i],
-          skipReason,
-        ),
+      const workers: WorkerRoundHealth[] = closed.deliveries.map((d, i) =>
+        deliveredWorker({ ...d.participant, loss: d.payload.loss }, result?.workers[i], skipReason),
       );
-      const missing: WorkerRoundHealth[] = [];
-      for (const [id, p] of this.participants) {
-        if (!this.delivered.has(id))
-          missing.push(missingWorker(p, this.missingThisRound.get(id) ?? `late (${why})`));
-      }
-      for (const [id, reason] of this.missingThisRound) {
-        const p = this.missingParticipants.get(id);
-        if (p && !this.participants.has(id)) missing.push(missingWorker(p, reason));
-      }
+      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
       let lossSum = 0;
       let lossCount = 0;
       for (const w of workers) {
@@ -345,16 +332,22 @@ export class JobRuntime extends EventEmitter {
           lossCount++;
         }
       }
-      this.lastTrainLoss = lossCount ? lossSum / lossCount : this.lastTrainLoss;
+      if (lossCount) this.lastTrainLoss = lossSum / lossCount;
       let bytes = 0;
-      for (const d of this.delivered.values()) bytes += d.bytes;
+      for (const d of closed.deliveries) {
+        bytes += d.payload.bytes;
+        this.releaseBuffer(d.payload.vector);
+      }
 
-      // Return buffers and advance the version before evaluation so pulls can proceed meanwhile.
-      for (const d of this.delivered.values()) this.releaseBuffer(d.vector);
-      this.delivered.clear();
+      // Publish the new parameters: the next round collects while this one's report and checkpoint persist.
       const completedRounds = round + 1;
-      const evalEvery = this.spec.evaluation.every;
       const isLast = completedRounds >= this.spec.rounds;
+      this.persisting = true;
+      this.aggregating = false;
+      if (isLast) this.engine.end(completedRounds);
+      else this.openRound(completedRounds);
+
+      const evalEvery = this.spec.evaluation.every;
       let testAccuracy = NaN;
       let testLoss = NaN;
       if (isLast || (evalEvery > 0 && completedRounds % evalEvery === 0)) {
@@ -374,32 +367,32 @@ export class JobRuntime extends EventEmitter {
         testAccuracy,
         testLoss,
         timings: {
-          collectMs: tCollect,
+          collectMs: closed.collectMs,
           aggregateMs,
           optimizeMs,
-          totalMs: Date.now() - this.roundOpenedAt,
+          totalMs: closed.collectMs + aggregateMs + optimizeMs,
         },
         bytesReceived: bytes,
         finishedAtMs: Date.now(),
       };
-      this.round = completedRounds;
       await this.hooks.onRound(report);
       this.emit('round', report);
       const every = this.spec.checkpoint.every;
       if (isLast || (every > 0 && completedRounds % every === 0)) await this.hooks.onCheckpoint(this);
-      if (isLast) {
-        await this.finish();
-      } else if (this.phase === 'closing') {
-        this.openRound(completedRounds);
-        this.maybeClose();
-      }
+      this.persisting = false;
+      if (this.status !== 'running') return;
+      if (isLast) await this.finish();
+      else this.maybeClose();
     } catch (e) {
+      this.aggregating = false;
+      this.persisting = false;
       this.fail(e as Error);
     }
   }
 
   private async finish(): Promise<void> {
-    this.phase = 'completed';
+    this.status = 'completed';
+    this.engine.end();
     clearTimeout(this.timer);
     if (!Number.isFinite(this.lastEval.accuracy)) this.lastEval = await this.model.evaluate(this.params);
     const result: JobResult = {
@@ -414,31 +407,28 @@ export class JobRuntime extends EventEmitter {
     this.emit('ended', 'completed');
   }
 
-  fail(error: Error): void {
-    if (this.phase === 'failed') return;
-    this.phase = 'failed';
+  private end(status: Exclude<RuntimeStatus, 'running' | 'completed'>): boolean {
+    if (this.status !== 'running') return false;
+    this.status = status;
+    this.engine.end();
     clearTimeout(this.timer);
+    return true;
+  }
+
+  fail(error: Error): void {
+    if (!this.end('failed')) return;
     this.hooks.onError(error);
     this.emit('ended', 'failed');
   }
 
   cancel(): void {
-    this.phase = 'cancelled';
-    clearTimeout(this.timer);
+    if (!this.end('cancelled')) return;
     this.emit('ended', 'cancelled');
   }
 
   /** Stop timers without changing the job's state (coordinator shutdown). */
   stop(): void {
-    clearTimeout(this.timer);
+    if (!this.end('stopped')) return;
     this.emit('ended', 'stopped');
-  }
-}
-
-export class JobFullError extends Error {}
-
-export class NotParticipantError extends Error {
-  constructor(workerId: string, jobId: string) {
-    super(`worker ${workerId} is not a participant of job ${jobId}: call JoinJob`);
   }
 }

@@ -32,6 +32,15 @@ export class RoundStepper {
     private readonly log: (message: string) => void = () => {},
   ) {}
 
+  /** A round that cannot be aggregated (e.g. quorum not met): counts toward the consecutive-skip limit. */
+  skip(round: number, reason: string): RoundStepResult {
+    this.log(`round ${round}: skipped: ${reason}`);
+    if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
+      throw new Error(`${this.consecutiveSkips} rounds in a row skipped: ${reason}`);
+    }
+    return { result: undefined, skipReason: reason, updateNorm: 0, aggregateMs: 0, optimizeMs: 0 };
+  }
+
   /** Aggregate and apply to `params` in place. Throws after too many consecutive skipped rounds. */
   step(round: number, params: Float32Array, vectors: Float32Array[], workerIds: string[]): RoundStepResult {
     const t0 = performance.now();

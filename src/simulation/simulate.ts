@@ -15,7 +15,8 @@
  *   - otherwise "omniscient": one attack instance, `craft({honest: all honest vectors of the round, n, f =
  *     byzantine count})` once per round, and every Byzantine rank sends that same vector (ByzFL's convention).
  *     The optimal* line-search attacks get `aggregate` = a copy of the job's pipeline (state synced each round).
- * Then exactly what JobRuntime.closeRound does: the vectors ordered by rank go through
+ * The round is a RoundEngine (the coordinator's), closed when every rank has answered. Then exactly what
+ * JobRuntime.closeRound does: the vectors ordered by rank go through
  * createAggregationPipeline(spec.aggregation) (a failing round is skipped, 10 in a row fail the run; a
  * non-finite update is not applied), optimizer.step, evaluation on the test set after every
  * `evaluation.every`-th round and after the last one. Initial parameters: trainer.initialParameters(spec.seed).
@@ -25,7 +26,13 @@
  * workers.min = workers.max for that: otherwise its first rounds may close before every worker has joined.
  */
 import type { JobSpec } from '../config/jobSpec.ts';
-import { deliveredWorker, type RoundReport, type WorkerRoundHealth } from '../coordinator/roundReport.ts';
+import {
+  deliveredWorker,
+  missingWorker,
+  type RoundReport,
+  type WorkerRoundHealth,
+} from '../coordinator/roundReport.ts';
+import { RoundEngine, type Clock } from '../core/round/roundEngine.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
@@ -227,9 +234,18 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
     const stepper = new RoundStepper(pipeline, optimizer, log);
     let skippedRounds = 0;
     let lastTrainLoss = NaN;
+    // The same round engine as the coordinator, on a clock that only moves when every rank has answered and
+    // the round still cannot close (then it jumps past roundTimeout, as a distributed round would time out).
+    const clock = new SteppedClock();
+    const engine = new RoundEngine<{ w: SimWorker; vector: Float32Array; loss: number }>(
+      { min: spec.workers.min, max: n, roundTimeoutMs: spec.workers.roundTimeout },
+      clock,
+    );
+    for (const w of workers) engine.join(w.name, w.name, w.role === 'honest' ? '' : attackName!);
 
     for (let round = 0; round < spec.rounds; round++) {
       const tOpen = performance.now();
+      engine.open(round);
       // Honest vectors first: the omniscient and per-worker attacks see all of them.
       for (const w of honest) {
         const { vector, loss } = await w.gradient!.honest(params, round);
@@ -239,7 +255,6 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       const honestVectors = honest.map((w) => w.buffer);
       const baseCtx = (rng: Rng): AttackContext => ({ honest: honestVectors, n, f: count, rng, round });
 
-      const delivered: { w: SimWorker; vector: Float32Array }[] = [];
       let sharedVector: Float32Array | undefined;
       if (shared) {
         const ctx = baseCtx(shared.rng);
@@ -250,48 +265,60 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         }
         sharedVector = shared.attack.craft(ctx, shared.buffer);
       }
+      const deliver = (w: SimWorker, vector: Float32Array, loss: number) =>
+        engine.deliver(w.name, round, { w, vector, loss });
       for (const w of workers) {
         if (w.role === 'honest') {
-          delivered.push({ w, vector: w.buffer });
+          deliver(w, w.buffer, w.loss);
         } else if (w.role === 'data-side') {
           const { vector, loss } = await w.gradient!.honest(params, round);
           w.buffer.set(vector);
           w.loss = loss;
-          delivered.push({ w, vector: w.buffer });
+          deliver(w, w.buffer, loss);
         } else if (w.role === 'per-worker') {
           const attack = w.attack!;
-          if (attack.behaviour === 'crash' && round >= (attack.fromRound ?? 0)) continue;
+          if (attack.behaviour === 'crash' && round >= (attack.fromRound ?? 0)) {
+            engine.fail(w.name, round, {
+              kind: 'absent',
+              reason: `byzantine behaviour: ${attack.behaviour}`,
+            });
+            continue;
+          }
           const { vector, loss } = await w.gradient!.honest(params, round);
           w.loss = loss;
           // `vector` stays valid until the next gradient call; craft writes into the rank's own buffer.
-          delivered.push({ w, vector: attack.craft({ ...baseCtx(w.rng!), own: vector }, w.buffer) });
+          deliver(w, attack.craft({ ...baseCtx(w.rng!), own: vector }, w.buffer), loss);
         } else {
-          delivered.push({ w, vector: sharedVector! });
+          deliver(w, sharedVector!, NaN);
         }
       }
+      let why = engine.decide();
+      if (!why) {
+        clock.advance(spec.workers.roundTimeout);
+        why = engine.decide();
+      }
+      if (!why) throw new Error(`simulate: round ${round} cannot close (no worker answered)`);
+      const closed = engine.close(why);
+      const delivered = closed.deliveries.map((d) => d.payload);
       const tCollect = performance.now() - tOpen;
 
-      // --- what JobRuntime.closeRound does, in the same order (by rank) ---
-      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = stepper.step(
-        round,
-        params,
-        delivered.map((e) => e.vector),
-        delivered.map((e) => e.w.name),
-      );
+      // --- what JobRuntime does with a closed round, in the same order (by rank) ---
+      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } =
+        why === 'no-quorum'
+          ? stepper.skip(
+              round,
+              `quorum not met: ${delivered.length} of workers.min = ${spec.workers.min} gradients accepted`,
+            )
+          : stepper.step(
+              round,
+              params,
+              delivered.map((e) => e.vector),
+              delivered.map((e) => e.w.name),
+            );
       if (skipReason) skippedRounds++;
 
-      const health: WorkerRoundHealth[] = delivered.map((e, i) =>
-        deliveredWorker(
-          {
-            workerId: e.w.name,
-            name: e.w.name,
-            rank: e.w.rank,
-            byzantine: e.w.role === 'honest' ? '' : attackName!,
-            loss: e.w.role === 'omniscient' ? NaN : e.w.loss,
-          },
-          result?.workers[i],
-          skipReason,
-        ),
+      const health: WorkerRoundHealth[] = closed.deliveries.map((d, i) =>
+        deliveredWorker({ ...d.participant, loss: d.payload.loss }, result?.workers[i], skipReason),
       );
       let includedHonest = 0;
       let includedByzantine = 0;
@@ -307,21 +334,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           else includedByzantine++;
         }
       });
-      const missing: WorkerRoundHealth[] = workers
-        .filter((w) => !delivered.some((e) => e.w === w))
-        .map((w) => ({
-          workerId: w.name,
-          name: w.name,
-          rank: w.rank,
-          included: false,
-          trust: 0,
-          weight: 0,
-          norm: 0,
-          cosine: 0,
-          reason: `byzantine behaviour: ${w.attack?.behaviour ?? 'none'}`,
-          byzantine: attackName ?? '',
-          loss: NaN,
-        }));
+      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
       // Training loss: mean over the honest workers (what the model actually achieves on its data).
       let lossSum = 0;
       for (const w of honest) lossSum += w.loss;
@@ -406,5 +419,16 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
     };
   } finally {
     trainer.dispose();
+  }
+}
+
+/** Simulated time: stands still until a round has to time out. */
+class SteppedClock implements Clock {
+  private t = 0;
+  now(): number {
+    return this.t;
+  }
+  advance(ms: number): void {
+    this.t += ms;
   }
 }

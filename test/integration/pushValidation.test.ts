@@ -246,4 +246,42 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
     expect(r0.workers.map((w) => w.name).sort()).to.deep.equal(['worker-0', 'worker-1']);
     expect(r0.workers.every((w) => w.included)).to.equal(true);
   });
+
+  it('does not let a rejected push count toward workers.min (no aggregation below quorum)', async () => {
+    const open = await a.getRound(jobId, undefined, 0);
+    expect(open.round).to.equal(1);
+    const before = new Float32Array(layout.totalSize);
+    expect(await a.pull(jobId, before, fp)).to.equal(1);
+    // Worker A sends garbage for round 1, worker B a valid gradient: one accepted of workers.min = 2.
+    const garbage = await rawPush(
+      a,
+      tokenA,
+      fullPush(jobId, 1, layout, (i) => (i === 7 ? NaN : 0)),
+    );
+    expect(garbage.error?.code).to.equal(grpc.status.INVALID_ARGUMENT);
+    const meta = {
+      jobId,
+      round: 1,
+      loss: 1,
+      samples: 8,
+      attempt: 0,
+      encoding: 'fp32' as const,
+      layoutFingerprint: fp,
+    };
+    const res = await b.push(new Float32Array(layout.totalSize).fill(3), layout, meta);
+    expect(res.status).to.equal('PUSH_STATUS_ACCEPTED');
+    // Every participant has answered; a round that counted the rejection would close now with B's gradient.
+    const info = await a.getRound(jobId, 1, 1_500);
+    expect(info.round, 'round 1 must stay open below quorum').to.equal(1);
+    const after = new Float32Array(layout.totalSize);
+    expect(await a.pull(jobId, after, fp)).to.equal(1);
+    expect(Array.from(after.subarray(0, 50))).to.deep.equal(Array.from(before.subarray(0, 50)));
+    // A valid push from A completes the quorum: the mean of A's and B's gradients is applied.
+    expect((await a.push(new Float32Array(layout.totalSize).fill(1), layout, meta)).status).to.equal(
+      'PUSH_STATUS_ACCEPTED',
+    );
+    expect((await a.getRound(jobId, 1, 10_000)).round).to.equal(2);
+    expect(await a.pull(jobId, after, fp)).to.equal(2);
+    for (let i = 0; i < after.length; i += 97) expect(after[i]).to.be.closeTo(before[i] - 2, 1e-5);
+  });
 });

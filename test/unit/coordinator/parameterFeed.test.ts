@@ -88,23 +88,39 @@ describe('ParameterFeed', () => {
     rt.cancel();
   });
 
-  it('labels parameters updated by a closing round with the new version, even before the round advances', async () => {
+  it("publishes a closing round's parameters under the new version before its report is persisted", async () => {
     const { rt, held, params } = runtime();
     const feed = new ParameterFeed();
     assert.equal(feed.stream(rt, 'fp32').version, 0);
     const g = new Float32Array(size).fill(0.25);
     assert.equal(rt.commit('w0', 0, g, 0.1, size * 4).status, 'accepted');
     for (let i = 0; i < 5 && params[0] === 1; i++) await tick();
-    // The step is applied (lr 1: 1 − 0.25) and evaluation is pending: the round has not advanced yet.
+    // The step is applied (lr 1: 1 − 0.25) and evaluation is pending: round 1 is already open for pushes.
     assert.equal(params[0], 0.75);
-    assert.equal(rt.round, 0);
+    assert.equal(rt.round, 1);
     const during = feed.stream(rt, 'fp32');
     assert.equal(during.version, 1);
     assert.equal(floats(decode(during.messages[0]).data)[0], 0.75);
     held.release();
-    for (let i = 0; i < 5 && rt.round === 0; i++) await tick();
+    for (let i = 0; i < 5; i++) await tick();
     assert.equal(rt.round, 1);
     assert.strictEqual(feed.stream(rt, 'fp32'), during, 'no rebuild: the parameters did not change since');
+    rt.cancel();
+  });
+
+  it('accepts a push for the next round while the previous round persists, and closes it only afterwards', async () => {
+    const { rt, held, params } = runtime();
+    assert.equal(rt.commit('w0', 0, new Float32Array(size).fill(0.25), 0.1, 0).status, 'accepted');
+    for (let i = 0; i < 5 && rt.round === 0; i++) await tick();
+    assert.equal(rt.round, 1, "round 1 opens right after round 0's step");
+    // Round 0's evaluation (and so its report) is still pending: the push for round 1 is not LATE.
+    const outcome = rt.commit('w0', 1, new Float32Array(size).fill(0.25), 0.1, 0);
+    assert.deepEqual(outcome, { status: 'accepted', currentRound: 1 });
+    for (let i = 0; i < 5; i++) await tick();
+    assert.equal(params[0], 0.75, 'round 1 must not aggregate before round 0 is persisted');
+    held.release();
+    for (let i = 0; i < 10 && params[0] === 0.75; i++) await tick();
+    assert.equal(params[0], 0.5, 'round 1 closes once round 0 is persisted');
     rt.cancel();
   });
 });
