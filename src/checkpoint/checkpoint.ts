@@ -10,7 +10,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { CheckpointManifest } from '../coordinator/state/stateStore.ts';
 import { decodeSafetensors, encodeHeader, type DecodedTensors, type TensorShape } from './safetensors.ts';
 
 export interface WriteCheckpointInput {
@@ -32,6 +31,17 @@ export type LoadedCheckpoint = DecodedTensors;
 
 const FILE_RE = /^round-(\d+)\.(safetensors|json)$/;
 const TEMP_RE = /^\.round-\d+\.(safetensors|json)\.tmp-/;
+
+/** Where a checkpoint is and how to check it: what the state store keeps for a job (never the tensors). */
+export interface CheckpointManifest {
+  jobId: string;
+  round: number;
+  path: string;
+  sha256: string;
+  bytes: number;
+  createdAt: number;
+}
+
 /** Largest single write (fs writes are limited to 2 GiB per call). */
 const WRITE_CHUNK = 64 * 1024 * 1024;
 

@@ -7,8 +7,8 @@ import type { CoordinatorHandlers } from '../gen/phalanx/v1/Coordinator.ts';
 import type { PushGradientRequest__Output } from '../gen/phalanx/v1/PushGradientRequest.ts';
 import type { PushGradientResponse } from '../gen/phalanx/v1/PushGradientResponse.ts';
 import type { PushHeader__Output } from '../gen/phalanx/v1/PushHeader.ts';
-import type { JobPhase } from '../gen/phalanx/v1/JobPhase.ts';
-import { decodeDenseInto, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { bytesPerElement, decodeDenseInto, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { denseEncodingOf, jobPhaseOf, wirePushStatus } from '../transport/wireVocabulary.ts';
 import { AUTH_HEADER } from '../transport/protocol.ts';
 import type { JobManager } from './jobManager.ts';
 import { ParameterFeed } from './parameterFeed.ts';
@@ -22,12 +22,6 @@ export interface CoordinatorServiceOptions {
   /** Longest GetRound long-poll the server grants. */
   maxWaitMs: number;
 }
-
-const ENCODINGS: Record<string, DenseEncoding | undefined> = {
-  ENCODING_FP32: 'fp32',
-  ENCODING_BF16: 'bf16',
-  ENCODING_UNSPECIFIED: 'fp32',
-};
 
 export function coordinatorHandlers(
   manager: JobManager,
@@ -123,7 +117,7 @@ export function coordinatorHandlers(
           round: job.round,
           version: job.round,
           planId: '',
-          phase: phaseOf(job.state),
+          phase: jobPhaseOf(job.state),
           participant: false,
           pushed: false,
         };
@@ -133,14 +127,7 @@ export function coordinatorHandlers(
         round: rt.round,
         version: rt.round,
         planId: '',
-        phase:
-          rt.phase === 'completed'
-            ? 'JOB_PHASE_COMPLETED'
-            : rt.phase === 'failed'
-              ? 'JOB_PHASE_FAILED'
-              : rt.phase === 'cancelled'
-                ? 'JOB_PHASE_CANCELLED'
-                : 'JOB_PHASE_RUNNING',
+        phase: jobPhaseOf(rt.phase),
         participant: rt.isParticipant(identity.id),
         pushed: rt.hasPushed(identity.id),
       };
@@ -157,7 +144,7 @@ export function coordinatorHandlers(
               `not a participant of job ${rt.jobId}: call JoinJob`,
             );
           }
-          const encoding = ENCODINGS[call.request.encoding as string];
+          const encoding = denseEncodingOf(call.request.encoding);
           if (!encoding)
             throw new StatusError(
               grpc.status.INVALID_ARGUMENT,
@@ -182,21 +169,6 @@ export function coordinatorHandlers(
       push.run();
     },
   };
-}
-
-function phaseOf(state: string): JobPhase {
-  switch (state) {
-    case 'queued':
-      return 'JOB_PHASE_QUEUED';
-    case 'running':
-      return 'JOB_PHASE_RUNNING';
-    case 'completed':
-      return 'JOB_PHASE_COMPLETED';
-    case 'failed':
-      return 'JOB_PHASE_FAILED';
-    default:
-      return 'JOB_PHASE_CANCELLED';
-  }
 }
 
 /**
@@ -313,7 +285,7 @@ class PushReceiver {
         `plan_id '${h.planId}' does not match the job's plan ''`,
       );
     }
-    const encoding = ENCODINGS[h.encoding as string];
+    const encoding = denseEncodingOf(h.encoding);
     if (!encoding || encoding !== rt.spec.compression.encoding) {
       throw new StatusError(
         grpc.status.INVALID_ARGUMENT,
@@ -365,7 +337,7 @@ class PushReceiver {
       );
     }
     const slot = layers[layer];
-    const width = this.encoding === 'fp32' ? 4 : 2;
+    const width = bytesPerElement(this.encoding);
     if (data.byteLength % width !== 0) {
       throw new StatusError(
         grpc.status.INVALID_ARGUMENT,
@@ -427,12 +399,7 @@ class PushReceiver {
     this.done = true;
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
-    const map = {
-      accepted: 'PUSH_STATUS_ACCEPTED',
-      duplicate: 'PUSH_STATUS_DUPLICATE',
-      late: 'PUSH_STATUS_LATE',
-    } as const;
-    this.callback(null, { status: map[status], currentRound, message });
+    this.callback(null, { status: wirePushStatus(status), currentRound, message });
   }
 
   private reject(e: unknown): void {

@@ -4,7 +4,8 @@
  * that have been asked for are rebuilt as soon as a new round opens, so pulls stream without encoding work.
  */
 import type { ParameterChunk } from '../gen/phalanx/v1/ParameterChunk.ts';
-import { denseBytes, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { bytesPerElement, denseBytes, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import { wireEncoding } from '../transport/wireVocabulary.ts';
 import { CHUNK_BYTES, proto } from '../transport/protocol.ts';
 import { preEncoded } from '../transport/preEncoded.ts';
 import type { JobRuntime } from './jobRuntime.ts';
@@ -51,7 +52,7 @@ export class ParameterFeed {
     into: Map<DenseEncoding, ParameterStream>,
   ): ParameterStream {
     const params = rt.params;
-    const width = encoding === 'fp32' ? 4 : 2;
+    const width = bytesPerElement(encoding);
     const perChunk = Math.floor(CHUNK_BYTES / width);
     const count = Math.ceil(params.length / perChunk);
     const messages: Buffer[] = [];
@@ -63,7 +64,7 @@ export class ParameterFeed {
           version: rt.paramsVersion,
           offset: from,
           totalElements: params.length,
-          encoding: encoding === 'fp32' ? 'ENCODING_FP32' : 'ENCODING_BF16',
+          encoding: wireEncoding(encoding),
           data: denseBytes(params, from, n, encoding),
           chunkIndex: i,
           chunkCount: count,

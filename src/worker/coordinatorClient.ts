@@ -10,7 +10,13 @@ import type { PushGradientResponse__Output } from '../gen/phalanx/v1/PushGradien
 import type { RegisterWorkerResponse__Output } from '../gen/phalanx/v1/RegisterWorkerResponse.ts';
 import type { WorkerCapabilities } from '../gen/phalanx/v1/WorkerCapabilities.ts';
 import type { PushGradientRequest } from '../gen/phalanx/v1/PushGradientRequest.ts';
-import { decodeDenseInto, denseBytes, type DenseEncoding } from '../core/compression/denseCodec.ts';
+import {
+  bytesPerElement,
+  decodeDenseInto,
+  denseBytes,
+  type DenseEncoding,
+} from '../core/compression/denseCodec.ts';
+import { denseEncodingOf, wireEncoding } from '../transport/wireVocabulary.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
 
@@ -23,8 +29,6 @@ export interface PushMeta {
   encoding: DenseEncoding;
   layoutFingerprint: string;
 }
-
-const ENC = { fp32: 'ENCODING_FP32', bf16: 'ENCODING_BF16' } as const;
 
 export class CoordinatorClient {
   readonly raw: GenCoordinatorClient;
@@ -112,7 +116,7 @@ export class CoordinatorClient {
   ): Promise<number> {
     return new Promise((resolve, reject) => {
       const stream = this.raw.PullParameters(
-        { jobId, encoding: ENC[encoding] },
+        { jobId, encoding: wireEncoding(encoding) },
         this.md(),
         this.deadline(timeoutMs),
       );
@@ -149,15 +153,16 @@ export class CoordinatorClient {
             fail(new Error(`parameter version changed mid-stream (${version} → ${chunk.version})`));
             return;
           }
-          const enc: DenseEncoding = chunk.encoding === 'ENCODING_BF16' ? 'bf16' : 'fp32';
+          const enc = denseEncodingOf(chunk.encoding);
           try {
+            if (!enc) throw new Error(`coordinator sent parameters in an unknown encoding ${chunk.encoding}`);
             const bad = decodeDenseInto(chunk.data, dst, chunk.offset, enc);
             if (bad >= 0) throw new Error(`coordinator sent a non-finite parameter at ${chunk.offset + bad}`);
           } catch (e) {
             fail(e as Error);
             return;
           }
-          received += chunk.data.byteLength / (enc === 'fp32' ? 4 : 2);
+          received += chunk.data.byteLength / bytesPerElement(enc);
         },
       );
       stream.on('error', (e) => fail(e));
@@ -191,14 +196,14 @@ export class CoordinatorClient {
             round: meta.round,
             planId: '',
             attempt: meta.attempt,
-            encoding: ENC[meta.encoding],
+            encoding: wireEncoding(meta.encoding),
             totalElements: gradient.length,
             layoutFingerprint: meta.layoutFingerprint,
             loss: meta.loss,
             samples: meta.samples,
           },
         });
-        const width = meta.encoding === 'fp32' ? 4 : 2;
+        const width = bytesPerElement(meta.encoding);
         const perChunk = Math.floor(CHUNK_BYTES / width);
         if (gradient.length !== layout.totalSize) {
           // Only a Byzantine "wrong size" worker gets here: declare the true size; the coordinator refuses it.

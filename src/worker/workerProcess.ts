@@ -13,6 +13,7 @@ import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from './backend.ts';
 import { CoordinatorClient, isStatus } from './coordinatorClient.ts';
 import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
+import { phaseWord } from '../transport/wireVocabulary.ts';
 
 export interface WorkerOptions {
   coordinator: string;
@@ -192,7 +193,7 @@ async function trainLoop(
     const tWait = performance.now();
     const info = await client.getRound(jobId, lastDone, 20_000);
     if (info.phase !== 'JOB_PHASE_RUNNING') {
-      log(`[${options.name}] job ${jobId} ended (${info.phase.replace('JOB_PHASE_', '').toLowerCase()})`);
+      log(`[${options.name}] job ${jobId} ended (${phaseWord(info.phase)})`);
       return true;
     }
     if (!info.participant)

@@ -7,14 +7,9 @@
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
 export const TERMINAL_JOB_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
 
-export interface CheckpointManifest {
-  jobId: string;
-  round: number;
-  path: string;
-  sha256: string;
-  bytes: number;
-  createdAt: number;
-}
+import type { CheckpointManifest } from '../../checkpoint/checkpoint.ts';
+
+export type { CheckpointManifest };
 
 export interface JobRecord {
   id: string;
