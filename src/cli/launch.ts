@@ -11,6 +11,7 @@ import { validateJobSpec } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { JobRecord } from '../coordinator/state/stateStore.ts';
+import type { StateStoreConfig } from '../coordinator/state/index.ts';
 import { ProgressPrinter } from './progress.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
@@ -21,13 +22,15 @@ export interface LaunchOptions {
   byzantine: number;
   attack: string;
   attackOptions?: Record<string, unknown>;
-  store: { kind: 'memory' } | { kind: 'redis'; url: string };
+  store: StateStoreConfig;
   port: number;
   report?: string;
   backend?: string;
   quiet?: boolean;
   /** Per-worker log lines go to stderr (verbose) or are dropped. */
   verbose?: boolean;
+  /** Called with every round report as it is persisted (benchmarks, progress of embedding programs). */
+  onRound?(report: RoundReport): void;
 }
 
 export interface LaunchReport {
@@ -87,6 +90,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       if (Number.isFinite(r.testAccuracy)) lastAccuracy = r.testAccuracy;
       lastLoss = r.trainLoss;
       printer.round(r);
+      options.onRound?.(r);
     });
 
     for (let i = 0; i < options.workers; i++) {
