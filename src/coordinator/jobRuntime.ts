@@ -251,9 +251,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     setImmediate(() => this.maybeClose());
   }
 
-  /** Resolves once the open round is greater than `afterRound`, the job ends, or `waitMs` passes. */
+  /**
+   * Resolves once a round after `afterRound` is open, the job ends, or `waitMs` passes. After the last round
+   * closes there is nothing to push until the job has ended (its final evaluation may still run).
+   */
   waitForRound(afterRound: number, waitMs: number): Promise<void> {
-    if (this.round > afterRound || this.status !== 'running') return Promise.resolve();
+    const ready = () =>
+      this.status !== 'running' || (this.round > afterRound && this.round < this.spec.rounds);
+    if (ready()) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
@@ -262,7 +267,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         resolve();
       };
       const check = () => {
-        if (this.round > afterRound) done();
+        if (ready()) done();
       };
       const t = setTimeout(done, waitMs);
       this.on('round-open', check);

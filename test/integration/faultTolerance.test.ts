@@ -82,10 +82,16 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     const jobs = new JobsClient(coordinator.address);
     clients.push(jobs);
     const job = await jobs.submit(JSON.stringify(spec('kill-worker', 30)));
-    const workers = [0, 1, 2].map((i) =>
-      startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', job.id]),
-    );
-    procs.push(...workers);
+    // worker-2 joins first: with workers.min = 2 no round can close before a second worker joins, so the
+    // worker killed below is a participant from round 0 however slowly the processes start.
+    const workers: Proc[] = [];
+    workers[2] = startWorkerProcess(coordinator.address, 'worker-2', ['--job', job.id]);
+    procs.push(workers[2]);
+    await workers[2].waitFor(/joined job/, 120_000);
+    for (const i of [0, 1]) {
+      workers[i] = startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', job.id]);
+      procs.push(workers[i]);
+    }
 
     await waitForRound(jobs, job.id, 8);
     await workers[2].kill('SIGKILL');
