@@ -33,6 +33,7 @@ import {
   type WorkerRoundHealth,
 } from '../coordinator/roundReport.ts';
 import { RoundEngine, type Clock } from '../core/round/roundEngine.ts';
+import { wireRoundTripInPlace } from '../core/compression/denseCodec.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
@@ -242,13 +243,20 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       clock,
     );
     for (const w of workers) engine.join(w.name, w.name, w.role === 'honest' ? '' : attackName!);
+    const encoding = spec.compression.encoding;
+    const pulled = encoding === 'fp32' ? params : new Float32Array(params.length);
 
     for (let round = 0; round < spec.rounds; round++) {
       const tOpen = performance.now();
       engine.open(round);
+      // The parameters as workers receive them: a pull in bf16 rounds them too.
+      if (encoding !== 'fp32') {
+        pulled.set(params);
+        wireRoundTripInPlace(pulled, encoding);
+      }
       // Honest vectors first: the omniscient and per-worker attacks see all of them.
       for (const w of honest) {
-        const { vector, loss } = await w.gradient!.honest(params, round);
+        const { vector, loss } = await w.gradient!.honest(pulled, round);
         w.buffer.set(vector);
         w.loss = loss;
       }
@@ -271,7 +279,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         if (w.role === 'honest') {
           deliver(w, w.buffer, w.loss);
         } else if (w.role === 'data-side') {
-          const { vector, loss } = await w.gradient!.honest(params, round);
+          const { vector, loss } = await w.gradient!.honest(pulled, round);
           w.buffer.set(vector);
           w.loss = loss;
           deliver(w, w.buffer, loss);
@@ -284,13 +292,24 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
             });
             continue;
           }
-          const { vector, loss } = await w.gradient!.honest(params, round);
+          const { vector, loss } = await w.gradient!.honest(pulled, round);
           w.loss = loss;
           // `vector` stays valid until the next gradient call; craft writes into the rank's own buffer.
-          deliver(w, attack.craft({ ...baseCtx(w.rng!), own: vector }, w.buffer), loss);
+          const crafted = attack.craft({ ...baseCtx(w.rng!), own: vector }, w.buffer);
+          if (crafted !== w.buffer) w.buffer.set(crafted);
+          deliver(w, w.buffer, loss);
         } else {
           deliver(w, sharedVector!, NaN);
         }
+      }
+      // What crossing the wire does to each distinct vector (bf16 rounds; fp32 is exact).
+      if (encoding !== 'fp32') {
+        const seen = new Set<Float32Array>();
+        for (const w of workers) {
+          if (w.role === 'omniscient') seen.add(sharedVector!);
+          else seen.add(w.buffer);
+        }
+        for (const v of seen) wireRoundTripInPlace(v, encoding);
       }
       let why = engine.decide();
       if (!why) {

@@ -1,8 +1,10 @@
 /**
- * architecture.md §6: simulation and the distributed run are the same pipeline. A real `phalanx launch`
- * (coordinator + 3 worker processes over loopback gRPC) and `simulate()` in this process, same spec and seed,
- * must end with the same parameters (max |Δ| ≤ 1e-6) — with no Byzantine workers, and with a data-side one
- * (label flipping), with worker momentum and random flips on. Both sides use the wasm backend.
+ * Simulation and the distributed run are the same pipeline. A real `phalanx launch` (coordinator + 3 worker
+ * processes over loopback gRPC) and `simulate()` in this process, same spec and seed, must end with the same
+ * parameters (max |Δ| ≤ 1e-6) — with no Byzantine workers and with a data-side one (label flipping), with worker
+ * momentum and random flips on, under order-sensitive rules (krum, flag: a push reordered by arrival would change
+ * the result), with the CNN in fp32 (its 401,536-weight dense layer spans two 1 MiB chunks) and an MLP in bf16
+ * (its 548,800-weight first layer spans two bf16 chunks). Both sides use the wasm backend.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -17,7 +19,12 @@ import { BIN } from '../support/processes.ts';
 
 const ROUNDS = 5;
 
-function jobSpec(name: string, dir: string, aggregation: JobSpecInput['aggregation']): JobSpecInput {
+function jobSpec(
+  name: string,
+  dir: string,
+  aggregation: JobSpecInput['aggregation'],
+  extra: Partial<JobSpecInput> = {},
+): JobSpecInput {
   return {
     name,
     seed: 11,
@@ -30,6 +37,7 @@ function jobSpec(name: string, dir: string, aggregation: JobSpecInput['aggregati
     aggregation,
     checkpoint: { every: ROUNDS, dir, keep: 1 },
     evaluation: { every: ROUNDS, limit: 200 },
+    ...extra,
   };
 }
 
@@ -100,5 +108,33 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
     );
     expect(sim.health.ranks.map((r) => r.role)).to.deep.equal(['honest', 'honest', 'data-side']);
     expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
+  });
+
+  it('krum (order-sensitive), the CNN in fp32 with a layer spanning chunks: same parameters', async function () {
+    this.timeout(300_000);
+    const spec = jobSpec('simdist-krum-cnn', dir, { rule: 'krum', f: 0 }, { model: { kind: 'cnn' } });
+    const distributed = await launchAndReadParams(dir, spec);
+    const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
+    expect(sim.params.length).to.equal(431_080);
+    expect(sim.skippedRounds).to.equal(0);
+    expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
+  });
+
+  it('flag (order-sensitive), bf16 on the wire, a layer spanning chunks: same parameters', async () => {
+    const spec = jobSpec(
+      'simdist-flag-bf16',
+      dir,
+      { rule: 'flag', f: 1 },
+      { model: { kind: 'mlp', hidden: [700] }, compression: { encoding: 'bf16' } },
+    );
+    const distributed = await launchAndReadParams(dir, spec);
+    const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
+    expect(sim.skippedRounds).to.equal(0);
+    expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
+    // bf16 matters: the same run without the wire's rounding ends elsewhere.
+    const exact = await simulate(validateJobSpec({ ...spec, compression: { encoding: 'fp32' } }), {
+      backend: 'wasm',
+    });
+    expect(maxAbsDiff(exact.params, distributed)).to.be.greaterThan(1e-6);
   });
 });

@@ -89,3 +89,21 @@ export function decodeDenseInto(
   }
   return firstNonFinite(dst, offset, n);
 }
+
+/**
+ * What `v` becomes after crossing the wire in `encoding`, in place: fp32 is exact; bf16 keeps the upper 16 bits
+ * rounded to nearest, ties to even (NaN stays NaN) — bit for bit what encodeDense then decodeDenseInto give.
+ * `phalanx simulate` applies it so a simulated run sees the same gradients as a distributed one.
+ */
+export function wireRoundTripInPlace(v: Float32Array, encoding: DenseEncoding): void {
+  if (encoding === 'fp32') return;
+  const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    const half =
+      (b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0
+        ? (b >>> 16) | 0x0040
+        : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+    bits[i] = (half << 16) >>> 0;
+  }
+}

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { decodeDenseInto, encodeDense } from '../../../src/core/compression/denseCodec.ts';
+import {
+  decodeDenseInto,
+  encodeDense,
+  wireRoundTripInPlace,
+} from '../../../src/core/compression/denseCodec.ts';
 import { copyFloat32Checked, finiteScanActive, setFiniteScan } from '../../../src/core/simd/finiteScan.ts';
 
 /** float32 values as little-endian bytes starting at an odd offset of a larger buffer (as protobuf hands them). */
@@ -100,5 +104,32 @@ describe('dense codec: encode/decode', () => {
   it('refuses a byte length that is not whole elements, and a chunk that overruns the destination', () => {
     assert.throws(() => decodeDenseInto(new Uint8Array(7), new Float32Array(4), 0, 'fp32'), /whole number/);
     assert.throws(() => decodeDenseInto(new Uint8Array(8), new Float32Array(4), 3, 'fp32'), /overruns/);
+  });
+});
+
+describe('dense codec: wire round trip in place', () => {
+  it('equals encode then decode, bit for bit, for bf16 (and is the identity for fp32)', () => {
+    const n = 10_000;
+    const v = new Float32Array(n);
+    let x = 12345;
+    for (let i = 0; i < n; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      v[i] = ((x / 2 ** 32) * 2 - 1) * 10 ** ((i % 13) - 6);
+    }
+    v[0] = 0;
+    v[1] = -0;
+    v[2] = 3.4028234663852886e38;
+    v[3] = 1.401298464324817e-45;
+    v[4] = 1 + 2 ** -8; // a tie: rounds to even
+    v[5] = 1 + 3 * 2 ** -8;
+    const viaWire = new Float32Array(n);
+    decodeDenseInto(encodeDense(v, 0, n, 'bf16'), viaWire, 0, 'bf16');
+    const inPlace = v.slice();
+    wireRoundTripInPlace(inPlace, 'bf16');
+    assert.deepEqual(new Uint32Array(inPlace.buffer), new Uint32Array(viaWire.buffer));
+    assert.notDeepEqual(inPlace, v, 'bf16 loses precision');
+    const same = v.slice();
+    wireRoundTripInPlace(same, 'fp32');
+    assert.deepEqual(same, v);
   });
 });
