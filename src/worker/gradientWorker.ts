@@ -85,6 +85,25 @@ export class GradientWorker {
     return { vector: grad, loss };
   }
 
+  /** A copy of the worker-momentum state (undefined: no momentum configured, or none accumulated yet). */
+  momentumState(): Float32Array | undefined {
+    return this.momentum && this.hasMomentum ? this.momentum.slice() : undefined;
+  }
+
+  /** Continue from a state `momentumState` returned (undefined: start over, as in round 0). */
+  restoreMomentum(state: Float32Array | undefined): void {
+    if (!this.momentum) return;
+    if (state) {
+      if (state.length !== this.momentum.length) {
+        throw new RangeError(
+          `momentum state has ${state.length} elements, the model ${this.momentum.length}`,
+        );
+      }
+      this.momentum.set(state);
+    }
+    this.hasMomentum = state !== undefined;
+  }
+
   /** What this worker sends for `round`. */
   async contribute(params: Float32Array, round: number): Promise<Contribution> {
     const { vector, loss } = await this.honest(params, round);

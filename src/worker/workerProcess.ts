@@ -13,6 +13,7 @@ import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from './backend.ts';
 import { CoordinatorClient, isStatus } from './coordinatorClient.ts';
 import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
+import { MomentumSnapshots } from './momentumSnapshots.ts';
 import { phaseWord } from '../transport/wireVocabulary.ts';
 
 export interface WorkerOptions {
@@ -68,6 +69,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   let dataset: { path: string | undefined; data: FashionMnist } | undefined;
   let trainer: Trainer | undefined;
   let trainerKey = '';
+  /** The job this process computes for: kept across rejoins so worker momentum survives them. */
+  let session:
+    { jobId: string; rank: number; worker: GradientWorker; snapshots: MomentumSnapshots } | undefined;
 
   const register = async () => {
     const res = await client.register(options.name, {
@@ -130,17 +134,42 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
             `[${options.name}] data: ${dataset.data.train.count} training examples from ${dataset.data.source}`,
           );
         }
-        const worker = new GradientWorker(
-          trainer,
-          dataset.data.train,
-          spec,
-          joined.rank,
-          joined.worldSize,
-          options.byzantine,
-        );
+        if (
+          session &&
+          session.jobId === joined.jobId &&
+          session.rank === joined.rank &&
+          session.worker.trainer === trainer
+        ) {
+          const what = session.snapshots.rejoin(joined.round, session.worker);
+          if (spec.workers.momentum > 0 && what !== 'continued') {
+            log(
+              what === 'restored'
+                ? `[${options.name}] resumed at round ${joined.round}: worker momentum restored from that round`
+                : `[${options.name}] resumed at round ${joined.round}: no momentum snapshot of that round; momentum starts over`,
+            );
+          }
+        } else {
+          const worker = new GradientWorker(
+            trainer,
+            dataset.data.train,
+            spec,
+            joined.rank,
+            joined.worldSize,
+            options.byzantine,
+          );
+          session = {
+            jobId: joined.jobId,
+            rank: joined.rank,
+            worker,
+            snapshots: new MomentumSnapshots(joined.jobId, spec.checkpoint.every),
+          };
+          if (spec.workers.momentum > 0 && joined.round > 0)
+            log(`[${options.name}] joined at round ${joined.round}: worker momentum starts from zero`);
+        }
         const done = await trainLoop(
           client,
-          worker,
+          session.worker,
+          session.snapshots,
           spec,
           joined.jobId,
           fingerprint,
@@ -177,6 +206,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 async function trainLoop(
   client: CoordinatorClient,
   worker: GradientWorker,
+  snapshots: MomentumSnapshots,
   spec: JobSpec,
   jobId: string,
   fingerprint: string,
@@ -216,6 +246,7 @@ async function trainLoop(
       lastDone = heldVersion - 1;
       continue;
     }
+    snapshots.beforeRound(round, worker);
     const contribution = await worker.contribute(params, round);
     const t2 = performance.now();
     if (contribution.behaviour === 'crash') {

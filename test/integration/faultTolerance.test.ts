@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
 import type { RoundReport } from '../../src/coordinator/roundReport.ts';
+import { listCheckpoints, readCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import {
   startCoordinatorProcess,
   startWorkerProcess,
@@ -110,7 +111,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     expect(JSON.parse(done.resultJson).testAccuracy).to.be.greaterThan(0.3); // chance is 0.1
   });
 
-  it('resumes a job from its last checkpoint after the coordinator is killed and restarted on Redis', async () => {
+  it('resumes a job from its last checkpoint after the coordinator is killed and restarted on Redis, ending exactly where an uninterrupted run ends', async () => {
     const prefix = `phalanx-test-${randomBytes(4).toString('hex')}:`;
     const ckpt = tmpDir('restart');
     const args = [
@@ -127,7 +128,12 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     procs.push(first.proc);
     let jobs = new JobsClient(first.address);
     clients.push(jobs);
-    const job = await jobs.submit(JSON.stringify(spec('restart', 30, { checkpoint: { every: 5 } })));
+    // Worker momentum on: the resumed run must restore it too, not only parameters and optimizer state.
+    const restartSpec = spec('restart', 30, {
+      checkpoint: { every: 5 },
+      workers: { min: 2, max: 3, roundTimeout: '4s', heartbeatTtl: '1500ms', momentum: 0.9 },
+    });
+    const job = await jobs.submit(JSON.stringify(restartSpec));
     const workers = [0, 1].map((i) => startWorkerProcess(first.address, `worker-${i}`, ['--job', job.id]));
     procs.push(...workers);
 
@@ -157,5 +163,28 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     const keys = await redis.keys(`${prefix}*`);
     if (keys.length) await redis.del(...keys);
     await redis.quit();
+    for (const w of workers) expect(w.output()).to.match(/worker momentum restored from that round/);
+
+    // The same job, uninterrupted: same parameters, optimizer state (server momentum) and, through them, the
+    // same worker momentum. A resume that ignored any of the three ends elsewhere.
+    const refDir = tmpDir('restart-ref');
+    const ref = await startCoordinatorProcess(['--checkpoint-dir', refDir]);
+    procs.push(ref.proc);
+    const refJobs = new JobsClient(ref.address);
+    clients.push(refJobs);
+    const refJob = await refJobs.submit(JSON.stringify(restartSpec));
+    procs.push(...[0, 1].map((i) => startWorkerProcess(ref.address, `worker-${i}`, ['--job', refJob.id])));
+    expect((await waitForState(refJobs, refJob.id)).state).to.equal('completed');
+    const resumed = await readCheckpoint((await listCheckpoints(ckpt, job.id)).at(-1)!);
+    const uninterrupted = await readCheckpoint((await listCheckpoints(refDir, refJob.id)).at(-1)!);
+    expect(Object.keys(resumed.tensors).sort()).to.deep.equal(Object.keys(uninterrupted.tensors).sort());
+    expect(Object.keys(resumed.tensors)).to.include.members(['params', 'optim.momentum']);
+    for (const name of Object.keys(resumed.tensors)) {
+      const a = resumed.tensors[name];
+      const b = uninterrupted.tensors[name];
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+      expect(diff, `${name}: resumed vs uninterrupted`).to.equal(0);
+    }
   });
 });

@@ -1,0 +1,45 @@
+/**
+ * Worker momentum at the coordinator's checkpoint rounds, so that a job resumed from the checkpoint of round R
+ * continues exactly as an uninterrupted run: the coordinator restores parameters and optimizer state of round R,
+ * and each worker restores the momentum it had when it was about to compute round R.
+ *
+ * A snapshot is taken entering every round R that is a multiple of checkpoint.every; the newest `keep` are kept
+ * (the coordinator resumes from its newest checkpoint, so two cover a crash during a checkpoint write).
+ */
+import type { GradientWorker } from './gradientWorker.ts';
+
+export class MomentumSnapshots {
+  private readonly snapshots = new Map<number, Float32Array | undefined>();
+  /** The last round this worker computed a gradient for (−1: none). */
+  lastComputed = -1;
+
+  constructor(
+    readonly jobId: string,
+    private readonly every: number,
+    private readonly keep = 2,
+  ) {}
+
+  /** Call before computing `round`'s gradient. */
+  beforeRound(round: number, worker: GradientWorker): void {
+    if (this.every > 0 && round % this.every === 0) {
+      this.snapshots.set(round, worker.momentumState());
+      const rounds = [...this.snapshots.keys()].sort((a, b) => b - a);
+      for (const old of rounds.slice(this.keep)) this.snapshots.delete(old);
+    }
+    this.lastComputed = round;
+  }
+
+  /**
+   * The worker (re)joins at `round`. Going on from a later round keeps its momentum; coming back to a round it
+   * already computed means the coordinator resumed from a checkpoint: restore that round's snapshot. Returns
+   * what happened, for the log.
+   */
+  rejoin(round: number, worker: GradientWorker): 'continued' | 'restored' | 'reset' {
+    if (round > this.lastComputed) return 'continued';
+    const snapshot = this.snapshots.get(round);
+    const found = this.snapshots.has(round);
+    worker.restoreMomentum(found ? snapshot : undefined);
+    this.lastComputed = round - 1;
+    return found ? 'restored' : 'reset';
+  }
+}
