@@ -12,9 +12,14 @@ import { denseEncodingOf, jobPhaseOf, wirePushStatus } from '../transport/wireVo
 import { AUTH_HEADER } from '../transport/protocol.ts';
 import type { JobManager } from './jobManager.ts';
 import { ParameterFeed } from './parameterFeed.ts';
+import { ConcurrencyLimiter } from './concurrencyLimiter.ts';
 import type { JobRuntime } from './jobRuntime.ts';
 import { Sessions, type WorkerIdentity } from './sessions.ts';
 import { StatusError, toServiceError, unary } from './grpcStatus.ts';
+
+/** Concurrent PushGradient streams one worker may hold open, and all workers together. */
+export const PUSH_STREAMS_PER_WORKER = 2;
+const PUSH_STREAMS_TOTAL = 4096;
 
 export interface CoordinatorServiceOptions {
   heartbeatIntervalMs: number;
@@ -29,6 +34,8 @@ export function coordinatorHandlers(
   options: CoordinatorServiceOptions,
 ): CoordinatorHandlers {
   const feed = new ParameterFeed();
+  // One push per round plus a retry in flight is all an honest worker needs.
+  const pushStreams = new ConcurrencyLimiter(PUSH_STREAMS_PER_WORKER, PUSH_STREAMS_TOTAL);
   async function authenticate(metadata: grpc.Metadata): Promise<WorkerIdentity> {
     const value = metadata.get(AUTH_HEADER)[0];
     const text = typeof value === 'string' ? value : value?.toString('utf8');
@@ -165,7 +172,7 @@ export function coordinatorHandlers(
     },
 
     PushGradient: (call, callback) => {
-      const push = new PushReceiver(call, callback, authenticate, runtimeFor);
+      const push = new PushReceiver(call, callback, authenticate, runtimeFor, pushStreams);
       push.run();
     },
   };
@@ -196,7 +203,11 @@ class PushReceiver {
     private readonly callback: grpc.sendUnaryData<PushGradientResponse>,
     private readonly authenticate: (md: grpc.Metadata) => Promise<WorkerIdentity>,
     private readonly runtimeFor: (jobId: string) => JobRuntime,
+    private readonly streams: ConcurrencyLimiter,
   ) {}
+
+  /** Gives back this push's concurrent-stream slot (once). */
+  private releaseSlot: () => void = () => {};
 
   run(): void {
     // Messages may arrive before authentication resolves: queue them (bounded by flow control: we pause).
@@ -217,7 +228,19 @@ class PushReceiver {
     this.call.on('cancelled', () => this.abort());
     this.authenticate(this.call.metadata).then(
       (identity) => {
+        if (this.done) return; // the client went away while we authenticated
         this.identity = identity;
+        const release = this.streams.acquire(identity.id);
+        if (!release) {
+          this.reject(
+            new StatusError(
+              grpc.status.RESOURCE_EXHAUSTED,
+              `too many concurrent pushes from this worker (at most ${this.streams.perKey})`,
+            ),
+          );
+          return;
+        }
+        this.releaseSlot = release;
         this.ready = true;
         for (const msg of this.queue.splice(0)) {
           if (this.done) break;
@@ -397,6 +420,7 @@ class PushReceiver {
   private respond(status: 'accepted' | 'duplicate' | 'late', currentRound: number, message: string): void {
     if (this.done) return;
     this.done = true;
+    this.releaseSlot();
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
     this.callback(null, { status: wirePushStatus(status), currentRound, message });
@@ -405,6 +429,7 @@ class PushReceiver {
   private reject(e: unknown): void {
     if (this.done) return;
     this.done = true;
+    this.releaseSlot();
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
     const err = toServiceError(e);
@@ -417,6 +442,7 @@ class PushReceiver {
   private abort(): void {
     if (this.done) return;
     this.done = true;
+    this.releaseSlot();
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
     if (this.runtime && this.header && this.identity) this.runtime.abandonUpload(this.identity.id);

@@ -284,4 +284,35 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
     expect(await a.pull(jobId, after, fp)).to.equal(2);
     for (let i = 0; i < after.length; i += 97) expect(after[i]).to.be.closeTo(before[i] - 2, 1e-5);
   });
+
+  it('caps the push streams one worker may hold open (RESOURCE_EXHAUSTED), and frees them when they end', async () => {
+    // Two streams that never send anything: each holds one of the worker's slots until it ends.
+    const held = [0, 1].map(() => {
+      const call = a.raw.PushGradient(authMetadata(tokenA), { deadline: Date.now() + 20_000 }, () => {});
+      call.on('error', () => {});
+      return call;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const third = await rawPush(
+      a,
+      tokenA,
+      fullPush(jobId, 2, layout, () => 0),
+    );
+    expect(third.error?.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+    expect(third.error?.details).to.match(/too many concurrent pushes/);
+    for (const call of held) call.cancel();
+    await new Promise((r) => setTimeout(r, 300));
+    const meta = {
+      jobId,
+      round: 2,
+      loss: 1,
+      samples: 8,
+      attempt: 0,
+      encoding: 'fp32' as const,
+      layoutFingerprint: fp,
+    };
+    expect((await a.push(new Float32Array(layout.totalSize), layout, meta)).status).to.equal(
+      'PUSH_STATUS_ACCEPTED',
+    );
+  });
 });
