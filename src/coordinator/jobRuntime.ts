@@ -12,14 +12,22 @@ import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
 import type { AggregationResult } from '../core/aggregation/types.ts';
-import { RoundStepper } from '../core/roundStep.ts';
-import type { Optimizer } from '../core/optim/types.ts';
+import type { RoundStepResult } from '../core/roundStep.ts';
+import { sharedFloat32 } from './roundComputeProtocol.ts';
 import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
 export interface ModelHost {
   layout: ParameterLayout;
   evaluate(params: Float32Array): Promise<{ accuracy: number; loss: number }>;
+}
+
+/**
+ * One round's aggregation and optimizer step, applied to the runtime's `params` in place, off the event loop
+ * (RoundCompute: a worker thread with a compute deadline).
+ */
+export interface RoundComputer {
+  step(round: number, vectors: Float32Array[], workerIds: string[]): Promise<RoundStepResult>;
 }
 
 export interface AggregationPipelineLike {
@@ -84,15 +92,16 @@ export class JobRuntime extends EventEmitter {
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
-  private readonly stepper: RoundStepper;
+  /** Cancelled or stopped: a round still computing is dropped when it returns. */
+  private halted = false;
 
   constructor(
     readonly jobId: string,
     readonly spec: JobSpec,
     readonly model: ModelHost,
+    /** Shared with `compute`, which updates it during a step. */
     readonly params: Float32Array,
-    readonly optimizer: Optimizer,
-    readonly pipeline: AggregationPipelineLike,
+    private readonly compute: RoundComputer,
     private readonly hooks: RuntimeHooks,
     startRound: number,
   ) {
@@ -101,7 +110,6 @@ export class JobRuntime extends EventEmitter {
     this.fingerprint = layoutFingerprint(model.layout);
     this.round = startRound;
     this.paramsVersion = startRound;
-    this.stepper = new RoundStepper(pipeline, optimizer, (m) => hooks.log(m));
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);
     }
@@ -182,9 +190,12 @@ export class JobRuntime extends EventEmitter {
 
   // --- pushes ---------------------------------------------------------------------------------------------
 
-  /** A dense buffer to decode one push into; return it with releaseBuffer if the push is not committed. */
+  /**
+   * A dense buffer to decode one push into; return it with releaseBuffer if the push is not committed. Shared
+   * memory, so the compute thread reads committed gradients without a copy.
+   */
   acquireBuffer(): Float32Array {
-    return this.bufferPool.pop() ?? new Float32Array(this.layout.totalSize);
+    return this.bufferPool.pop() ?? sharedFloat32(this.layout.totalSize);
   }
 
   releaseBuffer(buffer: Float32Array): void {
@@ -307,12 +318,12 @@ export class JobRuntime extends EventEmitter {
       const vectors = entries.map((e) => e.d.vector);
       const ids = entries.map((e) => e.id);
 
-      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = this.stepper.step(
+      const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = await this.compute.step(
         round,
-        this.params,
         vectors,
         ids,
       );
+      if (this.halted) return; // cancelled or stopped while the round computed
       this.paramsVersion = round + 1;
 
       const workers: WorkerRoundHealth[] = entries.map((e, i) =>
@@ -394,7 +405,7 @@ export class JobRuntime extends EventEmitter {
         this.maybeClose();
       }
     } catch (e) {
-      this.fail(e as Error);
+      if (!this.halted) this.fail(e as Error);
     }
   }
 
@@ -423,6 +434,7 @@ export class JobRuntime extends EventEmitter {
   }
 
   cancel(): void {
+    this.halted = true;
     this.phase = 'cancelled';
     clearTimeout(this.timer);
     this.emit('ended', 'cancelled');
@@ -430,6 +442,7 @@ export class JobRuntime extends EventEmitter {
 
   /** Stop timers without changing the job's state (coordinator shutdown). */
   stop(): void {
+    this.halted = true;
     clearTimeout(this.timer);
     this.emit('ended', 'stopped');
   }

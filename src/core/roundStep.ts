@@ -23,14 +23,30 @@ export interface RoundStepResult {
   optimizeMs: number;
 }
 
-export class RoundStepper {
-  private consecutiveSkips = 0;
+/**
+ * The consecutive-skip count after one more skipped round. Throws once it reaches MAX_CONSECUTIVE_SKIPS: a job
+ * whose rounds keep failing (a rule that cannot run, or that keeps exceeding its compute deadline) fails.
+ */
+export function countSkip(consecutiveSkips: number, reason: string, cause?: unknown): number {
+  const skips = consecutiveSkips + 1;
+  if (skips >= MAX_CONSECUTIVE_SKIPS) {
+    throw new Error(`aggregation failed ${skips} rounds in a row: ${reason}`, { cause });
+  }
+  return skips;
+}
 
+export class RoundStepper {
   constructor(
     private readonly pipeline: AggregatorLike,
     private readonly optimizer: Optimizer,
     private readonly log: (message: string) => void = () => {},
+    /** Skipped rounds in a row so far (restored when the stepper is rebuilt mid-job). */
+    private consecutiveSkips = 0,
   ) {}
+
+  get skipsInARow(): number {
+    return this.consecutiveSkips;
+  }
 
   /** Aggregate and apply to `params` in place. Throws after too many consecutive skipped rounds. */
   step(round: number, params: Float32Array, vectors: Float32Array[], workerIds: string[]): RoundStepResult {
@@ -42,11 +58,7 @@ export class RoundStepper {
     } catch (e) {
       skipReason = (e as Error).message;
       this.log(`round ${round}: aggregation skipped: ${skipReason}`);
-      if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-        throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`, {
-          cause: e,
-        });
-      }
+      this.consecutiveSkips = countSkip(this.consecutiveSkips, skipReason, e);
     }
     if (result) this.consecutiveSkips = 0;
     const t1 = performance.now();
