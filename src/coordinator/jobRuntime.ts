@@ -1,7 +1,8 @@
 /**
- * The synchronous round engine of one running job (architecture.md §2). It owns the authoritative parameters,
- * the optimizer and the aggregation pipeline; it knows nothing about gRPC (the services call into it) and
- * nothing about which rule or model runs (both are injected).
+ * The synchronous round engine of one running job (architecture.md §2). It holds the authoritative parameters
+ * (shared with the injected RoundComputer, which aggregates and applies the optimizer off the event loop); it
+ * knows nothing about gRPC (the services call into it) and nothing about which rule or model runs (both are
+ * injected).
  *
  * Round t: workers pull version t, push a gradient for round t; the round closes when every live participant
  * has pushed (and at least workers.min did), or when roundTimeout passed with at least workers.min gradients.
@@ -11,7 +12,6 @@ import { EventEmitter } from 'node:events';
 import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
-import type { AggregationResult } from '../core/aggregation/types.ts';
 import type { RoundStepResult } from '../core/roundStep.ts';
 import { sharedFloat32 } from './roundComputeProtocol.ts';
 import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
@@ -28,12 +28,6 @@ export interface ModelHost {
  */
 export interface RoundComputer {
   step(round: number, vectors: Float32Array[], workerIds: string[]): Promise<RoundStepResult>;
-}
-
-export interface AggregationPipelineLike {
-  aggregate(vectors: Float32Array[], workerIds: string[]): AggregationResult;
-  saveState?(): Record<string, unknown>;
-  loadState?(state: Record<string, unknown>): void;
 }
 
 export interface RuntimeHooks {
