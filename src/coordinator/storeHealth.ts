@@ -14,7 +14,9 @@ export interface StoreHealthOptions {
 
 export class StoreHealthMonitor {
   private timer: NodeJS.Timeout | undefined;
-  private stopped = true;
+  private running = false;
+  /** Stopped for good: probes still in flight publish nothing. */
+  private stopped = false;
 
   constructor(
     private readonly store: Pick<StateStore, 'ping'>,
@@ -28,13 +30,14 @@ export class StoreHealthMonitor {
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
+    if (this.running || this.stopped) return;
+    this.running = true;
     this.schedule();
   }
 
   stop(): void {
     this.stopped = true;
+    this.running = false;
     clearTimeout(this.timer);
   }
 
@@ -58,7 +61,7 @@ export class StoreHealthMonitor {
   private schedule(): void {
     this.timer = setTimeout(() => {
       void this.check().finally(() => {
-        if (!this.stopped) this.schedule();
+        if (this.running) this.schedule();
       });
     }, this.options.intervalMs);
     this.timer.unref?.();
