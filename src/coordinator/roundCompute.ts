@@ -34,7 +34,7 @@ export interface RoundComputeOptions {
 
 const BOOT = new URL('./roundComputeWorker.boot.mjs', import.meta.url);
 
-type Reply = Exclude<FromThread, { type: 'ready' | 'log' | 'failed' }>;
+type Reply = Exclude<FromThread, { type: 'ready' | 'log' | 'failed' | 'snapshot' }>;
 
 interface Pending {
   resolve(reply: Reply): void;
@@ -57,6 +57,9 @@ export class RoundCompute {
   private optimizerTensors: Float32Array[] | undefined;
   /** What a respawned thread restores: the state after the last round that completed. */
   private lastGood: Snapshot | undefined;
+  /** Resolves once the thread reported the state after the previous step (lastGood is current). */
+  private snapshotted: Promise<void> = Promise.resolve();
+  private onSnapshot: (() => void) | undefined;
   private failure: Error | undefined;
 
   private constructor(
@@ -118,6 +121,7 @@ export class RoundCompute {
 
   async dispose(): Promise<void> {
     this.failure ??= new Error('round compute stopped');
+    this.onSnapshot?.();
     this.rejectAll(this.failure);
     const worker = this.worker;
     this.worker = undefined;
@@ -141,7 +145,10 @@ export class RoundCompute {
     vectors: Float32Array[],
     workerIds: string[],
   ): Promise<RoundStepResult> {
+    // The deadline starts once the thread is free and lastGood describes the state before this round.
+    await this.snapshotted;
     const id = this.nextId++;
+    this.snapshotted = new Promise((resolve) => (this.onSnapshot = resolve));
     const started = performance.now();
     Atomics.store(this.control, 0, AGGREGATING);
     let timer: NodeJS.Timeout | undefined;
@@ -158,14 +165,15 @@ export class RoundCompute {
         this.request({ type: 'step', id, round, vectors, workerIds }),
         overdue,
       ]);
-      if (outcome !== 'overdue') {
-        const stepped = outcome as Extract<Reply, { type: 'stepped' }>;
-        this.lastGood = stepped.snapshot;
-        return this.materialize(stepped.result);
-      }
+      if (outcome !== 'overdue')
+        return this.materialize((outcome as Extract<Reply, { type: 'stepped' }>).result);
+    } catch (e) {
+      this.onSnapshot?.(); // no snapshot follows a failed step
+      throw e;
     } finally {
       clearTimeout(timer);
     }
+    this.onSnapshot?.(); // the abandoned thread sends none: lastGood stays the state before this round
     this.pending.delete(id);
     const skipReason = `aggregation exceeded its ${formatDeadline(this.options.deadlineMs)} deadline`;
     this.log(`round ${round}: aggregation skipped: ${skipReason}`);
@@ -232,6 +240,10 @@ export class RoundCompute {
           case 'log':
             this.log(m.message);
             break;
+          case 'snapshot':
+            this.lastGood = m.snapshot;
+            this.onSnapshot?.();
+            break;
           default: {
             const p = this.pending.get(m.id);
             this.pending.delete(m.id);
@@ -252,6 +264,7 @@ export class RoundCompute {
   private fail(error: Error): Error {
     this.failure ??= error;
     this.worker = undefined;
+    this.onSnapshot?.();
     this.rejectAll(this.failure);
     return this.failure;
   }

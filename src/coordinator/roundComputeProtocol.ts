@@ -68,7 +68,9 @@ export type PostedStepResult = Omit<RoundStepResult, 'result'> & {
 
 export type FromThread =
   | { type: 'ready'; optimizerTensors: Float32Array[]; snapshot: Snapshot }
-  | { type: 'stepped'; id: number; result: PostedStepResult; snapshot: Snapshot }
+  | { type: 'stepped'; id: number; result: PostedStepResult }
+  /** Follows every 'stepped': the state after that step. */
+  | { type: 'snapshot'; snapshot: Snapshot }
   | { type: 'saved'; id: number; state: ComputeState }
   | { type: 'loaded'; id: number; snapshot: Snapshot }
   | { type: 'error'; id: number; message: string }

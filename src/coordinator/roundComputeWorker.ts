@@ -89,8 +89,11 @@ function main(): void {
     // From AGGREGATING (the rule threw: round skipped) or OPTIMIZING back to IDLE, unless abandoned meanwhile.
     if (Atomics.compareExchange(control, 0, AGGREGATING, IDLE) === ABANDONED) return;
     Atomics.store(control, 0, IDLE);
+    post({ type: 'stepped', id: m.id, result: posted });
+    // The state a respawned thread would restore, taken after the result went out: it costs O(state) (centered
+    // clipping: O(d)) and overlaps with the workers computing the next round instead of delaying this one.
     const transfer: ArrayBuffer[] = [];
-    post({ type: 'stepped', id: m.id, result: posted, snapshot: snapshot(transfer) }, transfer);
+    post({ type: 'snapshot', snapshot: snapshot(transfer) }, transfer);
   };
 
   const save = (id: number): void => {
