@@ -8,6 +8,11 @@
  * thread continues from the last good round — the same shared parameters and optimizer tensors, the optimizer's
  * scalars, the aggregation state and the consecutive-skip count it reported after that round. Skipped rounds
  * count toward MAX_CONSECUTIVE_SKIPS exactly like rounds whose rule threw.
+ *
+ * The optimizer writes `params` in place while the step's promise is pending. Pulls meanwhile get the version
+ * serialised when the round opened (ParameterFeed); only the first pull of an encoding not yet served for this
+ * job, arriving during the optimizer pass, would read the array mid-update — for a round that is closing, so that
+ * worker's push is answered LATE and it pulls again.
  */
 import { Worker } from 'node:worker_threads';
 import { countSkip, type RoundStepResult } from '../core/roundStep.ts';
