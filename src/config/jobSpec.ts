@@ -71,6 +71,12 @@ const aggregationSchema = z.strictObject({
   f: z.number().int().min(0).default(0),
   pre: z.array(z.string().min(1)).default([]),
   options: z.record(z.string(), z.unknown()).default({}),
+  /** Compute budget of one round's aggregation; a round that exceeds it is skipped, with the reason. */
+  deadline: duration
+    .pipe(
+      z.number().min(1000, 'must be at least 1s (e.g. 30s)').max(3_600_000, 'must be at most 1h (e.g. 10m)'),
+    )
+    .default(60_000),
 });
 
 const compressionSchema = z.strictObject({
@@ -118,7 +124,7 @@ export const jobSpecSchema = z.strictObject({
   }),
   rounds: z.number().int().min(1).max(10_000_000).default(200),
   workers: workersSchema.default({ min: 1, max: 8, roundTimeout: 10_000, heartbeatTtl: 6_000, momentum: 0 }),
-  aggregation: aggregationSchema.default({ rule: 'flag', f: 0, pre: [], options: {} }),
+  aggregation: aggregationSchema.default({ rule: 'flag', f: 0, pre: [], options: {}, deadline: 60_000 }),
   compression: compressionSchema.default({ kind: 'none', encoding: 'fp32' }),
   checkpoint: checkpointSchema.default({ every: 50, dir: './checkpoints', keep: 3 }),
   evaluation: evaluationSchema.default({ every: 50 }),

@@ -7,10 +7,9 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseJobSpec, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
-import { createOptimizer } from '../core/optim/index.ts';
-import { createAggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { JobRuntime, type JobResult } from './jobRuntime.ts';
+import { RoundCompute, type ComputeState } from './roundCompute.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import type { RoundReport } from './roundReport.ts';
 import type { JobRecord, JobState, StateStore } from './state/stateStore.ts';
@@ -157,15 +156,9 @@ export class JobManager extends EventEmitter {
     host: CoordinatorModelHost,
     resume: boolean,
   ): Promise<void> {
-    const pipeline = createAggregationPipeline({
-      rule: spec.aggregation.rule,
-      f: spec.aggregation.f,
-      pre: spec.aggregation.pre,
-      options: spec.aggregation.options,
-    });
-    const optimizer = createOptimizer(spec.optimizer, host.layout.totalSize);
     let params = host.initialParameters();
     let startRound = 0;
+    let resumed: ComputeState | undefined;
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
       if (manifest) {
@@ -175,13 +168,13 @@ export class JobManager extends EventEmitter {
         for (const [name, t] of Object.entries(ckpt.tensors)) {
           if (name.startsWith('optim.')) optTensors[name.slice(6)] = t;
         }
-        optimizer.loadState({
-          tensors: optTensors,
-          scalars: JSON.parse(ckpt.metadata['optimScalars'] ?? '{}') as Record<string, number>,
-        });
-        if (ckpt.metadata['aggregationState'] && pipeline.loadState) {
-          pipeline.loadState(JSON.parse(ckpt.metadata['aggregationState']) as Record<string, unknown>);
-        }
+        resumed = {
+          optimizer: {
+            tensors: optTensors,
+            scalars: JSON.parse(ckpt.metadata['optimScalars'] ?? '{}') as Record<string, number>,
+          },
+          aggregation: ckpt.metadata['aggregationState'] || undefined,
+        };
         startRound = manifest.round;
         this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
       } else {
@@ -189,14 +182,44 @@ export class JobManager extends EventEmitter {
       }
       await this.store.setJobRound(job.id, startRound);
     }
+    // Aggregation and the optimizer run on their own thread, on parameters in shared memory.
+    const compute = await RoundCompute.start(
+      {
+        aggregation: {
+          rule: spec.aggregation.rule,
+          f: spec.aggregation.f,
+          pre: spec.aggregation.pre,
+          options: spec.aggregation.options,
+        },
+        optimizer: spec.optimizer,
+        size: host.layout.totalSize,
+      },
+      params,
+      { deadlineMs: spec.aggregation.deadline, log: (m) => this.log(`job ${job.id}: ${m}`) },
+      resumed,
+    );
+    try {
+      this.launchRuntime(job, spec, host, compute, startRound);
+    } catch (e) {
+      await compute.dispose();
+      throw e;
+    }
+  }
+
+  private launchRuntime(
+    job: JobRecord,
+    spec: JobSpec,
+    host: CoordinatorModelHost,
+    compute: RoundCompute,
+    startRound: number,
+  ): void {
     const checkpointDir = this.options.checkpointDir ?? spec.checkpoint.dir;
     const runtime: JobRuntime = new JobRuntime(
       job.id,
       spec,
       host,
-      params,
-      optimizer,
-      pipeline,
+      compute.params,
+      compute,
       {
         log: (m) => this.log(`job ${job.id}: ${m}`),
         onRound: async (report) => {
@@ -208,7 +231,8 @@ export class JobManager extends EventEmitter {
           this.emit(`round:${job.id}`, report);
         },
         onCheckpoint: async (rt) => {
-          const opt = rt.optimizer.saveState();
+          const state = await compute.saveState();
+          const opt = state.optimizer;
           const tensors: Record<string, Float32Array> = { params: rt.params };
           for (const [name, t] of Object.entries(opt.tensors)) tensors[`optim.${name}`] = t;
           const metadata: Record<string, string> = {
@@ -217,8 +241,7 @@ export class JobManager extends EventEmitter {
             spec: job.spec,
             optimScalars: JSON.stringify(opt.scalars),
           };
-          const aggState = pipeline.saveState?.();
-          if (aggState) metadata['aggregationState'] = JSON.stringify(aggState);
+          if (state.aggregation) metadata['aggregationState'] = state.aggregation;
           const manifest = await writeCheckpoint(path.resolve(checkpointDir), {
             jobId: job.id,
             round: rt.round,
@@ -244,7 +267,10 @@ export class JobManager extends EventEmitter {
       startRound,
     );
     this.runtimes.set(job.id, runtime);
-    runtime.once('ended', () => void host.dispose());
+    runtime.once('ended', () => {
+      void host.dispose();
+      void compute.dispose();
+    });
     runtime.start();
   }
 

@@ -1,7 +1,8 @@
 /**
- * One running job on the coordinator: the authoritative parameters, the optimizer and the aggregation pipeline,
- * driven round by round by a RoundEngine (src/core/round/roundEngine.ts states the close rule). It knows nothing
- * about gRPC (the services call into it) and nothing about which rule or model runs (both are injected).
+ * One running job on the coordinator: the authoritative parameters (shared with the injected RoundComputer, which
+ * aggregates and applies the optimizer off the event loop), driven round by round by a RoundEngine
+ * (src/core/round/roundEngine.ts states the close rule). It knows nothing about gRPC (the services call into it)
+ * and nothing about which rule or model runs (both are injected).
  *
  * Round t: workers pull version t and push a gradient for round t. Late pushes for a closed round are answered
  * LATE, duplicates DUPLICATE: both leave state untouched.
@@ -9,9 +10,7 @@
 import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
-import type { AggregationResult } from '../core/aggregation/types.ts';
-import { RoundStepper } from '../core/roundStep.ts';
-import type { Optimizer } from '../core/optim/types.ts';
+import type { RoundStepResult } from '../core/roundStep.ts';
 import {
   NotParticipantError,
   RoundEngine,
@@ -23,6 +22,7 @@ import {
 } from '../core/round/roundEngine.ts';
 import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
 import { TypedEmitter } from './typedEmitter.ts';
+import { sharedFloat32 } from './roundComputeProtocol.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
 export interface ModelHost {
@@ -30,10 +30,14 @@ export interface ModelHost {
   evaluate(params: Float32Array): Promise<{ accuracy: number; loss: number }>;
 }
 
-export interface AggregationPipelineLike {
-  aggregate(vectors: Float32Array[], workerIds: string[]): AggregationResult;
-  saveState?(): Record<string, unknown>;
-  loadState?(state: Record<string, unknown>): void;
+/**
+ * One round's aggregation and optimizer step, applied to the runtime's `params` in place, off the event loop
+ * (RoundCompute: a worker thread with a compute deadline).
+ */
+export interface RoundComputer {
+  step(round: number, vectors: Float32Array[], workerIds: string[]): Promise<RoundStepResult>;
+  /** A round closed without quorum: nothing is aggregated, but it counts toward the consecutive-skip limit. */
+  skip(round: number, reason: string): Promise<RoundStepResult>;
 }
 
 export interface RuntimeHooks {
@@ -98,15 +102,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
-  private readonly stepper: RoundStepper;
 
   constructor(
     readonly jobId: string,
     readonly spec: JobSpec,
     readonly model: ModelHost,
+    /** Shared with `compute`, which updates it during a step. */
     readonly params: Float32Array,
-    readonly optimizer: Optimizer,
-    readonly pipeline: AggregationPipelineLike,
+    private readonly compute: RoundComputer,
     private readonly hooks: RuntimeHooks,
     startRound: number,
     clock: Clock = systemClock,
@@ -119,7 +122,6 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       clock,
       startRound,
     );
-    this.stepper = new RoundStepper(pipeline, optimizer, (m) => hooks.log(m));
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);
     }
@@ -194,7 +196,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
 
   /** A dense buffer to decode one push into; return it with releaseBuffer if the push is not committed. */
   acquireBuffer(): Float32Array {
-    return this.bufferPool.pop() ?? new Float32Array(this.layout.totalSize);
+    return this.bufferPool.pop() ?? sharedFloat32(this.layout.totalSize);
   }
 
   releaseBuffer(buffer: Float32Array): void {
@@ -317,11 +319,12 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       const ids = closed.deliveries.map((d) => d.participant.workerId);
       const step =
         why === 'no-quorum'
-          ? this.stepper.skip(
+          ? await this.compute.skip(
               round,
               `quorum not met: ${vectors.length} of workers.min = ${this.spec.workers.min} gradients accepted`,
             )
-          : this.stepper.step(round, this.params, vectors, ids);
+          : await this.compute.step(round, vectors, ids);
+      if (this.status !== 'running') return; // cancelled or stopped while the round computed
       const { result, skipReason, updateNorm, aggregateMs, optimizeMs } = step;
       this.paramsVersion = round + 1;
 

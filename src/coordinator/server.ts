@@ -1,6 +1,7 @@
 /**
  * Assembles the coordinator process: state store, job manager, the Coordinator and Jobs services, standard
- * grpc.health.v1 (NOT_SERVING until the store answers) and server reflection.
+ * grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it does not)
+ * and server reflection.
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -14,6 +15,7 @@ import { JobManager } from './jobManager.ts';
 import { Sessions } from './sessions.ts';
 import { coordinatorHandlers } from './coordinatorService.ts';
 import { jobsHandlers } from './jobsService.ts';
+import { StoreHealthMonitor } from './storeHealth.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -25,6 +27,8 @@ export interface CoordinatorConfig {
   id?: string;
   heartbeatIntervalMs?: number;
   heartbeatTtlMs?: number;
+  /** How often the store is pinged for the health status, and how long a ping may take (default 1 s, 1 s). */
+  storeCheck?: { intervalMs?: number; timeoutMs?: number };
   log?: (message: string) => void;
 }
 
@@ -71,7 +75,17 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     ),
   );
   await manager.start();
-  for (const s of ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs']) health.setStatus(s, 'SERVING');
+  const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs'];
+  for (const s of SERVICES) health.setStatus(s, 'SERVING');
+  const storeHealth = new StoreHealthMonitor(store, {
+    intervalMs: config.storeCheck?.intervalMs ?? 1000,
+    timeoutMs: config.storeCheck?.timeoutMs ?? 1000,
+    onChange: (serving) => {
+      for (const s of SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+      log(serving ? `state store answers again: SERVING` : `state store does not answer: NOT_SERVING`);
+    },
+  });
+  storeHealth.start();
   log(`coordinator listening on ${config.host}:${port} (store: ${store.kind})`);
 
   let closed = false;
@@ -83,7 +97,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     async shutdown() {
       if (closed) return;
       closed = true;
-      for (const s of ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs']) health.setStatus(s, 'NOT_SERVING');
+      storeHealth.stop();
+      for (const s of SERVICES) health.setStatus(s, 'NOT_SERVING');
       await manager.stop();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

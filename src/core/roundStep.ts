@@ -23,22 +23,36 @@ export interface RoundStepResult {
   optimizeMs: number;
 }
 
-export class RoundStepper {
-  private consecutiveSkips = 0;
+/**
+ * The consecutive-skip count after one more skipped round. Throws once it reaches MAX_CONSECUTIVE_SKIPS: a job
+ * whose rounds keep failing (a rule that cannot run, or that keeps exceeding its compute deadline) fails.
+ */
+export function countSkip(consecutiveSkips: number, reason: string, cause?: unknown): number {
+  const skips = consecutiveSkips + 1;
+  if (skips >= MAX_CONSECUTIVE_SKIPS) {
+    throw new Error(`aggregation failed ${skips} rounds in a row: ${reason}`, { cause });
+  }
+  return skips;
+}
 
+export class RoundStepper {
   constructor(
     private readonly pipeline: AggregatorLike,
     private readonly optimizer: Optimizer,
     private readonly log: (message: string) => void = () => {},
+    /** Skipped rounds in a row so far (restored when the stepper is rebuilt mid-job). */
+    private consecutiveSkips = 0,
   ) {}
 
-  /** A round that cannot be aggregated (e.g. quorum not met): counts toward the consecutive-skip limit. */
+  /** A round that cannot be aggregated (quorum not met): counts toward the consecutive-skip limit. */
   skip(round: number, reason: string): RoundStepResult {
     this.log(`round ${round}: skipped: ${reason}`);
-    if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-      throw new Error(`${this.consecutiveSkips} rounds in a row skipped: ${reason}`);
-    }
+    this.consecutiveSkips = countSkip(this.consecutiveSkips, reason);
     return { result: undefined, skipReason: reason, updateNorm: 0, aggregateMs: 0, optimizeMs: 0 };
+  }
+
+  get skipsInARow(): number {
+    return this.consecutiveSkips;
   }
 
   /** Aggregate and apply to `params` in place. Throws after too many consecutive skipped rounds. */
@@ -51,11 +65,7 @@ export class RoundStepper {
     } catch (e) {
       skipReason = (e as Error).message;
       this.log(`round ${round}: aggregation skipped: ${skipReason}`);
-      if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-        throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`, {
-          cause: e,
-        });
-      }
+      this.consecutiveSkips = countSkip(this.consecutiveSkips, skipReason, e);
     }
     if (result) this.consecutiveSkips = 0;
     const t1 = performance.now();

@@ -6,7 +6,7 @@
  *   p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + ε)
  * Preconditions: lr, ε, wd ≥ 0 and finite; 0 ≤ β1, β2 < 1.
  */
-import type { Optimizer, OptimizerSpec } from './types.ts';
+import { allocateFloat32, type Optimizer, type OptimizerSpec, type TensorAllocator } from './types.ts';
 import { checkHyper, checkLengths, checkStateTensor, copyState } from './util.ts';
 
 export type AdamSpec = Extract<OptimizerSpec, { kind: 'adam' }>;
@@ -18,7 +18,7 @@ export class Adam implements Optimizer {
   private readonly v: Float32Array;
   private steps = 0;
 
-  constructor(spec: AdamSpec, size: number) {
+  constructor(spec: AdamSpec, size: number, allocate: TensorAllocator = allocateFloat32) {
     checkHyper('adam', {
       lr: spec.lr,
       eps: spec.eps,
@@ -36,8 +36,8 @@ export class Adam implements Optimizer {
       throw new Error(`optim: adam: size must be a non-negative integer`);
     this.spec = { ...spec };
     this.size = size;
-    this.m = new Float32Array(size);
-    this.v = new Float32Array(size);
+    this.m = allocate(size);
+    this.v = allocate(size);
   }
 
   step(params: Float32Array, update: Float32Array): void {
@@ -55,8 +55,12 @@ export class Adam implements Optimizer {
     }
   }
 
+  scalars(): Record<string, number> {
+    return { step: this.steps };
+  }
+
   saveState(): { tensors: Record<string, Float32Array>; scalars: Record<string, number> } {
-    return { tensors: { m: copyState(this.m), v: copyState(this.v) }, scalars: { step: this.steps } };
+    return { tensors: { m: copyState(this.m), v: copyState(this.v) }, scalars: this.scalars() };
   }
 
   loadState(state: { tensors: Record<string, Float32Array>; scalars: Record<string, number> }): void {

@@ -1,14 +1,15 @@
 /** Optimizer registry: build the optimizer a job spec names. */
 import { Adam } from './adam.ts';
 import { Sgd } from './sgd.ts';
-import type { Optimizer, OptimizerSpec } from './types.ts';
+import type { Optimizer, OptimizerSpec, TensorAllocator } from './types.ts';
 
-export function createOptimizer(spec: OptimizerSpec, size: number): Optimizer {
+/** `allocate` provides the state tensors (zero-filled when fresh); default: ordinary Float32Arrays. */
+export function createOptimizer(spec: OptimizerSpec, size: number, allocate?: TensorAllocator): Optimizer {
   switch (spec.kind) {
     case 'sgd':
-      return new Sgd(spec, size);
+      return new Sgd(spec, size, allocate);
     case 'adam':
-      return new Adam(spec, size);
+      return new Adam(spec, size, allocate);
     default:
       throw new Error(`optim: unknown optimizer kind '${(spec as { kind: unknown }).kind}'`);
   }
@@ -16,4 +17,4 @@ export function createOptimizer(spec: OptimizerSpec, size: number): Optimizer {
 
 export { Adam } from './adam.ts';
 export { Sgd } from './sgd.ts';
-export type { Optimizer, OptimizerSpec } from './types.ts';
+export type { Optimizer, OptimizerSpec, TensorAllocator } from './types.ts';

@@ -7,7 +7,7 @@
  *   p   ← p − lr·d
  * Preconditions: lr ≥ 0, μ ≥ 0, wd ≥ 0, all finite; Nesterov needs μ > 0.
  */
-import type { Optimizer, OptimizerSpec } from './types.ts';
+import { allocateFloat32, type Optimizer, type OptimizerSpec, type TensorAllocator } from './types.ts';
 import { checkHyper, checkLengths, checkStateTensor, copyState } from './util.ts';
 
 export type SgdSpec = Extract<OptimizerSpec, { kind: 'sgd' }>;
@@ -19,14 +19,14 @@ export class Sgd implements Optimizer {
   private readonly buf: Float32Array | undefined;
   private steps = 0;
 
-  constructor(spec: SgdSpec, size: number) {
+  constructor(spec: SgdSpec, size: number, allocate: TensorAllocator = allocateFloat32) {
     checkHyper('sgd', { lr: spec.lr, momentum: spec.momentum, weightDecay: spec.weightDecay });
     if (spec.nesterov && spec.momentum <= 0) throw new Error('optim: sgd: nesterov needs momentum > 0');
     if (!Number.isInteger(size) || size < 0)
       throw new Error(`optim: sgd: size must be a non-negative integer`);
     this.spec = { ...spec };
     this.size = size;
-    this.buf = spec.momentum > 0 ? new Float32Array(size) : undefined;
+    this.buf = spec.momentum > 0 ? allocate(size) : undefined;
   }
 
   step(params: Float32Array, update: Float32Array): void {
@@ -58,8 +58,12 @@ export class Sgd implements Optimizer {
     this.steps++;
   }
 
+  scalars(): Record<string, number> {
+    return { step: this.steps };
+  }
+
   saveState(): { tensors: Record<string, Float32Array>; scalars: Record<string, number> } {
-    return { tensors: this.buf ? { momentum: copyState(this.buf) } : {}, scalars: { step: this.steps } };
+    return { tensors: this.buf ? { momentum: copyState(this.buf) } : {}, scalars: this.scalars() };
   }
 
   loadState(state: { tensors: Record<string, Float32Array>; scalars: Record<string, number> }): void {

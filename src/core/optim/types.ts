@@ -10,7 +10,14 @@ export interface Optimizer {
   readonly spec: OptimizerSpec;
   /** params ← params − step(update), in place. `update` is not modified. */
   step(params: Float32Array, update: Float32Array): void;
+  /** The scalar part of saveState (e.g. the step count), without copying the tensors. */
+  scalars(): Record<string, number>;
   /** Named state tensors + scalars for checkpoints. */
   saveState(): { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
   loadState(state: { tensors: Record<string, Float32Array>; scalars: Record<string, number> }): void;
 }
+
+/** Allocates the optimizer's state tensors (e.g. from shared memory, so they outlive a worker thread). */
+export type TensorAllocator = (length: number) => Float32Array;
+
+export const allocateFloat32: TensorAllocator = (length) => new Float32Array(length);

@@ -5,6 +5,7 @@ import { JobRuntime, type ModelHost } from '../../../src/coordinator/jobRuntime.
 import { createAggregationPipeline } from '../../../src/core/aggregation/pipeline.ts';
 import { buildLayout } from '../../../src/core/layout/parameterLayout.ts';
 import { createOptimizer } from '../../../src/core/optim/index.ts';
+import { RoundStepper } from '../../../src/core/roundStep.ts';
 import { packageDefinition } from '../../../src/transport/protocol.ts';
 
 type Decoded = { version: number; offset: number; chunkIndex: number; chunkCount: number; data: Buffer };
@@ -47,13 +48,19 @@ describe('ParameterFeed', () => {
     });
     const held = heldModel(size);
     const params = new Float32Array(size).fill(1);
+    const stepper = new RoundStepper(
+      createAggregationPipeline(spec.aggregation),
+      createOptimizer(spec.optimizer, size),
+    );
     const rt = new JobRuntime(
       'job-1',
       spec,
       held.model,
       params,
-      createOptimizer(spec.optimizer, size),
-      createAggregationPipeline(spec.aggregation),
+      {
+        step: async (round, vectors, ids) => stepper.step(round, params, vectors, ids),
+        skip: async (round, reason) => stepper.skip(round, reason),
+      },
       {
         onRound: async () => {},
         onCheckpoint: async () => {},
