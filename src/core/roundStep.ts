@@ -14,6 +14,9 @@ export interface AggregatorLike {
   aggregate(vectors: Float32Array[], workerIds: string[]): AggregationResult;
 }
 
+/** The job cannot make progress: its rule failed MAX_CONSECUTIVE_SKIPS rounds in a row (the message says why). */
+export class AggregationStalledError extends Error {}
+
 export interface RoundStepResult {
   result: AggregationResult | undefined;
   /** Non-empty when the update was not applied, with the reason. */
@@ -52,9 +55,12 @@ export class RoundStepper {
       skipReason = (e as Error).message;
       this.log(`round ${round}: aggregation skipped: ${skipReason}`);
       if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-        throw new Error(`aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`, {
-          cause: e,
-        });
+        throw new AggregationStalledError(
+          `aggregation failed ${this.consecutiveSkips} rounds in a row: ${skipReason}`,
+          {
+            cause: e,
+          },
+        );
       }
     }
     if (result) this.consecutiveSkips = 0;

@@ -1,0 +1,239 @@
+/**
+ * Spec → runtime: builds a starting job's model host, aggregation pipeline and optimizer, resumes them from the
+ * job's last checkpoint, wires the runtime's hooks (round reports, checkpoints, completion, failure) and publishes
+ * it with the `run` transition (starting → running). If that compare-and-set fails — the job was cancelled while
+ * its runtime was being built — the runtime is disposed without ever having been visible to a worker.
+ */
+import path from 'node:path';
+import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
+import { createOptimizer } from '../core/optim/index.ts';
+import { createAggregationPipeline } from '../core/aggregation/pipeline.ts';
+import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
+import { JobRuntime, type JobResult } from './jobRuntime.ts';
+import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
+import { clientMessage } from './grpcStatus.ts';
+import type { JobEvents, TypedEmitter } from './jobEvents.ts';
+import type { JobQueue } from './jobQueue.ts';
+import type { JobRecord, StateStore } from './state/stateStore.ts';
+
+export interface JobRunnerOptions {
+  /** Overrides every job's checkpoint.dir (e.g. a shared volume). */
+  checkpointDir?: string;
+  /** Round reports kept per job in the store. */
+  historyLength?: number;
+  log: (message: string) => void;
+}
+
+interface Launch {
+  /** Set when the job was cancelled while its runtime was being built: the runtime must not be published. */
+  aborted: boolean;
+}
+
+export class JobRunner {
+  private readonly runtimes = new Map<string, JobRuntime>();
+  private readonly launching = new Map<string, Launch>();
+  private stopped = false;
+  private readonly log: (message: string) => void;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly queue: JobQueue,
+    private readonly events: TypedEmitter<JobEvents>,
+    private readonly options: JobRunnerOptions,
+  ) {
+    this.log = options.log;
+  }
+
+  runtime(id: string): JobRuntime | undefined {
+    return this.runtimes.get(id);
+  }
+
+  /** Published runtimes. */
+  all(): IterableIterator<JobRuntime> {
+    return this.runtimes.values();
+  }
+
+  /** Whether this coordinator runs or is building the job's runtime. */
+  has(id: string): boolean {
+    return this.runtimes.has(id) || this.launching.has(id);
+  }
+
+  /** Jobs whose runtime is being built right now. */
+  get launchingCount(): number {
+    return this.launching.size;
+  }
+
+  /**
+   * Build the runtime of a job in state `starting` and publish it (starting → running). A job that fails to
+   * build fails (starting → failed, with a client-safe message); one cancelled meanwhile is discarded.
+   */
+  async launch(job: JobRecord, resume: boolean): Promise<void> {
+    const launch: Launch = { aborted: false };
+    this.launching.set(job.id, launch);
+    try {
+      let runtime: JobRuntime;
+      let host: CoordinatorModelHost;
+      try {
+        ({ runtime, host } = await this.build(job, resume));
+      } catch (e) {
+        await this.fail(job.id, e as Error);
+        return;
+      }
+      // Shutting down: leave the job starting (the next coordinator resumes it) and publish nothing.
+      const running = launch.aborted || this.stopped ? undefined : await this.queue.transition(job.id, 'run');
+      if (!running || launch.aborted || this.stopped) {
+        await host.dispose();
+        const state = this.stopped ? 'left starting: coordinator stopping' : await this.stateOf(job.id);
+        this.log(`job ${job.id}: runtime discarded before it started (${state})`);
+        this.events.emit('runtimeDiscarded', job.id, state);
+        return;
+      }
+      this.runtimes.set(job.id, runtime);
+      runtime.once('ended', () => void host.dispose());
+      runtime.start();
+      this.log(`job ${job.id}: runtime started at round ${runtime.round}`);
+      this.events.emit('runtimeStarted', job.id);
+    } finally {
+      this.launching.delete(job.id);
+    }
+  }
+
+  /** The job was cancelled: end its runtime, or make sure the one being built is never published. */
+  cancel(id: string): void {
+    const launch = this.launching.get(id);
+    if (launch) launch.aborted = true;
+    this.runtimes.get(id)?.cancel();
+    this.runtimes.delete(id);
+  }
+
+  /** Stop every runtime without changing job states (coordinator shutdown). */
+  stop(): void {
+    this.stopped = true;
+    for (const rt of this.runtimes.values()) rt.stop();
+    this.runtimes.clear();
+  }
+
+  async fail(id: string, error: Error): Promise<void> {
+    const message = clientMessage(error, `job ${id}`);
+    this.log(`job ${id} failed: ${message}`);
+    this.runtimes.get(id)?.stop();
+    this.runtimes.delete(id);
+    await this.queue.transition(id, 'fail', { error: message });
+  }
+
+  private async stateOf(id: string): Promise<string> {
+    try {
+      return `job is ${(await this.store.getJob(id))?.state ?? 'gone'}`;
+    } catch {
+      return 'job state unknown';
+    }
+  }
+
+  private async build(
+    job: JobRecord,
+    resume: boolean,
+  ): Promise<{ runtime: JobRuntime; host: CoordinatorModelHost }> {
+    const spec = validateJobSpec(JSON.parse(job.spec));
+    const host = await buildModelHost(spec);
+    try {
+      return { runtime: await this.buildWith(job, spec, host, resume), host };
+    } catch (e) {
+      await host.dispose();
+      throw e;
+    }
+  }
+
+  private async buildWith(
+    job: JobRecord,
+    spec: JobSpec,
+    host: CoordinatorModelHost,
+    resume: boolean,
+  ): Promise<JobRuntime> {
+    const pipeline = createAggregationPipeline({
+      rule: spec.aggregation.rule,
+      f: spec.aggregation.f,
+      pre: spec.aggregation.pre,
+      options: spec.aggregation.options,
+    });
+    const optimizer = createOptimizer(spec.optimizer, host.layout.totalSize);
+    let params = host.initialParameters();
+    let startRound = 0;
+    if (resume) {
+      const manifest = await this.store.getCheckpointManifest(job.id);
+      if (manifest) {
+        const ckpt = await readCheckpoint(manifest);
+        params = ckpt.tensors['params'];
+        const optTensors: Record<string, Float32Array> = {};
+        for (const [name, t] of Object.entries(ckpt.tensors)) {
+          if (name.startsWith('optim.')) optTensors[name.slice(6)] = t;
+        }
+        optimizer.loadState({
+          tensors: optTensors,
+          scalars: JSON.parse(ckpt.metadata['optimScalars'] ?? '{}') as Record<string, number>,
+        });
+        if (ckpt.metadata['aggregationState'] && pipeline.loadState) {
+          pipeline.loadState(JSON.parse(ckpt.metadata['aggregationState']) as Record<string, unknown>);
+        }
+        startRound = manifest.round;
+        this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
+      } else {
+        this.log(`job ${job.id}: no checkpoint found; restarting from round 0`);
+      }
+      await this.store.setJobRound(job.id, startRound);
+    }
+    const checkpointDir = this.options.checkpointDir ?? spec.checkpoint.dir;
+    const runtime: JobRuntime = new JobRuntime(
+      job.id,
+      spec,
+      host,
+      params,
+      optimizer,
+      pipeline,
+      {
+        log: (m) => this.log(`job ${job.id}: ${m}`),
+        onRound: async (report) => {
+          await this.store.appendRoundReport(
+            { jobId: job.id, round: report.round, report: JSON.stringify(report) },
+            this.options.historyLength ?? 10_000,
+          );
+          await this.store.setJobRound(job.id, report.round + 1);
+          this.events.emit('round', report);
+        },
+        onCheckpoint: async (rt) => {
+          const opt = rt.optimizer.saveState();
+          const tensors: Record<string, Float32Array> = { params: rt.params };
+          for (const [name, t] of Object.entries(opt.tensors)) tensors[`optim.${name}`] = t;
+          const metadata: Record<string, string> = {
+            jobId: job.id,
+            round: String(rt.round),
+            spec: job.spec,
+            optimScalars: JSON.stringify(opt.scalars),
+          };
+          const aggState = pipeline.saveState?.();
+          if (aggState) metadata['aggregationState'] = JSON.stringify(aggState);
+          const manifest = await writeCheckpoint(path.resolve(checkpointDir), {
+            jobId: job.id,
+            round: rt.round,
+            tensors,
+            metadata,
+            keep: spec.checkpoint.keep,
+          });
+          await this.store.putCheckpointManifest(manifest);
+        },
+        onComplete: async (result: JobResult) => {
+          const done = await this.queue.transition(job.id, 'complete', {
+            round: result.rounds,
+            result: JSON.stringify(result),
+          });
+          this.runtimes.delete(job.id);
+          this.log(
+            `job ${job.id} ${done ? 'completed' : 'finished its rounds after it had ended'}: ${result.rounds} rounds, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%`,
+          );
+        },
+        onError: (error) => void this.fail(job.id, error),
+      },
+      startRound,
+    );
+    return runtime;
+  }
+}
