@@ -41,7 +41,7 @@ export class JobManager extends TypedEmitter<JobEvents> {
   ) {
     super();
     this.log = options.log ?? (() => {});
-    this.queue = new JobQueue(store, this, options.consumerId);
+    this.queue = new JobQueue(store, this, options.consumerId, this.log);
     this.runner = new JobRunner(store, this.queue, this, {
       checkpointDir: options.checkpointDir,
       historyLength: options.historyLength,
@@ -99,8 +99,9 @@ export class JobManager extends TypedEmitter<JobEvents> {
   async cancel(id: string): Promise<JobRecord | undefined> {
     const job = await this.queue.transition(id, 'cancel');
     if (!job) return this.store.getJob(id);
+    const stage = this.runner.stageOf(id);
     this.runner.cancel(id);
-    this.log(`job ${id} cancelled`);
+    this.log(`job ${id} cancelled${stage ? ` while ${stage}` : ''}`);
     return job;
   }
 

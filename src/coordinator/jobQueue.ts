@@ -13,6 +13,7 @@ export class JobQueue {
     private readonly store: StateStore,
     private readonly events: TypedEmitter<JobEvents>,
     private readonly consumerId: string,
+    private readonly log: (message: string) => void = () => {},
   ) {}
 
   /**
@@ -26,6 +27,7 @@ export class JobQueue {
       const started = await this.transition(id, 'start');
       await this.store.ackQueuedJob(this.consumerId, id);
       if (started) return started;
+      this.log(`job ${id}: not started (${(await this.store.getJob(id))?.state ?? 'gone'} while queued)`);
     }
   }
 

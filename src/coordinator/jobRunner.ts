@@ -70,6 +70,7 @@ export class JobRunner {
   async launch(job: JobRecord, resume: boolean): Promise<void> {
     const launch: Launch = { aborted: false };
     this.launching.set(job.id, launch);
+    this.log(`job ${job.id}: building its runtime${resume ? ' (resume)' : ''}`);
     try {
       let runtime: JobRuntime;
       let host: CoordinatorModelHost;
@@ -96,6 +97,11 @@ export class JobRunner {
     } finally {
       this.launching.delete(job.id);
     }
+  }
+
+  /** What this coordinator is doing with the job: building its runtime, running it, or nothing. */
+  stageOf(id: string): 'starting' | 'running' | undefined {
+    return this.launching.has(id) ? 'starting' : this.runtimes.has(id) ? 'running' : undefined;
   }
 
   /** The job was cancelled: end its runtime, or make sure the one being built is never published. */

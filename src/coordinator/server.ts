@@ -14,6 +14,7 @@ import { JobManager } from './jobManager.ts';
 import { Sessions } from './sessions.ts';
 import { coordinatorHandlers } from './coordinatorService.ts';
 import { jobsHandlers } from './jobsService.ts';
+import { setInternalErrorLog } from './grpcStatus.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -38,6 +39,8 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
   const log = config.log ?? (() => {});
+  // Unexpected errors reach clients only as a ref; their full text goes to this log.
+  if (config.log) setInternalErrorLog(config.log);
   const store = createStateStore(config.store);
   const health = new HealthImplementation({
     '': 'NOT_SERVING',
