@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
 import { BIN, startCoordinatorProcess, startProcess, tmpDir, type Proc } from '../support/processes.ts';
 import {
+  IDLE_SPEC,
   cancelJob,
   getJob,
   joinJob,
@@ -18,19 +19,6 @@ import {
   submitJob,
   watchJob,
 } from './support.ts';
-
-export const IDLE_SPEC = {
-  name: 'stream-status',
-  model: { kind: 'mlp', hidden: [8] },
-  data: { batchSize: 8, maxTrain: 200, maxTest: 50 },
-  optimizer: { kind: 'sgd', lr: 0.1 },
-  rounds: 1000,
-  // Two workers needed and only one ever joins: the job stays at round 0 while the tests poke at it.
-  workers: { min: 2, max: 2, roundTimeout: '60s', heartbeatTtl: '60s' },
-  aggregation: { rule: 'mean', f: 0 },
-  evaluation: { every: 0 },
-  checkpoint: { every: 0 },
-};
 
 function phalanx(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

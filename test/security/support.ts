@@ -9,6 +9,20 @@ import type { Job__Output } from '../../src/gen/phalanx/v1/Job.ts';
 import type { JobEvent__Output } from '../../src/gen/phalanx/v1/JobEvent.ts';
 import { authMetadata, CHANNEL_OPTIONS, proto } from '../../src/transport/protocol.ts';
 
+/** A small job that stays at round 0 unless two workers join. */
+export const IDLE_SPEC = {
+  name: 'stream-status',
+  model: { kind: 'mlp', hidden: [8] },
+  data: { batchSize: 8, maxTrain: 200, maxTest: 50 },
+  optimizer: { kind: 'sgd', lr: 0.1 },
+  rounds: 1000,
+  // Two workers needed and only one ever joins: the job stays at round 0 while the tests poke at it.
+  workers: { min: 2, max: 2, roundTimeout: '60s', heartbeatTtl: '60s' },
+  aggregation: { rule: 'mean', f: 0 },
+  evaluation: { every: 0 },
+  checkpoint: { every: 0 },
+};
+
 /** Deadline far beyond any expected answer: a call that needs it has hung (it ends as DEADLINE_EXCEEDED). */
 export const HANG_DEADLINE_MS = 30_000;
 
