@@ -39,7 +39,7 @@ export class RoundStepper {
   skip(round: number, reason: string): RoundStepResult {
     this.log(`round ${round}: skipped: ${reason}`);
     if (++this.consecutiveSkips >= MAX_CONSECUTIVE_SKIPS) {
-      throw new Error(`${this.consecutiveSkips} rounds in a row skipped: ${reason}`);
+      throw new AggregationStalledError(`${this.consecutiveSkips} rounds in a row skipped: ${reason}`);
     }
     return { result: undefined, skipReason: reason, updateNorm: 0, aggregateMs: 0, optimizeMs: 0 };
   }
