@@ -80,11 +80,11 @@ export class JobRunner {
         await this.fail(job.id, e as Error);
         return;
       }
-      // Shutting down: leave the job starting (the next coordinator resumes it) and publish nothing.
+      // Shutting down: publish nothing and leave the job as it is (the next coordinator resumes it).
       const running = launch.aborted || this.stopped ? undefined : await this.queue.transition(job.id, 'run');
       if (!running || launch.aborted || this.stopped) {
         await host.dispose();
-        const state = this.stopped ? 'left starting: coordinator stopping' : await this.stateOf(job.id);
+        const state = this.stopped ? 'coordinator stopping' : await this.stateOf(job.id);
         this.log(`job ${job.id}: runtime discarded before it started (${state})`);
         this.events.emit('runtimeDiscarded', job.id, state);
         return;
@@ -121,10 +121,10 @@ export class JobRunner {
 
   async fail(id: string, error: Error): Promise<void> {
     const message = clientMessage(error, `job ${id}`);
-    this.log(`job ${id} failed: ${message}`);
     this.runtimes.get(id)?.stop();
     this.runtimes.delete(id);
-    await this.queue.transition(id, 'fail', { error: message });
+    const failed = await this.queue.transition(id, 'fail', { error: message });
+    this.log(failed ? `job ${id} failed: ${message}` : `job ${id}: error after it had ended: ${message}`);
   }
 
   private async stateOf(id: string): Promise<string> {
