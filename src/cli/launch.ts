@@ -78,14 +78,16 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     const flagged: Record<string, number> = {};
     const printer = new ProgressPrinter(spec.rounds, out);
     const finished = new Promise<JobRecord>((resolve) => {
-      coordinator.manager.on(`job:${job.id}`, (j: JobRecord) => {
+      coordinator.manager.on('job', (j: JobRecord) => {
+        if (j.id !== job.id) return;
         if (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled') resolve(j);
       });
     });
     // Last measured values: a job that fails (e.g. diverged under the mean rule) has no final result.
     let lastAccuracy = NaN;
     let lastLoss = NaN;
-    coordinator.manager.on(`round:${job.id}`, (r: RoundReport) => {
+    coordinator.manager.on('round', (r: RoundReport) => {
+      if (r.jobId !== job.id) return;
       for (const w of r.workers) if (!w.included) flagged[w.name] = (flagged[w.name] ?? 0) + 1;
       if (Number.isFinite(r.testAccuracy)) lastAccuracy = r.testAccuracy;
       lastLoss = r.trainLoss;

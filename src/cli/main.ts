@@ -497,6 +497,13 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     process.exit(2);
   }
   const se = e as Partial<grpc.ServiceError>;
+  // The CLI never cancels a call itself: CANCELLED, like UNAVAILABLE, means the coordinator went away.
+  if (se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.CANCELLED) {
+    console.error(
+      `phalanx: coordinator unreachable: ${se.details ?? se.message} (is it running at --coordinator / PHALANX_COORDINATOR?)`,
+    );
+    process.exit(1);
+  }
   if (typeof se.code === 'number') {
     console.error(`phalanx: ${grpc.status[se.code]}: ${se.details ?? se.message}`);
     process.exit(se.code === grpc.status.NOT_FOUND ? 3 : 1);

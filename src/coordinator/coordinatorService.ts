@@ -15,7 +15,7 @@ import { ParameterFeed } from './parameterFeed.ts';
 import { ConcurrencyLimiter } from './concurrencyLimiter.ts';
 import type { JobRuntime } from './jobRuntime.ts';
 import { Sessions, type WorkerIdentity } from './sessions.ts';
-import { StatusError, toServiceError, unary } from './grpcStatus.ts';
+import { failStream, StatusError, toServiceError, unary } from './grpcStatus.ts';
 
 /** Concurrent PushGradient streams one worker may hold open, and all workers together. */
 export const PUSH_STREAMS_PER_WORKER = 2;
@@ -166,7 +166,7 @@ export function coordinatorHandlers(
           }
           call.end();
         } catch (e) {
-          call.destroy(Object.assign(new Error(), toServiceError(e)) as grpc.ServiceError);
+          failStream(call, e);
         }
       })();
     },

@@ -1,19 +1,19 @@
 /**
- * Job lifecycle: submit → queued → running → completed | failed | cancelled. Claims queued jobs from the store,
- * builds a JobRuntime for each, resumes running jobs from their last checkpoint after a restart, drops workers
- * whose heartbeats stop, and fans out job and round events to watchers.
+ * The coordinator's job manager, a facade over three parts: the queue (claims and lifecycle transitions,
+ * jobQueue.ts), the runner (spec → runtime, jobRunner.ts) and worker liveness (liveness.ts). Job lifecycle
+ * (core/jobLifecycle.ts): submit → queued → starting → running → completed | failed | cancelled; a restarted
+ * coordinator resumes jobs that were starting or running from their last checkpoint. Job and round events go to
+ * watchers as typed events (jobEvents.ts).
  */
-import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { parseJobSpec, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
-import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
-import { JobRuntime, type JobResult } from './jobRuntime.ts';
-import { RoundCompute, type ComputeState } from './roundCompute.ts';
-import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
+import { JobQueue } from './jobQueue.ts';
+import { JobRunner } from './jobRunner.ts';
+import { Liveness } from './liveness.ts';
+import { TypedEmitter, type JobEvents } from './jobEvents.ts';
+import type { JobRuntime } from './jobRuntime.ts';
 import type { RoundReport } from './roundReport.ts';
-import type { JobRecord, JobState, StateStore } from './state/stateStore.ts';
-import { TERMINAL_JOB_STATES } from './state/stateStore.ts';
+import type { JobRecord, StateStore } from './state/stateStore.ts';
 
 export interface JobManagerOptions {
   /** Identifies this coordinator as a queue consumer. */
@@ -25,37 +25,44 @@ export interface JobManagerOptions {
   log?: (message: string) => void;
 }
 
-export class JobManager extends EventEmitter {
-  private readonly runtimes = new Map<string, JobRuntime>();
-  private readonly lastSeen = new Map<string, number>();
+export class JobManager extends TypedEmitter<JobEvents> {
+  private readonly queue: JobQueue;
+  private readonly runner: JobRunner;
+  private readonly liveness: Liveness;
   private schedulerTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private scheduling = false;
   private stopped = false;
-  private readonly log: (message: string) => void;
+  readonly log: (message: string) => void;
 
   constructor(
     readonly store: StateStore,
     private readonly options: JobManagerOptions,
   ) {
     super();
-    this.setMaxListeners(0);
     this.log = options.log ?? (() => {});
+    this.queue = new JobQueue(store, this, options.consumerId, this.log);
+    this.runner = new JobRunner(store, this.queue, this, {
+      checkpointDir: options.checkpointDir,
+      historyLength: options.historyLength,
+      log: this.log,
+    });
+    this.liveness = new Liveness(store);
   }
 
   async start(): Promise<void> {
-    // Resume jobs that were running when a previous coordinator stopped.
+    // Resume jobs that were starting or running when a previous coordinator stopped.
     for (const job of await this.store.listJobs()) {
-      if (job.state === 'running' && !this.runtimes.has(job.id)) {
-        try {
-          await this.startRuntime(job, true);
-        } catch (e) {
-          await this.failJob(job.id, e as Error);
-        }
+      if (this.runner.has(job.id)) continue;
+      if (job.state === 'running') {
+        const restarting = await this.queue.transition(job.id, 'resume');
+        if (restarting) await this.runner.launch(restarting, true);
+      } else if (job.state === 'starting') {
+        await this.runner.launch(job, true);
       }
     }
     this.schedulerTimer = setInterval(() => void this.schedule(), 200);
-    this.sweepTimer = setInterval(() => this.sweep(), 250);
+    this.sweepTimer = setInterval(() => this.liveness.sweep(this.runner.all()), 250);
     void this.schedule();
   }
 
@@ -63,8 +70,8 @@ export class JobManager extends EventEmitter {
     this.stopped = true;
     clearInterval(this.schedulerTimer);
     clearInterval(this.sweepTimer);
-    for (const rt of this.runtimes.values()) rt.stop();
-    this.runtimes.clear();
+    this.emit('stopping');
+    this.runner.stop();
   }
 
   // --- user-facing operations -------------------------------------------------------------------------------
@@ -83,34 +90,38 @@ export class JobManager extends EventEmitter {
     };
     await this.store.submitJob(job);
     this.log(`job ${job.id} submitted (${validated.rounds} rounds, rule ${validated.aggregation.rule})`);
-    this.emitJob(job);
+    this.emit('job', job);
     void this.schedule();
     return job;
   }
 
+  /** Cancel a queued, starting or running job; a job that has already ended is returned unchanged. */
   async cancel(id: string): Promise<JobRecord | undefined> {
-    const job = await this.store.transitionJob(id, ['queued', 'running'], 'cancelled');
+    const job = await this.queue.transition(id, 'cancel');
     if (!job) return this.store.getJob(id);
-    this.runtimes.get(id)?.cancel();
-    this.runtimes.delete(id);
-    this.log(`job ${id} cancelled`);
-    this.emitJob(job);
+    const stage = this.runner.stageOf(id);
+    this.runner.cancel(id);
+    this.log(`job ${id} cancelled${stage ? ` while ${stage}` : ''}`);
     return job;
   }
 
   runtime(id: string): JobRuntime | undefined {
-    return this.runtimes.get(id);
+    return this.runner.runtime(id);
   }
 
   /** The oldest running job (for workers that join "any job"). */
   oldestRuntime(): JobRuntime | undefined {
-    return [...this.runtimes.values()].find((rt) => rt.phase === 'running' || rt.phase === 'closing');
+    return [...this.runner.all()].find((rt) => rt.phase === 'running' || rt.phase === 'closing');
   }
 
   /** Record a heartbeat (also refreshes the durable liveness key). */
   async heartbeat(workerId: string, ttlMs: number): Promise<void> {
-    this.lastSeen.set(workerId, Date.now());
-    await this.store.touchWorker(workerId, ttlMs);
+    await this.liveness.heartbeat(workerId, ttlMs);
+  }
+
+  /** Whether no job is being claimed or built right now (tests wait for this). */
+  get idle(): boolean {
+    return !this.scheduling && this.runner.launchingCount === 0;
   }
 
   // --- internals ----------------------------------------------------------------------------------------------
@@ -120,17 +131,9 @@ export class JobManager extends EventEmitter {
     this.scheduling = true;
     try {
       for (;;) {
-        const id = await this.store.claimQueuedJob(this.options.consumerId, 30_000);
-        if (!id) break;
-        const started = await this.store.transitionJob(id, ['queued'], 'running');
-        await this.store.ackQueuedJob(this.options.consumerId, id);
-        if (!started) continue; // cancelled while queued
-        this.emitJob(started);
-        try {
-          await this.startRuntime(started, false);
-        } catch (e) {
-          await this.failJob(id, e as Error);
-        }
+        const job = await this.queue.claimNext();
+        if (!job) break;
+        await this.runner.launch(job, false);
       }
     } catch (e) {
       this.log(`scheduler: ${(e as Error).message}`);
@@ -138,174 +141,8 @@ export class JobManager extends EventEmitter {
       this.scheduling = false;
     }
   }
-
-  private async startRuntime(job: JobRecord, resume: boolean): Promise<void> {
-    const spec = validateJobSpec(JSON.parse(job.spec));
-    const host = await buildModelHost(spec);
-    try {
-      await this.startRuntimeWith(job, spec, host, resume);
-    } catch (e) {
-      await host.dispose();
-      throw e;
-    }
-  }
-
-  private async startRuntimeWith(
-    job: JobRecord,
-    spec: JobSpec,
-    host: CoordinatorModelHost,
-    resume: boolean,
-  ): Promise<void> {
-    let params = host.initialParameters();
-    let startRound = 0;
-    let resumed: ComputeState | undefined;
-    if (resume) {
-      const manifest = await this.store.getCheckpointManifest(job.id);
-      if (manifest) {
-        const ckpt = await readCheckpoint(manifest);
-        params = ckpt.tensors['params'];
-        const optTensors: Record<string, Float32Array> = {};
-        for (const [name, t] of Object.entries(ckpt.tensors)) {
-          if (name.startsWith('optim.')) optTensors[name.slice(6)] = t;
-        }
-        resumed = {
-          optimizer: {
-            tensors: optTensors,
-            scalars: JSON.parse(ckpt.metadata['optimScalars'] ?? '{}') as Record<string, number>,
-          },
-          aggregation: ckpt.metadata['aggregationState'] || undefined,
-        };
-        startRound = manifest.round;
-        this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
-      } else {
-        this.log(`job ${job.id}: no checkpoint found; restarting from round 0`);
-      }
-      await this.store.setJobRound(job.id, startRound);
-    }
-    // Aggregation and the optimizer run on their own thread, on parameters in shared memory.
-    const compute = await RoundCompute.start(
-      {
-        aggregation: {
-          rule: spec.aggregation.rule,
-          f: spec.aggregation.f,
-          pre: spec.aggregation.pre,
-          options: spec.aggregation.options,
-        },
-        optimizer: spec.optimizer,
-        size: host.layout.totalSize,
-      },
-      params,
-      { deadlineMs: spec.aggregation.deadline, log: (m) => this.log(`job ${job.id}: ${m}`) },
-      resumed,
-    );
-    try {
-      this.launchRuntime(job, spec, host, compute, startRound);
-    } catch (e) {
-      await compute.dispose();
-      throw e;
-    }
-  }
-
-  private launchRuntime(
-    job: JobRecord,
-    spec: JobSpec,
-    host: CoordinatorModelHost,
-    compute: RoundCompute,
-    startRound: number,
-  ): void {
-    const checkpointDir = this.options.checkpointDir ?? spec.checkpoint.dir;
-    const runtime: JobRuntime = new JobRuntime(
-      job.id,
-      spec,
-      host,
-      compute.params,
-      compute,
-      {
-        log: (m) => this.log(`job ${job.id}: ${m}`),
-        onRound: async (report) => {
-          await this.store.appendRoundReport(
-            { jobId: job.id, round: report.round, report: JSON.stringify(report) },
-            this.options.historyLength ?? 10_000,
-          );
-          await this.store.setJobRound(job.id, report.round + 1);
-          this.emit(`round:${job.id}`, report);
-        },
-        onCheckpoint: async (rt) => {
-          const state = await compute.saveState();
-          const opt = state.optimizer;
-          const tensors: Record<string, Float32Array> = { params: rt.params };
-          for (const [name, t] of Object.entries(opt.tensors)) tensors[`optim.${name}`] = t;
-          const metadata: Record<string, string> = {
-            jobId: job.id,
-            round: String(rt.round),
-            spec: job.spec,
-            optimScalars: JSON.stringify(opt.scalars),
-          };
-          if (state.aggregation) metadata['aggregationState'] = state.aggregation;
-          const manifest = await writeCheckpoint(path.resolve(checkpointDir), {
-            jobId: job.id,
-            round: rt.round,
-            tensors,
-            metadata,
-            keep: spec.checkpoint.keep,
-          });
-          await this.store.putCheckpointManifest(manifest);
-        },
-        onComplete: async (result: JobResult) => {
-          const done = await this.store.transitionJob(job.id, ['running'], 'completed', {
-            round: result.rounds,
-            result: JSON.stringify(result),
-          });
-          this.runtimes.delete(job.id);
-          this.log(
-            `job ${job.id} completed: ${result.rounds} rounds, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%`,
-          );
-          if (done) this.emitJob(done);
-        },
-        onError: (error) => void this.failJob(job.id, error),
-      },
-      startRound,
-    );
-    this.runtimes.set(job.id, runtime);
-    runtime.once('ended', () => {
-      void host.dispose();
-      void compute.dispose();
-    });
-    runtime.start();
-  }
-
-  private async failJob(id: string, error: Error): Promise<void> {
-    this.log(`job ${id} failed: ${error.stack ?? error.message}`);
-    this.runtimes.get(id)?.stop();
-    this.runtimes.delete(id);
-    const job = await this.store.transitionJob(id, ['queued', 'running'], 'failed', { error: error.message });
-    if (job) this.emitJob(job);
-  }
-
-  /** Drop participants whose heartbeats stopped for longer than their job's heartbeatTtl. */
-  private sweep(): void {
-    const now = Date.now();
-    for (const rt of this.runtimes.values()) {
-      const ttl = rt.spec.workers.heartbeatTtl;
-      for (const id of rt.participantIds()) {
-        const seen = this.lastSeen.get(id);
-        if (seen === undefined) {
-          this.lastSeen.set(id, now); // joined before this coordinator saw a heartbeat
-        } else if (now - seen > ttl) {
-          rt.leave(id, `heartbeat expired (${ttl} ms)`);
-        }
-      }
-    }
-  }
-
-  private emitJob(job: JobRecord): void {
-    this.emit(`job:${job.id}`, job);
-    this.emit('job', job);
-  }
 }
 
-export function isTerminal(state: JobState): boolean {
-  return TERMINAL_JOB_STATES.includes(state);
-}
-
+export { isTerminal } from '../core/jobLifecycle.ts';
+export type { JobEvents } from './jobEvents.ts';
 export type { RoundReport };

@@ -5,8 +5,8 @@ import type { Job } from '../gen/phalanx/v1/Job.ts';
 import type { JobManager } from './jobManager.ts';
 import { isTerminal } from './jobManager.ts';
 import type { RoundReport } from './roundReport.ts';
-import type { JobRecord } from './state/stateStore.ts';
-import { StatusError, toServiceError, unary } from './grpcStatus.ts';
+import type { JobRecord, JobState } from './state/stateStore.ts';
+import { failStream, StatusError, unary } from './grpcStatus.ts';
 
 export function jobToProto(job: JobRecord): Job {
   let totalRounds: number;
@@ -46,58 +46,78 @@ export function jobsHandlers(manager: JobManager): JobsHandlers {
     }),
     WatchJob: (call) => {
       const id = call.request.jobId;
+      type Event = Parameters<typeof call.write>[0];
       let closed = false;
-      const send = (event: Parameters<typeof call.write>[0]) => {
-        if (!closed) call.write(event);
-      };
-      const onRound = (report: RoundReport) => send({ round: report });
-      const onJob = (job: JobRecord) => {
-        send({ job: jobToProto(job) });
-        if (isTerminal(job.state)) finish();
+      // Live events are held back until the stored job (and the replay) went out, so none falls in between.
+      let replaying = true;
+      const held: Event[] = [];
+      let last = -1;
+      const unsubscribe = () => {
+        manager.off('round', onRound);
+        manager.off('job', onJob);
+        manager.off('stopping', onStopping);
       };
       const finish = () => {
         if (closed) return;
         closed = true;
-        manager.off(`round:${id}`, onRound);
-        manager.off(`job:${id}`, onJob);
+        unsubscribe();
         call.end();
       };
-      call.on('cancelled', finish);
+      const abort = (e: unknown) => {
+        if (closed) return;
+        closed = true;
+        unsubscribe();
+        failStream(call, e);
+      };
+      const deliver = (event: Event) => {
+        if (closed) return;
+        if (event.round) {
+          if (Number(event.round.round) <= last) return;
+          last = Number(event.round.round);
+        }
+        call.write(event);
+        if (event.job && isTerminal(event.job.state as JobState)) finish();
+      };
+      const onRound = (report: RoundReport) => {
+        if (report.jobId !== id) return;
+        if (replaying) held.push({ round: report });
+        else deliver({ round: report });
+      };
+      const onJob = (job: JobRecord) => {
+        if (job.id !== id) return;
+        if (replaying) held.push({ job: jobToProto(job) });
+        else deliver({ job: jobToProto(job) });
+      };
+      const onStopping = () =>
+        abort(new StatusError(grpc.status.UNAVAILABLE, 'coordinator is shutting down: watch again later'));
+      call.on('cancelled', () => {
+        closed = true;
+        unsubscribe();
+      });
+      manager.on('round', onRound);
+      manager.on('job', onJob);
+      manager.on('stopping', onStopping);
       void (async () => {
         try {
           const job = await mustGet(id);
-          // Subscribe before replaying so no report falls between the two.
-          const live: RoundReport[] = [];
-          const buffer = (r: RoundReport) => live.push(r);
-          manager.on(`round:${id}`, buffer);
-          send({ job: jobToProto(job) });
-          let last = -1;
+          if (closed) return;
+          call.write({ job: jobToProto(job) });
           if (call.request.replay) {
             for (;;) {
               const batch = await manager.store.listRoundReports(
                 id,
-                Math.max(call.request.fromRound, last + 1),
+                Math.max(Number(call.request.fromRound), last + 1),
                 500,
               );
-              for (const r of batch) {
-                const report = JSON.parse(r.report) as RoundReport;
-                send({ round: report });
-                last = report.round;
-              }
+              for (const r of batch) deliver({ round: JSON.parse(r.report) as RoundReport });
               if (batch.length < 500) break;
             }
           }
-          manager.off(`round:${id}`, buffer);
-          for (const r of live) if (r.round > last) send({ round: r });
-          if (isTerminal(job.state)) {
-            finish();
-            return;
-          }
-          manager.on(`round:${id}`, onRound);
-          manager.on(`job:${id}`, onJob);
+          replaying = false;
+          for (const event of held.splice(0)) deliver(event);
+          if (isTerminal(job.state)) finish();
         } catch (e) {
-          closed = true;
-          call.destroy(Object.assign(new Error(), toServiceError(e)) as grpc.ServiceError);
+          abort(e);
         }
       })();
     },

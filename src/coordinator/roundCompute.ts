@@ -15,7 +15,7 @@
  * worker's push is answered LATE and it pulls again.
  */
 import { Worker } from 'node:worker_threads';
-import { countSkip, type RoundStepResult } from '../core/roundStep.ts';
+import { AggregationStalledError, countSkip, type RoundStepResult } from '../core/roundStep.ts';
 import {
   ABANDONED,
   AGGREGATING,
@@ -261,7 +261,8 @@ export class RoundCompute {
           default: {
             const p = this.pending.get(m.id);
             this.pending.delete(m.id);
-            if (m.type === 'error') p?.reject(new Error(m.message));
+            if (m.type === 'error')
+              p?.reject(m.stalled ? new AggregationStalledError(m.message) : new Error(m.message));
             else p?.resolve(m);
           }
         }

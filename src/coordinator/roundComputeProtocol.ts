@@ -74,7 +74,8 @@ export type FromThread =
   | { type: 'snapshot'; snapshot: Snapshot }
   | { type: 'saved'; id: number; state: ComputeState }
   | { type: 'loaded'; id: number; snapshot: Snapshot }
-  | { type: 'error'; id: number; message: string }
+  /** `stalled`: the job cannot make progress (AggregationStalledError), a message meant for its users. */
+  | { type: 'error'; id: number; message: string; stalled?: boolean }
   | { type: 'log'; message: string }
   | { type: 'failed'; error: string };
 

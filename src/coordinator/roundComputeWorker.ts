@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createAggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { createOptimizer } from '../core/optim/index.ts';
-import { RoundStepper, type AggregatorLike } from '../core/roundStep.ts';
+import { AggregationStalledError, RoundStepper, type AggregatorLike } from '../core/roundStep.ts';
 import {
   ABANDONED,
   AGGREGATING,
@@ -86,7 +86,12 @@ function main(): void {
     } catch (e) {
       if (Atomics.load(control, 0) === ABANDONED) return;
       Atomics.store(control, 0, IDLE);
-      post({ type: 'error', id: m.id, message: (e as Error).message });
+      post({
+        type: 'error',
+        id: m.id,
+        message: (e as Error).message,
+        stalled: e instanceof AggregationStalledError,
+      });
       return;
     }
     // From AGGREGATING (the rule threw: round skipped) or OPTIMIZING back to IDLE, unless abandoned meanwhile.

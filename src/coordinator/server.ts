@@ -16,6 +16,7 @@ import { Sessions } from './sessions.ts';
 import { coordinatorHandlers } from './coordinatorService.ts';
 import { jobsHandlers } from './jobsService.ts';
 import { StoreHealthMonitor } from './storeHealth.ts';
+import { setInternalErrorLog } from './grpcStatus.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -42,6 +43,8 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
   const log = config.log ?? (() => {});
+  // Unexpected errors reach clients only as a ref; their full text goes to this log.
+  if (config.log) setInternalErrorLog(config.log);
   const store = createStateStore(config.store);
   const health = new HealthImplementation({
     '': 'NOT_SERVING',

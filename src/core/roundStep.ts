@@ -14,6 +14,9 @@ export interface AggregatorLike {
   aggregate(vectors: Float32Array[], workerIds: string[]): AggregationResult;
 }
 
+/** The job cannot make progress: its rule failed MAX_CONSECUTIVE_SKIPS rounds in a row (the message says why). */
+export class AggregationStalledError extends Error {}
+
 export interface RoundStepResult {
   result: AggregationResult | undefined;
   /** Non-empty when the update was not applied, with the reason. */
@@ -30,7 +33,7 @@ export interface RoundStepResult {
 export function countSkip(consecutiveSkips: number, reason: string, cause?: unknown): number {
   const skips = consecutiveSkips + 1;
   if (skips >= MAX_CONSECUTIVE_SKIPS) {
-    throw new Error(`aggregation failed ${skips} rounds in a row: ${reason}`, { cause });
+    throw new AggregationStalledError(`aggregation failed ${skips} rounds in a row: ${reason}`, { cause });
   }
   return skips;
 }

@@ -39,8 +39,9 @@ export type JobStateName = 'queued' | 'starting' | 'running' | 'completed' | 'fa
 export function jobPhaseOf(state: string): JobPhase__Output {
   switch (state) {
     case 'queued':
-    case 'starting':
       return 'JOB_PHASE_QUEUED';
+    case 'starting':
+      return 'JOB_PHASE_STARTING';
     case 'running':
     case 'closing':
     case 'stopped':

@@ -222,6 +222,11 @@ async function trainLoop(
   while (!options.signal?.aborted) {
     const tWait = performance.now();
     const info = await client.getRound(jobId, lastDone, 20_000);
+    if (info.phase === 'JOB_PHASE_STARTING' || info.phase === 'JOB_PHASE_QUEUED')
+      throw Object.assign(new Error('job is not running yet'), {
+        code: grpc.status.FAILED_PRECONDITION,
+        details: `job ${jobId} is ${phaseWord(info.phase)}`,
+      });
     if (info.phase !== 'JOB_PHASE_RUNNING') {
       log(`[${options.name}] job ${jobId} ended (${phaseWord(info.phase)})`);
       return true;

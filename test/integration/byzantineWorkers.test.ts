@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
 import type { RoundReport } from '../../src/coordinator/roundReport.ts';
+import { isTerminal, type JobState } from '../../src/core/jobLifecycle.ts';
 import {
   startCoordinatorProcess,
   startWorkerProcess,
@@ -53,7 +54,7 @@ describe('integration: Byzantine worker processes', function () {
     let state = '';
     while (Date.now() - started < 150_000) {
       state = (await jobs.get(job.id)).state;
-      if (state !== 'queued' && state !== 'running') break;
+      if (isTerminal(state as JobState)) break;
       await sleep(300);
     }
     expect(state).to.equal('completed');

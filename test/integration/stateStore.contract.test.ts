@@ -13,6 +13,8 @@ import { createStateStore } from '../../src/coordinator/state/index.ts';
 import type {
   CheckpointManifest,
   JobRecord,
+  JobState,
+  JobTransition,
   StateStore,
   WorkerRecord,
 } from '../../src/coordinator/state/stateStore.ts';
@@ -106,37 +108,98 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
 
       it('transitionJob is a compare-and-set that applies the patch', async () => {
         await store.submitJob(job('t', 1000));
-        expect(await store.transitionJob('t', ['running'], 'completed')).to.equal(undefined);
-        expect(await store.transitionJob('missing', ['queued'], 'running')).to.equal(undefined);
-        const running = await store.transitionJob('t', ['queued'], 'running');
-        expect(running?.state).to.equal('running');
-        expect(running?.updatedAt).to.be.at.least(1000);
-        const done = await store.transitionJob('t', ['queued', 'running'], 'completed', {
+        expect(await store.transitionJob('t', 'complete')).to.equal(undefined);
+        expect(await store.transitionJob('missing', 'start')).to.equal(undefined);
+        const starting = await store.transitionJob('t', 'start');
+        expect(starting?.state).to.equal('starting');
+        expect(starting?.updatedAt).to.be.at.least(1000);
+        expect((await store.transitionJob('t', 'run'))?.state).to.equal('running');
+        const done = await store.transitionJob('t', 'complete', {
           round: 10,
           result: '{"testAccuracy":0.91}',
         });
         expect(done).to.include({ state: 'completed', round: 10, result: '{"testAccuracy":0.91}' });
         expect(done?.error).to.equal(undefined);
         expect(await store.getJob('t')).to.deep.equal(done);
-        expect(await store.transitionJob('t', ['running'], 'failed', { error: 'late' })).to.equal(undefined);
+        expect(await store.transitionJob('t', 'fail', { error: 'late' })).to.equal(undefined);
         expect((await store.getJob('t'))?.error).to.equal(undefined);
+      });
+
+      describe('enforces the job lifecycle: every allowed transition applies, every other is refused', () => {
+        // Written out here, independently of core/jobLifecycle.ts, so a wrong table fails this suite.
+        const ALLOWED: Record<string, string> = {
+          'queued start': 'starting',
+          'queued cancel': 'cancelled',
+          'starting run': 'running',
+          'starting fail': 'failed',
+          'starting cancel': 'cancelled',
+          'running resume': 'starting',
+          'running complete': 'completed',
+          'running fail': 'failed',
+          'running cancel': 'cancelled',
+        };
+        const PATH: Record<JobState, JobTransition[]> = {
+          queued: [],
+          starting: ['start'],
+          running: ['start', 'run'],
+          completed: ['start', 'run', 'complete'],
+          failed: ['start', 'fail'],
+          cancelled: ['cancel'],
+        };
+        const TRANSITIONS: JobTransition[] = ['start', 'run', 'resume', 'complete', 'fail', 'cancel'];
+        for (const from of Object.keys(PATH) as JobState[]) {
+          for (const transition of TRANSITIONS) {
+            const to = ALLOWED[`${from} ${transition}`];
+            it(`${from} --${transition}--> ${to ?? 'refused'}`, async () => {
+              await store.submitJob(job('lc', 1000));
+              for (const step of PATH[from])
+                expect(await store.transitionJob('lc', step)).to.not.equal(undefined);
+              const before = await store.getJob('lc');
+              expect(before?.state).to.equal(from);
+              const after = await store.transitionJob('lc', transition, { error: 'why' });
+              if (to === undefined) {
+                expect(after).to.equal(undefined);
+                expect(await store.getJob('lc')).to.deep.equal(before);
+              } else {
+                expect(after).to.include({ state: to, error: 'why' });
+                expect(await store.getJob('lc')).to.deep.equal(after);
+              }
+            });
+          }
+        }
       });
 
       it('lets exactly one of 10 concurrent transitions win', async () => {
         await store.submitJob(job('race', 1000));
         const results = await Promise.all(
           Array.from({ length: 10 }, (_, i) =>
-            store.transitionJob('race', ['queued'], i % 2 ? 'running' : 'cancelled', { round: i }),
+            store.transitionJob('race', i % 2 ? 'start' : 'cancel', { round: i }),
           ),
         );
         const winners = results.filter((r) => r !== undefined);
-        expect(winners).to.have.length(1);
-        expect(await store.getJob('race')).to.deep.equal(winners[0]);
+        // start then cancel is a legal sequence, so allow a cancel after the winning start; never two starts.
+        expect(winners.filter((w) => w.state === 'starting').length).to.be.at.most(1);
+        expect(winners.filter((w) => w.state === 'cancelled')).to.have.length(1);
+        expect((await store.getJob('race'))?.state).to.equal('cancelled');
+      });
+
+      it('cancel wins over run: once cancelled, a starting job can no longer run', async () => {
+        await store.submitJob(job('cr', 1000));
+        await store.transitionJob('cr', 'start');
+        const [cancelled, ran] = await Promise.all([
+          store.transitionJob('cr', 'cancel'),
+          store.transitionJob('cr', 'run'),
+        ]);
+        expect(cancelled?.state).to.equal('cancelled');
+        expect(ran).to.equal(undefined);
+        expect(await store.transitionJob('cr', 'run')).to.equal(undefined);
+        expect((await store.getJob('cr'))?.state).to.equal('cancelled');
       });
 
       it('setJobRound records progress without changing state', async () => {
         await store.submitJob(job('p', 1000));
-        await store.transitionJob('p', ['queued'], 'running');
+        await store.transitionJob('p', 'start');
+        await store.transitionJob('p', 'run');
         await store.setJobRound('p', 42);
         const got = await store.getJob('p');
         expect(got).to.include({ state: 'running', round: 42 });
@@ -194,7 +257,7 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
       it('skips jobs that were cancelled while queued', async () => {
         await store.submitJob(job('gone', 1000));
         await store.submitJob(job('next', 2000));
-        expect(await store.transitionJob('gone', ['queued'], 'cancelled')).to.not.equal(undefined);
+        expect(await store.transitionJob('gone', 'cancel')).to.not.equal(undefined);
         expect(await store.claimQueuedJob('c1', 60_000)).to.equal('next');
         await store.ackQueuedJob('c1', 'next');
         expect(await store.claimQueuedJob('c1', 0)).to.equal(undefined);

@@ -4,11 +4,13 @@
  * so every transition is atomic with respect to other calls. Records are copied in and out, so callers never
  * alias the store's state. Semantics match the Redis store exactly (one contract suite holds them together).
  */
+import { applyTransition } from '../../core/jobLifecycle.ts';
 import {
   TERMINAL_JOB_STATES,
   type CheckpointManifest,
+  type JobPatch,
   type JobRecord,
-  type JobState,
+  type JobTransition,
   type StateStore,
   type StoredRoundReport,
   type WorkerRecord,
@@ -73,12 +75,12 @@ export class MemoryStateStore implements StateStore {
 
   async transitionJob(
     id: string,
-    from: readonly JobState[],
-    to: JobState,
-    patch: Partial<Pick<JobRecord, 'round' | 'error' | 'result'>> = {},
+    transition: JobTransition,
+    patch: JobPatch = {},
   ): Promise<JobRecord | undefined> {
     const job = this.jobs.get(id);
-    if (!job || !from.includes(job.state)) return undefined;
+    const to = job && applyTransition(job.state, transition);
+    if (!job || !to) return undefined;
     job.state = to;
     job.updatedAt = this.clock();
     if (patch.round !== undefined) job.round = patch.round;

@@ -15,16 +15,19 @@
  *   P{lease:<name>}             string  lease owner, SET NX PX
  *   P{lease:<name>}:token       counter fencing token, INCR on every acquisition
  *
- * Every transition is one Lua script named after it. The one step that spans two slots is submitJob (the job
+ * Every transition is one Lua script named after it (job lifecycle transitions: core/jobLifecycle.ts). The one step that spans two slots is submitJob (the job
  * hash, then index + queue); it is ordered so that a retried submit completes an interrupted one.
  */
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { JOB_TRANSITION_NAMES, JOB_TRANSITIONS, type TransitionRule } from '../../core/jobLifecycle.ts';
 import {
   TERMINAL_JOB_STATES,
   type CheckpointManifest,
+  type JobPatch,
   type JobRecord,
   type JobState,
+  type JobTransition,
   type StateStore,
   type StoredRoundReport,
   type WorkerRecord,
@@ -73,23 +76,30 @@ redis.call('HSET', KEYS[2], ARGV[1], entry)
 return 1`,
 );
 
-/** KEYS: job. ARGV: to, now, n, from_1..from_n, patch field, value, ... → the record (HGETALL) or nil. */
-const transitionJob = script(
-  'transitionJob',
-  `local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return false end
-local n = tonumber(ARGV[3])
-local allowed = false
-for i = 4, 3 + n do
-  if ARGV[i] == state then allowed = true end
-end
-if not allowed then return false end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[2])
-for i = 4 + n, #ARGV, 2 do
+/**
+ * One script per lifecycle transition, named after it (startJob, runJob, resumeJob, completeJob, failJob,
+ * cancelJob), with the transition's `from` states and target written into the script, so Redis itself enforces the
+ * table in core/jobLifecycle.ts. KEYS: job. ARGV: now, patch field, value, ... → the record (HGETALL) or nil.
+ */
+const transitionScripts = Object.fromEntries(
+  JOB_TRANSITION_NAMES.map((name) => {
+    const rule: TransitionRule = JOB_TRANSITIONS[name];
+    const from = rule.from.map((state) => `state == '${state}'`).join(' or ');
+    return [
+      name,
+      script(
+        `${name}Job`,
+        `local state = redis.call('HGET', KEYS[1], 'state')
+if not (${from}) then return false end
+redis.call('HSET', KEYS[1], 'state', '${rule.to}', 'updatedAt', ARGV[1])
+for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return redis.call('HGETALL', KEYS[1])`,
-);
+      ),
+    ];
+  }),
+) as Record<JobTransition, LuaScript>;
 
 /** KEYS: job. ARGV: round, now → 1, or 0 if the job does not exist. */
 const setJobRound = script(
@@ -334,15 +344,14 @@ export class RedisStateStore implements StateStore {
 
   async transitionJob(
     id: string,
-    from: readonly JobState[],
-    to: JobState,
-    patch: Partial<Pick<JobRecord, 'round' | 'error' | 'result'>> = {},
+    transition: JobTransition,
+    patch: JobPatch = {},
   ): Promise<JobRecord | undefined> {
-    const args: (string | number)[] = [to, this.clock(), from.length, ...from];
+    const args: (string | number)[] = [this.clock()];
     if (patch.round !== undefined) args.push('round', patch.round);
     if (patch.error !== undefined) args.push('error', patch.error);
     if (patch.result !== undefined) args.push('result', patch.result);
-    const reply = await this.run(transitionJob, [this.jobKey(id)], args);
+    const reply = await this.run(transitionScripts[transition], [this.jobKey(id)], args);
     return Array.isArray(reply) ? parseJob(pairsToObject(reply as string[])) : undefined;
   }
 

@@ -4,8 +4,10 @@
  * named for what it does. Large tensors never go here: checkpoints live on disk, the store keeps manifests.
  */
 
-export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
-export const TERMINAL_JOB_STATES: readonly JobState[] = ['completed', 'failed', 'cancelled'];
+import type { JobState, JobTransition } from '../../core/jobLifecycle.ts';
+
+export type { JobState, JobTransition } from '../../core/jobLifecycle.ts';
+export { TERMINAL_JOB_STATES } from '../../core/jobLifecycle.ts';
 
 import type { CheckpointManifest } from '../../checkpoint/checkpoint.ts';
 
@@ -25,6 +27,9 @@ export interface JobRecord {
   /** Final metrics once completed (JSON text), e.g. test accuracy. */
   result?: string;
 }
+
+/** Fields a transition may set together with the state. */
+export type JobPatch = Partial<Pick<JobRecord, 'round' | 'error' | 'result'>>;
 
 export interface WorkerRecord {
   id: string;
@@ -58,15 +63,11 @@ export interface StateStore {
   /** All jobs, newest first. */
   listJobs(): Promise<JobRecord[]>;
   /**
-   * Atomic compare-and-set of a job's state: only if the current state is one of `from`. Applies `patch`
-   * (round, error, result) in the same step. Returns the updated record, or undefined if the state did not match.
+   * Apply one named lifecycle transition (core/jobLifecycle.ts) as an atomic compare-and-set: only if the job's
+   * current state is one of the transition's `from` states. Applies `patch` (round, error, result) in the same
+   * step. Returns the updated record, or undefined if the job does not exist or is in another state.
    */
-  transitionJob(
-    id: string,
-    from: readonly JobState[],
-    to: JobState,
-    patch?: Partial<Pick<JobRecord, 'round' | 'error' | 'result'>>,
-  ): Promise<JobRecord | undefined>;
+  transitionJob(id: string, transition: JobTransition, patch?: JobPatch): Promise<JobRecord | undefined>;
   /** Record progress of a running job (round counter) without changing its state. */
   setJobRound(id: string, round: number): Promise<void>;
   /**

@@ -21,7 +21,7 @@ describe('state: MemoryStateStore with an injected clock', () => {
       round: 0,
     });
     now += 500;
-    expect((await store.transitionJob('j', ['queued'], 'running'))?.updatedAt).to.equal(1_000_500);
+    expect((await store.transitionJob('j', 'start'))?.updatedAt).to.equal(1_000_500);
     now += 1;
     await store.setJobRound('j', 3);
     expect(await store.getJob('j')).to.include({ round: 3, updatedAt: 1_000_501 });

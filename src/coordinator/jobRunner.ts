@@ -1,0 +1,259 @@
+/**
+ * Spec → runtime: builds a starting job's model host and its round-compute thread (aggregation pipeline and
+ * optimizer, off the event loop), resumes them from the job's last checkpoint, wires the runtime's hooks (round reports, checkpoints, completion, failure) and publishes
+ * it with the `run` transition (starting → running). If that compare-and-set fails — the job was cancelled while
+ * its runtime was being built — the runtime is disposed without ever having been visible to a worker.
+ */
+import path from 'node:path';
+import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
+import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
+import { JobRuntime, type JobResult } from './jobRuntime.ts';
+import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
+import { RoundCompute, type ComputeState } from './roundCompute.ts';
+import { clientMessage } from './grpcStatus.ts';
+import type { JobEvents, TypedEmitter } from './jobEvents.ts';
+import type { JobQueue } from './jobQueue.ts';
+import type { JobRecord, StateStore } from './state/stateStore.ts';
+
+export interface JobRunnerOptions {
+  /** Overrides every job's checkpoint.dir (e.g. a shared volume). */
+  checkpointDir?: string;
+  /** Round reports kept per job in the store. */
+  historyLength?: number;
+  log: (message: string) => void;
+}
+
+interface Launch {
+  /** Set when the job was cancelled while its runtime was being built: the runtime must not be published. */
+  aborted: boolean;
+}
+
+export class JobRunner {
+  private readonly runtimes = new Map<string, JobRuntime>();
+  private readonly launching = new Map<string, Launch>();
+  private stopped = false;
+  private readonly log: (message: string) => void;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly queue: JobQueue,
+    private readonly events: TypedEmitter<JobEvents>,
+    private readonly options: JobRunnerOptions,
+  ) {
+    this.log = options.log;
+  }
+
+  runtime(id: string): JobRuntime | undefined {
+    return this.runtimes.get(id);
+  }
+
+  /** Published runtimes. */
+  all(): IterableIterator<JobRuntime> {
+    return this.runtimes.values();
+  }
+
+  /** Whether this coordinator runs or is building the job's runtime. */
+  has(id: string): boolean {
+    return this.runtimes.has(id) || this.launching.has(id);
+  }
+
+  /** Jobs whose runtime is being built right now. */
+  get launchingCount(): number {
+    return this.launching.size;
+  }
+
+  /**
+   * Build the runtime of a job in state `starting` and publish it (starting → running). A job that fails to
+   * build fails (starting → failed, with a client-safe message); one cancelled meanwhile is discarded.
+   */
+  async launch(job: JobRecord, resume: boolean): Promise<void> {
+    const launch: Launch = { aborted: false };
+    this.launching.set(job.id, launch);
+    this.log(`job ${job.id}: building its runtime${resume ? ' (resume)' : ''}`);
+    try {
+      let runtime: JobRuntime;
+      let dispose: () => Promise<void>;
+      try {
+        ({ runtime, dispose } = await this.build(job, resume));
+      } catch (e) {
+        await this.fail(job.id, e as Error);
+        return;
+      }
+      // Shutting down: publish nothing and leave the job as it is (the next coordinator resumes it).
+      const running = launch.aborted || this.stopped ? undefined : await this.queue.transition(job.id, 'run');
+      if (!running || launch.aborted || this.stopped) {
+        await dispose();
+        const state = this.stopped ? 'coordinator stopping' : await this.stateOf(job.id);
+        this.log(`job ${job.id}: runtime discarded before it started (${state})`);
+        this.events.emit('runtimeDiscarded', job.id, state);
+        return;
+      }
+      this.runtimes.set(job.id, runtime);
+      runtime.once('ended', () => void dispose());
+      runtime.start();
+      this.log(`job ${job.id}: runtime started at round ${runtime.round}`);
+      this.events.emit('runtimeStarted', job.id);
+    } finally {
+      this.launching.delete(job.id);
+    }
+  }
+
+  /** What this coordinator is doing with the job: building its runtime, running it, or nothing. */
+  stageOf(id: string): 'starting' | 'running' | undefined {
+    return this.launching.has(id) ? 'starting' : this.runtimes.has(id) ? 'running' : undefined;
+  }
+
+  /** The job was cancelled: end its runtime, or make sure the one being built is never published. */
+  cancel(id: string): void {
+    const launch = this.launching.get(id);
+    if (launch) launch.aborted = true;
+    this.runtimes.get(id)?.cancel();
+    this.runtimes.delete(id);
+  }
+
+  /** Stop every runtime without changing job states (coordinator shutdown). */
+  stop(): void {
+    this.stopped = true;
+    for (const rt of this.runtimes.values()) rt.stop();
+    this.runtimes.clear();
+  }
+
+  async fail(id: string, error: Error): Promise<void> {
+    const message = clientMessage(error, `job ${id}`);
+    this.runtimes.get(id)?.stop();
+    this.runtimes.delete(id);
+    const failed = await this.queue.transition(id, 'fail', { error: message });
+    this.log(failed ? `job ${id} failed: ${message}` : `job ${id}: error after it had ended: ${message}`);
+  }
+
+  private async stateOf(id: string): Promise<string> {
+    try {
+      return `job is ${(await this.store.getJob(id))?.state ?? 'gone'}`;
+    } catch {
+      return 'job state unknown';
+    }
+  }
+
+  private async build(
+    job: JobRecord,
+    resume: boolean,
+  ): Promise<{ runtime: JobRuntime; dispose: () => Promise<void> }> {
+    const spec = validateJobSpec(JSON.parse(job.spec));
+    const host = await buildModelHost(spec);
+    let compute: RoundCompute | undefined;
+    const dispose = async () => {
+      await Promise.all([host.dispose(), compute?.dispose()]);
+    };
+    try {
+      const built = await this.buildWith(job, spec, host, resume);
+      compute = built.compute;
+      return { runtime: built.runtime, dispose };
+    } catch (e) {
+      await dispose();
+      throw e;
+    }
+  }
+
+  private async buildWith(
+    job: JobRecord,
+    spec: JobSpec,
+    host: CoordinatorModelHost,
+    resume: boolean,
+  ): Promise<{ runtime: JobRuntime; compute: RoundCompute }> {
+    let params = host.initialParameters();
+    let startRound = 0;
+    let resumed: ComputeState | undefined;
+    if (resume) {
+      const manifest = await this.store.getCheckpointManifest(job.id);
+      if (manifest) {
+        const ckpt = await readCheckpoint(manifest);
+        params = ckpt.tensors['params'];
+        const optTensors: Record<string, Float32Array> = {};
+        for (const [name, t] of Object.entries(ckpt.tensors)) {
+          if (name.startsWith('optim.')) optTensors[name.slice(6)] = t;
+        }
+        resumed = {
+          optimizer: {
+            tensors: optTensors,
+            scalars: JSON.parse(ckpt.metadata['optimScalars'] ?? '{}') as Record<string, number>,
+          },
+          aggregation: ckpt.metadata['aggregationState'] || undefined,
+        };
+        startRound = manifest.round;
+        this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
+      } else {
+        this.log(`job ${job.id}: no checkpoint found; restarting from round 0`);
+      }
+      await this.store.setJobRound(job.id, startRound);
+    }
+    // Aggregation and the optimizer run on their own thread, on parameters in shared memory.
+    const compute = await RoundCompute.start(
+      {
+        aggregation: {
+          rule: spec.aggregation.rule,
+          f: spec.aggregation.f,
+          pre: spec.aggregation.pre,
+          options: spec.aggregation.options,
+        },
+        optimizer: spec.optimizer,
+        size: host.layout.totalSize,
+      },
+      params,
+      { deadlineMs: spec.aggregation.deadline, log: (m) => this.log(`job ${job.id}: ${m}`) },
+      resumed,
+    );
+    const checkpointDir = this.options.checkpointDir ?? spec.checkpoint.dir;
+    const runtime: JobRuntime = new JobRuntime(
+      job.id,
+      spec,
+      host,
+      compute.params,
+      compute,
+      {
+        log: (m) => this.log(`job ${job.id}: ${m}`),
+        onRound: async (report) => {
+          await this.store.appendRoundReport(
+            { jobId: job.id, round: report.round, report: JSON.stringify(report) },
+            this.options.historyLength ?? 10_000,
+          );
+          await this.store.setJobRound(job.id, report.round + 1);
+          this.events.emit('round', report);
+        },
+        onCheckpoint: async (rt) => {
+          const state = await compute.saveState();
+          const opt = state.optimizer;
+          const tensors: Record<string, Float32Array> = { params: rt.params };
+          for (const [name, t] of Object.entries(opt.tensors)) tensors[`optim.${name}`] = t;
+          const metadata: Record<string, string> = {
+            jobId: job.id,
+            round: String(rt.round),
+            spec: job.spec,
+            optimScalars: JSON.stringify(opt.scalars),
+          };
+          if (state.aggregation) metadata['aggregationState'] = state.aggregation;
+          const manifest = await writeCheckpoint(path.resolve(checkpointDir), {
+            jobId: job.id,
+            round: rt.round,
+            tensors,
+            metadata,
+            keep: spec.checkpoint.keep,
+          });
+          await this.store.putCheckpointManifest(manifest);
+        },
+        onComplete: async (result: JobResult) => {
+          const done = await this.queue.transition(job.id, 'complete', {
+            round: result.rounds,
+            result: JSON.stringify(result),
+          });
+          this.runtimes.delete(job.id);
+          this.log(
+            `job ${job.id} ${done ? 'completed' : 'finished its rounds after it had ended'}: ${result.rounds} rounds, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%`,
+          );
+        },
+        onError: (error) => void this.fail(job.id, error),
+      },
+      startRound,
+    );
+    return { runtime, compute };
+  }
+}
