@@ -38,7 +38,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
-import { FLAG_DEFAULTS } from '../src/core/aggregation/flagOptions.ts';
+import { FLAG_DEFAULTS } from '../src/core/aggregation/flag/options.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));

@@ -2,7 +2,7 @@
  * Shared helpers for the robust aggregation rules: option parsing, precondition checks, reusable buffers,
  * stable small sorts (ties toward the lower worker index) and the per-worker health records.
  */
-import { runCombinations, type Dots } from './simdKernels.ts';
+import { runCombinations, type Dots } from './kernels/simd.ts';
 import { PreconditionError, type AggregationInput, type WorkerHealth } from './types.ts';
 
 /** Library whose conventions a rule reproduces (table in specs/aggregation.md). */

@@ -7,15 +7,15 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { chooseRank, createFlagAggregator } from '../../../src/core/aggregation/flagAggregator.ts';
+import { chooseRank, createFlagAggregator } from '../../../src/core/aggregation/flag/aggregator.ts';
 import {
   blockedGram,
   gramMatrix,
   linearCombination,
   wasmGram,
   wasmGramAvailable,
-} from '../../../src/core/aggregation/flagKernels.ts';
-import { cholesky, symmetricEigen } from '../../../src/core/aggregation/symmetricEigen.ts';
+} from '../../../src/core/aggregation/kernels/linear.ts';
+import { cholesky, symmetricEigen } from '../../../src/core/aggregation/flag/symmetricEigen.ts';
 import { PreconditionError } from '../../../src/core/aggregation/types.ts';
 import type { AggregationResult } from '../../../src/core/aggregation/types.ts';
 import { Rng } from '../../../src/core/random.ts';

@@ -6,14 +6,14 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { computeGram, pairwiseGram } from '../../../src/core/aggregation/gram.ts';
+import { computeGram, pairwiseGram } from '../../../src/core/aggregation/kernels/gram.ts';
 import {
   applyNetwork,
   batcherSort,
   insertionNetwork,
   prune,
   selectionNetwork,
-} from '../../../src/core/aggregation/networks.ts';
+} from '../../../src/core/aggregation/kernels/networks.ts';
 import { createPreAggregator, createRule } from '../../../src/core/aggregation/registry.ts';
 import {
   blockSize,
@@ -23,7 +23,7 @@ import {
   simdKernelsActive,
   stagedNormSq,
   type CoordSpec,
-} from '../../../src/core/aggregation/simdKernels.ts';
+} from '../../../src/core/aggregation/kernels/simd.ts';
 import type { AggregationResult } from '../../../src/core/aggregation/types.ts';
 import { Rng } from '../../../src/core/random.ts';
 import { ids } from './helpers.ts';

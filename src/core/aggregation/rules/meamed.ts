@@ -9,9 +9,9 @@
  * Health: trust = fraction of coordinates in which the worker's value was among the n − f closest, weight =
  * its average coefficient.
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { closestMean, columnScratch, gatherColumn, medianOf } from './coordinatewise.ts';
-import { runCoordinatewise } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { closestMean, columnScratch, gatherColumn, medianOf } from '../kernels/coordinatewise.ts';
+import { runCoordinatewise } from '../kernels/simd.ts';
 import {
   checkInput,
   coordinateHealth,
@@ -24,7 +24,7 @@ import {
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMeamed: RuleFactory = (options) => {
   const compat = readCompat('meamed', options, ['byzfl', 'garfield']);

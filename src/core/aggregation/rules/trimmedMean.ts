@@ -6,9 +6,9 @@
  * Health: trust = fraction of coordinates in which the worker's value was kept, weight = its average
  * coefficient (kept fraction / (n − 2f)).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { columnScratch, gatherColumn, trimmedMeanOf } from './coordinatewise.ts';
-import { runCoordinatewise, type CoordSpec } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { columnScratch, gatherColumn, trimmedMeanOf } from '../kernels/coordinatewise.ts';
+import { runCoordinatewise, type CoordSpec } from '../kernels/simd.ts';
 import {
   checkInput,
   coordinateHealth,
@@ -21,7 +21,7 @@ import {
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createTrimmedMean: RuleFactory = (options) => {
   readCompat('trimmedMean', options, ['byzfl', 'garfield']);

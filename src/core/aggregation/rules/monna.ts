@@ -9,7 +9,7 @@
  * Health: neighbours trust 1, weight 1/(n − f); the others trust 0, excluded.
  */
 import { pairwiseDistances } from './krum.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   averageSelected,
   checkInput,
@@ -20,7 +20,7 @@ import {
   readNumber,
   Workspace,
   subsetHealth,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMonna: RuleFactory = (options) => {
   readCompat('monna', options, ['byzfl']);

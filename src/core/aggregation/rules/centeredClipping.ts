@@ -11,14 +11,14 @@
  * Health: trust = the last iteration's clipping factor min(1, τ/‖xᵢ − v‖) (1 = not clipped), weight = xᵢ's
  * coefficient in v_L (v_L = a₀·v₀ + Σ wᵢ xᵢ; a₀ is reported in the diagnostics).
  */
-import { runCenteredClipping } from './simdKernels.ts';
+import { runCenteredClipping } from '../kernels/simd.ts';
 import type {
   AggregationInput,
   AggregationResult,
   AggregationRule,
   RuleFactory,
   WorkerHealth,
-} from './types.ts';
+} from '../types.ts';
 import {
   checkInput,
   dotsBuffers,
@@ -30,7 +30,7 @@ import {
   readCompat,
   readNumber,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createCenteredClipping: RuleFactory = (options) => {
   readCompat('centeredClipping', options, ['byzfl']);

@@ -5,9 +5,9 @@
  *
  * Precondition: n ≥ 1. Mixing matrix: diag(min(1, c/‖xᵢ‖)).
  */
-import { scaleVector, stagedNormSq } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, normSq, readNumber, scaleInto, Workspace } from './util.ts';
+import { scaleVector, stagedNormSq } from '../kernels/simd.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, normSq, readNumber, scaleInto, Workspace } from '../util.ts';
 
 export const createClip: PreAggregatorFactory = (options) => {
   const c = readNumber('clip', options, 'c', 2, { min: 0 });

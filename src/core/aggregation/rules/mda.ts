@@ -12,7 +12,7 @@
  * Diagnostics: selected, diameter, tieBroken (another subset had the same diameter).
  */
 import { pairwiseDistances } from './krum.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   averageSelected,
   binomial,
@@ -24,7 +24,7 @@ import {
   readNumber,
   Workspace,
   subsetHealth,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMda: RuleFactory = (options) => {
   readCompat('mda', options, ['byzfl']);

@@ -15,7 +15,7 @@
  *   sweep, one float32 store per coordinate); ≈ 4–5 summing passes at n = 16.
  */
 
-import { I32, section, uleb, utf8, V128, vec, wasmApi, type WasmMemory } from '../simd/simdAsm.ts';
+import { I32, section, uleb, utf8, V128, vec, wasmApi, type WasmMemory } from '../../simd/simdAsm.ts';
 
 /** Coordinates per cache block (n·GRAM_BLOCK·4 bytes: 128 KB at n = 16). */
 export const GRAM_BLOCK = 2048;

@@ -8,10 +8,10 @@
  *
  * Precondition: f < n. Mixing matrix: Mᵢⱼ = 1/(n − f) for j ∈ Nᵢ.
  */
-import { computeGram, squaredDistancesFromGram } from './gram.ts';
-import { runCombinations } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, precondition, readOptionalNumber, Workspace } from './util.ts';
+import { computeGram, squaredDistancesFromGram } from '../kernels/gram.ts';
+import { runCombinations } from '../kernels/simd.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, precondition, readOptionalNumber, Workspace } from '../util.ts';
 
 export const createNnm: PreAggregatorFactory = (options) => {
   const fOption = readOptionalNumber('nnm', options, 'f', { integer: true, min: 0 });

@@ -7,9 +7,9 @@
  *
  * Precondition: f < n. Mixing matrix: diag(scale factors).
  */
-import { scaleVector, stagedNormSq } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, normSq, precondition, readOptionalNumber, scaleInto, Workspace } from './util.ts';
+import { scaleVector, stagedNormSq } from '../kernels/simd.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, normSq, precondition, readOptionalNumber, scaleInto, Workspace } from '../util.ts';
 
 export const createArc: PreAggregatorFactory = (options) => {
   const fOption = readOptionalNumber('arc', options, 'f', { integer: true, min: 0 });

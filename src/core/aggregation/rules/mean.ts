@@ -4,8 +4,8 @@
  * Precondition: n ≥ 1 (f is not used; the mean tolerates no Byzantine input).
  * Health: every worker included, trust 1, weight 1/n.
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { runMean } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { runMean } from '../kernels/simd.ts';
 import {
   checkInput,
   dotsBuffers,
@@ -16,7 +16,7 @@ import {
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 const BLOCK = 2048;
 

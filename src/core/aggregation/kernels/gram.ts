@@ -6,8 +6,8 @@
  * ({@link pairwiseGram}) do. Entries equal the
  * pairwise ones up to float64 summation order; the matrix is exactly symmetric and equal vectors give equal rows.
  */
-import { gramMatrix } from './flagKernels.ts';
-import { runGram } from './simdKernels.ts';
+import { gramMatrix } from './linear.ts';
+import { runGram } from './simd.ts';
 
 export function computeGram(vectors: Float32Array[], out?: Float64Array): Float64Array {
   const n = vectors.length;

@@ -8,10 +8,10 @@
  *
  * Precondition: n ≥ 1. Mixing matrix: M_bj = 1/|B_b| for j ∈ B_b.
  */
-import { deriveSeed, Rng } from '../random.ts';
-import { runCombinations } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, readNumber, Workspace } from './util.ts';
+import { deriveSeed, Rng } from '../../random.ts';
+import { runCombinations } from '../kernels/simd.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, readNumber, Workspace } from '../util.ts';
 
 export const createBucketing: PreAggregatorFactory = (options) => {
   const s = readNumber('bucketing', options, 's', 2, { integer: true, min: 1 });

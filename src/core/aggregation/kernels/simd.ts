@@ -35,7 +35,7 @@ import {
   wasmApi,
   type KernelFn,
   type WasmMemory,
-} from '../simd/simdAsm.ts';
+} from '../../simd/simdAsm.ts';
 
 // ------------------------------------------------------------------------------------------------------------
 // Memory layout of one block (shared by the code generator and the driver).

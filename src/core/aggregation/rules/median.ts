@@ -8,9 +8,9 @@
  * Health: trust = fraction of coordinates in which the worker's value is (one of) the median value(s),
  * weight = its average coefficient (1 per coordinate for odd n or lower median, ½ for the midpoint).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { columnScratch, gatherColumn, medianOf } from './coordinatewise.ts';
-import { runCoordinatewise } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { columnScratch, gatherColumn, medianOf } from '../kernels/coordinatewise.ts';
+import { runCoordinatewise } from '../kernels/simd.ts';
 import {
   checkInput,
   coordinateHealth,
@@ -23,7 +23,7 @@ import {
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMedian: RuleFactory = (options) => {
   const compat = readCompat('median', options, ['byzfl', 'garfield']);

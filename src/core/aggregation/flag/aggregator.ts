@@ -75,17 +75,17 @@
  * r = 8, λ = 1). λ > 0 adds a p×p Cholesky and T = LᵀKL per step, nothing in d.
  * warmStart adds r extra rows to the Gram pass and r output columns per round.
  */
-import { PreconditionError } from './types.ts';
+import { PreconditionError } from '../types.ts';
 import type {
   AggregationInput,
   AggregationResult,
   AggregationRule,
   RuleFactory,
   WorkerHealth,
-} from './types.ts';
-import { gramMatrix, linearCombination } from './flagKernels.ts';
-import { FLAG_DEFAULTS, parseFlagOptions } from './flagOptions.ts';
-import type { FlagOptions } from './flagOptions.ts';
+} from '../types.ts';
+import { gramMatrix, linearCombination } from '../kernels/linear.ts';
+import { FLAG_DEFAULTS, parseFlagOptions } from './options.ts';
+import type { FlagOptions } from './options.ts';
 import {
   fitSubspace,
   flagObjective,
@@ -95,8 +95,8 @@ import {
   projections,
   reconstructionRatios,
   uniformWeights,
-} from './flagSolver.ts';
-import type { IrlsResult } from './flagSolver.ts';
+} from './solver.ts';
+import type { IrlsResult } from './solver.ts';
 import { symmetricEigen } from './symmetricEigen.ts';
 
 export { FLAG_DEFAULTS, parseFlagOptions };

@@ -18,10 +18,10 @@
  * output, weight = its average coefficient in the output; workers never selected are excluded.
  * Diagnostics: tieBroken = a Krum selection (or the garfield score order) was decided by the lower index.
  */
-import { closestMean, columnScratch, medianOf } from './coordinatewise.ts';
+import { closestMean, columnScratch, medianOf } from '../kernels/coordinatewise.ts';
 import { diagonal, krumScores, orderByScore, pairwiseDistances } from './krum.ts';
-import { runCoordinatewise } from './simdKernels.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import { runCoordinatewise } from '../kernels/simd.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   checkInput,
   dotsBuffers,
@@ -34,7 +34,7 @@ import {
   readCompat,
   readOptionalNumber,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createBulyan: RuleFactory = (options) => {
   const compat = readCompat('bulyan', options, ['garfield']);
