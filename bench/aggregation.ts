@@ -35,7 +35,7 @@ import {
   listRules,
   parsePreSpec,
 } from '../src/core/aggregation/registry.ts';
-import { setSimdKernels, simdKernelsActive } from '../src/core/aggregation/kernels/simd.ts';
+import { setSimdKernels, simdKernelsActive } from '../src/core/aggregation/kernels/registry.ts';
 import type { AggregationRule } from '../src/core/aggregation/types.ts';
 
 interface RuleSpec {

@@ -8,7 +8,7 @@
  * order), in a commit of its own that says why; a refactoring must leave the file unchanged.
  */
 import { writeFileSync } from 'node:fs';
-import { simdKernelsActive } from '../src/core/aggregation/kernels/simd.ts';
+import { simdKernelsActive } from '../src/core/aggregation/kernels/registry.ts';
 import { computeGolden } from '../test/unit/aggregation/goldenCases.ts';
 
 if (!simdKernelsActive()) {

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { simdKernelsActive } from '../../../src/core/aggregation/kernels/simd.ts';
+import { simdKernelsActive } from '../../../src/core/aggregation/kernels/registry.ts';
 import { computeGolden } from './goldenCases.ts';
 
 describe('aggregation golden hashes', function () {

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { computeGram, pairwiseGram } from '../../../src/core/aggregation/kernels/gram.ts';
+import { pairwiseGram } from '../../../src/core/aggregation/kernels/gram.ts';
 import {
   applyNetwork,
   batcherSort,
@@ -16,14 +16,17 @@ import {
 } from '../../../src/core/aggregation/kernels/networks.ts';
 import { createPreAggregator, createRule } from '../../../src/core/aggregation/registry.ts';
 import {
+  computeGram,
+  setSimdKernels,
+  simdKernelsActive,
+} from '../../../src/core/aggregation/kernels/registry.ts';
+import {
   blockSize,
   runCoordinatewise,
   scaleVector,
-  setSimdKernels,
-  simdKernelsActive,
   stagedNormSq,
-  type CoordSpec,
 } from '../../../src/core/aggregation/kernels/simd.ts';
+import type { CoordSpec } from '../../../src/core/aggregation/kernels/types.ts';
 import type { AggregationResult } from '../../../src/core/aggregation/types.ts';
 import { Rng } from '../../../src/core/random.ts';
 import { ids } from './helpers.ts';

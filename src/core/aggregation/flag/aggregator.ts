@@ -83,7 +83,8 @@ import type {
   RuleFactory,
   WorkerHealth,
 } from '../types.ts';
-import { gramMatrix, linearCombination } from '../kernels/linear.ts';
+import { linearCombination } from '../kernels/linear.ts';
+import { computeGram } from '../kernels/registry.ts';
 import { FLAG_DEFAULTS, parseFlagOptions } from './options.ts';
 import type { FlagOptions } from './options.ts';
 import {
@@ -150,7 +151,7 @@ function validateInput(input: AggregationInput): { n: number; d: number } {
 function prepare(input: AggregationInput, extra: Float32Array[]): Prepared {
   const { n, d } = validateInput(input);
   const all = extra.length > 0 ? [...input.vectors, ...extra] : input.vectors;
-  const R = gramMatrix(all);
+  const R = computeGram(all);
   const N = all.length;
   const norms = new Float64Array(n);
   const status: Status[] = [];

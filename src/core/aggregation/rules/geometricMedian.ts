@@ -13,7 +13,7 @@
  * Precondition: n ≥ 1 (f is not used; breakdown point 1/2).
  * Health: weight = aᵢ (coefficient in the output), trust = βᵢ / maxⱼ βⱼ at the output.
  */
-import { computeGram } from '../kernels/gram.ts';
+import { computeGram, weightedSum } from '../kernels/registry.ts';
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   checkInput,
@@ -23,7 +23,6 @@ import {
   readBoolean,
   readCompat,
   readNumber,
-  weightedSum,
   Workspace,
 } from '../util.ts';
 

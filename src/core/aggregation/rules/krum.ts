@@ -12,7 +12,8 @@
  * Health: the selected worker has trust 1 and weight 1; the others trust 0, weight 0, excluded.
  * Diagnostics: scores, selected, tieBroken (the minimum score was shared and the lower index won).
  */
-import { computeGram, squaredDistancesFromGram } from '../kernels/gram.ts';
+import { squaredDistancesFromGram } from '../kernels/gram.ts';
+import { computeGram } from '../kernels/registry.ts';
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   checkInput,

@@ -10,8 +10,8 @@
  */
 import { pairwiseDistances } from './krum.ts';
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { averageSelected } from '../kernels/registry.ts';
 import {
-  averageSelected,
   checkInput,
   outputBuffer,
   precondition,

@@ -14,8 +14,8 @@
  */
 import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import { krumConvention, krumScores, orderByScore, pairwiseDistances } from './krum.ts';
+import { averageSelected } from '../kernels/registry.ts';
 import {
-  averageSelected,
   checkInput,
   fillNormsAndCosinesFromGram,
   initHealth,
