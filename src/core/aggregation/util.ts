@@ -1,11 +1,14 @@
 /**
- * Shared helpers for the robust aggregation rules: option parsing, precondition checks, reusable buffers,
- * stable small sorts (ties toward the lower worker index) and the per-worker health records.
+ * Helpers shared by the robust aggregation rules: option parsing, precondition checks, reusable buffers and
+ * the per-worker health records (from precomputed sums, a Gram matrix or usage counts).
  */
 import type { Dots } from './kernels/types.ts';
 import { PreconditionError, type AggregationInput, type WorkerHealth } from './types.ts';
 
-/** Library whose conventions a rule reproduces (table in specs/aggregation.md). */
+/**
+ * Library whose conventions a rule reproduces: 'byzfl' (ByzFL), 'garfield' (Garfield and the Flag Aggregator's
+ * reference code); each rule's header says what changes.
+ */
 export type Compat = 'default' | 'byzfl' | 'garfield';
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Flag Aggregator: reference-mode reproduction of the FA entries of ../shared/vectors/robust-aggregation-vectors.json,
+ * Flag Aggregator: reference-mode reproduction of the FA entries of test/fixtures/robust-aggregation-vectors.json,
  * Gram form vs a direct d×q computation, the symmetric eigensolver, sign awareness, r = 'auto', warm start,
  * preconditions and option validation, and fast-check properties (permutation invariance, bounded output,
  * determinism).

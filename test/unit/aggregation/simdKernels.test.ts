@@ -1,5 +1,5 @@
 /**
- * The WebAssembly SIMD kernels (simdKernels.ts) and the comparator networks (networks.ts) against the scalar
+ * The WebAssembly SIMD kernels (kernels/simd.ts) and the comparator networks (kernels/networks.ts) against the scalar
  * reference code: every rule must give bit-identical updates and identical health counts with the kernels on and
  * off (ties, signed zeros, NaN/±Inf, d not a multiple of 4, several blocks), and the networks must select the
  * wanted ranks for every input.

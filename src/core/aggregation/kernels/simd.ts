@@ -1,5 +1,6 @@
 /**
- * WebAssembly SIMD kernels for the O(n·d) passes of the robust aggregation rules, generated in code (simdAsm.ts)
+ * The WebAssembly SIMD backend of the kernel registry (registry.ts; contracts in types.ts): kernels for the O(n·d)
+ * and O(n²·d) passes of the robust aggregation rules, generated in code (src/core/simd/simdAsm.ts)
  * and specialised per shape (number of rows, block size, rule parameters), with a JS driver that streams the
  * input through one shared linear memory in cache-sized blocks.
  *
@@ -8,8 +9,8 @@
  * immediate offset), and the block's output is copied back. The rows stay in L1/L2 for the health pass
  * ({@link dotsFn}: ⟨xᵢ, u⟩, ‖xᵢ‖², ‖u‖² of the block), so norms and cosines cost no extra trip to memory.
  * The last d mod 4 coordinates, and any block in which a kernel meets a NaN (or a non-finite centre), are
- * computed by the caller's scalar reference code instead (the rules' `scalar` callbacks), so every input gives
- * exactly the result of the scalar kernels in coordinatewise.ts.
+ * computed by the scalar reference code instead (scalar.ts), so every input gives exactly the result of the
+ * scalar kernels in coordinatewise.ts.
  *
  * Coordinate-wise kernels ({@link CoordSpec}), per lane, bit-for-bit equal to the scalar kernels:
  * - order statistics by a comparator network ({@link selectionNetwork}, `pmin`/`pmax`, branch-free) that yields
