@@ -310,8 +310,8 @@ class FlagAggregator implements AggregationRule {
     if (refit) {
       KS = subMatrix(K, p, S, S);
       rS = Math.min(r, s);
-      // Fresh start on the kept set: a warm start from the first fit was measured to keep its lock on an
-      // attacker's line (σ = 3, −gⱼ flips, r = 1: 1.00 → 0.42).
+      // Fresh start on the kept set: a warm start from the first fit would keep its lock on an attacker's line
+      // (the excluded worker's direction is still in that subspace).
       final = irlsFlag(KS, s, rS, irlsOptions);
     }
     const { B, rEff } = final.fit;
