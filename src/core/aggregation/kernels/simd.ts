@@ -1242,15 +1242,9 @@ export function runCoordinatewise(
   return true;
 }
 
-/** Register tile (rows × columns) of the Gram kernel. */
-let GRAM_TILE: [number, number] = [4, 4];
-
-/** Sets the Gram register tile (for tuning); returns the previous one. */
-export function setGramTile(tile: [number, number]): [number, number] {
-  const prev = GRAM_TILE;
-  GRAM_TILE = tile;
-  return prev;
-}
+/** Register tile (rows × columns) of the Gram kernel (each pair has its own accumulator, so the tile does not
+ * change the sums). */
+const GRAM_TILE: [number, number] = [4, 4];
 
 /** Coordinates per block of the Gram kernel (n·8 KB of staged float32). */
 export const GRAM_BLOCK = 2048;
