@@ -1242,8 +1242,10 @@ export function runCoordinatewise(
   return true;
 }
 
-/** Register tile (rows × columns) of the Gram kernel (each pair has its own accumulator, so the tile does not
- * change the sums). */
+/**
+ * Register tile (rows × columns) of the Gram kernel; every pair has its own accumulator, so the tile does not
+ * change the sums.
+ */
 const GRAM_TILE: [number, number] = [4, 4];
 
 /** Coordinates per block of the Gram kernel (n·8 KB of staged float32). */
