@@ -7,7 +7,7 @@
  * processed (n·d·4 bytes / time) and the ratio to the plain pass, timed between the rule's runs (interleaved:
  * the machine is shared, and the ratio to a pass timed under the same load is what stays comparable).
  *
- * Targets (specs/aggregation.md, "Performance targets"; reference timings measured on this machine at n = 16,
+ * Targets (the project's performance targets; reference timings measured on this machine at n = 16,
  * d = 10⁶, f = 3, one thread, where one pass over the 64 MB input takes ≈ 0.01 s): every rule at or below its
  * reference (numpy trimmed mean 0.072 s, numpy median 0.46 s, Krum (scipy) 0.14 s, geometric median (numpy)
  * 0.12 s, FA ≤ 0.15 s), mean and clipping (clip, ARC) within 2× of one pass; no target for centered clipping
@@ -35,7 +35,7 @@ import {
   listRules,
   parsePreSpec,
 } from '../src/core/aggregation/registry.ts';
-import { setSimdKernels, simdKernelsActive } from '../src/core/aggregation/simdKernels.ts';
+import { setSimdKernels, simdKernelsActive } from '../src/core/aggregation/kernels/registry.ts';
 import type { AggregationRule } from '../src/core/aggregation/types.ts';
 
 interface RuleSpec {
@@ -67,12 +67,12 @@ interface Row {
   error?: string;
 }
 
-/** The spec's one-pass time at the reference size (n = 16, d = 10⁶) on this machine. */
+/** The one-pass time the targets assume at the reference size (n = 16, d = 10⁶) on this machine. */
 const PASS_S = 0.01;
 
 /**
- * Target of a rule at n = 16, d = 10⁶, f = 3 (seconds): its reference from the spec (the family it belongs to),
- * 2 passes for the mean and the clipping pre-aggregators; undefined when the spec sets none.
+ * Target of a rule at n = 16, d = 10⁶, f = 3 (seconds): its reference timing (the family it belongs to), 2 passes
+ * for the mean and the clipping pre-aggregators; undefined when there is none.
  */
 function targetSeconds(name: string, pre: boolean): number | undefined {
   if (pre) return name === 'clip' || name === 'arc' ? 2 * PASS_S : name === 'nnm' ? 0.14 : undefined;

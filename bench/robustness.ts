@@ -1,7 +1,6 @@
 /**
  * Robustness benchmark (npm run bench:robustness [-- options]): accuracy of each aggregation rule under each
- * attack, in the ByzFL Fashion-MNIST setup of ../shared/research/robust-aggregation.md §4.2, so the numbers sit
- * next to that reference run.
+ * attack, in the Fashion-MNIST setup of ByzFL's published benchmark, so the numbers sit next to that reference run.
  *
  * Setup (every cell): Fashion-MNIST (full 60k/10k when installed), IID shards, pixels in [0, 1], random
  * horizontal flips; the 431,080-parameter CNN; 800 rounds; batch 25 per worker; SGD lr 0.1, no server momentum,
@@ -14,7 +13,7 @@
  * Rules: mean · median · tm-clip-nnm (trimmedMean after clip(c = 2) then nnm, ByzFL's Clipping+NNM pipeline) ·
  *   krum · gm (geometricMedian) · cc (centeredClipping) · flag-ref (flag, mode 'reference': one IRLS step, r = 1,
  *   no y0 = uniform start weights, the documented high-dimension limit of the FA code's random Y₀) · flag (Phalanx
- *   defaults of src/core/aggregation/flagOptions.ts at the time of the run).
+ *   defaults of src/core/aggregation/flag/options.ts at the time of the run).
  * Attacks: none · signflip (−μ, ByzFL SignFlipping) · alie (τ = 1.5: μ + 1.5σ, ByzFL's form as in the reference run;
  *   the paper's z for n = 12, f = 2 would be 0.21) · ipm (ε = 2: −2μ) · minmax (σ direction, γ search) ·
  *   labelflip (each Byzantine worker trains on its shard with y → 9 − y, data-side) · gaussian (N(0, 1)).
@@ -38,7 +37,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
-import { FLAG_DEFAULTS } from '../src/core/aggregation/flagOptions.ts';
+import { FLAG_DEFAULTS } from '../src/core/aggregation/flag/options.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
@@ -406,7 +405,7 @@ async function main(): Promise<void> {
         byzantine: BYZANTINE,
       },
       references: {
-        source: '../shared/research/robust-aggregation.md §4.2',
+        source: "ByzFL's published Fashion-MNIST benchmark (same setup)",
         steps: REFERENCE_STEPS,
         cells: REFERENCES,
       },

@@ -6,7 +6,7 @@
  */
 import type { AggregationResult } from './aggregation/types.ts';
 import type { Optimizer } from './optim/types.ts';
-import { normSq } from './aggregation/util.ts';
+import { normSq } from './aggregation/kernels/linear.ts';
 
 export const MAX_CONSECUTIVE_SKIPS = 10;
 

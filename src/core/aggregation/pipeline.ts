@@ -30,7 +30,8 @@ import {
   type PreAggregator,
   type WorkerHealth,
 } from './types.ts';
-import { clamp, normSq as sumOfSquares, readOptionalNumber } from './util.ts';
+import { normSq as sumOfSquares } from './kernels/linear.ts';
+import { clamp, readOptionalNumber } from './util.ts';
 
 export interface AggregationPipeline {
   readonly rule: AggregationRule;

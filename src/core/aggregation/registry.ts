@@ -6,23 +6,23 @@
  * Pre-aggregator specs may carry inline options: "clip(c=2)", "clip(2)" (the first positional argument is the
  * pre-aggregator's main parameter: c for clip, s for bucketing, f for nnm/arc), "bucketing(s=2, seed=7)".
  */
-import { createArc } from './arc.ts';
-import { createBucketing } from './bucketing.ts';
-import { createBulyan } from './bulyan.ts';
-import { createCenteredClipping } from './centeredClipping.ts';
-import { createClip } from './clip.ts';
-import { createFlagAggregator } from './flagAggregator.ts';
-import { createGeometricMedian } from './geometricMedian.ts';
-import { createKrum } from './krum.ts';
-import { createMda } from './mda.ts';
-import { createMean } from './mean.ts';
-import { createMeamed } from './meamed.ts';
-import { createMedian } from './median.ts';
-import { createMonna } from './monna.ts';
-import { createMultiKrum } from './multiKrum.ts';
-import { createNnm } from './nnm.ts';
-import { createPhocas } from './phocas.ts';
-import { createTrimmedMean } from './trimmedMean.ts';
+import { createArc } from './preaggregators/arc.ts';
+import { createBucketing } from './preaggregators/bucketing.ts';
+import { createBulyan } from './rules/bulyan.ts';
+import { createCenteredClipping } from './rules/centeredClipping.ts';
+import { createClip } from './preaggregators/clip.ts';
+import { createFlagAggregator } from './flag/aggregator.ts';
+import { createGeometricMedian } from './rules/geometricMedian.ts';
+import { createKrum } from './rules/krum.ts';
+import { createMda } from './rules/mda.ts';
+import { createMean } from './rules/mean.ts';
+import { createMeamed } from './rules/meamed.ts';
+import { createMedian } from './rules/median.ts';
+import { createMonna } from './rules/monna.ts';
+import { createMultiKrum } from './rules/multiKrum.ts';
+import { createNnm } from './preaggregators/nnm.ts';
+import { createPhocas } from './rules/phocas.ts';
+import { createTrimmedMean } from './rules/trimmedMean.ts';
 import type { AggregationRule, PreAggregator, PreAggregatorFactory, RuleFactory } from './types.ts';
 
 const rules = new Map<string, RuleFactory>();

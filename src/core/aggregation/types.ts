@@ -1,5 +1,5 @@
 /**
- * The contract every robust aggregation rule and pre-aggregator implements (../shared/specs/aggregation.md).
+ * The contract every robust aggregation rule and pre-aggregator implements (docs/aggregation.md).
  * Rules see only decoded, validated vectors: the pipeline (pipeline.ts) excludes non-finite and wrong-length
  * inputs before any rule runs.
  */

@@ -1,11 +1,14 @@
 /**
- * Shared helpers for the robust aggregation rules: option parsing, precondition checks, reusable buffers,
- * stable small sorts (ties toward the lower worker index) and the per-worker health records.
+ * Helpers shared by the robust aggregation rules: option parsing, precondition checks, reusable buffers and
+ * the per-worker health records (from precomputed sums, a Gram matrix or usage counts).
  */
-import { runCombinations, type Dots } from './simdKernels.ts';
+import type { Dots } from './kernels/types.ts';
 import { PreconditionError, type AggregationInput, type WorkerHealth } from './types.ts';
 
-/** Library whose conventions a rule reproduces (table in specs/aggregation.md). */
+/**
+ * Library whose conventions a rule reproduces: 'byzfl' (ByzFL), 'garfield' (Garfield and the Flag Aggregator's
+ * reference code); each rule's header says what changes.
+ */
 export type Compat = 'default' | 'byzfl' | 'garfield';
 
 /**
@@ -155,71 +158,6 @@ export function outputBuffer(ws: Workspace, reuse: boolean, d: number): Float32A
   return reuse ? ws.f32('output', d) : new Float32Array(d);
 }
 
-/**
- * out = (1/count)·Σ_{t<count} vectors[sel[t]], accumulated in float64 in selection order (SIMD kernel when
- * available, else a scalar loop over a float64 accumulator of length d taken from `ws`; the same bits).
- */
-export function averageSelected(
-  vectors: Float32Array[],
-  sel: ArrayLike<number>,
-  count: number,
-  ws: Workspace,
-  out: Float32Array,
-): Float32Array {
-  const inv = 1 / count;
-  if (count > 0) {
-    const rows: Float32Array[] = [];
-    const terms: number[] = [];
-    for (let t = 0; t < count; t++) {
-      rows.push(vectors[sel[t]]);
-      terms.push(t);
-    }
-    if (runCombinations(rows, [terms], [null], [inv], [out])) return out;
-  }
-  const d = out.length;
-  const acc = ws.f64('acc', d);
-  acc.fill(0);
-  for (let t = 0; t < count; t++) {
-    const x = vectors[sel[t]];
-    for (let k = 0; k < d; k++) acc[k] += x[k];
-  }
-  for (let k = 0; k < d; k++) out[k] = acc[k] * inv;
-  return out;
-}
-
-/**
- * out = Σ_i w_i·vectors[i] (zero weights skipped), accumulated in float64 in worker order (SIMD kernel when
- * available, else a scalar loop over a float64 accumulator from `ws`; the same bits).
- */
-export function weightedSum(
-  vectors: Float32Array[],
-  w: ArrayLike<number>,
-  ws: Workspace,
-  out: Float32Array,
-): Float32Array {
-  const rows: Float32Array[] = [];
-  const terms: number[] = [];
-  const coef: number[] = [];
-  for (let i = 0; i < vectors.length; i++) {
-    if (w[i] === 0) continue;
-    terms.push(rows.length);
-    rows.push(vectors[i]);
-    coef.push(w[i]);
-  }
-  if (rows.length > 0 && runCombinations(rows, [terms], [coef], [1], [out])) return out;
-  const d = out.length;
-  const acc = ws.f64('acc', d);
-  acc.fill(0);
-  for (let i = 0; i < vectors.length; i++) {
-    const wi = w[i];
-    if (wi === 0) continue;
-    const x = vectors[i];
-    for (let k = 0; k < d; k++) acc[k] += wi * x[k];
-  }
-  for (let k = 0; k < d; k++) out[k] = acc[k];
-  return out;
-}
-
 /** Fresh health records (included, trust 1, weight 0); rules then fill trust/weight/reason. */
 export function initHealth(workerIds: string[]): WorkerHealth[] {
   return workerIds.map((workerId, index) => ({
@@ -332,41 +270,6 @@ export function binomial(n: number, k: number): number {
 /** What every pre-aggregator needs: n ≥ 1 vectors of one length ≥ 1 and f a non-negative integer. Returns d. */
 export function checkPreInput(name: string, vectors: Float32Array[], f: number): number {
   return checkInput(name, { vectors, workerIds: vectors.map((_, i) => String(i)), f });
-}
-
-/** Sum of squares of x in float64 (four accumulators: one memory pass, not bound by the add latency). */
-export function normSq(x: Float32Array): number {
-  const d = x.length;
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let k = 0;
-  for (; k + 3 < d; k += 4) {
-    const a = x[k];
-    const b = x[k + 1];
-    const c = x[k + 2];
-    const e = x[k + 3];
-    s0 += a * a;
-    s1 += b * b;
-    s2 += c * c;
-    s3 += e * e;
-  }
-  for (; k < d; k++) s0 += x[k] * x[k];
-  return s0 + s1 + (s2 + s3);
-}
-
-/** y[k] = x[k]·scale (float64 product rounded to float32), unrolled. */
-export function scaleInto(x: Float32Array, scale: number, y: Float32Array): void {
-  const d = x.length;
-  let k = 0;
-  for (; k + 3 < d; k += 4) {
-    y[k] = x[k] * scale;
-    y[k + 1] = x[k + 1] * scale;
-    y[k + 2] = x[k + 2] * scale;
-    y[k + 3] = x[k + 3] * scale;
-  }
-  for (; k < d; k++) y[k] = x[k] * scale;
 }
 
 /**

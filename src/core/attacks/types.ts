@@ -1,6 +1,6 @@
 /**
- * The contract every Byzantine attack implements (../shared/specs/aggregation.md, "Attacks"; formulas and
- * defaults in ../shared/research/robust-aggregation.md §3).
+ * The contract every Byzantine attack implements; each attack's module states its formula, defaults and
+ * source paper.
  *
  * An attack is a pure function of what the attacker can see, deterministic given `ctx.rng`. Two deployments:
  * - Simulation ("omniscient"): `honest` holds every honest gradient of the round; all f Byzantine workers

@@ -1,6 +1,6 @@
 /**
  * A minimal WebAssembly (SIMD) assembler: enough to generate the aggregation kernels in code (no toolchain, no
- * external file), as flagKernels.ts does for its Gram tile.
+ * external file).
  *
  * - {@link FnBuilder} emits one function body: i32 parameters, typed locals, memory access with immediate offsets,
  *   SIMD opcodes and structured loops.

@@ -4,7 +4,7 @@
  * colluding sign-flippers whenever two of four honest workers fell on the wrong side of the axis (6-worker demo).
  */
 import { expect } from 'chai';
-import { createFlagAggregator } from '../../../src/core/aggregation/flagAggregator.ts';
+import { createFlagAggregator } from '../../../src/core/aggregation/flag/aggregator.ts';
 import { Rng } from '../../../src/core/random.ts';
 
 function round(seed: number, noise: number): { vectors: Float32Array[]; byzantine: number[] } {

@@ -1,29 +1,32 @@
 /**
- * The WebAssembly SIMD kernels (simdKernels.ts) and the comparator networks (networks.ts) against the scalar
+ * The WebAssembly SIMD kernels (kernels/simd.ts) and the comparator networks (kernels/networks.ts) against the scalar
  * reference code: every rule must give bit-identical updates and identical health counts with the kernels on and
  * off (ties, signed zeros, NaN/±Inf, d not a multiple of 4, several blocks), and the networks must select the
  * wanted ranks for every input.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { computeGram, pairwiseGram } from '../../../src/core/aggregation/gram.ts';
+import { pairwiseGram } from '../../../src/core/aggregation/kernels/gram.ts';
 import {
   applyNetwork,
   batcherSort,
   insertionNetwork,
   prune,
   selectionNetwork,
-} from '../../../src/core/aggregation/networks.ts';
+} from '../../../src/core/aggregation/kernels/networks.ts';
 import { createPreAggregator, createRule } from '../../../src/core/aggregation/registry.ts';
+import {
+  computeGram,
+  setSimdKernels,
+  simdKernelsActive,
+} from '../../../src/core/aggregation/kernels/registry.ts';
 import {
   blockSize,
   runCoordinatewise,
   scaleVector,
-  setSimdKernels,
-  simdKernelsActive,
   stagedNormSq,
-  type CoordSpec,
-} from '../../../src/core/aggregation/simdKernels.ts';
+} from '../../../src/core/aggregation/kernels/simd.ts';
+import type { CoordSpec } from '../../../src/core/aggregation/kernels/types.ts';
 import type { AggregationResult } from '../../../src/core/aggregation/types.ts';
 import { Rng } from '../../../src/core/random.ts';
 import { ids } from './helpers.ts';

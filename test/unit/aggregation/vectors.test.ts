@@ -1,5 +1,5 @@
 /**
- * Reproduces every aggregator / pre-aggregator entry of ../shared/vectors/robust-aggregation-vectors.json that
+ * Reproduces every aggregator / pre-aggregator entry of test/fixtures/robust-aggregation-vectors.json that
  * these rules implement (ByzFL and FA-repo/Garfield variants; the FA (flag) and attack entries are tested
  * elsewhere), and the fixed values of ByzFL's tests/unit_test_aggregators.py and unit_test_preaggregators.py.
  */

@@ -1,5 +1,5 @@
 /**
- * Reproduces the attack entries of ../shared/vectors/robust-aggregation-vectors.json (honest = the first 5 rows),
+ * Reproduces the attack entries of test/fixtures/robust-aggregation-vectors.json (honest = the first 5 rows),
  * ByzFL's tests/unit_test_attacks.py values (X = [[1,2,3],[4,5,6],[7,8,9]]), and independent numpy runs of the
  * NDSS'21 min-max / min-sum search and of the paper ALIE on the shared input.
  */

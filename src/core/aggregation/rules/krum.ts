@@ -12,8 +12,9 @@
  * Health: the selected worker has trust 1 and weight 1; the others trust 0, weight 0, excluded.
  * Diagnostics: scores, selected, tieBroken (the minimum score was shared and the lower index won).
  */
-import { computeGram, squaredDistancesFromGram } from './gram.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import { squaredDistancesFromGram } from '../kernels/gram.ts';
+import { computeGram } from '../kernels/registry.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   checkInput,
   fillNormsAndCosinesFromGram,
@@ -24,7 +25,7 @@ import {
   readCompat,
   Workspace,
   type Compat,
-} from './util.ts';
+} from '../util.ts';
 
 /** Pairwise distances (squared or not) between the n vectors, via the Gram matrix; also returns the Gram. */
 export function pairwiseDistances(

@@ -18,10 +18,10 @@
  * output, weight = its average coefficient in the output; workers never selected are excluded.
  * Diagnostics: tieBroken = a Krum selection (or the garfield score order) was decided by the lower index.
  */
-import { closestMean, columnScratch, medianOf } from './coordinatewise.ts';
+import { closestMean, columnScratch, medianOf } from '../kernels/coordinatewise.ts';
+import { coordinatewise } from '../kernels/registry.ts';
 import { diagonal, krumScores, orderByScore, pairwiseDistances } from './krum.ts';
-import { runCoordinatewise } from './simdKernels.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   checkInput,
   dotsBuffers,
@@ -34,7 +34,7 @@ import {
   readCompat,
   readOptionalNumber,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createBulyan: RuleFactory = (options) => {
   const compat = readCompat('bulyan', options, ['garfield']);
@@ -104,22 +104,12 @@ function canonicalBulyan(
   for (let i = 0; i < n; i++) if (!inS.has(i)) order.push(i);
   const rows = order.map((i) => vectors[i]);
   // 2. coordinate-wise: β closest to the median of S
-  const s = columnScratch(ws, theta);
   const rowCounts = ws.f64('rowCounts', n);
   rowCounts.fill(0);
   const update = outputBuffer(ws, reuse, d);
-  const used = ws.i32('used', 2);
-  const scalar = (k0: number, k1: number) => {
-    for (let k = k0; k < k1; k++) {
-      for (let t = 0; t < theta; t++) s.vals[t] = rows[t][k];
-      const med = medianOf(theta, false, s, used);
-      update[k] = closestMean(theta, med, beta, s, rowCounts);
-    }
-  };
   const dots = dotsBuffers(ws, n);
   const spec = { kind: 'closest', centre: 'median', lower: false, t: 0, e: theta - beta } as const;
-  const simd = runCoordinatewise(rows, theta, spec, update, rowCounts, dots, scalar);
-  if (!simd) scalar(0, d);
+  coordinatewise(rows, theta, spec, update, rowCounts, dots, ws);
   const counts = ws.f64('counts', n);
   counts.fill(0);
   for (let t = 0; t < theta; t++) counts[order[t]] = rowCounts[t];
@@ -132,8 +122,7 @@ function canonicalBulyan(
     if (!inS.has(w.index)) w.reason = 'bulyan: not selected by iterated Krum';
     else if (c === 0) w.reason = 'bulyan: trimmed in every coordinate';
   }
-  if (simd) fillHealthFromDots(workers, dots, order, diagonal(gram, n));
-  else fillNormsAndCosines(workers, vectors, update, diagonal(gram, n));
+  fillHealthFromDots(workers, dots, order, diagonal(gram, n));
   return { update, workers, diagnostics: { theta, beta, selected: Array.from(selected), tieBroken } };
 }
 

@@ -9,22 +9,20 @@
  * Health: trust = fraction of coordinates in which the worker's value was among the n − f closest, weight =
  * its average coefficient.
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { closestMean, columnScratch, gatherColumn, medianOf } from './coordinatewise.ts';
-import { runCoordinatewise } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { coordinatewise } from '../kernels/registry.ts';
 import {
   checkInput,
   coordinateHealth,
   dotsBuffers,
   fillHealthFromDots,
-  fillNormsAndCosines,
   initHealth,
   outputBuffer,
   precondition,
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMeamed: RuleFactory = (options) => {
   const compat = readCompat('meamed', options, ['byzfl', 'garfield']);
@@ -38,26 +36,16 @@ export const createMeamed: RuleFactory = (options) => {
       const { vectors, f } = input;
       const n = vectors.length;
       precondition(2 * f < n, 'meamed', '2f < n', n, f);
-      const s = columnScratch(ws, n);
       const counts = ws.f64('counts', n);
       counts.fill(0);
       const update = outputBuffer(ws, reuse, d);
       const m = n - f;
-      const used = ws.i32('used', 2);
-      const scalar = (k0: number, k1: number) => {
-        for (let k = k0; k < k1; k++) {
-          gatherColumn(vectors, k, n, s);
-          update[k] = closestMean(n, medianOf(n, lower, s, used), m, s, counts);
-        }
-      };
       const workers = initHealth(input.workerIds);
       const dots = dotsBuffers(ws, n);
       const spec = { kind: 'closest', centre: 'median', lower, t: 0, e: f } as const;
-      const simd = runCoordinatewise(vectors, n, spec, update, counts, dots, scalar);
-      if (!simd) scalar(0, d);
+      coordinatewise(vectors, n, spec, update, counts, dots, ws);
       coordinateHealth(workers, counts, 1 / m, d, 'meamed: never among the n - f closest to the median');
-      if (simd) fillHealthFromDots(workers, dots);
-      else fillNormsAndCosines(workers, vectors, update);
+      fillHealthFromDots(workers, dots);
       return { update, workers };
     },
   };

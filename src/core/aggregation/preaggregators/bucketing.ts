@@ -8,10 +8,10 @@
  *
  * Precondition: n ≥ 1. Mixing matrix: M_bj = 1/|B_b| for j ∈ B_b.
  */
-import { deriveSeed, Rng } from '../random.ts';
-import { runCombinations } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, readNumber, Workspace } from './util.ts';
+import { deriveSeed, Rng } from '../../random.ts';
+import { combineRows } from '../kernels/registry.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, readNumber, Workspace } from '../util.ts';
 
 export const createBucketing: PreAggregatorFactory = (options) => {
   const s = readNumber('bucketing', options, 's', 2, { integer: true, min: 1 });
@@ -39,29 +39,20 @@ export const createBucketing: PreAggregatorFactory = (options) => {
       (hi - lo === s ? full : partial).push(terms);
       out.push(ws.f32(`out${b}`, d));
     }
-    const simd = (group: number[][], first: number) =>
-      group.length === 0 ||
-      runCombinations(
+    // the full buckets, then the partial one (a combination kernel call needs equal term counts)
+    const combine = (group: number[][], first: number) => {
+      if (group.length === 0) return;
+      combineRows(
         vectors,
         group,
         group.map(() => null),
         group.map((t) => 1 / t.length),
         out.slice(first, first + group.length),
+        ws,
       );
-    if (!simd(full, 0) || !simd(partial, full.length)) {
-      const acc = ws.f64('acc', d);
-      for (let b = 0; b < buckets; b++) {
-        const terms = b < full.length ? full[b] : partial[b - full.length];
-        const inv = 1 / terms.length;
-        acc.fill(0);
-        for (const j of terms) {
-          const x = vectors[j];
-          for (let q = 0; q < d; q++) acc[q] += x[q];
-        }
-        const y = out[b];
-        for (let q = 0; q < d; q++) y[q] = acc[q] * inv;
-      }
-    }
+    };
+    combine(full, 0);
+    combine(partial, full.length);
     return { vectors: out, mixing };
   };
   const pre: PreAggregator = {

@@ -11,10 +11,10 @@
  * Health: members of S trust 1, weight 1/(n − f); the others trust 0, excluded.
  * Diagnostics: selected, diameter, tieBroken (another subset had the same diameter).
  */
+import { averageSelected } from '../kernels/registry.ts';
 import { pairwiseDistances } from './krum.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
-  averageSelected,
   binomial,
   checkInput,
   outputBuffer,
@@ -24,7 +24,7 @@ import {
   readNumber,
   Workspace,
   subsetHealth,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMda: RuleFactory = (options) => {
   readCompat('mda', options, ['byzfl']);

@@ -8,10 +8,10 @@
  *
  * Precondition: f < n. Mixing matrix: Mᵢⱼ = 1/(n − f) for j ∈ Nᵢ.
  */
-import { computeGram, squaredDistancesFromGram } from './gram.ts';
-import { runCombinations } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, precondition, readOptionalNumber, Workspace } from './util.ts';
+import { squaredDistancesFromGram } from '../kernels/gram.ts';
+import { combineRows, computeGram } from '../kernels/registry.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, precondition, readOptionalNumber, Workspace } from '../util.ts';
 
 export const createNnm: PreAggregatorFactory = (options) => {
   const fOption = readOptionalNumber('nnm', options, 'f', { integer: true, min: 0 });
@@ -38,21 +38,9 @@ export const createNnm: PreAggregatorFactory = (options) => {
     }
     const out: Float32Array[] = [];
     for (let i = 0; i < n; i++) out.push(ws.f32(`out${i}`, d));
-    // yᵢ = inv·Σₜ x_{terms[i][t]}, float64 in neighbourhood order: all outputs from one staged pass (SIMD), or
-    // one scalar pass per output
+    // yᵢ = inv·Σₜ x_{terms[i][t]}, float64 in neighbourhood order
     const scales = new Array<number>(n).fill(inv);
-    if (!runCombinations(vectors, terms, new Array<null>(n).fill(null), scales, out)) {
-      const acc = ws.f64('acc', d);
-      for (let i = 0; i < n; i++) {
-        acc.fill(0);
-        for (const j of terms[i]) {
-          const x = vectors[j];
-          for (let q = 0; q < d; q++) acc[q] += x[q];
-        }
-        const y = out[i];
-        for (let q = 0; q < d; q++) y[q] = acc[q] * inv;
-      }
-    }
+    combineRows(vectors, terms, new Array<null>(n).fill(null), scales, out, ws);
     return { vectors: out, mixing };
   };
   const pre: PreAggregator = {

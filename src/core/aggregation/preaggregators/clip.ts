@@ -5,9 +5,9 @@
  *
  * Precondition: n ≥ 1. Mixing matrix: diag(min(1, c/‖xᵢ‖)).
  */
-import { scaleVector, stagedNormSq } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, normSq, readNumber, scaleInto, Workspace } from './util.ts';
+import { scaleVectorInto, vectorNormSq } from '../kernels/registry.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, readNumber, Workspace } from '../util.ts';
 
 export const createClip: PreAggregatorFactory = (options) => {
   const c = readNumber('clip', options, 'c', 2, { min: 0 });
@@ -17,9 +17,8 @@ export const createClip: PreAggregatorFactory = (options) => {
     const n = vectors.length;
     const mixing = new Float64Array(n * n);
     const out = vectors.map((x, i) => {
-      // SIMD: x is staged once for both the norm and the scaling
-      const sq = stagedNormSq(x);
-      const norm = Math.sqrt(sq ?? normSq(x));
+      // x is staged once for both the norm and the scaling
+      const norm = Math.sqrt(vectorNormSq(x));
       if (!(norm > c)) {
         mixing[i * n + i] = 1;
         return x;
@@ -27,7 +26,7 @@ export const createClip: PreAggregatorFactory = (options) => {
       const scale = c / norm;
       mixing[i * n + i] = scale;
       const y = ws.f32(`out${i}`, d);
-      if (sq === null || !scaleVector(x, scale, y, true)) scaleInto(x, scale, y);
+      scaleVectorInto(x, scale, y, true);
       return y;
     });
     return { vectors: out, mixing };

@@ -1,6 +1,6 @@
 /**
- * Options of the Flag Aggregator (`flag`), validated once at construction. See flagAggregator.ts for what each one
- * does and why the defaults are what they are.
+ * Options of the Flag Aggregator (`flag`), validated once at construction. See aggregator.ts for what each one
+ * does and docs/aggregation.md for why the defaults are what they are.
  */
 
 export type FlagMode = 'phalanx' | 'reference';
@@ -37,7 +37,7 @@ export interface FlagOptions {
   y0: Float32Array[] | null;
 }
 
-/** Defaults of Phalanx mode, chosen with bench/robustness.ts (see flagAggregator.ts and the README). */
+/** Defaults of Phalanx mode (the reasons: docs/aggregation.md). */
 export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   mode: 'phalanx',
   r: 'auto',

@@ -7,9 +7,9 @@
  *
  * Precondition: f < n. Mixing matrix: diag(scale factors).
  */
-import { scaleVector, stagedNormSq } from './simdKernels.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from './types.ts';
-import { checkPreInput, normSq, precondition, readOptionalNumber, scaleInto, Workspace } from './util.ts';
+import { scaleVectorInto, vectorNormSq } from '../kernels/registry.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import { checkPreInput, precondition, readOptionalNumber, Workspace } from '../util.ts';
 
 export const createArc: PreAggregatorFactory = (options) => {
   const fOption = readOptionalNumber('arc', options, 'f', { integer: true, min: 0 });
@@ -19,7 +19,7 @@ export const createArc: PreAggregatorFactory = (options) => {
     const d = checkPreInput('arc', vectors, f);
     const n = vectors.length;
     precondition(f < n, 'arc', 'f < n', n, f);
-    const norms = vectors.map((x) => Math.sqrt(stagedNormSq(x) ?? normSq(x)));
+    const norms = vectors.map((x) => Math.sqrt(vectorNormSq(x)));
     const order = norms.map((_, i) => i).sort((a, b) => norms[a] - norms[b] || a - b);
     // exact integer floor of 2f(n − f)/n
     const k = Math.floor((2 * f * (n - f)) / n);
@@ -34,7 +34,7 @@ export const createArc: PreAggregatorFactory = (options) => {
       mixing[i * n + i] = scale;
       const x = vectors[i];
       const y = ws.f32(`out${i}`, d);
-      if (!scaleVector(x, scale, y)) scaleInto(x, scale, y);
+      scaleVectorInto(x, scale, y);
       out[i] = y;
     }
     return { vectors: out, mixing };

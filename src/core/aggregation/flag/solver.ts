@@ -1,5 +1,5 @@
 /**
- * The Flag Aggregator in its p×p Gram form (research/robust-aggregation.md §1.3), with no access to the d-dimensional
+ * The Flag Aggregator in its p×p Gram form (docs/aggregation.md), with no access to the d-dimensional
  * data: every function here works on the cosine Gram matrix K = ĜᵀĜ of the p normalised gradients (row-major p×p
  * float64) and on p×r coefficient matrices B that represent subspaces Y = Ĝ B (orthonormal columns, YᵀY = I).
  *

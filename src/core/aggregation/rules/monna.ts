@@ -9,9 +9,9 @@
  * Health: neighbours trust 1, weight 1/(n − f); the others trust 0, excluded.
  */
 import { pairwiseDistances } from './krum.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { averageSelected } from '../kernels/registry.ts';
 import {
-  averageSelected,
   checkInput,
   outputBuffer,
   precondition,
@@ -20,7 +20,7 @@ import {
   readNumber,
   Workspace,
   subsetHealth,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMonna: RuleFactory = (options) => {
   readCompat('monna', options, ['byzfl']);

@@ -8,7 +8,7 @@
  * No full sorts: the median uses quickselect; trimming and "the k closest to a centre" use small bounded
  * buffers (exclude the f lowest/highest, or the m − k farthest), which is O(n) per coordinate for small f.
  */
-import type { Workspace } from './util.ts';
+import type { Workspace } from '../util.ts';
 
 /** Scratch buffers for one column of n values, reused across coordinates and rounds. */
 export interface ColumnScratch {

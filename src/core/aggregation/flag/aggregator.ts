@@ -1,10 +1,11 @@
 /**
- * Flag Aggregator (`flag`), Phalanx's default robust rule (../shared/specs/aggregation.md "Flag Aggregator",
- * ../shared/research/robust-aggregation.md §1). Pure: no I/O, no randomness.
+ * Flag Aggregator (`flag`; Almasi, Mishra, Zhang & Ravi, "Flag Aggregator: Scalable Distributed Training under
+ * Failures and Augmented Losses using Convex Optimization", ICLR 2023), Phalanx's default robust rule; the
+ * rule and its defaults are described in docs/aggregation.md. Pure: no I/O, no randomness.
  *
- * ## Gram form (flagSolver.ts)
+ * ## Gram form (solver.ts)
  * Every quantity is a function of the p×p cosine Gram K = ĜᵀĜ of the normalised gradients ĝᵢ = gᵢ/‖gᵢ‖: one
- * O(p²d) pass builds R = GᵀG (flagKernels.ts, WebAssembly SIMD or blocked JS, float64), K = D^{−1/2} R D^{−1/2};
+ * O(p²d) pass builds R = GᵀG (the kernel registry's Gram, float64), K = D^{−1/2} R D^{−1/2};
  * subspaces are Y = Ĝ B (B p×r); the IRLS step's weighted d×q matrix X = Ĝ C (q = p, or p² with the λ columns)
  * only enters through M = C Cᵀ (p×p), so each step is a p×p symmetric eigenproblem of T = Lᵀ K L (M = L Lᵀ) —
  * never d×q, never q×q. Output Ĝ c with c = (1/r) B Bᵀ K 1 (= (1/r)·Y Yᵀ Σᵢ ĝᵢ, the reference's scaling, checked
@@ -17,13 +18,13 @@
  * top-r left singular vectors, kept only if the objective Σᵢ √max(0, 1 − ‖Yᵀĝᵢ‖²) strictly decreased, else Y₀;
  * output (1/r) Y Yᵀ Σᵢ ĝᵢ; ĝ = g/max(‖g‖, 1e-12), zero vectors stay in as zero columns). Options: r (default 1,
  * or y0's width), lambda (0), epsilon (1e-7), y0 (d×r rows, the reference's random start; without it the weights
- * are uniform, the reference's high-dimension limit). Matches every FA entry of the shared vectors to ≤ 3.5e-7
- * relative (float32 reference), and its own float64 Gram-form entries to ≤ 5e-8.
+ * are uniform, the reference's high-dimension limit). Matches every FA entry of the reference vectors
+ * (test/fixtures) to ≤ 3.5e-7 relative (float32 reference), and its own float64 Gram-form entries to ≤ 5e-8.
  *
  * ## mode: 'phalanx' (default)
  * Full IRLS of the flag median (relative objective change < `tolerance`, at most `maxIterations` steps) from a
  * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
- * then the options below. Defaults (FLAG_DEFAULTS, chosen with bench/robustness.ts; README "Measured"):
+ * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'auto', rMax: n − 2f, lambda: 0, epsilon: 1e-7, maxIterations: 100, tolerance: 1e-6, signAware: true,
  *   signThreshold: 0, minTrust: 0, rescale: 'none', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
@@ -35,57 +36,24 @@
  * (and its history), converged, irlsWeights (wᵢ² = (sᵢ + ε)^(−1/2) at the final subspace), reconstructionRatios,
  * coefficients (cᵢ before rescaling), signScores, eigenvalues of K, subspaceEigenvalues, rescaleFactor, excluded.
  *
- * ## Known weaknesses, options, measurements
- * Synthetic check (scratch script; n = 16, f = 3, d = 2·10⁴, honest = μ + σ·N(0, I), so an honest gradient's
- * cosine to μ is 0.89 / 0.32 / 0.10 for σ = 0.5 / 3 / 10; cell = cosine of the update to the honest mean):
- * - Sign blindness: −g spans the same line as g. Without signAware the flipped workers get the honest workers'
- *   trust (shared-vector fixture: an outlier at cosine −0.67 gets v = 0.57) and their projections subtract
- *   (test: ‖update‖ drops below 0.8× the honest-only update). `signAware` scores each worker by its cosine to the
- *   robust direction u = Y a (a = principal axis of the projections Yᵀĝᵢ, oriented by a one-worker-one-vote
- *   majority of signs) and excludes cosine < signThreshold (−1e-9 slack). σ = 3, per-worker flips −gⱼ:
- *   0.94 → 1.00; −10·gⱼ: 0.94 → 1.00. Caveat (σ = 10, −μ copies): excluding them and refitting on the honest
- *   workers alone lets full IRLS degenerate (next item) — 0.30 with signAware vs 1.00 without.
- * - Large r admits colluders: with r ≥ (number of distinct directions) every worker is reconstructed (test:
- *   r = 4, two identical Uniform[0,1) attackers get v > 0.9; the reference scripts use r = 8 for 15 workers).
- *   Small r has the opposite failure: in noisy regimes f identical vectors carry more energy than the honest mean
- *   (f vs 1 + (n−f−1)·cos²) and r = 1 locks onto them — σ = 3, three identical orthogonal vectors: r = 1 gives
- *   −0.00 (captured), r = 2 0.96, r = 8 0.89; three copies of one honest gradient (mimic): r = 1 0.42, r = 2 0.92.
- *   `r: 'auto'` = number of eigenvalues of K above 1.1·(1 + √(p/d))² (the noise bulk), clamped to [1, rMax, p−1]
- *   (chooseRank): σ = 3 results 0.81–1.00 on all ten scenarios, equal to or better than every fixed r. An eigen-gap
- *   ratio rule (argmax λₖ/λₖ₊₁) was tried first and picked r = 1 on mimic/ALIE (0.40–0.42).
- * - Output ignores gradient norms: the reference returns ‖(1/r)YYᵀΣĝ‖ ≤ p/r whatever ‖gᵢ‖ (0.01–0.10× ‖μ‖ in the
- *   check). `rescale: 'median-norm'` scales the update to the median ‖gᵢ‖ of the included workers (bounded by the
- *   honest norms when attackers are a minority of the included; fast-check property). Note that this is a typical
- *   *worker's* norm, larger than the honest mean's by the averaged-out noise: 1.11×, 2.43×, 3.41× ‖mean‖ for
- *   σ = 0.5, 3, 10 — learning rates tuned for the mean need scaling.
- *   The default is nevertheless the unscaled output (`rescale: 'none'`): in the robustness benchmark it beat
- *   median-norm under every attack run (ALIE 0.815 → 0.851, sign flip/IPM 0.848 → 0.871, label flip 0.848 →
- *   0.865, min-max 0.823 → 0.827), and its size cannot be inflated by any input (≤ p/r; fast-check property).
- *   Its step is a length, not a gradient multiple: at most p/r, about (number of agreeing workers)·cos/r.
- * - Full IRLS in low-SNR regimes: the flag median of nearly orthogonal lines sits on a data line, so full IRLS
- *   converges to a single worker (medoid-like): σ = 10, no attack: full IRLS 0.30, one step (maxIterations: 1)
- *   0.90, reference 0.91; σ ≤ 3 the mean-direction local minimum holds (0.96–1.00). Full IRLS is kept as the
- *   default per the spec; `maxIterations: 1–3` is the candidate for the robustness benchmark. `epsilon` barely
- *   matters (σ = 10: 0.30 → 0.35 at ε = 0.3). Colluders capture r ≤ 3 at σ = 10 whatever the options.
- *
- * ## Cost (bench/aggregation.ts, n = 16, d = 10⁶, 2-core EPYC dev box shared with other jobs)
- * One Gram pass (≈ 25–30 ms, WebAssembly SIMD) + one output pass (≈ 20–30 ms) + the p×p IRLS (≈ 5–9 ms at
- * p = 16; at p = 32, r = 8 ≈ 50–95 ms: ~130 warm-started 32×32 Jacobi solves, the next thing to optimise);
- * ≈ 50–90 ms in total at n = 16 for any r and λ (reference code: 0.69 s at r = 1, 2.7 s at r = 8, 49.9 s at
- * r = 8, λ = 1). λ > 0 adds a p×p Cholesky and T = LᵀKL per step, nothing in d.
- * warmStart adds r extra rows to the Gram pass and r output columns per round.
+ * Preconditions: n ≥ 1 vectors with at least one finite, non-zero one (p = the valid ones), r ≤ p, and
+ * y0 (reference mode) with d rows. Cost: one O(p²d) Gram pass, p×p eigenproblems per IRLS step (λ > 0 adds a
+ * p×p Cholesky and T = LᵀKL), one O(pd) output pass; warmStart adds r rows to the Gram pass and r output
+ * columns. Why the defaults are what they are (sign awareness, r = 'auto', no rescaling, full IRLS):
+ * docs/aggregation.md.
  */
-import { PreconditionError } from './types.ts';
+import { PreconditionError } from '../types.ts';
 import type {
   AggregationInput,
   AggregationResult,
   AggregationRule,
   RuleFactory,
   WorkerHealth,
-} from './types.ts';
-import { gramMatrix, linearCombination } from './flagKernels.ts';
-import { FLAG_DEFAULTS, parseFlagOptions } from './flagOptions.ts';
-import type { FlagOptions } from './flagOptions.ts';
+} from '../types.ts';
+import { linearCombination } from '../kernels/linear.ts';
+import { computeGram } from '../kernels/registry.ts';
+import { FLAG_DEFAULTS, parseFlagOptions } from './options.ts';
+import type { FlagOptions } from './options.ts';
 import {
   fitSubspace,
   flagObjective,
@@ -95,8 +63,8 @@ import {
   projections,
   reconstructionRatios,
   uniformWeights,
-} from './flagSolver.ts';
-import type { IrlsResult } from './flagSolver.ts';
+} from './solver.ts';
+import type { IrlsResult } from './solver.ts';
 import { symmetricEigen } from './symmetricEigen.ts';
 
 export { FLAG_DEFAULTS, parseFlagOptions };
@@ -150,7 +118,7 @@ function validateInput(input: AggregationInput): { n: number; d: number } {
 function prepare(input: AggregationInput, extra: Float32Array[]): Prepared {
   const { n, d } = validateInput(input);
   const all = extra.length > 0 ? [...input.vectors, ...extra] : input.vectors;
-  const R = gramMatrix(all);
+  const R = computeGram(all);
   const N = all.length;
   const norms = new Float64Array(n);
   const status: Status[] = [];
@@ -193,9 +161,9 @@ const AUTO_EDGE_MARGIN = 1.1;
  * r = 'auto': the number of eigenvalues of the cosine Gram K that stand clear of the noise bulk, i.e. exceed
  * 1.1·(1 + √(p/d))² (the Marchenko–Pastur upper edge of p independent unit vectors in d dimensions, with a 10 %
  * margin: a direction must carry clearly more than one worker's worth of energy), clamped to [1, min(rMax, p − 1)].
- * This is the spectral gap between the signal directions and the noise bulk; a ratio test λₖ/λₖ₊₁ among the signal
- * eigenvalues was tried first and rejected: with f copies of one vector it often picked r = 1, and r = 1 then
- * locks onto the copies (see the module comment).
+ * This counts the directions that stand above the noise bulk rather than looking for a ratio gap λₖ/λₖ₊₁ among
+ * the signal eigenvalues, which f copies of one vector can make largest at r = 1 (and r = 1 then locks onto the
+ * copies).
  */
 export function chooseRank(eigenvalues: ArrayLike<number>, p: number, d: number, rMax: number): number {
   const edge = AUTO_EDGE_MARGIN * (1 + Math.sqrt(p / Math.max(d, 1))) ** 2;
@@ -342,8 +310,8 @@ class FlagAggregator implements AggregationRule {
     if (refit) {
       KS = subMatrix(K, p, S, S);
       rS = Math.min(r, s);
-      // Fresh start on the kept set: a warm start from the first fit was measured to keep its lock on an
-      // attacker's line (σ = 3, −gⱼ flips, r = 1: 1.00 → 0.42).
+      // Fresh start on the kept set: a warm start from the first fit would keep its lock on an attacker's line
+      // (the excluded worker's direction is still in that subspace).
       final = irlsFlag(KS, s, rS, irlsOptions);
     }
     const { B, rEff } = final.fit;

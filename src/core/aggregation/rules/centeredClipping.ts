@@ -11,26 +11,25 @@
  * Health: trust = the last iteration's clipping factor min(1, τ/‖xᵢ − v‖) (1 = not clipped), weight = xᵢ's
  * coefficient in v_L (v_L = a₀·v₀ + Σ wᵢ xᵢ; a₀ is reported in the diagnostics).
  */
-import { runCenteredClipping } from './simdKernels.ts';
+import { centeredClippingSteps } from '../kernels/registry.ts';
 import type {
   AggregationInput,
   AggregationResult,
   AggregationRule,
   RuleFactory,
   WorkerHealth,
-} from './types.ts';
+} from '../types.ts';
 import {
   checkInput,
   dotsBuffers,
   fillHealthFromDots,
-  fillNormsAndCosines,
   initHealth,
   outputBuffer,
   readBoolean,
   readCompat,
   readNumber,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createCenteredClipping: RuleFactory = (options) => {
   readCompat('centeredClipping', options, ['byzfl']);
@@ -58,41 +57,10 @@ export const createCenteredClipping: RuleFactory = (options) => {
       const update = outputBuffer(ws, reuse, d);
       const workers = initHealth(input.workerIds);
       const dots = dotsBuffers(ws, n);
-      // SIMD: two staged passes per iteration (distances + norms, then the step + output + health dots)
-      const simdA0 = runCenteredClipping(vectors, v, tau, L, update, c, w, dots);
-      if (simdA0 !== null) {
-        fillCcHealth(workers, c, w);
-        fillHealthFromDots(workers, dots);
-        return { update, workers, diagnostics: { tau, L, previousWeight: simdA0, reset } };
-      }
-      let a0 = 1;
-      const invN = 1 / n;
-      for (let l = 0; l < L; l++) {
-        let sumC = 0;
-        for (let i = 0; i < n; i++) {
-          const x = vectors[i];
-          let s = 0;
-          for (let k = 0; k < d; k++) {
-            const diff = x[k] - v[k];
-            s += diff * diff;
-          }
-          const dist = Math.sqrt(s);
-          c[i] = dist > tau ? tau / dist : 1;
-          sumC += c[i];
-        }
-        const keep = 1 - sumC * invN;
-        for (let k = 0; k < d; k++) v[k] *= keep;
-        for (let i = 0; i < n; i++) {
-          const ci = c[i] * invN;
-          const x = vectors[i];
-          for (let k = 0; k < d; k++) v[k] += ci * x[k];
-          w[i] = w[i] * keep + ci;
-        }
-        a0 *= keep;
-      }
-      for (let k = 0; k < d; k++) update[k] = v[k];
+      // v_L = a₀·v₀ + Σ wᵢ xᵢ, updated in place
+      const a0 = centeredClippingSteps(vectors, v, tau, L, update, c, w, dots);
       fillCcHealth(workers, c, w);
-      fillNormsAndCosines(workers, vectors, update);
+      fillHealthFromDots(workers, dots);
       return { update, workers, diagnostics: { tau, L, previousWeight: a0, reset } };
     },
     saveState() {

@@ -1,5 +1,6 @@
 /**
- * WebAssembly SIMD kernels for the O(n·d) passes of the robust aggregation rules, generated in code (simdAsm.ts)
+ * The WebAssembly SIMD backend of the kernel registry (registry.ts; contracts in types.ts): kernels for the O(n·d)
+ * and O(n²·d) passes of the robust aggregation rules, generated in code (src/core/simd/simdAsm.ts)
  * and specialised per shape (number of rows, block size, rule parameters), with a JS driver that streams the
  * input through one shared linear memory in cache-sized blocks.
  *
@@ -8,8 +9,8 @@
  * immediate offset), and the block's output is copied back. The rows stay in L1/L2 for the health pass
  * ({@link dotsFn}: ⟨xᵢ, u⟩, ‖xᵢ‖², ‖u‖² of the block), so norms and cosines cost no extra trip to memory.
  * The last d mod 4 coordinates, and any block in which a kernel meets a NaN (or a non-finite centre), are
- * computed by the caller's scalar reference code instead (the rules' `scalar` callbacks), so every input gives
- * exactly the result of the scalar kernels in coordinatewise.ts.
+ * computed by the scalar reference code instead (scalar.ts), so every input gives exactly the result of the
+ * scalar kernels in coordinatewise.ts.
  *
  * Coordinate-wise kernels ({@link CoordSpec}), per lane, bit-for-bit equal to the scalar kernels:
  * - order statistics by a comparator network ({@link selectionNetwork}, `pmin`/`pmax`, branch-free) that yields
@@ -25,7 +26,10 @@
  * Steady state allocates no O(d) memory: the staging memory, the compiled modules (cached per shape) and the
  * block views of the callers' vectors (cached per vector) are reused while n and d are unchanged.
  */
+import type { Workspace } from '../util.ts';
 import { selectionNetwork, type Comparator } from './networks.ts';
+import { scalarCoordinates, scalarDots } from './scalar.ts';
+import type { CoordSpec, Dots, KernelBackend } from './types.ts';
 import {
   encodeModule,
   FnBuilder,
@@ -35,7 +39,7 @@ import {
   wasmApi,
   type KernelFn,
   type WasmMemory,
-} from '../simd/simdAsm.ts';
+} from '../../simd/simdAsm.ts';
 
 // ------------------------------------------------------------------------------------------------------------
 // Memory layout of one block (shared by the code generator and the driver).
@@ -74,8 +78,7 @@ export function blockSize(rows: number): number {
 
 export const TAB_STRIDE = (rows: number) => 16 * Math.ceil((rows * 4 + (rows + 1) * 8) / 16);
 
-export function layout(rows: number, tables = 1): Layout {
-  const B = blockSize(rows);
+export function layout(rows: number, tables = 1, B = blockSize(rows)): Layout {
   const rowBytes = B * 4;
   const out = rows * rowBytes;
   const vec64 = out + B * 4;
@@ -135,20 +138,8 @@ function loadPromoted(F: FnBuilder, dst: number, p: number, offset: number, half
 // ------------------------------------------------------------------------------------------------------------
 // Coordinate-wise kernels.
 
-/**
- * - median: the median value (midpoint of the two middle values for even m unless `lower`); counted: the
- *   worker(s) whose value is the median value (rank h, or ranks h − 1 and h). `window`: how many ranks below
- *   the median the network also provides, to resolve ties of up to that many equal values in one pass.
- * - trimmed: drops the t smallest and t largest, averages the rest (t ≥ 1); counted: the dropped workers.
- * - closest: mean of the m − e values closest to a centre (the median, or the t-trimmed mean); counted: kept.
- */
-export type CoordSpec =
-  | { kind: 'median'; lower: boolean; window?: number }
-  | { kind: 'trimmed'; t: number }
-  | { kind: 'closest'; centre: 'median' | 'trimmed'; lower: boolean; t: number; e: number };
-
-/** Whether a kernel's counts mark dropped (true) or used (false) workers. */
-export function countsDropped(spec: CoordSpec): boolean {
+/** Whether the kernel's count masks mark dropped (true) or kept (false) rows. */
+function countsDropped(spec: CoordSpec): boolean {
   return spec.kind === 'trimmed';
 }
 
@@ -1084,7 +1075,6 @@ class Engine {
 }
 
 let engine: Engine | null | undefined;
-let enabled = true;
 
 function loadEngine(): Engine | null {
   if (engine !== undefined) return engine;
@@ -1110,20 +1100,13 @@ function loadEngine(): Engine | null {
   return engine;
 }
 
-/** Whether the SIMD kernels are in use (WebAssembly SIMD available and not disabled). */
-export function simdKernelsActive(): boolean {
-  return enabled && loadEngine() !== null;
-}
-
-/** Enables or disables the SIMD kernels (tests compare against the scalar code); returns the previous value. */
-export function setSimdKernels(on: boolean): boolean {
-  const prev = enabled;
-  enabled = on;
-  return prev;
+/** Whether WebAssembly SIMD is available and the kernels compile and pass their probe. */
+export function simdAvailable(): boolean {
+  return loadEngine() !== null;
 }
 
 function activeEngine(): Engine | null {
-  return enabled ? loadEngine() : null;
+  return loadEngine();
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -1183,39 +1166,6 @@ export function scaleVector(x: Float32Array, scale: number, y: Float32Array, reu
   }
   for (let q = dSimd; q < d; q++) y[q] = x[q] * scale;
   return true;
-}
-
-/** Health sums the drivers return: xu[i] = ⟨xᵢ, u⟩, xx[i] = ‖xᵢ‖² (row order) and uu = ‖u‖². */
-export interface Dots {
-  xu: Float64Array;
-  xx: Float64Array;
-  uu: number;
-}
-
-/** Adds the dot products of coordinates [k0, k1) (scalar) for rows 0..count−1. */
-function scalarDots(
-  rows: readonly Float32Array[],
-  count: number,
-  u: Float32Array,
-  k0: number,
-  k1: number,
-  dots: Dots,
-) {
-  for (let i = 0; i < count; i++) {
-    const x = rows[i];
-    let xu = 0;
-    let xx = 0;
-    for (let k = k0; k < k1; k++) {
-      const v = x[k];
-      xu += v * u[k];
-      xx += v * v;
-    }
-    dots.xu[i] += xu;
-    dots.xx[i] += xx;
-  }
-  let uu = 0;
-  for (let k = k0; k < k1; k++) uu += u[k] * u[k];
-  dots.uu += uu;
 }
 
 /** Reads the block's dots (written by `dots`) into the totals. */
@@ -1292,20 +1242,21 @@ export function runCoordinatewise(
   return true;
 }
 
-/** Register tile (rows × columns) of the Gram kernel. */
-let GRAM_TILE: [number, number] = [4, 4];
+/**
+ * Register tile (rows × columns) of the Gram kernel; every pair has its own accumulator, so the tile does not
+ * change the sums.
+ */
+const GRAM_TILE: [number, number] = [4, 4];
 
-/** Sets the Gram register tile (for tuning); returns the previous one. */
-export function setGramTile(tile: [number, number]): [number, number] {
-  const prev = GRAM_TILE;
-  GRAM_TILE = tile;
-  return prev;
-}
+/** Coordinates per block of the Gram kernel (n·8 KB of staged float32). */
+export const GRAM_BLOCK = 2048;
 
 /**
- * Gram matrix R = [⟨xᵢ, xⱼ⟩] (row-major n×n float64, exactly symmetric) with the SIMD tile kernel; false when the
- * kernels are off. Products of float32 are exact in float64; sums are float64 in a fixed order, so equal vectors
- * give equal entries.
+ * Gram matrix R = [⟨xᵢ, xⱼ⟩] (row-major n×n float64, exactly symmetric) with the SIMD tile kernel; false when
+ * WebAssembly SIMD is unavailable. Summation order, fixed: per block of {@link GRAM_BLOCK} coordinates (the last
+ * one zero-padded to a multiple of 4) and pair (i, j), two float64 lanes sum the products of coordinates ≡ 0, 2
+ * and ≡ 1, 3 (mod 4) in coordinate order; R[i, j] += lane₀ + lane₁ block after block. Products of float32 are
+ * exact in float64, so equal vectors give equal entries.
  */
 export function runGram(rows: readonly Float32Array[], gram: Float64Array): boolean {
   const e = activeEngine();
@@ -1313,27 +1264,27 @@ export function runGram(rows: readonly Float32Array[], gram: Float64Array): bool
   const n = rows.length;
   const d = n > 0 ? rows[0].length : 0;
   const [a, b] = GRAM_TILE;
-  const L0 = layout(n);
+  const L0 = layout(n, 1, GRAM_BLOCK);
   const L = { ...L0, flag: L0.tab + 8 * n * n, bytes: L0.tab + 8 * n * n + 16 };
   const mod = e.module(`gram:${n}:${L.B}:${a}x${b}`, L.bytes, () => [gramFn(n, L, a, b)]);
   if (mod === null) return false;
   const g = L.tab / 8;
   e.f64.fill(0, g, g + n * n);
-  const dSimd = d - (d % 4);
-  for (let k0 = 0; k0 < dSimd; k0 += L.B) {
-    const len = Math.min(L.B, dSimd - k0);
-    e.stage(rows, n, L, k0, dSimd);
-    mod.gram(len * 4);
+  for (let k0 = 0; k0 < d; k0 += L.B) {
+    const len = Math.min(L.B, d - k0);
+    const padded = (len + 3) & ~3;
+    const f32 = e.f32;
+    for (let i = 0; i < n; i++) {
+      const base = i * L.B;
+      f32.set(rows[i].subarray(k0, k0 + len), base);
+      f32.fill(0, base + len, base + padded);
+    }
+    mod.gram(padded * 4);
   }
   const f64 = e.f64;
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) {
-      let s = f64[g + i * n + j];
-      if (dSimd < d) {
-        const x = rows[i];
-        const y = rows[j];
-        for (let k = dSimd; k < d; k++) s += x[k] * y[k];
-      }
+      const s = f64[g + i * n + j];
       gram[i * n + j] = s;
       gram[j * n + i] = s;
     }
@@ -1533,3 +1484,24 @@ export function runCenteredClipping(
   dots.uu += uu;
   return a0;
 }
+
+/**
+ * The WebAssembly SIMD backend. Its coordinate-wise driver hands the last d mod 4 coordinates and every block
+ * that holds a NaN to the scalar reference code, so the two backends give the same bits.
+ */
+export const simdBackend: KernelBackend = {
+  name: 'simd',
+  available: simdAvailable,
+  kernels: {
+    gram: runGram,
+    coordinatewise: (rows, m, spec, update, counts, dots, ws: Workspace) =>
+      runCoordinatewise(rows, m, spec, update, counts, dots, (k0, k1) =>
+        scalarCoordinates(rows, m, spec, update, counts, k0, k1, ws),
+      ),
+    mean: (rows, update, dots) => runMean(rows, update, dots),
+    combinations: (rows, outputs, coefs, scales, outs) => runCombinations(rows, outputs, coefs, scales, outs),
+    centeredClipping: runCenteredClipping,
+    normSq: stagedNormSq,
+    scale: scaleVector,
+  },
+};

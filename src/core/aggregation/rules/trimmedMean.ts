@@ -6,22 +6,21 @@
  * Health: trust = fraction of coordinates in which the worker's value was kept, weight = its average
  * coefficient (kept fraction / (n − 2f)).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { columnScratch, gatherColumn, trimmedMeanOf } from './coordinatewise.ts';
-import { runCoordinatewise, type CoordSpec } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { coordinatewise } from '../kernels/registry.ts';
+import type { CoordSpec } from '../kernels/types.ts';
 import {
   checkInput,
   coordinateHealth,
   dotsBuffers,
   fillHealthFromDots,
-  fillNormsAndCosines,
   initHealth,
   outputBuffer,
   precondition,
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createTrimmedMean: RuleFactory = (options) => {
   readCompat('trimmedMean', options, ['byzfl', 'garfield']);
@@ -34,27 +33,18 @@ export const createTrimmedMean: RuleFactory = (options) => {
       const { vectors, f } = input;
       const n = vectors.length;
       precondition(2 * f < n, 'trimmedMean', '2f < n', n, f);
-      const s = columnScratch(ws, n);
       const counts = ws.f64('counts', n);
       counts.fill(0);
       const update = outputBuffer(ws, reuse, d);
       const inv = 1 / (n - 2 * f);
-      const scalar = (k0: number, k1: number) => {
-        for (let k = k0; k < k1; k++) {
-          gatherColumn(vectors, k, n, s);
-          update[k] = trimmedMeanOf(n, f, s, counts);
-        }
-      };
       // f = 0: the mean of all n (sum / n), every worker counted
       const spec: CoordSpec =
         f > 0 ? { kind: 'trimmed', t: f } : { kind: 'closest', centre: 'trimmed', lower: false, t: 0, e: 0 };
       const workers = initHealth(input.workerIds);
       const dots = dotsBuffers(ws, n);
-      const simd = runCoordinatewise(vectors, n, spec, update, counts, dots, scalar);
-      if (!simd) scalar(0, d);
+      coordinatewise(vectors, n, spec, update, counts, dots, ws);
       coordinateHealth(workers, counts, inv, d, 'trimmedMean: trimmed in every coordinate');
-      if (simd) fillHealthFromDots(workers, dots);
-      else fillNormsAndCosines(workers, vectors, update);
+      fillHealthFromDots(workers, dots);
       return { update, workers };
     },
   };

@@ -8,22 +8,20 @@
  * Health: trust = fraction of coordinates in which the worker's value is (one of) the median value(s),
  * weight = its average coefficient (1 per coordinate for odd n or lower median, ½ for the midpoint).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
-import { columnScratch, gatherColumn, medianOf } from './coordinatewise.ts';
-import { runCoordinatewise } from './simdKernels.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
+import { coordinatewise } from '../kernels/registry.ts';
 import {
   checkInput,
   coordinateHealth,
   dotsBuffers,
   fillHealthFromDots,
-  fillNormsAndCosines,
   initHealth,
   outputBuffer,
   precondition,
   readBoolean,
   readCompat,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMedian: RuleFactory = (options) => {
   const compat = readCompat('median', options, ['byzfl', 'garfield']);
@@ -37,35 +35,15 @@ export const createMedian: RuleFactory = (options) => {
       const { vectors, f } = input;
       const n = vectors.length;
       precondition(2 * f < n, 'median', '2f < n', n, f);
-      const s = columnScratch(ws, n);
       const counts = ws.f64('counts', n);
       counts.fill(0);
       const update = outputBuffer(ws, reuse, d);
       const odd = (n & 1) === 1;
-      const used = ws.i32('used', 2);
-      const scalar = (k0: number, k1: number) => {
-        for (let k = k0; k < k1; k++) {
-          gatherColumn(vectors, k, n, s);
-          update[k] = medianOf(n, lower, s, used);
-          counts[used[0]]++;
-          if (used[1] >= 0) counts[used[1]]++;
-        }
-      };
       const workers = initHealth(input.workerIds);
       const dots = dotsBuffers(ws, n);
-      const simd = runCoordinatewise(
-        vectors,
-        n,
-        { kind: 'median', lower, window: Math.max(1, f) },
-        update,
-        counts,
-        dots,
-        scalar,
-      );
-      if (!simd) scalar(0, d);
+      coordinatewise(vectors, n, { kind: 'median', lower, window: Math.max(1, f) }, update, counts, dots, ws);
       coordinateHealth(workers, counts, odd || lower ? 1 : 0.5, d, 'median: never the median value');
-      if (simd) fillHealthFromDots(workers, dots);
-      else fillNormsAndCosines(workers, vectors, update);
+      fillHealthFromDots(workers, dots);
       return { update, workers };
     },
   };

@@ -12,10 +12,10 @@
  * Health: selected workers trust 1 and weight 1/m; the others trust 0, excluded.
  * Diagnostics: m, selected, scores, tieBroken (the m-th and (m+1)-th scores were equal).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import { krumConvention, krumScores, orderByScore, pairwiseDistances } from './krum.ts';
+import { averageSelected } from '../kernels/registry.ts';
 import {
-  averageSelected,
   checkInput,
   fillNormsAndCosinesFromGram,
   initHealth,
@@ -25,7 +25,7 @@ import {
   readCompat,
   readOptionalNumber,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createMultiKrum: RuleFactory = (options) => {
   const compat = readCompat('multiKrum', options, ['byzfl', 'garfield']);

@@ -13,8 +13,8 @@
  * Precondition: n ≥ 1 (f is not used; breakdown point 1/2).
  * Health: weight = aᵢ (coefficient in the output), trust = βᵢ / maxⱼ βⱼ at the output.
  */
-import { computeGram } from './gram.ts';
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from './types.ts';
+import { computeGram, weightedSum } from '../kernels/registry.ts';
+import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
 import {
   checkInput,
   fillNormsAndCosinesFromGram,
@@ -23,9 +23,8 @@ import {
   readBoolean,
   readCompat,
   readNumber,
-  weightedSum,
   Workspace,
-} from './util.ts';
+} from '../util.ts';
 
 export const createGeometricMedian: RuleFactory = (options) => {
   const compat = readCompat('geometricMedian', options, ['byzfl']);
