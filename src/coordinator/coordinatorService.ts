@@ -15,6 +15,8 @@ import { ParameterFeed } from './parameterFeed.ts';
 import type { JobRuntime } from './jobRuntime.ts';
 import { Sessions, type WorkerIdentity } from './sessions.ts';
 import { StatusError, toServiceError, unary } from './grpcStatus.ts';
+import type { CallCredentials, CoordinatorAuth } from './auth/authenticator.ts';
+import { admitWorker } from './auth/admission.ts';
 
 export interface CoordinatorServiceOptions {
   heartbeatIntervalMs: number;
@@ -33,10 +35,11 @@ export function coordinatorHandlers(
   manager: JobManager,
   sessions: Sessions,
   options: CoordinatorServiceOptions,
+  auth: CoordinatorAuth,
 ): CoordinatorHandlers {
   const feed = new ParameterFeed();
-  async function authenticate(metadata: grpc.Metadata): Promise<WorkerIdentity> {
-    const value = metadata.get(AUTH_HEADER)[0];
+  async function authenticate(call: CallCredentials): Promise<WorkerIdentity> {
+    const value = call.metadata.get(AUTH_HEADER)[0];
     const text = typeof value === 'string' ? value : value?.toString('utf8');
     if (!text || !text.startsWith('Bearer ')) {
       throw new StatusError(
@@ -50,6 +53,7 @@ export function coordinatorHandlers(
         grpc.status.UNAUTHENTICATED,
         'unknown or invalid session credential: register again',
       );
+    auth.checkSessionPeer(call, identity.enrollment);
     return identity;
   }
 
@@ -62,7 +66,7 @@ export function coordinatorHandlers(
   return {
     RegisterWorker: unary(async (call) => {
       const caps = call.request.capabilities;
-      const { identity, token } = await sessions.register(call.request.name, {
+      const { identity, token } = await admitWorker(auth, sessions, manager.store, call, call.request, {
         backend: caps?.backend ?? '',
         device: caps?.device ?? '',
         memoryBytes: caps?.memoryBytes ?? 0,
@@ -79,15 +83,17 @@ export function coordinatorHandlers(
     }),
 
     Heartbeat: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
+      const identity = await authenticate(call);
       await manager.heartbeat(identity.id, options.heartbeatTtlMs);
       return { heartbeatIntervalMs: options.heartbeatIntervalMs };
     }),
 
     JoinJob: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
-      const rt = call.request.jobId ? runtimeFor(call.request.jobId) : manager.oldestRuntime();
+      const identity = await authenticate(call);
+      const jobId = call.request.jobId || identity.jobScope;
+      const rt = jobId ? runtimeFor(jobId) : manager.oldestRuntime();
       if (!rt) throw new StatusError(grpc.status.NOT_FOUND, 'no running job to join yet');
+      auth.checkJoin(identity.jobScope, rt.jobId);
       await manager.heartbeat(identity.id, options.heartbeatTtlMs);
       const byzantine = String(identity.capabilities['byzantine'] ?? '');
       const p = rt.join(identity.id, identity.name, byzantine);
@@ -102,14 +108,15 @@ export function coordinatorHandlers(
     }),
 
     LeaveJob: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
+      const identity = await authenticate(call);
       runtimeFor(call.request.jobId).leave(identity.id, call.request.reason || 'left');
       return {};
     }),
 
     GetRound: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
+      const identity = await authenticate(call);
       const jobId = call.request.jobId;
+      auth.checkJoin(identity.jobScope, jobId);
       let rt = manager.runtime(jobId);
       if (rt && call.request.hasAfterRound) {
         await rt.waitForRound(call.request.afterRound, Math.min(call.request.waitMs || 0, options.maxWaitMs));
@@ -149,7 +156,7 @@ export function coordinatorHandlers(
     PullParameters: (call) => {
       void (async () => {
         try {
-          const identity = await authenticate(call.metadata);
+          const identity = await authenticate(call);
           const rt = runtimeFor(call.request.jobId);
           if (!rt.isParticipant(identity.id)) {
             throw new StatusError(
@@ -222,7 +229,7 @@ class PushReceiver {
   constructor(
     private readonly call: grpc.ServerReadableStream<PushGradientRequest__Output, PushGradientResponse>,
     private readonly callback: grpc.sendUnaryData<PushGradientResponse>,
-    private readonly authenticate: (md: grpc.Metadata) => Promise<WorkerIdentity>,
+    private readonly authenticate: (call: CallCredentials) => Promise<WorkerIdentity>,
     private readonly runtimeFor: (jobId: string) => JobRuntime,
   ) {}
 
@@ -243,7 +250,7 @@ class PushReceiver {
     });
     this.call.on('error', () => this.abort());
     this.call.on('cancelled', () => this.abort());
-    this.authenticate(this.call.metadata).then(
+    this.authenticate(this.call).then(
       (identity) => {
         this.identity = identity;
         this.ready = true;

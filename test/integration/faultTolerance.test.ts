@@ -79,7 +79,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
   it('keeps training when a worker is killed with SIGKILL mid-job', async () => {
     const coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('kill-worker')]);
     procs.push(coordinator.proc);
-    const jobs = new JobsClient(coordinator.address);
+    const jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
     clients.push(jobs);
     const job = await jobs.submit(JSON.stringify(spec('kill-worker', 30)));
     const workers = [0, 1, 2].map((i) =>
@@ -119,7 +119,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     ];
     const first = await startCoordinatorProcess(args);
     procs.push(first.proc);
-    let jobs = new JobsClient(first.address);
+    let jobs = new JobsClient(first.address, { token: first.adminToken });
     clients.push(jobs);
     const job = await jobs.submit(JSON.stringify(spec('restart', 30, { checkpoint: { every: 5 } })));
     const workers = [0, 1].map((i) => startWorkerProcess(first.address, `worker-${i}`, ['--job', job.id]));
@@ -136,7 +136,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     expect(resumedAt).to.be.at.least(10);
     expect(resumedAt % 5).to.equal(0);
 
-    jobs = new JobsClient(second.address);
+    jobs = new JobsClient(second.address, { token: second.adminToken });
     clients.push(jobs);
     const done = await waitForState(jobs, job.id);
     expect(done.state, done.error).to.equal('completed');
