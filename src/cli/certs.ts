@@ -63,6 +63,16 @@ function openssl(args: string[]): void {
 const KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
 
 export function createCertificates(o: CertsOptions): string[] {
+  // Keys are never readable by others, not even between openssl writing them and the chmod.
+  const umask = process.umask(0o077);
+  try {
+    return writeCertificates(o);
+  } finally {
+    process.umask(umask);
+  }
+}
+
+function writeCertificates(o: CertsOptions): string[] {
   if (!Number.isInteger(o.workers) || o.workers < 0 || o.workers > 10_000)
     throw new CertsError('--workers must be an integer in [0, 10000]');
   if (!Number.isInteger(o.days) || o.days < 1 || o.days > 3650)

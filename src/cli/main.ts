@@ -610,7 +610,7 @@ program
       days: Number(opts.days),
     });
     console.log(`phalanx: wrote ${files.length} files to ${path.resolve(opts.out)}`);
-    for (const f of files) console.log(`  ${path.relative(process.cwd(), f) || f}`);
+    for (const f of files) console.log(`  ${f}`);
   });
 
 program

@@ -91,6 +91,7 @@ export function coordinatorHandlers(
     JoinJob: unary(async (call) => {
       const identity = await authenticate(call);
       const jobId = call.request.jobId || identity.jobScope;
+      if (jobId) auth.checkJoin(identity.jobScope, jobId);
       const rt = jobId ? runtimeFor(jobId) : manager.oldestRuntime();
       if (!rt) throw new StatusError(grpc.status.NOT_FOUND, 'no running job to join yet');
       auth.checkJoin(identity.jobScope, rt.jobId);
