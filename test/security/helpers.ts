@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import type { JobsClient } from '../../src/cli/jobsClient.ts';
+import type { CoordinatorClient } from '../../src/worker/coordinatorClient.ts';
 
 /** The call must fail with exactly this gRPC status. */
 export async function expectStatus(call: Promise<unknown>, code: grpc.status): Promise<grpc.ServiceError> {
@@ -52,4 +53,16 @@ export function watchFirst(jobs: JobsClient, id: string): Promise<void> {
   return new Promise((resolve, reject) => {
     jobs.watch(id, undefined, () => resolve()).then(resolve, reject);
   });
+}
+
+/** The store says 'running' a moment before the job's runtime takes joins. */
+export async function joinWhenRunning(w: CoordinatorClient, jobId: string) {
+  for (let i = 0; ; i++) {
+    try {
+      return await w.join(jobId);
+    } catch (e) {
+      if ((e as grpc.ServiceError).code !== grpc.status.NOT_FOUND || i >= 100) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
