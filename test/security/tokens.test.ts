@@ -213,6 +213,30 @@ describe('security: access tokens and roles (separate coordinator process)', fun
     const ok = await run(['jobs', '--coordinator', address, '--token', adminToken]);
     expect(ok.code, ok.stderr).to.equal(0);
   });
+
+  it('phalanx token create prints a token that works for its role only; a non-admin cannot create one', async () => {
+    const cli = (args: string[], token: string) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [BIN, ...args, '--coordinator', address],
+          { env: { ...process.env, PHALANX_TOKEN: token } },
+          (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+        ),
+      );
+    const made = await cli(['token', 'create', '--role', 'viewer', '--ttl', '1h'], adminToken);
+    expect(made.code, made.stderr).to.equal(0);
+    const viewerToken = made.stdout.trim();
+    expect(viewerToken).to.match(/^t-[0-9a-f]{16}\.\S{32}$/);
+    expect(made.stderr).to.match(/viewer token t-[0-9a-f]{16}, expires/);
+    expect((await jobsAs(viewerToken).get(running)).id).to.equal(running);
+    await expectStatus(jobsAs(viewerToken).cancel(running), PERMISSION_DENIED);
+    const refused = await cli(['token', 'create', '--role', 'admin'], viewerToken);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/PERMISSION_DENIED/);
+    const bad = await cli(['token', 'create', '--role', 'submitter', '--count', '3'], adminToken);
+    expect(bad.stderr).to.match(/INVALID_ARGUMENT: count/);
+  });
 });
 
 describe('security: --insecure-open', function () {
