@@ -120,4 +120,12 @@ export class AdminClient {
       ),
     );
   }
+
+  revokeToken(tokenId: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.raw.RevokeToken({ tokenId }, metadataOf(this.auth), { deadline: Date.now() + 15_000 }, (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
+  }
 }

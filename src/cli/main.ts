@@ -582,6 +582,20 @@ addClientAuthOptions(
     },
   );
 
+addClientAuthOptions(
+  token
+    .command('revoke <tokenId>')
+    .description('revoke an access token at once (its id t-…, or the token itself)'),
+)
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .action(async (tokenId: string, opts: { coordinator: string } & ClientAuthFlags) => {
+    const id = tokenId.split('.')[0];
+    const client = new AdminClient(opts.coordinator, resolveClientAuth(opts));
+    await client.revokeToken(id);
+    client.close();
+    console.log(`phalanx: token ${id} revoked`);
+  });
+
 program
   .command('certs')
   .description('certificates for mutual TLS')

@@ -30,5 +30,14 @@ export function adminHandlers(store: StateStore, auth: CoordinatorAuth): AdminHa
         throw e;
       }
     }),
+    RevokeToken: unary(async (call) => {
+      requireAdmin(await auth.principal(call));
+      const id = call.request.tokenId;
+      if (!/^t-[0-9a-f]{16}$/.test(id))
+        throw new StatusError(grpc.status.INVALID_ARGUMENT, 'token_id must look like t-<16 hex digits>');
+      if (!(await store.revokeAccessToken(id)))
+        throw new StatusError(grpc.status.NOT_FOUND, `token '${id}' not found (or already expired)`);
+      return {};
+    }),
   };
 }

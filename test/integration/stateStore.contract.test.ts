@@ -352,6 +352,14 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await store.getAccessToken('t-missing')).to.equal(undefined);
       });
 
+      it('revokes a token at once, and says whether it existed', async () => {
+        await store.putAccessToken(token('t-r'));
+        expect(await store.revokeAccessToken('t-r')).to.equal(true);
+        expect(await store.getAccessToken('t-r')).to.equal(undefined);
+        expect(await store.revokeAccessToken('t-r')).to.equal(false);
+        expect(await store.revokeAccessToken('t-never')).to.equal(false);
+      });
+
       it('drops a token at its expiry', async () => {
         await store.putAccessToken(token('t-short', { expiresAt: Date.now() + 150 }));
         expect(await store.getAccessToken('t-short')).to.not.equal(undefined);

@@ -179,6 +179,22 @@ describe('security: access tokens and roles (separate coordinator process)', fun
     await admin.cancel(other);
   });
 
+  it('a revoked submitter token is refused at once (UNAUTHENTICATED); only an admin may revoke', async () => {
+    const issued = await adminOps.createToken({ role: 'submitter' });
+    const sub = jobsAs(issued.token);
+    const mine = await sub.submit(idleJob('sec-revoked'));
+    const subOps = new AdminClient(address, { token: issued.token });
+    clients.push(subOps);
+    await expectStatus(subOps.revokeToken(issued.tokenId), PERMISSION_DENIED);
+    await adminOps.revokeToken(issued.tokenId);
+    const before = await snapshot(admin);
+    await expectStatus(sub.cancel(mine.id), UNAUTHENTICATED);
+    await expectStatus(sub.submit(idleJob('sec-revoked-2')), UNAUTHENTICATED);
+    expect(await snapshot(admin)).to.equal(before);
+    await expectStatus(adminOps.revokeToken(issued.tokenId), grpc.status.NOT_FOUND);
+    await admin.cancel(mine.id);
+  });
+
   it('refuses an expired token (UNAUTHENTICATED)', async () => {
     const token = await issue('viewer', { ttlMs: 1000 });
     await jobsAs(token).list();

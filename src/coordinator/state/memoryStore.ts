@@ -217,6 +217,10 @@ export class MemoryStateStore implements StateStore {
     return this.auth.getAccessToken(id);
   }
 
+  async revokeAccessToken(id: string): Promise<boolean> {
+    return this.auth.revokeAccessToken(id);
+  }
+
   async bindWorkerName(
     name: string,
     credential: string,
@@ -251,6 +255,12 @@ class MemoryAuthState {
       return undefined;
     }
     return { ...token };
+  }
+
+  revokeAccessToken(id: string): boolean {
+    const known = this.getAccessToken(id) !== undefined;
+    this.tokens.delete(id);
+    return known;
   }
 
   bindWorkerName(

@@ -506,6 +506,10 @@ export class RedisStateStore implements StateStore {
     return text === null ? undefined : (JSON.parse(text) as AccessTokenRecord);
   }
 
+  async revokeAccessToken(id: string): Promise<boolean> {
+    return (await this.redis.del(this.authKey('token', id))) === 1;
+  }
+
   async bindWorkerName(
     name: string,
     credential: string,

@@ -148,6 +148,8 @@ export interface StateStore {
   putAccessToken(token: AccessTokenRecord): Promise<void>;
   /** The token record, or undefined if unknown or expired. */
   getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
+  /** Forget a token at once; true if it existed. The names it bound stay bound until its expiry. */
+  revokeAccessToken(id: string): Promise<boolean>;
   /**
    * Atomically bind worker `name` to `credential` for `workerId`. A credential binds at most `limit` distinct
    * names; a name stays bound to its credential until `expiresAt` (the credential's expiry; absent = never).
