@@ -90,11 +90,11 @@ export function coordinatorHandlers(
 
     JoinJob: unary(async (call) => {
       const identity = await authenticate(call);
+      // A worker enrolled for one job joins that one (and no other).
       const jobId = call.request.jobId || identity.jobScope;
       if (jobId) auth.checkJoin(identity.jobScope, jobId);
       const rt = jobId ? runtimeFor(jobId) : manager.oldestRuntime();
       if (!rt) throw new StatusError(grpc.status.NOT_FOUND, 'no running job to join yet');
-      auth.checkJoin(identity.jobScope, rt.jobId);
       await manager.heartbeat(identity.id, options.heartbeatTtlMs);
       const byzantine = String(identity.capabilities['byzantine'] ?? '');
       const p = rt.join(identity.id, identity.name, byzantine);
