@@ -3,13 +3,21 @@
  * (protobuf messages, authentication, chunk validation, decode into the round's buffers) against a bare grpc-js
  * chunked stream of raw 1 MiB buffers, both measured in this run with servers in separate processes.
  *
- *   npm run bench:transport [-- --reps 5] [-- --json FILE]
+ * With --tls both run over mutual TLS with the same certificates (made for the run): the coordinator with
+ * --tls-cert/--tls-key/--tls-ca and workers enrolled by their certificates, the bare server with the same key
+ * pair and client-certificate check.
+ *
+ *   npm run bench:transport [-- --reps 5] [-- --tls] [-- --json FILE]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient } from '../src/worker/coordinatorClient.ts';
 import { JobsClient } from '../src/cli/jobsClient.ts';
+import { createCertificates } from '../src/cli/certs.ts';
+import { channelCredentials, type ClientAuth } from '../src/transport/tls.ts';
 import { buildLayout, layoutFingerprint } from '../src/core/layout/parameterLayout.ts';
 import { bareService } from './support/bareService.ts';
 
@@ -20,6 +28,15 @@ const flag = (name: string) => {
 };
 const REPS = Number(flag('--reps') ?? 5);
 const JSON_OUT = flag('--json');
+const TLS = args.includes('--tls');
+const WORK = mkdtempSync(path.join(os.tmpdir(), 'phalanx-bench-'));
+const PKI = path.join(WORK, 'pki');
+const pem = (name: string) => path.join(PKI, name);
+/** Channel credentials of a client holding `name`'s certificate (mutual TLS), or plaintext. */
+const clientCredentials = (name: string) =>
+  TLS
+    ? channelCredentials({ ca: pem('ca.crt'), cert: pem(`${name}.crt`), key: pem(`${name}.key`) })
+    : grpc.credentials.createInsecure();
 const HIDDEN = 21_104; // MLP 784-21104-10: 16,777,690 parameters = 64.0 MiB of fp32
 const CHUNK = 1 << 20;
 
@@ -47,7 +64,7 @@ const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 /** Two clients of the bare grpc-js server: raw 1 MiB buffers up and down, nothing else. */
 function bareTransfers(address: string, bytes: number) {
   const Client = grpc.makeGenericClientConstructor(bareService, 'Bare');
-  const client = new Client(address, grpc.credentials.createInsecure(), {
+  const client = new Client(address, clientCredentials('admin'), {
     'grpc.max_receive_message_length': CHUNK + 65536,
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
   });
@@ -92,7 +109,7 @@ function bareTransfers(address: string, bytes: number) {
  * chunks decoded into the round's buffer, acknowledged), a pull a whole PullParameters stream decoded and checked
  * into the worker's parameters. The second push of a round closes it; aggregation is not part of the timing.
  */
-async function phalanxTransfers(address: string) {
+async function phalanxTransfers(address: string, admin: ClientAuth, enrollmentToken?: string) {
   const spec = { kind: 'mlp' as const, hidden: [HIDDEN] };
   // The MLP's layout, built here without loading tfjs into the benchmark's client process (its heap would make
   // every GC of the client's per-message buffers slower and skew the comparison).
@@ -102,7 +119,7 @@ async function phalanxTransfers(address: string) {
     { name: 'fc2.weight', shape: [HIDDEN, 10] },
     { name: 'fc2.bias', shape: [10] },
   ]);
-  const jobs = new JobsClient(address);
+  const jobs = new JobsClient(address, admin);
   const job = await jobs.submit(
     JSON.stringify({
       name: 'bench-transport',
@@ -116,8 +133,9 @@ async function phalanxTransfers(address: string) {
       data: { maxTrain: 100, maxTest: 10 },
     }),
   );
-  const a = new CoordinatorClient(address);
-  const b = new CoordinatorClient(address);
+  // Under mutual TLS each worker enrolls with its certificate; otherwise with the admin token.
+  const a = new CoordinatorClient(address, clientCredentials('worker-0'), enrollmentToken);
+  const b = new CoordinatorClient(address, clientCredentials('worker-1'), enrollmentToken);
   await a.register('worker-0', {});
   await b.register('worker-1', {});
   for (;;) {
@@ -171,13 +189,40 @@ async function timed(op: () => Promise<void>, into: number[] | null): Promise<vo
 }
 
 async function main(): Promise<void> {
+  if (TLS)
+    createCertificates({
+      out: PKI,
+      workers: 2,
+      hosts: [],
+      clients: [{ name: 'admin', role: 'admin' }],
+      days: 1,
+    });
+  const tlsArgs = TLS
+    ? ['--tls-cert', pem('server.crt'), '--tls-key', pem('server.key'), '--tls-ca', pem('ca.crt')]
+    : [];
+  const dataDir = path.join(WORK, 'data');
   const coord = await startChild(
-    ['bin/phalanx.js', 'coordinator', '--host', '127.0.0.1', '--port', '0'],
+    [
+      'bin/phalanx.js',
+      'coordinator',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      ...tlsArgs,
+    ],
     /listening on ([\d.]+:\d+)/,
   );
-  const p = await phalanxTransfers(coord.match[1]);
+  const adminToken = TLS ? undefined : readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  const p = await phalanxTransfers(
+    coord.match[1],
+    { credentials: clientCredentials('admin'), token: adminToken },
+    adminToken,
+  );
   const bareProc = await startChild(
-    ['--import', 'tsx', 'bench/support/bareGrpcServer.ts', String(p.bytes / CHUNK)],
+    ['--import', 'tsx', 'bench/support/bareGrpcServer.ts', String(p.bytes / CHUNK), ...(TLS ? [PKI] : [])],
     /listening on ([\d.]+:\d+)/,
   );
   const bytesBare = Math.ceil(p.bytes / CHUNK) * CHUNK;
@@ -202,6 +247,7 @@ async function main(): Promise<void> {
   b.close();
   coord.child.kill('SIGKILL');
   bareProc.child.kill('SIGKILL');
+  rmSync(WORK, { recursive: true, force: true });
 
   const rows = [
     {
@@ -221,7 +267,7 @@ async function main(): Promise<void> {
   ].map((r) => ({ ...r, ratio: r.phalanx / r.bare }));
 
   console.log(
-    `\nbench:transport — ${(p.bytes / 2 ** 20).toFixed(1)} MiB per transfer, 1 MiB chunks, loopback, ${REPS} reps × 2 transfers, interleaved (median; best in brackets)\n`,
+    `\nbench:transport — ${(p.bytes / 2 ** 20).toFixed(1)} MiB per transfer, 1 MiB chunks, loopback, ${TLS ? 'mutual TLS on both sides' : 'plaintext'}, ${REPS} reps × 2 transfers, interleaved (median; best in brackets)\n`,
   );
   console.log('| direction        | bare grpc-js MB/s | Phalanx MB/s    | Phalanx / bare |');
   console.log('|------------------|-------------------|-----------------|----------------|');
@@ -231,7 +277,7 @@ async function main(): Promise<void> {
     );
   }
   if (JSON_OUT) {
-    writeFileSync(JSON_OUT, `${JSON.stringify({ bytes: p.bytes, reps: REPS, rows }, null, 2)}\n`);
+    writeFileSync(JSON_OUT, `${JSON.stringify({ bytes: p.bytes, reps: REPS, tls: TLS, rows }, null, 2)}\n`);
     console.log(`\nwritten ${JSON_OUT}`);
   }
 }

@@ -1,8 +1,11 @@
 /**
  * Baseline for bench:transport: a bare grpc-js server with raw-Buffer methods (no protobuf, no validation) that
- * receives a chunked upload into a preallocated buffer and serves a chunked download. Prints its port.
+ * receives a chunked upload into a preallocated buffer and serves a chunked download. Prints its port. With a
+ * second argument (a directory of PEM files from `phalanx certs create`) it serves mutual TLS, as the coordinator.
  */
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { bareService } from './bareService.ts';
 
 const CHUNK = 1 << 20;
@@ -31,7 +34,20 @@ server.addService(bareService, {
     })();
   },
 });
-server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+const pki = process.argv[3];
+const credentials = pki
+  ? grpc.ServerCredentials.createSsl(
+      readFileSync(path.join(pki, 'ca.crt')),
+      [
+        {
+          cert_chain: readFileSync(path.join(pki, 'server.crt')),
+          private_key: readFileSync(path.join(pki, 'server.key')),
+        },
+      ],
+      true,
+    )
+  : grpc.ServerCredentials.createInsecure();
+server.bindAsync('127.0.0.1:0', credentials, (err, port) => {
   if (err) throw err;
   console.log(`bare listening on 127.0.0.1:${port}`);
 });

@@ -1,15 +1,30 @@
-/** Promise-based client of phalanx.v1.Jobs for the CLI and tests. */
+/** Promise-based clients of phalanx.v1.Jobs and phalanx.v1.Admin for the CLI and tests. */
 import * as grpc from '@grpc/grpc-js';
 import type { JobsClient as GenJobsClient } from '../gen/phalanx/v1/Jobs.ts';
 import type { Job__Output } from '../gen/phalanx/v1/Job.ts';
 import type { JobEvent__Output } from '../gen/phalanx/v1/JobEvent.ts';
-import { CHANNEL_OPTIONS, proto } from '../transport/protocol.ts';
+import type { AdminClient as GenAdminClient } from '../gen/phalanx/v1/Admin.ts';
+import type { CreateTokenResponse__Output } from '../gen/phalanx/v1/CreateTokenResponse.ts';
+import { authMetadata, CHANNEL_OPTIONS, proto } from '../transport/protocol.ts';
+import type { ClientAuth } from '../transport/tls.ts';
+
+function metadataOf(auth: ClientAuth): grpc.Metadata {
+  return auth.token ? authMetadata(auth.token) : new grpc.Metadata();
+}
 
 export class JobsClient {
   private readonly raw: GenJobsClient;
 
-  constructor(address: string) {
-    this.raw = new proto.phalanx.v1.Jobs(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  /** `auth`: TLS channel credentials and the access token sent with every call. */
+  constructor(
+    address: string,
+    private readonly auth: ClientAuth = {},
+  ) {
+    this.raw = new proto.phalanx.v1.Jobs(
+      address,
+      auth.credentials ?? grpc.credentials.createInsecure(),
+      CHANNEL_OPTIONS,
+    );
   }
 
   close(): void {
@@ -20,28 +35,32 @@ export class JobsClient {
     return { deadline: Date.now() + ms };
   }
 
+  private md(): grpc.Metadata {
+    return metadataOf(this.auth);
+  }
+
   submit(spec: string): Promise<Job__Output> {
     return new Promise((resolve, reject) =>
-      this.raw.SubmitJob({ spec }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+      this.raw.SubmitJob({ spec }, this.md(), this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
     );
   }
 
   get(jobId: string): Promise<Job__Output> {
     return new Promise((resolve, reject) =>
-      this.raw.GetJob({ jobId }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+      this.raw.GetJob({ jobId }, this.md(), this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
     );
   }
 
   async list(): Promise<Job__Output[]> {
     const res = await new Promise<{ jobs: Job__Output[] }>((resolve, reject) =>
-      this.raw.ListJobs({}, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+      this.raw.ListJobs({}, this.md(), this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
     );
     return res.jobs;
   }
 
   cancel(jobId: string): Promise<Job__Output> {
     return new Promise((resolve, reject) =>
-      this.raw.CancelJob({ jobId }, this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
+      this.raw.CancelJob({ jobId }, this.md(), this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
     );
   }
 
@@ -52,10 +71,61 @@ export class JobsClient {
     onEvent: (event: JobEvent__Output) => void,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
-      const stream = this.raw.WatchJob({ jobId, fromRound: fromRound ?? 0, replay: fromRound !== undefined });
+      const stream = this.raw.WatchJob(
+        { jobId, fromRound: fromRound ?? 0, replay: fromRound !== undefined },
+        this.md(),
+      );
       stream.on('data', onEvent);
       stream.on('error', reject);
       stream.on('end', () => resolve());
     });
+  }
+}
+
+export class AdminClient {
+  private readonly raw: GenAdminClient;
+
+  constructor(
+    address: string,
+    private readonly auth: ClientAuth = {},
+  ) {
+    this.raw = new proto.phalanx.v1.Admin(
+      address,
+      auth.credentials ?? grpc.credentials.createInsecure(),
+      CHANNEL_OPTIONS,
+    );
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+
+  createToken(request: {
+    role: string;
+    jobId?: string;
+    count?: number;
+    ttlMs?: number;
+  }): Promise<CreateTokenResponse__Output> {
+    return new Promise((resolve, reject) =>
+      this.raw.CreateToken(
+        {
+          role: request.role,
+          jobId: request.jobId ?? '',
+          count: request.count ?? 0,
+          ttlMs: request.ttlMs ?? 0,
+        },
+        metadataOf(this.auth),
+        { deadline: Date.now() + 15_000 },
+        (e, r) => (e ? reject(e) : resolve(r!)),
+      ),
+    );
+  }
+
+  revokeToken(tokenId: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.raw.RevokeToken({ tokenId }, metadataOf(this.auth), { deadline: Date.now() + 15_000 }, (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
   }
 }

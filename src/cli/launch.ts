@@ -1,9 +1,12 @@
 /**
  * `phalanx launch` / `phalanx demo`: a coordinator in this process plus N worker processes on loopback, one job,
- * live progress, and a JSON summary report.
+ * live progress, and a JSON summary report. The run makes its own credentials in a temporary directory: an
+ * admin token and one enrollment token for the job admitting exactly N worker names, or (--tls) a CA with a
+ * coordinator certificate and one certificate per worker for mutual TLS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JobSpec, JobSpecInput } from '../config/jobSpec.ts';
@@ -13,6 +16,7 @@ import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { JobRecord } from '../coordinator/state/stateStore.ts';
 import type { StateStoreConfig } from '../coordinator/state/index.ts';
 import { ProgressPrinter } from './progress.ts';
+import { createCertificates } from './certs.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
 
@@ -27,6 +31,8 @@ export interface LaunchOptions {
   report?: string;
   backend?: string;
   quiet?: boolean;
+  /** Mutual TLS with certificates made for this run (default: plaintext loopback with enrollment tokens). */
+  tls?: boolean;
   /** Per-worker log lines go to stderr (verbose) or are dropped. */
   verbose?: boolean;
   /** Called with every round report as it is persisted (benchmarks, progress of embedding programs). */
@@ -60,20 +66,40 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
   const out = (line: string) => {
     if (!options.quiet) process.stdout.write(`${line}\n`);
   };
-  const coordinator = await startCoordinator({
-    host: '127.0.0.1',
-    port: options.port,
-    store: options.store,
-    log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
-  });
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-launch-'));
+  const certs = path.join(dataDir, 'certs');
+  if (options.tls)
+    createCertificates({ out: certs, workers: options.workers, hosts: [], clients: [], days: 2 });
+  const pem = (name: string) => path.join(certs, name);
+  let coordinator;
+  try {
+    coordinator = await startCoordinator({
+      host: '127.0.0.1',
+      port: options.port,
+      store: options.store,
+      dataDir,
+      tls: options.tls ? { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } : undefined,
+      log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
+    });
+  } catch (e) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   const children: ChildProcess[] = [];
   try {
-    const job = await coordinator.manager.submit(spec);
+    const job = await coordinator.manager.submit(spec, 'launch');
+    // Exactly one identity per worker process, for this job only.
+    const enrollment = await coordinator.auth.issue({
+      role: 'worker',
+      jobId: job.id,
+      count: options.workers,
+      ttlMs: 24 * 3600 * 1000,
+    });
     out(
       `phalanx: job ${job.id} — ${spec.rounds} rounds of ${describeModel(spec)} on Fashion-MNIST, ` +
         `${options.workers} workers (${options.byzantine} byzantine: ${options.byzantine ? options.attack : 'none'}), ` +
         `rule ${spec.aggregation.rule}${spec.aggregation.pre.length ? ` after ${spec.aggregation.pre.join('+')}` : ''}, store ${coordinator.store.kind}, ` +
-        `coordinator ${coordinator.address}`,
+        `coordinator ${coordinator.address} (${options.tls ? 'mutual TLS' : 'enrollment token'})`,
     );
     const flagged: Record<string, number> = {};
     const printer = new ProgressPrinter(spec.rounds, out);
@@ -113,7 +139,18 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         args.push('--byzantine', options.attack);
         if (options.attackOptions) args.push('--attack-options', JSON.stringify(options.attackOptions));
       }
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Credentials travel in the environment, not in argv (visible to every user through ps).
+      const credentials = options.tls
+        ? {
+            PHALANX_TLS_CA: pem('ca.crt'),
+            PHALANX_TLS_CERT: pem(`worker-${i}.crt`),
+            PHALANX_TLS_KEY: pem(`worker-${i}.key`),
+          }
+        : { PHALANX_TOKEN: enrollment.token };
+      const child = spawn(process.execPath, args, {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PHALANX_TOKEN: '', PHALANX_TOKEN_FILE: '', ...credentials },
+      });
       const prefix = (chunk: Buffer) => {
         if (options.verbose) process.stderr.write(chunk);
       };
@@ -176,6 +213,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       ),
     );
     await coordinator.shutdown();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 }
 

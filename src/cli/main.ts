@@ -10,7 +10,17 @@ import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '
 import { startCoordinator } from '../coordinator/server.ts';
 import { launch } from './launch.ts';
 import { demoSpec, DEMO_ATTACK_OPTIONS } from './demoSpec.ts';
-import { JobsClient } from './jobsClient.ts';
+import { AdminClient, JobsClient } from './jobsClient.ts';
+import {
+  addClientAuthOptions,
+  ClientAuthError,
+  resolveClientAuth,
+  type ClientAuthFlags,
+} from './clientAuth.ts';
+import { CertsError, createCertificates, parseClients } from './certs.ts';
+import { TlsConfigError } from '../transport/tls.ts';
+import { DEFAULT_DATA_DIR } from '../coordinator/server.ts';
+import { parseDuration } from '../config/duration.ts';
 import { formatRound, ProgressPrinter } from './progress.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
@@ -94,6 +104,23 @@ program
   )
   .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
   .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
+  .option(
+    '--data-dir <dir>',
+    "the coordinator's own directory (admin token, mode 0600)",
+    env['PHALANX_DATA_DIR'] ?? DEFAULT_DATA_DIR,
+  )
+  .option('--tls-cert <file>', 'TLS certificate (PEM) of the coordinator', env['PHALANX_TLS_CERT'])
+  .option('--tls-key <file>', 'its private key (PEM)', env['PHALANX_TLS_KEY'])
+  .option(
+    '--tls-ca <file>',
+    'CA of client certificates: turns on mutual TLS (every client must present one)',
+    env['PHALANX_TLS_CA'],
+  )
+  .option(
+    '--insecure-open',
+    'LOCAL EXPERIMENTS ONLY: no credentials at all, anyone who reaches the port is admin',
+    env['PHALANX_INSECURE_OPEN'] === '1',
+  )
   .action(
     async (opts: {
       host: string;
@@ -104,6 +131,11 @@ program
       checkpointDir?: string;
       id?: string;
       heartbeatTtl: string;
+      dataDir: string;
+      tlsCert?: string;
+      tlsKey?: string;
+      tlsCa?: string;
+      insecureOpen: boolean;
     }) => {
       const c = await startCoordinator({
         host: opts.host,
@@ -112,6 +144,9 @@ program
         checkpointDir: opts.checkpointDir,
         id: opts.id,
         heartbeatTtlMs: Number(opts.heartbeatTtl),
+        dataDir: opts.dataDir,
+        tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
+        insecureOpen: opts.insecureOpen,
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));
@@ -120,9 +155,13 @@ program
     },
   );
 
-program
-  .command('worker')
-  .description('run a worker that joins a job and trains on its shard')
+addClientAuthOptions(
+  program
+    .command('worker')
+    .description(
+      'run a worker that joins a job and trains on its shard (enrolls with --token, or its certificate under mutual TLS)',
+    ),
+)
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option(
     '--name <name>',
@@ -143,20 +182,23 @@ program
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
   .option('--once', 'exit when the first job ends')
   .action(
-    async (opts: {
-      coordinator: string;
-      name: string;
-      job?: string;
-      backend: string;
-      byzantine?: string;
-      attackOptions?: string;
-      data?: string;
-      once?: boolean;
-    }) => {
+    async (
+      opts: {
+        coordinator: string;
+        name: string;
+        job?: string;
+        backend: string;
+        byzantine?: string;
+        attackOptions?: string;
+        data?: string;
+        once?: boolean;
+      } & ClientAuthFlags,
+    ) => {
+      const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
       process.once('SIGINT', () => controller.abort());
-      const { runWorker } = await loadWorker();
+      const { runWorker, WorkerEnrollmentError } = await loadWorker();
       await runWorker({
         coordinator: opts.coordinator,
         name: opts.name,
@@ -168,6 +210,12 @@ program
         dataPath: opts.data,
         once: Boolean(opts.once),
         signal: controller.signal,
+        token: auth.token,
+        credentials: auth.credentials,
+      }).catch((e: unknown) => {
+        if (!(e instanceof WorkerEnrollmentError)) throw e;
+        console.error(`phalanx: worker ${opts.name}: ${e.message}`);
+        process.exit(1);
       });
       process.exit(0);
     },
@@ -190,6 +238,7 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
     .option('--backend <name>', 'tfjs backend for the workers')
     .option('--report <file>', 'write a JSON summary here')
+    .option('--tls', 'run over mutual TLS with certificates made for this run (else: enrollment tokens)')
     .option('-v, --verbose', 'show coordinator and worker logs on stderr');
 }
 
@@ -209,6 +258,7 @@ interface LaunchCliOptions {
   port: string;
   backend?: string;
   report?: string;
+  tls?: boolean;
   verbose?: boolean;
 }
 
@@ -241,6 +291,7 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
     port: Number(opts.port),
     report: opts.report,
     backend: opts.backend,
+    tls: opts.tls,
     verbose: opts.verbose,
   });
   process.exit(report.state === 'completed' ? 0 : 1);
@@ -356,35 +407,38 @@ program
       );
   });
 
-program
-  .command('submit <jobFile>')
-  .description('submit a job spec (YAML or JSON) to a coordinator')
+addClientAuthOptions(
+  program.command('submit <jobFile>').description('submit a job spec (YAML or JSON) to a coordinator'),
+)
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option('--watch', 'follow the job until it ends')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(async (file: string, opts: { coordinator: string; watch?: boolean; output: string }) => {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
-    }
-    parseJobSpec(text); // fail fast locally with field-level errors
-    const client = new JobsClient(opts.coordinator);
-    const job = await client.submit(text);
-    if (opts.output === 'json') console.log(JSON.stringify(job, null, 2));
-    else console.log(`submitted ${job.id} (${job.state})`);
-    if (opts.watch) await watch(client, job.id, opts.output);
-    client.close();
-  });
+  .action(
+    async (
+      file: string,
+      opts: { coordinator: string; watch?: boolean; output: string } & ClientAuthFlags,
+    ) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
+      }
+      parseJobSpec(text); // fail fast locally with field-level errors
+      const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
+      const job = await client.submit(text);
+      if (opts.output === 'json') console.log(JSON.stringify(job, null, 2));
+      else console.log(`submitted ${job.id} (${job.state})`);
+      if (opts.watch) await watch(client, job.id, opts.output);
+      client.close();
+    },
+  );
 
-program
-  .command('jobs')
-  .description('list jobs')
+addClientAuthOptions(program.command('jobs').description('list the jobs this credential may see'))
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(async (opts: { coordinator: string; output: string }) => {
-    const client = new JobsClient(opts.coordinator);
+  .action(async (opts: { coordinator: string; output: string } & ClientAuthFlags) => {
+    const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
     const jobs = await client.list();
     client.close();
     if (opts.output === 'json') {
@@ -404,13 +458,11 @@ program
     }
   });
 
-program
-  .command('status <jobId>')
-  .description('show one job')
+addClientAuthOptions(program.command('status <jobId>').description('show one job'))
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(async (id: string, opts: { coordinator: string; output: string }) => {
-    const client = new JobsClient(opts.coordinator);
+  .action(async (id: string, opts: { coordinator: string; output: string } & ClientAuthFlags) => {
+    const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
     const job = await client.get(id);
     client.close();
     if (opts.output === 'json') {
@@ -422,13 +474,15 @@ program
     if (job.resultJson) console.log(`result   ${job.resultJson}`);
   });
 
-program
-  .command('cancel <jobId>')
-  .description('cancel a queued or running job (its workers see it end and exit)')
+addClientAuthOptions(
+  program
+    .command('cancel <jobId>')
+    .description('cancel a queued or running job (its workers see it end and exit)'),
+)
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(async (id: string, opts: { coordinator: string; output: string }) => {
-    const client = new JobsClient(opts.coordinator);
+  .action(async (id: string, opts: { coordinator: string; output: string } & ClientAuthFlags) => {
+    const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
     const job = await client.cancel(id);
     client.close();
     if (opts.output === 'json') {
@@ -440,17 +494,21 @@ program
     console.log(`job ${job.id}: ${job.state} at round ${job.round}/${job.totalRounds}${note}`);
   });
 
-program
-  .command('watch <jobId>')
-  .description('follow a job: one line per round (trusted and flagged workers, loss, accuracy)')
+addClientAuthOptions(
+  program
+    .command('watch <jobId>')
+    .description('follow a job: one line per round (trusted and flagged workers, loss, accuracy)'),
+)
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option('--from <round>', 'replay stored rounds from this one', undefined)
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(async (id: string, opts: { coordinator: string; output: string; from?: string }) => {
-    const client = new JobsClient(opts.coordinator);
-    await watch(client, id, opts.output, opts.from === undefined ? undefined : Number(opts.from));
-    client.close();
-  });
+  .action(
+    async (id: string, opts: { coordinator: string; output: string; from?: string } & ClientAuthFlags) => {
+      const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
+      await watch(client, id, opts.output, opts.from === undefined ? undefined : Number(opts.from));
+      client.close();
+    },
+  );
 
 async function watch(client: JobsClient, id: string, output: string, from?: number): Promise<void> {
   let total = 0;
@@ -474,6 +532,101 @@ async function watch(client: JobsClient, id: string, output: string, from?: numb
   });
 }
 
+const token = program.command('token').description('access tokens (admin)');
+addClientAuthOptions(
+  token
+    .command('create')
+    .description(
+      'issue an access token: worker (enrollment, --count identities), submitter, viewer or admin; prints the token',
+    ),
+)
+  .requiredOption('--role <role>', 'admin | submitter | viewer | worker')
+  .option('--job <id>', 'limit a worker or viewer token to this job')
+  .option('--count <n>', 'worker tokens: how many distinct worker names it may enroll', '1')
+  .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d (enrollment window; sessions outlive it)', '24h')
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(
+    async (
+      opts: {
+        role: string;
+        job?: string;
+        count: string;
+        ttl: string;
+        coordinator: string;
+        output: string;
+      } & ClientAuthFlags,
+    ) => {
+      const count = Number(opts.count);
+      if (!Number.isInteger(count) || count < 1) throw new UsageError('--count must be a positive integer');
+      let ttlMs: number;
+      try {
+        const days = /^\s*(\d+(?:\.\d+)?)\s*d\s*$/.exec(opts.ttl);
+        ttlMs = days ? Math.round(Number(days[1]) * 86_400_000) : parseDuration(opts.ttl);
+      } catch (e) {
+        throw new UsageError(`--ttl: ${(e as Error).message.replace(/2m$/, '2m, 7d')}`);
+      }
+      const client = new AdminClient(opts.coordinator, resolveClientAuth(opts));
+      const res = await client.createToken({ role: opts.role, jobId: opts.job, count, ttlMs });
+      client.close();
+      if (opts.output === 'json') {
+        console.log(JSON.stringify(res, null, 2));
+        return;
+      }
+      console.log(res.token);
+      console.error(
+        `phalanx: ${res.role} token ${res.tokenId}${res.jobId ? ` for job ${res.jobId}` : ''}` +
+          `${res.role === 'worker' ? `, admits ${res.count} worker name(s)` : ''}` +
+          `, expires ${new Date(Number(res.expiresAtMs)).toISOString()} (shown once: store it now)`,
+      );
+    },
+  );
+
+addClientAuthOptions(
+  token
+    .command('revoke <tokenId>')
+    .description('revoke an access token at once (its id t-…, or the token itself)'),
+)
+  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .action(async (tokenId: string, opts: { coordinator: string } & ClientAuthFlags) => {
+    const id = tokenId.split('.')[0];
+    const client = new AdminClient(opts.coordinator, resolveClientAuth(opts));
+    await client.revokeToken(id);
+    client.close();
+    console.log(`phalanx: token ${id} revoked`);
+  });
+
+program
+  .command('certs')
+  .description('certificates for mutual TLS')
+  .command('create')
+  .description(
+    'create a CA, a coordinator certificate, worker certificates and client certificates (openssl)',
+  )
+  .requiredOption('--out <dir>', 'directory for the PEM files (keys get mode 0600)')
+  .option('--workers <n>', 'worker certificates worker-0 … worker-<n-1> (CN = name, OU = worker)', '0')
+  .option(
+    '--hosts <list>',
+    "the coordinator's host names / IPs, comma-separated (localhost and 127.0.0.1 always)",
+    '',
+  )
+  .option('--clients <list>', 'client certificates as name:role, comma-separated', 'admin:admin')
+  .option('--days <n>', 'validity in days', '365')
+  .action((opts: { out: string; workers: string; hosts: string; clients: string; days: string }) => {
+    const files = createCertificates({
+      out: opts.out,
+      workers: Number(opts.workers),
+      hosts: opts.hosts
+        .split(',')
+        .map((h) => h.trim())
+        .filter(Boolean),
+      clients: parseClients(opts.clients),
+      days: Number(opts.days),
+    });
+    console.log(`phalanx: wrote ${files.length} files to ${path.resolve(opts.out)}`);
+    for (const f of files) console.log(`  ${f}`);
+  });
+
 program
   .command('aggregate')
   .description(
@@ -492,7 +645,13 @@ program
   );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
-  if (e instanceof UsageError || e instanceof JobSpecError) {
+  if (
+    e instanceof UsageError ||
+    e instanceof JobSpecError ||
+    e instanceof ClientAuthError ||
+    e instanceof TlsConfigError ||
+    e instanceof CertsError
+  ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
   }

@@ -16,6 +16,8 @@ import { ConcurrencyLimiter } from './concurrencyLimiter.ts';
 import type { JobRuntime } from './jobRuntime.ts';
 import { Sessions, type WorkerIdentity } from './sessions.ts';
 import { failStream, StatusError, toServiceError, unary } from './grpcStatus.ts';
+import type { CallCredentials, CoordinatorAuth } from './auth/authenticator.ts';
+import { admitWorker } from './auth/admission.ts';
 
 /** Concurrent PushGradient streams one worker may hold open, and all workers together. */
 export const PUSH_STREAMS_PER_WORKER = 2;
@@ -32,12 +34,13 @@ export function coordinatorHandlers(
   manager: JobManager,
   sessions: Sessions,
   options: CoordinatorServiceOptions,
+  auth: CoordinatorAuth,
 ): CoordinatorHandlers {
   const feed = new ParameterFeed();
   // One push per round plus a retry in flight is all an honest worker needs.
   const pushStreams = new ConcurrencyLimiter(PUSH_STREAMS_PER_WORKER, PUSH_STREAMS_TOTAL);
-  async function authenticate(metadata: grpc.Metadata): Promise<WorkerIdentity> {
-    const value = metadata.get(AUTH_HEADER)[0];
+  async function authenticate(call: CallCredentials): Promise<WorkerIdentity> {
+    const value = call.metadata.get(AUTH_HEADER)[0];
     const text = typeof value === 'string' ? value : value?.toString('utf8');
     if (!text || !text.startsWith('Bearer ')) {
       throw new StatusError(
@@ -51,6 +54,7 @@ export function coordinatorHandlers(
         grpc.status.UNAUTHENTICATED,
         'unknown or invalid session credential: register again',
       );
+    auth.checkSessionPeer(call, identity.enrollment);
     return identity;
   }
 
@@ -63,7 +67,7 @@ export function coordinatorHandlers(
   return {
     RegisterWorker: unary(async (call) => {
       const caps = call.request.capabilities;
-      const { identity, token } = await sessions.register(call.request.name, {
+      const { identity, token } = await admitWorker(auth, sessions, manager.store, call, call.request, {
         backend: caps?.backend ?? '',
         device: caps?.device ?? '',
         memoryBytes: caps?.memoryBytes ?? 0,
@@ -80,14 +84,17 @@ export function coordinatorHandlers(
     }),
 
     Heartbeat: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
+      const identity = await authenticate(call);
       await manager.heartbeat(identity.id, options.heartbeatTtlMs);
       return { heartbeatIntervalMs: options.heartbeatIntervalMs };
     }),
 
     JoinJob: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
-      const rt = call.request.jobId ? runtimeFor(call.request.jobId) : manager.oldestRuntime();
+      const identity = await authenticate(call);
+      // A worker enrolled for one job joins that one (and no other).
+      const jobId = call.request.jobId || identity.jobScope;
+      if (jobId) auth.checkJoin(identity.jobScope, jobId);
+      const rt = jobId ? runtimeFor(jobId) : manager.oldestRuntime();
       if (!rt) throw new StatusError(grpc.status.NOT_FOUND, 'no running job to join yet');
       await manager.heartbeat(identity.id, options.heartbeatTtlMs);
       const byzantine = String(identity.capabilities['byzantine'] ?? '');
@@ -103,14 +110,15 @@ export function coordinatorHandlers(
     }),
 
     LeaveJob: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
+      const identity = await authenticate(call);
       runtimeFor(call.request.jobId).leave(identity.id, call.request.reason || 'left');
       return {};
     }),
 
     GetRound: unary(async (call) => {
-      const identity = await authenticate(call.metadata);
+      const identity = await authenticate(call);
       const jobId = call.request.jobId;
+      auth.checkJoin(identity.jobScope, jobId);
       let rt = manager.runtime(jobId);
       if (rt && call.request.hasAfterRound) {
         await rt.waitForRound(call.request.afterRound, Math.min(call.request.waitMs || 0, options.maxWaitMs));
@@ -143,7 +151,7 @@ export function coordinatorHandlers(
     PullParameters: (call) => {
       void (async () => {
         try {
-          const identity = await authenticate(call.metadata);
+          const identity = await authenticate(call);
           const rt = runtimeFor(call.request.jobId);
           if (!rt.isParticipant(identity.id)) {
             throw new StatusError(
@@ -201,7 +209,7 @@ class PushReceiver {
   constructor(
     private readonly call: grpc.ServerReadableStream<PushGradientRequest__Output, PushGradientResponse>,
     private readonly callback: grpc.sendUnaryData<PushGradientResponse>,
-    private readonly authenticate: (md: grpc.Metadata) => Promise<WorkerIdentity>,
+    private readonly authenticate: (call: CallCredentials) => Promise<WorkerIdentity>,
     private readonly runtimeFor: (jobId: string) => JobRuntime,
     private readonly streams: ConcurrencyLimiter,
   ) {}
@@ -226,7 +234,7 @@ class PushReceiver {
     });
     this.call.on('error', () => this.abort());
     this.call.on('cancelled', () => this.abort());
-    this.authenticate(this.call.metadata).then(
+    this.authenticate(this.call).then(
       (identity) => {
         if (this.done) return; // the client went away while we authenticated
         this.identity = identity;

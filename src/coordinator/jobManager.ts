@@ -76,7 +76,8 @@ export class JobManager extends TypedEmitter<JobEvents> {
 
   // --- user-facing operations -------------------------------------------------------------------------------
 
-  async submit(spec: string | JobSpec): Promise<JobRecord> {
+  /** `owner`: the principal that submitted the job (recorded for access control). */
+  async submit(spec: string | JobSpec, owner?: string): Promise<JobRecord> {
     const validated = typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec);
     const now = Date.now();
     const job: JobRecord = {
@@ -87,6 +88,7 @@ export class JobManager extends TypedEmitter<JobEvents> {
       createdAt: now,
       updatedAt: now,
       round: 0,
+      ...(owner !== undefined ? { owner } : {}),
     };
     await this.store.submitJob(job);
     this.log(`job ${job.id} submitted (${validated.rounds} rounds, rule ${validated.aggregation.rule})`);

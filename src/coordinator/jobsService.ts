@@ -7,6 +7,9 @@ import { isTerminal } from './jobManager.ts';
 import type { RoundReport } from './roundReport.ts';
 import type { JobRecord, JobState } from './state/stateStore.ts';
 import { failStream, StatusError, unary } from './grpcStatus.ts';
+import type { CoordinatorAuth } from './auth/authenticator.ts';
+import { requireCancel, requireJobsAccess, requireRead, requireSubmit } from './auth/access.ts';
+import { mayReadJob } from './auth/roles.ts';
 
 export function jobToProto(job: JobRecord): Job {
   let totalRounds: number;
@@ -26,10 +29,11 @@ export function jobToProto(job: JobRecord): Job {
     updatedAtMs: job.updatedAt,
     error: job.error ?? '',
     resultJson: job.result ?? '',
+    owner: job.owner ?? '',
   };
 }
 
-export function jobsHandlers(manager: JobManager): JobsHandlers {
+export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHandlers {
   async function mustGet(id: string): Promise<JobRecord> {
     const job = await manager.store.getJob(id);
     if (!job) throw new StatusError(grpc.status.NOT_FOUND, `job '${id}' not found`);
@@ -37,11 +41,28 @@ export function jobsHandlers(manager: JobManager): JobsHandlers {
   }
 
   return {
-    SubmitJob: unary(async (call) => jobToProto(await manager.submit(call.request.spec))),
-    GetJob: unary(async (call) => jobToProto(await mustGet(call.request.jobId))),
-    ListJobs: unary(async () => ({ jobs: (await manager.store.listJobs()).map(jobToProto) })),
+    SubmitJob: unary(async (call) => {
+      const principal = await auth.principal(call);
+      requireSubmit(principal);
+      return jobToProto(await manager.submit(call.request.spec, principal.id));
+    }),
+    GetJob: unary(async (call) => {
+      const principal = await auth.principal(call);
+      requireJobsAccess(principal);
+      const job = await mustGet(call.request.jobId);
+      requireRead(principal, job);
+      return jobToProto(job);
+    }),
+    ListJobs: unary(async (call) => {
+      const principal = await auth.principal(call);
+      requireJobsAccess(principal);
+      const jobs = (await manager.store.listJobs()).filter((job) => mayReadJob(principal, job));
+      return { jobs: jobs.map(jobToProto) };
+    }),
     CancelJob: unary(async (call) => {
-      await mustGet(call.request.jobId);
+      const principal = await auth.principal(call);
+      requireJobsAccess(principal);
+      requireCancel(principal, await mustGet(call.request.jobId));
       return jobToProto((await manager.cancel(call.request.jobId))!);
     }),
     WatchJob: (call) => {
@@ -99,7 +120,10 @@ export function jobsHandlers(manager: JobManager): JobsHandlers {
       manager.on('stopping', onStopping);
       void (async () => {
         try {
+          const principal = await auth.principal(call);
+          requireJobsAccess(principal);
           const job = await mustGet(id);
+          requireRead(principal, job);
           if (closed) return;
           call.write({ job: jobToProto(job) });
           if (call.request.replay) {

@@ -1,7 +1,9 @@
 /**
- * Assembles the coordinator process: state store, job manager, the Coordinator and Jobs services, standard
- * grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it does not)
- * and server reflection.
+/**
+ * Assembles the coordinator process: state store, job manager, the Coordinator, Jobs and Admin services,
+ * standard grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it
+ * does not) and server reflection, over TLS or mutual TLS when configured. Every Jobs and Admin call and every
+ * worker registration needs a credential (auth/).
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -17,6 +19,13 @@ import { coordinatorHandlers } from './coordinatorService.ts';
 import { jobsHandlers } from './jobsService.ts';
 import { StoreHealthMonitor } from './storeHealth.ts';
 import { setInternalErrorLog } from './grpcStatus.ts';
+import { adminHandlers } from './adminService.ts';
+import { CoordinatorAuth } from './auth/authenticator.ts';
+import { ensureAdminToken } from './auth/tokens.ts';
+import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
+
+/** Where the coordinator keeps its own files (the admin token) unless told otherwise. */
+export const DEFAULT_DATA_DIR = '.phalanx';
 
 export interface CoordinatorConfig {
   host: string;
@@ -31,6 +40,12 @@ export interface CoordinatorConfig {
   /** How often the store is pinged for the health status, and how long a ping may take (default 1 s, 1 s). */
   storeCheck?: { intervalMs?: number; timeoutMs?: number };
   log?: (message: string) => void;
+  /** The coordinator's own directory (admin token); default `.phalanx`. */
+  dataDir?: string;
+  /** TLS certificate and key; with `ca`, clients must present a certificate signed by it (mutual TLS). */
+  tls?: TlsFiles;
+  /** Serve every call without credentials (anyone is admin). Local experiments only. */
+  insecureOpen?: boolean;
 }
 
 export interface RunningCoordinator {
@@ -38,6 +53,10 @@ export interface RunningCoordinator {
   port: number;
   manager: JobManager;
   store: StateStore;
+  auth: CoordinatorAuth;
+  /** The admin token and the file that holds it (mode 0600). */
+  adminToken: string;
+  adminTokenPath: string;
   shutdown(): Promise<void>;
 }
 
@@ -45,13 +64,21 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   const log = config.log ?? (() => {});
   // Unexpected errors reach clients only as a ref; their full text goes to this log.
   if (config.log) setInternalErrorLog(config.log);
+  // Read the TLS files first: a wrong path should fail before anything listens.
+  const transport = serverCredentials(config.tls);
   const store = createStateStore(config.store);
   const health = new HealthImplementation({
     '': 'NOT_SERVING',
     'phalanx.v1.Coordinator': 'NOT_SERVING',
     'phalanx.v1.Jobs': 'NOT_SERVING',
+    'phalanx.v1.Admin': 'NOT_SERVING',
   });
   await store.connect();
+  const admin = await ensureAdminToken(store, config.dataDir ?? DEFAULT_DATA_DIR);
+  const auth = new CoordinatorAuth(store, {
+    mutualTls: transport.mutual,
+    insecureOpen: Boolean(config.insecureOpen),
+  });
   const manager = new JobManager(store, {
     consumerId: config.id ?? `coordinator-${randomBytes(4).toString('hex')}`,
     checkpointDir: config.checkpointDir,
@@ -62,23 +89,29 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   server.addService(
     // PullParameters writes chunks serialised once per parameter version (ParameterFeed).
     acceptPreEncoded(proto.phalanx.v1.Coordinator.service, ['PullParameters']),
-    coordinatorHandlers(manager, sessions, {
-      heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
-      heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,
-      maxWaitMs: 30_000,
-    }),
+    coordinatorHandlers(
+      manager,
+      sessions,
+      {
+        heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
+        heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,
+        maxWaitMs: 30_000,
+      },
+      auth,
+    ),
   );
-  server.addService(proto.phalanx.v1.Jobs.service, jobsHandlers(manager));
+  server.addService(proto.phalanx.v1.Jobs.service, jobsHandlers(manager, auth));
+  server.addService(proto.phalanx.v1.Admin.service, adminHandlers(store, auth));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.host}:${config.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${config.host}:${config.port}`, transport.credentials, (err, p) =>
       err ? reject(new Error(`cannot listen on ${config.host}:${config.port}: ${err.message}`)) : resolve(p),
     ),
   );
   await manager.start();
-  const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs'];
+  const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
   for (const s of SERVICES) health.setStatus(s, 'SERVING');
   const storeHealth = new StoreHealthMonitor(store, {
     intervalMs: config.storeCheck?.intervalMs ?? 1000,
@@ -89,7 +122,16 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     },
   });
   storeHealth.start();
-  log(`coordinator listening on ${config.host}:${port} (store: ${store.kind})`);
+  log(
+    `coordinator listening on ${config.host}:${port} (store: ${store.kind}, ` +
+      `${transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext'})`,
+  );
+  log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
+  if (admin.looseMode) log(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
+  if (config.insecureOpen) {
+    log('WARNING: --insecure-open: anyone who reaches this port is admin and may register any worker name.');
+    log('WARNING: --insecure-open is for local experiments only; never expose this coordinator.');
+  }
 
   let closed = false;
   return {
@@ -97,6 +139,9 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     port,
     manager,
     store,
+    auth,
+    adminToken: admin.token,
+    adminTokenPath: admin.path,
     async shutdown() {
       if (closed) return;
       closed = true;

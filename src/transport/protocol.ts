@@ -9,12 +9,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.ts';
 import type { ProtoGrpcType as JobsProto } from '../gen/jobs.ts';
+import type { ProtoGrpcType as AdminProto } from '../gen/admin.ts';
 
 export const PROTO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
 export const PROTO_FILES = [
   'phalanx/v1/tensor.proto',
   'phalanx/v1/coordinator.proto',
   'phalanx/v1/jobs.proto',
+  'phalanx/v1/admin.proto',
 ];
 
 export const packageDefinition = protoLoader.loadSync(PROTO_FILES, {
@@ -25,9 +27,10 @@ export const packageDefinition = protoLoader.loadSync(PROTO_FILES, {
   oneofs: true,
 });
 
-type Proto = CoordinatorProto & JobsProto;
 export const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
-  phalanx: { v1: Proto['phalanx']['v1'] & JobsProto['phalanx']['v1'] };
+  phalanx: {
+    v1: CoordinatorProto['phalanx']['v1'] & JobsProto['phalanx']['v1'] & AdminProto['phalanx']['v1'];
+  };
 };
 
 /** Tensor chunks carry at most this many payload bytes. */
@@ -51,7 +54,7 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_permit_without_calls': 1,
 };
 
-/** Session credential metadata: `authorization: Bearer <workerId>.<secret>`. */
+/** Credential metadata: `authorization: Bearer <token>` (a worker session, or an access token). */
 export const AUTH_HEADER = 'authorization';
 
 export function authMetadata(token: string): grpc.Metadata {

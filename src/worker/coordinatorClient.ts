@@ -34,9 +34,14 @@ export class CoordinatorClient {
   readonly raw: GenCoordinatorClient;
   private token = '';
 
+  /**
+   * `credentials`: the channel's (TLS, with a client certificate under mutual TLS). `enrollmentToken`: the
+   * access token RegisterWorker presents (none: the client certificate enrolls, or the server is open).
+   */
   constructor(
     readonly address: string,
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+    private readonly enrollmentToken?: string,
   ) {
     this.raw = new proto.phalanx.v1.Coordinator(address, credentials, CHANNEL_OPTIONS);
   }
@@ -63,8 +68,11 @@ export class CoordinatorClient {
     timeoutMs = 10_000,
   ): Promise<RegisterWorkerResponse__Output> {
     const res = await new Promise<RegisterWorkerResponse__Output>((resolve, reject) =>
-      this.raw.RegisterWorker({ name, capabilities }, this.deadline(timeoutMs), (err, r) =>
-        err ? reject(err) : resolve(r!),
+      this.raw.RegisterWorker(
+        { name, capabilities },
+        this.enrollmentToken ? authMetadata(this.enrollmentToken) : new grpc.Metadata(),
+        this.deadline(timeoutMs),
+        (err, r) => (err ? reject(err) : resolve(r!)),
       ),
     );
     this.token = res.sessionToken;

@@ -27,6 +27,10 @@ export interface WorkerOptions {
   once?: boolean;
   /** Override the dataset directory of the job spec. */
   dataPath?: string;
+  /** Enrollment token for RegisterWorker (none: the client certificate enrolls). */
+  token?: string;
+  /** Channel credentials (TLS; a client certificate under mutual TLS). */
+  credentials?: grpc.ChannelCredentials;
   log?: (message: string) => void;
   signal?: AbortSignal;
 }
@@ -60,7 +64,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const selection = await selectBackend(options.backend ?? 'auto');
   log(`[${options.name}] tfjs backend: ${selection.backend} — ${selection.reason}`);
 
-  const client = new CoordinatorClient(options.coordinator);
+  const client = new CoordinatorClient(options.coordinator, options.credentials, options.token);
   const backoff = new Backoff();
   let registered = false;
   let heartbeatTimer: NodeJS.Timeout | undefined;
@@ -93,7 +97,26 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   try {
     while (!options.signal?.aborted) {
       try {
-        if (!registered) await register();
+        if (!registered) {
+          try {
+            await register();
+          } catch (e) {
+            // A refused enrollment does not heal by retrying: say why and stop.
+            if (
+              isStatus(
+                e,
+                grpc.status.UNAUTHENTICATED,
+                grpc.status.PERMISSION_DENIED,
+                grpc.status.INVALID_ARGUMENT,
+                grpc.status.RESOURCE_EXHAUSTED,
+              )
+            ) {
+              const se = e as grpc.ServiceError;
+              throw new WorkerEnrollmentError(`registration refused: ${grpc.status[se.code]}: ${se.details}`);
+            }
+            throw e;
+          }
+        }
         let joined;
         try {
           joined = await client.join(options.jobId ?? '');
@@ -180,6 +203,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         if (done && options.once) return;
       } catch (e) {
         if (options.signal?.aborted) return;
+        if (e instanceof WorkerEnrollmentError) throw e;
         if (isStatus(e, grpc.status.UNAUTHENTICATED)) {
           log(`[${options.name}] session not recognised; registering again`);
           registered = false;
@@ -201,6 +225,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     client.close();
   }
 }
+
+/** The coordinator refused to enroll this worker (credential, name): retrying cannot help. */
+export class WorkerEnrollmentError extends Error {}
 
 /** Rounds of one job until it ends (true) or this worker must rejoin (throws). */
 async function trainLoop(

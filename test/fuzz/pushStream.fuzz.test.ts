@@ -288,7 +288,7 @@ const REFUSALS = new Set([
 
 describe('fuzz: PushGradient stream (coordinator process, real gRPC)', function () {
   this.timeout(600_000);
-  let coordinator: { proc: Proc; address: string };
+  let coordinator: { proc: Proc; address: string; adminToken: string };
   let jobs: JobsClient;
   let worker: CoordinatorClient;
   let other: CoordinatorClient;
@@ -298,7 +298,7 @@ describe('fuzz: PushGradient stream (coordinator process, real gRPC)', function 
 
   async function freshWorker(): Promise<void> {
     worker?.close();
-    worker = new CoordinatorClient(coordinator.address);
+    worker = new CoordinatorClient(coordinator.address, undefined, coordinator.adminToken);
     token = (await worker.register(`fuzzer-${identities++}`, { backend: 'test' })).sessionToken;
     for (let i = 0; i < 100; i++) {
       try {
@@ -313,7 +313,7 @@ describe('fuzz: PushGradient stream (coordinator process, real gRPC)', function 
 
   before(async () => {
     coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('fuzz-push')]);
-    jobs = new JobsClient(coordinator.address);
+    jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
     // workers.min is never reached and the round never times out: round 0 stays open for the whole run. After
     // each accepted push the fuzzing worker leaves and a fresh identity joins, so bodies keep being validated.
     const job = await jobs.submit(
@@ -330,7 +330,7 @@ describe('fuzz: PushGradient stream (coordinator process, real gRPC)', function 
     );
     jobId = job.id;
     await freshWorker();
-    other = new CoordinatorClient(coordinator.address);
+    other = new CoordinatorClient(coordinator.address, undefined, coordinator.adminToken);
     await other.register('bystander', { backend: 'test' });
     await other.join(jobId);
   });

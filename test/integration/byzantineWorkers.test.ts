@@ -27,7 +27,7 @@ describe('integration: Byzantine worker processes', function () {
   it('refuses NaN and wrong-size gradients, labels a sign-flipper, and finishes without waiting for timeouts', async () => {
     const coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('byz')]);
     procs.push(coordinator.proc);
-    jobs = new JobsClient(coordinator.address);
+    jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
     const job = await jobs.submit(
       JSON.stringify({
         name: 'byzantine-workers',

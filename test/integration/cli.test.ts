@@ -69,7 +69,9 @@ describe('integration: phalanx CLI', function () {
   });
 
   describe('submit, jobs, status, watch against a coordinator', () => {
-    let coordinator: { proc: Proc; address: string };
+    let coordinator: { proc: Proc; address: string; dataDir: string };
+    // The CLI finds the coordinator's admin token in its data directory, as on the coordinator's own machine.
+    const admin = (args: string[]) => phalanx([...args, '--data-dir', coordinator.dataDir]);
     const workers: Proc[] = [];
     after(async () => {
       await Promise.all(workers.map((w) => w.kill('SIGKILL')));
@@ -148,30 +150,30 @@ describe('integration: phalanx CLI', function () {
           '',
         ].join('\n'),
       );
-      const submitted = await phalanx(['submit', file, '--coordinator', coordinator.address, '-o', 'json']);
+      const submitted = await admin(['submit', file, '--coordinator', coordinator.address, '-o', 'json']);
       expect(submitted.code, submitted.stderr).to.equal(0);
       const job = JSON.parse(submitted.stdout) as { id: string; state: string };
       expect(job.state).to.equal('queued');
 
-      const listed = await phalanx(['jobs', '--coordinator', coordinator.address, '-o', 'json']);
+      const listed = await admin(['jobs', '--coordinator', coordinator.address, '-o', 'json']);
       expect((JSON.parse(listed.stdout) as { id: string }[]).map((j) => j.id)).to.include(job.id);
 
       workers.push(
         startWorkerProcess(coordinator.address, 'worker-0'),
         startWorkerProcess(coordinator.address, 'worker-1'),
       );
-      const watched = await phalanx(['watch', job.id, '--coordinator', coordinator.address, '--from', '0']);
+      const watched = await admin(['watch', job.id, '--coordinator', coordinator.address, '--from', '0']);
       expect(watched.code, watched.stderr).to.equal(0);
       expect(watched.stdout).to.match(/round 6\/6/);
       expect(watched.stdout).to.match(/completed/);
 
-      const status = await phalanx(['status', job.id, '--coordinator', coordinator.address, '-o', 'json']);
+      const status = await admin(['status', job.id, '--coordinator', coordinator.address, '-o', 'json']);
       const final = JSON.parse(status.stdout) as { state: string; round: number; resultJson: string };
       expect(final.state).to.equal('completed');
       expect(final.round).to.equal(6);
       expect(JSON.parse(final.resultJson)).to.have.property('testAccuracy');
 
-      const missing = await phalanx(['status', 'no-such-job', '--coordinator', coordinator.address]);
+      const missing = await admin(['status', 'no-such-job', '--coordinator', coordinator.address]);
       expect(missing.code).to.equal(3);
       expect(missing.stderr).to.match(/NOT_FOUND/);
     });
@@ -192,18 +194,18 @@ describe('integration: phalanx CLI', function () {
           '',
         ].join('\n'),
       );
-      const submitted = await phalanx(['submit', file, '--coordinator', coordinator.address, '-o', 'json']);
+      const submitted = await admin(['submit', file, '--coordinator', coordinator.address, '-o', 'json']);
       expect(submitted.code, submitted.stderr).to.equal(0);
       const { id } = JSON.parse(submitted.stdout) as { id: string };
-      const cancelled = await phalanx(['cancel', id, '--coordinator', coordinator.address, '-o', 'json']);
+      const cancelled = await admin(['cancel', id, '--coordinator', coordinator.address, '-o', 'json']);
       expect(cancelled.code, cancelled.stderr).to.equal(0);
       expect((JSON.parse(cancelled.stdout) as { state: string }).state).to.equal('cancelled');
-      const status = await phalanx(['status', id, '--coordinator', coordinator.address]);
+      const status = await admin(['status', id, '--coordinator', coordinator.address]);
       expect(status.stdout).to.match(/state\s+cancelled/);
-      const again = await phalanx(['cancel', id, '--coordinator', coordinator.address]);
+      const again = await admin(['cancel', id, '--coordinator', coordinator.address]);
       expect(again.code).to.equal(0);
       expect(again.stdout).to.match(/cancelled at round/);
-      const missing = await phalanx(['cancel', 'no-such-job', '--coordinator', coordinator.address]);
+      const missing = await admin(['cancel', 'no-such-job', '--coordinator', coordinator.address]);
       expect(missing.code).to.equal(3);
     });
   });

@@ -80,7 +80,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
   it('keeps training when a worker is killed with SIGKILL mid-job', async () => {
     const coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('kill-worker')]);
     procs.push(coordinator.proc);
-    const jobs = new JobsClient(coordinator.address);
+    const jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
     clients.push(jobs);
     const job = await jobs.submit(JSON.stringify(spec('kill-worker', 30)));
     // worker-2 joins first: with workers.min = 2 no round can close before a second worker joins, so the
@@ -126,7 +126,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     ];
     const first = await startCoordinatorProcess(args);
     procs.push(first.proc);
-    let jobs = new JobsClient(first.address);
+    let jobs = new JobsClient(first.address, { token: first.adminToken });
     clients.push(jobs);
     // Worker momentum on: the resumed run must restore it too, not only parameters and optimizer state.
     const restartSpec = spec('restart', 30, {
@@ -148,7 +148,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     expect(resumedAt).to.be.at.least(10);
     expect(resumedAt % 5).to.equal(0);
 
-    jobs = new JobsClient(second.address);
+    jobs = new JobsClient(second.address, { token: second.adminToken });
     clients.push(jobs);
     const done = await waitForState(jobs, job.id);
     expect(done.state, done.error).to.equal('completed');

@@ -74,7 +74,7 @@ function fullPush(
 
 describe('integration: push validation (coordinator process, real gRPC)', function () {
   this.timeout(120_000);
-  let coordinator: { proc: Proc; address: string };
+  let coordinator: { proc: Proc; address: string; adminToken: string };
   let jobs: JobsClient;
   let a: CoordinatorClient;
   let b: CoordinatorClient;
@@ -85,11 +85,11 @@ describe('integration: push validation (coordinator process, real gRPC)', functi
 
   before(async () => {
     coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('pushval')]);
-    jobs = new JobsClient(coordinator.address);
+    jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
     const job = await jobs.submit(JSON.stringify(SPEC));
     jobId = job.id;
-    a = new CoordinatorClient(coordinator.address);
-    b = new CoordinatorClient(coordinator.address);
+    a = new CoordinatorClient(coordinator.address, undefined, coordinator.adminToken);
+    b = new CoordinatorClient(coordinator.address, undefined, coordinator.adminToken);
     tokenA = (await a.register('worker-0', { backend: 'test' })).sessionToken;
     await b.register('worker-1', { backend: 'test' });
     for (let i = 0; i < 50; i++) {

@@ -11,6 +11,7 @@ import { MemoryStateStore } from '../../src/coordinator/state/memoryStore.ts';
 import { RedisStateStore } from '../../src/coordinator/state/redisStore.ts';
 import { createStateStore } from '../../src/coordinator/state/index.ts';
 import type {
+  AccessTokenRecord,
   CheckpointManifest,
   JobRecord,
   JobState,
@@ -390,6 +391,82 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
         expect(t3).to.equal(undefined);
         await store.releaseLease('l', 'b');
         expect(await store.acquireLease('l', 'a', 60_000)).to.be.greaterThan(t2!);
+      });
+    });
+
+    describe('access tokens and worker-name bindings', () => {
+      const token = (id: string, extra: Partial<AccessTokenRecord> = {}): AccessTokenRecord => ({
+        id,
+        hash: 'cd'.repeat(32),
+        role: 'worker',
+        count: 2,
+        createdAt: 1000,
+        ...extra,
+      });
+
+      it('stores token records (hash, role, job, count, expiry) and forgets unknown ids', async () => {
+        const t = token('t-1', { jobId: 'job-a', expiresAt: Date.now() + 60_000 });
+        await store.putAccessToken(t);
+        await store.putAccessToken(token('t-admin', { role: 'admin', count: 1 }));
+        expect(await store.getAccessToken('t-1')).to.deep.equal(t);
+        expect(await store.getAccessToken('t-admin')).to.deep.equal(
+          token('t-admin', { role: 'admin', count: 1 }),
+        );
+        expect(await store.getAccessToken('t-missing')).to.equal(undefined);
+      });
+
+      it('revokes a token at once, and says whether it existed', async () => {
+        await store.putAccessToken(token('t-r'));
+        expect(await store.revokeAccessToken('t-r')).to.equal(true);
+        expect(await store.getAccessToken('t-r')).to.equal(undefined);
+        expect(await store.revokeAccessToken('t-r')).to.equal(false);
+        expect(await store.revokeAccessToken('t-never')).to.equal(false);
+      });
+
+      it('drops a token at its expiry', async () => {
+        await store.putAccessToken(token('t-short', { expiresAt: Date.now() + 150 }));
+        expect(await store.getAccessToken('t-short')).to.not.equal(undefined);
+        await sleep(300);
+        expect(await store.getAccessToken('t-short')).to.equal(undefined);
+      });
+
+      it('binds at most `limit` names per credential, keeps each name with its credential', async () => {
+        expect(await store.bindWorkerName('w-a', 'token:t-1', 'id-1', 2)).to.deep.equal({ status: 'bound' });
+        expect(await store.bindWorkerName('w-b', 'token:t-1', 'id-2', 2)).to.deep.equal({ status: 'bound' });
+        expect(await store.bindWorkerName('w-c', 'token:t-1', 'id-3', 2)).to.deep.equal({
+          status: 'exhausted',
+        });
+        // The same credential may register a bound name again: the new worker supersedes the old one.
+        expect(await store.bindWorkerName('w-a', 'token:t-1', 'id-4', 2)).to.deep.equal({
+          status: 'rebound',
+          previousWorker: 'id-1',
+        });
+        expect(await store.bindWorkerName('w-a', 'token:t-1', 'id-5', 2)).to.deep.equal({
+          status: 'rebound',
+          previousWorker: 'id-4',
+        });
+        // Another credential can neither take a bound name nor is it limited by the first one's count.
+        expect(await store.bindWorkerName('w-a', 'token:t-2', 'id-6', 5)).to.deep.equal({ status: 'taken' });
+        expect(await store.bindWorkerName('w-c', 'token:t-2', 'id-7', 5)).to.deep.equal({ status: 'bound' });
+        expect(await store.bindWorkerName('w-c', 'token:t-1', 'id-8', 2)).to.deep.equal({ status: 'taken' });
+      });
+
+      it('lets exactly `limit` of 10 concurrent bindings of distinct names win', async () => {
+        const results = await Promise.all(
+          [...Array(10).keys()].map((i) => store.bindWorkerName(`n-${i}`, 'token:race', `id-${i}`, 3)),
+        );
+        expect(results.filter((r) => r.status === 'bound')).to.have.length(3);
+        expect(results.filter((r) => r.status === 'exhausted')).to.have.length(7);
+      });
+
+      it("frees an expired credential's names and count", async () => {
+        const soon = Date.now() + 150;
+        expect(await store.bindWorkerName('w-x', 'token:old', 'id-1', 1, soon)).to.deep.equal({
+          status: 'bound',
+        });
+        expect(await store.bindWorkerName('w-x', 'token:new', 'id-2', 1)).to.deep.equal({ status: 'taken' });
+        await sleep(300);
+        expect(await store.bindWorkerName('w-x', 'token:new', 'id-3', 1)).to.deep.equal({ status: 'bound' });
       });
     });
   });

@@ -1,6 +1,7 @@
 /**
- * Raw gRPC clients for the security suite: every call returns the exact status the coordinator sent. Calls to the
- * Jobs service carry `jobsMetadata()`, the one place a credential goes once the Jobs service requires one.
+ * Raw gRPC clients for the security suite: every call returns the exact status the coordinator sent. Jobs clients
+ * made by `rawJobs` carry the coordinator's admin token (when the test started that coordinator); `jobsMetadata()`
+ * is the per-call metadata on top of it.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { JobsClient as RawJobsClient } from '../../src/gen/phalanx/v1/Jobs.ts';
@@ -8,6 +9,7 @@ import type { CoordinatorClient as RawCoordinatorClient } from '../../src/gen/ph
 import type { Job__Output } from '../../src/gen/phalanx/v1/Job.ts';
 import type { JobEvent__Output } from '../../src/gen/phalanx/v1/JobEvent.ts';
 import { authMetadata, CHANNEL_OPTIONS, proto } from '../../src/transport/protocol.ts';
+import { adminTokenFor } from '../support/processes.ts';
 
 /** A small job that stays at round 0 unless two workers join. */
 export const IDLE_SPEC = {
@@ -30,12 +32,30 @@ export function jobsMetadata(): grpc.Metadata {
   return new grpc.Metadata();
 }
 
-export function rawJobs(address: string): RawJobsClient {
-  return new proto.phalanx.v1.Jobs(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+/** Adds `token` to every call that carries no credential of its own. */
+function withToken(token: string | undefined): grpc.Interceptor {
+  return (options, next) =>
+    new grpc.InterceptingCall(next(options), {
+      start(metadata, listener, start) {
+        if (token && !metadata.get('authorization').length) metadata.merge(authMetadata(token));
+        start(metadata, listener);
+      },
+    });
 }
 
-export function rawCoordinator(address: string): RawCoordinatorClient {
-  return new proto.phalanx.v1.Coordinator(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+export function rawJobs(address: string, token = adminTokenFor(address)): RawJobsClient {
+  return new proto.phalanx.v1.Jobs(address, grpc.credentials.createInsecure(), {
+    ...CHANNEL_OPTIONS,
+    interceptors: [withToken(token)],
+  });
+}
+
+/** Coordinator service client; RegisterWorker enrolls with the coordinator's admin token. */
+export function rawCoordinator(address: string, token = adminTokenFor(address)): RawCoordinatorClient {
+  return new proto.phalanx.v1.Coordinator(address, grpc.credentials.createInsecure(), {
+    ...CHANNEL_OPTIONS,
+    interceptors: [withToken(token)],
+  });
 }
 
 export interface Outcome<T> {

@@ -1,7 +1,7 @@
 /** Spawns real coordinator and worker processes (bin/phalanx.js) for integration tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -64,17 +64,56 @@ export function startProcess(args: string[], env: Record<string, string> = {}): 
   };
 }
 
+/** Admin token of each coordinator started here, by address: workers started for it enroll with it. */
+const adminTokens = new Map<string, string>();
+
+/**
+ * A coordinator in its own process, with its own data directory (unless `args` names one); resolves with its
+ * address and the admin token it created there.
+ */
 export async function startCoordinatorProcess(
   args: string[] = [],
   env: Record<string, string> = {},
-): Promise<{ proc: Proc; address: string; port: number }> {
-  const proc = startProcess(['coordinator', '--host', '127.0.0.1', '--port', '0', ...args], env);
+): Promise<{ proc: Proc; address: string; port: number; adminToken: string; dataDir: string }> {
+  const i = args.indexOf('--data-dir');
+  const dataDir = i >= 0 ? args[i + 1] : tmpDir('data');
+  const proc = startProcess(
+    [
+      'coordinator',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      ...(i >= 0 ? [] : ['--data-dir', dataDir]),
+      ...args,
+    ],
+    env,
+  );
   const m = await proc.waitFor(/coordinator listening on ([\d.]+):(\d+)/, 60_000);
-  return { proc, address: `${m[1]}:${m[2]}`, port: Number(m[2]) };
+  const address = `${m[1]}:${m[2]}`;
+  await proc.waitFor(/admin token (created in|read from)/, 10_000);
+  const adminToken = readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+  adminTokens.set(address, adminToken);
+  return { proc, address, port: Number(m[2]), adminToken, dataDir };
 }
 
-export function startWorkerProcess(address: string, name: string, extra: string[] = []): Proc {
-  return startProcess(['worker', '--coordinator', address, '--name', name, '--once', ...extra]);
+/** The admin token of a coordinator started here (undefined for one started elsewhere). */
+export function adminTokenFor(address: string): string | undefined {
+  return adminTokens.get(address);
+}
+
+/** A worker process; it enrolls with `PHALANX_TOKEN` from `env`, else with its coordinator's admin token. */
+export function startWorkerProcess(
+  address: string,
+  name: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Proc {
+  const token = adminTokens.get(address);
+  return startProcess(['worker', '--coordinator', address, '--name', name, '--once', ...extra], {
+    ...(token ? { PHALANX_TOKEN: token } : {}),
+    ...env,
+  });
 }
 
 export function tmpDir(prefix: string): string {

@@ -7,6 +7,8 @@
 import { applyTransition } from '../../core/jobLifecycle.ts';
 import {
   TERMINAL_JOB_STATES,
+  type AccessTokenRecord,
+  type NameBinding,
   type CheckpointManifest,
   type JobPatch,
   type JobRecord,
@@ -201,6 +203,105 @@ export class MemoryStateStore implements StateStore {
     const lease = this.leases.get(name);
     return lease && lease.expiresAt > now ? lease : undefined;
   }
+
+  // --- access tokens and worker-name bindings ---------------------------------------------------------
+
+  private authState?: MemoryAuthState;
+  private get auth(): MemoryAuthState {
+    return (this.authState ??= new MemoryAuthState(this.clock));
+  }
+
+  async putAccessToken(token: AccessTokenRecord): Promise<void> {
+    this.auth.putAccessToken(token);
+  }
+
+  async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
+    return this.auth.getAccessToken(id);
+  }
+
+  async revokeAccessToken(id: string): Promise<boolean> {
+    return this.auth.revokeAccessToken(id);
+  }
+
+  async bindWorkerName(
+    name: string,
+    credential: string,
+    workerId: string,
+    limit: number,
+    expiresAt?: number,
+  ): Promise<NameBinding> {
+    return this.auth.bindWorkerName(name, credential, workerId, limit, expiresAt);
+  }
+}
+
+/** Access tokens and worker-name bindings: what the operator issued, so their size is the operator's to bound. */
+class MemoryAuthState {
+  private readonly tokens = new Map<string, AccessTokenRecord>();
+  /** Worker name → the credential it is bound to and its current worker id. */
+  private readonly names = new Map<string, { credential: string; workerId: string; expiresAt?: number }>();
+  /** Credential → the names it has bound. */
+  private readonly bound = new Map<string, { names: Set<string>; expiresAt?: number }>();
+
+  constructor(private readonly clock: Clock) {}
+
+  putAccessToken(token: AccessTokenRecord): void {
+    this.sweep();
+    this.tokens.set(token.id, { ...token });
+  }
+
+  getAccessToken(id: string): AccessTokenRecord | undefined {
+    const token = this.tokens.get(id);
+    if (!token) return undefined;
+    if (expired(token.expiresAt, this.clock())) {
+      this.tokens.delete(id);
+      return undefined;
+    }
+    return { ...token };
+  }
+
+  revokeAccessToken(id: string): boolean {
+    const known = this.getAccessToken(id) !== undefined;
+    this.tokens.delete(id);
+    return known;
+  }
+
+  bindWorkerName(
+    name: string,
+    credential: string,
+    workerId: string,
+    limit: number,
+    expiresAt?: number,
+  ): NameBinding {
+    const now = this.clock();
+    const current = this.names.get(name);
+    if (current && !expired(current.expiresAt, now)) {
+      if (current.credential !== credential) return { status: 'taken' };
+      const previousWorker = current.workerId;
+      current.workerId = workerId;
+      return { status: 'rebound', previousWorker };
+    }
+    let set = this.bound.get(credential);
+    if (set && expired(set.expiresAt, now)) set = undefined;
+    if (set && set.names.size >= limit) return { status: 'exhausted' };
+    if (!set) {
+      set = { names: new Set(), expiresAt };
+      this.bound.set(credential, set);
+    }
+    set.names.add(name);
+    this.names.set(name, { credential, workerId, expiresAt });
+    return { status: 'bound' };
+  }
+
+  private sweep(): void {
+    const now = this.clock();
+    for (const [id, t] of this.tokens) if (expired(t.expiresAt, now)) this.tokens.delete(id);
+    for (const [name, b] of this.names) if (expired(b.expiresAt, now)) this.names.delete(name);
+    for (const [c, b] of this.bound) if (expired(b.expiresAt, now)) this.bound.delete(c);
+  }
+}
+
+function expired(expiresAt: number | undefined, now: number): boolean {
+  return expiresAt !== undefined && expiresAt <= now;
 }
 
 /** Newest first; equal timestamps by id, descending (the Redis store's sorted-set order). */

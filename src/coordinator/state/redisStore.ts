@@ -14,6 +14,9 @@
  *   P{workers}:live             zset    worker id scored by heartbeat expiry (ms), the liveness index
  *   P{lease:<name>}             string  lease owner, SET NX PX
  *   P{lease:<name>}:token       counter fencing token, INCR on every acquisition
+ *   P{auth}:token:<id>          string  JSON of an access token record, PXAT its expiry
+ *   P{auth}:name:<name>         hash    worker name → {credential, worker}, PXAT the credential's expiry
+ *   P{auth}:bound:<credential>  set     the name keys a credential has bound, PXAT its expiry
  *
  * Every transition is one Lua script named after it (job lifecycle transitions: core/jobLifecycle.ts). The one step that spans two slots is submitJob (the job
  * hash, then index + queue); it is ordered so that a retried submit completes an interrupted one.
@@ -23,6 +26,8 @@ import { Redis } from 'ioredis';
 import { JOB_TRANSITION_NAMES, JOB_TRANSITIONS, type TransitionRule } from '../../core/jobLifecycle.ts';
 import {
   TERMINAL_JOB_STATES,
+  type AccessTokenRecord,
+  type NameBinding,
   type CheckpointManifest,
   type JobPatch,
   type JobRecord,
@@ -210,6 +215,28 @@ const releaseLease = script(
 return redis.call('DEL', KEYS[1])`,
 );
 
+/**
+ * KEYS: name, bound set. ARGV: credential, workerId, limit, expiresAt ('' = never) → {status[, previous worker]}.
+ * Expired bindings are gone (PXAT), so an expired credential's names are free again.
+ */
+const bindWorkerName = script(
+  'bindWorkerName',
+  `local cur = redis.call('HMGET', KEYS[1], 'credential', 'worker')
+if cur[1] then
+  if cur[1] ~= ARGV[1] then return {'taken'} end
+  redis.call('HSET', KEYS[1], 'worker', ARGV[2])
+  return {'rebound', cur[2]}
+end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {'exhausted'} end
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('HSET', KEYS[1], 'credential', ARGV[1], 'worker', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+end
+return {'bound'}`,
+);
+
 /** The URL without its password, for messages. */
 function redactUrl(url: string): string {
   try {
@@ -386,7 +413,8 @@ export class RedisStateStore implements StateStore {
 
   async putWorker(worker: WorkerRecord): Promise<void> {
     const [key] = this.workerKeys(worker.id);
-    const fields: Record<string, string | number> = { ...worker };
+    const fields: Record<string, string | number> = {};
+    for (const [k, v] of Object.entries(worker)) if (v !== undefined) fields[k] = v as string | number;
     await this.redis.multi().del(key).hset(key, fields).exec();
   }
 
@@ -399,6 +427,8 @@ export class RedisStateStore implements StateStore {
       sessionHash: f.sessionHash,
       capabilities: f.capabilities,
       registeredAt: Number(f.registeredAt),
+      ...(f.enrollment !== undefined ? { enrollment: f.enrollment } : {}),
+      ...(f.jobScope !== undefined ? { jobScope: f.jobScope } : {}),
     };
   }
 
@@ -466,6 +496,52 @@ export class RedisStateStore implements StateStore {
   async releaseLease(name: string, owner: string): Promise<void> {
     await this.run(releaseLease, this.leaseKeys(name).slice(0, 1), [owner]);
   }
+
+  // --- access tokens and worker-name bindings ---------------------------------------------------------
+
+  private authKey(kind: 'token' | 'name' | 'bound', id: string): string {
+    return `${this.prefix}{auth}:${kind}:${id}`;
+  }
+
+  async putAccessToken(token: AccessTokenRecord): Promise<void> {
+    const key = this.authKey('token', token.id);
+    const text = JSON.stringify(token);
+    if (token.expiresAt === undefined) await this.redis.set(key, text);
+    else await this.redis.set(key, text, 'PXAT', Math.max(1, Math.floor(token.expiresAt)));
+  }
+
+  async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
+    const text = await this.redis.get(this.authKey('token', id));
+    return text === null ? undefined : (JSON.parse(text) as AccessTokenRecord);
+  }
+
+  async revokeAccessToken(id: string): Promise<boolean> {
+    return (await this.redis.del(this.authKey('token', id))) === 1;
+  }
+
+  async bindWorkerName(
+    name: string,
+    credential: string,
+    workerId: string,
+    limit: number,
+    expiresAt?: number,
+  ): Promise<NameBinding> {
+    const reply = (await this.run(
+      bindWorkerName,
+      [this.authKey('name', name), this.authKey('bound', credential)],
+      [credential, workerId, limit, expiresAt === undefined ? '' : Math.max(1, Math.floor(expiresAt))],
+    )) as string[];
+    switch (reply[0]) {
+      case 'rebound':
+        return { status: 'rebound', previousWorker: reply[1] };
+      case 'bound':
+      case 'taken':
+      case 'exhausted':
+        return { status: reply[0] };
+      default:
+        throw new Error(`state: bindWorkerName: unexpected reply ${JSON.stringify(reply)}`);
+    }
+  }
 }
 
 function ttlArg(ttlMs: number): number {
@@ -491,6 +567,7 @@ function parseJob(f: Record<string, string>): JobRecord | undefined {
   };
   if (f.error !== undefined) job.error = f.error;
   if (f.result !== undefined) job.result = f.result;
+  if (f.owner !== undefined) job.owner = f.owner;
   return job;
 }
 

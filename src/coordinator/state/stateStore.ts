@@ -26,6 +26,8 @@ export interface JobRecord {
   error?: string;
   /** Final metrics once completed (JSON text), e.g. test accuracy. */
   result?: string;
+  /** The principal that submitted the job (e.g. `token:t-…`, `cert:alice`); it may read and cancel it. */
+  owner?: string;
 }
 
 /** Fields a transition may set together with the state. */
@@ -39,6 +41,10 @@ export interface WorkerRecord {
   /** JSON text: backend, device, memory, byzantine label, ... */
   capabilities: string;
   registeredAt: number;
+  /** The credential the worker enrolled with (`token:<id>` or `cert:<CN>`); absent for open registration. */
+  enrollment?: string;
+  /** The only job this worker may join (from its enrollment token); absent = any job. */
+  jobScope?: string;
 }
 
 /** One round's report, as JSON text plus the fields the store indexes by. */
@@ -48,6 +54,35 @@ export interface StoredRoundReport {
   /** JSON of the full RoundReport. */
   report: string;
 }
+
+/** Roles a credential can carry (access tokens, client certificates). */
+export type AccessRole = 'admin' | 'submitter' | 'viewer' | 'worker';
+
+/** An operator-issued access token (enrollment token for workers). Only its hash is stored. */
+export interface AccessTokenRecord {
+  id: string;
+  /** sha256 (hex) of the whole token text. */
+  hash: string;
+  role: AccessRole;
+  /** The only job the token is good for (worker, viewer); absent = any job. */
+  jobId?: string;
+  /** Worker tokens: how many distinct worker names the token may bind. */
+  count: number;
+  createdAt: number;
+  /** Expiry in ms since the epoch; absent = never. */
+  expiresAt?: number;
+}
+
+/**
+ * Outcome of binding a worker name to a credential: `bound` (new name, one of the credential's `limit`),
+ * `rebound` (the name was already this credential's; its previous worker session is superseded), `taken` (the
+ * name belongs to another credential), `exhausted` (the credential has bound `limit` names already).
+ */
+export type NameBinding =
+  | { status: 'bound' }
+  | { status: 'rebound'; previousWorker: string }
+  | { status: 'taken' }
+  | { status: 'exhausted' };
 
 export interface StateStore {
   readonly kind: 'memory' | 'redis';
@@ -103,4 +138,23 @@ export interface StateStore {
   /** Extend only if still ours; false if lost. */
   renewLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
   releaseLease(name: string, owner: string): Promise<void>;
+
+  // --- access tokens and worker-name bindings ---------------------------------------------------------
+  /** Store (or replace) an access token record; it disappears at its expiresAt. */
+  putAccessToken(token: AccessTokenRecord): Promise<void>;
+  /** The token record, or undefined if unknown or expired. */
+  getAccessToken(id: string): Promise<AccessTokenRecord | undefined>;
+  /** Forget a token at once; true if it existed. The names it bound stay bound until its expiry. */
+  revokeAccessToken(id: string): Promise<boolean>;
+  /**
+   * Atomically bind worker `name` to `credential` for `workerId`. A credential binds at most `limit` distinct
+   * names; a name stays bound to its credential until `expiresAt` (the credential's expiry; absent = never).
+   */
+  bindWorkerName(
+    name: string,
+    credential: string,
+    workerId: string,
+    limit: number,
+    expiresAt?: number,
+  ): Promise<NameBinding>;
 }
