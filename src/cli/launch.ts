@@ -23,6 +23,9 @@ export interface LaunchOptions {
   attackOptions?: Record<string, unknown>;
   store: { kind: 'memory' } | { kind: 'redis'; url: string };
   port: number;
+  /** The coordinator's data directory (checkpoints below it) and an optional checkpoint directory. */
+  dataDir?: string;
+  checkpointDir?: string;
   report?: string;
   backend?: string;
   quiet?: boolean;
@@ -61,6 +64,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     host: '127.0.0.1',
     port: options.port,
     store: options.store,
+    dataDir: options.dataDir,
+    checkpointDir: options.checkpointDir,
     log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
   });
   const children: ChildProcess[] = [];

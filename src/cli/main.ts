@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
+import { DEFAULT_DATA_DIR, parseByteSize } from '../coordinator/admission.ts';
 import { launch } from './launch.ts';
 import { demoSpec, DEMO_ATTACK_OPTIONS } from './demoSpec.ts';
 import { JobsClient } from './jobsClient.ts';
@@ -39,6 +40,14 @@ function parseJsonOption(text: string | undefined, flag: string): Record<string,
 }
 
 class UsageError extends Error {}
+
+function byteSizeOption(text: string, flag: string): number {
+  try {
+    return parseByteSize(text);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+}
 
 function storeConfig(opts: {
   store: string;
@@ -88,9 +97,25 @@ program
     env['PHALANX_REDIS_PREFIX'],
   )
   .option(
+    '--data-dir <dir>',
+    "the coordinator's own files: checkpoints/ and datasets/ below it",
+    env['PHALANX_DATA_DIR'] ?? DEFAULT_DATA_DIR,
+  )
+  .option(
     '--checkpoint-dir <dir>',
-    "override every job's checkpoint directory",
+    "where job checkpoints go (default <data-dir>/checkpoints); a spec's checkpoint.dir is a sub-directory",
     env['PHALANX_CHECKPOINT_DIR'],
+  )
+  .option(
+    '--data-root <dir>',
+    'a directory job specs may take data.path from (repeatable; default <data-dir>/datasets and /usr/share/datasets)',
+    (dir: string, roots: string[] | undefined) => [...(roots ?? []), dir],
+    env['PHALANX_DATA_ROOTS']?.split(path.delimiter).filter((r) => r !== ''),
+  )
+  .option(
+    '--memory-budget <size>',
+    'refuse jobs whose parameters × buffers need more coordinator memory (e.g. 2GiB, 512MiB)',
+    env['PHALANX_MEMORY_BUDGET'] ?? '2GiB',
   )
   .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
   .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
@@ -101,7 +126,10 @@ program
       store: string;
       redisUrl?: string;
       redisPrefix?: string;
+      dataDir: string;
       checkpointDir?: string;
+      dataRoot?: string[];
+      memoryBudget: string;
       id?: string;
       heartbeatTtl: string;
     }) => {
@@ -109,7 +137,10 @@ program
         host: opts.host,
         port: Number(opts.port),
         store: storeConfig(opts),
+        dataDir: opts.dataDir,
         checkpointDir: opts.checkpointDir,
+        dataRoots: opts.dataRoot,
+        memoryBudgetBytes: byteSizeOption(opts.memoryBudget, '--memory-budget'),
         id: opts.id,
         heartbeatTtlMs: Number(opts.heartbeatTtl),
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
@@ -188,6 +219,8 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default('memory'))
     .option('--redis-url <url>', 'Redis URL (with --store redis)')
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
+    .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
+    .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
     .option('--backend <name>', 'tfjs backend for the workers')
     .option('--report <file>', 'write a JSON summary here')
     .option('-v, --verbose', 'show coordinator and worker logs on stderr');
@@ -207,6 +240,8 @@ interface LaunchCliOptions {
   store: string;
   redisUrl?: string;
   port: string;
+  dataDir: string;
+  checkpointDir?: string;
   backend?: string;
   report?: string;
   verbose?: boolean;
@@ -239,6 +274,8 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
     attackOptions: parseJsonOption(opts.attackOptions, '--attack-options'),
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
     port: Number(opts.port),
+    dataDir: opts.dataDir,
+    checkpointDir: opts.checkpointDir,
     report: opts.report,
     backend: opts.backend,
     verbose: opts.verbose,

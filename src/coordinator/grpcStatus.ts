@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { JobSpecError } from '../config/jobSpec.ts';
 import { JobFullError, NotParticipantError } from './jobRuntime.ts';
+import { MemoryBudgetError } from './admission.ts';
 
 export class StatusError extends Error {
   constructor(
@@ -17,6 +18,7 @@ export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   if (e instanceof JobSpecError) return { code: grpc.status.INVALID_ARGUMENT, details: e.message };
   if (e instanceof NotParticipantError) return { code: grpc.status.FAILED_PRECONDITION, details: e.message };
   if (e instanceof JobFullError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
+  if (e instanceof MemoryBudgetError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
   const message = e instanceof Error ? e.message : String(e);
   return { code: grpc.status.INTERNAL, details: message };
 }

@@ -5,11 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { parseJobSpec, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { createOptimizer } from '../core/optim/index.ts';
 import { createAggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
+import { admitJob, checkpointDirectory, type AdmissionConfig } from './admission.ts';
 import { JobRuntime, type JobResult } from './jobRuntime.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import type { RoundReport } from './roundReport.ts';
@@ -19,8 +19,8 @@ import { TERMINAL_JOB_STATES } from './state/stateStore.ts';
 export interface JobManagerOptions {
   /** Identifies this coordinator as a queue consumer. */
   consumerId: string;
-  /** Overrides every job's checkpoint.dir (e.g. a shared volume). */
-  checkpointDir?: string;
+  /** The coordinator's resources a job is admitted against (memory budget, checkpoint and data directories). */
+  admission: AdmissionConfig;
   /** Round reports kept per job in the store. */
   historyLength?: number;
   log?: (message: string) => void;
@@ -71,7 +71,10 @@ export class JobManager extends EventEmitter {
   // --- user-facing operations -------------------------------------------------------------------------------
 
   async submit(spec: string | JobSpec): Promise<JobRecord> {
-    const validated = typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec);
+    const validated = admitJob(
+      typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec),
+      this.options.admission,
+    );
     const now = Date.now();
     const job: JobRecord = {
       id: `${validated.name}-${randomBytes(3).toString('hex')}`,
@@ -189,7 +192,7 @@ export class JobManager extends EventEmitter {
       }
       await this.store.setJobRound(job.id, startRound);
     }
-    const checkpointDir = this.options.checkpointDir ?? spec.checkpoint.dir;
+    const checkpointDir = checkpointDirectory(spec, this.options.admission);
     const runtime: JobRuntime = new JobRuntime(
       job.id,
       spec,
@@ -219,7 +222,7 @@ export class JobManager extends EventEmitter {
           };
           const aggState = pipeline.saveState?.();
           if (aggState) metadata['aggregationState'] = JSON.stringify(aggState);
-          const manifest = await writeCheckpoint(path.resolve(checkpointDir), {
+          const manifest = await writeCheckpoint(checkpointDir, {
             jobId: job.id,
             round: rt.round,
             tensors,

@@ -6,11 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { packageDefinition, proto, SERVER_OPTIONS } from '../transport/protocol.ts';
 import { acceptPreEncoded } from '../transport/preEncoded.ts';
 import { createStateStore } from './state/index.ts';
 import type { StateStore } from './state/stateStore.ts';
 import { JobManager } from './jobManager.ts';
+import { DEFAULT_DATA_DIR, DEFAULT_MEMORY_BUDGET_BYTES, SYSTEM_DATA_ROOT } from './admission.ts';
 import { Sessions } from './sessions.ts';
 import { coordinatorHandlers } from './coordinatorService.ts';
 import { jobsHandlers } from './jobsService.ts';
@@ -19,8 +21,14 @@ export interface CoordinatorConfig {
   host: string;
   port: number;
   store: { kind: 'memory' } | { kind: 'redis'; url: string; keyPrefix?: string };
-  /** Overrides the checkpoint directory of every job. */
+  /** The coordinator's own files (default .phalanx): checkpoints/ and datasets/ live below it. */
+  dataDir?: string;
+  /** Where job checkpoints go (default <dataDir>/checkpoints); a spec's checkpoint.dir is a sub-directory. */
   checkpointDir?: string;
+  /** Directories a spec's data.path may point into (default <dataDir>/datasets and /usr/share/datasets). */
+  dataRoots?: string[];
+  /** Jobs whose parameters × buffers need more coordinator memory are refused (default 2 GiB). */
+  memoryBudgetBytes?: number;
   /** Stable id of this coordinator (queue consumer name). */
   id?: string;
   heartbeatIntervalMs?: number;
@@ -45,9 +53,16 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     'phalanx.v1.Jobs': 'NOT_SERVING',
   });
   await store.connect();
+  const dataDir = path.resolve(config.dataDir ?? DEFAULT_DATA_DIR);
   const manager = new JobManager(store, {
     consumerId: config.id ?? `coordinator-${randomBytes(4).toString('hex')}`,
-    checkpointDir: config.checkpointDir,
+    admission: {
+      checkpointRoot: path.resolve(config.checkpointDir ?? path.join(dataDir, 'checkpoints')),
+      dataRoots: (config.dataRoots ?? [path.join(dataDir, 'datasets'), SYSTEM_DATA_ROOT]).map((r) =>
+        path.resolve(r),
+      ),
+      memoryBudgetBytes: config.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES,
+    },
     log,
   });
   const sessions = new Sessions(store);
