@@ -9,7 +9,7 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { checkAggregation } from '../core/aggregation/ruleOptionSchemas.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
-import { boundedInt, boundedNumber, flattenIssues } from '../core/optionSchema.ts';
+import { boundedInt, boundedNumber, describeIssue, flattenIssues } from '../core/optionSchema.ts';
 import { parameterCount } from '../models/parameterCount.ts';
 import { parseDuration } from './duration.ts';
 
@@ -260,26 +260,6 @@ export class JobSpecError extends Error {
   constructor(readonly issues: string[]) {
     super(`invalid job spec:\n  - ${issues.join('\n  - ')}`);
     this.name = 'JobSpecError';
-  }
-}
-
-/** Short messages for zod's generic issues (the schemas' own messages take precedence). */
-function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.input === undefined ? `required (${issue.expected})` : `expected ${issue.expected}`;
-    case 'too_big':
-      return issue.origin === 'array' || issue.origin === 'string'
-        ? `at most ${String(issue.maximum)} ${issue.origin === 'array' ? 'entries' : 'characters'}`
-        : `at most ${String(issue.maximum)}`;
-    case 'too_small':
-      return issue.origin === 'array' || issue.origin === 'string'
-        ? `at least ${String(issue.minimum)} ${issue.origin === 'array' ? 'entries' : 'characters'}`
-        : `at least ${String(issue.minimum)}`;
-    case 'invalid_value':
-      return `must be ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}`;
-    default:
-      return undefined;
   }
 }
 

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import {
   boundedInt,
+  describeIssue,
   boundedNumber,
   flattenIssues,
   oneOf,
@@ -198,7 +199,7 @@ export function checkAggregation(
       return;
     }
     for (const [key, value] of parsed.args) merged[key ?? primary!] = value;
-    const result = PRE_OPTION_SCHEMAS[name].safeParse(merged);
+    const result = PRE_OPTION_SCHEMAS[name].safeParse(merged, { error: describeIssue });
     if (!result.success) {
       for (const issue of flattenIssues(result.error.issues)) {
         const key = issue.path.length ? `option '${issue.path.join('.')}': ` : '';
@@ -233,7 +234,7 @@ export function checkAggregation(
     });
     return issues;
   }
-  const result = RULE_OPTION_SCHEMAS[rule].safeParse(ruleOptions);
+  const result = RULE_OPTION_SCHEMAS[rule].safeParse(ruleOptions, { error: describeIssue });
   if (!result.success) {
     for (const issue of flattenIssues(result.error.issues))
       issues.push({ path: ['options', ...issue.path], message: issue.message });

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import {
   boundedInt,
+  describeIssue,
   boundedNumber,
   flattenIssues,
   notBoth,
@@ -87,7 +88,7 @@ export function checkAttack(attack: string, options: Record<string, unknown>): A
   if (schema === undefined) {
     return [{ path: ['attack'], message: `unknown attack '${attack}' (valid: ${listAttacks().join(', ')})` }];
   }
-  const result = schema.safeParse(options);
+  const result = schema.safeParse(options, { error: describeIssue });
   if (result.success) return [];
   return flattenIssues(result.error.issues).map((issue) => ({
     path: ['options', ...issue.path],
