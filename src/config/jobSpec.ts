@@ -195,7 +195,9 @@ const checkpointSchema = section({
   /** Sub-directory of the coordinator's checkpoint directory (absent: that directory itself). */
   dir: relativeDir.optional(),
   keep: positive(LIMITS.maxCheckpointsKept).default(3),
-});
+}).transform(({ dir, ...rest }): { every: number; keep: number; dir?: string } =>
+  dir === undefined ? rest : { ...rest, dir },
+);
 
 const evaluationSchema = section({
   every: count(LIMITS.maxRounds).default(50),
@@ -257,7 +259,14 @@ export type JobSpec = z.output<typeof jobSpecSchema>;
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
 
 export class JobSpecError extends Error {
-  constructor(readonly issues: string[]) {
+  /**
+   * `issues`: one line per problem, "<field path>: <what is allowed>"; `fields`: the field path of each ('(root)' for
+   * the spec as a whole).
+   */
+  constructor(
+    readonly issues: string[],
+    readonly fields: string[] = issues.map((i) => i.slice(0, Math.max(0, i.indexOf(': '))) || '(root)'),
+  ) {
     super(`invalid job spec:\n  - ${issues.join('\n  - ')}`);
     this.name = 'JobSpecError';
   }
@@ -267,10 +276,11 @@ export class JobSpecError extends Error {
 export function validateJobSpec(value: unknown): JobSpec {
   const parsed = jobSpecSchema.safeParse(value ?? {}, { error: describeIssue });
   if (!parsed.success) {
+    const issues = flattenIssues(parsed.error.issues);
+    const fields = issues.map((issue) => (issue.path.length ? issue.path.join('.') : '(root)'));
     throw new JobSpecError(
-      flattenIssues(parsed.error.issues).map(
-        (issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`,
-      ),
+      issues.map((issue, i) => `${fields[i]}: ${issue.message}`),
+      fields,
     );
   }
   return parsed.data;
