@@ -8,8 +8,11 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { z } from 'zod';
 import { JobSpecError, LIMITS, validateJobSpec, type JobSpec } from '../../src/config/jobSpec.ts';
 import { createAggregationPipeline } from '../../src/core/aggregation/pipeline.ts';
+import { RULE_OPTION_SCHEMAS } from '../../src/core/aggregation/ruleOptionSchemas.ts';
+import { ATTACK_OPTION_SCHEMAS } from '../../src/core/attacks/attackOptionSchemas.ts';
 import { PreconditionError } from '../../src/core/aggregation/types.ts';
 import { createAttack, listAttacks } from '../../src/core/attacks/registry.ts';
 import { AttackError } from '../../src/core/attacks/types.ts';
@@ -264,6 +267,88 @@ function mostly<T, U>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<U>): fc.Arbi
   return fc.oneof({ weight: 15, arbitrary: valid }, { weight: 1, arbitrary: invalid });
 }
 
+/** Plausible values per option name (rules, pre-aggregators and attacks share some names). */
+const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
+  compat: fc.constantFrom('default', 'none', 'byzfl', 'garfield', 'reference'),
+  m: fc.integer({ min: 1, max: 8 }),
+  nu: fc.double({ min: 1e-6, max: 10, noNaN: true }),
+  T: fc.integer({ min: 0, max: 30 }),
+  tol: fc.double({ min: 1e-9, max: 1e-2, noNaN: true }),
+  tau: fc.double({ min: 0, max: 200, noNaN: true }),
+  L: fc.integer({ min: 0, max: 5 }),
+  maxSubsets: fc.integer({ min: 1, max: 10_000_000 }),
+  idx: fc.integer({ min: 0, max: 4 }),
+  mode: fc.constantFrom('phalanx', 'reference', 'mean', 'own'),
+  seed: fc.integer({ min: 0, max: 1000 }),
+  r: fc.oneof(fc.constant('auto'), fc.integer({ min: 1, max: 4 })),
+  rMax: fc.oneof(fc.constant(null), fc.integer({ min: 1, max: 4 })),
+  lambda: fc.double({ min: 0, max: 1, noNaN: true }),
+  epsilon: fc.oneof(fc.double({ min: 1e-9, max: 1e-3, noNaN: true }), fc.integer({ min: 0, max: 2 })),
+  maxIterations: fc.integer({ min: 0, max: 50 }),
+  tolerance: fc.double({ min: 0, max: 1e-3, noNaN: true }),
+  signAware: fc.boolean(),
+  signThreshold: fc.double({ min: -1, max: 1, noNaN: true }),
+  minTrust: fc.double({ min: 0, max: 0.5, noNaN: true }),
+  rescale: fc.constantFrom('none', 'median-norm'),
+  warmStart: fc.boolean(),
+  scale: fc.double({ min: -10, max: 10, noNaN: true }),
+  k: fc.double({ min: -10, max: 10, noNaN: true }),
+  source: fc.constantFrom('auto', 'own', 'mean'),
+  mu: fc.double({ min: -1, max: 1, noNaN: true }),
+  sigma: fc.double({ min: 0, max: 2, noNaN: true }),
+  low: fc.double({ min: -1, max: 0, noNaN: true }),
+  high: fc.double({ min: 0.01, max: 1, noNaN: true }),
+  classes: fc.integer({ min: 1, max: 10 }),
+  z: fc.double({ min: -3, max: 3, noNaN: true }),
+  zVariant: fc.constantFrom('paper', 'honest'),
+  ddof: fc.integer({ min: 0, max: 1 }),
+  devType: fc.constantFrom('std', 'unit_vec', 'sign'),
+  gammaInit: fc.double({ min: 1e-3, max: 1e6, noNaN: true }),
+  evals: fc.integer({ min: 1, max: 30 }),
+  start: fc.double({ min: -5, max: 5, noNaN: true }),
+  delta: fc.oneof(fc.double({ min: 0.1, max: 10, noNaN: true }), fc.integer({ min: -3, max: 3 })),
+  ratio: fc.double({ min: 0.55, max: 0.95, noNaN: true }),
+  negative: fc.boolean(),
+  fraction: fc.double({ min: 0.01, max: 1, noNaN: true }),
+  length: fc.integer({ min: 0, max: 10 }),
+  lag: fc.integer({ min: 1, max: 5 }),
+  freeze: fc.boolean(),
+  fromRound: fc.integer({ min: 0, max: 5 }),
+  delayMs: fc.integer({ min: 0, max: 100 }),
+};
+
+/** The option names a registry schema declares (test-side reflection on the zod object). */
+function declaredKeys(schema: z.ZodType): string[] {
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+}
+
+/** Options of a named rule or attack: 0–3 of its declared keys, plausible values (sometimes not). */
+function plausibleOptions(keys: string[]): fc.Arbitrary<Record<string, unknown>> {
+  if (keys.length === 0) return fc.constant({});
+  return fc
+    .subarray(keys, { maxLength: Math.min(3, keys.length) })
+    .chain((picked) =>
+      fc
+        .tuple(...picked.map((key) => mostly(PLAUSIBLE[key] ?? value, value)))
+        .map((vals) => Object.fromEntries(picked.map((key, i) => [key, vals[i]]))),
+    );
+}
+
+const ruleChoice = fc
+  .constantFrom(...listRules())
+  .chain((rule) =>
+    fc.record({
+      rule: fc.constant(rule),
+      options: plausibleOptions(declaredKeys(RULE_OPTION_SCHEMAS[rule])),
+    }),
+  );
+const attackChoice = fc.constantFrom(...listAttacks()).chain((attack) =>
+  fc.record({
+    attack: fc.constant(attack),
+    options: plausibleOptions(declaredKeys(ATTACK_OPTION_SCHEMAS[attack])),
+  }),
+);
+
 const validishSpec = fc.record(
   {
     name: mostly(fc.constantFrom('job', 'a-b-1'), fc.constantFrom('Bad Name', '')),
@@ -329,9 +414,18 @@ const validishSpec = fc.record(
       },
       { requiredKeys: [] },
     ),
-    aggregation: fc.record(
-      {
-        rule: mostly(fc.constantFrom(...listRules(), 'gm', 'TM', 'cc'), fc.constant('bogus')),
+    aggregation: fc
+      .record({
+        choice: fc.oneof(
+          { weight: 4, arbitrary: ruleChoice },
+          {
+            weight: 1,
+            arbitrary: fc.record({
+              rule: fc.constantFrom('gm', 'TM', 'cc', 'bogus', 'flag'),
+              options: optionsFrom(RULE_OPTION_KEYS),
+            }),
+          },
+        ),
         f: fc.oneof(
           { weight: 3, arbitrary: fc.constant(0) },
           { weight: 2, arbitrary: fc.integer({ min: 1, max: 6 }) },
@@ -340,10 +434,8 @@ const validishSpec = fc.record(
           { weight: 2, arbitrary: fc.constant([]) },
           { weight: 1, arbitrary: fc.array(preSpec, { maxLength: 2 }) },
         ),
-        options: optionsFrom(RULE_OPTION_KEYS),
-      },
-      { requiredKeys: ['rule'] },
-    ),
+      })
+      .map(({ choice, f, pre }) => ({ ...choice, f, pre })),
     compression: fc.record({ encoding: mostly(fc.constantFrom('fp32', 'bf16'), fc.constant('fp16')) }),
     checkpoint: fc.record(
       {
@@ -361,14 +453,15 @@ const validishSpec = fc.record(
       { requiredKeys: [] },
     ),
     simulate: fc.record({
-      byzantine: fc.record(
-        {
+      byzantine: fc
+        .record({
           count: fc.integer({ min: 0, max: 3 }),
-          attack: mostly(fc.constantFrom(...listAttacks()), fc.constant('bogus')),
-          options: optionsFrom(ATTACK_OPTION_KEYS),
-        },
-        { requiredKeys: [] },
-      ),
+          choice: mostly(
+            attackChoice,
+            fc.record({ attack: fc.constant('bogus'), options: optionsFrom(ATTACK_OPTION_KEYS) }),
+          ),
+        })
+        .map(({ count, choice }) => ({ count, ...choice })),
     }),
   },
   { requiredKeys: [] },
@@ -442,6 +535,13 @@ describe('fuzz: job spec validation', function () {
         return false;
       }
     });
-    expect(accepted.length).to.be.greaterThan(10);
+    expect(accepted.length).to.be.greaterThan(30);
+    // including rule and attack options, not only empty ones
+    const withOptions = accepted.filter(
+      (s) =>
+        Object.keys((s.aggregation?.options ?? {}) as object).length > 0 ||
+        Object.keys((s.simulate?.byzantine?.options ?? {}) as object).length > 0,
+    );
+    expect(withOptions.length).to.be.greaterThan(10);
   });
 });
