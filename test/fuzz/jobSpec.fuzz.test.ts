@@ -4,13 +4,14 @@
  * returns a spec that satisfies every bound — and whose pipeline and attack construct and run on a small round to
  * completion — or throws a JobSpecError naming a field; never anything else.
  *
- * Runs per property: PHALANX_FUZZ_RUNS (default 400, so ≥ 1,000 cases in `npm test`); `npm run fuzz` runs more.
+ * Runs per property: PHALANX_FUZZ_RUNS (default 500: 2,000 cases in `npm test`); `npm run fuzz` runs more.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { JobSpecError, LIMITS, validateJobSpec, type JobSpec } from '../../src/config/jobSpec.ts';
 import { createAggregationPipeline } from '../../src/core/aggregation/pipeline.ts';
+import { createOptimizer } from '../../src/core/optim/index.ts';
 import { RULE_OPTION_SCHEMAS } from '../../src/core/aggregation/ruleOptionSchemas.ts';
 import { ATTACK_OPTION_SCHEMAS } from '../../src/core/attacks/attackOptionSchemas.ts';
 import { PreconditionError } from '../../src/core/aggregation/types.ts';
@@ -20,7 +21,7 @@ import { listRules } from '../../src/core/aggregation/registry.ts';
 import { Rng } from '../../src/core/random.ts';
 import { parameterCount } from '../../src/models/parameterCount.ts';
 
-const RUNS = Number(process.env['PHALANX_FUZZ_RUNS'] ?? 400);
+const RUNS = Number(process.env['PHALANX_FUZZ_RUNS'] ?? 500);
 const SEED =
   process.env['PHALANX_FUZZ_SEED'] === undefined ? undefined : Number(process.env['PHALANX_FUZZ_SEED']);
 const params = { numRuns: RUNS, seed: SEED };
@@ -81,11 +82,13 @@ function satisfiesBounds(spec: JobSpec): void {
   }
   if (spec.simulate) expect(spec.simulate.byzantine.count).to.be.within(0, spec.workers.max);
   // what the coordinator stores, it reads back unchanged
-  expect(validateJobSpec(JSON.parse(JSON.stringify(spec)))).to.deep.equal(spec);
+  const stored = JSON.stringify(spec); // (JSON has no -0: compare as stored)
+  expect(JSON.stringify(validateJobSpec(JSON.parse(stored)))).to.equal(stored);
 }
 
 /** The admitted pipeline and attack construct, and run one round of workers.max small vectors to completion. */
 function runsBounded(spec: JobSpec): void {
+  createOptimizer(spec.optimizer, 4);
   const pipeline = createAggregationPipeline({ ...spec.aggregation });
   const n = Math.min(spec.workers.max, 24);
   const rng = new Rng(spec.seed);
@@ -267,6 +270,31 @@ function mostly<T, U>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<U>): fc.Arbi
   return fc.oneof({ weight: 15, arbitrary: valid }, { weight: 1, arbitrary: invalid });
 }
 
+/** Values at and just beyond the bounds the schemas state. */
+const boundary = fc.constantFrom(
+  -1,
+  -1e-9,
+  0,
+  1e-13,
+  1e-12,
+  0.5,
+  0.999,
+  1,
+  1.5,
+  2,
+  100,
+  101,
+  1000,
+  1001,
+  10_000,
+  10_001,
+  1e7,
+  1e7 + 1,
+  2 ** 29,
+  'auto',
+  null,
+);
+
 /** Plausible values per option name (rules, pre-aggregators and attacks share some names). */
 const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
   compat: fc.constantFrom('default', 'none', 'byzfl', 'garfield', 'reference'),
@@ -283,6 +311,13 @@ const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
   r: fc.oneof(fc.constant('auto'), fc.integer({ min: 1, max: 4 })),
   rMax: fc.oneof(fc.constant(null), fc.integer({ min: 1, max: 4 })),
   lambda: fc.double({ min: 0, max: 1, noNaN: true }),
+  lr: fc.double({ min: 1e-5, max: 1, noNaN: true }),
+  momentum: fc.double({ min: 0, max: 1, noNaN: true }),
+  weightDecay: fc.double({ min: 0, max: 1e-2, noNaN: true }),
+  nesterov: fc.boolean(),
+  beta1: fc.double({ min: 0, max: 0.99, noNaN: true }),
+  beta2: fc.double({ min: 0, max: 0.999, noNaN: true }),
+  eps: fc.double({ min: 1e-10, max: 1e-6, noNaN: true }),
   epsilon: fc.oneof(fc.double({ min: 1e-9, max: 1e-3, noNaN: true }), fc.integer({ min: 0, max: 2 })),
   maxIterations: fc.integer({ min: 0, max: 50 }),
   tolerance: fc.double({ min: 0, max: 1e-3, noNaN: true }),
@@ -329,19 +364,25 @@ function plausibleOptions(keys: string[]): fc.Arbitrary<Record<string, unknown>>
     .subarray(keys, { maxLength: Math.min(3, keys.length) })
     .chain((picked) =>
       fc
-        .tuple(...picked.map((key) => mostly(PLAUSIBLE[key] ?? value, value)))
+        .tuple(
+          ...picked.map((key) =>
+            fc.oneof(
+              { weight: 8, arbitrary: PLAUSIBLE[key] ?? value },
+              { weight: 1, arbitrary: boundary },
+              { weight: 1, arbitrary: value },
+            ),
+          ),
+        )
         .map((vals) => Object.fromEntries(picked.map((key, i) => [key, vals[i]]))),
     );
 }
 
-const ruleChoice = fc
-  .constantFrom(...listRules())
-  .chain((rule) =>
-    fc.record({
-      rule: fc.constant(rule),
-      options: plausibleOptions(declaredKeys(RULE_OPTION_SCHEMAS[rule])),
-    }),
-  );
+const ruleChoice = fc.constantFrom(...listRules()).chain((rule) =>
+  fc.record({
+    rule: fc.constant(rule),
+    options: plausibleOptions(declaredKeys(RULE_OPTION_SCHEMAS[rule])),
+  }),
+);
 const attackChoice = fc.constantFrom(...listAttacks()).chain((attack) =>
   fc.record({
     attack: fc.constant(attack),
@@ -381,7 +422,9 @@ const validishSpec = fc.record(
           {
             kind: fc.constant('sgd'),
             lr: fc.double({ min: 1e-4, max: 1, noNaN: true }),
-            momentum: fc.double({ min: 0, max: 1, noNaN: true }),
+            momentum: mostly(fc.double({ min: 0, max: 1, noNaN: true }), boundary),
+            nesterov: fc.boolean(),
+            weightDecay: mostly(fc.constant(1e-4), boundary),
           },
           { requiredKeys: ['kind'] },
         ),
@@ -389,7 +432,9 @@ const validishSpec = fc.record(
           {
             kind: fc.constant('adam'),
             lr: fc.double({ min: 1e-5, max: 0.1, noNaN: true }),
-            beta1: fc.double({ min: 0, max: 0.99, noNaN: true }),
+            beta1: mostly(fc.double({ min: 0, max: 0.99, noNaN: true }), boundary),
+            beta2: mostly(fc.double({ min: 0, max: 0.999, noNaN: true }), boundary),
+            eps: mostly(fc.double({ min: 1e-10, max: 1e-6, noNaN: true }), boundary),
           },
           { requiredKeys: ['kind'] },
         ),
@@ -408,7 +453,7 @@ const validishSpec = fc.record(
     workers: fc.record(
       {
         min: mostly(fc.constant(1), fc.integer({ min: 0, max: 30 })),
-        max: fc.integer({ min: 1, max: 20 }),
+        max: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 20 })),
         roundTimeout: mostly(fc.constantFrom('10s', 1000, '1h'), fc.constantFrom(50, '25h', 'soon', -1)),
         momentum: mostly(fc.constantFrom(0, 0.9), fc.constantFrom(1, -0.5)),
       },
@@ -471,7 +516,31 @@ type Mutation = { path: string[]; op: 'set' | 'delete'; value: unknown };
 const mutation: fc.Arbitrary<Mutation> = fc.record({
   path: fc.oneof(
     fc.constantFrom(...TOP_LEVEL).map((k) => [k]),
-    fc.tuple(fc.constantFrom(...TOP_LEVEL), fc.constantFrom('kind', 'max', 'min', 'options', 'dir', 'bogus')),
+    fc.tuple(
+      fc.constantFrom(...TOP_LEVEL),
+      fc.constantFrom(
+        'kind',
+        'max',
+        'min',
+        'options',
+        'dir',
+        'bogus',
+        'lr',
+        'momentum',
+        'nesterov',
+        'beta1',
+        'beta2',
+        'eps',
+        'hidden',
+        'path',
+        'limit',
+        'every',
+        'keep',
+        'f',
+        'pre',
+        'rule',
+      ),
+    ),
     fc.tuple(
       fc.constant('aggregation'),
       fc.constant('options'),
@@ -523,6 +592,42 @@ describe('fuzz: job spec validation', function () {
       ),
       params,
     );
+  });
+
+  it('registry schemas admit only options the factories accept (edge values on every declared option)', () => {
+    const edge = (key: string) => fc.oneof(PLAUSIBLE[key] ?? value, boundary, value);
+    const optionsOf = (keys: string[]) =>
+      keys.length === 0
+        ? fc.constant({})
+        : fc
+            .subarray(keys, { minLength: 1, maxLength: Math.min(3, keys.length) })
+            .chain((picked) =>
+              fc.tuple(...picked.map(edge)).map((v) => Object.fromEntries(picked.map((k, i) => [k, v[i]]))),
+            );
+    const section = fc.oneof(
+      fc
+        .constantFrom(...listRules())
+        .chain((rule) =>
+          optionsOf(declaredKeys(RULE_OPTION_SCHEMAS[rule])).map((options) => ({ rule, options })),
+        )
+        .map((aggregation) => ({ workers: { max: 8 }, aggregation: { ...aggregation, f: 1 } })),
+      fc
+        .constantFrom(...listAttacks())
+        .chain((attack) =>
+          optionsOf(declaredKeys(ATTACK_OPTION_SCHEMAS[attack])).map((options) => ({ attack, options })),
+        )
+        .map((byzantine) => ({ simulate: { byzantine: { count: 1, ...byzantine } } })),
+      fc
+        .record({ kind: fc.constantFrom('sgd', 'adam') })
+        .chain(({ kind }) =>
+          optionsOf(
+            kind === 'sgd'
+              ? ['lr', 'momentum', 'weightDecay', 'nesterov']
+              : ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'],
+          ).map((o) => ({ optimizer: { kind, ...o } })),
+        ),
+    );
+    fc.assert(fc.property(section, check), params);
   });
 
   it('accepts a fair share of the valid-ish specs (the generators reach the success path)', () => {

@@ -128,6 +128,10 @@ describe('security: admission at SubmitJob', function () {
     expect(await refused({ model: { kind: 'mlp', hidden: [1e9] } }, grpc.status.INVALID_ARGUMENT)).to.include(
       'model.hidden',
     );
+    // every layer within bounds, but 4.3 billion parameters in all
+    expect(
+      await refused({ model: { kind: 'mlp', hidden: [65536, 65536] } }, grpc.status.INVALID_ARGUMENT),
+    ).to.match(/model\.hidden: 4,347,\d{3},\d{3} parameters; at most 268,435,456/);
     // within the schema's bounds, but parameters × buffers exceed the 2 GiB default budget
     const big = await refused(
       { model: { kind: 'mlp', hidden: [65536, 2048] } },

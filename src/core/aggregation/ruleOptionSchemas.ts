@@ -53,7 +53,8 @@ const flagShape = {
     })
     .optional(),
   rMax: boundedInt(1, MAX_INPUTS).nullable().optional(),
-  lambda: boundedNumber({ min: 0, max: 1e12 }).optional(),
+  /** Larger λ (≳ 10⁹) makes the IRLS system numerically indefinite; useful values are O(1). */
+  lambda: boundedNumber({ min: 0, max: 1e4 }).optional(),
   epsilon: boundedNumber({ gt: 0, max: 1 }).optional(),
   maxIterations: boundedInt(0, MAX_FLAG_ITERATIONS).optional(),
   tolerance: boundedNumber({ min: 0, max: 1 }).optional(),

@@ -18,6 +18,8 @@ import { listAttacks } from './registry.ts';
 
 export const MAX_LINE_SEARCH_EVALS = 1_000;
 export const MAX_REPLAY_LAG = 100;
+/** wrongSize allocates its vector: at most 2²⁴ floats (64 MiB), longer than the layouts it is meant to break. */
+export const MAX_WRONG_SIZE = 2 ** 24;
 /** Shejwalkar's bisection takes ⌈log₂(gammaInit / tol)⌉ steps: at most ≈ 80 with these bounds. */
 const GAMMA_BOUNDS = { gammaInit: { gt: 0, max: 1e12 }, tol: { min: 1e-12, max: 1e12 } } as const;
 
@@ -66,10 +68,10 @@ export const ATTACK_OPTION_SCHEMAS: Readonly<Record<string, z.ZodType>> = Object
   inf: optionsObject({ negative: z.boolean().optional(), fraction: fraction.optional() }),
   nan: optionsObject({ fraction: fraction.optional() }),
   wrongSize: optionsObject({
-    delta: boundedInt(-(2 ** 29), 2 ** 29)
+    delta: boundedInt(-MAX_WRONG_SIZE, MAX_WRONG_SIZE)
       .refine((v) => v !== 0, 'must be ≠ 0')
       .optional(),
-    length: boundedInt(0, 2 ** 29).optional(),
+    length: boundedInt(0, MAX_WRONG_SIZE).optional(),
   }).superRefine(notBoth('delta', 'length', "give 'delta' or 'length', not both")),
   replay: optionsObject({ lag: boundedInt(1, MAX_REPLAY_LAG).optional(), freeze: z.boolean().optional() }),
   crash: optionsObject({ fromRound: round.optional() }),
