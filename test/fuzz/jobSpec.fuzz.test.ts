@@ -4,7 +4,8 @@
  * returns a spec that satisfies every bound — and whose pipeline and attack construct and run on a small round to
  * completion — or throws a JobSpecError naming a field; never anything else.
  *
- * Runs per property: PHALANX_FUZZ_RUNS (default 500: 2,000 cases in `npm test`); `npm run fuzz` runs more.
+ * Runs per property: PHALANX_FUZZ_RUNS (default 500; the per-registry property runs max(60, runs/8) per entry: ≈ 4,000 cases in
+ * `npm test`); `npm run fuzz` runs more.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -12,7 +13,7 @@ import { z } from 'zod';
 import { JobSpecError, LIMITS, validateJobSpec, type JobSpec } from '../../src/config/jobSpec.ts';
 import { createAggregationPipeline } from '../../src/core/aggregation/pipeline.ts';
 import { createOptimizer } from '../../src/core/optim/index.ts';
-import { RULE_OPTION_SCHEMAS } from '../../src/core/aggregation/ruleOptionSchemas.ts';
+import { PRE_OPTION_SCHEMAS, RULE_OPTION_SCHEMAS } from '../../src/core/aggregation/ruleOptionSchemas.ts';
 import { ATTACK_OPTION_SCHEMAS } from '../../src/core/attacks/attackOptionSchemas.ts';
 import { PreconditionError } from '../../src/core/aggregation/types.ts';
 import { createAttack, listAttacks } from '../../src/core/attacks/registry.ts';
@@ -352,6 +353,28 @@ const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
   delayMs: fc.integer({ min: 0, max: 100 }),
 };
 
+/** Values at, just inside and just beyond the bounds a schema field declares (reflecting on zod). */
+function edgeValues(field: z.ZodType): unknown[] {
+  let f: z.ZodType = field;
+  while (f instanceof z.ZodOptional || f instanceof z.ZodNullable || f instanceof z.ZodDefault) {
+    f = f.unwrap() as z.ZodType;
+  }
+  if (f instanceof z.ZodNumber) {
+    const out: number[] = [0];
+    for (const b of [f.minValue, f.maxValue]) {
+      if (b === null || !Number.isFinite(b)) continue;
+      const step = f.isInt ? 1 : 1e-9 * Math.max(1, Math.abs(b));
+      out.push(b - step, b, b + step);
+    }
+    return out;
+  }
+  if (f instanceof z.ZodUnion) return (f.options as z.ZodType[]).flatMap(edgeValues);
+  if (f instanceof z.ZodEnum) return [...f.options, 'bogus'];
+  if (f instanceof z.ZodLiteral) return [...f.values];
+  if (f instanceof z.ZodBoolean) return [true, false, 'true'];
+  return [];
+}
+
 /** The option names a registry schema declares (test-side reflection on the zod object). */
 function declaredKeys(schema: z.ZodType): string[] {
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
@@ -594,40 +617,72 @@ describe('fuzz: job spec validation', function () {
     );
   });
 
-  it('registry schemas admit only options the factories accept (edge values on every declared option)', () => {
-    const edge = (key: string) => fc.oneof(PLAUSIBLE[key] ?? value, boundary, value);
-    const optionsOf = (keys: string[]) =>
-      keys.length === 0
-        ? fc.constant({})
-        : fc
-            .subarray(keys, { minLength: 1, maxLength: Math.min(3, keys.length) })
-            .chain((picked) =>
-              fc.tuple(...picked.map(edge)).map((v) => Object.fromEntries(picked.map((k, i) => [k, v[i]]))),
-            );
-    const section = fc.oneof(
-      fc
-        .constantFrom(...listRules())
-        .chain((rule) =>
-          optionsOf(declaredKeys(RULE_OPTION_SCHEMAS[rule])).map((options) => ({ rule, options })),
-        )
-        .map((aggregation) => ({ workers: { max: 8 }, aggregation: { ...aggregation, f: 1 } })),
-      fc
-        .constantFrom(...listAttacks())
-        .chain((attack) =>
-          optionsOf(declaredKeys(ATTACK_OPTION_SCHEMAS[attack])).map((options) => ({ attack, options })),
-        )
-        .map((byzantine) => ({ simulate: { byzantine: { count: 1, ...byzantine } } })),
-      fc
-        .record({ kind: fc.constantFrom('sgd', 'adam') })
-        .chain(({ kind }) =>
-          optionsOf(
+  it('registry schemas admit only options the factories accept (values at and beyond every declared bound)', () => {
+    const optionsOf = (shape: Record<string, z.ZodType>) => {
+      const keys = Object.keys(shape);
+      if (keys.length === 0) return fc.constant({});
+      const edge = (key: string) => {
+        const edges = edgeValues(shape[key]);
+        const plausible = PLAUSIBLE[key] ?? value;
+        return edges.length
+          ? fc.oneof(plausible, fc.constantFrom(...edges), fc.constantFrom(...edges))
+          : plausible;
+      };
+      return fc
+        .subarray(keys, { minLength: 1, maxLength: Math.min(3, keys.length) })
+        .chain((picked) =>
+          fc.tuple(...picked.map(edge)).map((v) => Object.fromEntries(picked.map((k, i) => [k, v[i]]))),
+        );
+    };
+    const shapeOf = (schema: z.ZodType): Record<string, z.ZodType> =>
+      schema instanceof z.ZodObject ? (schema.shape as Record<string, z.ZodType>) : {};
+    const optimizerEdges = fc.constantFrom(0, 1, -1, 1 - 1e-9, 1 + 1e-9, 1e-300, 0.999999, 1e6, 1e6 + 1);
+    // one run of its own per rule, pre-aggregator, attack and optimizer, so every bound of every entry is reached
+    const sections: [string, fc.Arbitrary<unknown>][] = [
+      ...listRules().map((rule): [string, fc.Arbitrary<unknown>] => [
+        rule,
+        fc
+          .tuple(
+            optionsOf(shapeOf(RULE_OPTION_SCHEMAS[rule])),
+            fc.integer({ min: 1, max: 24 }),
+            fc.integer({ min: 0, max: 3 }),
+          )
+          .map(([options, max, f]) => ({ workers: { max }, aggregation: { rule, options, f } })),
+      ]),
+      ...Object.keys(PRE_OPTION_SCHEMAS).map((pre): [string, fc.Arbitrary<unknown>] => [
+        pre,
+        optionsOf(shapeOf(PRE_OPTION_SCHEMAS[pre])).map((options) => ({
+          workers: { max: 8 },
+          aggregation: { rule: 'mean', pre: [pre], options: { preOptions: { [pre]: options } } },
+        })),
+      ]),
+      ...listAttacks().map((attack): [string, fc.Arbitrary<unknown>] => [
+        attack,
+        optionsOf(shapeOf(ATTACK_OPTION_SCHEMAS[attack])).map((options) => ({
+          simulate: { byzantine: { count: 1, attack, options } },
+        })),
+      ]),
+      ...(['sgd', 'adam'] as const).map((kind): [string, fc.Arbitrary<unknown>] => [
+        kind,
+        fc
+          .subarray(
             kind === 'sgd'
-              ? ['lr', 'momentum', 'weightDecay', 'nesterov']
+              ? ['lr', 'momentum', 'weightDecay']
               : ['lr', 'beta1', 'beta2', 'eps', 'weightDecay'],
-          ).map((o) => ({ optimizer: { kind, ...o } })),
-        ),
-    );
-    fc.assert(fc.property(section, check), params);
+            {
+              minLength: 1,
+            },
+          )
+          .chain((keys) =>
+            fc
+              .tuple(...keys.map((k) => fc.oneof(PLAUSIBLE[k] ?? value, optimizerEdges)))
+              .map((v) => ({ optimizer: { kind, ...Object.fromEntries(keys.map((k, i) => [k, v[i]])) } })),
+          ),
+      ]),
+    ];
+    for (const [, arbitrary] of sections) {
+      fc.assert(fc.property(arbitrary, check), { ...params, numRuns: Math.max(60, Math.round(RUNS / 8)) });
+    }
   });
 
   it('accepts a fair share of the valid-ish specs (the generators reach the success path)', () => {
