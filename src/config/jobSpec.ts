@@ -26,11 +26,12 @@ export const LIMITS = Object.freeze({
   maxPreAggregators: 8,
   maxPathLength: 4096,
   minDurationMs: 100,
+  minHeartbeatTtlMs: 1000,
   maxDurationMs: 24 * 3_600_000,
   maxCheckpointsKept: 100,
 });
 
-function duration() {
+function duration(minMs: number = LIMITS.minDurationMs) {
   return z.union([z.number(), z.string()]).transform((v, ctx) => {
     let ms: number;
     try {
@@ -39,11 +40,8 @@ function duration() {
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
       return z.NEVER;
     }
-    if (ms < LIMITS.minDurationMs || ms > LIMITS.maxDurationMs) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `must be between ${LIMITS.minDurationMs} ms and 24h (got ${ms} ms)`,
-      });
+    if (ms < minMs || ms > LIMITS.maxDurationMs) {
+      ctx.addIssue({ code: 'custom', message: `must be between ${minMs} ms and 24h (got ${ms} ms)` });
       return z.NEVER;
     }
     return ms;
@@ -168,7 +166,8 @@ const workersSchema = section({
   /** Number of data shards; ranks 0..max-1. */
   max: positive(LIMITS.maxWorkers).default(8),
   roundTimeout: duration().default(10_000),
-  heartbeatTtl: duration().default(6_000),
+  /** Workers heartbeat every second: a shorter TTL would drop them all. */
+  heartbeatTtl: duration(LIMITS.minHeartbeatTtlMs).default(6_000),
   /** Worker-side momentum (ByzFL): workers send m ← β·m + (1 − β)·g instead of g. 0 = off. */
   momentum: boundedNumber({ min: 0, max: 0.9999 }).default(0),
 }).refine((w) => w.min <= w.max, { message: 'must be <= workers.max', path: ['min'] });

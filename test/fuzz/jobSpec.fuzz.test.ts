@@ -71,7 +71,7 @@ function satisfiesBounds(spec: JobSpec): void {
   expect(spec.workers.min).to.be.within(1, spec.workers.max);
   expect(spec.workers.max).to.be.within(1, LIMITS.maxWorkers);
   expect(spec.workers.roundTimeout).to.be.within(LIMITS.minDurationMs, LIMITS.maxDurationMs);
-  expect(spec.workers.heartbeatTtl).to.be.within(LIMITS.minDurationMs, LIMITS.maxDurationMs);
+  expect(spec.workers.heartbeatTtl).to.be.within(LIMITS.minHeartbeatTtlMs, LIMITS.maxDurationMs);
   expect(spec.rounds).to.be.within(1, LIMITS.maxRounds);
   expect(spec.data.batchSize).to.be.within(1, LIMITS.maxBatchSize);
   expect(parameterCount(spec.model)).to.be.within(1, LIMITS.maxParameters);
