@@ -78,6 +78,9 @@ const flagOptions = optionsObject(flagShape).superRefine((options, ctx) => {
   }
 });
 
+/** A registered rule or pre-aggregator without a schema here takes no options from a job spec. */
+const NO_OPTIONS = optionsObject({});
+
 /** Option schemas by canonical rule name (registry.ts). */
 export const RULE_OPTION_SCHEMAS: Readonly<Record<string, z.ZodType>> = Object.freeze({
   mean: optionsObject({ compat: compat('byzfl', 'garfield') }),
@@ -200,7 +203,7 @@ export function checkAggregation(
       return;
     }
     for (const [key, value] of parsed.args) merged[key ?? primary!] = value;
-    const result = PRE_OPTION_SCHEMAS[name].safeParse(merged, { error: describeIssue });
+    const result = (PRE_OPTION_SCHEMAS[name] ?? NO_OPTIONS).safeParse(merged, { error: describeIssue });
     if (!result.success) {
       for (const issue of flattenIssues(result.error.issues)) {
         const key = issue.path.length ? `option '${issue.path.join('.')}': ` : '';
@@ -235,7 +238,9 @@ export function checkAggregation(
     });
     return issues;
   }
-  const result = RULE_OPTION_SCHEMAS[rule].safeParse(ruleOptions, { error: describeIssue });
+  const result = (RULE_OPTION_SCHEMAS[rule] ?? NO_OPTIONS).safeParse(ruleOptions, {
+    error: describeIssue,
+  });
   if (!result.success) {
     for (const issue of flattenIssues(result.error.issues))
       issues.push({ path: ['options', ...issue.path], message: issue.message });

@@ -86,10 +86,13 @@ export type AttackIssue = PathIssue;
 
 /** Everything wrong with an attack name and its options (empty when `createAttack(attack, options)` builds). */
 export function checkAttack(attack: string, options: Record<string, unknown>): AttackIssue[] {
-  const schema = Object.hasOwn(ATTACK_OPTION_SCHEMAS, attack) ? ATTACK_OPTION_SCHEMAS[attack] : undefined;
-  if (schema === undefined) {
+  if (!listAttacks().includes(attack)) {
     return [{ path: ['attack'], message: `unknown attack '${attack}' (valid: ${listAttacks().join(', ')})` }];
   }
+  // a registered attack without a schema here takes no options from a job spec
+  const schema = Object.hasOwn(ATTACK_OPTION_SCHEMAS, attack)
+    ? ATTACK_OPTION_SCHEMAS[attack]
+    : optionsObject({});
   const result = schema.safeParse(options, { error: describeIssue });
   if (result.success) return [];
   return flattenIssues(result.error.issues).map((issue) => ({
