@@ -104,7 +104,7 @@ const mlpSchema = section({
 
 const modelSchema = z
   .discriminatedUnion('kind', [mlpSchema, section({ kind: z.literal('cnn') })], {
-    error: () => "kind must be 'mlp' or 'cnn'",
+    error: () => "must be 'mlp' or 'cnn'",
   })
   .superRefine((model, ctx) => {
     const p = parameterCount(model);
@@ -157,7 +157,7 @@ const optimizerSchema = z.discriminatedUnion(
       weightDecay: boundedNumber({ min: 0, max: 1 }).default(0),
     }),
   ],
-  { error: () => "kind must be 'sgd' or 'adam'" },
+  { error: () => "must be 'sgd' or 'adam'" },
 );
 
 const workersSchema = section({
