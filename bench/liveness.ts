@@ -211,12 +211,18 @@ async function main(): Promise<void> {
     // Freeze case: a rule that never finishes; its compute deadline skips the round.
     const freeze = await startJob(address, jobs, {
       name: 'bench-freeze',
-      model: { kind: 'mlp', hidden: [8] },
+      // The slowest geometric median admission allows (T = 10⁴, tolerance 0) on 1.6M parameters: minutes of work.
+      model: { kind: 'mlp', hidden: [2048] },
       data: { batchSize: 8, maxTrain: 100, maxTest: 100 },
       optimizer: { kind: 'sgd', lr: 0.01, momentum: 0 },
       rounds: 5,
       workers: { min: WORKERS, max: WORKERS, roundTimeout: '10m', heartbeatTtl: '10m' },
-      aggregation: { rule: 'geometricMedian', f: 0, options: { T: 1e12, tol: 0 }, deadline: FREEZE_DEADLINE },
+      aggregation: {
+        rule: 'geometricMedian',
+        f: 0,
+        options: { T: 10_000, tol: 0 },
+        deadline: FREEZE_DEADLINE,
+      },
       evaluation: { every: 0, limit: 100 },
       checkpoint: { every: 0 },
     });
@@ -232,7 +238,7 @@ async function main(): Promise<void> {
     const rows = [
       ['idle (baseline)', idle],
       [`aggregating ${d.toExponential(2)} params (${RULE}, ${WORKERS} workers)`, during],
-      [`freeze (geometricMedian T=1e12, deadline ${FREEZE_DEADLINE})`, frozen],
+      [`freeze (geometricMedian T=10⁴, tol 0, 1.6M params, deadline ${FREEZE_DEADLINE})`, frozen],
     ] as const;
     const base = { list: stats(idle.list), health: stats(idle.health) };
     const fmt = (x: number) => x.toFixed(2);

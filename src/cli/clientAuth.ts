@@ -12,7 +12,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../coordinator/auth/tokens.ts';
-import { DEFAULT_DATA_DIR } from '../coordinator/server.ts';
+import { DEFAULT_DATA_DIR } from '../coordinator/admission.ts';
 import { channelCredentials, TlsConfigError, type ClientAuth, type TlsFiles } from '../transport/tls.ts';
 
 const env = process.env;

@@ -22,7 +22,7 @@ export function demoSpec(): JobSpecInput {
     rounds: 400,
     workers: { min: 1, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
     aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
-    checkpoint: { every: 100, dir: './checkpoints', keep: 2 },
+    checkpoint: { every: 100, keep: 2 },
     evaluation: { every: 50, limit: 2000 },
   };
 }

@@ -28,6 +28,9 @@ export interface LaunchOptions {
   attackOptions?: Record<string, unknown>;
   store: StateStoreConfig;
   port: number;
+  /** The coordinator's data directory (checkpoints below it) and an optional checkpoint directory. */
+  dataDir?: string;
+  checkpointDir?: string;
   report?: string;
   backend?: string;
   quiet?: boolean;
@@ -66,8 +69,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
   const out = (line: string) => {
     if (!options.quiet) process.stdout.write(`${line}\n`);
   };
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-launch-'));
-  const certs = path.join(dataDir, 'certs');
+  // Certificates for this run only; the coordinator's data directory (admin token, checkpoints) persists.
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'phalanx-launch-'));
+  const certs = path.join(scratch, 'certs');
   if (options.tls)
     createCertificates({ out: certs, workers: options.workers, hosts: [], clients: [], days: 2 });
   const pem = (name: string) => path.join(certs, name);
@@ -77,12 +81,13 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       host: '127.0.0.1',
       port: options.port,
       store: options.store,
-      dataDir,
+      dataDir: options.dataDir,
+      checkpointDir: options.checkpointDir,
       tls: options.tls ? { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } : undefined,
       log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
     });
   } catch (e) {
-    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
     throw e;
   }
   const children: ChildProcess[] = [];
@@ -213,7 +218,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       ),
     );
     await coordinator.shutdown();
-    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
+import { DEFAULT_DATA_DIR, parseByteSize } from '../coordinator/admission.ts';
 import { launch } from './launch.ts';
 import { demoSpec, DEMO_ATTACK_OPTIONS } from './demoSpec.ts';
 import { AdminClient, JobsClient } from './jobsClient.ts';
@@ -19,7 +20,6 @@ import {
 } from './clientAuth.ts';
 import { CertsError, createCertificates, parseClients } from './certs.ts';
 import { TlsConfigError } from '../transport/tls.ts';
-import { DEFAULT_DATA_DIR } from '../coordinator/server.ts';
 import { parseDuration } from '../config/duration.ts';
 import { formatRound, ProgressPrinter } from './progress.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
@@ -49,6 +49,14 @@ function parseJsonOption(text: string | undefined, flag: string): Record<string,
 }
 
 class UsageError extends Error {}
+
+function byteSizeOption(text: string, flag: string): number {
+  try {
+    return parseByteSize(text);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
+  }
+}
 
 function storeConfig(opts: {
   store: string;
@@ -98,17 +106,28 @@ program
     env['PHALANX_REDIS_PREFIX'],
   )
   .option(
+    '--data-dir <dir>',
+    "the coordinator's own files: admin.token (mode 0600), checkpoints/ and datasets/ below it",
+    env['PHALANX_DATA_DIR'] ?? DEFAULT_DATA_DIR,
+  )
+  .option(
     '--checkpoint-dir <dir>',
-    "override every job's checkpoint directory",
+    "where job checkpoints go (default <data-dir>/checkpoints); a spec's checkpoint.dir is a sub-directory",
     env['PHALANX_CHECKPOINT_DIR'],
+  )
+  .option(
+    '--data-root <dir>',
+    'a directory job specs may take data.path from (repeatable; default <data-dir>/datasets and /usr/share/datasets)',
+    (dir: string, roots: string[] | undefined) => [...(roots ?? []), dir],
+    env['PHALANX_DATA_ROOTS']?.split(path.delimiter).filter((r) => r !== ''),
+  )
+  .option(
+    '--memory-budget <size>',
+    'refuse jobs whose parameters × buffers need more coordinator memory (e.g. 2GiB, 512MiB)',
+    env['PHALANX_MEMORY_BUDGET'] ?? '2GiB',
   )
   .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
   .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
-  .option(
-    '--data-dir <dir>',
-    "the coordinator's own directory (admin token, mode 0600)",
-    env['PHALANX_DATA_DIR'] ?? DEFAULT_DATA_DIR,
-  )
   .option('--tls-cert <file>', 'TLS certificate (PEM) of the coordinator', env['PHALANX_TLS_CERT'])
   .option('--tls-key <file>', 'its private key (PEM)', env['PHALANX_TLS_KEY'])
   .option(
@@ -128,10 +147,12 @@ program
       store: string;
       redisUrl?: string;
       redisPrefix?: string;
+      dataDir: string;
       checkpointDir?: string;
+      dataRoot?: string[];
+      memoryBudget: string;
       id?: string;
       heartbeatTtl: string;
-      dataDir: string;
       tlsCert?: string;
       tlsKey?: string;
       tlsCa?: string;
@@ -141,10 +162,12 @@ program
         host: opts.host,
         port: Number(opts.port),
         store: storeConfig(opts),
+        dataDir: opts.dataDir,
         checkpointDir: opts.checkpointDir,
+        dataRoots: opts.dataRoot,
+        memoryBudgetBytes: byteSizeOption(opts.memoryBudget, '--memory-budget'),
         id: opts.id,
         heartbeatTtlMs: Number(opts.heartbeatTtl),
-        dataDir: opts.dataDir,
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
@@ -236,6 +259,8 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default('memory'))
     .option('--redis-url <url>', 'Redis URL (with --store redis)')
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
+    .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
+    .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
     .option('--backend <name>', 'tfjs backend for the workers')
     .option('--report <file>', 'write a JSON summary here')
     .option('--tls', 'run over mutual TLS with certificates made for this run (else: enrollment tokens)')
@@ -256,6 +281,8 @@ interface LaunchCliOptions {
   store: string;
   redisUrl?: string;
   port: string;
+  dataDir: string;
+  checkpointDir?: string;
   backend?: string;
   report?: string;
   tls?: boolean;
@@ -289,6 +316,8 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
     attackOptions: parseJsonOption(opts.attackOptions, '--attack-options'),
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
     port: Number(opts.port),
+    dataDir: opts.dataDir,
+    checkpointDir: opts.checkpointDir,
     report: opts.report,
     backend: opts.backend,
     tls: opts.tls,

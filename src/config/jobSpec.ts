@@ -1,154 +1,291 @@
 /**
- * The job spec (architecture.md §5): YAML or JSON, validated with zod at the edge. Errors name the field and
- * say what is expected. Everything downstream receives a fully-defaulted, typed JobSpec.
+ * The job spec: YAML or JSON, validated with zod at the edge. Every default is stated once, in the schema of the
+ * section it belongs to (a parent section only says "absent means all defaults"), and every field is bounded, so
+ * what passes `validateJobSpec` can be queued: rule, pre-aggregator and attack options are checked against the
+ * schemas their registries own, and the rule's preconditions against workers.max. Errors name the field path and
+ * say what is allowed. Everything downstream receives a fully-defaulted, typed JobSpec.
  */
 import { z } from 'zod';
 import YAML from 'yaml';
+import { checkAggregation } from '../core/aggregation/ruleOptionSchemas.ts';
+import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
+import { boundedInt, boundedNumber, describeIssue, flattenIssues } from '../core/optionSchema.ts';
+import { parameterCount } from '../models/parameterCount.ts';
 import { parseDuration } from './duration.ts';
 
-const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
+/** Bounds of a job spec (README "Limits"). */
+export const LIMITS = Object.freeze({
+  maxWorkers: 1024,
+  maxRounds: 10_000_000,
+  maxHiddenLayers: 16,
+  maxLayerWidth: 65_536,
+  /** 1 GiB of float32 per copy of the parameters; the coordinator's memory budget usually binds first. */
+  maxParameters: 2 ** 28,
+  maxBatchSize: 4096,
+  maxExamples: 10_000_000,
+  maxPreAggregators: 8,
+  maxPathLength: 4096,
+  minDurationMs: 100,
+  minHeartbeatTtlMs: 1000,
+  maxDurationMs: 24 * 3_600_000,
+  maxCheckpointsKept: 100,
 });
 
-const modelSchema = z.discriminatedUnion('kind', [
-  z.strictObject({
-    kind: z.literal('mlp'),
-    hidden: z.array(z.number().int().positive()).min(1).default([128]),
-  }),
-  z.strictObject({ kind: z.literal('cnn') }),
-]);
+function duration(minMs: number = LIMITS.minDurationMs) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+    if (ms < minMs || ms > LIMITS.maxDurationMs) {
+      ctx.addIssue({ code: 'custom', message: `must be between ${minMs} ms and 24h (got ${ms} ms)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
 
-const dataSchema = z.strictObject({
+/** A strict section: unknown fields are refused with the list of known ones. */
+function section<S extends z.ZodRawShape>(shape: S) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? `unknown field (known: ${known.join(', ')})` : undefined,
+  });
+}
+
+const count = (max: number) => boundedInt(0, max);
+const positive = (max: number) => boundedInt(1, max);
+
+/**
+ * A sub-directory of the coordinator's checkpoint directory: relative, no '..', plain names. Normalised to
+ * 'a/b' ('./a//b/' → 'a/b'; '.' → undefined, the checkpoint directory itself).
+ */
+const relativeDir = z
+  .string()
+  .max(255, 'at most 255 characters')
+  .transform((dir, ctx) => {
+    if (/^([/\\]|[A-Za-z]:)/.test(dir)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: "must be relative: a sub-directory of the coordinator's checkpoint directory (e.g. runs/a)",
+      });
+      return z.NEVER;
+    }
+    const parts = dir.split(/[/\\]/).filter((p) => p !== '' && p !== '.');
+    if (parts.includes('..')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: "must not contain '..' (it must stay inside the checkpoint directory)",
+      });
+      return z.NEVER;
+    }
+    if (!parts.every((p) => /^[A-Za-z0-9._-]+$/.test(p))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'use letters, digits, dots, dashes and underscores in each path segment',
+      });
+      return z.NEVER;
+    }
+    return parts.length ? parts.join('/') : undefined;
+  });
+
+const mlpSchema = section({
+  kind: z.literal('mlp'),
+  hidden: z
+    .array(positive(LIMITS.maxLayerWidth))
+    .min(1, 'at least one hidden layer')
+    .max(LIMITS.maxHiddenLayers, `at most ${LIMITS.maxHiddenLayers} hidden layers`)
+    .default([128]),
+});
+
+const modelSchema = z
+  .discriminatedUnion('kind', [mlpSchema, section({ kind: z.literal('cnn') })], {
+    error: () => "must be 'mlp' or 'cnn'",
+  })
+  .superRefine((model, ctx) => {
+    const p = parameterCount(model);
+    if (p > LIMITS.maxParameters) {
+      ctx.addIssue({
+        code: 'custom',
+        path: model.kind === 'mlp' ? ['hidden'] : [],
+        message: `${p.toLocaleString('en')} parameters; at most ${LIMITS.maxParameters.toLocaleString('en')}: use narrower layers`,
+      });
+    }
+  });
+
+const dataSchema = section({
   kind: z.literal('fashion-mnist').default('fashion-mnist'),
-  /** Directory with the IDX files; default: PHALANX_DATA, the Debian package, then the bundled subset. */
-  path: z.string().optional(),
-  batchSize: z.number().int().min(1).max(4096).default(32),
+  /**
+   * Dataset directory. The coordinator only accepts one inside its data roots (src/coordinator/admission.ts);
+   * absent: PHALANX_DATA, the Debian package, then the bundled subset.
+   */
+  path: z
+    .string()
+    .min(1)
+    .max(LIMITS.maxPathLength)
+    .refine((p) => !p.includes('\0'), 'must not contain NUL')
+    .optional(),
+  batchSize: positive(LIMITS.maxBatchSize).default(32),
   /** Random horizontal flips (ByzFL's Fashion-MNIST preprocessing). */
   flip: z.boolean().default(false),
-  maxTrain: z.number().int().positive().optional(),
-  maxTest: z.number().int().positive().optional(),
+  maxTrain: positive(LIMITS.maxExamples).optional(),
+  maxTest: positive(LIMITS.maxExamples).optional(),
   shardBy: z.literal('worker').default('worker'),
 });
 
-const optimizerSchema = z.discriminatedUnion('kind', [
-  z.strictObject({
-    kind: z.literal('sgd'),
-    lr: z.number().positive(),
-    momentum: z.number().min(0).max(1).default(0),
-    weightDecay: z.number().min(0).default(0),
-    nesterov: z.boolean().default(false),
-  }),
-  z.strictObject({
-    kind: z.literal('adam'),
-    lr: z.number().positive(),
-    beta1: z.number().min(0).max(1).default(0.9),
-    beta2: z.number().min(0).max(1).default(0.999),
-    eps: z.number().positive().default(1e-8),
-    weightDecay: z.number().min(0).default(0),
-  }),
-]);
+const rate = boundedNumber({ gt: 0, max: 1e6 });
+const optimizerSchema = z.discriminatedUnion(
+  'kind',
+  [
+    section({
+      kind: z.literal('sgd'),
+      lr: rate.default(0.1),
+      momentum: boundedNumber({ min: 0, max: 1 }).default(0),
+      weightDecay: boundedNumber({ min: 0, max: 1 }).default(0),
+      nesterov: z.boolean().default(false),
+    }).refine((o) => !o.nesterov || o.momentum > 0, { path: ['nesterov'], message: 'needs momentum > 0' }),
+    section({
+      kind: z.literal('adam'),
+      lr: rate.default(1e-3),
+      beta1: boundedNumber({ min: 0, lt: 1 }).default(0.9),
+      beta2: boundedNumber({ min: 0, lt: 1 }).default(0.999),
+      eps: boundedNumber({ gt: 0, max: 1 }).default(1e-8),
+      weightDecay: boundedNumber({ min: 0, max: 1 }).default(0),
+    }),
+  ],
+  { error: () => "must be 'sgd' or 'adam'" },
+);
 
-const workersSchema = z
-  .strictObject({
-    /** Rounds close without stragglers once at least `min` gradients arrived and roundTimeout passed. */
-    min: z.number().int().min(1).default(1),
-    /** Number of data shards; ranks 0..max-1. */
-    max: z.number().int().min(1).max(1024).default(8),
-    roundTimeout: duration.default(10_000),
-    heartbeatTtl: duration.default(6_000),
-    /** Worker-side momentum (ByzFL): workers send m ← β·m + (1 − β)·g instead of g. 0 = off. */
-    momentum: z.number().min(0).max(0.9999).default(0),
-  })
-  .refine((w) => w.min <= w.max, { message: 'workers.min must be <= workers.max', path: ['min'] });
+const workersSchema = section({
+  /** Rounds close without stragglers once at least `min` gradients arrived and roundTimeout passed. */
+  min: positive(LIMITS.maxWorkers).default(1),
+  /** Number of data shards; ranks 0..max-1. */
+  max: positive(LIMITS.maxWorkers).default(8),
+  roundTimeout: duration().default(10_000),
+  /** Workers heartbeat every second: a shorter TTL would drop them all. */
+  heartbeatTtl: duration(LIMITS.minHeartbeatTtlMs).default(6_000),
+  /** Worker-side momentum (ByzFL): workers send m ← β·m + (1 − β)·g instead of g. 0 = off. */
+  momentum: boundedNumber({ min: 0, max: 0.9999 }).default(0),
+}).refine((w) => w.min <= w.max, { message: 'must be <= workers.max', path: ['min'] });
 
-const aggregationSchema = z.strictObject({
-  rule: z.string().min(1).default('flag'),
-  f: z.number().int().min(0).default(0),
-  pre: z.array(z.string().min(1)).default([]),
+const aggregationSchema = section({
+  rule: z.string().min(1).max(64).default('flag'),
+  f: count(LIMITS.maxWorkers - 1).default(0),
+  pre: z
+    .array(z.string().min(1).max(256))
+    .max(LIMITS.maxPreAggregators, `at most ${LIMITS.maxPreAggregators} pre-aggregators`)
+    .default([]),
+  /** The rule's options, plus `preOptions: { <pre-aggregator>: {...} }`. */
   options: z.record(z.string(), z.unknown()).default({}),
   /** Compute budget of one round's aggregation; a round that exceeds it is skipped, with the reason. */
-  deadline: duration
+  deadline: duration(1000)
     .pipe(
       z.number().min(1000, 'must be at least 1s (e.g. 30s)').max(3_600_000, 'must be at most 1h (e.g. 10m)'),
     )
     .default(60_000),
 });
 
-const compressionSchema = z.strictObject({
+const compressionSchema = section({
   kind: z.literal('none').default('none'),
   /** Wire encoding of the dense parameters and gradients. */
-  encoding: z.enum(['fp32', 'bf16']).default('fp32'),
+  encoding: z.enum(['fp32', 'bf16'], { error: () => "must be 'fp32' or 'bf16'" }).default('fp32'),
 });
 
-const checkpointSchema = z.strictObject({
-  every: z.number().int().min(0).default(50),
-  dir: z.string().default('./checkpoints'),
-  keep: z.number().int().min(1).default(3),
-});
+const checkpointSchema = section({
+  every: count(LIMITS.maxRounds).default(50),
+  /** Sub-directory of the coordinator's checkpoint directory (absent: that directory itself). */
+  dir: relativeDir.optional(),
+  keep: positive(LIMITS.maxCheckpointsKept).default(3),
+}).transform(({ dir, ...rest }): { every: number; keep: number; dir?: string } =>
+  dir === undefined ? rest : { ...rest, dir },
+);
 
-const evaluationSchema = z.strictObject({
-  every: z.number().int().min(0).default(50),
+const evaluationSchema = section({
+  every: count(LIMITS.maxRounds).default(50),
   /** Test examples used per evaluation (all if omitted). */
-  limit: z.number().int().positive().optional(),
+  limit: positive(LIMITS.maxExamples).optional(),
 });
 
-const simulateSchema = z.strictObject({
-  byzantine: z
-    .strictObject({
-      count: z.number().int().min(0).default(0),
-      attack: z.string().default('signflip'),
-      options: z.record(z.string(), z.unknown()).default({}),
-    })
-    .default({ count: 0, attack: 'signflip', options: {} }),
+const simulateSchema = section({
+  byzantine: section({
+    count: count(LIMITS.maxWorkers).default(0),
+    attack: z.string().min(1).max(64).default('signflip'),
+    options: z.record(z.string(), z.unknown()).default({}),
+  }).prefault({}),
 });
 
-export const jobSpecSchema = z.strictObject({
+export const jobSpecSchema = section({
   name: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'use lowercase letters, digits and dashes (max 63 chars)')
     .default('job'),
-  seed: z.number().int().min(0).default(1),
-  model: modelSchema.default({ kind: 'mlp', hidden: [128] }),
-  data: dataSchema.default({ kind: 'fashion-mnist', batchSize: 32, flip: false, shardBy: 'worker' }),
-  optimizer: optimizerSchema.default({
-    kind: 'sgd',
-    lr: 0.1,
-    momentum: 0.9,
-    weightDecay: 0,
-    nesterov: false,
-  }),
-  rounds: z.number().int().min(1).max(10_000_000).default(200),
-  workers: workersSchema.default({ min: 1, max: 8, roundTimeout: 10_000, heartbeatTtl: 6_000, momentum: 0 }),
-  aggregation: aggregationSchema.default({ rule: 'flag', f: 0, pre: [], options: {}, deadline: 60_000 }),
-  compression: compressionSchema.default({ kind: 'none', encoding: 'fp32' }),
-  checkpoint: checkpointSchema.default({ every: 50, dir: './checkpoints', keep: 3 }),
-  evaluation: evaluationSchema.default({ every: 50 }),
+  seed: count(2 ** 32 - 1).default(1),
+  model: modelSchema.prefault({ kind: 'mlp' }),
+  data: dataSchema.prefault({}),
+  optimizer: optimizerSchema.prefault({ kind: 'sgd' }),
+  rounds: positive(LIMITS.maxRounds).default(200),
+  workers: workersSchema.prefault({}),
+  aggregation: aggregationSchema.prefault({}),
+  compression: compressionSchema.prefault({}),
+  checkpoint: checkpointSchema.prefault({}),
+  evaluation: evaluationSchema.prefault({}),
+  /** Only for `phalanx simulate`: simulated Byzantine workers. */
   simulate: simulateSchema.optional(),
+}).superRefine((spec, ctx) => {
+  // Cross-field checks: what the rule, its pre-aggregators and the attack need of the rest of the spec.
+  const parameters = parameterCount(spec.model);
+  for (const issue of checkAggregation(spec.aggregation, spec.workers.max, parameters)) {
+    ctx.addIssue({ code: 'custom', path: ['aggregation', ...issue.path], message: issue.message });
+  }
+  const byz = spec.simulate?.byzantine;
+  if (byz) {
+    if (byz.count > spec.workers.max) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['simulate', 'byzantine', 'count'],
+        message: `at most workers.max (${spec.workers.max})`,
+      });
+    }
+    for (const issue of checkAttack(byz.attack, byz.options)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['simulate', 'byzantine', ...issue.path],
+        message: issue.message,
+      });
+    }
+  }
 });
 
 export type JobSpec = z.output<typeof jobSpecSchema>;
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
 
 export class JobSpecError extends Error {
-  constructor(readonly issues: string[]) {
+  /**
+   * `issues`: one line per problem, "<field path>: <what is allowed>"; `fields`: the field path of each ('(root)' for
+   * the spec as a whole).
+   */
+  constructor(
+    readonly issues: string[],
+    readonly fields: string[] = issues.map((i) => i.slice(0, Math.max(0, i.indexOf(': '))) || '(root)'),
+  ) {
     super(`invalid job spec:\n  - ${issues.join('\n  - ')}`);
     this.name = 'JobSpecError';
   }
 }
 
-/** Validate an already-parsed object. */
+/** Validate an already-parsed object (the one place where a spec's defaults are applied). */
 export function validateJobSpec(value: unknown): JobSpec {
-  const parsed = jobSpecSchema.safeParse(value ?? {});
+  const parsed = jobSpecSchema.safeParse(value ?? {}, { error: describeIssue });
   if (!parsed.success) {
+    const issues = flattenIssues(parsed.error.issues);
+    const fields = issues.map((issue) => (issue.path.length ? issue.path.join('.') : '(root)'));
     throw new JobSpecError(
-      parsed.error.issues.map(
-        (issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`,
-      ),
+      issues.map((issue, i) => `${fields[i]}: ${issue.message}`),
+      fields,
     );
   }
   return parsed.data;

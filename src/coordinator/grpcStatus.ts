@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { JobSpecError } from '../config/jobSpec.ts';
 import { AggregationStalledError } from '../core/roundStep.ts';
 import { JobFullError, NotParticipantError } from '../core/round/roundEngine.ts';
+import { MemoryBudgetError } from './admission.ts';
 
 export class StatusError extends Error {
   constructor(
@@ -60,6 +61,7 @@ export function toServiceError(e: unknown, context = 'rpc'): Partial<grpc.Servic
   if (e instanceof JobSpecError) return { code: grpc.status.INVALID_ARGUMENT, details: e.message };
   if (e instanceof NotParticipantError) return { code: grpc.status.FAILED_PRECONDITION, details: e.message };
   if (e instanceof JobFullError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
+  if (e instanceof MemoryBudgetError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
   if (e instanceof PublicError) return { code: grpc.status.FAILED_PRECONDITION, details: e.message };
   return { code: grpc.status.INTERNAL, details: internalError(e, context) };
 }

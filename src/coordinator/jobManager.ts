@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseJobSpec, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
+import { admitJob, type AdmissionConfig } from './admission.ts';
 import { JobQueue } from './jobQueue.ts';
 import { JobRunner } from './jobRunner.ts';
 import { Liveness } from './liveness.ts';
@@ -18,8 +19,8 @@ import type { JobRecord, StateStore } from './state/stateStore.ts';
 export interface JobManagerOptions {
   /** Identifies this coordinator as a queue consumer. */
   consumerId: string;
-  /** Overrides every job's checkpoint.dir (e.g. a shared volume). */
-  checkpointDir?: string;
+  /** The coordinator's resources a job is admitted against (memory budget, checkpoint and data directories). */
+  admission: AdmissionConfig;
   /** Round reports kept per job in the store. */
   historyLength?: number;
   log?: (message: string) => void;
@@ -43,7 +44,7 @@ export class JobManager extends TypedEmitter<JobEvents> {
     this.log = options.log ?? (() => {});
     this.queue = new JobQueue(store, this, options.consumerId, this.log);
     this.runner = new JobRunner(store, this.queue, this, {
-      checkpointDir: options.checkpointDir,
+      admission: options.admission,
       historyLength: options.historyLength,
       log: this.log,
     });
@@ -78,7 +79,10 @@ export class JobManager extends TypedEmitter<JobEvents> {
 
   /** `owner`: the principal that submitted the job (recorded for access control). */
   async submit(spec: string | JobSpec, owner?: string): Promise<JobRecord> {
-    const validated = typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec);
+    const validated = admitJob(
+      typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec),
+      this.options.admission,
+    );
     const now = Date.now();
     const job: JobRecord = {
       id: `${validated.name}-${randomBytes(3).toString('hex')}`,

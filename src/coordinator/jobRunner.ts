@@ -4,20 +4,20 @@
  * it with the `run` transition (starting → running). If that compare-and-set fails — the job was cancelled while
  * its runtime was being built — the runtime is disposed without ever having been visible to a worker.
  */
-import path from 'node:path';
 import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { JobRuntime, type JobResult } from './jobRuntime.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import { RoundCompute, type ComputeState } from './roundCompute.ts';
+import { checkpointDirectory, type AdmissionConfig } from './admission.ts';
 import { clientMessage } from './grpcStatus.ts';
 import type { JobEvents, TypedEmitter } from './jobEvents.ts';
 import type { JobQueue } from './jobQueue.ts';
 import type { JobRecord, StateStore } from './state/stateStore.ts';
 
 export interface JobRunnerOptions {
-  /** Overrides every job's checkpoint.dir (e.g. a shared volume). */
-  checkpointDir?: string;
+  /** Where checkpoints go (the spec names at most a sub-directory), data roots, memory budget. */
+  admission: AdmissionConfig;
   /** Round reports kept per job in the store. */
   historyLength?: number;
   log: (message: string) => void;
@@ -202,7 +202,7 @@ export class JobRunner {
       { deadlineMs: spec.aggregation.deadline, log: (m) => this.log(`job ${job.id}: ${m}`) },
       resumed,
     );
-    const checkpointDir = this.options.checkpointDir ?? spec.checkpoint.dir;
+    const checkpointDir = checkpointDirectory(spec, this.options.admission);
     const runtime: JobRuntime = new JobRuntime(
       job.id,
       spec,
@@ -231,7 +231,7 @@ export class JobRunner {
             optimScalars: JSON.stringify(opt.scalars),
           };
           if (state.aggregation) metadata['aggregationState'] = state.aggregation;
-          const manifest = await writeCheckpoint(path.resolve(checkpointDir), {
+          const manifest = await writeCheckpoint(checkpointDir, {
             jobId: job.id,
             round: rt.round,
             tensors,

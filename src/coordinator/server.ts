@@ -9,11 +9,13 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { packageDefinition, proto, SERVER_OPTIONS } from '../transport/protocol.ts';
 import { acceptPreEncoded } from '../transport/preEncoded.ts';
 import { createStateStore } from './state/index.ts';
 import type { StateStore } from './state/stateStore.ts';
 import { JobManager } from './jobManager.ts';
+import { DEFAULT_DATA_DIR, DEFAULT_MEMORY_BUDGET_BYTES, SYSTEM_DATA_ROOT } from './admission.ts';
 import { Sessions } from './sessions.ts';
 import { coordinatorHandlers } from './coordinatorService.ts';
 import { jobsHandlers } from './jobsService.ts';
@@ -24,15 +26,18 @@ import { CoordinatorAuth } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
 
-/** Where the coordinator keeps its own files (the admin token) unless told otherwise. */
-export const DEFAULT_DATA_DIR = '.phalanx';
-
 export interface CoordinatorConfig {
   host: string;
   port: number;
   store: { kind: 'memory' } | { kind: 'redis'; url: string; keyPrefix?: string };
-  /** Overrides the checkpoint directory of every job. */
+  /** The coordinator's own files (default .phalanx): admin.token, checkpoints/ and datasets/ live below it. */
+  dataDir?: string;
+  /** Where job checkpoints go (default <dataDir>/checkpoints); a spec's checkpoint.dir is a sub-directory. */
   checkpointDir?: string;
+  /** Directories a spec's data.path may point into (default <dataDir>/datasets and /usr/share/datasets). */
+  dataRoots?: string[];
+  /** Jobs whose parameters × buffers need more coordinator memory are refused (default 2 GiB). */
+  memoryBudgetBytes?: number;
   /** Stable id of this coordinator (queue consumer name). */
   id?: string;
   heartbeatIntervalMs?: number;
@@ -40,8 +45,6 @@ export interface CoordinatorConfig {
   /** How often the store is pinged for the health status, and how long a ping may take (default 1 s, 1 s). */
   storeCheck?: { intervalMs?: number; timeoutMs?: number };
   log?: (message: string) => void;
-  /** The coordinator's own directory (admin token); default `.phalanx`. */
-  dataDir?: string;
   /** TLS certificate and key; with `ca`, clients must present a certificate signed by it (mutual TLS). */
   tls?: TlsFiles;
   /** Serve every call without credentials (anyone is admin). Local experiments only. */
@@ -74,14 +77,21 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     'phalanx.v1.Admin': 'NOT_SERVING',
   });
   await store.connect();
-  const admin = await ensureAdminToken(store, config.dataDir ?? DEFAULT_DATA_DIR);
+  const dataDir = path.resolve(config.dataDir ?? DEFAULT_DATA_DIR);
+  const admin = await ensureAdminToken(store, dataDir);
   const auth = new CoordinatorAuth(store, {
     mutualTls: transport.mutual,
     insecureOpen: Boolean(config.insecureOpen),
   });
   const manager = new JobManager(store, {
     consumerId: config.id ?? `coordinator-${randomBytes(4).toString('hex')}`,
-    checkpointDir: config.checkpointDir,
+    admission: {
+      checkpointRoot: path.resolve(config.checkpointDir ?? path.join(dataDir, 'checkpoints')),
+      dataRoots: (config.dataRoots ?? [path.join(dataDir, 'datasets'), SYSTEM_DATA_ROOT]).map((r) =>
+        path.resolve(r),
+      ),
+      memoryBudgetBytes: config.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES,
+    },
     log,
   });
   const sessions = new Sessions(store);

@@ -89,7 +89,9 @@ describe('integration: phalanx CLI', function () {
 
     it('launch: a job that fails still writes its report, with the last measured accuracy and the error', async () => {
       const config = path.join(dir, 'failing.yaml');
-      // Krum needs n > 2f + 2: with 3 workers and f = 1 every round is skipped, and the job fails after ten.
+      // signThreshold 1 excludes every worker (no gradient has cosine 1 to the robust direction): every round is
+      // skipped, and the job fails after ten. (A rule whose precondition workers.max cannot meet, such as krum with
+      // 3 workers and f = 1, is refused at submission: test/security/admission.test.ts.)
       writeFileSync(
         config,
         [
@@ -99,7 +101,7 @@ describe('integration: phalanx CLI', function () {
           'optimizer: { kind: sgd, lr: 0.1 }',
           'rounds: 30',
           'workers: { min: 3, max: 3 }',
-          'aggregation: { rule: krum, f: 1 }',
+          'aggregation: { rule: flag, f: 1, options: { signThreshold: 1 } }',
           'evaluation: { every: 2, limit: 100 }',
           'checkpoint: { every: 0 }',
           '',
@@ -128,7 +130,7 @@ describe('integration: phalanx CLI', function () {
         rounds: number;
       };
       expect(report.state).to.equal('failed');
-      expect(report.error).to.match(/krum/);
+      expect(report.error).to.match(/flag/);
       expect(report.testAccuracy).to.be.a('number').within(0, 1);
       expect(report.rounds).to.be.below(30);
     });

@@ -21,7 +21,6 @@ const ROUNDS = 5;
 
 function jobSpec(
   name: string,
-  dir: string,
   aggregation: JobSpecInput['aggregation'],
   extra: Partial<JobSpecInput> = {},
 ): JobSpecInput {
@@ -35,7 +34,7 @@ function jobSpec(
     // min = max: every round waits for all three workers (otherwise round 0 may close before all have joined).
     workers: { min: 3, max: 3, momentum: 0.9, roundTimeout: '60s' },
     aggregation,
-    checkpoint: { every: ROUNDS, dir, keep: 1 },
+    checkpoint: { every: ROUNDS, keep: 1 },
     evaluation: { every: ROUNDS, limit: 200 },
     ...extra,
   };
@@ -51,6 +50,7 @@ async function launchAndReadParams(
   const reportFile = path.join(dir, `${spec.name}.report.json`);
   writeFileSync(config, YAML.stringify(spec));
   const args = [BIN, 'launch', '--config', config, '--workers', '3', '--port', '0', '--backend', 'wasm'];
+  args.push('--data-dir', dir);
   args.push('--report', reportFile);
   if (byzantine) args.push('--byzantine', String(byzantine.count), '--attack', byzantine.attack);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -66,7 +66,7 @@ async function launchAndReadParams(
   };
   expect(report.state).to.equal('completed');
   expect(report.rounds).to.equal(ROUNDS);
-  const manifests = await listCheckpoints(dir, report.job);
+  const manifests = await listCheckpoints(path.join(dir, 'checkpoints'), report.job);
   const last = manifests.at(-1);
   expect(last?.round, 'final checkpoint').to.equal(ROUNDS);
   return (await readCheckpoint(last!)).tensors['params'];
@@ -89,7 +89,7 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('mean, no Byzantine workers: same parameters after 5 rounds', async () => {
-    const spec = jobSpec('simdist-mean', dir, { rule: 'mean', f: 0 });
+    const spec = jobSpec('simdist-mean', { rule: 'mean', f: 0 });
     const distributed = await launchAndReadParams(dir, spec);
     const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
     expect(sim.rounds).to.equal(ROUNDS);
@@ -100,7 +100,7 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
   });
 
   it('median with one label-flipping (data-side) Byzantine worker: same parameters', async () => {
-    const spec = jobSpec('simdist-median', dir, { rule: 'median', f: 1 });
+    const spec = jobSpec('simdist-median', { rule: 'median', f: 1 });
     const distributed = await launchAndReadParams(dir, spec, { count: 1, attack: 'labelflip' });
     const sim = await simulate(
       validateJobSpec({ ...spec, simulate: { byzantine: { count: 1, attack: 'labelflip' } } }),
@@ -112,7 +112,7 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
 
   it('krum (order-sensitive), the CNN in fp32 with a layer spanning chunks: same parameters', async function () {
     this.timeout(300_000);
-    const spec = jobSpec('simdist-krum-cnn', dir, { rule: 'krum', f: 0 }, { model: { kind: 'cnn' } });
+    const spec = jobSpec('simdist-krum-cnn', { rule: 'krum', f: 0 }, { model: { kind: 'cnn' } });
     const distributed = await launchAndReadParams(dir, spec);
     const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
     expect(sim.params.length).to.equal(431_080);
@@ -123,7 +123,6 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
   it('flag (order-sensitive), bf16 on the wire, a layer spanning chunks: same parameters', async () => {
     const spec = jobSpec(
       'simdist-flag-bf16',
-      dir,
       { rule: 'flag', f: 1 },
       { model: { kind: 'mlp', hidden: [700] }, compression: { encoding: 'bf16' } },
     );

@@ -4,6 +4,7 @@
  * building its runtime. Runs the real scheduler on both stores, in process (typed events show every runtime that
  * started) and against a coordinator in its own process over gRPC.
  */
+import { DEFAULT_MEMORY_BUDGET_BYTES, SYSTEM_DATA_ROOT } from '../../src/coordinator/admission.ts';
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -71,7 +72,14 @@ describe('security: cancel right after submit wins the race', function () {
       const cfg = config();
       const store = createStateStore(cfg);
       await store.connect();
-      const manager = new JobManager(store, { consumerId: `race-${kind}`, checkpointDir: tmpDir('race') });
+      const manager = new JobManager(store, {
+        consumerId: `race-${kind}`,
+        admission: {
+          checkpointRoot: tmpDir('race'),
+          dataRoots: [SYSTEM_DATA_ROOT],
+          memoryBudgetBytes: DEFAULT_MEMORY_BUDGET_BYTES,
+        },
+      });
       const started: string[] = [];
       const discarded: string[] = [];
       manager.on('runtimeStarted', (id) => started.push(id));

@@ -97,6 +97,16 @@ export function resolveRuleName(name: string): string | undefined {
   return resolve(name, rules, RULE_ALIASES);
 }
 
+/** Canonical name of a pre-aggregator (resolving case and aliases), or undefined. */
+export function resolvePreAggregatorName(name: string): string | undefined {
+  return resolve(name, preAggregators, PRE_ALIASES);
+}
+
+/** The option a positional inline argument sets ("clip(2)" → 'c'), or undefined. */
+export function preAggregatorPrimaryOption(name: string): string | undefined {
+  return preAggregators.get(name)?.primary;
+}
+
 export function listRules(): string[] {
   return [...rules.keys()];
 }

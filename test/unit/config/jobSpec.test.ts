@@ -1,0 +1,153 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { JobSpecError, LIMITS, parseJobSpec, validateJobSpec } from '../../../src/config/jobSpec.ts';
+
+/** The YAML block under "A job spec" in the README: every field with its default. */
+function readmeJobSpec(): Record<string, unknown> {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const at = readme.indexOf('A job spec');
+  expect(at, 'README has a job spec section').to.be.greaterThan(-1);
+  const block = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at));
+  expect(block, 'README job spec has a yaml block').to.not.equal(null);
+  return YAML.parse(block![1]) as Record<string, unknown>;
+}
+
+/** Sorted key paths of a plain object tree (arrays and scalars are leaves). */
+function keyPaths(v: unknown, prefix = ''): string[] {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return [prefix];
+  const entries = Object.entries(v);
+  if (entries.length === 0) return [prefix];
+  return entries.flatMap(([k, x]) => keyPaths(x, prefix ? `${prefix}.${k}` : k)).sort();
+}
+
+function issues(value: unknown): string[] {
+  try {
+    validateJobSpec(value);
+  } catch (e) {
+    expect(e).to.be.instanceOf(JobSpecError);
+    return (e as JobSpecError).issues;
+  }
+  throw new Error(`accepted: ${JSON.stringify(value)}`);
+}
+
+describe('config: job spec', () => {
+  it('the defaults of {} are the ones the README documents, field for field', () => {
+    const documented = readmeJobSpec();
+    const defaults = validateJobSpec({});
+    expect(validateJobSpec(documented)).to.deep.equal(defaults);
+    // every defaulted field is in the README block, and the block has nothing else
+    expect(keyPaths(documented)).to.deep.equal(keyPaths(defaults));
+  });
+
+  it('a partial section keeps the defaults of its other fields (stated once, in the section)', () => {
+    const spec = validateJobSpec({ workers: { max: 4 }, optimizer: { kind: 'sgd', momentum: 0.5 } });
+    const defaults = validateJobSpec({});
+    expect(spec.workers).to.deep.equal({ ...defaults.workers, max: 4 });
+    expect(spec.optimizer).to.deep.equal({ ...defaults.optimizer, momentum: 0.5 });
+    expect(validateJobSpec({ optimizer: { kind: 'adam' } }).optimizer).to.deep.equal({
+      kind: 'adam',
+      lr: 1e-3,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+    });
+    expect(validateJobSpec({ model: { kind: 'mlp' } }).model).to.deep.equal(defaults.model);
+  });
+
+  it('a validated spec validates again to itself (what the coordinator stores, it can re-read)', () => {
+    const spec = validateJobSpec({
+      workers: { roundTimeout: '2m' },
+      checkpoint: { dir: './runs//a/' },
+      simulate: { byzantine: { count: 2, attack: 'alie', options: { tau: 1.5 } } },
+    });
+    expect(validateJobSpec(JSON.parse(JSON.stringify(spec)))).to.deep.equal(spec);
+    expect(spec.checkpoint.dir).to.equal('runs/a');
+    expect(spec.workers.roundTimeout).to.equal(120_000);
+  });
+
+  it('errors name the field path and what is allowed', () => {
+    expect(issues({ aggregation: { rule: 'geometricMedian', options: { T: 1e12, tol: 0 } } })).to.deep.equal([
+      'aggregation.options.T: at most 10000',
+    ]);
+    expect(
+      issues({ aggregation: { rule: 'geometricMedian', options: { maxIterations: 1e12 } } }),
+    ).to.deep.equal(['aggregation.options.maxIterations: unknown option (known: compat, nu, T, tol)']);
+    expect(issues({ workers: { max: 5000 } })).to.deep.equal(['workers.max: at most 1024']);
+    expect(issues({ workers: { roundTimeout: 0 } })[0]).to.match(
+      /^workers\.roundTimeout: must be between 100 ms/,
+    );
+    expect(issues({ optimizer: { kind: 'adam', beta2: 1 } })).to.deep.equal([
+      'optimizer.beta2: must be less than 1',
+    ]);
+    expect(issues({ optimizer: { kind: 'sgd', nesterov: true } })).to.deep.equal([
+      'optimizer.nesterov: needs momentum > 0',
+    ]);
+    expect(issues({ bogus: 1 })[0]).to.match(/^bogus: unknown field \(known: name, seed, model/);
+    expect(issues({ model: { kind: 'mlp', hidden: [1e9] } })).to.include(
+      'model.hidden: 795,000,000,010 parameters; at most 268,435,456: use narrower layers',
+    );
+  });
+
+  it('rule preconditions are checked against workers.max, through the pre-aggregators', () => {
+    expect(issues({ workers: { max: 3 }, aggregation: { rule: 'krum', f: 1 } })).to.deep.equal([
+      'aggregation.f: krum needs n > 2f + 2 (n = workers.max = 3, f = 1): lower f or raise workers.max',
+    ]);
+    expect(
+      validateJobSpec({ workers: { max: 5 }, aggregation: { rule: 'krum', f: 1 } }).aggregation.f,
+    ).to.equal(1);
+    // bucketing(s=2) halves the rule's inputs: 8 workers → 4 buckets, and median needs 2f < n
+    expect(
+      issues({ workers: { max: 8 }, aggregation: { rule: 'median', f: 2, pre: ['bucketing(s=2)'] } }),
+    ).to.deep.equal([
+      'aggregation.f: median needs 2f < n (n = 4 inputs after the pre-aggregators, f = 2): lower f or raise workers.max',
+    ]);
+    expect(issues({ workers: { max: 8 }, aggregation: { rule: 'flag', options: { r: 9 } } })[0]).to.match(
+      /^aggregation\.options\.r: flag needs r ≤ n/,
+    );
+    expect(issues({ workers: { max: 4 }, simulate: { byzantine: { count: 5 } } })).to.deep.equal([
+      'simulate.byzantine.count: at most workers.max (4)',
+    ]);
+  });
+
+  it('pre-aggregator inline options and preOptions are validated against their schemas', () => {
+    expect(issues({ aggregation: { pre: ['clip(c=-1)'] } })).to.deep.equal([
+      "aggregation.pre.0: clip: option 'c': at least 0",
+    ]);
+    expect(issues({ aggregation: { pre: ['clip(x=1)'] } })).to.deep.equal([
+      "aggregation.pre.0: clip: option 'x': unknown option (known: c)",
+    ]);
+    expect(
+      issues({ aggregation: { pre: ['nnm'], options: { preOptions: { nnm: { f: 'two' } } } } }),
+    ).to.deep.equal(["aggregation.pre.0: nnm: option 'f': expected number"]);
+    expect(issues({ aggregation: { pre: ['clip'], options: { preOptions: { nnm: {} } } } })).to.deep.equal([
+      "aggregation.options.preOptions.nnm: no pre-aggregator 'nnm' in aggregation.pre",
+    ]);
+    const ok = validateJobSpec({
+      aggregation: {
+        pre: ['clip(2)', 'Bucketing(s=2, seed=7)'],
+        options: { preOptions: { clip: { c: 3 } } },
+      },
+    });
+    expect(ok.aggregation.pre).to.deep.equal(['clip(2)', 'Bucketing(s=2, seed=7)']);
+  });
+
+  it('checkpoint.dir is a relative sub-directory: absolute paths and .. are refused', () => {
+    expect(issues({ checkpoint: { dir: '../../x' } })[0]).to.match(
+      /^checkpoint\.dir: must not contain '\.\.'/,
+    );
+    expect(issues({ checkpoint: { dir: 'a/../../x' } })[0]).to.match(
+      /^checkpoint\.dir: must not contain '\.\.'/,
+    );
+    expect(issues({ checkpoint: { dir: '/etc/cron.d' } })[0]).to.match(/^checkpoint\.dir: must be relative/);
+    expect(issues({ checkpoint: { dir: 'C:\\x' } })[0]).to.match(/^checkpoint\.dir: must be relative/);
+    expect(validateJobSpec({ checkpoint: { dir: '.' } }).checkpoint.dir).to.equal(undefined);
+  });
+
+  it('parseJobSpec reads YAML and reports bad YAML at the root', () => {
+    expect(parseJobSpec('rounds: 7\nworkers: { max: 2 }\n').rounds).to.equal(7);
+    expect(() => parseJobSpec('rounds: [')).to.throw(JobSpecError, /\(root\): not valid YAML/);
+    expect(LIMITS.maxWorkers).to.equal(1024);
+  });
+});
