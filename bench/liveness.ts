@@ -15,8 +15,7 @@
  * flag), --freeze-deadline DURATION (default 5s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,17 +35,17 @@ const ROUNDS = Number(option('rounds', '4'));
 const WORKERS = Number(option('workers', '4'));
 const HIDDEN = Number(option('hidden', '12600'));
 const RULE = option('rule', 'flag');
-const FREEZE_DEADLINE = option('freeze-deadline', '5s');
+const FREEZE_DEADLINE = option('freeze-deadline', '1s');
 const JSON_OUT = option('json', '');
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function startCoordinator(): Promise<{ child: ChildProcess; address: string }> {
+function startCoordinator(): Promise<{ child: ChildProcess; address: string; token: string }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-bench-liveness-'));
   const child = spawn(
     process.execPath,
-    [BIN, 'coordinator', '--host', '127.0.0.1', '--port', '0', '--checkpoint-dir', dir],
+    [BIN, 'coordinator', '--host', '127.0.0.1', '--port', '0', '--data-dir', dir, '--memory-budget', '8GiB'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -55,7 +54,9 @@ function startCoordinator(): Promise<{ child: ChildProcess; address: string }> {
       out += b.toString();
       if (process.env['PHALANX_BENCH_VERBOSE']) process.stderr.write(b);
       const m = /coordinator listening on ([\d.]+:\d+)/.exec(out);
-      if (m) resolve({ child, address: m[1] });
+      if (m && /admin token (created in|read from)/.test(out)) {
+        resolve({ child, address: m[1], token: readFileSync(path.join(dir, 'admin.token'), 'utf8').trim() });
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -71,13 +72,18 @@ interface Job {
   report(round: number): Promise<RoundReport__Output>;
 }
 
-async function startJob(address: string, jobs: JobsClient, spec: Record<string, unknown>): Promise<Job> {
+async function startJob(
+  address: string,
+  token: string,
+  jobs: JobsClient,
+  spec: Record<string, unknown>,
+): Promise<Job> {
   const model = spec['model'] as { kind: 'mlp'; hidden: number[] };
   const layout = modelLayout(model);
   const job = await jobs.submit(JSON.stringify(spec));
   const workers: CoordinatorClient[] = [];
   for (let i = 0; i < WORKERS; i++) {
-    const c = new CoordinatorClient(address);
+    const c = new CoordinatorClient(address, undefined, token);
     await c.register(`${job.id}-w${i}`, { backend: 'bench' });
     for (;;) {
       try {
@@ -167,8 +173,8 @@ function gradient(d: number, seed: number): Float32Array {
 }
 
 async function main(): Promise<void> {
-  const { child, address } = await startCoordinator();
-  const jobs = new JobsClient(address);
+  const { child, address, token } = await startCoordinator();
+  const jobs = new JobsClient(address, { token });
   const health = new HealthClient(address);
   try {
     const big = {
@@ -182,7 +188,7 @@ async function main(): Promise<void> {
       evaluation: { every: 0, limit: 100 },
       checkpoint: { every: 0 },
     };
-    const job = await startJob(address, jobs, big);
+    const job = await startJob(address, token, jobs, big);
     const d = job.layout.totalSize;
     console.log(`job ${job.id}: ${d.toLocaleString('en-US')} parameters, ${WORKERS} workers, rule ${RULE}`);
     const gradients = Array.from({ length: WORKERS }, (_, i) => gradient(d, i));
@@ -209,10 +215,11 @@ async function main(): Promise<void> {
     for (const c of job.workers) c.close();
 
     // Freeze case: a rule that never finishes; its compute deadline skips the round.
-    const freeze = await startJob(address, jobs, {
+    const freeze = await startJob(address, token, jobs, {
       name: 'bench-freeze',
-      // The slowest geometric median admission allows (T = 10⁴, tolerance 0) on 1.6M parameters: minutes of work.
-      model: { kind: 'mlp', hidden: [2048] },
+      // Centered clipping with the most iterations admission allows (L = 100) on 10⁷ parameters: seconds of work
+      // per round, past a 1 s deadline.
+      model: { kind: 'mlp', hidden: [12600] },
       data: { batchSize: 8, maxTrain: 100, maxTest: 100 },
       optimizer: { kind: 'sgd', lr: 0.01, momentum: 0 },
       rounds: 5,
@@ -238,7 +245,7 @@ async function main(): Promise<void> {
     const rows = [
       ['idle (baseline)', idle],
       [`aggregating ${d.toExponential(2)} params (${RULE}, ${WORKERS} workers)`, during],
-      [`freeze (geometricMedian T=10⁴, tol 0, 1.6M params, deadline ${FREEZE_DEADLINE})`, frozen],
+      [`over-deadline case (centeredClipping L=100, 10⁷ params, deadline ${FREEZE_DEADLINE})`, frozen],
     ] as const;
     const base = { list: stats(idle.list), health: stats(idle.health) };
     const fmt = (x: number) => x.toFixed(2);

@@ -170,7 +170,7 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     const refDir = tmpDir('restart-ref');
     const ref = await startCoordinatorProcess(['--checkpoint-dir', refDir]);
     procs.push(ref.proc);
-    const refJobs = new JobsClient(ref.address);
+    const refJobs = new JobsClient(ref.address, { token: ref.adminToken });
     clients.push(refJobs);
     const refJob = await refJobs.submit(JSON.stringify(restartSpec));
     procs.push(...[0, 1].map((i) => startWorkerProcess(ref.address, `worker-${i}`, ['--job', refJob.id])));

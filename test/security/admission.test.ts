@@ -71,7 +71,7 @@ describe('security: admission at SubmitJob', function () {
       dataDir,
       dataRoots: [dataRoot],
     });
-    client = new JobsClient(coordinator.address);
+    client = new JobsClient(coordinator.address, { token: coordinator.adminToken });
   });
 
   after(async () => {

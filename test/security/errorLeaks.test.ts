@@ -39,10 +39,11 @@ async function dropKeys(admin: Redis, prefix: string): Promise<void> {
 }
 
 /** The coordinator's log has the ref, the error's full text and a stack frame. */
-function expectLogged(output: string, ref: string, text: RegExp): void {
-  const at = output.indexOf(`internal error ref ${ref}`);
-  expect(at, `ref ${ref} in the coordinator log`).to.be.at.least(0);
-  const entry = output.slice(at, at + 4000);
+/** The coordinator logged the error behind `ref` with its text and stack (the log line may follow the answer). */
+async function expectLogged(proc: Proc, ref: string, text: RegExp): Promise<void> {
+  await proc.waitFor(new RegExp(`internal error ref ${ref}[^]*?\\n\\s+at `), 10_000);
+  const output = proc.output();
+  const entry = output.slice(output.indexOf(`internal error ref ${ref}`)).slice(0, 4000);
   expect(entry).to.match(text);
   expect(entry).to.match(/\n\s+at /);
 }
@@ -132,7 +133,7 @@ describe('security: client errors are short and path-free', function () {
       expect(out.code, out.details).to.equal(grpc.status.INTERNAL);
       expect(out.details).to.match(INTERNAL_REF);
       expectPathFree(out.details);
-      expectLogged(coordinator!.proc.output(), INTERNAL_REF.exec(out.details)![1], /WRONGTYPE/);
+      await expectLogged(coordinator!.proc, INTERNAL_REF.exec(out.details)![1], /WRONGTYPE/);
     }
   });
 
@@ -143,11 +144,7 @@ describe('security: client errors are short and path-free', function () {
     expect(job.error).to.match(INTERNAL_REF);
     expectPathFree(job.error);
     const ref = INTERNAL_REF.exec(job.error)![1];
-    expectLogged(
-      coordinator!.proc.output(),
-      ref,
-      new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
-    );
+    await expectLogged(coordinator!.proc, ref, new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     const watched = await watchJob(jobs, ids.corrupt);
     expect(watched.code).to.equal(grpc.status.OK);
     for (const e of watched.value!) expectPathFree(e.job?.error ?? '');

@@ -30,7 +30,7 @@ function phalanx(args: string[]): Promise<{ code: number; stdout: string; stderr
 
 describe('security: server streams end with the right status', function () {
   this.timeout(120_000);
-  let coordinator: { proc: Proc; address: string };
+  let coordinator: { proc: Proc; address: string; adminToken: string };
   let jobs: ReturnType<typeof rawJobs>;
   let coord: ReturnType<typeof rawCoordinator>;
   let jobId = '';
@@ -95,7 +95,14 @@ describe('security: server streams end with the right status', function () {
   });
 
   it('`phalanx watch no-such-job` exits 3 with NOT_FOUND', async () => {
-    const out = await phalanx(['watch', 'no-such-job', '--coordinator', coordinator.address]);
+    const out = await phalanx([
+      'watch',
+      'no-such-job',
+      '--coordinator',
+      coordinator.address,
+      '--token',
+      coordinator.adminToken,
+    ]);
     expect(out.code, out.stderr).to.equal(3);
     expect(out.stderr).to.match(/NOT_FOUND: job 'no-such-job' not found/);
   });
@@ -124,7 +131,14 @@ describe('security: the CLI when the coordinator goes away mid-watch', function 
       try {
         const job = (await submitJob(jobs, { ...IDLE_SPEC, name: 'stream-gone' })).value!;
         await coordinator.proc.waitFor(new RegExp(`job ${job.id}: runtime started`));
-        watcher = startProcess(['watch', job.id, '--coordinator', coordinator.address]);
+        watcher = startProcess([
+          'watch',
+          job.id,
+          '--coordinator',
+          coordinator.address,
+          '--token',
+          coordinator.adminToken,
+        ]);
         await watcher.waitFor(/running \(round 0/);
         await coordinator.proc.kill(signal);
         const exited = new Promise<number | null>((resolve) => {

@@ -59,6 +59,11 @@ export function registerPreAggregator(name: string, factory: PreAggregatorFactor
 }
 
 /** Creates a rule by (case-insensitive or alias) name. */
+/** Removes a pre-aggregator registered with registerPreAggregator (false if there was none). */
+export function unregisterPreAggregator(name: string): boolean {
+  return preAggregators.delete(name);
+}
+
 export function createRule(name: string, options: Record<string, unknown> = {}): AggregationRule {
   const canonical = resolve(name, rules, RULE_ALIASES);
   if (canonical === undefined) {

@@ -10,6 +10,7 @@ import {
   parsePreSpec,
   registerPreAggregator,
   resolveRuleName,
+  unregisterPreAggregator,
 } from '../../../src/core/aggregation/registry.ts';
 import { PreconditionError, type AggregationSpec } from '../../../src/core/aggregation/types.ts';
 import { expectClose, f32, gaussian, ids, loadSharedVectors } from './helpers.ts';
@@ -164,9 +165,13 @@ describe('aggregation pipeline: pre-aggregators and health mapping', () => {
       name: 'testNegate',
       apply: (vs) => vs.map((v) => v.map((e) => -e)),
     }));
-    const r = pipeline('mean', ['testNegate'], 0).aggregate(X, ids(7));
-    expect(r.workers.every((w) => Math.abs(w.weight - 1 / 7) < 1e-12)).to.equal(true);
-    expect(r.workers[0].cosine).to.be.below(0);
+    try {
+      const r = pipeline('mean', ['testNegate'], 0).aggregate(X, ids(7));
+      expect(r.workers.every((w) => Math.abs(w.weight - 1 / 7) < 1e-12)).to.equal(true);
+      expect(r.workers[0].cosine).to.be.below(0);
+    } finally {
+      unregisterPreAggregator('testNegate');
+    }
   });
 });
 

@@ -18,7 +18,7 @@ describe('JobRuntime', () => {
       name: 'quorum',
       model: { kind: 'mlp', hidden: [4] },
       rounds: 50,
-      workers: { min: 2, max: 2, roundTimeout: 20 },
+      workers: { min: 2, max: 2, roundTimeout: 100 },
       aggregation: { rule: 'mean', f: 0 },
       optimizer: { kind: 'sgd', lr: 1 },
       evaluation: { every: 0 },
