@@ -22,6 +22,8 @@ import { admitWorker } from './auth/admission.ts';
 /** Concurrent PushGradient streams one worker may hold open, and all workers together. */
 export const PUSH_STREAMS_PER_WORKER = 2;
 const PUSH_STREAMS_TOTAL = 4096;
+/** Concurrent PullParameters streams one worker may hold open (its own pull plus a retry). */
+export const PULL_STREAMS_PER_WORKER = 2;
 
 export interface CoordinatorServiceOptions {
   heartbeatIntervalMs: number;
@@ -39,6 +41,7 @@ export function coordinatorHandlers(
   const feed = new ParameterFeed();
   // One push per round plus a retry in flight is all an honest worker needs.
   const pushStreams = new ConcurrencyLimiter(PUSH_STREAMS_PER_WORKER, PUSH_STREAMS_TOTAL);
+  const pullStreams = new ConcurrencyLimiter(PULL_STREAMS_PER_WORKER, PUSH_STREAMS_TOTAL);
   async function authenticate(call: CallCredentials): Promise<WorkerIdentity> {
     const value = call.metadata.get(AUTH_HEADER)[0];
     const text = typeof value === 'string' ? value : value?.toString('utf8');
@@ -150,8 +153,16 @@ export function coordinatorHandlers(
 
     PullParameters: (call) => {
       void (async () => {
+        let release: (() => void) | undefined;
         try {
           const identity = await authenticate(call);
+          release = pullStreams.acquire(identity.id);
+          if (!release) {
+            throw new StatusError(
+              grpc.status.RESOURCE_EXHAUSTED,
+              `too many concurrent pulls from this worker (at most ${pullStreams.perKey})`,
+            );
+          }
           const rt = runtimeFor(call.request.jobId);
           if (!rt.isParticipant(identity.id)) {
             throw new StatusError(
@@ -169,12 +180,18 @@ export function coordinatorHandlers(
           for (const message of messages) {
             if (call.cancelled) return;
             if (!call.write(ParameterFeed.message(message))) {
-              await new Promise<void>((resolve) => call.once('drain', resolve));
+              // A client that goes away while we wait for the window must not leave this pull open.
+              await new Promise<void>((resolve) => {
+                call.once('drain', resolve);
+                call.once('cancelled', resolve);
+              });
             }
           }
           call.end();
         } catch (e) {
           failStream(call, e);
+        } finally {
+          release?.();
         }
       })();
     },

@@ -5,6 +5,7 @@ import type { Job } from '../gen/phalanx/v1/Job.ts';
 import type { JobManager } from './jobManager.ts';
 import { isTerminal } from './jobManager.ts';
 import type { RoundReport } from './roundReport.ts';
+import { ConcurrencyLimiter } from './concurrencyLimiter.ts';
 import type { JobRecord, JobState } from './state/stateStore.ts';
 import { failStream, StatusError, unary } from './grpcStatus.ts';
 import type { CoordinatorAuth } from './auth/authenticator.ts';
@@ -33,7 +34,14 @@ export function jobToProto(job: JobRecord): Job {
   };
 }
 
+/** Open WatchJob streams one credential may hold, and all together. */
+export const WATCHES_PER_CREDENTIAL = 16;
+const WATCHES_TOTAL = 1024;
+/** Bytes of events a watch may have queued unread before it is ended. */
+const MAX_WATCH_BACKLOG_BYTES = 8 * 1024 * 1024;
+
 export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHandlers {
+  const watchers = new ConcurrencyLimiter(WATCHES_PER_CREDENTIAL, WATCHES_TOTAL);
   async function mustGet(id: string): Promise<JobRecord> {
     const job = await manager.store.getJob(id);
     if (!job) throw new StatusError(grpc.status.NOT_FOUND, `job '${id}' not found`);
@@ -73,10 +81,12 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
       let replaying = true;
       const held: Event[] = [];
       let last = -1;
+      let release: (() => void) | undefined;
       const unsubscribe = () => {
         manager.off('round', onRound);
         manager.off('job', onJob);
         manager.off('stopping', onStopping);
+        release?.();
       };
       const finish = () => {
         if (closed) return;
@@ -97,6 +107,13 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
           last = Number(event.round.round);
         }
         call.write(event);
+        // A watcher that does not read must not make the coordinator buffer its events without end.
+        if (call.writableLength > MAX_WATCH_BACKLOG_BYTES) {
+          abort(
+            new StatusError(grpc.status.RESOURCE_EXHAUSTED, 'watcher too slow: reading fell too far behind'),
+          );
+          return;
+        }
         if (event.job && isTerminal(event.job.state as JobState)) finish();
       };
       const onRound = (report: RoundReport) => {
@@ -122,6 +139,14 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
         try {
           const principal = await auth.principal(call);
           requireJobsAccess(principal);
+          if (closed) return;
+          release = watchers.acquire(principal.id);
+          if (!release) {
+            throw new StatusError(
+              grpc.status.RESOURCE_EXHAUSTED,
+              `too many open watches for this credential (at most ${watchers.perKey})`,
+            );
+          }
           const job = await mustGet(id);
           requireRead(principal, job);
           if (closed) return;
