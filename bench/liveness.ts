@@ -7,12 +7,12 @@
  * coordinator:
  *   idle       — the job is running, no push in flight (baseline, same run);
  *   aggregate  — from the last accepted push of a round until its report arrives (aggregation + optimizer);
- *   freeze     — a second job with geometricMedian T = 10¹², tol = 0 (never finishes) until its compute
- *                deadline skips the round.
+ *   over-deadline — a second job whose rule takes seconds per round (centered clipping with L = 100, the most
+ *                iterations admission allows, on 10⁷ parameters) until its 1 s compute deadline skips the round.
  * Prints p50/p99/max per phase and the ratios to the idle baseline; `--json FILE` writes them.
  *
  * Options: --rounds N (default 4), --workers N (default 4), --hidden N (default 12600), --rule NAME (default
- * flag), --freeze-deadline DURATION (default 5s).
+ * flag), --freeze-deadline DURATION (default 1s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
     await jobs.cancel(job.id);
     for (const c of job.workers) c.close();
 
-    // Freeze case: a rule that never finishes; its compute deadline skips the round.
+    // Over-deadline case: a rule that takes longer than its compute deadline; the deadline skips the round.
     const freeze = await startJob(address, token, jobs, {
       name: 'bench-freeze',
       // Centered clipping with the most iterations admission allows (L = 100) on 10⁷ parameters: seconds of work
@@ -225,9 +225,9 @@ async function main(): Promise<void> {
       rounds: 5,
       workers: { min: WORKERS, max: WORKERS, roundTimeout: '10m', heartbeatTtl: '10m' },
       aggregation: {
-        rule: 'geometricMedian',
+        rule: 'centeredClipping',
         f: 0,
-        options: { T: 10_000, tol: 0 },
+        options: { L: 100, tau: 1e-6 },
         deadline: FREEZE_DEADLINE,
       },
       evaluation: { every: 0, limit: 100 },
@@ -238,7 +238,7 @@ async function main(): Promise<void> {
     const skipped = freeze.report(0);
     const frozen = await probeUntil(jobs, health, skipped);
     const reason = (await skipped).workers[0]?.reason ?? '';
-    console.log(`freeze job: round 0 ${reason || 'was not skipped'}`);
+    console.log(`over-deadline job: round 0 ${reason || 'was not skipped'}`);
     await jobs.cancel(freeze.id);
     for (const c of freeze.workers) c.close();
 
