@@ -53,13 +53,14 @@ async function once(store: StateStoreConfig, label: string): Promise<Run> {
         workers: { min: WORKERS, max: WORKERS, roundTimeout: '30s', heartbeatTtl: '30s' },
         aggregation: { rule: 'median', f: 1 },
         evaluation: { every: 0, limit: 200 },
-        checkpoint: { every: 10, dir, keep: 2 },
+        checkpoint: { every: 10, keep: 2 },
       },
       workers: WORKERS,
       byzantine: 0,
       attack: 'signflip',
       store,
       port: 0,
+      dataDir: dir,
       quiet: true,
       onRound: (r: RoundReport) => {
         finished[r.round] = r.finishedAtMs;
