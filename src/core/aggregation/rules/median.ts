@@ -8,44 +8,17 @@
  * Health: trust = fraction of coordinates in which the worker's value is (one of) the median value(s),
  * weight = its average coefficient (1 per coordinate for odd n or lower median, ½ for the midpoint).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
-import { coordinatewise } from '../kernels/registry.ts';
-import {
-  checkInput,
-  coordinateHealth,
-  dotsBuffers,
-  fillHealthFromDots,
-  initHealth,
-  outputBuffer,
-  precondition,
-  readBoolean,
-  readCompat,
-  Workspace,
-} from '../util.ts';
+import type { RuleFactory } from '../types.ts';
+import { readBoolean, readCompat } from '../util.ts';
+import { coordinatewiseRule } from './coordinatewiseRule.ts';
 
 export const createMedian: RuleFactory = (options) => {
-  const compat = readCompat('median', options, ['byzfl', 'garfield']);
-  const lower = compat === 'garfield';
-  const reuse = readBoolean('median', options, 'reuseOutput', false);
-  const ws = new Workspace();
-  const rule: AggregationRule = {
+  const lower = readCompat('median', options, ['byzfl', 'garfield']) === 'garfield';
+  return coordinatewiseRule({
     name: 'median',
-    aggregate(input: AggregationInput): AggregationResult {
-      const d = checkInput('median', input);
-      const { vectors, f } = input;
-      const n = vectors.length;
-      precondition(2 * f < n, 'median', '2f < n', n, f);
-      const counts = ws.f64('counts', n);
-      counts.fill(0);
-      const update = outputBuffer(ws, reuse, d);
-      const odd = (n & 1) === 1;
-      const workers = initHealth(input.workerIds);
-      const dots = dotsBuffers(ws, n);
-      coordinatewise(vectors, n, { kind: 'median', lower, window: Math.max(1, f) }, update, counts, dots, ws);
-      coordinateHealth(workers, counts, odd || lower ? 1 : 0.5, d, 'median: never the median value');
-      fillHealthFromDots(workers, dots);
-      return { update, workers };
-    },
-  };
-  return rule;
+    reuseOutput: readBoolean('median', options, 'reuseOutput', false),
+    selection: (n, f) => ({ kind: 'median', lower, window: Math.max(1, f) }),
+    share: (n) => ((n & 1) === 1 || lower ? 1 : 0.5),
+    neverSelected: 'median: never the median value',
+  });
 };

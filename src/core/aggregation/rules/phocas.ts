@@ -8,50 +8,17 @@
  * Health: trust = fraction of coordinates in which the worker's value was among the n − f closest, weight =
  * its average coefficient.
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
-import { coordinatewise } from '../kernels/registry.ts';
-import {
-  checkInput,
-  coordinateHealth,
-  dotsBuffers,
-  fillHealthFromDots,
-  initHealth,
-  outputBuffer,
-  precondition,
-  readBoolean,
-  readCompat,
-  Workspace,
-} from '../util.ts';
+import type { RuleFactory } from '../types.ts';
+import { readBoolean, readCompat } from '../util.ts';
+import { coordinatewiseRule } from './coordinatewiseRule.ts';
 
 export const createPhocas: RuleFactory = (options) => {
   readCompat('phocas', options, ['garfield']);
-  const reuse = readBoolean('phocas', options, 'reuseOutput', false);
-  const ws = new Workspace();
-  const rule: AggregationRule = {
+  return coordinatewiseRule({
     name: 'phocas',
-    aggregate(input: AggregationInput): AggregationResult {
-      const d = checkInput('phocas', input);
-      const { vectors, f } = input;
-      const n = vectors.length;
-      precondition(2 * f < n, 'phocas', '2f < n', n, f);
-      const counts = ws.f64('counts', n);
-      counts.fill(0);
-      const update = outputBuffer(ws, reuse, d);
-      const m = n - f;
-      const workers = initHealth(input.workerIds);
-      const dots = dotsBuffers(ws, n);
-      const spec = { kind: 'closest', centre: 'trimmed', lower: false, t: f, e: f } as const;
-      coordinatewise(vectors, n, spec, update, counts, dots, ws);
-      coordinateHealth(
-        workers,
-        counts,
-        1 / m,
-        d,
-        'phocas: never among the n - f closest to the trimmed mean',
-      );
-      fillHealthFromDots(workers, dots);
-      return { update, workers };
-    },
-  };
-  return rule;
+    reuseOutput: readBoolean('phocas', options, 'reuseOutput', false),
+    selection: (n, f) => ({ kind: 'closest', centre: 'trimmed', lower: false, t: f, e: f }),
+    share: (n, f) => 1 / (n - f),
+    neverSelected: 'phocas: never among the n - f closest to the trimmed mean',
+  });
 };

@@ -6,47 +6,19 @@
  * Health: trust = fraction of coordinates in which the worker's value was kept, weight = its average
  * coefficient (kept fraction / (n − 2f)).
  */
-import type { AggregationInput, AggregationResult, AggregationRule, RuleFactory } from '../types.ts';
-import { coordinatewise } from '../kernels/registry.ts';
-import type { CoordSpec } from '../kernels/types.ts';
-import {
-  checkInput,
-  coordinateHealth,
-  dotsBuffers,
-  fillHealthFromDots,
-  initHealth,
-  outputBuffer,
-  precondition,
-  readBoolean,
-  readCompat,
-  Workspace,
-} from '../util.ts';
+import type { RuleFactory } from '../types.ts';
+import { readBoolean, readCompat } from '../util.ts';
+import { coordinatewiseRule } from './coordinatewiseRule.ts';
 
 export const createTrimmedMean: RuleFactory = (options) => {
   readCompat('trimmedMean', options, ['byzfl', 'garfield']);
-  const reuse = readBoolean('trimmedMean', options, 'reuseOutput', false);
-  const ws = new Workspace();
-  const rule: AggregationRule = {
+  return coordinatewiseRule({
     name: 'trimmedMean',
-    aggregate(input: AggregationInput): AggregationResult {
-      const d = checkInput('trimmedMean', input);
-      const { vectors, f } = input;
-      const n = vectors.length;
-      precondition(2 * f < n, 'trimmedMean', '2f < n', n, f);
-      const counts = ws.f64('counts', n);
-      counts.fill(0);
-      const update = outputBuffer(ws, reuse, d);
-      const inv = 1 / (n - 2 * f);
-      // f = 0: the mean of all n (sum / n), every worker counted
-      const spec: CoordSpec =
-        f > 0 ? { kind: 'trimmed', t: f } : { kind: 'closest', centre: 'trimmed', lower: false, t: 0, e: 0 };
-      const workers = initHealth(input.workerIds);
-      const dots = dotsBuffers(ws, n);
-      coordinatewise(vectors, n, spec, update, counts, dots, ws);
-      coordinateHealth(workers, counts, inv, d, 'trimmedMean: trimmed in every coordinate');
-      fillHealthFromDots(workers, dots);
-      return { update, workers };
-    },
-  };
-  return rule;
+    reuseOutput: readBoolean('trimmedMean', options, 'reuseOutput', false),
+    // f = 0: the mean of all n (sum / n), every worker counted
+    selection: (n, f) =>
+      f > 0 ? { kind: 'trimmed', t: f } : { kind: 'closest', centre: 'trimmed', lower: false, t: 0, e: 0 },
+    share: (n, f) => 1 / (n - 2 * f),
+    neverSelected: 'trimmedMean: trimmed in every coordinate',
+  });
 };
