@@ -6,6 +6,7 @@
  */
 import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
+import { decodeJobState, encodeJobState } from '../checkpoint/jobState.ts';
 import { JobRuntime, type JobResult } from './jobRuntime.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import { RoundCompute, type ComputeState } from './roundCompute.ts';
@@ -166,19 +167,9 @@ export class JobRunner {
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
       if (manifest) {
-        const ckpt = await readCheckpoint(manifest);
-        params = ckpt.tensors['params'];
-        const optTensors: Record<string, Float32Array> = {};
-        for (const [name, t] of Object.entries(ckpt.tensors)) {
-          if (name.startsWith('optim.')) optTensors[name.slice(6)] = t;
-        }
-        resumed = {
-          optimizer: {
-            tensors: optTensors,
-            scalars: JSON.parse(ckpt.metadata['optimScalars'] ?? '{}') as Record<string, number>,
-          },
-          aggregation: ckpt.metadata['aggregationState'] || undefined,
-        };
+        const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round);
+        params = saved.params;
+        resumed = { optimizer: saved.optimizer, aggregation: saved.aggregation };
         startRound = manifest.round;
         this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
       } else {
@@ -221,23 +212,20 @@ export class JobRunner {
         },
         onCheckpoint: async (rt) => {
           const state = await compute.saveState();
-          const opt = state.optimizer;
-          const tensors: Record<string, Float32Array> = { params: rt.params };
-          for (const [name, t] of Object.entries(opt.tensors)) tensors[`optim.${name}`] = t;
-          const metadata: Record<string, string> = {
-            jobId: job.id,
-            round: String(rt.round),
-            spec: job.spec,
-            optimScalars: JSON.stringify(opt.scalars),
-          };
-          if (state.aggregation) metadata['aggregationState'] = state.aggregation;
-          const manifest = await writeCheckpoint(checkpointDir, {
-            jobId: job.id,
-            round: rt.round,
-            tensors,
-            metadata,
-            keep: spec.checkpoint.keep,
-          });
+          const manifest = await writeCheckpoint(
+            checkpointDir,
+            encodeJobState(
+              {
+                jobId: job.id,
+                round: rt.round,
+                spec: job.spec,
+                params: rt.params,
+                optimizer: state.optimizer,
+                aggregation: state.aggregation,
+              },
+              spec.checkpoint.keep,
+            ),
+          );
           await this.store.putCheckpointManifest(manifest);
         },
         onComplete: async (result: JobResult) => {
