@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { WATCHES_PER_CREDENTIAL } from '../../src/coordinator/jobsService.ts';
 import { PULL_STREAMS_PER_WORKER } from '../../src/coordinator/coordinatorService.ts';
-import { authMetadata } from '../../src/transport/protocol.ts';
+import { authMetadata, MAX_MESSAGE_BYTES, proto } from '../../src/transport/protocol.ts';
 import { startCoordinatorProcess, tmpDir, type Proc } from '../support/processes.ts';
 import {
   IDLE_SPEC,
@@ -31,7 +31,8 @@ describe('security: open streams per credential are capped', function () {
     coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('limits')]);
     jobs = rawJobs(coordinator.address);
     coord = rawCoordinator(coordinator.address);
-    // 25 MB of parameters: more than the flow-control windows, so a pull the client does not read stays open.
+    // 25 MB of parameters: far more than a default flow-control window, so a pull the client does not read stays
+    // open.
     const submitted = await submitJob(jobs, {
       ...IDLE_SPEC,
       name: 'stream-limits',
@@ -71,16 +72,20 @@ describe('security: open streams per credential are capped', function () {
   it(`a worker may hold ${PULL_STREAMS_PER_WORKER} parameter pulls; one more is RESOURCE_EXHAUSTED`, async () => {
     const token = await register(coord, 'limits-worker');
     expect((await joinJob(coord, token, jobId)).code).to.equal(grpc.status.OK);
+    // Default HTTP/2 windows (64 KiB, not the 16 MiB workers use): a pull this client stops reading stays open.
+    const puller = new proto.phalanx.v1.Coordinator(coordinator.address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    });
     const held: grpc.ClientReadableStream<unknown>[] = [];
     for (let i = 0; i < PULL_STREAMS_PER_WORKER; i++) {
-      const call = coord.PullParameters({ jobId, encoding: 'ENCODING_FP32' }, authMetadata(token));
+      const call = puller.PullParameters({ jobId, encoding: 'ENCODING_FP32' }, authMetadata(token));
       call.on('error', () => {});
       await new Promise<void>((resolve) => call.once('data', () => resolve()));
       call.pause(); // read one chunk, then stop: the coordinator waits for the window
       held.push(call);
     }
     const third = await new Promise<grpc.StatusObject>((resolve) => {
-      const call = coord.PullParameters({ jobId, encoding: 'ENCODING_FP32' }, authMetadata(token));
+      const call = puller.PullParameters({ jobId, encoding: 'ENCODING_FP32' }, authMetadata(token));
       call.on('data', () => {});
       call.on('error', () => {});
       call.on('status', resolve);
@@ -90,11 +95,12 @@ describe('security: open streams per credential are capped', function () {
     for (const call of held) call.cancel();
     await new Promise((r) => setTimeout(r, 300));
     const again = await new Promise<grpc.StatusObject>((resolve) => {
-      const call = coord.PullParameters({ jobId, encoding: 'ENCODING_FP32' }, authMetadata(token));
+      const call = puller.PullParameters({ jobId, encoding: 'ENCODING_FP32' }, authMetadata(token));
       call.on('data', () => {});
       call.on('error', () => {});
       call.on('status', resolve);
     });
     expect(again.code, again.details).to.equal(grpc.status.OK);
+    puller.close();
   });
 });
