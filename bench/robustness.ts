@@ -207,7 +207,7 @@ const list = (v: string | undefined) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-function parseCli(argv: string[]) {
+export function parseCli(argv: string[]) {
   const { values } = parseArgs({
     args: argv.filter((a) => a !== '--'),
     options: {
@@ -293,7 +293,7 @@ export function runSpec(cell: Cell, seed: number, rounds: number, evalEvery: num
   };
 }
 
-function allCells(): Cell[] {
+export function allCells(): Cell[] {
   const cells: Cell[] = [];
   for (const data of DATA) {
     for (const f of F_VALUES) {
@@ -688,18 +688,17 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const cells = selectCells(args);
   const skipped = new Map<string, string>();
   const unavailableData = new Set<string>();
-  for (const c of cells) {
+  const cells = selectCells(args).filter((c) => {
     const why = unavailable(c, args);
-    if (!why) continue;
-    skipped.set(c.id, why.reason);
-    if (why.kind === 'data') unavailableData.add(`${c.data.key}: ${why.reason}`);
-  }
+    if (why?.kind === 'data') unavailableData.add(why.reason);
+    else if (why) skipped.set(c.id, why.reason);
+    return why?.kind !== 'data';
+  });
   // an explicitly asked-for heterogeneity that this checkout refuses is an error; quick/full report it and go on
   if (unavailableData.size && (args.data || args.cells) && !args.mode) {
-    throw new Error(`data option not available in this checkout:\n  ${[...unavailableData].join('\n  ')}`);
+    throw new Error(`data option not available in this checkout: ${[...unavailableData].join('; ')}`);
   }
   const runs = new Map<string, Run>();
   if (args.json && existsSync(args.json)) {
@@ -743,6 +742,7 @@ async function main(): Promise<void> {
     writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
   };
   for (const d of unavailableData) console.log(`robustness: skipping ${d}`);
+  if (todo.length === 0) console.log(`robustness: every selected run is done (${args.json ?? 'no --json'})`);
   if (!args.noRun && todo.length > 0) {
     const dir = args.out ?? mkdtempSync(path.join(os.tmpdir(), 'phalanx-robustness-'));
     mkdirSync(dir, { recursive: true });
@@ -780,4 +780,11 @@ async function main(): Promise<void> {
   if (todo.some((r) => runs.get(r.key)?.error)) process.exitCode = 1;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`robustness: ${(e as Error).message}`);
+    process.exitCode = 2;
+  }
+}
