@@ -591,6 +591,15 @@ function worstPerRule(grid: Grid): RuleWorst[] {
 }
 
 const slug = (s: string) => s.replace(/[^a-z0-9.-]+/gi, '_');
+/** The plots' bitmap font has no Greek letters or typographic minus. */
+const plain = (s: string) =>
+  s
+    .replace(/τ/g, 'TAU ')
+    .replace(/ε/g, 'EPS ')
+    .replace(/α/g, 'ALPHA ')
+    .replace(/σ/g, 'SIGMA ')
+    .replace(/μ/g, 'MU')
+    .replace(/−/g, '-');
 
 /** accuracy-vs-f (per data × attack, and the worst attack per rule and f) and worst-case-per-rule PNGs. */
 function writePlots(grid: Grid, args: Args, dir: string): string[] {
@@ -633,7 +642,7 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
     };
     for (const attack of attacks) {
       const chart = drawLineChart({
-        title: `${attack.label.replace('τ', 'TAU ').replace('ε', 'EPS ').replace('−', '-')}, ${data.label.replace('α', 'ALPHA ')}: final accuracy vs f (n = ${N}, ${args.rounds} rounds)`,
+        title: plain(`${attack.label}, ${data.label}: final accuracy vs f (n = ${N}, ${args.rounds} rounds)`),
         xLabel: 'f (Byzantine workers of 12)',
         yLabel: 'test accuracy (mean ± std over seeds)',
         series: [...seriesFor((rule, f) => stats(rule, attack, f)), cleanSeries],
@@ -650,7 +659,7 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
       return w;
     };
     const chart = drawLineChart({
-      title: `Worst attack per rule, ${data.label.replace('α', 'ALPHA ')}: final accuracy vs f (${attacks.length} attacks)`,
+      title: plain(`Worst attack per rule, ${data.label}: final accuracy vs f (${attacks.length} attacks)`),
       xLabel: 'f (Byzantine workers of 12)',
       yLabel: 'test accuracy under the worst attack (mean ± std)',
       series: [...seriesFor(worstOver), cleanSeries],

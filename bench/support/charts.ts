@@ -66,11 +66,11 @@ export function drawLineChart(chart: LineChart, width = 1100, height = 620): Can
   const c = new Canvas(width, height);
   const legendWidth = Math.max(...chart.series.map((s) => Canvas.textWidth(s.label, TEXT)), 0) + 60;
   const left = 90;
-  const top = 30 + 2 * LINE_HEIGHT;
+  const top = 30 + 3 * LINE_HEIGHT;
   const right = width - legendWidth - 20;
   const bottom = height - 70;
   c.text(left, 16, chart.title, BLACK, TEXT);
-  c.text(left - 70, top - LINE_HEIGHT, chart.yLabel, BLACK, TEXT);
+  c.text(left - 70, 16 + 1.5 * LINE_HEIGHT, chart.yLabel, BLACK, TEXT);
 
   const ys = chart.series.flatMap((s) => s.points.flatMap((p) => [p.y - (p.err ?? 0), p.y + (p.err ?? 0)]));
   const { lo, hi, step } = yRange(ys);
@@ -78,7 +78,7 @@ export function drawLineChart(chart: LineChart, width = 1100, height = 620): Can
   const xMin = Math.min(...xTicks);
   const xMax = Math.max(...xTicks);
   const pad = (xMax - xMin || 1) * 0.08;
-  const px = (x: number) => left + ((x - xMin + pad) / (xMax - xMin + 2 * pad)) * (right - left);
+  const pxAxis = (x: number) => left + ((x - xMin + pad) / (xMax - xMin + 2 * pad)) * (right - left);
   const py = (y: number) => bottom - ((y - lo) / (hi - lo)) * (bottom - top);
 
   for (let v = lo; v <= hi + step / 2; v += step) {
@@ -87,9 +87,9 @@ export function drawLineChart(chart: LineChart, width = 1100, height = 620): Can
     c.text(left - 10 - Canvas.textWidth(label, TEXT), py(v) - GLYPH_HEIGHT, label, BLACK, TEXT);
   }
   for (const x of xTicks) {
-    c.line(px(x), bottom, px(x), bottom + 6, BLACK, 2);
+    c.line(pxAxis(x), bottom, pxAxis(x), bottom + 6, BLACK, 2);
     const label = String(x);
-    c.text(px(x) - Canvas.textWidth(label, TEXT) / 2, bottom + 12, label, BLACK, TEXT);
+    c.text(pxAxis(x) - Canvas.textWidth(label, TEXT) / 2, bottom + 12, label, BLACK, TEXT);
   }
   c.line(left, top, left, bottom, BLACK, 2);
   c.line(left, bottom, right, bottom, BLACK, 2);
@@ -103,6 +103,9 @@ export function drawLineChart(chart: LineChart, width = 1100, height = 620): Can
 
   chart.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
+    // series side by side around each x, so equal values and error bars stay apart
+    const dodge = (i - (chart.series.length - 1) / 2) * 8;
+    const px = (x: number) => pxAxis(x) + dodge;
     const pts = s.points.filter((p) => Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
     for (let k = 1; k < pts.length; k++) {
       c.line(px(pts[k - 1].x), py(pts[k - 1].y), px(pts[k].x), py(pts[k].y), color, 3, s.dashed ? 8 : 0);
