@@ -19,7 +19,7 @@
  * - Omniscient attacks see all honest vectors of the round and every Byzantine worker sends the same vector (see
  *   src/simulation/simulate.ts); label flip is data-side.
  *
- * Rules: mean · median · tm-clip-nnm (trimmedMean after clip(c = 2) then nnm, ByzFL's Clipping+NNM pipeline) ·
+ * Rules: default (what a spec that names no rule runs: today flag with its defaults) · mean · median · tm-clip-nnm (trimmedMean after clip(c = 2) then nnm, ByzFL's Clipping+NNM pipeline) ·
  *   krum · gm (geometricMedian) · cc (centeredClipping) · flag-ref (flag, mode 'reference') · flag (the defaults
  *   of src/core/aggregation/flag/options.ts in this checkout, recorded in the JSON).
  * Attacks, in their published parameterisations:
@@ -29,7 +29,7 @@
  *   μ/‖μ‖, sign μ) · signflip (−μ) · labelflip (y → 9 − y) · gaussian (N(0, 1)) · mimic (copies honest worker 0).
  *
  * Selections (one is required; the filters below narrow it):
- *   --quick      flag, tm-clip-nnm, median (+ the clean mean) × alie, ipm-e0.1, minmax-std, signflip × f ∈ {2, 3}
+ *   --quick      default, tm-clip-nnm, median (+ the clean mean) × alie, ipm-e0.1, minmax-std, signflip × f ∈ {2, 3}
  *                × iid, dir0.3 (when available) × 3 seeds, at QUICK_ROUNDS rounds. Sizing, measured on this 2-core
  *                machine when quiet: one run (flag/alie, f = 2, iid) took 31 s for 100 rounds and 11 s for 20 (one
  *                evaluation ≈ 1.5 s), i.e. ≈ 5 s start + 0.27 s per round. The quick grid is 144 attacked runs + 12
@@ -94,7 +94,18 @@ interface DataDef {
   data: Record<string, unknown>;
 }
 
+/** What a job spec that names no rule runs (the default rule, its pre-aggregators and options). */
+const DEFAULT_AGGREGATION = (() => {
+  const { rule, pre, options } = validateJobSpec({}).aggregation;
+  return { rule, pre, options };
+})();
+
 const RULES: RuleDef[] = [
+  {
+    key: 'default',
+    label: `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')})`,
+    ...DEFAULT_AGGREGATION,
+  },
   { key: 'mean', label: 'mean', rule: 'mean', pre: [], options: {} },
   { key: 'median', label: 'median', rule: 'median', pre: [], options: {} },
   {
@@ -148,7 +159,7 @@ const DATA: DataDef[] = [
 ];
 
 const QUICK = {
-  rules: ['flag', 'tm-clip-nnm', 'median'],
+  rules: ['default', 'tm-clip-nnm', 'median'],
   attacks: ['alie', 'ipm-e0.1', 'minmax-std', 'signflip'],
   f: [2, 3],
   data: ['iid', 'dir0.3'],
@@ -736,6 +747,7 @@ async function main(): Promise<void> {
       command: `npm run bench:robustness -- ${process.argv.slice(2).join(' ')}`,
       // The flag cells run with the defaults of this checkout.
       flagDefaults: FLAG_DEFAULTS,
+      defaultAggregation: DEFAULT_AGGREGATION,
       setup: { n: N, rounds: args.rounds, evalEvery: args.evalEvery, seeds: args.seeds },
       references: {
         source: "ByzFL's published Fashion-MNIST benchmark (f = 2, iid, same setup)",

@@ -74,7 +74,7 @@ describe('bench:robustness grid', () => {
       'mean/none/f3/dir0.3',
     ]);
     expect(new Set(cells.map((c) => c.rule.key))).to.deep.equal(
-      new Set(['flag', 'tm-clip-nnm', 'median', 'mean']),
+      new Set(['default', 'tm-clip-nnm', 'median', 'mean']),
     );
   });
 
