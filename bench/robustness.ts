@@ -769,7 +769,7 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     console.log(
       `robustness: ${cells.length - skipped.size} cells × ${args.seeds.length} seeds: ${todo.length} runs to do ` +
-        `(${runs.size - todo.length} done in ${args.json ?? '–'}) × ${args.rounds} rounds (CNN, n = ${N}, batch 25, ` +
+        `(${(cells.length - skipped.size) * args.seeds.length - todo.length} done in ${args.json ?? '–'}) × ${args.rounds} rounds (CNN, n = ${N}, batch 25, ` +
         `worker momentum 0.9, SGD lr 0.1 wd 1e-4), ${args.parallel} at a time; files in ${dir}`,
     );
     const children = new Set<ChildProcess>();
