@@ -505,10 +505,12 @@ function statsOf(grid: Grid, cell: Cell): CellStats | undefined {
   return cellStats(withResult.map((r) => ({ seed: r.seed, finalAccuracy: r.report?.finalAccuracy })));
 }
 
-const cellText = (s: CellStats | undefined) =>
+/** "mean ± std (worst)", ✗k for failed seeds, [k/m] when only k of the m seeds have run. */
+const cellText = (s: CellStats | undefined, seeds: number) =>
   s === undefined
     ? '–'
-    : `${fmt(s.mean)} ± ${fmt(s.std)} (${fmt(s.worst)})${s.failed ? ` ✗${s.failed}` : ''}`;
+    : `${fmt(s.mean)} ± ${fmt(s.std)} (${fmt(s.worst)})${s.failed ? ` ✗${s.failed}` : ''}` +
+      (s.seeds + s.failed < seeds ? ` [${s.seeds + s.failed}/${seeds}]` : '');
 
 /** Markdown tables: per data and f, rules × attacks; then the worst case per rule over the grid. */
 function printTables(grid: Grid, args: Args): void {
@@ -538,7 +540,9 @@ function printTables(grid: Grid, args: Args): void {
       out.push('', `**${data.label}, f = ${f}** (${N - f} honest + ${f} Byzantine)`, '');
       out.push(`| rule | ${cols.map((a) => a.label).join(' | ')} | worst |`);
       out.push(`|---|${cols.map(() => '---|').join('')}---|`);
-      out.push(`| clean mean (${N - f} honest) | ${cols.map(() => cellText(cleanStats)).join(' | ')} | |`);
+      out.push(
+        `| clean mean (${N - f} honest) | ${cols.map(() => cellText(cleanStats, grid.seeds.length)).join(' | ')} | |`,
+      );
       for (const rule of rules) {
         let worst: { s: CellStats; attack: string } | undefined;
         const texts = cols.map((a) => {
@@ -548,7 +552,7 @@ function printTables(grid: Grid, args: Args): void {
           if (skip) return `n/a [${note(skip)}]`;
           const s = statsOf(grid, cell);
           if (s && a.attack !== null && (!worst || s.mean < worst.s.mean)) worst = { s, attack: a.label };
-          return cellText(s);
+          return cellText(s, grid.seeds.length);
         });
         const w = worst ? `${fmt(worst.s.mean)} (${worst.attack})` : '';
         out.push(`| ${rule.label} | ${texts.join(' | ')} | ${w} |`);
