@@ -35,6 +35,7 @@
  *                evaluation ≈ 1.5 s), i.e. ≈ 5 s start + 0.27 s per round. The quick grid is 144 attacked runs + 12
  *                clean ones = 156 runs, 2 at a time: 78 × (5 + 0.27·120 + 4 × 1.5) s ≈ 55 min at 120 rounds
  *                (evaluations every 40). 800 rounds would take ≈ 5 h: `--quick --rounds 800` runs that.
+ *                With other jobs on the machine (load 6–10) a pair of quick runs took 154 s instead of ≈ 42.
  *   --full       every rule × every attack × f × data (many hours: ~4 min per run per core at 800 rounds).
  *   --required   the 13 cells of the earlier single-seed table (f = 2, iid; alie = alie-t1.5, ipm = ipm-e2,
  *                minmax = minmax-std), with exactly the specs it ran; `--required --seeds 0` reproduces it.
