@@ -1,46 +1,76 @@
 /**
- * Robustness benchmark (npm run bench:robustness [-- options]): accuracy of each aggregation rule under each
- * attack, in the Fashion-MNIST setup of ByzFL's published benchmark, so the numbers sit next to that reference run.
+ * Robustness benchmark (npm run bench:robustness -- <selection> [options]): final test accuracy of each
+ * aggregation rule under each attack, over a grid of f, data heterogeneity and seeds, in the Fashion-MNIST setup
+ * of ByzFL's published benchmark (so the numbers sit next to that reference run).
  *
- * Setup (every cell): Fashion-MNIST (full 60k/10k when installed), IID shards, pixels in [0, 1], random
- * horizontal flips; the 431,080-parameter CNN; 800 rounds; batch 25 per worker; SGD lr 0.1, no server momentum,
- * weight decay 1e-4 (applied by the server optimizer); worker momentum 0.9 (m ← 0.9·m + 0.1·g); test accuracy on
- * the whole test set every 100 rounds; seed 0.
- * Workers: 10 honest + 2 Byzantine (n = 12, declared f = 2); attack 'none' = the 10 honest workers only (ByzFL's
- * clean reference). Byzantine workers are the highest ranks; omniscient attacks see all honest vectors of the
- * round and both send the same vector (see src/simulation/simulate.ts).
+ * Setup (every run): Fashion-MNIST (full 60k/10k when installed), pixels in [0, 1], random horizontal flips; the
+ * 431,080-parameter CNN; 800 rounds; batch 25 per worker; SGD lr 0.1, no server momentum, weight decay 1e-4
+ * (applied by the server optimizer); worker momentum 0.9 (m ← 0.9·m + 0.1·g); test accuracy on the whole test
+ * set every 100 rounds and after the last.
  *
- * Rules: mean · median · tm-clip-nnm (trimmedMean after clip(c = 2) then nnm, ByzFL's Clipping+NNM pipeline) ·
- *   krum · gm (geometricMedian) · cc (centeredClipping) · flag-ref (flag, mode 'reference': one IRLS step, r = 1,
- *   no y0 = uniform start weights, the documented high-dimension limit of the FA code's random Y₀) · flag (Phalanx
- *   defaults of src/core/aggregation/flag/options.ts at the time of the run).
- * Attacks: none · signflip (−μ, ByzFL SignFlipping) · alie (τ = 1.5: μ + 1.5σ, ByzFL's form as in the reference run;
- *   the paper's z for n = 12, f = 2 would be 0.21) · ipm (ε = 2: −2μ) · minmax (σ direction, γ search) ·
- *   labelflip (each Byzantine worker trains on its shard with y → 9 − y, data-side) · gaussian (N(0, 1)).
+ * Grid: a cell is rule × attack × f × data; each cell runs once per seed (default seeds 0, 1, 2).
+ * - f ∈ {1, 2, 3, 5} of n = 12: 12 − f honest + f Byzantine workers (the highest ranks), declared f = f. A rule
+ *   whose precondition fails at (n = 12, f) (e.g. krum needs n > 2f + 2) is skipped, with the reason in the table.
+ * - data: iid (shards by worker) · dir1 · dir0.3 (`data: { shardBy: 'dirichlet', alpha }`: label proportions of
+ *   each shard drawn from Dirichlet(α)). A heterogeneity the checkout's job spec refuses is reported unavailable.
+ * - Clean reference: the mean with no attackers and the 12 − f honest workers only (ByzFL's clean run), per f and
+ *   data: it is what the honest workers reach on their own shards, so a cell's gap to it is the attack's damage
+ *   alone, not the loss of the Byzantine workers' data. It is added to every selection, and shown in every column.
+ * - Omniscient attacks see all honest vectors of the round and every Byzantine worker sends the same vector (see
+ *   src/simulation/simulate.ts); label flip is data-side.
  *
- * Each cell runs `phalanx simulate` in a child process (`--parallel` at a time; one tfjs/wasm thread each).
+ * Rules: default (what a spec that names no rule runs: today flag with its defaults) · mean · median · tm-clip-nnm (trimmedMean after clip(c = 2) then nnm, ByzFL's Clipping+NNM pipeline) ·
+ *   krum · gm (geometricMedian) · cc (centeredClipping) · flag-ref (flag, mode 'reference') · flag (the defaults
+ *   of src/core/aggregation/flag/options.ts in this checkout, recorded in the JSON).
+ * Attacks, in their published parameterisations:
+ *   alie (Baruch et al.: x = μ − zσ, the paper's z from n and f: 0 at f = 1, 0.21 at f = 2, 0.43 at f = 3, 0.97 at
+ *   f = 5) · alie-t0.5, alie-t1.5, alie-t3 (ByzFL: μ + τσ) · ipm-e0.1 (Xie et al.'s small ε, x = −0.1μ) · ipm-e2
+ *   (ByzFL's ε = 2) · minmax-{std,unit,sign}, minsum-{std,unit,sign} (Shejwalkar & Houmansadr, deviation σ,
+ *   μ/‖μ‖, sign μ) · signflip (−μ) · labelflip (y → 9 − y) · gaussian (N(0, 1)) · mimic (copies honest worker 0).
  *
+ * Selections (one is required; the filters below narrow it):
+ *   --quick      default, tm-clip-nnm, median (+ the clean mean) × alie, ipm-e0.1, minmax-std, signflip × f ∈ {2, 3}
+ *                × iid, dir0.3 (when available) × 3 seeds, at QUICK_ROUNDS rounds. Sizing, measured on this 2-core
+ *                machine when quiet: one run (flag/alie, f = 2, iid) took 31 s for 100 rounds and 11 s for 20 (one
+ *                evaluation ≈ 1.5 s), i.e. ≈ 5 s start + 0.27 s per round. The quick grid is 144 attacked runs + 12
+ *                clean ones = 156 runs, 2 at a time: 78 × (5 + 0.27·120 + 4 × 1.5) s ≈ 55 min at 120 rounds
+ *                (evaluations every 40). 800 rounds would take ≈ 5 h: `--quick --rounds 800` runs that.
+ *                With other jobs on the machine (load 6–10) a pair of quick runs took 154 s instead of ≈ 42.
+ *   --full       every rule × every attack × f × data (many hours: ~4 min per run per core at 800 rounds).
+ *   --required   the 13 cells of the earlier single-seed table (f = 2, iid; alie = alie-t1.5, ipm = ipm-e2,
+ *                minmax = minmax-std), with exactly the specs it ran; `--required --seeds 0` reproduces it.
+ *   --cells p,q  cell ids rule/attack/f<k>/<data>, '*' wildcards; missing trailing parts match anything
+ *                (e.g. 'flag/alie', 'flag/*\/f3', '*\/none'); --list shows every cell.
+ * Filters: --rules a,b  --attacks a,b  --f 1,2  --data iid,dir0.3  (without a selection: the full grid, filtered)
  * Options:
- *   --full              every rule × every attack (default: the required cells, REQUIRED below)
- *   --cells a,b         cell ids rule/attack (e.g. flag/alie, 'flag/*', '*' /none); --list shows them
- *   --rounds N          override the 800 rounds (quick cost checks); --eval-every N (default 100)
- *   --parallel K        cells at a time (default 2)
- *   --seed S            default 0
+ *   --seeds 0,1,2       seeds per cell (default 0,1,2); --seed S is --seeds S
+ *   --rounds N          rounds per run (default 800; --quick: QUICK_ROUNDS); --eval-every N (default 100; quick 40)
+ *   --parallel K        runs at a time (default 2), each `phalanx simulate` in a child process (one tfjs thread)
  *   --backend NAME      tfjs backend of the children (default: what a worker picks)
- *   --json FILE         write all results (updated after every cell)
- *   --out DIR           cell specs, reports and logs (default: a fresh directory under the OS temp dir)
+ *   --json FILE         every run's report (all evaluations), rewritten after every run; when FILE exists, its
+ *                       finished runs with the same spec are kept and only the missing ones run (resumable)
+ *   --plot DIR          PNG plots: accuracy vs f per rule (per data and attack, and the worst attack), worst case
+ *                       per rule over the grid
+ *   --out DIR           run specs, reports and logs (default: a fresh directory under the OS temp dir)
+ *   --no-run            print the tables (and plots) from --json without running anything
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
+import { JobSpecError, validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
 import { FLAG_DEFAULTS } from '../src/core/aggregation/flag/options.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
+import { drawBarChart, drawLineChart, type LineSeries } from './support/charts.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
+
+export const N = 12;
+export const F_VALUES = [1, 2, 3, 5] as const;
+export const QUICK_ROUNDS = 120;
+const QUICK_EVAL_EVERY = 40;
 
 interface RuleDef {
   key: string;
@@ -53,12 +83,30 @@ interface RuleDef {
 interface AttackDef {
   key: string;
   label: string;
-  /** Registry name (none = no Byzantine workers). */
+  /** Registry name (null = no Byzantine workers). */
   attack: string | null;
   options: Record<string, unknown>;
 }
 
+interface DataDef {
+  key: string;
+  label: string;
+  /** Added to the spec's data section (iid: nothing, the default shardBy 'worker'). */
+  data: Record<string, unknown>;
+}
+
+/** What a job spec that names no rule runs (the default rule, its pre-aggregators and options). */
+const DEFAULT_AGGREGATION = (() => {
+  const { rule, pre, options } = validateJobSpec({}).aggregation;
+  return { rule, pre, options };
+})();
+
 const RULES: RuleDef[] = [
+  {
+    key: 'default',
+    label: `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')})`,
+    ...DEFAULT_AGGREGATION,
+  },
   { key: 'mean', label: 'mean', rule: 'mean', pre: [], options: {} },
   { key: 'median', label: 'median', rule: 'median', pre: [], options: {} },
   {
@@ -75,74 +123,125 @@ const RULES: RuleDef[] = [
   { key: 'flag', label: 'flag (defaults)', rule: 'flag', pre: [], options: {} },
 ];
 
+const NONE: AttackDef = { key: 'none', label: 'none', attack: null, options: {} };
 const ATTACKS: AttackDef[] = [
-  { key: 'none', label: 'none', attack: null, options: {} },
-  { key: 'signflip', label: 'signflip −μ', attack: 'signflip', options: {} },
-  { key: 'alie', label: 'alie τ=1.5', attack: 'alie', options: { tau: 1.5 } },
-  { key: 'ipm', label: 'ipm ε=2', attack: 'ipm', options: { epsilon: 2 } },
-  { key: 'minmax', label: 'minmax', attack: 'minmax', options: {} },
-  { key: 'labelflip', label: 'labelflip', attack: 'labelflip', options: {} },
-  { key: 'gaussian', label: 'gaussian σ=1', attack: 'gaussian', options: {} },
+  NONE,
+  { key: 'alie', label: 'ALIE paper z', attack: 'alie', options: {} },
+  { key: 'alie-t0.5', label: 'ALIE τ=0.5', attack: 'alie', options: { tau: 0.5 } },
+  { key: 'alie-t1.5', label: 'ALIE τ=1.5', attack: 'alie', options: { tau: 1.5 } },
+  { key: 'alie-t3', label: 'ALIE τ=3', attack: 'alie', options: { tau: 3 } },
+  { key: 'ipm-e0.1', label: 'IPM ε=0.1', attack: 'ipm', options: { epsilon: 0.1 } },
+  { key: 'ipm-e2', label: 'IPM ε=2', attack: 'ipm', options: { epsilon: 2 } },
+  ...(['minmax', 'minsum'] as const).flatMap((a) =>
+    (
+      [
+        ['std', 'std'],
+        ['unit', 'unit_vec'],
+        ['sign', 'sign'],
+      ] as const
+    ).map(([k, devType]) => ({
+      key: `${a}-${k}`,
+      label: `${a === 'minmax' ? 'min-max' : 'min-sum'} ${k}`,
+      attack: a,
+      // std is the attack's default: the spec leaves it out (as the earlier single-seed table's minmax cell did)
+      options: devType === 'std' ? {} : { devType },
+    })),
+  ),
+  { key: 'signflip', label: 'sign flip −μ', attack: 'signflip', options: {} },
+  { key: 'labelflip', label: 'label flip', attack: 'labelflip', options: {} },
+  { key: 'gaussian', label: 'Gaussian σ=1', attack: 'gaussian', options: {} },
+  { key: 'mimic', label: 'mimic', attack: 'mimic', options: {} },
 ];
 
+const DATA: DataDef[] = [
+  { key: 'iid', label: 'IID', data: {} },
+  { key: 'dir1', label: 'Dirichlet α=1', data: { shardBy: 'dirichlet', alpha: 1 } },
+  { key: 'dir0.3', label: 'Dirichlet α=0.3', data: { shardBy: 'dirichlet', alpha: 0.3 } },
+];
+
+const QUICK = {
+  rules: ['default', 'tm-clip-nnm', 'median'],
+  attacks: ['alie', 'ipm-e0.1', 'minmax-std', 'signflip'],
+  f: [2, 3],
+  data: ['iid', 'dir0.3'],
+};
+
+/** The earlier single-seed table (f = 2, iid), as rule/attack of this grid. */
 const REQUIRED = [
   'mean/none',
   'tm-clip-nnm/signflip',
-  'tm-clip-nnm/alie',
-  'tm-clip-nnm/ipm',
+  'tm-clip-nnm/alie-t1.5',
+  'tm-clip-nnm/ipm-e2',
   'flag/signflip',
-  'flag/alie',
-  'flag/ipm',
-  'flag/minmax',
+  'flag/alie-t1.5',
+  'flag/ipm-e2',
+  'flag/minmax-std',
   'flag/labelflip',
   'flag/gaussian',
   'flag-ref/signflip',
-  'flag-ref/alie',
-  'flag-ref/ipm',
+  'flag-ref/alie-t1.5',
+  'flag-ref/ipm-e2',
 ];
 
-/** ByzFL's own pipeline on this machine (robust-aggregation.md §4.2): test accuracy at these steps. */
+/** ByzFL's own pipeline on this setup (f = 2, iid, 800 rounds): test accuracy at these steps. */
 const REFERENCE_STEPS = [100, 200, 400, 600, 800];
 const REFERENCES: Record<string, number[]> = {
-  'mean/none': [0.668, 0.718, 0.802, 0.825, 0.847],
-  'tm-clip-nnm/signflip': [0.674, 0.715, 0.76, 0.786, 0.825],
-  'tm-clip-nnm/alie': [0.665, 0.74, 0.798, 0.83, 0.837],
-  'tm-clip-nnm/ipm': [0.68, 0.715, 0.762, 0.795, 0.817],
+  'mean/none/f2/iid': [0.668, 0.718, 0.802, 0.825, 0.847],
+  'tm-clip-nnm/signflip/f2/iid': [0.674, 0.715, 0.76, 0.786, 0.825],
+  'tm-clip-nnm/alie-t1.5/f2/iid': [0.665, 0.74, 0.798, 0.83, 0.837],
+  'tm-clip-nnm/ipm-e2/f2/iid': [0.68, 0.715, 0.762, 0.795, 0.817],
 };
 
-const HONEST = 10;
-const BYZANTINE = 2;
-
-interface Cell {
+export interface Cell {
   id: string;
   rule: RuleDef;
   attack: AttackDef;
-  spec: JobSpecInput;
+  f: number;
+  data: DataDef;
 }
 
-interface CellResult {
-  id: string;
-  rule: string;
-  attack: string;
-  wallSeconds: number;
+interface Run {
+  key: string;
+  cell: string;
+  seed: number;
+  spec: JobSpecInput;
+  wallSeconds?: number;
   report?: SimulationReport;
   error?: string;
 }
 
-function parseCli() {
+const cellId = (rule: string, attack: string, f: number, data: string) => `${rule}/${attack}/f${f}/${data}`;
+const cleanOf = (c: Cell) => cellId('mean', 'none', c.f, c.data.key);
+const runKey = (cell: string, seed: number) => `${cell}@${seed}`;
+const list = (v: string | undefined) =>
+  v
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+export function parseCli(argv: string[]) {
   const { values } = parseArgs({
-    args: process.argv.slice(2).filter((a) => a !== '--'),
+    args: argv.filter((a) => a !== '--'),
     options: {
+      quick: { type: 'boolean', default: false },
       full: { type: 'boolean', default: false },
+      required: { type: 'boolean', default: false },
       cells: { type: 'string' },
+      rules: { type: 'string' },
+      attacks: { type: 'string' },
+      f: { type: 'string' },
+      data: { type: 'string' },
       list: { type: 'boolean', default: false },
+      seeds: { type: 'string' },
+      seed: { type: 'string' },
       rounds: { type: 'string' },
       'eval-every': { type: 'string' },
       parallel: { type: 'string', default: '2' },
-      seed: { type: 'string', default: '0' },
       backend: { type: 'string' },
       json: { type: 'string' },
+      plot: { type: 'string' },
       out: { type: 'string' },
+      'no-run': { type: 'boolean', default: false },
     },
   });
   const int = (v: string | undefined, flag: string, min: number): number | undefined => {
@@ -151,81 +250,177 @@ function parseCli() {
     if (!Number.isInteger(x) || x < min) throw new Error(`${flag} must be an integer ≥ ${min} (got '${v}')`);
     return x;
   };
+  const ints = (v: string | undefined, flag: string, min: number) => list(v)?.map((s) => int(s, flag, min)!);
+  if (values.seeds !== undefined && values.seed !== undefined)
+    throw new Error('give --seeds or --seed, not both');
+  const modes = (['quick', 'full', 'required'] as const).filter((m) => values[m]);
+  if (modes.length > 1)
+    throw new Error(`choose one of --quick, --full, --required (got ${modes.join(', ')})`);
+  const f = ints(values.f, '--f', 1);
+  for (const x of f ?? []) {
+    if (!(F_VALUES as readonly number[]).includes(x))
+      throw new Error(`--f: ${x} is not one of ${F_VALUES.join(', ')}`);
+  }
+  const quick = values.quick!;
   return {
-    full: values.full!,
-    cells: values.cells,
+    mode: modes[0],
+    cells: list(values.cells),
+    rules: list(values.rules),
+    attacks: list(values.attacks),
+    f,
+    data: list(values.data),
     list: values.list!,
-    rounds: int(values.rounds, '--rounds', 1) ?? 800,
-    evalEvery: int(values['eval-every'], '--eval-every', 0) ?? 100,
+    seeds: ints(values.seeds ?? values.seed, values.seed ? '--seed' : '--seeds', 0) ?? [0, 1, 2],
+    rounds: int(values.rounds, '--rounds', 1) ?? (quick ? QUICK_ROUNDS : 800),
+    evalEvery: int(values['eval-every'], '--eval-every', 0) ?? (quick ? QUICK_EVAL_EVERY : 100),
     parallel: int(values.parallel, '--parallel', 1)!,
-    seed: int(values.seed, '--seed', 0)!,
     backend: values.backend,
     json: values.json,
+    plot: values.plot,
     out: values.out,
+    noRun: values['no-run']!,
   };
 }
 
 type Args = ReturnType<typeof parseCli>;
 
-function cellSpec(rule: RuleDef, attack: AttackDef, args: Args): JobSpecInput {
-  const byzantine = attack.attack ? BYZANTINE : 0;
-  const n = HONEST + byzantine;
+/** The job spec of one run. Cells of the earlier table (f = 2, iid) give exactly the spec they ran. */
+export function runSpec(cell: Cell, seed: number, rounds: number, evalEvery: number): JobSpecInput {
+  const byzantine = cell.attack.attack ? cell.f : 0;
+  const n = N - cell.f + byzantine;
   return {
-    name: `robustness-${rule.key}-${attack.key}`,
-    seed: args.seed,
+    name: `robustness-${cell.rule.key}-${cell.attack.key}-f${cell.f}-${cell.data.key}`.replace(/\./g, '-'),
+    seed,
     model: { kind: 'cnn' },
-    data: { kind: 'fashion-mnist', batchSize: 25, flip: true },
+    data: { kind: 'fashion-mnist', batchSize: 25, flip: true, ...cell.data.data },
     optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
-    rounds: args.rounds,
+    rounds,
     workers: { min: n, max: n, momentum: 0.9 },
-    aggregation: { rule: rule.rule, f: BYZANTINE, pre: rule.pre, options: rule.options },
+    aggregation: { rule: cell.rule.rule, f: cell.f, pre: cell.rule.pre, options: cell.rule.options },
     checkpoint: { every: 0 },
-    evaluation: { every: args.evalEvery },
+    evaluation: { every: evalEvery },
     simulate: {
-      byzantine: { count: byzantine, attack: attack.attack ?? 'signflip', options: attack.options },
+      byzantine: { count: byzantine, attack: cell.attack.attack ?? 'signflip', options: cell.attack.options },
     },
   };
 }
 
-function allCells(args: Args): Cell[] {
+export function allCells(): Cell[] {
   const cells: Cell[] = [];
-  for (const rule of RULES) {
-    for (const attack of ATTACKS) {
-      cells.push({ id: `${rule.key}/${attack.key}`, rule, attack, spec: cellSpec(rule, attack, args) });
+  for (const data of DATA) {
+    for (const f of F_VALUES) {
+      for (const rule of RULES) {
+        for (const attack of ATTACKS)
+          cells.push({ id: cellId(rule.key, attack.key, f, data.key), rule, attack, f, data });
+      }
     }
   }
   return cells;
 }
 
-function selectCells(args: Args): Cell[] {
-  const all = allCells(args);
-  if (args.full) return all;
-  const ids = args.cells
-    ? args.cells
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-    : REQUIRED;
-  const picked: Cell[] = [];
-  for (const pattern of ids) {
-    const re = new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
-    const matches = all.filter((c) => re.test(c.id));
-    if (matches.length === 0) {
-      throw new Error(
-        `no cell matches '${pattern}' (cells are rule/attack: ${all.map((c) => c.id).join(', ')})`,
-      );
-    }
-    for (const c of matches) if (!picked.includes(c)) picked.push(c);
-  }
-  return picked;
+function globToRegExp(pattern: string): RegExp {
+  const parts = pattern.split('/');
+  while (parts.length < 4) parts.push('*');
+  const body = parts
+    .join('/')
+    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '[^/]*');
+  return new RegExp(`^${body}$`);
 }
 
-/** Runs one cell as `phalanx simulate` in a child process. */
-function runCell(cell: Cell, args: Args, dir: string, children: Set<ChildProcess>): Promise<CellResult> {
-  const base = path.join(dir, cell.id.replace('/', '__'));
+function checkKeys(given: string[] | undefined, known: string[], flag: string): void {
+  for (const k of given ?? []) {
+    if (!known.includes(k)) throw new Error(`${flag}: unknown '${k}' (known: ${known.join(', ')})`);
+  }
+}
+
+/** The cells a command line selects, plus the clean reference of each (f, data) it covers. */
+export function selectCells(args: Args, all: Cell[] = allCells()): Cell[] {
+  checkKeys(
+    args.rules,
+    RULES.map((r) => r.key),
+    '--rules',
+  );
+  checkKeys(
+    args.attacks,
+    ATTACKS.map((a) => a.key),
+    '--attacks',
+  );
+  checkKeys(
+    args.data,
+    DATA.map((d) => d.key),
+    '--data',
+  );
+  const filtered =
+    args.mode === undefined && !args.cells && !args.rules && !args.attacks && !args.f && !args.data;
+  if (filtered && !args.list) {
+    throw new Error(
+      'choose a selection: --quick (≈ 1 h), --required (the earlier 13 cells), --full (many hours), ' +
+        '--cells rule/attack/f<k>/<data>, or filters --rules/--attacks/--f/--data (see --list)',
+    );
+  }
+  let cells = all;
+  if (args.mode === 'quick') {
+    cells = cells.filter(
+      (c) =>
+        QUICK.rules.includes(c.rule.key) &&
+        QUICK.attacks.includes(c.attack.key) &&
+        QUICK.f.includes(c.f) &&
+        QUICK.data.includes(c.data.key),
+    );
+  } else if (args.mode === 'required') {
+    cells = cells.filter(
+      (c) => c.f === 2 && c.data.key === 'iid' && REQUIRED.includes(`${c.rule.key}/${c.attack.key}`),
+    );
+  } else if (args.mode !== 'full') {
+    // a selection by filters alone runs attacked cells; the clean reference comes with them
+    cells = cells.filter((c) => c.attack.attack !== null || args.attacks?.includes('none'));
+  }
+  if (args.rules) cells = cells.filter((c) => args.rules!.includes(c.rule.key));
+  if (args.attacks) cells = cells.filter((c) => args.attacks!.includes(c.attack.key));
+  if (args.f) cells = cells.filter((c) => args.f!.includes(c.f));
+  if (args.data) cells = cells.filter((c) => args.data!.includes(c.data.key));
+  if (args.cells) {
+    const picked: Cell[] = [];
+    for (const pattern of args.cells) {
+      const re = globToRegExp(pattern);
+      const matches = cells.filter((c) => re.test(c.id));
+      if (matches.length === 0) throw new Error(`no cell matches '${pattern}' (--list shows them)`);
+      for (const c of matches) if (!picked.includes(c)) picked.push(c);
+    }
+    cells = picked;
+  }
+  const byId = new Map(all.map((c) => [c.id, c]));
+  const out = [...cells];
+  for (const c of cells) {
+    const clean = byId.get(cleanOf(c))!;
+    if (!out.includes(clean)) out.push(clean);
+  }
+  return out;
+}
+
+/** Why a cell cannot run in this checkout (rule precondition, unavailable data option), or undefined. */
+function unavailable(cell: Cell, args: Args): { reason: string; kind: 'precondition' | 'data' } | undefined {
+  try {
+    validateJobSpec(runSpec(cell, 0, args.rounds, args.evalEvery));
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof JobSpecError)) throw e;
+    const at = (prefix: string) => e.issues.filter((_, i) => e.fields[i].startsWith(prefix));
+    const data = at('data');
+    if (data.length) return { kind: 'data', reason: `${cell.data.key} unavailable (${data.join('; ')})` };
+    const agg = at('aggregation');
+    if (agg.length === e.issues.length) return { kind: 'precondition', reason: agg.join('; ') };
+    throw e;
+  }
+}
+
+/** Runs one seed of a cell as `phalanx simulate` in a child process. */
+function runChild(run: Run, args: Args, dir: string, children: Set<ChildProcess>): Promise<Run> {
+  const base = path.join(dir, run.key.replace(/[/@]/g, '__'));
   const config = `${base}.json`;
   const reportFile = `${base}.report.json`;
-  writeFileSync(config, `${JSON.stringify(cell.spec, null, 2)}\n`);
+  writeFileSync(config, `${JSON.stringify(run.spec, null, 2)}\n`);
   const cliArgs = [BIN, 'simulate', '--config', config, '--report', reportFile];
   if (args.backend) cliArgs.push('--backend', args.backend);
   const started = performance.now();
@@ -242,7 +437,7 @@ function runCell(cell: Cell, args: Args, dir: string, children: Set<ChildProcess
     pending += text;
     const lines = pending.split('\n');
     pending = lines.pop()!;
-    for (const line of lines) if (line.trim()) console.log(`[${cell.id}] ${line}`);
+    for (const line of lines) if (line.trim()) console.log(`[${run.key}] ${line}`);
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
@@ -250,13 +445,8 @@ function runCell(cell: Cell, args: Args, dir: string, children: Set<ChildProcess
     child.once('exit', (code, signal) => {
       children.delete(child);
       writeFileSync(`${base}.log`, log);
-      const wallSeconds = (performance.now() - started) / 1000;
-      const result: CellResult = {
-        id: cell.id,
-        rule: cell.rule.label,
-        attack: cell.attack.label,
-        wallSeconds,
-      };
+      const result: Run = { ...run, wallSeconds: (performance.now() - started) / 1000 };
+      delete result.error;
       if (code === 0) {
         try {
           result.report = JSON.parse(readFileSync(reportFile, 'utf8')) as SimulationReport;
@@ -264,12 +454,8 @@ function runCell(cell: Cell, args: Args, dir: string, children: Set<ChildProcess
           result.error = `no report: ${(e as Error).message}`;
         }
       } else {
-        const tail =
-          log
-            .trim()
-            .split('\n')
-            .filter((l) => l.startsWith('phalanx:'))
-            .at(-1) ?? log.trim().split('\n').at(-1);
+        const lines = log.trim().split('\n');
+        const tail = lines.filter((l) => l.startsWith('phalanx:')).at(-1) ?? lines.at(-1);
         result.error = `exit ${code ?? signal}: ${tail ?? ''}`;
       }
       resolve(result);
@@ -277,158 +463,354 @@ function runCell(cell: Cell, args: Args, dir: string, children: Set<ChildProcess
   });
 }
 
-const fmt = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '  –  ' : x.toFixed(3));
+export interface CellStats {
+  seeds: number;
+  mean: number;
+  std: number;
+  worst: number;
+  worstSeed: number;
+  failed: number;
+}
 
-function printTable(cells: Cell[], results: Map<string, CellResult>, args: Args): void {
-  const steps: number[] = [];
-  if (args.evalEvery > 0) for (let s = args.evalEvery; s <= args.rounds; s += args.evalEvery) steps.push(s);
-  if (steps.at(-1) !== args.rounds) steps.push(args.rounds);
-  const head = [
-    'rule'.padEnd(22),
-    'attack'.padEnd(13),
-    ...steps.map((s) => String(s).padStart(5)),
-    ' final',
-    'worst',
-    ' byz∈',
-    'wall s',
-  ];
-  const lines = [head.join(' ')];
-  const row = (rule: string, attack: string, accs: (number | undefined)[], rest: string[]) =>
-    [rule.padEnd(22), attack.padEnd(13), ...accs.map((a) => fmt(a).padStart(5)), ...rest].join(' ');
-  for (const cell of cells) {
-    const r = results.get(cell.id);
-    const rep = r?.report;
-    if (!r) {
-      lines.push(
-        row(
-          cell.rule.label,
-          cell.attack.label,
-          steps.map(() => undefined),
-          ['(not run)'],
-        ),
+/** Mean, sample std (n − 1; 0 for one seed) and the worst seed of the final accuracies of a cell's runs. */
+export function cellStats(runs: { seed: number; finalAccuracy?: number }[]): CellStats | undefined {
+  const done = runs.filter((r) => r.finalAccuracy !== undefined) as { seed: number; finalAccuracy: number }[];
+  if (done.length === 0) return undefined;
+  const xs = done.map((r) => (Number.isFinite(r.finalAccuracy) ? r.finalAccuracy : 0));
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  let w = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i] < xs[w]) w = i;
+  return {
+    seeds: xs.length,
+    mean,
+    std,
+    worst: xs[w],
+    worstSeed: done[w].seed,
+    failed: runs.length - done.length,
+  };
+}
+
+const fmt = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(3));
+
+interface Grid {
+  cells: Cell[];
+  runs: Map<string, Run>;
+  skipped: Map<string, string>;
+  seeds: number[];
+}
+
+function statsOf(grid: Grid, cell: Cell): CellStats | undefined {
+  const runs = grid.seeds.map((seed) => grid.runs.get(runKey(cell.id, seed))).filter((r): r is Run => !!r);
+  const withResult = runs.filter((r) => r.report || r.error);
+  return cellStats(withResult.map((r) => ({ seed: r.seed, finalAccuracy: r.report?.finalAccuracy })));
+}
+
+/** "mean ± std (worst)", ✗k for failed seeds, [k/m] when only k of the m seeds have run. */
+const cellText = (s: CellStats | undefined, seeds: number) =>
+  s === undefined
+    ? '–'
+    : `${fmt(s.mean)} ± ${fmt(s.std)} (${fmt(s.worst)})${s.failed ? ` ✗${s.failed}` : ''}` +
+      (s.seeds + s.failed < seeds ? ` [${s.seeds + s.failed}/${seeds}]` : '');
+
+/** Markdown tables: per data and f, rules × attacks; then the worst case per rule over the grid. */
+function printTables(grid: Grid, args: Args): void {
+  const out: string[] = [];
+  const datas = DATA.filter((d) => grid.cells.some((c) => c.data === d));
+  const notes: string[] = [];
+  const note = (text: string) => {
+    const i = notes.indexOf(text);
+    if (i >= 0) return i + 1;
+    notes.push(text);
+    return notes.length;
+  };
+  out.push(
+    `Final test accuracy after ${args.rounds} rounds: mean ± std over seeds (worst seed); ✗k = k seeds failed ` +
+      `(counted as 0); seeds ${grid.seeds.join(', ')}. Clean mean = mean, no attackers, the 12 − f honest workers.`,
+  );
+  for (const data of datas) {
+    for (const f of F_VALUES) {
+      const block = grid.cells.filter((c) => c.data === data && c.f === f);
+      if (block.length === 0) continue;
+      const attacks = ATTACKS.filter((a) => a.attack !== null && block.some((c) => c.attack === a));
+      const rules = RULES.filter((r) => block.some((c) => c.rule === r && c.attack.attack !== null));
+      const hasNone = block.some((c) => c.attack === NONE && c.rule.key !== 'mean');
+      const cols = [...attacks, ...(hasNone ? [NONE] : [])];
+      const clean = grid.cells.find((c) => c.id === cellId('mean', 'none', f, data.key));
+      const cleanStats = clean && statsOf(grid, clean);
+      out.push('', `**${data.label}, f = ${f}** (${N - f} honest + ${f} Byzantine)`, '');
+      out.push(`| rule | ${cols.map((a) => a.label).join(' | ')} | worst |`);
+      out.push(`|---|${cols.map(() => '---|').join('')}---|`);
+      out.push(
+        `| clean mean (${N - f} honest) | ${cols.map(() => cellText(cleanStats, grid.seeds.length)).join(' | ')} | |`,
       );
-      continue;
+      for (const rule of rules) {
+        let worst: { s: CellStats; attack: string } | undefined;
+        const texts = cols.map((a) => {
+          const cell = block.find((c) => c.rule === rule && c.attack === a);
+          if (!cell) return '';
+          const skip = grid.skipped.get(cell.id);
+          if (skip) return `n/a [${note(skip)}]`;
+          const s = statsOf(grid, cell);
+          if (s && a.attack !== null && (!worst || s.mean < worst.s.mean)) worst = { s, attack: a.label };
+          return cellText(s, grid.seeds.length);
+        });
+        const w = worst ? `${fmt(worst.s.mean)} (${worst.attack})` : '';
+        out.push(`| ${rule.label} | ${texts.join(' | ')} | ${w} |`);
+      }
     }
-    if (!rep) {
-      lines.push(
-        row(
-          cell.rule.label,
-          cell.attack.label,
-          steps.map(() => undefined),
-          [`FAILED ${r.error ?? ''}`],
-        ),
+  }
+  if (notes.length) out.push('', ...notes.map((n, i) => `[${i + 1}] ${n}`));
+
+  const perRule = worstPerRule(grid);
+  if (perRule.length) {
+    out.push('', '**Worst case per rule over the grid** (lowest cell mean; lowest single seed)', '');
+    out.push('| rule | worst cell mean ± std | cell | worst seed | run | cells |');
+    out.push('|---|---|---|---|---|---|');
+    for (const w of perRule) {
+      out.push(
+        `| ${w.rule.label} | ${fmt(w.cell.mean)} ± ${fmt(w.cell.std)} | ${w.cellId} | ${fmt(w.seed.worst)} | ` +
+          `${w.seedCellId}@${w.seed.worstSeed} | ${w.count} |`,
       );
-      continue;
     }
-    const at = (s: number) => rep.evaluations.find((e) => e.round === s)?.accuracy;
-    const byz = rep.byzantine ? `${(rep.health.byzantineInclusion * 100).toFixed(0)}%`.padStart(5) : '   – ';
-    lines.push(
-      row(cell.rule.label, cell.attack.label, steps.map(at), [
-        fmt(rep.finalAccuracy).padStart(6),
-        fmt(rep.worstAccuracy).padStart(5),
-        byz,
-        r.wallSeconds.toFixed(0).padStart(6),
-      ]),
+  }
+  console.log(`\n${out.join('\n')}`);
+}
+
+interface RuleWorst {
+  rule: RuleDef;
+  cell: CellStats;
+  cellId: string;
+  seed: CellStats;
+  seedCellId: string;
+  count: number;
+}
+
+function worstPerRule(grid: Grid): RuleWorst[] {
+  const res: RuleWorst[] = [];
+  for (const rule of RULES) {
+    let w: RuleWorst | undefined;
+    for (const c of grid.cells) {
+      if (c.rule !== rule || c.attack.attack === null || grid.skipped.has(c.id)) continue;
+      const s = statsOf(grid, c);
+      if (!s) continue;
+      if (!w) w = { rule, cell: s, cellId: c.id, seed: s, seedCellId: c.id, count: 1 };
+      else {
+        w.count++;
+        if (s.mean < w.cell.mean) Object.assign(w, { cell: s, cellId: c.id });
+        if (s.worst < w.seed.worst) Object.assign(w, { seed: s, seedCellId: c.id });
+      }
+    }
+    if (w) res.push(w);
+  }
+  return res;
+}
+
+const slug = (s: string) => s.replace(/[^a-z0-9.-]+/gi, '_');
+/** The plots' bitmap font has no Greek letters or typographic minus. */
+const plain = (s: string) =>
+  s
+    .replace(/τ/g, 'TAU ')
+    .replace(/ε/g, 'EPS ')
+    .replace(/α/g, 'ALPHA ')
+    .replace(/σ/g, 'SIGMA ')
+    .replace(/μ/g, 'MU')
+    .replace(/−/g, '-');
+
+/** accuracy-vs-f (per data × attack, and the worst attack per rule and f) and worst-case-per-rule PNGs. */
+function writePlots(grid: Grid, args: Args, dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const written: string[] = [];
+  const save = (name: string, png: Buffer) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, png);
+    written.push(file);
+  };
+  const fs = F_VALUES.filter((f) => grid.cells.some((c) => c.f === f));
+  for (const data of DATA.filter((d) => grid.cells.some((c) => c.data === d))) {
+    const cleanSeries: LineSeries = {
+      label: 'clean mean',
+      dashed: true,
+      color: [0, 0, 0],
+      points: fs.flatMap((f) => {
+        const clean = grid.cells.find((c) => c.id === cellId('mean', 'none', f, data.key));
+        const s = clean && statsOf(grid, clean);
+        return s ? [{ x: f, y: s.mean, err: s.std }] : [];
+      }),
+    };
+    const attacks = ATTACKS.filter(
+      (a) => a.attack !== null && grid.cells.some((c) => c.data === data && c.attack === a),
     );
-    const ref = REFERENCES[cell.id];
-    if (ref) {
-      const refAt = (s: number) => {
-        const i = REFERENCE_STEPS.indexOf(s);
-        return i >= 0 ? ref[i] : undefined;
-      };
-      lines.push(row('  ByzFL reference', '', steps.map(refAt), [fmt(ref.at(-1)).padStart(6)]));
+    const rules = RULES.filter((r) =>
+      grid.cells.some((c) => c.data === data && c.rule === r && c.attack.attack),
+    );
+    const seriesFor = (pick: (rule: RuleDef, f: number) => CellStats | undefined): LineSeries[] =>
+      rules.map((rule) => ({
+        label: rule.label,
+        points: fs.flatMap((f) => {
+          const s = pick(rule, f);
+          return s ? [{ x: f, y: s.mean, err: s.std }] : [];
+        }),
+      }));
+    const stats = (rule: RuleDef, attack: AttackDef, f: number) => {
+      const c = grid.cells.find((x) => x.id === cellId(rule.key, attack.key, f, data.key));
+      return c && !grid.skipped.has(c.id) ? statsOf(grid, c) : undefined;
+    };
+    for (const attack of attacks) {
+      const chart = drawLineChart({
+        title: plain(`${attack.label}, ${data.label}: final accuracy vs f (n = ${N}, ${args.rounds} rounds)`),
+        xLabel: 'f (Byzantine workers of 12)',
+        yLabel: 'test accuracy (mean ± std over seeds)',
+        series: [...seriesFor((rule, f) => stats(rule, attack, f)), cleanSeries],
+        xTicks: fs,
+      });
+      save(`accuracy-vs-f_${slug(data.key)}_${slug(attack.key)}.png`, chart.toPng());
     }
+    const worstOver = (rule: RuleDef, f: number) => {
+      let w: CellStats | undefined;
+      for (const a of attacks) {
+        const s = stats(rule, a, f);
+        if (s && (!w || s.mean < w.mean)) w = s;
+      }
+      return w;
+    };
+    const chart = drawLineChart({
+      title: plain(`Worst attack per rule, ${data.label}: final accuracy vs f (${attacks.length} attacks)`),
+      xLabel: 'f (Byzantine workers of 12)',
+      yLabel: 'test accuracy under the worst attack (mean ± std)',
+      series: [...seriesFor(worstOver), cleanSeries],
+      xTicks: fs,
+    });
+    save(`accuracy-vs-f_${slug(data.key)}_worst-attack.png`, chart.toPng());
   }
-  console.log(
-    `\nTest accuracy (full test set) after each evaluation; final = after round ${args.rounds}; worst = lowest evaluation;`,
-  );
-  console.log(
-    'byz∈ = share of (Byzantine worker, round) pairs whose vector the aggregate included (weight > 0).\n',
-  );
-  console.log(lines.join('\n'));
+  const perRule = worstPerRule(grid);
+  if (perRule.length) {
+    const cleans = grid.cells
+      .filter((c) => c.rule.key === 'mean' && c.attack === NONE)
+      .map((c) => statsOf(grid, c)?.mean)
+      .filter((x): x is number => x !== undefined);
+    const chart = drawBarChart({
+      title: `Worst case per rule over the grid (lowest cell mean over seeds, ${args.rounds} rounds)`,
+      xLabel: 'final test accuracy',
+      bars: perRule.map((w) => ({ label: w.rule.label, value: w.cell.mean, note: w.cellId })),
+      reference: cleans.length ? { label: 'lowest clean mean', value: Math.min(...cleans) } : undefined,
+    });
+    save('worst-case-per-rule.png', chart.toPng());
+  }
+  return written;
+}
 
-  // Worst case over the attacks each rule was run against (ByzFL's summary statistic; 'none' excluded).
-  const byRule = new Map<string, { acc: number; attack: string; count: number }>();
-  for (const cell of cells) {
-    const rep = results.get(cell.id)?.report;
-    if (!rep || cell.attack.attack === null) continue;
-    const cur = byRule.get(cell.rule.label);
-    if (!cur) byRule.set(cell.rule.label, { acc: rep.finalAccuracy, attack: cell.attack.label, count: 1 });
-    else {
-      cur.count++;
-      if (rep.finalAccuracy < cur.acc)
-        Object.assign(cur, { acc: rep.finalAccuracy, attack: cell.attack.label });
-    }
-  }
-  if (byRule.size > 0) {
-    console.log('\nWorst case over attacks (final accuracy):');
-    for (const [rule, w] of byRule) {
-      const ref =
-        rule === 'trimmedMean+clip+nnm' ? '   (ByzFL reference over signflip/alie/ipm: 0.817, ipm)' : '';
-      console.log(`  ${rule.padEnd(22)} ${fmt(w.acc)}  under ${w.attack} (of ${w.count} attacks)${ref}`);
-    }
-  }
+interface ResultsFile {
+  runs?: Run[];
 }
 
 async function main(): Promise<void> {
-  const args = parseCli();
-  const cells = selectCells(args);
+  const args = parseCli(process.argv.slice(2));
   if (args.list) {
-    for (const c of allCells(args)) console.log(`${c.id}${REQUIRED.includes(c.id) ? '  (required)' : ''}`);
+    for (const c of allCells()) {
+      const req = c.f === 2 && c.data.key === 'iid' && REQUIRED.includes(`${c.rule.key}/${c.attack.key}`);
+      console.log(`${c.id}${req ? '  (required)' : ''}`);
+    }
     return;
   }
-  for (const c of cells) validateJobSpec(c.spec);
-  const dir = args.out ?? mkdtempSync(path.join(os.tmpdir(), 'phalanx-robustness-'));
-  mkdirSync(dir, { recursive: true });
-  console.log(
-    `robustness: ${cells.length} cells × ${args.rounds} rounds (CNN, n = ${HONEST} + ${BYZANTINE}, f = ${BYZANTINE}, ` +
-      `batch 25, worker momentum 0.9, SGD lr 0.1 wd 1e-4, seed ${args.seed}), ${args.parallel} at a time; files in ${dir}`,
-  );
-  const results = new Map<string, CellResult>();
-  const children = new Set<ChildProcess>();
-  process.once('SIGINT', () => {
-    for (const c of children) c.kill('SIGTERM');
-    process.exit(130);
+  const skipped = new Map<string, string>();
+  const unavailableData = new Set<string>();
+  const cells = selectCells(args).filter((c) => {
+    const why = unavailable(c, args);
+    if (why?.kind === 'data') unavailableData.add(why.reason);
+    else if (why) skipped.set(c.id, why.reason);
+    return why?.kind !== 'data';
   });
+  // an explicitly asked-for heterogeneity that this checkout refuses is an error; quick/full report it and go on
+  if (unavailableData.size && (args.data || args.cells) && !args.mode) {
+    throw new Error(`data option not available in this checkout: ${[...unavailableData].join('; ')}`);
+  }
+  const runs = new Map<string, Run>();
+  if (args.json && existsSync(args.json)) {
+    const previous = JSON.parse(readFileSync(args.json, 'utf8')) as ResultsFile;
+    for (const r of previous.runs ?? []) runs.set(r.key, r);
+  }
+  const todo: Run[] = [];
+  for (const c of cells) {
+    if (skipped.has(c.id)) continue;
+    for (const seed of args.seeds) {
+      const key = runKey(c.id, seed);
+      const spec = runSpec(c, seed, args.rounds, args.evalEvery);
+      const prev = runs.get(key);
+      if (prev?.report && JSON.stringify(prev.spec) === JSON.stringify(spec)) continue;
+      const run: Run = { key, cell: c.id, seed, spec };
+      runs.set(key, run);
+      todo.push(run);
+    }
+  }
+  const grid: Grid = { cells, runs, skipped, seeds: args.seeds };
   const save = () => {
     if (!args.json) return;
     mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
     const out = {
       benchmark: 'robustness',
-      // The flag cells run with the defaults of this checkout (they are being tuned).
+      command: `npm run bench:robustness -- ${process.argv.slice(2).join(' ')}`,
+      // The flag cells run with the defaults of this checkout.
       flagDefaults: FLAG_DEFAULTS,
-      setup: {
-        rounds: args.rounds,
-        evalEvery: args.evalEvery,
-        seed: args.seed,
-        honest: HONEST,
-        byzantine: BYZANTINE,
-      },
+      defaultAggregation: DEFAULT_AGGREGATION,
+      setup: { n: N, rounds: args.rounds, evalEvery: args.evalEvery, seeds: args.seeds },
       references: {
-        source: "ByzFL's published Fashion-MNIST benchmark (same setup)",
+        source: "ByzFL's published Fashion-MNIST benchmark (f = 2, iid, same setup)",
         steps: REFERENCE_STEPS,
         cells: REFERENCES,
       },
-      cells: cells.map((c) => ({ spec: c.spec, ...(results.get(c.id) ?? { id: c.id, pending: true }) })),
+      skipped: Object.fromEntries(skipped),
+      cells: Object.fromEntries(
+        cells.filter((c) => !skipped.has(c.id)).map((c) => [c.id, statsOf(grid, c) ?? null]),
+      ),
+      runs: [...runs.values()],
     };
     writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
   };
-  const queue = [...cells];
-  const worker = async () => {
-    for (let cell = queue.shift(); cell; cell = queue.shift()) {
-      console.log(`[${cell.id}] start`);
-      const r = await runCell(cell, args, dir, children);
-      results.set(cell.id, r);
-      console.log(
-        `[${cell.id}] ${r.report ? `done: final accuracy ${fmt(r.report.finalAccuracy)}` : `FAILED: ${r.error}`} (${r.wallSeconds.toFixed(0)} s)`,
-      );
-      save();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(args.parallel, cells.length) }, worker));
-  printTable(cells, results, args);
+  for (const d of unavailableData) console.log(`robustness: skipping ${d}`);
+  if (todo.length === 0) console.log(`robustness: every selected run is done (${args.json ?? 'no --json'})`);
+  if (!args.noRun && todo.length > 0) {
+    const dir = args.out ?? mkdtempSync(path.join(os.tmpdir(), 'phalanx-robustness-'));
+    mkdirSync(dir, { recursive: true });
+    console.log(
+      `robustness: ${cells.length - skipped.size} cells × ${args.seeds.length} seeds: ${todo.length} runs to do ` +
+        `(${(cells.length - skipped.size) * args.seeds.length - todo.length} done in ${args.json ?? '–'}) × ${args.rounds} rounds (CNN, n = ${N}, batch 25, ` +
+        `worker momentum 0.9, SGD lr 0.1 wd 1e-4), ${args.parallel} at a time; files in ${dir}`,
+    );
+    const children = new Set<ChildProcess>();
+    process.once('SIGINT', () => {
+      for (const c of children) c.kill('SIGTERM');
+      process.exit(130);
+    });
+    const queue = [...todo];
+    const worker = async () => {
+      for (let run = queue.shift(); run; run = queue.shift()) {
+        console.log(`[${run.key}] start`);
+        const r = await runChild(run, args, dir, children);
+        runs.set(r.key, r);
+        console.log(
+          `[${r.key}] ${r.report ? `done: final accuracy ${fmt(r.report.finalAccuracy)}` : `FAILED: ${r.error}`} ` +
+            `(${r.wallSeconds!.toFixed(0)} s; ${queue.length} queued)`,
+        );
+        save();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(args.parallel, todo.length) }, worker));
+  }
+  save();
+  printTables(grid, args);
+  if (args.plot) {
+    for (const f of writePlots(grid, args, args.plot)) console.log(`plot: ${f}`);
+  }
   if (args.json) console.log(`\nresults written to ${args.json}`);
-  if ([...results.values()].some((r) => !r.report)) process.exitCode = 1;
+  if (todo.some((r) => runs.get(r.key)?.error)) process.exitCode = 1;
 }
 
-await main();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`robustness: ${(e as Error).message}`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,89 @@
+import { expect } from 'chai';
+import { validateJobSpec } from '../../../src/config/jobSpec.ts';
+import { allCells, cellStats, parseCli, runSpec, selectCells } from '../../../bench/robustness.ts';
+
+const cell = (id: string) => {
+  const c = allCells().find((x) => x.id === id);
+  if (!c) throw new Error(`no cell ${id}`);
+  return c;
+};
+
+describe('bench:robustness grid', () => {
+  it('cellStats: mean, sample std and the worst seed; a failed seed counts as 0', () => {
+    const s = cellStats([
+      { seed: 0, finalAccuracy: 0.8 },
+      { seed: 1, finalAccuracy: 0.7 },
+      { seed: 2, finalAccuracy: 0.9 },
+    ])!;
+    expect(s.mean).to.be.closeTo(0.8, 1e-12);
+    expect(s.std).to.be.closeTo(0.1, 1e-12); // sample std (n − 1)
+    expect([s.worst, s.worstSeed, s.seeds, s.failed]).to.deep.equal([0.7, 1, 3, 0]);
+    const withFailure = cellStats([{ seed: 0, finalAccuracy: 0.8 }, { seed: 4 }])!;
+    expect([withFailure.seeds, withFailure.failed, withFailure.mean]).to.deep.equal([1, 1, 0.8]);
+    expect(cellStats([{ seed: 0, finalAccuracy: Number.NaN }])!.worst).to.equal(0);
+    expect(cellStats([{ seed: 0, finalAccuracy: 0.5 }])!.std).to.equal(0);
+  });
+
+  it('the earlier table’s cells keep exactly the spec they ran (f = 2, iid; only the name differs)', () => {
+    const spec = runSpec(cell('flag/signflip/f2/iid'), 0, 800, 100);
+    const { name, ...rest } = spec;
+    expect(name).to.equal('robustness-flag-signflip-f2-iid');
+    expect(rest).to.deep.equal({
+      seed: 0,
+      model: { kind: 'cnn' },
+      data: { kind: 'fashion-mnist', batchSize: 25, flip: true },
+      optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
+      rounds: 800,
+      workers: { min: 12, max: 12, momentum: 0.9 },
+      aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
+      checkpoint: { every: 0 },
+      evaluation: { every: 100 },
+      simulate: { byzantine: { count: 2, attack: 'signflip', options: {} } },
+    });
+    // the clean reference: 10 honest workers, no Byzantine ones, declared f = 2
+    const clean = runSpec(cell('mean/none/f2/iid'), 0, 800, 100);
+    expect(clean.workers).to.deep.equal({ min: 10, max: 10, momentum: 0.9 });
+    expect(clean.simulate).to.deep.equal({ byzantine: { count: 0, attack: 'signflip', options: {} } });
+    expect(runSpec(cell('tm-clip-nnm/alie-t1.5/f2/iid'), 0, 800, 100).simulate).to.deep.equal({
+      byzantine: { count: 2, attack: 'alie', options: { tau: 1.5 } },
+    });
+  });
+
+  it('f Byzantine of n = 12 and the data option shape per heterogeneity', () => {
+    const s = runSpec(cell('median/ipm-e0.1/f5/dir0.3'), 2, 100, 50);
+    expect(s.workers).to.deep.equal({ min: 12, max: 12, momentum: 0.9 });
+    expect(s.aggregation!.f).to.equal(5);
+    expect(s.simulate!.byzantine!.count).to.equal(5);
+    expect(s.data).to.deep.include({ shardBy: 'dirichlet', alpha: 0.3 });
+    expect(runSpec(cell('mean/none/f3/dir1'), 0, 100, 50).workers!.max).to.equal(9);
+  });
+
+  it('every iid attack spec is admitted (each attack parameterisation exists in its schema)', () => {
+    for (const c of allCells().filter((x) => x.data.key === 'iid' && x.f === 2 && x.rule.key === 'mean')) {
+      expect(() => validateJobSpec(runSpec(c, 0, 10, 5)), c.id).not.to.throw();
+    }
+  });
+
+  it('--quick: 3 rules × 4 attacks × f ∈ {2, 3} × 2 data, plus the clean mean of each (f, data)', () => {
+    const cells = selectCells(parseCli(['--quick']));
+    expect(cells).to.have.length(3 * 4 * 2 * 2 + 2 * 2);
+    expect(cells.filter((c) => c.attack.attack === null).map((c) => c.id)).to.have.members([
+      'mean/none/f2/iid',
+      'mean/none/f3/iid',
+      'mean/none/f2/dir0.3',
+      'mean/none/f3/dir0.3',
+    ]);
+    expect(new Set(cells.map((c) => c.rule.key))).to.deep.equal(
+      new Set(['default', 'tm-clip-nnm', 'median', 'mean']),
+    );
+  });
+
+  it('--required is the earlier 13 cells; --cells patterns extend missing parts; no selection is an error', () => {
+    expect(selectCells(parseCli(['--required']))).to.have.length(13);
+    const ids = selectCells(parseCli(['--cells', 'flag/alie'])).map((c) => c.id);
+    expect(ids).to.include('flag/alie/f5/dir1');
+    expect(ids.every((id) => id.startsWith('flag/alie/') || id.startsWith('mean/none/'))).to.equal(true);
+    expect(() => selectCells(parseCli([]))).to.throw(/choose a selection/);
+    expect(() => parseCli(['--f', '4'])).to.throw(/--f: 4 is not one of 1, 2, 3, 5/);
+  });
+});
