@@ -109,14 +109,15 @@ describe('divergence guard', () => {
     expect(hit?.kinds).to.deep.equal(['norm-jump']);
   });
 
-  for (const [what, patch] of [
+  const patches: [string, Partial<GuardObservation>][] = [
     ['loss', { loss: NaN }],
     ['update norm', { updateNorm: Infinity }],
     ['evaluation loss', { evaluation: { loss: NaN, accuracy: 0.7 } }],
-  ] as const) {
+  ];
+  for (const [what, patch] of patches) {
     it(`signals non-finite on a non-finite ${what}, even in the first round`, () => {
       const guard = new DivergenceGuard();
-      const signals = guard.observe({ round: 0, loss: 2.3, updateNorm: 0.5, ...patch });
+      const signals = guard.observe({ ...{ round: 0, loss: 2.3, updateNorm: 0.5 }, ...patch });
       expect(signals.map((s) => s.kind)).to.deep.equal(['non-finite']);
       expect(signals[0].message).to.contain(what);
     });
