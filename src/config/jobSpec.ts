@@ -309,6 +309,12 @@ export function fallbackAggregation(spec: Pick<JobSpec, 'aggregation' | 'guard'>
   return { rule, f: f ?? spec.aggregation.f, pre, options };
 }
 
+/** The detector thresholds of the guard section. */
+export function guardOptions(spec: Pick<JobSpec, 'guard'>) {
+  const { window, lossJump, patience, normJump, accuracyDrop } = spec.guard;
+  return { window, lossJump, patience, normJump, accuracyDrop };
+}
+
 export class JobSpecError extends Error {
   /**
    * `issues`: one line per problem, "<field path>: <what is allowed>"; `fields`: the field path of each ('(root)' for

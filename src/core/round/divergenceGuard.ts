@@ -187,3 +187,15 @@ function median(values: readonly number[]): number {
 
 const fmt = (x: number) => (Math.abs(x) >= 1e4 || Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toFixed(3));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** The job cannot recover: the guard signalled again after guard.maxRollbacks rollbacks. */
+export class DivergenceError extends Error {
+  constructor(round: number, maxRollbacks: number, signals: readonly DivergenceSignal[]) {
+    super(
+      `training diverged at round ${round} (${signals.map((s) => s.message).join('; ')}) after ` +
+        `${maxRollbacks} rollback(s), the most guard.maxRollbacks allows: use a more robust fallback rule, a lower ` +
+        'learning rate, or raise guard.maxRollbacks',
+    );
+    this.name = 'DivergenceError';
+  }
+}
