@@ -487,7 +487,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       meanWeight: w.stats.delivered ? w.stats.weight / w.stats.delivered : 0,
     }));
     const fraction = (rs: RankHealth[]) =>
-      rs.length ? rs.reduce((s, r) => s + r.included, 0) / (rs.length * spec.rounds) : NaN;
+      rs.length ? rs.reduce((s, r) => s + r.included, 0) / (rs.length * perRound.length) : NaN;
     const accuracies = evaluations.map((e) => e.accuracy);
     const final = evaluations.at(-1);
     return {
