@@ -36,46 +36,11 @@ describe('integration: divergence guard rollback (separate processes, real gRPC)
   });
 
   it('rolls back to the last good checkpoint and finishes on the fallback rule', async () => {
-    const coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('guard')]);
-    procs.push(coordinator.proc);
-    const jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
-    clients.push(jobs);
-    const job = await jobs.submit(
-      JSON.stringify({
-        name: 'guard-rollback',
-        seed: 2,
-        model: { kind: 'mlp', hidden: [16] },
-        data: { batchSize: 32, maxTrain: 3000, maxTest: 500 },
-        optimizer: { kind: 'sgd', lr: 0.1 },
-        rounds: ROUNDS,
-        workers: { min: 3, max: 3, roundTimeout: '10s', heartbeatTtl: '3s', momentum: 0.9 },
-        aggregation: { rule: 'mean', f: 1 },
-        checkpoint: { every: 10, keep: 2 },
-        evaluation: { every: 10, limit: 500 },
-        guard: { rollback: true, maxRollbacks: 2, fallback: { rule: 'median' } },
-      }),
-    );
-    // Live reports: the stored history is the job's timeline after its last rollback (like after a resume).
-    const reports: RoundReport[] = [];
-    const watching = jobs.watch(job.id, undefined, (e) => {
-      if (e.round) reports.push(e.round as unknown as RoundReport);
+    const { jobs, job, reports, watching } = await startJob({
+      rollback: true,
+      maxRollbacks: 2,
+      fallback: { rule: 'median' },
     });
-    for (const i of [0, 1]) {
-      const w = startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', job.id, '--backend', 'cpu']);
-      procs.push(w);
-    }
-    const byz = startWorkerProcess(coordinator.address, 'worker-2', [
-      '--job',
-      job.id,
-      '--backend',
-      'cpu',
-      '--byzantine',
-      'signflip',
-      '--attack-options',
-      '{"scale":4}',
-    ]);
-    procs.push(byz);
-
     const done = await waitForEnd(jobs, job.id);
     expect(done.state, done.error).to.equal('completed');
     await watching;
@@ -110,4 +75,63 @@ describe('integration: divergence guard rollback (separate processes, real gRPC)
       `      signal at round ${reports[signal].round} (${reports[signal].divergence.join('; ')}), back to round ${back}, final test accuracy ${accuracy}`,
     );
   });
+
+  it('fails the job with the reason once guard.maxRollbacks is spent', async () => {
+    const { jobs, job, watching } = await startJob({
+      rollback: true,
+      maxRollbacks: 1,
+      fallback: { rule: 'mean' },
+    });
+    const done = await waitForEnd(jobs, job.id);
+    await watching.catch(() => {});
+    expect(done.state).to.equal('failed');
+    expect(done.error).to.match(
+      /^training diverged at round \d+ \(loss-jump: .*\) after 1 rollback\(s\), the most guard\.maxRollbacks allows/,
+    );
+  });
+
+  async function startJob(guard: Record<string, unknown>) {
+    const coordinator = await startCoordinatorProcess(['--checkpoint-dir', tmpDir('guard')]);
+    procs.push(coordinator.proc);
+    const jobs = new JobsClient(coordinator.address, { token: coordinator.adminToken });
+    clients.push(jobs);
+    const job = await jobs.submit(
+      JSON.stringify({
+        name: 'guard-rollback',
+        seed: 2,
+        model: { kind: 'mlp', hidden: [16] },
+        data: { batchSize: 32, maxTrain: 3000, maxTest: 500 },
+        optimizer: { kind: 'sgd', lr: 0.1 },
+        rounds: ROUNDS,
+        workers: { min: 3, max: 3, roundTimeout: '10s', heartbeatTtl: '3s', momentum: 0.9 },
+        aggregation: { rule: 'mean', f: 1 },
+        checkpoint: { every: 10, keep: 2 },
+        evaluation: { every: 10, limit: 500 },
+        guard,
+      }),
+    );
+    // Live reports from the start: the stored history is the job's timeline after its last rollback (like after
+    // a resume), a live watch sees every report.
+    const reports: RoundReport[] = [];
+    const watching = jobs.watch(job.id, undefined, (e) => {
+      if (e.round) reports.push(e.round as unknown as RoundReport);
+    });
+    for (const i of [0, 1]) {
+      const w = startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', job.id, '--backend', 'cpu']);
+      procs.push(w);
+    }
+    const byz = startWorkerProcess(coordinator.address, 'worker-2', [
+      '--job',
+      job.id,
+      '--backend',
+      'cpu',
+      '--byzantine',
+      'signflip',
+      '--attack-options',
+      '{"scale":4}',
+    ]);
+    procs.push(byz);
+
+    return { jobs, job, reports, watching };
+  }
 });
