@@ -6,6 +6,9 @@
  *
  * Round t: workers pull version t and push a gradient for round t. Late pushes for a closed round are answered
  * LATE, duplicates DUPLICATE: both leave state untouched.
+ *
+ * The divergence guard (src/core/round/divergenceGuard.ts) watches every closed round; its signals go into the
+ * report, and with guard.rollback the job goes back to its last checkpoint on the fallback rule (rollBack).
  */
 import { fallbackAggregation, guardOptions, type JobSpec } from '../config/jobSpec.ts';
 import {
