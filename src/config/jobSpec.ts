@@ -237,6 +237,9 @@ const guardSchema = section({
   /** Rollbacks allowed; one more signal after that fails the job. */
   maxRollbacks: count(100).default(3),
   fallback: fallbackSchema.prefault({}),
+}).refine((g) => g.enabled || !g.rollback, {
+  path: ['rollback'],
+  message: 'needs guard.enabled: true (its signals are what trigger a rollback)',
 });
 
 const simulateSchema = section({

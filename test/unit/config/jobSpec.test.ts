@@ -172,6 +172,9 @@ describe('config: job spec', () => {
       })[0],
     ).to.match(/^guard\.fallback\.options\.x: unknown option/);
     expect(issues({ guard: { lossJump: 1, fallback: { f: -1 } } })).to.have.length(2);
+    expect(issues({ guard: { enabled: false, rollback: true } })).to.deep.equal([
+      'guard.rollback: needs guard.enabled: true (its signals are what trigger a rollback)',
+    ]);
     const spec = validateJobSpec({ ...base, guard: { rollback: true } });
     expect(fallbackAggregation(spec)).to.deep.equal({ rule: 'median', f: 1, pre: [], options: {} });
   });
