@@ -4,7 +4,8 @@
  *
  *   params            the parameters after `round` rounds
  *   optim.<name>      each optimizer tensor (SGD momentum, Adam moments)
- *   metadata          jobId, round, spec (JSON), optimScalars (JSON), aggregationState (JSON, if the rule has one)
+ *   metadata          jobId, round, spec (JSON), optimScalars (JSON), aggregationState (JSON, if the rule has one),
+ *                     guardState (JSON: the divergence guard's rollbacks so far and detector state, if guarded)
  */
 import type { LoadedCheckpoint, WriteCheckpointInput } from './checkpoint.ts';
 
@@ -18,6 +19,8 @@ export interface JobState {
   optimizer: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
   /** The aggregation pipeline's state as JSON text, if it keeps any. */
   aggregation?: string;
+  /** The divergence guard's state as JSON text (rollbacks made, detector), if the job is guarded. */
+  guard?: string;
 }
 
 const OPTIM = 'optim.';
@@ -32,6 +35,7 @@ export function encodeJobState(state: JobState, keep?: number): WriteCheckpointI
     optimScalars: JSON.stringify(state.optimizer.scalars),
   };
   if (state.aggregation) metadata['aggregationState'] = state.aggregation;
+  if (state.guard) metadata['guardState'] = state.guard;
   return { jobId: state.jobId, round: state.round, tensors, metadata, keep };
 }
 
@@ -53,5 +57,6 @@ export function decodeJobState(loaded: LoadedCheckpoint, jobId: string, round: n
       scalars: JSON.parse(loaded.metadata['optimScalars'] ?? '{}') as Record<string, number>,
     },
     aggregation: loaded.metadata['aggregationState'] || undefined,
+    guard: loaded.metadata['guardState'] || undefined,
   };
 }

@@ -23,7 +23,10 @@ export class ProgressPrinter {
     if (Number.isFinite(r.testAccuracy)) this.lastAccuracy = r.testAccuracy;
     const line = formatRound(r, this.total, this.lastAccuracy, (Date.now() - this.started) / 1000);
     const permanent =
-      Number.isFinite(r.testAccuracy) || done === this.total || (!this.tty && done % this.every === 0);
+      Number.isFinite(r.testAccuracy) ||
+      done === this.total ||
+      r.divergence.length > 0 ||
+      (!this.tty && done % this.every === 0);
     if (this.tty) {
       process.stdout.write(`\r\x1b[2K${line}${permanent ? '\n' : ''}`);
       this.live = !permanent;
@@ -48,6 +51,18 @@ export function formatRound(r: RoundReport, total: number, accuracy: number, ela
     `round ${String(done).padStart(String(total).length)}/${total}  ` +
     `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  test acc ${acc}  ` +
     `included ${included}/${r.workers.length}${flagged.length ? ` (flagged ${flagged.join(',')})` : ''}` +
-    `${r.missing.length ? `  missing ${r.missing.length}` : ''}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s`
+    `${r.missing.length ? `  missing ${r.missing.length}` : ''}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s` +
+    guardNote(r)
   );
+}
+
+/** The divergence guard's part of a round line: signals, and whether the round is a replay after a rollback. */
+function guardNote(r: RoundReport): string {
+  // Reports stored before the guard existed have none of these fields.
+  const signals = r.divergence ?? [];
+  const rollbacks = r.rollbacks ?? 0;
+  let note = '';
+  if (rollbacks > 0) note += `  [${r.replay ? 'replay, ' : ''}rule ${r.rule} after ${rollbacks} rollback(s)]`;
+  if (signals.length) note += `  DIVERGENCE: ${signals.join('; ')}`;
+  return note;
 }

@@ -210,6 +210,38 @@ const evaluationSchema = section({
   limit: positive(LIMITS.maxExamples).optional(),
 });
 
+/** An aggregation choice without a deadline: the rule a guarded job falls back to (absent f: aggregation.f). */
+const fallbackSchema = section({
+  rule: z.string().min(1).max(64).default('median'),
+  f: count(LIMITS.maxWorkers - 1).optional(),
+  pre: aggregationSchema.shape.pre,
+  options: aggregationSchema.shape.options,
+});
+
+/**
+ * The divergence guard (src/core/round/divergenceGuard.ts states the tests): its signals go into every round's
+ * report; with `rollback`, a signal sends the job back to its last good checkpoint to continue with `fallback`.
+ */
+const guardSchema = section({
+  enabled: z.boolean().default(true),
+  /** Rounds in the rolling medians of the loss and the update norm. */
+  window: boundedInt(5, 10_000).default(20),
+  /** Signal when the loss stays above lossJump × its lowest rolling median for `patience` rounds. */
+  lossJump: boundedNumber({ gt: 1, max: 1e6 }).default(2),
+  patience: boundedInt(1, 1000).default(3),
+  /** Signal when the update norm exceeds normJump × its rolling median. */
+  normJump: boundedNumber({ gt: 1, max: 1e6 }).default(10),
+  /** Signal when the evaluation accuracy falls below (1 − accuracyDrop) × the best one so far. */
+  accuracyDrop: boundedNumber({ gt: 0, max: 1 }).default(0.5),
+  rollback: z.boolean().default(false),
+  /** Rollbacks allowed; one more signal after that fails the job. */
+  maxRollbacks: count(100).default(3),
+  fallback: fallbackSchema.prefault({}),
+}).refine((g) => g.enabled || !g.rollback, {
+  path: ['rollback'],
+  message: 'needs guard.enabled: true (its signals are what trigger a rollback)',
+});
+
 const simulateSchema = section({
   byzantine: section({
     count: count(LIMITS.maxWorkers).default(0),
@@ -233,6 +265,7 @@ export const jobSpecSchema = section({
   compression: compressionSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
   evaluation: evaluationSchema.prefault({}),
+  guard: guardSchema.prefault({}),
   /** Only for `phalanx simulate`: simulated Byzantine workers. */
   simulate: simulateSchema.optional(),
 }).superRefine((spec, ctx) => {
@@ -240,6 +273,11 @@ export const jobSpecSchema = section({
   const parameters = parameterCount(spec.model);
   for (const issue of checkAggregation(spec.aggregation, spec.workers.max, parameters)) {
     ctx.addIssue({ code: 'custom', path: ['aggregation', ...issue.path], message: issue.message });
+  }
+  if (spec.guard.rollback) {
+    for (const issue of checkAggregation(fallbackAggregation(spec), spec.workers.max, parameters)) {
+      ctx.addIssue({ code: 'custom', path: ['guard', 'fallback', ...issue.path], message: issue.message });
+    }
   }
   const byz = spec.simulate?.byzantine;
   if (byz) {
@@ -262,6 +300,23 @@ export const jobSpecSchema = section({
 
 export type JobSpec = z.output<typeof jobSpecSchema>;
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
+
+/** The aggregation a guarded job continues with after a rollback. */
+export function fallbackAggregation(spec: Pick<JobSpec, 'aggregation' | 'guard'>): {
+  rule: string;
+  f: number;
+  pre: string[];
+  options: Record<string, unknown>;
+} {
+  const { rule, f, pre, options } = spec.guard.fallback;
+  return { rule, f: f ?? spec.aggregation.f, pre, options };
+}
+
+/** The detector thresholds of the guard section. */
+export function guardOptions(spec: Pick<JobSpec, 'guard'>) {
+  const { window, lossJump, patience, normJump, accuracyDrop } = spec.guard;
+  return { window, lossJump, patience, normJump, accuracyDrop };
+}
 
 export class JobSpecError extends Error {
   /**

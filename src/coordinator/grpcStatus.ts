@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { JobSpecError } from '../config/jobSpec.ts';
 import { AggregationStalledError } from '../core/roundStep.ts';
+import { DivergenceError } from '../core/round/divergenceGuard.ts';
 import { JobFullError, NotParticipantError } from '../core/round/roundEngine.ts';
 import { MemoryBudgetError } from './admission.ts';
 
@@ -37,7 +38,8 @@ function knownMessage(e: unknown): string | undefined {
     e instanceof JobSpecError ||
     e instanceof NotParticipantError ||
     e instanceof JobFullError ||
-    e instanceof AggregationStalledError
+    e instanceof AggregationStalledError ||
+    e instanceof DivergenceError
   )
     return e.message;
   return undefined;

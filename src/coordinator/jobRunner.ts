@@ -4,10 +4,10 @@
  * it with the `run` transition (starting → running). If that compare-and-set fails — the job was cancelled while
  * its runtime was being built — the runtime is disposed without ever having been visible to a worker.
  */
-import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
+import { fallbackAggregation, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { decodeJobState, encodeJobState } from '../checkpoint/jobState.ts';
-import { JobRuntime, type JobResult } from './jobRuntime.ts';
+import { JobRuntime, type JobResult, type RuntimeGuardState } from './jobRuntime.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import { RoundCompute, type ComputeState } from './roundCompute.ts';
 import { checkpointDirectory, type AdmissionConfig } from './admission.ts';
@@ -164,12 +164,14 @@ export class JobRunner {
     let params = host.initialParameters();
     let startRound = 0;
     let resumed: ComputeState | undefined;
+    let guard: RuntimeGuardState | undefined;
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
       if (manifest) {
         const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round);
         params = saved.params;
         resumed = { optimizer: saved.optimizer, aggregation: saved.aggregation };
+        guard = saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
         startRound = manifest.round;
         this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
       } else {
@@ -177,15 +179,14 @@ export class JobRunner {
       }
       await this.store.setJobRound(job.id, startRound);
     }
-    // Aggregation and the optimizer run on their own thread, on parameters in shared memory.
+    // Aggregation and the optimizer run on their own thread, on parameters in shared memory. A job that rolled
+    // back before its checkpoint was written continues on the guard's fallback rule.
+    const { rule, f, pre, options } = spec.aggregation;
+    const aggregation = (rollbacks: number) =>
+      rollbacks > 0 ? fallbackAggregation(spec) : { rule, f, pre, options };
     const compute = await RoundCompute.start(
       {
-        aggregation: {
-          rule: spec.aggregation.rule,
-          f: spec.aggregation.f,
-          pre: spec.aggregation.pre,
-          options: spec.aggregation.options,
-        },
+        aggregation: aggregation(guard?.rollbacks ?? 0),
         optimizer: spec.optimizer,
         size: host.layout.totalSize,
       },
@@ -222,11 +223,36 @@ export class JobRunner {
                 params: rt.params,
                 optimizer: state.optimizer,
                 aggregation: state.aggregation,
+                guard: JSON.stringify(rt.guardState()),
               },
               spec.checkpoint.keep,
             ),
           );
           await this.store.putCheckpointManifest(manifest);
+        },
+        onRollback: async (rt) => {
+          // The newest checkpoint is the last good one: none is written for a round the guard signalled.
+          const manifest = await this.store.getCheckpointManifest(job.id);
+          const fallback = {
+            aggregation: aggregation(rt.rollbacks + 1),
+            optimizer: spec.optimizer,
+            size: host.layout.totalSize,
+          };
+          if (!manifest) {
+            await compute.restart(fallback, host.initialParameters());
+            await this.store.setJobRound(job.id, 0);
+            return { round: 0 };
+          }
+          const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round);
+          const savedGuard =
+            saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
+          // The rule state in the checkpoint is the fallback's only if it was written after a rollback.
+          await compute.restart(fallback, saved.params, {
+            optimizer: saved.optimizer,
+            aggregation: (savedGuard?.rollbacks ?? 0) > 0 ? saved.aggregation : undefined,
+          });
+          await this.store.setJobRound(job.id, manifest.round);
+          return { round: manifest.round, guard: savedGuard };
         },
         onComplete: async (result: JobResult) => {
           const done = await this.queue.transition(job.id, 'complete', {
@@ -241,6 +267,8 @@ export class JobRunner {
         onError: (error) => void this.fail(job.id, error),
       },
       startRound,
+      undefined,
+      guard,
     );
     return { runtime, compute };
   }

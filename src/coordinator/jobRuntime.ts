@@ -6,8 +6,18 @@
  *
  * Round t: workers pull version t and push a gradient for round t. Late pushes for a closed round are answered
  * LATE, duplicates DUPLICATE: both leave state untouched.
+ *
+ * The divergence guard (src/core/round/divergenceGuard.ts) watches every closed round; its signals go into the
+ * report, and with guard.rollback the job goes back to its last checkpoint on the fallback rule (rollBack).
  */
-import type { JobSpec } from '../config/jobSpec.ts';
+import { fallbackAggregation, guardOptions, type JobSpec } from '../config/jobSpec.ts';
+import {
+  DivergenceError,
+  DivergenceGuard,
+  guardLoss,
+  type DivergenceSignal,
+  type GuardState,
+} from '../core/round/divergenceGuard.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
 import type { RoundStepResult } from '../core/roundStep.ts';
@@ -40,11 +50,23 @@ export interface RoundComputer {
   skip(round: number, reason: string): Promise<RoundStepResult>;
 }
 
+/** The divergence guard's part of a job's state: what checkpoints keep and a rollback or resume restores. */
+export interface RuntimeGuardState {
+  /** Rollbacks made so far; after the first, the job runs the guard's fallback rule. */
+  rollbacks: number;
+  detector?: GuardState;
+}
+
 export interface RuntimeHooks {
   /** Called after every round with its report (store, watchers, metrics). Awaited before the next round closes. */
   onRound(report: RoundReport): Promise<void>;
   /** Called every checkpoint.every rounds and at the end; must persist atomically. */
   onCheckpoint(runtime: JobRuntime): Promise<void>;
+  /**
+   * guard.rollback: restore the last good checkpoint (or the initial state) with the round computation on the
+   * guard's fallback rule; returns the round it holds and the guard state it was written with.
+   */
+  onRollback?(runtime: JobRuntime): Promise<{ round: number; guard?: RuntimeGuardState }>;
   /** Called once when all rounds are done, with the final evaluation. */
   onComplete(result: JobResult): Promise<void>;
   onError(error: Error): void;
@@ -92,7 +114,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   paramsVersion: number;
   status: RuntimeStatus = 'running';
 
-  private readonly engine: RoundEngine<Delivery>;
+  private engine: RoundEngine<Delivery>;
+  private readonly guard: DivergenceGuard | undefined;
+  /** Rollbacks made so far (guard.rollback). */
+  rollbacks = 0;
+  /** Bumped by every rollback: a worker waiting for a later round must look again. */
+  private epoch = 0;
+  /** Highest round reported: a lower one reported again is a replay after a rollback. */
+  private reportedUpTo = -1;
   private readonly bufferPool: Float32Array[] = [];
   private timer: NodeJS.Timeout | undefined;
   /** A round is being aggregated (engine closed, next round not yet open). */
@@ -112,19 +141,39 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     private readonly compute: RoundComputer,
     private readonly hooks: RuntimeHooks,
     startRound: number,
-    clock: Clock = systemClock,
+    private readonly clock: Clock = systemClock,
+    /** The guard state of the checkpoint the job resumes from. */
+    guardState?: RuntimeGuardState,
   ) {
     super();
     this.fingerprint = layoutFingerprint(model.layout);
     this.paramsVersion = startRound;
-    this.engine = new RoundEngine<Delivery>(
-      { min: spec.workers.min, max: spec.workers.max, roundTimeoutMs: spec.workers.roundTimeout },
-      clock,
-      startRound,
-    );
+    this.engine = this.newEngine(startRound);
+    this.guard = spec.guard.enabled ? new DivergenceGuard(guardOptions(spec)) : undefined;
+    this.restoreGuard(guardState);
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);
     }
+  }
+
+  private newEngine(startRound: number): RoundEngine<Delivery> {
+    const { min, max, roundTimeout } = this.spec.workers;
+    return new RoundEngine<Delivery>({ min, max, roundTimeoutMs: roundTimeout }, this.clock, startRound);
+  }
+
+  private restoreGuard(state: RuntimeGuardState | undefined): void {
+    this.rollbacks = state?.rollbacks ?? 0;
+    if (state?.detector) this.guard?.load(state.detector);
+  }
+
+  /** What a checkpoint keeps of the guard. */
+  guardState(): RuntimeGuardState {
+    return { rollbacks: this.rollbacks, ...(this.guard ? { detector: this.guard.save() } : {}) };
+  }
+
+  /** The rule rounds are aggregated with: the guard's fallback after a rollback. */
+  get rule(): string {
+    return this.rollbacks > 0 ? fallbackAggregation(this.spec).rule : this.spec.aggregation.rule;
   }
 
   get layout(): ParameterLayout {
@@ -258,8 +307,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
    * closes there is nothing to push until the job has ended (its final evaluation may still run).
    */
   waitForRound(afterRound: number, waitMs: number): Promise<void> {
+    const epoch = this.epoch;
     const ready = () =>
-      this.status !== 'running' || (this.round > afterRound && this.round < this.spec.rounds);
+      this.status !== 'running' ||
+      this.epoch !== epoch ||
+      (this.round > afterRound && this.round < this.spec.rounds);
     if (ready()) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
@@ -364,10 +416,19 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         testLoss = ev.loss;
         this.lastEval = ev;
       }
+      const signals =
+        this.guard?.observe({
+          round,
+          loss: guardLoss(workers),
+          updateNorm: result ? updateNorm : undefined,
+          ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
+            ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
+            : {}),
+        }) ?? [];
       const report: RoundReport = {
         jobId: this.jobId,
         round,
-        rule: this.spec.aggregation.rule,
+        rule: this.rule,
         workers,
         missing,
         updateNorm,
@@ -382,9 +443,21 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         },
         bytesReceived: bytes,
         finishedAtMs: Date.now(),
+        divergence: signals.map((s) => s.message),
+        rollbacks: this.rollbacks,
+        replay: round <= this.reportedUpTo,
       };
+      this.reportedUpTo = Math.max(this.reportedUpTo, round);
+      if (signals.length) this.hooks.log(`round ${round}: ${report.divergence.join('; ')}`);
       await this.hooks.onRound(report);
       this.emit('round', report);
+      if (signals.length && this.spec.guard.rollback && this.hooks.onRollback) {
+        // Nothing of this round is kept: no checkpoint, back to the last good one.
+        await this.rollBack(round, signals);
+        this.persisting = false;
+        this.maybeClose();
+        return;
+      }
       const every = this.spec.checkpoint.every;
       if (isLast || (every > 0 && completedRounds % every === 0)) await this.hooks.onCheckpoint(this);
       this.persisting = false;
@@ -396,6 +469,31 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       this.persisting = false;
       this.fail(e as Error);
     }
+  }
+
+  /**
+   * Back to the last good checkpoint on the guard's fallback rule. Every participant is let go: workers rejoin at
+   * the checkpoint's round, as after a coordinator restart, and restore their momentum of that round.
+   */
+  private async rollBack(round: number, signals: DivergenceSignal[]): Promise<void> {
+    const max = this.spec.guard.maxRollbacks;
+    if (this.rollbacks >= max) throw new DivergenceError(round, max, signals);
+    clearTimeout(this.timer);
+    this.engine.end();
+    const back = await this.hooks.onRollback!(this);
+    if (this.status !== 'running') return;
+    // The detector as it was at that checkpoint; the rollback count only grows.
+    this.guard?.load(back.guard?.detector ?? new DivergenceGuard(guardOptions(this.spec)).save());
+    this.rollbacks++;
+    this.hooks.log(
+      `round ${round}: rollback ${this.rollbacks}/${max} to round ${back.round}, continuing with ${this.rule}`,
+    );
+    this.paramsVersion = back.round;
+    this.engine = this.newEngine(back.round);
+    // Written again with the rollback counted, so a coordinator restart continues on the fallback rule.
+    if (this.spec.checkpoint.every > 0) await this.hooks.onCheckpoint(this);
+    this.epoch++;
+    this.openRound(back.round);
   }
 
   private async finish(): Promise<void> {

@@ -81,6 +81,7 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
       let replaying = true;
       const held: Event[] = [];
       let last = -1;
+      let lastRollbacks = 0;
       let release: (() => void) | undefined;
       const unsubscribe = () => {
         manager.off('round', onRound);
@@ -103,8 +104,12 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
       const deliver = (event: Event) => {
         if (closed) return;
         if (event.round) {
-          if (Number(event.round.round) <= last) return;
-          last = Number(event.round.round);
+          // Once per (rollback, round): after a divergence-guard rollback, rounds are reported again.
+          const rollbacks = Number(event.round.rollbacks ?? 0);
+          const round = Number(event.round.round);
+          if (rollbacks < lastRollbacks || (rollbacks === lastRollbacks && round <= last)) return;
+          lastRollbacks = rollbacks;
+          last = round;
         }
         call.write(event);
         // A watcher that does not read must not make the coordinator buffer its events without end.

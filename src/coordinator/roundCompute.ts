@@ -68,7 +68,7 @@ export class RoundCompute {
   private failure: Error | undefined;
 
   private constructor(
-    private readonly config: ComputeConfig,
+    private config: ComputeConfig,
     initialParams: Float32Array,
     private readonly options: RoundComputeOptions,
   ) {
@@ -130,6 +130,29 @@ export class RoundCompute {
       const reply = await this.request({ type: 'load', id: this.nextId++, state });
       this.lastGood = (reply as Extract<Reply, { type: 'loaded' }>).snapshot;
     });
+  }
+
+  /**
+   * Start over on a fresh thread with `config` (the divergence guard's fallback rule): the parameters become
+   * `params`, the optimizer and rule state `state` (absent: a fresh optimizer and rule, as in round 0).
+   */
+  async restart(config: ComputeConfig, params: Float32Array, state?: ComputeState): Promise<void> {
+    if (config.size !== this.config.size || params.length !== this.config.size) {
+      throw new Error(`restart needs ${this.config.size} parameters`);
+    }
+    await this.enqueue(async () => {
+      this.onSnapshot?.(); // a snapshot still coming from the old thread is of no use now
+      const worker = this.worker;
+      this.worker = undefined;
+      await worker?.terminate();
+      this.config = config;
+      this.params.set(params);
+      this.optimizerTensors = undefined;
+      this.lastGood = undefined;
+      this.ready = this.spawn();
+      await this.ready;
+    });
+    if (state) await this.loadState(state);
   }
 
   async dispose(): Promise<void> {

@@ -29,6 +29,12 @@ export interface RoundReport {
   timings: { collectMs: number; aggregateMs: number; optimizeMs: number; totalMs: number };
   bytesReceived: number;
   finishedAtMs: number;
+  /** Signs of divergence the guard saw in this round (src/core/round/divergenceGuard.ts); empty if none. */
+  divergence: string[];
+  /** Rollbacks the job had made when this round closed (its rule is then the guard's fallback). */
+  rollbacks: number;
+  /** The round had been reported before a rollback; this is its report after it. */
+  replay: boolean;
 }
 
 /**

@@ -33,6 +33,9 @@ export interface SimulationReport {
   finalTestLoss: number;
   finalTrainLoss: number;
   skippedRounds: number;
+  /** Divergence-guard rollbacks; after the first, rounds ran on `fallback`. */
+  rollbacks: number;
+  fallback: string | null;
   health: HealthSummary;
   wallSeconds: number;
 }
@@ -65,6 +68,8 @@ export function simulationReport(spec: JobSpec, result: SimulationResult): Simul
     finalTestLoss: result.finalLoss,
     finalTrainLoss: result.finalTrainLoss,
     skippedRounds: result.skippedRounds,
+    rollbacks: result.rollbacks,
+    fallback: result.rollbacks > 0 ? spec.guard.fallback.rule : null,
     health: result.health,
     wallSeconds: result.wallSeconds,
   };
@@ -85,7 +90,10 @@ export function formatSimulationSummary(report: SimulationReport): string {
     `simulation ${report.name}: ${report.rounds} rounds, ${report.workers} workers (${attack}), rule ${rule}, f = ${report.f} — ${report.wallSeconds.toFixed(1)} s`,
     `  test accuracy  ${evals}`,
     `  final ${pct(report.finalAccuracy)}  best ${pct(report.bestAccuracy)}  worst ${pct(report.worstAccuracy)}  ` +
-      `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}`,
+      `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}` +
+      (report.rollbacks
+        ? `  rolled back ${report.rollbacks}× by the divergence guard, then ${report.fallback}`
+        : ''),
     `  honest vectors included ${pct(h.honestInclusion)} of the time; ${byz}`,
   ].join('\n');
 }

@@ -25,7 +25,7 @@
  * the same tfjs backend (test/integration/simulateMatchesDistributed.test.ts). The distributed run needs
  * workers.min = workers.max for that: otherwise its first rounds may close before every worker has joined.
  */
-import type { JobSpec } from '../config/jobSpec.ts';
+import { fallbackAggregation, guardOptions, type JobSpec } from '../config/jobSpec.ts';
 import {
   deliveredWorker,
   missingWorker,
@@ -33,12 +33,19 @@ import {
   type WorkerRoundHealth,
 } from '../coordinator/roundReport.ts';
 import { RoundEngine, type Clock } from '../core/round/roundEngine.ts';
+import {
+  DivergenceError,
+  DivergenceGuard,
+  guardLoss,
+  type GuardState,
+} from '../core/round/divergenceGuard.ts';
 import { wireRoundTripInPlace } from '../core/compression/denseCodec.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
 import { createOptimizer } from '../core/optim/index.ts';
+import type { Optimizer } from '../core/optim/types.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
 import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
 import { createTrainer } from '../models/trainer.ts';
@@ -113,6 +120,8 @@ export interface SimulationResult {
   /** Mean honest training loss of the last round. */
   finalTrainLoss: number;
   skippedRounds: number;
+  /** Rollbacks the divergence guard made (guard.rollback); rounds after one are replayed, in perRound too. */
+  rollbacks: number;
   perRound: RoundSummary[];
   health: HealthSummary;
   wallSeconds: number;
@@ -131,6 +140,21 @@ interface SimWorker {
   buffer: Float32Array;
   loss: number;
   stats: { included: number; delivered: number; trust: number; weight: number };
+}
+
+/**
+ * What the divergence guard rolls back to (the in-memory counterpart of a coordinator checkpoint, taken at the
+ * same rounds): parameters, optimizer and rule state, the detector's state and each simulated worker's momentum.
+ */
+interface Snapshot {
+  round: number;
+  params: Float32Array;
+  optimizer: ReturnType<Optimizer['saveState']>;
+  aggregation: Record<string, unknown>;
+  guard: GuardState | undefined;
+  momentum: (Float32Array | undefined)[];
+  /** Taken after a rollback: the rule state is the fallback's. */
+  fallback: boolean;
 }
 
 /** Seed stream of the shared (omniscient) attack's randomness. */
@@ -212,18 +236,18 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           }
         : undefined;
 
-    const aggregationSpec = {
+    let aggregationSpec = {
       rule: spec.aggregation.rule,
       f: spec.aggregation.f,
       pre: spec.aggregation.pre,
       options: spec.aggregation.options,
     };
-    const pipeline = createAggregationPipeline(aggregationSpec);
+    let pipeline = createAggregationPipeline(aggregationSpec);
     // The line-search attacks probe the aggregation: give them a copy so the job's stateful rules stay untouched.
     let shadow: AggregationPipeline | undefined;
     if (shared && shared.attack.name.startsWith('optimal'))
       shadow = createAggregationPipeline(aggregationSpec);
-    const optimizer = createOptimizer(spec.optimizer, d);
+    let optimizer = createOptimizer(spec.optimizer, d);
     const params = trainer.initialParameters(spec.seed);
     log(
       `simulating ${spec.rounds} rounds: ${n} workers (${count} byzantine: ${attackName ?? 'none'}${count ? `, ${byzRole}` : ''}), ` +
@@ -232,7 +256,21 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
 
     const evaluations: SimulationEvaluation[] = [];
     const perRound: RoundSummary[] = [];
-    const stepper = new RoundStepper(pipeline, optimizer, log);
+    let stepper = new RoundStepper(pipeline, optimizer, log);
+    const guard = spec.guard.enabled ? new DivergenceGuard(guardOptions(spec)) : undefined;
+    const rollingBack = guard !== undefined && spec.guard.rollback;
+    let rollbacks = 0;
+    let reportedUpTo = -1;
+    const takeSnapshot = (round: number): Snapshot => ({
+      round,
+      params: params.slice(),
+      optimizer: optimizer.saveState(),
+      aggregation: structuredClone(pipeline.saveState()),
+      guard: guard?.save(),
+      momentum: workers.map((w) => w.gradient?.momentumState()),
+      fallback: rollbacks > 0,
+    });
+    let lastGood = rollingBack ? takeSnapshot(0) : undefined;
     let skippedRounds = 0;
     let lastTrainLoss = NaN;
     // The same round engine as the coordinator, on a clock that only moves when every rank has answered and
@@ -370,6 +408,15 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         testLoss = ev.loss;
         evaluations.push({ round: completed, accuracy: ev.accuracy, loss: ev.loss });
       }
+      const signals =
+        guard?.observe({
+          round,
+          loss: guardLoss(health),
+          updateNorm: result ? updateNorm : undefined,
+          ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
+            ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
+            : {}),
+        }) ?? [];
       perRound.push({
         round,
         trainLoss: lastTrainLoss,
@@ -381,7 +428,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       opts.onRound?.({
         jobId: `simulate-${spec.name}`,
         round,
-        rule: spec.aggregation.rule,
+        rule: aggregationSpec.rule,
         workers: health,
         missing,
         updateNorm,
@@ -396,7 +443,38 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         },
         bytesReceived: 0,
         finishedAtMs: Date.now(),
+        divergence: signals.map((sig) => sig.message),
+        rollbacks,
+        replay: round <= reportedUpTo,
       });
+      reportedUpTo = Math.max(reportedUpTo, round);
+
+      // --- the divergence guard: what JobRuntime does on a signal, with in-memory snapshots for checkpoints ---
+      if (signals.length) log(`round ${round}: ${signals.map((sig) => sig.message).join('; ')}`);
+      if (!lastGood) continue;
+      if (signals.length) {
+        if (rollbacks >= spec.guard.maxRollbacks) throw new DivergenceError(round, rollbacks, signals);
+        rollbacks++;
+        const back = lastGood;
+        aggregationSpec = fallbackAggregation(spec);
+        pipeline = createAggregationPipeline(aggregationSpec);
+        // The snapshot's rule state is the fallback's only if it was taken after an earlier rollback.
+        if (back.fallback) pipeline.loadState(structuredClone(back.aggregation));
+        if (shadow) shadow = createAggregationPipeline(aggregationSpec);
+        optimizer = createOptimizer(spec.optimizer, d);
+        optimizer.loadState(back.optimizer);
+        stepper = new RoundStepper(pipeline, optimizer, log);
+        params.set(back.params);
+        if (back.guard) guard!.load(back.guard);
+        workers.forEach((w, i) => w.gradient?.restoreMomentum(back.momentum[i]));
+        log(
+          `round ${round}: rollback ${rollbacks}/${spec.guard.maxRollbacks} to round ${back.round}, continuing with ${aggregationSpec.rule}`,
+        );
+        round = back.round - 1;
+        continue;
+      }
+      const checkpointEvery = spec.checkpoint.every;
+      if (checkpointEvery > 0 && completed % checkpointEvery === 0) lastGood = takeSnapshot(completed);
     }
 
     const ranks: RankHealth[] = workers.map((w) => ({
@@ -409,7 +487,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       meanWeight: w.stats.delivered ? w.stats.weight / w.stats.delivered : 0,
     }));
     const fraction = (rs: RankHealth[]) =>
-      rs.length ? rs.reduce((s, r) => s + r.included, 0) / (rs.length * spec.rounds) : NaN;
+      rs.length ? rs.reduce((s, r) => s + r.included, 0) / (rs.length * perRound.length) : NaN;
     const accuracies = evaluations.map((e) => e.accuracy);
     const final = evaluations.at(-1);
     return {
@@ -427,6 +505,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       worstAccuracy: accuracies.length ? Math.min(...accuracies) : NaN,
       finalTrainLoss: lastTrainLoss,
       skippedRounds,
+      rollbacks,
       perRound,
       health: {
         ranks,

@@ -22,12 +22,15 @@ describe('checkpoint: job state codec', () => {
           scalars: { t: 40, lrScale: 0.5 },
         },
         aggregation: '{"centre":[1,2,3]}',
+        guard:
+          '{"rollbacks":1,"detector":{"losses":[2.3],"norms":[0.5],"bestLossMedian":null,"bestAccuracy":null,"lossAbove":0}}',
       };
       const manifest = await writeCheckpoint(dir, encodeJobState(state, 2));
       expect(manifest.round).to.equal(40);
       const back = decodeJobState(await readCheckpoint(manifest), 'job-a', manifest.round);
       expect(back.spec).to.equal(state.spec);
       expect(back.aggregation).to.equal(state.aggregation);
+      expect(back.guard).to.equal(state.guard);
       expect(back.optimizer.scalars).to.deep.equal(state.optimizer.scalars);
       expect(Object.keys(back.optimizer.tensors).sort()).to.deep.equal(['m', 'v']);
       for (const name of ['m', 'v'])

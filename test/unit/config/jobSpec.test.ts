@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { JobSpecError, LIMITS, parseJobSpec, validateJobSpec } from '../../../src/config/jobSpec.ts';
+import {
+  fallbackAggregation,
+  JobSpecError,
+  LIMITS,
+  parseJobSpec,
+  validateJobSpec,
+} from '../../../src/config/jobSpec.ts';
 
 /** The YAML block under "A job spec" in the README: every field with its default. */
 function readmeJobSpec(): Record<string, unknown> {
@@ -149,5 +155,27 @@ describe('config: job spec', () => {
     expect(parseJobSpec('rounds: 7\nworkers: { max: 2 }\n').rounds).to.equal(7);
     expect(() => parseJobSpec('rounds: [')).to.throw(JobSpecError, /\(root\): not valid YAML/);
     expect(LIMITS.maxWorkers).to.equal(1024);
+  });
+
+  it('guard.fallback is checked like aggregation (rule, options, preconditions) when rollback is on', () => {
+    const base = { workers: { max: 3 }, aggregation: { rule: 'median', f: 1 } };
+    expect(issues({ ...base, guard: { rollback: true, fallback: { rule: 'krum' } } })).to.deep.equal([
+      'guard.fallback.f: krum needs n > 2f + 2 (n = workers.max = 3, f = 1): lower f or raise workers.max',
+    ]);
+    expect(issues({ ...base, guard: { rollback: true, fallback: { rule: 'nope' } } })[0]).to.match(
+      /^guard\.fallback\.rule: unknown rule 'nope'/,
+    );
+    expect(
+      issues({
+        ...base,
+        guard: { rollback: true, fallback: { rule: 'trimmed-mean', options: { x: 1 } } },
+      })[0],
+    ).to.match(/^guard\.fallback\.options\.x: unknown option/);
+    expect(issues({ guard: { lossJump: 1, fallback: { f: -1 } } })).to.have.length(2);
+    expect(issues({ guard: { enabled: false, rollback: true } })).to.deep.equal([
+      'guard.rollback: needs guard.enabled: true (its signals are what trigger a rollback)',
+    ]);
+    const spec = validateJobSpec({ ...base, guard: { rollback: true } });
+    expect(fallbackAggregation(spec)).to.deep.equal({ rule: 'median', f: 1, pre: [], options: {} });
   });
 });

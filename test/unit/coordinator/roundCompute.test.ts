@@ -145,6 +145,45 @@ describe('RoundCompute (worker thread, shared memory)', function () {
     }
   });
 
+  it('restarts on another rule from given parameters and optimizer state (a divergence-guard rollback)', async () => {
+    const config: ComputeConfig = {
+      aggregation: { rule: 'mean', f: 0, pre: [], options: {} },
+      optimizer: SGD,
+      size: d,
+    };
+    const fallback: ComputeConfig = {
+      ...config,
+      aggregation: { rule: 'median', f: 1, pre: [], options: {} },
+    };
+    const compute = await RoundCompute.start(config, initialParams(d), { deadlineMs: 60_000 });
+    try {
+      // The state to go back to: after two rounds on the mean.
+      for (let round = 0; round < 2; round++) {
+        const { vectors, ids } = roundInputs(3000 + round, 5, d);
+        await compute.step(round, vectors, ids);
+      }
+      const state = await compute.saveState();
+      const back = compute.params.slice();
+      for (let round = 2; round < 4; round++) {
+        const { vectors, ids } = roundInputs(3000 + round, 5, d);
+        await compute.step(round, vectors, ids);
+      }
+      await compute.restart(fallback, back, { optimizer: state.optimizer });
+      expect(bytes(compute.params).equals(bytes(back))).to.equal(true);
+      // From there on: exactly the median from that state, in process.
+      const ref = reference(fallback, back);
+      ref.optimizer.loadState(state.optimizer);
+      for (let round = 2; round < 5; round++) {
+        const { vectors, ids } = roundInputs(4000 + round, 5, d);
+        const want = ref.stepper.step(round, ref.params, vectors, ids);
+        expectSameStep(await compute.step(round, vectors, ids), want, `round ${round}`);
+        expect(bytes(compute.params).equals(bytes(ref.params)), `round ${round}: params bits`).to.equal(true);
+      }
+    } finally {
+      await compute.dispose();
+    }
+  });
+
   describe('compute deadline', () => {
     // Weiszfeld iterations cost O(n²) each: 2·10⁵ of them take milliseconds for 2 bucket means, and far longer
     // than the 1 s deadline for 200. Bucketing (a round counter) and SGD momentum carry state across rounds.

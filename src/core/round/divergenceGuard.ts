@@ -1,0 +1,201 @@
+/**
+ * The divergence guard's detector: fed once per aggregated round, it says whether training shows a sign of
+ * divergence. Pure and deterministic (no clock, no randomness); its whole state is plain data (`save`/`load`), so a
+ * checkpoint or an in-memory snapshot carries it and a rolled-back or resumed run sees the same baseline.
+ *
+ * Per round t the driver gives: the training loss L_t (see `guardLoss`), the update norm N_t of the aggregate when
+ * the round was aggregated, and the evaluation (loss, accuracy A_t) on evaluation rounds. With W = `window`:
+ *
+ *   non-finite         L_t, N_t, the evaluation loss or A_t is NaN or ±Inf;
+ *   loss-jump          L_u > lossJump · B for the last `patience` rounds u, where B = min over earlier rounds s of
+ *                      median(L_{s−W+1..s}) — the lowest typical loss so far. A median over W rounds ignores a
+ *                      noisy batch; taking the minimum of those medians makes a slow climb count as much as a
+ *                      sudden one (a trailing median would follow it); `patience` lets one unlucky batch pass;
+ *   norm-jump          N_t > normJump · median(N_{t−W..t−1}) — update norms drift legitimately over training, a
+ *                      sudden jump against the recent rounds is the sign;
+ *   accuracy-collapse  A_t < (1 − accuracyDrop) · max over earlier evaluations of A.
+ *
+ * The loss and norm tests wait until `warmup` values are in their window. A round that signals, or whose loss is
+ * above the threshold, does not enter the baselines (a diverging run must not teach the guard that divergence is
+ * normal).
+ */
+
+export type DivergenceKind = 'non-finite' | 'loss-jump' | 'norm-jump' | 'accuracy-collapse';
+
+export interface DivergenceSignal {
+  kind: DivergenceKind;
+  /** e.g. "loss-jump: loss 5.40 > 2 × baseline 2.41" — what the round report and the logs show. */
+  message: string;
+}
+
+export interface DivergenceGuardOptions {
+  /** Rounds in the rolling median of the loss and the norm. */
+  window: number;
+  /** Values a window needs before the loss and norm tests apply. */
+  warmup: number;
+  lossJump: number;
+  /** Consecutive rounds the loss must stay above lossJump · baseline. */
+  patience: number;
+  normJump: number;
+  /** Largest allowed relative fall of the evaluation accuracy from the best one so far, in (0, 1]. */
+  accuracyDrop: number;
+}
+
+export const DEFAULT_GUARD_OPTIONS: DivergenceGuardOptions = Object.freeze({
+  window: 20,
+  warmup: 5,
+  lossJump: 2,
+  patience: 3,
+  normJump: 10,
+  accuracyDrop: 0.5,
+});
+
+export interface GuardObservation {
+  round: number;
+  /** Training loss of the round (NaN when no included worker reported a finite one). */
+  loss: number;
+  /** Norm of the aggregate; undefined when the round was not aggregated (skipped). */
+  updateNorm?: number;
+  evaluation?: { loss: number; accuracy: number };
+}
+
+/** The detector's state as plain data. */
+export interface GuardState {
+  losses: number[];
+  norms: number[];
+  /** Lowest rolling median of the loss so far (null: none yet). */
+  bestLossMedian: number | null;
+  /** Highest evaluation accuracy so far (null: none yet). */
+  bestAccuracy: number | null;
+  /** Consecutive rounds so far with the loss above the threshold. */
+  lossAbove: number;
+}
+
+export class DivergenceGuard {
+  readonly options: DivergenceGuardOptions;
+  private losses: number[] = [];
+  private norms: number[] = [];
+  private bestLossMedian = Infinity;
+  private bestAccuracy = -Infinity;
+  private lossAbove = 0;
+
+  constructor(options: Partial<DivergenceGuardOptions> = {}) {
+    this.options = { ...DEFAULT_GUARD_OPTIONS, ...options };
+    const o = this.options;
+    if (!(Number.isInteger(o.window) && o.window >= 1))
+      throw new RangeError('window must be an integer >= 1');
+    if (!(Number.isInteger(o.warmup) && o.warmup >= 1 && o.warmup <= o.window))
+      throw new RangeError('warmup must be an integer in [1, window]');
+    if (!(Number.isInteger(o.patience) && o.patience >= 1))
+      throw new RangeError('patience must be an integer >= 1');
+    if (!(o.lossJump > 1 && o.normJump > 1)) throw new RangeError('lossJump and normJump must be > 1');
+    if (!(o.accuracyDrop > 0 && o.accuracyDrop <= 1)) throw new RangeError('accuracyDrop must be in (0, 1]');
+  }
+
+  /** The signals of one round (empty: nothing wrong); a quiet round updates the baselines. */
+  observe(o: GuardObservation): DivergenceSignal[] {
+    const { lossJump, normJump, accuracyDrop, warmup, patience } = this.options;
+    const signals: DivergenceSignal[] = [];
+    const nonFinite: string[] = [];
+    if (!Number.isFinite(o.loss)) nonFinite.push(`training loss ${o.loss}`);
+    if (o.updateNorm !== undefined && !Number.isFinite(o.updateNorm))
+      nonFinite.push(`update norm ${o.updateNorm}`);
+    if (o.evaluation && !Number.isFinite(o.evaluation.loss))
+      nonFinite.push(`evaluation loss ${o.evaluation.loss}`);
+    if (o.evaluation && !Number.isFinite(o.evaluation.accuracy))
+      nonFinite.push(`evaluation accuracy ${o.evaluation.accuracy}`);
+    if (nonFinite.length)
+      signals.push({ kind: 'non-finite', message: `non-finite: ${nonFinite.join(', ')}` });
+
+    const lossHigh =
+      Number.isFinite(o.loss) && this.losses.length >= warmup && o.loss > lossJump * this.bestLossMedian;
+    this.lossAbove = lossHigh ? this.lossAbove + 1 : 0;
+    if (lossHigh && this.lossAbove >= patience) {
+      signals.push({
+        kind: 'loss-jump',
+        message: `loss-jump: loss ${fmt(o.loss)} > ${lossJump} × baseline ${fmt(this.bestLossMedian)}`,
+      });
+    }
+    const norm = o.updateNorm;
+    if (norm !== undefined && Number.isFinite(norm) && this.norms.length >= warmup) {
+      const baseline = median(this.norms);
+      if (norm > normJump * baseline) {
+        signals.push({
+          kind: 'norm-jump',
+          message: `norm-jump: update norm ${fmt(norm)} > ${normJump} × baseline ${fmt(baseline)}`,
+        });
+      }
+    }
+    const acc = o.evaluation?.accuracy;
+    if (acc !== undefined && Number.isFinite(acc) && acc < (1 - accuracyDrop) * this.bestAccuracy) {
+      signals.push({
+        kind: 'accuracy-collapse',
+        message: `accuracy-collapse: accuracy ${pct(acc)} < ${1 - accuracyDrop} × best ${pct(this.bestAccuracy)}`,
+      });
+    }
+    if (signals.length === 0 && !lossHigh) this.learn(o);
+    return signals;
+  }
+
+  private learn(o: GuardObservation): void {
+    const w = this.options.window;
+    this.losses.push(o.loss);
+    if (this.losses.length > w) this.losses.shift();
+    if (this.losses.length >= this.options.warmup)
+      this.bestLossMedian = Math.min(this.bestLossMedian, median(this.losses));
+    if (o.updateNorm !== undefined) {
+      this.norms.push(o.updateNorm);
+      if (this.norms.length > w) this.norms.shift();
+    }
+    if (o.evaluation) this.bestAccuracy = Math.max(this.bestAccuracy, o.evaluation.accuracy);
+  }
+
+  save(): GuardState {
+    return {
+      losses: [...this.losses],
+      norms: [...this.norms],
+      bestLossMedian: Number.isFinite(this.bestLossMedian) ? this.bestLossMedian : null,
+      bestAccuracy: Number.isFinite(this.bestAccuracy) ? this.bestAccuracy : null,
+      lossAbove: this.lossAbove,
+    };
+  }
+
+  load(state: GuardState): void {
+    this.losses = state.losses.slice(-this.options.window);
+    this.norms = state.norms.slice(-this.options.window);
+    this.bestLossMedian = state.bestLossMedian ?? Infinity;
+    this.bestAccuracy = state.bestAccuracy ?? -Infinity;
+    this.lossAbove = state.lossAbove;
+  }
+}
+
+/**
+ * The training loss the guard watches: the median of the losses the included workers reported, non-finite ones
+ * left out (NaN when none is finite). A median, not a mean: a worker's loss is its own claim, and a Byzantine
+ * minority reporting huge losses must not be able to trigger rollbacks.
+ */
+export function guardLoss(workers: readonly { included: boolean; loss: number }[]): number {
+  const losses = workers.filter((w) => w.included && Number.isFinite(w.loss)).map((w) => w.loss);
+  return losses.length ? median(losses) : NaN;
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const fmt = (x: number) => (Math.abs(x) >= 1e4 || Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toFixed(3));
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** The job cannot recover: the guard signalled again after guard.maxRollbacks rollbacks. */
+export class DivergenceError extends Error {
+  constructor(round: number, maxRollbacks: number, signals: readonly DivergenceSignal[]) {
+    super(
+      `training diverged at round ${round} (${signals.map((s) => s.message).join('; ')}) after ` +
+        `${maxRollbacks} rollback(s), the most guard.maxRollbacks allows: use a more robust fallback rule, a lower ` +
+        'learning rate, or raise guard.maxRollbacks',
+    );
+    this.name = 'DivergenceError';
+  }
+}
