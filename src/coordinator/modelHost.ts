@@ -1,7 +1,8 @@
 /**
  * What the round engine needs from the model side of a job spec — the parameter layout, deterministic initial
- * parameters, and test-set evaluation — served by a worker thread (modelHostWorker.ts) so that tfjs never loads
- * on the coordinator's gRPC thread.
+ * parameters, and evaluation on the split `evaluation.split` names (the test set, or the validation examples held
+ * out of the training set) — served by a worker thread (modelHostWorker.ts) so that tfjs never loads on the
+ * coordinator's gRPC thread.
  */
 import { Worker } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
