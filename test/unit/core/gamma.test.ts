@@ -46,8 +46,8 @@ describe('core: Gamma and Dirichlet draws', () => {
     expect(() => sampleGamma(new Rng(1), Number.NaN)).to.throw(/shape must be > 0/);
   });
 
-  it('Dirichlet proportions are finite, sum to 1 and have mean 1/k, even for α = 0.01', () => {
-    for (const alpha of [0.01, 0.3, 50]) {
+  it('Dirichlet proportions are finite, sum to 1 and have mean 1/k, even for α = 0.001 (every Gamma draw may underflow)', () => {
+    for (const alpha of [0.001, 0.01, 0.3, 50]) {
       const rng = new Rng(5);
       const k = 6;
       const mean = new Float64Array(k);
