@@ -90,6 +90,7 @@ export function dirichletShards(
     const need = minSize - shards[smallest].length;
     if (need <= 0) break;
     const give = Math.min(need, shards[largest].length - minSize);
+    if (give <= 0) throw new Error('dirichletShards: the shards lost examples (they hold fewer than n·minSize)');
     shards[smallest].push(...shards[largest].splice(shards[largest].length - give, give));
   }
   return shards.map((s) => Uint32Array.from(s).sort());
