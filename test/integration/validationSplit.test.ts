@@ -1,0 +1,74 @@
+/**
+ * `evaluation.split: validation` through `phalanx simulate`: the run trains exactly as with the test split (the
+ * held-out examples are out of every shard either way), and its evaluations are the model's accuracy on the
+ * validation examples, not on the test set. Also: every simulated worker's shard (the GradientWorker that worker
+ * processes use) avoids the validation split, for IID and Dirichlet shards.
+ */
+import { expect } from 'chai';
+import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
+import { loadFashionMnist, type FashionMnist } from '../../src/data/fashionMnist.ts';
+import { subsetSplit, validationIndices } from '../../src/data/partition.ts';
+import { createTrainer } from '../../src/models/trainer.ts';
+import type { Trainer } from '../../src/models/types.ts';
+import { simulate } from '../../src/simulation/simulate.ts';
+import { GradientWorker } from '../../src/worker/gradientWorker.ts';
+
+const base: JobSpecInput = {
+  name: 'validation-split',
+  seed: 4,
+  model: { kind: 'mlp', hidden: [16] },
+  data: { batchSize: 16, maxTrain: 2000, maxTest: 500, validation: 0.25 },
+  optimizer: { kind: 'sgd', lr: 0.1 },
+  rounds: 20,
+  workers: { min: 3, max: 3 },
+  aggregation: { rule: 'mean', f: 0 },
+  evaluation: { every: 10 },
+};
+
+describe('integration: the validation split', function () {
+  this.timeout(120_000);
+  let data: FashionMnist;
+  let trainer: Trainer;
+
+  before(async () => {
+    data = await loadFashionMnist({ maxTrain: 2000, maxTest: 500 });
+    trainer = await createTrainer({ kind: 'mlp', hidden: [16] });
+  });
+  after(() => trainer.dispose());
+
+  it('simulate with evaluation.split validation trains the same and evaluates the held-out examples', async () => {
+    const onTest = await simulate(validateJobSpec(base), { backend: 'wasm', data });
+    const onValidation = await simulate(
+      validateJobSpec({ ...base, evaluation: { every: 10, split: 'validation' } }),
+      { backend: 'wasm', data },
+    );
+    expect(Array.from(onValidation.params)).to.deep.equal(Array.from(onTest.params));
+    const spec = validateJobSpec(base);
+    const held = subsetSplit(data.train, validationIndices(data.train.labels, spec.data, spec.seed));
+    expect(held.count).to.equal(500);
+    const expected = await trainer.evaluate(onValidation.params, held);
+    const onTestSet = await trainer.evaluate(onTest.params, data.test);
+    expect(onValidation.finalAccuracy).to.equal(expected.accuracy);
+    expect(onValidation.finalLoss).to.equal(expected.loss);
+    expect(onTest.finalAccuracy).to.equal(onTestSet.accuracy);
+    // Different examples, different numbers (the model is far from perfect after 20 rounds).
+    expect(onValidation.finalAccuracy).to.not.equal(onTest.finalAccuracy);
+  });
+
+  for (const data_ of [{ shardBy: 'worker' }, { shardBy: 'dirichlet', alpha: 0.3 }] as const) {
+    it(`no GradientWorker trains on a validation example (${data_.shardBy})`, () => {
+      const spec = validateJobSpec({ ...base, data: { ...base.data, ...data_ } });
+      const held = new Set(validationIndices(data.train.labels, spec.data, spec.seed));
+      let covered = 0;
+      for (let rank = 0; rank < 3; rank++) {
+        const worker = new GradientWorker(trainer, data.train, spec, rank, 3);
+        expect(
+          worker.shard.some((i) => held.has(i)),
+          `rank ${rank}`,
+        ).to.equal(false);
+        covered += worker.shard.length;
+      }
+      expect(covered).to.equal(data.train.count - held.size);
+    });
+  }
+});
