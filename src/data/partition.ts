@@ -25,9 +25,11 @@ export function rankShard(
   const pool = splitValidation(trainLabels, data.validation, seed).train;
   let local: Uint32Array;
   if (data.shardBy === 'dirichlet') {
+    // A validated spec always has alpha here (its default is stated in the job spec schema).
+    if (data.alpha === undefined) throw new Error('rankShard: shardBy dirichlet needs alpha');
     const poolLabels = new Uint8Array(pool.length);
     for (let i = 0; i < pool.length; i++) poolLabels[i] = trainLabels[pool[i]];
-    local = dirichletShards(poolLabels, numShards, data.alpha ?? 1, seed, data.batchSize)[rank];
+    local = dirichletShards(poolLabels, numShards, data.alpha, seed, data.batchSize)[rank];
   } else {
     local = shardIndices(pool.length, numShards, rank, seed);
   }
