@@ -25,6 +25,7 @@ import { formatRound, ProgressPrinter, type EvaluatedSplit } from './progress.ts
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
+import { ShardingError } from '../data/sharding.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -695,7 +696,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof JobSpecError ||
     e instanceof ClientAuthError ||
     e instanceof TlsConfigError ||
-    e instanceof CertsError
+    e instanceof CertsError ||
+    e instanceof ShardingError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);

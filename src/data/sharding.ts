@@ -14,6 +14,11 @@ import { sampleSymmetricDirichlet } from '../core/gamma.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
 
 const SHARD_STREAM = 0x5a4d;
+
+/** The data cannot be sharded as the job asks (a user error: the message names the fields to change). */
+export class ShardingError extends Error {
+  override name = 'ShardingError';
+}
 const DIRICHLET_STREAM = 0xd112;
 
 /** Sorted example indices of shard `shard` (0-based) out of `numShards`. */
@@ -53,8 +58,9 @@ export function dirichletShards(
     throw new Error(`dirichletShards: minSize must be a non-negative integer, got ${minSize}`);
   }
   if (count < numShards * minSize) {
-    throw new Error(
-      `dirichletShards: ${count} training examples cannot give each of ${numShards} workers ${minSize} (one batch)`,
+    throw new ShardingError(
+      `data: ${count} training examples cannot give each of ${numShards} workers a batch of ${minSize} with ` +
+        'shardBy: dirichlet; lower data.batchSize or workers.max, or leave more training examples (data.maxTrain, data.validation)',
     );
   }
   const byClass = new Map<number, number[]>();

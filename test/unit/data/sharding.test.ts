@@ -89,7 +89,7 @@ describe('data: sharding', () => {
       const shards = dirichletShards(labels.subarray(0, 1000), 12, 0.01, 3, 32);
       expect(Math.min(...shards.map((s) => s.length))).to.be.at.least(32);
       expect(() => dirichletShards(labels.subarray(0, 300), 12, 1, 3, 32)).to.throw(
-        /300 training examples cannot give each of 12 workers 32 \(one batch\)/,
+        /^data: 300 training examples cannot give each of 12 workers a batch of 32 with shardBy: dirichlet; lower/,
       );
       expect(() => dirichletShards(labels, 4, 0, 3)).to.throw(/alpha must be > 0/);
     });
