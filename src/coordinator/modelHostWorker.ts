@@ -7,8 +7,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
 import { createTrainer } from '../models/trainer.ts';
-import { loadFashionMnist } from '../data/fashionMnist.ts';
-import { evaluationSplit } from '../data/partition.ts';
+import { loadFashionMnist, loadTrainingLabels } from '../data/fashionMnist.ts';
+import { evaluationSplit, rankShard } from '../data/partition.ts';
+import { ShardingError } from '../data/sharding.ts';
 
 const { spec } = workerData as { spec: JobSpec };
 const port = parentPort!;
@@ -23,6 +24,19 @@ async function main(): Promise<void> {
     maxTest: onValidation ? 1 : spec.data.maxTest,
   });
   const evaluated = evaluationSplit(data, spec);
+  if (spec.data.shardBy === 'dirichlet') {
+    // Refuse at start a job whose workers could not build their shards (they would stall it until it fails).
+    const labels = onValidation
+      ? data.train.labels
+      : await loadTrainingLabels({ path: spec.data.path, maxTrain: spec.data.maxTrain });
+    try {
+      rankShard(labels, spec.data, spec.seed, spec.workers.max, 0);
+    } catch (e) {
+      if (!(e instanceof ShardingError)) throw e;
+      port.postMessage({ type: 'refused', error: e.message });
+      return;
+    }
+  }
   const params = trainer.initialParameters(spec.seed);
   port.postMessage({ type: 'ready', layout: trainer.layout, params }, [params.buffer as ArrayBuffer]);
   port.on('message', (m: { type: 'evaluate'; id: number; params: Float32Array }) => {

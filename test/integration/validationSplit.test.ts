@@ -2,10 +2,13 @@
  * `evaluation.split: validation` through `phalanx simulate`: the run trains exactly as with the test split (the
  * held-out examples are out of every shard either way), and its evaluations are the model's accuracy on the
  * validation examples, not on the test set. Also: every simulated worker's shard (the GradientWorker that worker
- * processes use) avoids the validation split, for IID and Dirichlet shards.
+ * processes use) avoids the validation split, for IID and Dirichlet shards; the coordinator's model host evaluates
+ * the same held-out examples, and refuses at start a Dirichlet job whose workers could not each get a batch.
  */
 import { expect } from 'chai';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
+import { PublicError } from '../../src/coordinator/grpcStatus.ts';
+import { buildModelHost } from '../../src/coordinator/modelHost.ts';
 import { loadFashionMnist, type FashionMnist } from '../../src/data/fashionMnist.ts';
 import { subsetSplit, validationIndices } from '../../src/data/partition.ts';
 import { createTrainer } from '../../src/models/trainer.ts';
@@ -71,4 +74,37 @@ describe('integration: the validation split', function () {
       expect(covered).to.equal(data.train.count - held.size);
     });
   }
+
+  it("the coordinator's model host evaluates the validation examples when evaluation.split says so", async () => {
+    const spec = validateJobSpec({ ...base, evaluation: { split: 'validation' } });
+    const host = await buildModelHost(spec);
+    try {
+      const params = host.initialParameters();
+      for (let i = 0; i < params.length; i += 7) params[i] *= 1.5; // not the initial model: a distinct answer
+      const held = subsetSplit(data.train, validationIndices(data.train.labels, spec.data, spec.seed));
+      const expected = await trainer.evaluate(params, held);
+      const got = await host.evaluate(params);
+      expect(got.accuracy).to.equal(expected.accuracy);
+      expect(got.loss).to.be.closeTo(expected.loss, 1e-6);
+      expect(got.accuracy).to.not.equal((await trainer.evaluate(params, data.test)).accuracy);
+    } finally {
+      await host.dispose();
+    }
+  });
+
+  it('a Dirichlet job whose training set cannot give every worker a batch is refused at start, saying why', async () => {
+    const spec = validateJobSpec({
+      data: { maxTrain: 300, shardBy: 'dirichlet', validation: 0.2 },
+      workers: { max: 8 },
+    });
+    let error: unknown;
+    await buildModelHost(spec).then(
+      (host) => host.dispose(),
+      (e: unknown) => (error = e),
+    );
+    expect(error).to.be.instanceOf(PublicError);
+    expect((error as Error).message).to.match(
+      /^data: 240 training examples cannot give each of 8 workers a batch of 32 with shardBy: dirichlet; lower data\.batchSize/,
+    );
+  });
 });
