@@ -107,7 +107,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         `coordinator ${coordinator.address} (${options.tls ? 'mutual TLS' : 'enrollment token'})`,
     );
     const flagged: Record<string, number> = {};
-    const printer = new ProgressPrinter(spec.rounds, out);
+    const printer = new ProgressPrinter(spec.rounds, out, spec.evaluation.split);
     const finished = new Promise<JobRecord>((resolve) => {
       coordinator.manager.on('job', (j: JobRecord) => {
         if (j.id !== job.id) return;
@@ -193,7 +193,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     };
     out(
       `phalanx: job ${final.id} ${final.state} after ${final.round} rounds in ${report.wallSeconds.toFixed(1)} s — ` +
-        `test accuracy ${(report.testAccuracy * 100).toFixed(2)}%, final train loss ${report.finalLoss.toFixed(4)}` +
+        `${spec.evaluation.split} accuracy ${(report.testAccuracy * 100).toFixed(2)}%, final train loss ${report.finalLoss.toFixed(4)}` +
         (final.error ? ` — error: ${final.error}` : ''),
     );
     if (options.report) {

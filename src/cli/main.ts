@@ -21,10 +21,11 @@ import {
 import { CertsError, createCertificates, parseClients } from './certs.ts';
 import { TlsConfigError } from '../transport/tls.ts';
 import { parseDuration } from '../config/duration.ts';
-import { formatRound, ProgressPrinter } from './progress.ts';
+import { formatRound, ProgressPrinter, type EvaluatedSplit } from './progress.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
+import { ShardingError } from '../data/sharding.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -409,7 +410,9 @@ program
     if (opts.seed) input.seed = Number(opts.seed);
     const spec = validateJobSpec(input);
     const json = opts.output === 'json';
-    const printer = json ? undefined : new ProgressPrinter(spec.rounds, (line) => console.log(line));
+    const printer = json
+      ? undefined
+      : new ProgressPrinter(spec.rounds, (line) => console.log(line), spec.evaluation.split);
     const started = Date.now();
     let accuracy = NaN;
     const { simulate, simulationReport, formatSimulationSummary } = await loadSimulation();
@@ -420,7 +423,9 @@ program
         if (printer) return printer.round(r);
         if (!Number.isFinite(r.testAccuracy)) return;
         accuracy = r.testAccuracy;
-        console.error(formatRound(r, spec.rounds, accuracy, (Date.now() - started) / 1000));
+        console.error(
+          formatRound(r, spec.rounds, accuracy, (Date.now() - started) / 1000, spec.evaluation.split),
+        );
       },
     });
     printer?.done();
@@ -542,6 +547,7 @@ addClientAuthOptions(
 async function watch(client: JobsClient, id: string, output: string, from?: number): Promise<void> {
   let total = 0;
   let accuracy = NaN;
+  let split: EvaluatedSplit = 'test';
   const started = Date.now();
   await client.watch(id, from, (event) => {
     if (output === 'json') {
@@ -550,15 +556,26 @@ async function watch(client: JobsClient, id: string, output: string, from?: numb
     }
     if (event.job) {
       total = Number(event.job.totalRounds);
+      if (event.job.specJson) split = evaluatedSplitOf(event.job.specJson);
       console.log(
         `job ${event.job.id}: ${event.job.state} (round ${event.job.round}/${event.job.totalRounds})${event.job.error ? ` error: ${event.job.error}` : ''}`,
       );
     } else if (event.round) {
       const r = event.round as unknown as RoundReport;
       if (Number.isFinite(r.testAccuracy)) accuracy = r.testAccuracy;
-      console.log(formatRound(r, total, accuracy, (Date.now() - started) / 1000));
+      console.log(formatRound(r, total, accuracy, (Date.now() - started) / 1000, split));
     }
   });
+}
+
+/** The evaluation.split of a job's stored spec ('test' if it cannot tell). */
+function evaluatedSplitOf(specJson: string): EvaluatedSplit {
+  try {
+    const spec = JSON.parse(specJson) as { evaluation?: { split?: unknown } } | null;
+    return spec?.evaluation?.split === 'validation' ? 'validation' : 'test';
+  } catch {
+    return 'test';
+  }
 }
 
 const token = program.command('token').description('access tokens (admin)');
@@ -679,7 +696,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof JobSpecError ||
     e instanceof ClientAuthError ||
     e instanceof TlsConfigError ||
-    e instanceof CertsError
+    e instanceof CertsError ||
+    e instanceof ShardingError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);

@@ -14,6 +14,8 @@ export class ProgressPrinter {
   constructor(
     private readonly total: number,
     private readonly write: (line: string) => void,
+    /** The job's evaluation.split, which names the accuracy column. */
+    private readonly split: EvaluatedSplit = 'test',
   ) {
     this.every = Math.max(1, Math.round(total / 20));
   }
@@ -21,7 +23,13 @@ export class ProgressPrinter {
   round(r: RoundReport): void {
     const done = r.round + 1;
     if (Number.isFinite(r.testAccuracy)) this.lastAccuracy = r.testAccuracy;
-    const line = formatRound(r, this.total, this.lastAccuracy, (Date.now() - this.started) / 1000);
+    const line = formatRound(
+      r,
+      this.total,
+      this.lastAccuracy,
+      (Date.now() - this.started) / 1000,
+      this.split,
+    );
     const permanent =
       Number.isFinite(r.testAccuracy) ||
       done === this.total ||
@@ -40,7 +48,15 @@ export class ProgressPrinter {
   }
 }
 
-export function formatRound(r: RoundReport, total: number, accuracy: number, elapsed: number): string {
+export type EvaluatedSplit = 'test' | 'validation';
+
+export function formatRound(
+  r: RoundReport,
+  total: number,
+  accuracy: number,
+  elapsed: number,
+  split: EvaluatedSplit = 'test',
+): string {
   const done = r.round + 1;
   const included = r.workers.filter((w) => w.included).length;
   const flagged = r.workers.filter((w) => !w.included).map((w) => w.name);
@@ -49,7 +65,7 @@ export function formatRound(r: RoundReport, total: number, accuracy: number, ela
   const acc = Number.isFinite(accuracy) ? `${(accuracy * 100).toFixed(1)}%` : '  –  ';
   return (
     `round ${String(done).padStart(String(total).length)}/${total}  ` +
-    `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  test acc ${acc}  ` +
+    `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  ${split === 'validation' ? 'val' : 'test'} acc ${acc}  ` +
     `included ${included}/${r.workers.length}${flagged.length ? ` (flagged ${flagged.join(',')})` : ''}` +
     `${r.missing.length ? `  missing ${r.missing.length}` : ''}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s` +
     guardNote(r)

@@ -134,8 +134,27 @@ const dataSchema = section({
   flip: z.boolean().default(false),
   maxTrain: positive(LIMITS.maxExamples).optional(),
   maxTest: positive(LIMITS.maxExamples).optional(),
-  shardBy: z.literal('worker').default('worker'),
-});
+  /** 'worker': IID shards; 'dirichlet': per class, shard proportions ~ Dirichlet(alpha) (src/data/sharding.ts). */
+  shardBy: z
+    .enum(['worker', 'dirichlet'], { error: () => "must be 'worker' or 'dirichlet'" })
+    .default('worker'),
+  /** Dirichlet concentration (only with shardBy: dirichlet; 1 when absent there): small = far from IID. */
+  alpha: boundedNumber({ min: 0.01, max: 1000 }).optional(),
+  /** Fraction of the training set held out for validation (stratified, seeded, before sharding). */
+  validation: boundedNumber({ min: 0, max: 0.5 }).default(0),
+})
+  .superRefine((data, ctx) => {
+    if (data.shardBy !== 'dirichlet' && data.alpha !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['alpha'],
+        message: 'only with shardBy: dirichlet (add shardBy: dirichlet or remove alpha)',
+      });
+    }
+  })
+  .transform(({ alpha, ...rest }): typeof rest & { alpha?: number } =>
+    rest.shardBy === 'dirichlet' ? { ...rest, alpha: alpha ?? 1 } : rest,
+  );
 
 const rate = boundedNumber({ gt: 0, max: 1e6 });
 const optimizerSchema = z.discriminatedUnion(
@@ -206,8 +225,10 @@ const checkpointSchema = section({
 
 const evaluationSchema = section({
   every: count(LIMITS.maxRounds).default(50),
-  /** Test examples used per evaluation (all if omitted). */
+  /** Examples of the evaluated split used per evaluation (all if omitted). */
   limit: positive(LIMITS.maxExamples).optional(),
+  /** What is evaluated: the test set, or the validation examples held out of the training set (data.validation). */
+  split: z.enum(['test', 'validation'], { error: () => "must be 'test' or 'validation'" }).default('test'),
 });
 
 /** An aggregation choice without a deadline: the rule a guarded job falls back to (absent f: aggregation.f). */
@@ -270,6 +291,13 @@ export const jobSpecSchema = section({
   simulate: simulateSchema.optional(),
 }).superRefine((spec, ctx) => {
   // Cross-field checks: what the rule, its pre-aggregators and the attack need of the rest of the spec.
+  if (spec.evaluation.split === 'validation' && spec.data.validation === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['evaluation', 'split'],
+      message: "'validation' needs data.validation > 0 (e.g. data: { validation: 0.1 })",
+    });
+  }
   const parameters = parameterCount(spec.model);
   for (const issue of checkAggregation(spec.aggregation, spec.workers.max, parameters)) {
     ctx.addIssue({ code: 'custom', path: ['aggregation', ...issue.path], message: issue.message });

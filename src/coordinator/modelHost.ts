@@ -1,11 +1,13 @@
 /**
  * What the round engine needs from the model side of a job spec — the parameter layout, deterministic initial
- * parameters, and test-set evaluation — served by a worker thread (modelHostWorker.ts) so that tfjs never loads
- * on the coordinator's gRPC thread.
+ * parameters, and evaluation on the split `evaluation.split` names (the test set, or the validation examples held
+ * out of the training set) — served by a worker thread (modelHostWorker.ts) so that tfjs never loads on the
+ * coordinator's gRPC thread.
  */
 import { Worker } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
+import { PublicError } from './grpcStatus.ts';
 import type { ModelHost } from './jobRuntime.ts';
 
 export interface CoordinatorModelHost extends ModelHost {
@@ -18,7 +20,9 @@ export interface CoordinatorModelHost extends ModelHost {
 type FromWorker =
   | { type: 'ready'; layout: ParameterLayout; params: Float32Array }
   | { type: 'evaluated'; id: number; accuracy?: number; loss?: number; error?: string }
-  | { type: 'failed'; error: string };
+  | { type: 'failed'; error: string }
+  /** The job cannot run as specified; `error` is written for the submitter. */
+  | { type: 'refused'; error: string };
 
 const BOOT = new URL('./modelHostWorker.boot.mjs', import.meta.url);
 
@@ -38,7 +42,12 @@ export async function buildModelHost(spec: JobSpec): Promise<CoordinatorModelHos
   const ready = await new Promise<{ layout: ParameterLayout; params: Float32Array }>((resolve, reject) => {
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'ready') resolve(m);
-      else if (m.type === 'failed') {
+      else if (m.type === 'refused') {
+        const e = new PublicError(m.error);
+        fail(e);
+        reject(e);
+        void worker.terminate();
+      } else if (m.type === 'failed') {
         const e = new Error(`model host: ${m.error}`);
         fail(e);
         reject(e);

@@ -1,23 +1,46 @@
 /**
- * Runs on a worker thread: everything the coordinator needs from tfjs (parameter layout, initial parameters, test
- * evaluation). Keeping tfjs off the main thread keeps the gRPC thread's heap small — every V8 mark-compact that
- * grpc-js's per-message buffers trigger costs in proportion to that heap (bench:transport).
+ * Runs on a worker thread: everything the coordinator needs from tfjs (parameter layout, initial parameters,
+ * evaluation on the split `evaluation.split` names). Keeping tfjs off the main thread keeps the gRPC thread's heap
+ * small — every V8 mark-compact that grpc-js's per-message buffers trigger costs in proportion to that heap
+ * (bench:transport).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
 import { createTrainer } from '../models/trainer.ts';
-import { loadFashionMnist } from '../data/fashionMnist.ts';
+import { loadFashionMnist, loadTrainingLabels } from '../data/fashionMnist.ts';
+import { evaluationSplit, rankShard } from '../data/partition.ts';
+import { ShardingError } from '../data/sharding.ts';
 
 const { spec } = workerData as { spec: JobSpec };
 const port = parentPort!;
 
 async function main(): Promise<void> {
   const trainer = await createTrainer(spec.model);
-  const data = await loadFashionMnist({ path: spec.data.path, maxTrain: 1, maxTest: spec.data.maxTest });
+  // Only the split evaluation.split names is kept (the validation split is carved from the training set).
+  const onValidation = spec.evaluation.split === 'validation';
+  const data = await loadFashionMnist({
+    path: spec.data.path,
+    maxTrain: onValidation ? spec.data.maxTrain : 1,
+    maxTest: onValidation ? 1 : spec.data.maxTest,
+  });
+  const evaluated = evaluationSplit(data, spec);
+  if (spec.data.shardBy === 'dirichlet') {
+    // Refuse at start a job whose workers could not build their shards (they would stall it until it fails).
+    const labels = onValidation
+      ? data.train.labels
+      : await loadTrainingLabels({ path: spec.data.path, maxTrain: spec.data.maxTrain });
+    try {
+      rankShard(labels, spec.data, spec.seed, spec.workers.max, 0);
+    } catch (e) {
+      if (!(e instanceof ShardingError)) throw e;
+      port.postMessage({ type: 'refused', error: e.message });
+      return;
+    }
+  }
   const params = trainer.initialParameters(spec.seed);
   port.postMessage({ type: 'ready', layout: trainer.layout, params }, [params.buffer as ArrayBuffer]);
   port.on('message', (m: { type: 'evaluate'; id: number; params: Float32Array }) => {
-    trainer.evaluate(m.params, data.test, spec.evaluation.limit).then(
+    trainer.evaluate(m.params, evaluated, spec.evaluation.limit).then(
       (r) => port.postMessage({ type: 'evaluated', id: m.id, accuracy: r.accuracy, loss: r.loss }),
       (e: unknown) => port.postMessage({ type: 'evaluated', id: m.id, error: (e as Error).message }),
     );

@@ -127,6 +127,16 @@ export async function loadFashionMnist(
   return { train, test, source };
 }
 
+/** The training labels only (first `maxTrain`), without decoding any image: what sharding needs. */
+export async function loadTrainingLabels(
+  options: Pick<LoadFashionMnistOptions, 'path' | 'maxTrain'> & Omit<ResolveOptions, 'path'> = {},
+): Promise<Uint8Array> {
+  checkLimit('maxTrain', options.maxTrain);
+  const { files } = resolveFashionMnist(options);
+  const labels = asLabels(await readIdxFile(files.trainLabels), NUM_CLASSES, files.trainLabels);
+  return labels.slice(0, Math.min(labels.length, options.maxTrain ?? labels.length));
+}
+
 /** Read one images/labels pair into a DatasetSplit (first `max` examples). */
 export async function loadSplit(imagesPath: string, labelsPath: string, max?: number): Promise<DatasetSplit> {
   const [imagesIdx, labelsIdx] = await Promise.all([readIdxFile(imagesPath), readIdxFile(labelsPath)]);

@@ -24,6 +24,12 @@ export interface SimulationReport {
   workerMomentum: number;
   batchSize: number;
   flip: boolean;
+  /** 'iid', or 'dirichlet(α=0.3)'. */
+  shards: string;
+  /** Fraction of the training set held out for validation. */
+  validation: number;
+  /** The split `evaluations` and the accuracies are measured on. */
+  evaluatedOn: 'test' | 'validation';
   backend: string;
   data: string;
   evaluations: SimulationEvaluation[];
@@ -59,6 +65,9 @@ export function simulationReport(spec: JobSpec, result: SimulationResult): Simul
     workerMomentum: spec.workers.momentum,
     batchSize: spec.data.batchSize,
     flip: spec.data.flip,
+    shards: spec.data.shardBy === 'dirichlet' ? `dirichlet(α=${spec.data.alpha})` : 'iid',
+    validation: spec.data.validation,
+    evaluatedOn: spec.evaluation.split,
     backend: result.backend,
     data: result.dataSource,
     evaluations: result.evaluations,
@@ -88,7 +97,7 @@ export function formatSimulationSummary(report: SimulationReport): string {
     : 'no byzantine workers';
   return [
     `simulation ${report.name}: ${report.rounds} rounds, ${report.workers} workers (${attack}), rule ${rule}, f = ${report.f} — ${report.wallSeconds.toFixed(1)} s`,
-    `  test accuracy  ${evals}`,
+    `  ${report.evaluatedOn} accuracy  ${evals}`,
     `  final ${pct(report.finalAccuracy)}  best ${pct(report.bestAccuracy)}  worst ${pct(report.worstAccuracy)}  ` +
       `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}` +
       (report.rollbacks

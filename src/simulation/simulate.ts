@@ -18,8 +18,8 @@
  * The round is a RoundEngine (the coordinator's), closed when every rank has answered. Then exactly what
  * JobRuntime.closeRound does: the vectors ordered by rank go through
  * createAggregationPipeline(spec.aggregation) (a failing round is skipped, 10 in a row fail the run; a
- * non-finite update is not applied), optimizer.step, evaluation on the test set after every
- * `evaluation.every`-th round and after the last one. Initial parameters: trainer.initialParameters(spec.seed).
+ * non-finite update is not applied), optimizer.step, evaluation on the split `evaluation.split` names (test set or
+ * validation split) after every `evaluation.every`-th round and after the last one. Initial parameters: trainer.initialParameters(spec.seed).
  *
  * Same spec and seed, no Byzantine workers or only data-side ones ⇒ the same parameters as `phalanx launch` with
  * the same tfjs backend (test/integration/simulateMatchesDistributed.test.ts). The distributed run needs
@@ -48,6 +48,7 @@ import { createOptimizer } from '../core/optim/index.ts';
 import type { Optimizer } from '../core/optim/types.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
 import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
+import { evaluationSplit } from '../data/partition.ts';
 import { createTrainer } from '../models/trainer.ts';
 import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from '../worker/backend.ts';
@@ -200,6 +201,10 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         maxTest: spec.data.maxTest,
       }));
     log(`data: ${data.train.count} training / ${data.test.count} test examples from ${data.source}`);
+    const evaluated = evaluationSplit(data, spec);
+    if (spec.evaluation.split === 'validation') {
+      log(`evaluating on ${evaluated.count} validation examples held out of the training set`);
+    }
     const d = trainer.layout.totalSize;
 
     const workers: SimWorker[] = [];
@@ -403,7 +408,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       let testAccuracy = NaN;
       let testLoss = NaN;
       if (isLast || (every > 0 && completed % every === 0)) {
-        const ev = await trainer.evaluate(params, data.test, spec.evaluation.limit);
+        const ev = await trainer.evaluate(params, evaluated, spec.evaluation.limit);
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
         evaluations.push({ round: completed, accuracy: ev.accuracy, loss: ev.loss });

@@ -11,7 +11,7 @@ import type { Attack } from '../core/attacks/types.ts';
 import { GradientHistory } from '../core/attacks/stats.ts';
 import { Batcher, createBatch } from '../data/batcher.ts';
 import type { DatasetSplit } from '../data/fashionMnist.ts';
-import { shardIndices } from '../data/sharding.ts';
+import { rankShard } from '../data/partition.ts';
 import type { Batch, Trainer } from '../models/types.ts';
 
 export interface ByzantineConfig {
@@ -31,6 +31,8 @@ export interface Contribution {
 }
 
 export class GradientWorker {
+  /** Sorted indices into the training split of the examples this worker trains on. */
+  readonly shard: Uint32Array;
   private readonly batcher: Batcher;
   private readonly batch: Batch;
   private readonly momentum: Float32Array | undefined;
@@ -48,8 +50,9 @@ export class GradientWorker {
     readonly worldSize: number,
     readonly byzantine?: ByzantineConfig,
   ) {
-    const indices = shardIndices(train.count, worldSize, rank, spec.seed);
-    this.batcher = new Batcher(train, indices, {
+    // The rank's shard of the training set minus the validation split (IID or Dirichlet, per spec.data).
+    this.shard = rankShard(train.labels, spec.data, spec.seed, worldSize, rank);
+    this.batcher = new Batcher(train, this.shard, {
       batchSize: spec.data.batchSize,
       seed: deriveSeed(spec.seed, 0xba7c, rank),
       flip: spec.data.flip,

@@ -4,7 +4,8 @@
  * parameters (max |Δ| ≤ 1e-6) — with no Byzantine workers and with a data-side one (label flipping), with worker
  * momentum and random flips on, under order-sensitive rules (krum, flag: a push reordered by arrival would change
  * the result), with the CNN in fp32 (its 401,536-weight dense layer spans two 1 MiB chunks) and an MLP in bf16
- * (its 548,800-weight first layer spans two bf16 chunks). Both sides use the wasm backend.
+ * (its 548,800-weight first layer spans two bf16 chunks), and with Dirichlet shards and a validation split (the
+ * coordinator then evaluates the same held-out examples as simulate). Both sides use the wasm backend.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -97,6 +98,32 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
     // The run trained: the parameters moved away from the initial ones.
     expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
     expect(sim.perRound.every((r) => r.updateNorm > 0)).to.equal(true);
+  });
+
+  it('Dirichlet shards and a validation split, evaluated on it: same parameters and same accuracy', async () => {
+    const spec = jobSpec(
+      'simdist-dirichlet-val',
+      { rule: 'mean', f: 0 },
+      {
+        data: {
+          batchSize: 16,
+          maxTrain: 3000,
+          flip: true,
+          shardBy: 'dirichlet',
+          alpha: 0.3,
+          validation: 0.2,
+        },
+        evaluation: { every: ROUNDS, limit: 200, split: 'validation' },
+      },
+    );
+    const distributed = await launchAndReadParams(dir, spec);
+    const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
+    expect(maxAbsDiff(sim.params, distributed)).to.be.at.most(1e-6);
+    // The coordinator's model host evaluated the same validation examples as simulate.
+    const report = JSON.parse(readFileSync(path.join(dir, `${spec.name}.report.json`), 'utf8')) as {
+      testAccuracy: number;
+    };
+    expect(report.testAccuracy).to.be.closeTo(sim.finalAccuracy, 1e-9);
   });
 
   it('median with one label-flipping (data-side) Byzantine worker: same parameters', async () => {

@@ -151,6 +151,46 @@ describe('config: job spec', () => {
     expect(validateJobSpec({ checkpoint: { dir: '.' } }).checkpoint.dir).to.equal(undefined);
   });
 
+  it('data.shardBy dirichlet defaults alpha to 1; alpha without it, out of bounds, or bad names are refused', () => {
+    expect(validateJobSpec({}).data).to.not.have.property('alpha');
+    expect(validateJobSpec({ data: { shardBy: 'dirichlet' } }).data).to.include({
+      shardBy: 'dirichlet',
+      alpha: 1,
+    });
+    const spec = validateJobSpec({ data: { shardBy: 'dirichlet', alpha: 0.3, validation: 0.1 } });
+    expect(spec.data).to.include({ shardBy: 'dirichlet', alpha: 0.3, validation: 0.1 });
+    expect(validateJobSpec(JSON.parse(JSON.stringify(spec)))).to.deep.equal(spec);
+    expect(issues({ data: { alpha: 0.3 } })).to.deep.equal([
+      'data.alpha: only with shardBy: dirichlet (add shardBy: dirichlet or remove alpha)',
+    ]);
+    expect(issues({ data: { shardBy: 'worker', alpha: 1 } })[0]).to.match(
+      /^data\.alpha: only with shardBy: dirichlet/,
+    );
+    expect(issues({ data: { shardBy: 'dirichlet', alpha: 0 } })).to.deep.equal(['data.alpha: at least 0.01']);
+    expect(issues({ data: { shardBy: 'dirichlet', alpha: 1e4 } })).to.deep.equal([
+      'data.alpha: at most 1000',
+    ]);
+    expect(issues({ data: { shardBy: 'label' } })).to.deep.equal([
+      "data.shardBy: must be 'worker' or 'dirichlet'",
+    ]);
+  });
+
+  it('data.validation is a fraction in [0, 0.5]; evaluation.split validation needs it > 0', () => {
+    expect(validateJobSpec({}).data.validation).to.equal(0);
+    expect(validateJobSpec({}).evaluation.split).to.equal('test');
+    expect(issues({ data: { validation: 0.6 } })).to.deep.equal(['data.validation: at most 0.5']);
+    expect(issues({ data: { validation: -0.1 } })).to.deep.equal(['data.validation: at least 0']);
+    expect(issues({ evaluation: { split: 'validation' } })).to.deep.equal([
+      "evaluation.split: 'validation' needs data.validation > 0 (e.g. data: { validation: 0.1 })",
+    ]);
+    expect(issues({ evaluation: { split: 'train' } })).to.deep.equal([
+      "evaluation.split: must be 'test' or 'validation'",
+    ]);
+    const spec = validateJobSpec({ data: { validation: 0.2 }, evaluation: { split: 'validation' } });
+    expect(spec.evaluation.split).to.equal('validation');
+    expect(validateJobSpec(JSON.parse(JSON.stringify(spec)))).to.deep.equal(spec);
+  });
+
   it('parseJobSpec reads YAML and reports bad YAML at the root', () => {
     expect(parseJobSpec('rounds: 7\nworkers: { max: 2 }\n').rounds).to.equal(7);
     expect(() => parseJobSpec('rounds: [')).to.throw(JobSpecError, /\(root\): not valid YAML/);

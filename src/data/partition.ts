@@ -1,0 +1,62 @@
+/**
+ * Who trains on what, and what is evaluated, from a job's `data` and `evaluation` sections: first the validation
+ * split is held out of the training set (validationSplit.ts), then the rest is sharded among the workers (IID or
+ * Dirichlet non-IID, sharding.ts). Worker processes, `phalanx simulate` and the coordinator's evaluation all go
+ * through here, so they agree on every index.
+ */
+import type { JobSpec } from '../config/jobSpec.ts';
+import { IMAGE_SIZE, type DatasetSplit, type FashionMnist } from './fashionMnist.ts';
+import { dirichletShards, shardIndices } from './sharding.ts';
+import { splitValidation } from './validationSplit.ts';
+
+export type DataSection = Pick<JobSpec['data'], 'shardBy' | 'alpha' | 'validation' | 'batchSize'>;
+
+/** Sorted indices into the training split of the examples rank `rank` of `numShards` trains on. */
+export function rankShard(
+  trainLabels: Uint8Array,
+  data: DataSection,
+  seed: number,
+  numShards: number,
+  rank: number,
+): Uint32Array {
+  if (!Number.isInteger(rank) || rank < 0 || rank >= numShards) {
+    throw new Error(`rankShard: rank must be an integer in [0, ${numShards}), got ${rank}`);
+  }
+  const pool = splitValidation(trainLabels, data.validation, seed).train;
+  let local: Uint32Array;
+  if (data.shardBy === 'dirichlet') {
+    // A validated spec always has alpha here (its default is stated in the job spec schema).
+    if (data.alpha === undefined) throw new Error('rankShard: shardBy dirichlet needs alpha');
+    const poolLabels = new Uint8Array(pool.length);
+    for (let i = 0; i < pool.length; i++) poolLabels[i] = trainLabels[pool[i]];
+    local = dirichletShards(poolLabels, numShards, data.alpha, seed, data.batchSize)[rank];
+  } else {
+    local = shardIndices(pool.length, numShards, rank, seed);
+  }
+  // pool is sorted, so mapping sorted positions keeps the shard sorted.
+  return local.map((i) => pool[i]);
+}
+
+/** Sorted indices into the training split of the held-out validation examples (empty if data.validation = 0). */
+export function validationIndices(trainLabels: Uint8Array, data: Pick<DataSection, 'validation'>, seed: number): Uint32Array {
+  return splitValidation(trainLabels, data.validation, seed).validation;
+}
+
+/** The examples `indices` of `split`, copied into a split of their own. */
+export function subsetSplit(split: DatasetSplit, indices: ArrayLike<number>): DatasetSplit {
+  const images = new Float32Array(indices.length * IMAGE_SIZE);
+  const labels = new Uint8Array(indices.length);
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    if (!(i >= 0 && i < split.count)) throw new Error(`subsetSplit: index ${i} is outside the split (count ${split.count})`);
+    images.set(split.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE), k * IMAGE_SIZE);
+    labels[k] = split.labels[i];
+  }
+  return { images, labels, count: indices.length };
+}
+
+/** The split `evaluation.split` names: the test set, or the validation examples held out of the training set. */
+export function evaluationSplit(data: FashionMnist, spec: Pick<JobSpec, 'data' | 'evaluation' | 'seed'>): DatasetSplit {
+  if (spec.evaluation.split === 'test') return data.test;
+  return subsetSplit(data.train, validationIndices(data.train.labels, spec.data, spec.seed));
+}
