@@ -150,25 +150,18 @@ export function largestCutoff(a: Float64Array, m: number, e: number, s: ColumnSc
   for (let i = 0; i < m; i++) {
     const v = a[i];
     // later positions win ties, so an equal value is larger
-    if (count < e) {
-      let p = count++;
-      while (p > 0 && v >= bk[p - 1]) {
-        bk[p] = bk[p - 1];
-        bi[p] = bi[p - 1];
-        p--;
-      }
-      bk[p] = v;
-      bi[p] = i;
-    } else if (v >= bk[e - 1]) {
-      let p = e - 1;
-      while (p > 0 && v >= bk[p - 1]) {
-        bk[p] = bk[p - 1];
-        bi[p] = bi[p - 1];
-        p--;
-      }
-      bk[p] = v;
-      bi[p] = i;
+    let p: number;
+    if (count < e) p = count++;
+    else if (v >= bk[e - 1])
+      p = e - 1; // displaces the current cut-off
+    else continue;
+    while (p > 0 && v >= bk[p - 1]) {
+      bk[p] = bk[p - 1];
+      bi[p] = bi[p - 1];
+      p--;
     }
+    bk[p] = v;
+    bi[p] = i;
   }
   return bi[e - 1];
 }
@@ -185,25 +178,18 @@ export function smallestCutoff(a: Float64Array, m: number, e: number, s: ColumnS
   for (let i = 0; i < m; i++) {
     const v = a[i];
     // earlier positions win ties, so an equal later value is not smaller
-    if (count < e) {
-      let p = count++;
-      while (p > 0 && v < bk[p - 1]) {
-        bk[p] = bk[p - 1];
-        bi[p] = bi[p - 1];
-        p--;
-      }
-      bk[p] = v;
-      bi[p] = i;
-    } else if (v < bk[e - 1]) {
-      let p = e - 1;
-      while (p > 0 && v < bk[p - 1]) {
-        bk[p] = bk[p - 1];
-        bi[p] = bi[p - 1];
-        p--;
-      }
-      bk[p] = v;
-      bi[p] = i;
+    let p: number;
+    if (count < e) p = count++;
+    else if (v < bk[e - 1])
+      p = e - 1; // displaces the current cut-off
+    else continue;
+    while (p > 0 && v < bk[p - 1]) {
+      bk[p] = bk[p - 1];
+      bi[p] = bi[p - 1];
+      p--;
     }
+    bk[p] = v;
+    bi[p] = i;
   }
   return bi[e - 1];
 }
