@@ -70,6 +70,15 @@ const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
 export const N = 12;
 export const F_VALUES = [1, 2, 3, 5] as const;
 export const QUICK_ROUNDS = 120;
+export const MODELS = ['cnn', 'mlp'] as const;
+/** The network trained and the split evaluated: defaults are chosen on 'validation', reported on 'test'. */
+export interface Setting {
+  model: (typeof MODELS)[number];
+  split: 'test' | 'validation';
+}
+const DEFAULT_SETTING: Setting = { model: 'cnn', split: 'test' };
+/** Share of the training set held out (stratified, before sharding) when --split validation. */
+const VALIDATION_FRACTION = 0.1;
 const QUICK_EVAL_EVERY = 40;
 
 interface RuleDef {
@@ -121,6 +130,29 @@ const RULES: RuleDef[] = [
   { key: 'cc', label: 'centeredClipping', rule: 'centeredClipping', pre: [], options: {} },
   { key: 'flag-ref', label: 'flag reference', rule: 'flag', pre: [], options: { mode: 'reference' } },
   { key: 'flag', label: 'flag (defaults)', rule: 'flag', pre: [], options: {} },
+  // The default before the robustness review, pinned so that its numbers stay comparable: flag alone, output
+  // unscaled (a sum of unit vectors: the learning rate is the step length).
+  {
+    key: 'prev-default',
+    label: 'previous default (flag, unscaled)',
+    rule: 'flag',
+    pre: [],
+    options: { r: 'auto', signAware: true, signThreshold: 0, minTrust: 0, rescale: 'none', warmStart: false },
+  },
+  {
+    key: 'flag-mn',
+    label: 'flag, median-norm',
+    rule: 'flag',
+    pre: [],
+    options: { rescale: 'median-norm' },
+  },
+  {
+    key: 'clip-nnm-flag-mn',
+    label: 'clip+nnm+flag, median-norm',
+    rule: 'flag',
+    pre: ['clip', 'nnm'],
+    options: { rescale: 'median-norm' },
+  },
 ];
 
 const NONE: AttackDef = { key: 'none', label: 'none', attack: null, options: {} };
@@ -242,6 +274,8 @@ export function parseCli(argv: string[]) {
       plot: { type: 'string' },
       out: { type: 'string' },
       'no-run': { type: 'boolean', default: false },
+      model: { type: 'string' },
+      split: { type: 'string' },
     },
   });
   const int = (v: string | undefined, flag: string, min: number): number | undefined => {
@@ -262,7 +296,14 @@ export function parseCli(argv: string[]) {
       throw new Error(`--f: ${x} is not one of ${F_VALUES.join(', ')}`);
   }
   const quick = values.quick!;
+  const model = values.model ?? 'cnn';
+  if (!(MODELS as readonly string[]).includes(model))
+    throw new Error(`--model must be one of ${MODELS.join(', ')} (got '${model}')`);
+  const split = values.split ?? 'test';
+  if (split !== 'test' && split !== 'validation')
+    throw new Error(`--split must be 'test' or 'validation' (got '${split}')`);
   return {
+    setting: { model, split } as Setting,
     mode: modes[0],
     cells: list(values.cells),
     rules: list(values.rules),
@@ -285,20 +326,33 @@ export function parseCli(argv: string[]) {
 type Args = ReturnType<typeof parseCli>;
 
 /** The job spec of one run. Cells of the earlier table (f = 2, iid) give exactly the spec they ran. */
-export function runSpec(cell: Cell, seed: number, rounds: number, evalEvery: number): JobSpecInput {
+export function runSpec(
+  cell: Cell,
+  seed: number,
+  rounds: number,
+  evalEvery: number,
+  setting: Setting = DEFAULT_SETTING,
+): JobSpecInput {
   const byzantine = cell.attack.attack ? cell.f : 0;
   const n = N - cell.f + byzantine;
+  const validation = setting.split === 'validation';
   return {
     name: `robustness-${cell.rule.key}-${cell.attack.key}-f${cell.f}-${cell.data.key}`.replace(/\./g, '-'),
     seed,
-    model: { kind: 'cnn' },
-    data: { kind: 'fashion-mnist', batchSize: 25, flip: true, ...cell.data.data },
+    model: { kind: setting.model },
+    data: {
+      kind: 'fashion-mnist',
+      batchSize: 25,
+      flip: true,
+      ...cell.data.data,
+      ...(validation ? { validation: VALIDATION_FRACTION } : {}),
+    },
     optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
     rounds,
     workers: { min: n, max: n, momentum: 0.9 },
     aggregation: { rule: cell.rule.rule, f: cell.f, pre: cell.rule.pre, options: cell.rule.options },
     checkpoint: { every: 0 },
-    evaluation: { every: evalEvery },
+    evaluation: { every: evalEvery, ...(validation ? { split: 'validation' as const } : {}) },
     simulate: {
       byzantine: { count: byzantine, attack: cell.attack.attack ?? 'signflip', options: cell.attack.options },
     },
@@ -402,7 +456,7 @@ export function selectCells(args: Args, all: Cell[] = allCells()): Cell[] {
 /** Why a cell cannot run in this checkout (rule precondition, unavailable data option), or undefined. */
 function unavailable(cell: Cell, args: Args): { reason: string; kind: 'precondition' | 'data' } | undefined {
   try {
-    validateJobSpec(runSpec(cell, 0, args.rounds, args.evalEvery));
+    validateJobSpec(runSpec(cell, 0, args.rounds, args.evalEvery, args.setting));
     return undefined;
   } catch (e) {
     if (!(e instanceof JobSpecError)) throw e;
@@ -525,7 +579,7 @@ function printTables(grid: Grid, args: Args): void {
     return notes.length;
   };
   out.push(
-    `Final test accuracy after ${args.rounds} rounds: mean ± std over seeds (worst seed); ✗k = k seeds failed ` +
+    `Final ${args.setting.split} accuracy, ${args.setting.model.toUpperCase()}, after ${args.rounds} rounds: mean ± std over seeds (worst seed); ✗k = k seeds failed ` +
       `(counted as 0); seeds ${grid.seeds.join(', ')}. Clean mean = mean, no attackers, the 12 − f honest workers.`,
   );
   for (const data of datas) {
@@ -658,9 +712,11 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
     };
     for (const attack of attacks) {
       const chart = drawLineChart({
-        title: plain(`${attack.label}, ${data.label}: final accuracy vs f (n = ${N}, ${args.rounds} rounds)`),
+        title: plain(
+          `${attack.label}, ${data.label}: final accuracy vs f (${args.setting.model.toUpperCase()}, n = ${N}, ${args.rounds} rounds)`,
+        ),
         xLabel: 'f (Byzantine workers of 12)',
-        yLabel: 'test accuracy (mean ± std over seeds)',
+        yLabel: `${args.setting.split} accuracy (mean ± std over seeds)`,
         series: [...seriesFor((rule, f) => stats(rule, attack, f)), cleanSeries],
         xTicks: fs,
       });
@@ -677,7 +733,7 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
     const chart = drawLineChart({
       title: plain(`Worst attack per rule, ${data.label}: final accuracy vs f (${attacks.length} attacks)`),
       xLabel: 'f (Byzantine workers of 12)',
-      yLabel: 'test accuracy under the worst attack (mean ± std)',
+      yLabel: `${args.setting.split} accuracy under the worst attack (mean ± std)`,
       series: [...seriesFor(worstOver), cleanSeries],
       xTicks: fs,
     });
@@ -690,8 +746,8 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
       .map((c) => statsOf(grid, c)?.mean)
       .filter((x): x is number => x !== undefined);
     const chart = drawBarChart({
-      title: `Worst case per rule over the grid (lowest cell mean over seeds, ${args.rounds} rounds)`,
-      xLabel: 'final test accuracy',
+      title: `Worst case per rule over the grid (${args.setting.model.toUpperCase()}, lowest cell mean over seeds, ${args.rounds} rounds)`,
+      xLabel: `final ${args.setting.split} accuracy`,
       bars: perRule.map((w) => ({ label: w.rule.label, value: w.cell.mean, note: w.cellId })),
       reference: cleans.length ? { label: 'lowest clean mean', value: Math.min(...cleans) } : undefined,
     });
@@ -735,7 +791,7 @@ async function main(): Promise<void> {
     if (skipped.has(c.id)) continue;
     for (const seed of args.seeds) {
       const key = runKey(c.id, seed);
-      const spec = runSpec(c, seed, args.rounds, args.evalEvery);
+      const spec = runSpec(c, seed, args.rounds, args.evalEvery, args.setting);
       const prev = runs.get(key);
       if (prev?.report && JSON.stringify(prev.spec) === JSON.stringify(spec)) continue;
       const run: Run = { key, cell: c.id, seed, spec };
@@ -753,7 +809,7 @@ async function main(): Promise<void> {
       // The flag cells run with the defaults of this checkout.
       flagDefaults: FLAG_DEFAULTS,
       defaultAggregation: DEFAULT_AGGREGATION,
-      setup: { n: N, rounds: args.rounds, evalEvery: args.evalEvery, seeds: args.seeds },
+      setup: { n: N, ...args.setting, rounds: args.rounds, evalEvery: args.evalEvery, seeds: args.seeds },
       references: {
         source: "ByzFL's published Fashion-MNIST benchmark (f = 2, iid, same setup)",
         steps: REFERENCE_STEPS,
@@ -774,7 +830,7 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     console.log(
       `robustness: ${cells.length - skipped.size} cells × ${args.seeds.length} seeds: ${todo.length} runs to do ` +
-        `(${(cells.length - skipped.size) * args.seeds.length - todo.length} done in ${args.json ?? '–'}) × ${args.rounds} rounds (CNN, n = ${N}, batch 25, ` +
+        `(${(cells.length - skipped.size) * args.seeds.length - todo.length} done in ${args.json ?? '–'}) × ${args.rounds} rounds (${args.setting.model.toUpperCase()}, ${args.setting.split} split, n = ${N}, batch 25, ` +
         `worker momentum 0.9, SGD lr 0.1 wd 1e-4), ${args.parallel} at a time; files in ${dir}`,
     );
     const children = new Set<ChildProcess>();

@@ -43,7 +43,42 @@ export interface SimulationReport {
   rollbacks: number;
   fallback: string | null;
   health: HealthSummary;
+  /**
+   * Per evaluation window (rounds after the previous evaluation up to `upToRound`): the median update norm and
+   * the median of ‖update‖ / ‖mean of the honest vectors‖, i.e. how much longer a step the rule takes than a
+   * clean mean of the same round would (1 = the same step).
+   */
+  steps: StepWindow[];
   wallSeconds: number;
+}
+
+export interface StepWindow {
+  upToRound: number;
+  updateNorm: number;
+  ratioToHonestMean: number;
+}
+
+function median(xs: number[]): number {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** The step-size summary of `SimulationReport.steps`, one window per evaluation. */
+export function stepWindows(result: Pick<SimulationResult, 'perRound' | 'evaluations'>): StepWindow[] {
+  const out: StepWindow[] = [];
+  let from = 0;
+  for (const e of result.evaluations) {
+    const rs = result.perRound.filter((r) => r.round >= from && r.round < e.round && !r.skipped);
+    out.push({
+      upToRound: e.round,
+      updateNorm: median(rs.map((r) => r.updateNorm)),
+      ratioToHonestMean: median(rs.map((r) => r.updateNorm / r.honestMeanNorm)),
+    });
+    from = e.round;
+  }
+  return out;
 }
 
 export function simulationReport(spec: JobSpec, result: SimulationResult): SimulationReport {
@@ -78,6 +113,7 @@ export function simulationReport(spec: JobSpec, result: SimulationResult): Simul
     finalTrainLoss: result.finalTrainLoss,
     skippedRounds: result.skippedRounds,
     rollbacks: result.rollbacks,
+    steps: stepWindows(result),
     fallback: result.rollbacks > 0 ? spec.guard.fallback.rule : null,
     health: result.health,
     wallSeconds: result.wallSeconds,
@@ -104,5 +140,15 @@ export function formatSimulationSummary(report: SimulationReport): string {
         ? `  rolled back ${report.rollbacks}× by the divergence guard, then ${report.fallback}`
         : ''),
     `  honest vectors included ${pct(h.honestInclusion)} of the time; ${byz}`,
+    ...(report.steps.length
+      ? [
+          `  step / clean-mean step (median per window)  ${report.steps
+            .map(
+              (w) =>
+                `${w.upToRound}: ${Number.isFinite(w.ratioToHonestMean) ? w.ratioToHonestMean.toFixed(2) : '–'}`,
+            )
+            .join('  ')}`,
+        ]
+      : []),
   ].join('\n');
 }

@@ -91,6 +91,8 @@ export interface RoundSummary {
   round: number;
   trainLoss: number;
   updateNorm: number;
+  /** ‖mean of the honest workers' vectors‖ this round: what a clean mean would step by (NaN without honest ones). */
+  honestMeanNorm: number;
   includedHonest: number;
   includedByzantine: number;
   skipped?: string;
@@ -261,6 +263,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
 
     const evaluations: SimulationEvaluation[] = [];
     const perRound: RoundSummary[] = [];
+    const honestMean = new Float64Array(d);
     let stepper = new RoundStepper(pipeline, optimizer, log);
     const guard = spec.guard.enabled ? new DivergenceGuard(guardOptions(spec)) : undefined;
     const rollingBack = guard !== undefined && spec.guard.rollback;
@@ -397,6 +400,10 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         }
       });
       const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
+      const honestMeanNorm = meanNorm(
+        delivered.filter((e) => e.w.role === 'honest').map((e) => e.vector),
+        honestMean,
+      );
       // Training loss: mean over the honest workers (what the model actually achieves on its data).
       let lossSum = 0;
       for (const w of honest) lossSum += w.loss;
@@ -426,6 +433,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         round,
         trainLoss: lastTrainLoss,
         updateNorm,
+        honestMeanNorm,
         includedHonest,
         includedByzantine,
         ...(skipReason ? { skipped: skipReason } : {}),
@@ -523,6 +531,16 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
   } finally {
     trainer.dispose();
   }
+}
+
+/** ‖(1/m)·Σ vᵢ‖, accumulated in float64 in `scratch` (length d); NaN for no vectors. */
+function meanNorm(vectors: Float32Array[], scratch: Float64Array): number {
+  if (vectors.length === 0) return NaN;
+  scratch.fill(0);
+  for (const v of vectors) for (let j = 0; j < scratch.length; j++) scratch[j] += v[j];
+  let s = 0;
+  for (let j = 0; j < scratch.length; j++) s += scratch[j] * scratch[j];
+  return Math.sqrt(s) / vectors.length;
 }
 
 /** Simulated time: stands still until a round has to time out. */
