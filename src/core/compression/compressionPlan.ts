@@ -219,3 +219,19 @@ export function sameSetting(a: LayerSetting, b: LayerSetting): boolean {
   const y = b as Record<string, unknown>;
   return ['k', 'values', 'bits', 'bucket', 'rank'].every((f) => x[f] === y[f]);
 }
+
+/** Short human description, for error messages and reports: "powersgd rank 4 bf16", "qsgd 4 bits / 128". */
+export function describeSetting(s: LayerSetting): string {
+  switch (s.kind) {
+    case 'fp32':
+    case 'bf16':
+      return s.kind;
+    case 'topk':
+    case 'randk':
+      return `${s.kind} k ${s.k} ${s.values}`;
+    case 'qsgd':
+      return `qsgd ${s.bits} bits / ${s.bucket}`;
+    case 'powersgd':
+      return `powersgd rank ${s.rank} ${s.values}`;
+  }
+}

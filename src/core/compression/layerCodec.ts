@@ -10,7 +10,13 @@
  */
 import { deriveSeed } from '../random.ts';
 import { CodecError } from './codecError.ts';
-import { checkSetting, layerByteBounds, matrixShape, type LayerSetting } from './compressionPlan.ts';
+import {
+  checkSetting,
+  describeSetting,
+  layerByteBounds,
+  matrixShape,
+  type LayerSetting,
+} from './compressionPlan.ts';
 import type { CodecWorkspace } from './codecWorkspace.ts';
 import { decodeDenseInto, denseBytes } from './denseCodec.ts';
 import type { LayerMemory } from './errorFeedback.ts';
@@ -107,22 +113,22 @@ export function validateAndDecodeLayer(
   const numel = numelOf(shape);
   if (dst.length < numel) throw new RangeError(`decode: destination of ${dst.length} < numel ${numel}`);
   const bounds = layerByteBounds(setting, shape);
+  if (bounds.min === bounds.max && bytes.length !== bounds.min) {
+    throw new CodecError(
+      'wrong-length',
+      `${describeSetting(setting)}: ${bytes.length} bytes, the plan implies ${bounds.min}`,
+    );
+  }
   if (bytes.length > bounds.max) {
     throw new CodecError(
       'too-large',
-      `${setting.kind}: ${bytes.length} bytes, the plan allows at most ${bounds.max}`,
+      `${describeSetting(setting)}: ${bytes.length} bytes, the plan allows at most ${bounds.max}`,
     );
   }
   const out = dst.length === numel ? dst : dst.subarray(0, numel);
   switch (setting.kind) {
     case 'fp32':
     case 'bf16': {
-      if (bytes.length !== bounds.min) {
-        throw new CodecError(
-          'wrong-length',
-          `${setting.kind}: ${bytes.length} bytes, the plan implies ${bounds.min}`,
-        );
-      }
       const bad = decodeDenseInto(bytes, out, 0, setting.kind);
       if (bad >= 0) throw new CodecError('non-finite', `${setting.kind}: element ${bad} is not finite`);
       return;
