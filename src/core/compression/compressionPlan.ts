@@ -158,11 +158,25 @@ export interface PlanBytes {
   total: ByteBounds;
 }
 
-/** Validate a plan against a layout and return the byte bounds of every layer and of the whole push. */
-export function planBytes(plan: CompressionPlan, layout: ParameterLayout): PlanBytes {
+/**
+ * Validate a plan against a layout and return the byte bounds of every layer and of the whole push; a plan
+ * whose largest push exceeds `maxTotalBytes` is refused ('too-large'), so the coordinator's per-push memory is
+ * bounded before any worker sends anything.
+ */
+export function planBytes(
+  plan: CompressionPlan,
+  layout: ParameterLayout,
+  maxTotalBytes = Infinity,
+): PlanBytes {
   checkPlan(plan, layout);
   const perLayer = plan.layers.map((s, i) => layerByteBounds(s, layout.layers[i].shape));
   const total = perLayer.reduce((t, b) => ({ min: t.min + b.min, max: t.max + b.max }), { min: 0, max: 0 });
+  if (total.max > maxTotalBytes) {
+    throw new CodecError(
+      'too-large',
+      `plan ${plan.planId}: pushes of up to ${total.max} bytes exceed ${maxTotalBytes}`,
+    );
+  }
   return { perLayer, total };
 }
 

@@ -166,21 +166,16 @@ describe('compression codecs: randk coordinates', () => {
   it('are the same for every worker with the same seed, distinct, sorted, and differ across rounds and layers', () => {
     const numel = 5000;
     const k = 60;
-    const a = encodeOnce(
-      { kind: 'randk', k, values: 'fp32' },
-      [numel],
-      gaussian(numel, 1),
-      randkSeed(3, 5, 2),
-    );
-    const b = encodeOnce(
-      { kind: 'randk', k, values: 'fp32' },
-      [numel],
-      gaussian(numel, 2),
-      randkSeed(3, 5, 2),
-    );
+    // two workers: different gradients and different private seeds, the same coordinator seed
+    const ga = gaussian(numel, 1);
+    const gb = gaussian(numel, 2);
+    const a = encodeOnce({ kind: 'randk', k, values: 'fp32' }, [numel], ga, randkSeed(3, 5, 2), 101);
+    const b = encodeOnce({ kind: 'randk', k, values: 'fp32' }, [numel], gb, randkSeed(3, 5, 2), 202);
     const support = (m: { memory: LayerMemory }) =>
       m.memory.decoded.reduce<number[]>((s, v, i) => (v !== 0 ? [...s, i] : s), []);
     assert.deepEqual(support(a), support(b));
+    // what each worker sent is its own gradient at those coordinates
+    for (const i of support(a)) assert.deepEqual([a.memory.decoded[i], b.memory.decoded[i]], [ga[i], gb[i]]);
     const idx = (seed: number) => {
       const out = new Uint32Array(k);
       randkIndices(seed, numel, k, out, new Uint32Array(Math.ceil(numel / 32)));
@@ -247,6 +242,49 @@ describe('compression codecs: qsgd', () => {
         assert.ok(Math.abs(level - Math.floor(t)) < 1e-4 || Math.abs(level - Math.floor(t) - 1) < 1e-4);
         if (got !== 0) assert.equal(Math.sign(got), Math.sign(part[i]));
       }
+    }
+  });
+});
+
+describe('compression codecs: re-plans and wire alignment', () => {
+  it('keeps the error-feedback memory across a re-plan and re-initialises PowerSGD only on a rank change', () => {
+    const shape = [30, 20];
+    const memory = new LayerMemory(600);
+    const ws = new CodecWorkspace();
+    const out = new Uint8Array(4 * 600);
+    const ctx = { sharedSeed: 5, privateSeed: 6 };
+    const rank3: LayerSetting = { kind: 'powersgd', rank: 3, values: 'fp32' };
+    encodeLayer(rank3, shape, gaussian(600, 1), memory, out, ctx, ws);
+    const state = memory.powerSgd;
+    encodeLayer(rank3, shape, gaussian(600, 2), memory, out, ctx, ws);
+    assert.equal(memory.powerSgd, state, 'same rank: warm start kept');
+    const before = memory.error.slice();
+    encodeLayer({ kind: 'topk', k: 50, values: 'fp32' }, shape, new Float32Array(600), memory, out, ctx, ws);
+    // the memory carried over: p = 0 + e, and the topk residual is e minus its 50 largest entries
+    let carried = 0;
+    for (let i = 0; i < 600; i++) if (memory.error[i] === before[i]) carried++;
+    assert.equal(carried, 550);
+    encodeLayer({ kind: 'powersgd', rank: 2, values: 'fp32' }, shape, gaussian(600, 3), memory, out, ctx, ws);
+    assert.notEqual(memory.powerSgd, state);
+    assert.equal(memory.powerSgd!.rank, 2);
+    assert.equal(memory.powerSgd!.q.length, 20 * 2);
+  });
+
+  it('decodes bytes that start at an odd offset exactly like aligned bytes', () => {
+    const shape = [16, 12];
+    const g = gaussian(192, 8);
+    for (const setting of [
+      { kind: 'fp32' },
+      { kind: 'bf16' },
+      { kind: 'topk', k: 20, values: 'fp32' },
+      { kind: 'randk', k: 20, values: 'bf16' },
+      { kind: 'qsgd', bits: 5, bucket: 32 },
+      { kind: 'powersgd', rank: 2, values: 'fp32' },
+    ] as LayerSetting[]) {
+      const { bytes } = encodeOnce(setting, shape, g);
+      const odd = new Uint8Array(bytes.length + 3).subarray(1, 1 + bytes.length);
+      odd.set(bytes);
+      assert.deepEqual(decode(setting, shape, odd), decode(setting, shape, bytes), setting.kind);
     }
   });
 });

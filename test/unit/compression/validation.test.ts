@@ -197,6 +197,17 @@ describe('compression plan: byte sizes and chunked assembly', () => {
     assert.equal(bytes.total.max, bytes.total.min);
   });
 
+  it('a plan whose pushes could exceed the size limit is refused', () => {
+    const plan = uniformPlan('big', { kind: 'fp32' }, layout);
+    const total = planBytes(plan, layout).total.max;
+    assert.equal(total, 4 * layout.totalSize);
+    assert.equal(planBytes(plan, layout, total).total.max, total);
+    assert.throws(
+      () => planBytes(plan, layout, total - 1),
+      (e: CodecError) => e.code === 'too-large',
+    );
+  });
+
   it('a plan with a wrong number of layers or a bad setting is refused', () => {
     assert.throws(() => checkPlan({ planId: 'x', layers: [{ kind: 'fp32' }] }, layout), CodecError);
     const bad = uniformPlan('x', { kind: 'topk', density: 0.1, values: 'fp32' }, layout);
@@ -208,7 +219,8 @@ describe('compression plan: byte sizes and chunked assembly', () => {
     const s: LayerSetting = { kind: 'topk', k: 50, values: 'bf16' };
     const g = gaussian(8000, 8);
     const { bytes } = encodeOnce(s, [800, 10], g);
-    const asm = new LayerAssembler(new Uint8Array(layerByteBounds(s, [800, 10]).max));
+    // sized for a larger layer of the plan, as a coordinator's per-worker buffer would be
+    const asm = new LayerAssembler(new Uint8Array(layerByteBounds(s, [800, 10]).max + 4096));
     asm.begin(layerByteBounds(s, [800, 10]), 'fc.weight');
     for (let off = 0; off < bytes.length; off += 37)
       asm.push(off, bytes.subarray(off, Math.min(bytes.length, off + 37)));
