@@ -52,13 +52,10 @@ export function kthLargest(a: Float32Array, n: number, k: number): number {
   while (hi > lo) {
     const mid = (lo + hi) >>> 1;
     // median of three as pivot
-    let x = a[lo];
-    let y = a[mid];
-    let z = a[hi];
-    if (x > y) [x, y] = [y, x];
-    if (y > z) [y, z] = [z, y];
-    if (x > y) y = x;
-    const pivot = y;
+    const x = a[lo];
+    const y = a[mid];
+    const z = a[hi];
+    const pivot = Math.max(Math.min(x, y), Math.min(Math.max(x, y), z));
     let i = lo;
     let j = hi;
     while (i <= j) {
