@@ -195,9 +195,13 @@ export function checkPlan(plan: CompressionPlan, layout: ParameterLayout): void 
   );
 }
 
+/** PowerSGD compresses a matrix only if rank·(rows + cols)·MIN_COMPRESSION_RATE < rows·cols. */
+export const MIN_COMPRESSION_RATE = 2;
+
 /**
- * The setting a uniform baseline gives one layer: PowerSGD applies to matrices only (vectors go fp32), its rank
- * is capped by the matrix; topk/randk densities become a k for the layer.
+ * The setting a uniform baseline gives one layer: PowerSGD applies to matrices it shrinks at least
+ * MIN_COMPRESSION_RATE-fold (vectors and small matrices go fp32, and stay out of the L-GreCo adaptation);
+ * topk/randk densities become a k for the layer.
  */
 export type UniformSetting =
   | { kind: 'fp32' }
@@ -214,8 +218,10 @@ export function settingForLayer(u: UniformSetting, slot: LayerSlot): LayerSettin
       return { kind: u.kind, k: kFromDensity(u.density, slot.size), values: u.values };
     case 'powersgd': {
       const m = matrixShape(slot.shape);
-      if (m === null) return { kind: 'fp32' };
-      return { kind: 'powersgd', rank: Math.min(u.rank, m.rows, m.cols), values: u.values };
+      // as PyTorch's PowerSGD: compress only if the factors hold fewer than half the matrix's numbers
+      if (m === null || u.rank * (m.rows + m.cols) * MIN_COMPRESSION_RATE >= m.rows * m.cols)
+        return { kind: 'fp32' };
+      return { kind: 'powersgd', rank: u.rank, values: u.values };
     }
     default:
       return { ...u };

@@ -199,7 +199,8 @@ export interface LGreCoDecision extends KnapsackSolution {
 }
 
 /**
- * Solve L-GreCo given sizes and (robust) errors, where candidate 0 of every layer is the baseline.
+ * Solve L-GreCo given sizes and (robust) errors, where candidate 0 of every layer is the baseline. For α < 1
+ * nothing may fit; the baseline is then returned and budgetUsed > 1 says so.
  */
 export function chooseSettings(
   sizes: readonly Float64Array[],

@@ -197,6 +197,15 @@ describe('compression plan: byte sizes and chunked assembly', () => {
     assert.equal(bytes.total.max, bytes.total.min);
   });
 
+  it('uniform powersgd leaves matrices it would not shrink twofold in fp32', () => {
+    const small = buildLayout([
+      { name: 'a', shape: [10, 10] }, // 4·20·2 = 160 ≥ 100
+      { name: 'b', shape: [30, 12] }, // 4·42·2 = 336 < 360
+    ]);
+    const plan = uniformPlan('s', { kind: 'powersgd', rank: 4, values: 'fp32' }, small);
+    assert.deepEqual(plan.layers, [{ kind: 'fp32' }, { kind: 'powersgd', rank: 4, values: 'fp32' }]);
+  });
+
   it('a plan whose pushes could exceed the size limit is refused', () => {
     const plan = uniformPlan('big', { kind: 'fp32' }, layout);
     const total = planBytes(plan, layout).total.max;
