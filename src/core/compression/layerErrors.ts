@@ -1,0 +1,220 @@
+/**
+ * The E table of L-GreCo: the squared error ‖p − decode(encode(p))‖² each candidate setting would make on a
+ * layer's error-compensated gradient p = g + e, measured on the worker (expectations where the codec is random):
+ *   fp32: 0; bf16: Σ (x − bf16(x))²;
+ *   topk k: Σ of the squares below the k largest magnitudes + the value rounding of the k kept (exact);
+ *   randk k: E over the coordinate draw = (1 − k/n)‖p‖² + (k/n)·Σ rounding (exact expectation);
+ *   qsgd: E over the rounding = Σ u²·f(1 − f), u = scale/s, f the fractional level of each element (exact);
+ *   powersgd r: ‖M‖² − ‖P̂ᵀM‖² after `iterations` subspace iterations from a seeded Gaussian Q (L-GreCo's
+ *   'Power' estimate). Gram–Schmidt is triangular, so the first r columns of one rank-R run are exactly a
+ *   rank-r run: every rank comes from one run at the largest rank.
+ */
+import type { ParameterLayout } from '../layout/parameterLayout.ts';
+import { Rng } from '../random.ts';
+import { matrixShape, type LayerSetting } from './compressionPlan.ts';
+import { orthonormalizeColumns } from './powerSgd.ts';
+import { qsgdLevels } from './qsgd.ts';
+import { roundToWire, type ValueEncoding } from './valueCodec.ts';
+
+export interface ErrorOptions {
+  /** Subspace iterations of the PowerSGD estimate (L-GreCo's default: 5). */
+  iterations?: number;
+  /** Seed of the PowerSGD estimate's initial Q. */
+  seed?: number;
+}
+
+/** E of every candidate of one layer, in candidate order. */
+export function measureLayerErrors(
+  p: Float32Array,
+  shape: readonly number[],
+  candidates: readonly LayerSetting[],
+  options: ErrorOptions = {},
+): Float64Array {
+  const out = new Float64Array(candidates.length);
+  let sorted: Float32Array | null = null;
+  let normSq = -1;
+  const rounding = new Map<ValueEncoding, number>();
+  const roundingOf = (enc: ValueEncoding) => {
+    let v = rounding.get(enc);
+    if (v === undefined) {
+      v = roundingError(p, enc);
+      rounding.set(enc, v);
+    }
+    return v;
+  };
+  let maxRank = 0;
+  for (const c of candidates) if (c.kind === 'powersgd') maxRank = Math.max(maxRank, c.rank);
+  const powerTails = maxRank > 0 ? powerSgdErrors(p, shape, maxRank, options) : null;
+  candidates.forEach((c, i) => {
+    switch (c.kind) {
+      case 'fp32':
+        out[i] = 0;
+        break;
+      case 'bf16':
+        out[i] = roundingOf('bf16');
+        break;
+      case 'topk': {
+        if (sorted === null) {
+          sorted = Float32Array.from(p, Math.abs).sort(); // ascending
+        }
+        out[i] = topkError(sorted, c.k, c.values);
+        break;
+      }
+      case 'randk': {
+        if (normSq < 0) normSq = sumSquares(p);
+        const share = c.k / p.length;
+        out[i] = (1 - share) * normSq + share * roundingOf(c.values);
+        break;
+      }
+      case 'qsgd':
+        out[i] = qsgdExpectedError(p, c.bits, c.bucket);
+        break;
+      case 'powersgd':
+        out[i] = powerTails![c.rank - 1];
+        break;
+    }
+  });
+  return out;
+}
+
+/** The flat L × |C| table of a whole vector (layer by layer, candidates in order). */
+export function measureErrorTable(
+  flat: Float32Array,
+  layout: ParameterLayout,
+  candidates: readonly LayerSetting[][],
+  options: ErrorOptions = {},
+): Float64Array {
+  const rows = layout.layers.map((slot, l) =>
+    measureLayerErrors(flat.subarray(slot.offset, slot.offset + slot.size), slot.shape, candidates[l], {
+      ...options,
+      seed: (options.seed ?? 0) + l,
+    }),
+  );
+  const table = new Float64Array(rows.reduce((n, r) => n + r.length, 0));
+  let at = 0;
+  for (const r of rows) {
+    table.set(r, at);
+    at += r.length;
+  }
+  return table;
+}
+
+function sumSquares(p: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) s += p[i] * p[i];
+  return s;
+}
+
+function roundingError(p: Float32Array, enc: ValueEncoding): number {
+  if (enc === 'fp32') return 0;
+  let s = 0;
+  for (let i = 0; i < p.length; i++) {
+    const d = p[i] - roundToWire(p[i], enc);
+    s += d * d;
+  }
+  return s;
+}
+
+/** sorted: |p| ascending. Dropped: the n − k smallest; kept values carry their rounding. */
+function topkError(sorted: Float32Array, k: number, enc: ValueEncoding): number {
+  const n = sorted.length;
+  let e = 0;
+  for (let i = 0; i < n - k; i++) e += sorted[i] * sorted[i];
+  if (enc !== 'fp32') {
+    for (let i = n - k; i < n; i++) {
+      const d = sorted[i] - roundToWire(sorted[i], enc);
+      e += d * d;
+    }
+  }
+  return e;
+}
+
+function qsgdExpectedError(p: Float32Array, bits: number, bucket: number): number {
+  const s = qsgdLevels(bits);
+  let e = 0;
+  for (let from = 0; from < p.length; from += bucket) {
+    const to = Math.min(p.length, from + bucket);
+    let scale = 0;
+    for (let i = from; i < to; i++) scale = Math.max(scale, Math.abs(p[i]));
+    if (scale === 0) continue;
+    const u = scale / s;
+    let part = 0;
+    for (let i = from; i < to; i++) {
+      const t = Math.abs(p[i]) / u;
+      const f = t - Math.floor(t);
+      part += f * (1 - f);
+    }
+    e += u * u * part;
+  }
+  return e;
+}
+
+/** tails[r − 1] = ‖M‖² − ‖P̂_rᵀM‖² for r = 1..R (clamped at 0); a vector has no PowerSGD candidates. */
+function powerSgdErrors(
+  p: Float32Array,
+  shape: readonly number[],
+  R: number,
+  options: ErrorOptions,
+): Float64Array {
+  const m = matrixShape(shape);
+  const tails = new Float64Array(R);
+  if (m === null) return tails.fill(Infinity);
+  const { rows, cols } = m;
+  const rng = new Rng(options.seed ?? 0);
+  const Q = new Float64Array(cols * R);
+  for (let i = 0; i < Q.length; i++) Q[i] = rng.normal();
+  const P = new Float64Array(rows * R);
+  const iterations = Math.max(1, options.iterations ?? 5);
+  for (let t = 0; t < iterations; t++) {
+    orthonormalizeColumns(Q, cols, R);
+    multiply(p, rows, cols, Q, R, P);
+    orthonormalizeColumns(P, rows, R);
+    multiplyTransposed(p, rows, cols, P, R, Q);
+  }
+  // Q = MᵀP̂: ‖P̂ᵀM‖² restricted to the first r columns = Σ_{k<r} ‖Q[:, k]‖²
+  const total = sumSquares(p);
+  let captured = 0;
+  for (let k = 0; k < R; k++) {
+    for (let j = 0; j < cols; j++) captured += Q[j * R + k] * Q[j * R + k];
+    tails[k] = Math.max(0, total - captured);
+  }
+  return tails;
+}
+
+/** P = M·Q (M rows × cols row-major, Q cols × R, P rows × R). */
+function multiply(
+  M: Float32Array,
+  rows: number,
+  cols: number,
+  Q: Float64Array,
+  R: number,
+  P: Float64Array,
+): void {
+  P.fill(0);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const x = M[i * cols + j];
+      if (x === 0) continue;
+      for (let k = 0; k < R; k++) P[i * R + k] += x * Q[j * R + k];
+    }
+  }
+}
+
+/** Q = Mᵀ·P. */
+function multiplyTransposed(
+  M: Float32Array,
+  rows: number,
+  cols: number,
+  P: Float64Array,
+  R: number,
+  Q: Float64Array,
+): void {
+  Q.fill(0);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const x = M[i * cols + j];
+      if (x === 0) continue;
+      for (let k = 0; k < R; k++) Q[j * R + k] += x * P[i * R + k];
+    }
+  }
+}

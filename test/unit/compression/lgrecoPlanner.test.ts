@@ -1,0 +1,286 @@
+import assert from 'node:assert/strict';
+import { checkPlan, type LayerSetting } from '../../../src/core/compression/compressionPlan.ts';
+import { CodecWorkspace } from '../../../src/core/compression/codecWorkspace.ts';
+import { medianErrorTable } from '../../../src/core/compression/errorTableMedian.ts';
+import { measureErrorTable, measureLayerErrors } from '../../../src/core/compression/layerErrors.ts';
+import { validateAndDecodeLayer } from '../../../src/core/compression/layerCodec.ts';
+import {
+  chooseSettings,
+  layerCandidates,
+  planCandidates,
+  planFromChoice,
+  replanDue,
+  sizeTable,
+  solveErrorBudget,
+  splitTable,
+  type CandidateSpec,
+} from '../../../src/core/compression/lgrecoPlanner.ts';
+import { buildLayout } from '../../../src/core/layout/parameterLayout.ts';
+import { Rng } from '../../../src/core/random.ts';
+import { encodeOnce, gaussian, lowRank, sqDist } from './codecFixtures.ts';
+
+/** Cheapest assignment with Σ errors ≤ budget, by enumeration. */
+function bruteForce(sizes: Float64Array[], errors: Float64Array[], budget: number): number {
+  let best = Infinity;
+  const rec = (l: number, s: number, e: number) => {
+    if (e > budget) return;
+    if (l === sizes.length) {
+      best = Math.min(best, s);
+      return;
+    }
+    for (let j = 0; j < sizes[l].length; j++) rec(l + 1, s + sizes[l][j], e + errors[l][j]);
+  };
+  rec(0, 0, 0);
+  return best;
+}
+
+function randomInstance(rng: Rng, L: number, C: number, scale: (x: number) => number) {
+  const sizes = Array.from({ length: L }, () => Float64Array.from({ length: C }, () => 1 + rng.int(1000)));
+  const errors = Array.from({ length: L }, () => Float64Array.from({ length: C }, () => scale(rng.next())));
+  return { sizes, errors };
+}
+
+describe('L-GreCo: the dynamic program', () => {
+  it('is optimal against brute force when the errors are whole buckets', () => {
+    const rng = new Rng(1);
+    for (let t = 0; t < 150; t++) {
+      const L = 1 + rng.int(5);
+      const C = 1 + rng.int(4);
+      const B = 20 + rng.int(200);
+      const { sizes, errors } = randomInstance(rng, L, C, (u) => Math.floor(u * (B / 2)));
+      const got = solveErrorBudget(sizes, errors, B, B);
+      const best = bruteForce(sizes, errors, B);
+      if (best === Infinity) assert.equal(got, null, `instance ${t}`);
+      else {
+        assert.ok(got !== null, `instance ${t}: infeasible`);
+        assert.equal(got.bytes, best, `instance ${t}`);
+        assert.ok(got.error <= B);
+        const recomputed = got.choice.reduce((s, j, l) => s + sizes[l][j], 0);
+        assert.equal(recomputed, got.bytes);
+      }
+    }
+  });
+
+  it('respects a real-valued budget and is within one bucket per layer of the optimum', () => {
+    const rng = new Rng(2);
+    for (let t = 0; t < 150; t++) {
+      const L = 1 + rng.int(5);
+      const C = 2 + rng.int(3);
+      const { sizes, errors } = randomInstance(rng, L, C, (u) => u * u * 3.7);
+      const budget = 1 + rng.next() * 5;
+      const B = 500;
+      const got = solveErrorBudget(sizes, errors, budget, B);
+      if (got !== null) assert.ok(got.error <= budget, `instance ${t}: ${got.error} > ${budget}`);
+      // any plan with Σ E ≤ budget − L·width survives the rounding up, so the DP is at least as good
+      const tighter = bruteForce(sizes, errors, budget - (L * budget) / B);
+      if (tighter < Infinity) assert.ok(got !== null && got.bytes <= tighter, `instance ${t}`);
+    }
+  });
+
+  it('never sends more than the baseline (candidate 0) for α ≥ 1 and stays within the budget', () => {
+    const rng = new Rng(3);
+    for (let t = 0; t < 100; t++) {
+      const { sizes, errors } = randomInstance(rng, 1 + rng.int(6), 1 + rng.int(5), (u) => u * 10);
+      const alpha = 1 + rng.next();
+      const d = chooseSettings(sizes, errors, alpha);
+      assert.ok(d.bytes <= d.baselineBytes);
+      assert.ok(d.error <= d.budget + 1e-12);
+      assert.ok(d.budgetUsed <= 1 + 1e-12);
+    }
+  });
+
+  it('spends the budget where it buys the most bytes', () => {
+    // layer 0 compresses well (error barely grows as bytes drop), layer 1 does not
+    const sizes = [Float64Array.from([100, 50, 25]), Float64Array.from([100, 50, 25])];
+    const errors = [Float64Array.from([1, 1.1, 1.2]), Float64Array.from([1, 5, 20])];
+    const d = chooseSettings(sizes, errors, 1.5);
+    assert.deepEqual(d.choice, [2, 0]);
+    assert.equal(d.bytes, 125);
+  });
+
+  it('handles an all-zero baseline error (only exact candidates fit)', () => {
+    const d = chooseSettings([Float64Array.from([10, 5, 1])], [Float64Array.from([0, 0, 3])], 1);
+    assert.deepEqual(d.choice, [1]);
+  });
+
+  it('schedules re-plans after the warm-up and then every window', () => {
+    const due = Array.from({ length: 12 }, (_, r) => replanDue(r, 3, 4));
+    assert.deepEqual(
+      due.map((x, r) => (x ? r : -1)).filter((r) => r >= 0),
+      [3, 7, 11],
+    );
+  });
+});
+
+const layout = buildLayout([
+  { name: 'conv1.weight', shape: [5, 5, 1, 20] },
+  { name: 'conv1.bias', shape: [20] },
+  { name: 'conv2.weight', shape: [5, 5, 20, 50] },
+  { name: 'fc1.weight', shape: [200, 100] },
+  { name: 'fc2.weight', shape: [100, 10] },
+]);
+const spec: CandidateSpec = {
+  compressors: ['powersgd', 'topk', 'qsgd'],
+  baseline: { kind: 'powersgd', rank: 4, values: 'bf16' },
+};
+
+/** A gradient whose layers differ in how low-rank they are. */
+function heterogeneousGradient(seed: number): Float32Array {
+  const g = new Float32Array(layout.totalSize);
+  const parts = [
+    lowRank(25, 20, 2, seed),
+    gaussian(20, seed + 1),
+    lowRank(500, 50, 3, seed + 2),
+    gaussian(200 * 100, seed + 3, 0.05),
+    lowRank(100, 10, 8, seed + 4),
+  ];
+  layout.layers.forEach((slot, l) => g.set(parts[l], slot.offset));
+  for (let i = 0; i < g.length; i++) g[i] += 0.01 * Math.sin(i); // no layer is exactly low-rank
+  return g;
+}
+
+describe('L-GreCo: candidates, errors and the plan', () => {
+  it('grids ranks ⌊r₀/2⌋…2r₀ around the baseline, baseline first, vectors uncompressed', () => {
+    const cs = planCandidates(spec, layout);
+    assert.deepEqual(cs[0][0], { kind: 'powersgd', rank: 4, values: 'bf16' });
+    const ranks = cs[3].filter((c) => c.kind === 'powersgd').map((c) => (c as { rank: number }).rank);
+    assert.deepEqual(ranks, [4, 2, 3, 5, 6, 7, 8]); // the baseline first
+    assert.deepEqual(cs[1], [{ kind: 'fp32' }]);
+    assert.ok(cs[3].some((c) => c.kind === 'topk') && cs[3].some((c) => c.kind === 'qsgd'));
+    const qsgdBits = cs[3].filter((c) => c.kind === 'qsgd').map((c) => (c as { bits: number }).bits);
+    assert.deepEqual(qsgdBits, [2, 3, 4, 5, 6, 7, 8]);
+    // every candidate is valid and smaller than fp32
+    for (const l of [0, 2, 3, 4]) {
+      checkPlan({ planId: 'x', layers: cs.map((c, i) => (i === l ? c[c.length - 1] : c[0])) }, layout);
+    }
+    const topk = layerCandidates(
+      { ...spec, baseline: { kind: 'topk', density: 0.01, values: 'bf16' } },
+      layout.layers[3],
+    );
+    assert.deepEqual(
+      topk.filter((c) => c.kind === 'topk').map((c) => (c as { k: number }).k),
+      [200, 100, 126, 159, 252, 317, 400],
+    );
+  });
+
+  it('measures each candidate error as the codec makes it (exact, or its expectation)', () => {
+    const shape = [40, 30];
+    const p = lowRank(40, 30, 5, 9);
+    for (let i = 0; i < p.length; i++) p[i] += 0.05 * Math.cos(i * 1.7);
+    const candidates: LayerSetting[] = [
+      { kind: 'fp32' },
+      { kind: 'bf16' },
+      { kind: 'topk', k: 100, values: 'fp32' },
+      { kind: 'topk', k: 100, values: 'bf16' },
+      { kind: 'powersgd', rank: 5, values: 'fp32' },
+      { kind: 'qsgd', bits: 3, bucket: 64 },
+      { kind: 'randk', k: 300, values: 'fp32' },
+    ];
+    const e = measureLayerErrors(p, shape, candidates, { iterations: 8, seed: 1 });
+    const actual = (s: LayerSetting, seed = 0) => {
+      const dst = new Float32Array(p.length);
+      validateAndDecodeLayer(
+        s,
+        shape,
+        encodeOnce(s, shape, p, seed, seed).bytes,
+        dst,
+        seed,
+        new CodecWorkspace(),
+      );
+      return sqDist(dst, p);
+    };
+    assert.equal(e[0], 0);
+    for (const i of [1, 2, 3])
+      assert.ok(Math.abs(e[i] - actual(candidates[i])) <= 1e-6 * e[i], `candidate ${i}`);
+    assert.ok(e[4] < 1e-3 * e[2], 'rank-5 estimate of a rank-5 + small-noise matrix');
+    for (const i of [5, 6]) {
+      let mean = 0;
+      for (let s = 0; s < 400; s++) mean += actual(candidates[i], s) / 400;
+      assert.ok(Math.abs(mean - e[i]) < 0.1 * e[i], `candidate ${i}: measured ${mean}, expected ${e[i]}`);
+    }
+  });
+
+  it('L-GreCo at α = 1 sends fewer bytes than the uniform baseline within its error', () => {
+    const cs = planCandidates(spec, layout);
+    const table = measureErrorTable(heterogeneousGradient(5), layout, cs, { seed: 3 });
+    const d = chooseSettings(sizeTable(cs, layout), splitTable(table, cs), 1);
+    assert.equal(d.keptBaseline, false);
+    assert.ok(d.bytes < d.baselineBytes, `${d.bytes} vs ${d.baselineBytes}`);
+    assert.ok(d.error <= d.budget);
+    checkPlan(planFromChoice('p2', cs, d.choice), layout);
+  });
+});
+
+describe('L-GreCo: robust statistics', () => {
+  const cs = planCandidates(spec, layout);
+  const sizes = sizeTable(cs, layout);
+  const honest = measureErrorTable(heterogeneousGradient(7), layout, cs, { seed: 1 });
+  const planOf = (table: Float64Array) => chooseSettings(sizes, splitTable(table, cs), 1).choice;
+  const honestPlan = planOf(honest);
+
+  /** Liar: the baseline looks terrible (a huge budget), everything else perfect. */
+  function lie(kind: 'inflate' | 'nan' | 'negative'): Float64Array {
+    const t = new Float64Array(honest.length);
+    let at = 0;
+    for (const c of cs) {
+      for (let j = 0; j < c.length; j++) {
+        t[at + j] = kind === 'nan' ? NaN : kind === 'negative' ? -1e30 : j === 0 ? 1e12 : 0;
+      }
+      at += c.length;
+    }
+    return t;
+  }
+  const mean = (tables: Float64Array[]) => {
+    const out = new Float64Array(honest.length);
+    for (const t of tables) for (let i = 0; i < out.length; i++) out[i] += t[i] / tables.length;
+    return out;
+  };
+
+  it('one lying worker moves the plan through a mean of the tables', () => {
+    const tables = [honest, honest, honest, honest, lie('inflate')];
+    assert.notDeepEqual(planOf(mean(tables)), honestPlan);
+  });
+
+  it('one lying worker — or any f < n/2 — cannot move the plan through the median', () => {
+    for (const [n, f] of [
+      [5, 1],
+      [5, 2],
+      [12, 2],
+      [12, 5],
+      [4, 1],
+    ]) {
+      for (const kind of ['inflate', 'nan', 'negative'] as const) {
+        const tables = [...new Array(n - f).fill(honest), ...new Array(f).fill(lie(kind))];
+        assert.deepEqual(
+          planOf(medianErrorTable(tables, honest.length)),
+          honestPlan,
+          `n ${n}, f ${f}, ${kind}`,
+        );
+      }
+    }
+  });
+
+  it('keeps every median entry within the honest range when honest tables differ', () => {
+    const rng = new Rng(4);
+    for (let t = 0; t < 50; t++) {
+      const n = 3 + rng.int(10);
+      const f = Math.floor((n - 1) / 2);
+      const honestTables = Array.from({ length: n - f }, () =>
+        Float64Array.from({ length: 20 }, () => rng.next()),
+      );
+      const liars = Array.from({ length: f }, () =>
+        Float64Array.from({ length: 20 }, () => (rng.next() - 0.5) * 1e9),
+      );
+      const med = medianErrorTable([...liars, ...honestTables], 20);
+      for (let i = 0; i < 20; i++) {
+        const column = honestTables.map((h) => h[i]);
+        assert.ok(med[i] >= Math.min(...column) && med[i] <= Math.max(...column), `trial ${t}, entry ${i}`);
+      }
+    }
+  });
+
+  it('ignores tables of the wrong length', () => {
+    const med = medianErrorTable([honest, honest, new Float64Array(3)], honest.length);
+    assert.deepEqual(med, honest);
+  });
+});
