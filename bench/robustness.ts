@@ -29,13 +29,12 @@
  *   μ/‖μ‖, sign μ) · signflip (−μ) · labelflip (y → 9 − y) · gaussian (N(0, 1)) · mimic (copies honest worker 0).
  *
  * Selections (one is required; the filters below narrow it):
- *   --quick      default, tm-clip-nnm, median (+ the clean mean) × alie, ipm-e0.1, minmax-std, signflip × f ∈ {2, 3}
- *                × iid, dir0.3 (when available) × 3 seeds, at QUICK_ROUNDS rounds. Sizing, measured on this 2-core
- *                machine when quiet: one run (flag/alie, f = 2, iid) took 31 s for 100 rounds and 11 s for 20 (one
- *                evaluation ≈ 1.5 s), i.e. ≈ 5 s start + 0.27 s per round. The quick grid is 144 attacked runs + 12
- *                clean ones = 156 runs, 2 at a time: 78 × (5 + 0.27·120 + 4 × 1.5) s ≈ 55 min at 120 rounds
- *                (evaluations every 40). 800 rounds would take ≈ 5 h: `--quick --rounds 800` runs that.
- *                With other jobs on the machine (load 6–10) a pair of quick runs took 154 s instead of ≈ 42.
+ *   --quick      default, prev-default, tm-clip-nnm, median (+ the clean mean) × alie, alie-t1.5, ipm-e0.1,
+ *                minmax-std, signflip, labelflip × f ∈ {2, 3} × iid, dir0.3 × 3 seeds: 288 attacked runs + 12 clean
+ *                ones, on the MLP (784-128-10; --model cnn for the CNN) for QUICK_ROUNDS = 600 rounds, evaluations
+ *                every 100. Sizing on this 2-core machine when quiet: an MLP run of 600 rounds takes ≈ 13 s, two at
+ *                a time, so ≈ 300 × 13 / 2 s ≈ 33 min; a CNN run takes ≈ 0.3 s per round (4 min at 800 rounds),
+ *                which is why the quick grid does not train the CNN. Under other load it takes 2–3× longer.
  *   --full       every rule × every attack × f × data (many hours: ~4 min per run per core at 800 rounds).
  *   --required   the 13 cells of the earlier single-seed table (f = 2, iid; alie = alie-t1.5, ipm = ipm-e2,
  *                minmax = minmax-std), with exactly the specs it ran; `--required --seeds 0` reproduces it.
@@ -44,7 +43,10 @@
  * Filters: --rules a,b  --attacks a,b  --f 1,2  --data iid,dir0.3  (without a selection: the full grid, filtered)
  * Options:
  *   --seeds 0,1,2       seeds per cell (default 0,1,2); --seed S is --seeds S
- *   --rounds N          rounds per run (default 800; --quick: QUICK_ROUNDS); --eval-every N (default 100; quick 40)
+ *   --rounds N          rounds per run (default 800; --quick: QUICK_ROUNDS); --eval-every N (default 100)
+ *   --model cnn|mlp     the network (default cnn; --quick: mlp)
+ *   --split test|validation  what is evaluated (default test); validation holds out 10 % of the training set
+ *                       (stratified, before sharding): choose defaults with it, report with test
  *   --parallel K        runs at a time (default 2), each `phalanx simulate` in a child process (one tfjs thread)
  *   --backend NAME      tfjs backend of the children (default: what a worker picks)
  *   --json FILE         every run's report (all evaluations), rewritten after every run; when FILE exists, its
@@ -69,7 +71,7 @@ const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
 
 export const N = 12;
 export const F_VALUES = [1, 2, 3, 5] as const;
-export const QUICK_ROUNDS = 120;
+export const QUICK_ROUNDS = 600;
 export const MODELS = ['cnn', 'mlp'] as const;
 /** The network trained and the split evaluated: defaults are chosen on 'validation', reported on 'test'. */
 export interface Setting {
@@ -79,7 +81,7 @@ export interface Setting {
 const DEFAULT_SETTING: Setting = { model: 'cnn', split: 'test' };
 /** Share of the training set held out (stratified, before sharding) when --split validation. */
 const VALIDATION_FRACTION = 0.1;
-const QUICK_EVAL_EVERY = 40;
+const QUICK_EVAL_EVERY = 100;
 
 interface RuleDef {
   key: string;
@@ -192,8 +194,8 @@ const DATA: DataDef[] = [
 ];
 
 const QUICK = {
-  rules: ['default', 'tm-clip-nnm', 'median'],
-  attacks: ['alie', 'ipm-e0.1', 'minmax-std', 'signflip'],
+  rules: ['default', 'prev-default', 'tm-clip-nnm', 'median'],
+  attacks: ['alie', 'alie-t1.5', 'ipm-e0.1', 'minmax-std', 'signflip', 'labelflip'],
   f: [2, 3],
   data: ['iid', 'dir0.3'],
 };
@@ -296,7 +298,8 @@ export function parseCli(argv: string[]) {
       throw new Error(`--f: ${x} is not one of ${F_VALUES.join(', ')}`);
   }
   const quick = values.quick!;
-  const model = values.model ?? 'cnn';
+  // the quick grid trains the MLP: ten times faster per round than the CNN, so 3 seeds × 300 runs fit in an hour
+  const model = values.model ?? (quick ? 'mlp' : 'cnn');
   if (!(MODELS as readonly string[]).includes(model))
     throw new Error(`--model must be one of ${MODELS.join(', ')} (got '${model}')`);
   const split = values.split ?? 'test';

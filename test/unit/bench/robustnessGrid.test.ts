@@ -64,9 +64,12 @@ describe('bench:robustness grid', () => {
     }
   });
 
-  it('--quick: 3 rules × 4 attacks × f ∈ {2, 3} × 2 data, plus the clean mean of each (f, data)', () => {
-    const cells = selectCells(parseCli(['--quick']));
-    expect(cells).to.have.length(3 * 4 * 2 * 2 + 2 * 2);
+  it('--quick: 4 rules × 6 attacks × f ∈ {2, 3} × 2 data, plus the clean mean of each (f, data), on the MLP', () => {
+    const args = parseCli(['--quick']);
+    const cells = selectCells(args);
+    expect(cells).to.have.length(4 * 6 * 2 * 2 + 2 * 2);
+    expect(args.setting).to.deep.equal({ model: 'mlp', split: 'test' });
+    expect([args.rounds, args.evalEvery]).to.deep.equal([600, 100]);
     expect(cells.filter((c) => c.attack.attack === null).map((c) => c.id)).to.have.members([
       'mean/none/f2/iid',
       'mean/none/f3/iid',
@@ -74,8 +77,27 @@ describe('bench:robustness grid', () => {
       'mean/none/f3/dir0.3',
     ]);
     expect(new Set(cells.map((c) => c.rule.key))).to.deep.equal(
-      new Set(['default', 'tm-clip-nnm', 'median', 'mean']),
+      new Set(['default', 'prev-default', 'tm-clip-nnm', 'median', 'mean']),
     );
+  });
+
+  it('--split validation holds out 10 % and evaluates on it; --model picks the network; bad values are refused', () => {
+    const args = parseCli(['--cells', 'flag/alie/f2/iid', '--split', 'validation', '--model', 'mlp']);
+    const spec = runSpec(cell('flag/alie/f2/iid'), 0, 100, 50, args.setting);
+    expect(spec.model).to.deep.equal({ kind: 'mlp' });
+    expect(spec.data).to.deep.include({ validation: 0.1 });
+    expect(spec.evaluation).to.deep.equal({ every: 50, split: 'validation' });
+    expect(() => validateJobSpec(spec)).not.to.throw();
+    expect(parseCli(['--required']).setting).to.deep.equal({ model: 'cnn', split: 'test' });
+    expect(() => parseCli(['--split', 'train'])).to.throw(/--split must be 'test' or 'validation'/);
+    expect(() => parseCli(['--model', 'resnet'])).to.throw(/--model must be one of cnn, mlp/);
+  });
+
+  it('the previous default stays pinned: flag alone, unscaled, whatever the defaults of this checkout', () => {
+    const prev = cell('prev-default/alie/f3/iid');
+    expect(prev.rule.rule).to.equal('flag');
+    expect(prev.rule.pre).to.deep.equal([]);
+    expect(prev.rule.options).to.deep.include({ rescale: 'none', r: 'auto', signAware: true });
   });
 
   it('--required is the earlier 13 cells; --cells patterns extend missing parts; no selection is an error', () => {
