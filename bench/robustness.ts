@@ -239,9 +239,22 @@ interface Run {
   cell: string;
   seed: number;
   spec: JobSpecInput;
+  /**
+   * The aggregation the spec resolves to in the checkout that ran it (defaults filled in): a spec that leaves
+   * the rule or its options out means whatever the defaults were, so a resumed grid reruns it when they changed.
+   */
+  resolved?: unknown;
   wallSeconds?: number;
   report?: SimulationReport;
   error?: string;
+}
+
+/** What a run's aggregation means in this checkout: the validated section, with flag's option defaults. */
+export function resolvedAggregation(spec: JobSpecInput): unknown {
+  const { aggregation } = validateJobSpec(spec);
+  const options =
+    aggregation.rule === 'flag' ? { ...FLAG_DEFAULTS, ...aggregation.options } : aggregation.options;
+  return { rule: aggregation.rule, pre: aggregation.pre, options };
 }
 
 const cellId = (rule: string, attack: string, f: number, data: string) => `${rule}/${attack}/f${f}/${data}`;
@@ -761,6 +774,16 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
 
 interface ResultsFile {
   runs?: Run[];
+  flagDefaults?: Record<string, unknown>;
+}
+
+/** A run from a file written before runs recorded `resolved`: the file's flag defaults say what it meant. */
+function legacyResolved(flagDefaults: Record<string, unknown> | undefined, spec: JobSpecInput): unknown {
+  if (!flagDefaults) return undefined;
+  const { aggregation } = validateJobSpec(spec);
+  const options =
+    aggregation.rule === 'flag' ? { ...flagDefaults, ...aggregation.options } : aggregation.options;
+  return { rule: aggregation.rule, pre: aggregation.pre, options };
 }
 
 async function main(): Promise<void> {
@@ -785,8 +808,10 @@ async function main(): Promise<void> {
     throw new Error(`data option not available in this checkout: ${[...unavailableData].join('; ')}`);
   }
   const runs = new Map<string, Run>();
+  let previousDefaults: Record<string, unknown> | undefined;
   if (args.json && existsSync(args.json)) {
     const previous = JSON.parse(readFileSync(args.json, 'utf8')) as ResultsFile;
+    previousDefaults = previous.flagDefaults;
     for (const r of previous.runs ?? []) runs.set(r.key, r);
   }
   const todo: Run[] = [];
@@ -796,8 +821,16 @@ async function main(): Promise<void> {
       const key = runKey(c.id, seed);
       const spec = runSpec(c, seed, args.rounds, args.evalEvery, args.setting);
       const prev = runs.get(key);
-      if (prev?.report && JSON.stringify(prev.spec) === JSON.stringify(spec)) continue;
-      const run: Run = { key, cell: c.id, seed, spec };
+      const resolved = resolvedAggregation(spec);
+      if (
+        prev?.report &&
+        JSON.stringify(prev.spec) === JSON.stringify(spec) &&
+        JSON.stringify(prev.resolved ?? legacyResolved(previousDefaults, spec)) === JSON.stringify(resolved)
+      ) {
+        prev.resolved = resolved;
+        continue;
+      }
+      const run: Run = { key, cell: c.id, seed, spec, resolved };
       runs.set(key, run);
       todo.push(run);
     }

@@ -1,6 +1,14 @@
 import { expect } from 'chai';
 import { validateJobSpec } from '../../../src/config/jobSpec.ts';
-import { allCells, cellStats, parseCli, runSpec, selectCells } from '../../../bench/robustness.ts';
+import {
+  allCells,
+  cellStats,
+  parseCli,
+  resolvedAggregation,
+  runSpec,
+  selectCells,
+} from '../../../bench/robustness.ts';
+import { FLAG_DEFAULTS } from '../../../src/core/aggregation/flag/options.ts';
 
 const cell = (id: string) => {
   const c = allCells().find((x) => x.id === id);
@@ -107,5 +115,21 @@ describe('bench:robustness grid', () => {
     expect(ids.every((id) => id.startsWith('flag/alie/') || id.startsWith('mean/none/'))).to.equal(true);
     expect(() => selectCells(parseCli([]))).to.throw(/choose a selection/);
     expect(() => parseCli(['--f', '4'])).to.throw(/--f: 4 is not one of 1, 2, 3, 5/);
+  });
+
+  it('a run records what its aggregation resolves to, so a resumed grid notices changed defaults', () => {
+    const spec = runSpec(cell('default/alie/f3/iid'), 0, 10, 5);
+    // the spec leaves the options out; what they mean is the checkout's defaults, written down
+    expect(spec.aggregation!.options).to.deep.equal({});
+    const r = resolvedAggregation(spec) as { rule: string; options: Record<string, unknown> };
+    expect(r.options).to.deep.equal({ ...FLAG_DEFAULTS });
+    // explicit options win over the defaults
+    const prev = resolvedAggregation(runSpec(cell('prev-default/alie/f3/iid'), 0, 10, 5)) as typeof r;
+    expect(prev.options.rescale).to.equal('none');
+    expect(resolvedAggregation(runSpec(cell('median/alie/f3/iid'), 0, 10, 5))).to.deep.equal({
+      rule: 'median',
+      pre: [],
+      options: {},
+    });
   });
 });

@@ -41,6 +41,6 @@ describe('simulation report: step windows', () => {
       evaluations: [{ round: 1, accuracy: 0, loss: 0 }],
     });
     expect(w[0].updateNorm).to.equal(1);
-    expect(w[0].ratioToHonestMean).to.be.NaN;
+    expect(Number.isNaN(w[0].ratioToHonestMean)).to.equal(true);
   });
 });
