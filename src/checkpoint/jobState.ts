@@ -24,7 +24,7 @@ export interface JobState {
   aggregation?: string;
   /** The divergence guard's state as JSON text (rollbacks made, detector, verdict), if the job is guarded. */
   guard?: string;
-  /** The guard's verdict on this state: whether a rollback may go back to it (absent: no verdict, counts as good). */
+  /** The guard's verdict: whether a rollback may go back to this state (absent: no verdict, counts as good). */
   good?: boolean;
 }
 

@@ -261,9 +261,9 @@ export class JobRunner {
               `checkpoint of round ${manifest.round} is marked good but its guard state is not`,
             );
           }
-          if (manifest.round !== newest!.round) {
+          if (newest && manifest.round !== newest.round) {
             this.log(
-              `job ${job.id}: the newest checkpoint (round ${newest!.round}) is not good; rolling back to round ${manifest.round}`,
+              `job ${job.id}: the newest checkpoint (round ${newest.round}) is not good; rolling back to round ${manifest.round}`,
             );
           }
           // The rule state in the checkpoint is the fallback's only if it was written after a rollback.

@@ -145,7 +145,8 @@ interface SimWorker {
 
 /**
  * What the divergence guard rolls back to (the in-memory counterpart of the coordinator's newest good checkpoint,
- * taken at the same rounds when the guard judges the state good): parameters, optimizer and rule state, the detector's state and each simulated worker's momentum.
+ * taken at the checkpoint rounds whose state the guard judges good): parameters, optimizer and rule state, the
+ * detector's state and each simulated worker's momentum.
  */
 interface Snapshot {
   round: number;
