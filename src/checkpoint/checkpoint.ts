@@ -6,6 +6,10 @@
  * Writes are atomic: each file is written to a temp file in the same directory, fsynced, renamed over its final
  * name, and the directory is fsynced. A crash leaves at most a temp file behind; earlier checkpoints stay valid.
  * Reads verify size and sha256 before decoding.
+ *
+ * A checkpoint may be marked good or not (the divergence guard's verdict on its state, src/core/round/
+ * divergenceGuard.ts); the mark is in its manifest, so a rollback finds the newest good one by reading the small
+ * JSON files only (newestGoodCheckpoint), and pruning keeps it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -21,10 +25,13 @@ export interface WriteCheckpointInput {
   /** Stored as the safetensors `__metadata__` string map. */
   metadata?: Record<string, string>;
   /**
-   * Keep this checkpoint and the keep−1 newest older ones of the job; delete the rest, including checkpoints
-   * of later rounds (left from before a resume). Default: keep everything.
+   * Keep this checkpoint, the keep−1 newest older ones of the job and the newest good one (see `good`); delete
+   * the rest, including checkpoints of later rounds (left from before a resume or rollback). Default: keep
+   * everything.
    */
   keep?: number;
+  /** Whether the state is one a rollback may go back to; absent counts as good. */
+  good?: boolean;
 }
 
 export type LoadedCheckpoint = DecodedTensors;
@@ -40,7 +47,11 @@ export interface CheckpointManifest {
   sha256: string;
   bytes: number;
   createdAt: number;
+  /** Absent: written without a verdict, counts as good. */
+  good?: boolean;
 }
+
+const isGood = (m: Pick<CheckpointManifest, 'good'>) => m.good !== false;
 
 /** Largest single write (fs writes are limited to 2 GiB per call). */
 const WRITE_CHUNK = 64 * 1024 * 1024;
@@ -151,20 +162,26 @@ export async function writeCheckpoint(
     sha256,
     bytes,
     createdAt: (opts.now ?? Date.now)(),
+    ...(input.good === undefined ? {} : { good: input.good }),
   };
   await writeFileAtomic(path.join(jobDir, `${base}.json`), [
     Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`),
   ]);
   await fsyncDir(jobDir);
-  await pruneCheckpoints(jobDir, input.round, input.keep);
+  await pruneCheckpoints(jobDir, manifest, input.keep);
   return manifest;
 }
 
 /**
  * Remove temp files left by interrupted writes (one job has one writer, the lease holder) and, with `keep`,
- * every checkpoint but the current one and the keep−1 newest older ones.
+ * every checkpoint but the current one, the keep−1 newest older ones and the newest good one (a rollback's
+ * target: never pruned, whatever `keep` says).
  */
-async function pruneCheckpoints(jobDir: string, current: number, keep: number | undefined): Promise<void> {
+async function pruneCheckpoints(
+  jobDir: string,
+  current: CheckpointManifest,
+  keep: number | undefined,
+): Promise<void> {
   const names = await readdir(jobDir);
   const doomed = names.filter((n) => TEMP_RE.test(n));
   if (keep !== undefined) {
@@ -173,9 +190,20 @@ async function pruneCheckpoints(jobDir: string, current: number, keep: number | 
       .map((n) => FILE_RE.exec(n))
       .filter((m) => m?.[2] === 'json')
       .map((m) => Number(m![1]))
-      .filter((r) => r < current)
+      .filter((r) => r < current.round)
       .sort((a, b) => b - a);
-    const kept = new Set([current, ...older.slice(0, keep - 1)]);
+    const kept = new Set([current.round, ...older.slice(0, keep - 1)]);
+    if (!isGood(current)) {
+      for (const r of older) {
+        const m = await readManifest(path.join(jobDir, `${checkpointBaseName(r)}.json`)).catch(
+          () => undefined,
+        );
+        if (m && isGood(m)) {
+          kept.add(r);
+          break;
+        }
+      }
+    }
     // Manifests go first, so an interrupted prune never leaves a manifest without its data.
     const dropped = names.filter((n) => {
       const m = FILE_RE.exec(n);
@@ -228,10 +256,27 @@ export async function listCheckpoints(dir: string, jobId: string): Promise<Check
     if (FILE_RE.exec(n)?.[2] !== 'json') continue;
     const file = path.join(jobDir, n);
     try {
-      manifests.push(JSON.parse(await readFile(file, 'utf8')) as CheckpointManifest);
+      manifests.push(await readManifest(file));
     } catch (err) {
       fail(`cannot read manifest ${file}: ${(err as Error).message}`);
     }
   }
   return manifests.sort((a, b) => a.round - b.round);
+}
+
+async function readManifest(file: string): Promise<CheckpointManifest> {
+  return JSON.parse(await readFile(file, 'utf8')) as CheckpointManifest;
+}
+
+/**
+ * The newest good checkpoint of a job among rounds ≤ `upTo` (undefined: none). `upTo` is the round of the job's
+ * newest checkpoint on its current timeline (what the state store holds): files of later rounds may be left from
+ * before a resume or a rollback, while every checkpoint round up to it was written on the current timeline.
+ */
+export async function newestGoodCheckpoint(
+  dir: string,
+  jobId: string,
+  upTo: number,
+): Promise<CheckpointManifest | undefined> {
+  return (await listCheckpoints(dir, jobId)).filter((m) => m.round <= upTo && isGood(m)).at(-1);
 }

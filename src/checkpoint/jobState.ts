@@ -5,7 +5,10 @@
  *   params            the parameters after `round` rounds
  *   optim.<name>      each optimizer tensor (SGD momentum, Adam moments)
  *   metadata          jobId, round, spec (JSON), optimScalars (JSON), aggregationState (JSON, if the rule has one),
- *                     guardState (JSON: the divergence guard's rollbacks so far and detector state, if guarded)
+ *                     guardState (JSON: the divergence guard's rollbacks so far, detector state and verdict
+ *                     `good`, if guarded)
+ *   manifest `good`   the guard's verdict again, beside the file, so a rollback finds the newest good checkpoint
+ *                     without reading the tensors
  */
 import type { LoadedCheckpoint, WriteCheckpointInput } from './checkpoint.ts';
 
@@ -19,8 +22,10 @@ export interface JobState {
   optimizer: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
   /** The aggregation pipeline's state as JSON text, if it keeps any. */
   aggregation?: string;
-  /** The divergence guard's state as JSON text (rollbacks made, detector), if the job is guarded. */
+  /** The divergence guard's state as JSON text (rollbacks made, detector, verdict), if the job is guarded. */
   guard?: string;
+  /** The guard's verdict: whether a rollback may go back to this state (absent: no verdict, counts as good). */
+  good?: boolean;
 }
 
 const OPTIM = 'optim.';
@@ -36,7 +41,14 @@ export function encodeJobState(state: JobState, keep?: number): WriteCheckpointI
   };
   if (state.aggregation) metadata['aggregationState'] = state.aggregation;
   if (state.guard) metadata['guardState'] = state.guard;
-  return { jobId: state.jobId, round: state.round, tensors, metadata, keep };
+  return {
+    jobId: state.jobId,
+    round: state.round,
+    tensors,
+    metadata,
+    keep,
+    ...(state.good === undefined ? {} : { good: state.good }),
+  };
 }
 
 /** The job state of a checkpoint read back (verified) from disk; `round` comes from its manifest. */

@@ -241,7 +241,8 @@ const fallbackSchema = section({
 
 /**
  * The divergence guard (src/core/round/divergenceGuard.ts states the tests): its signals go into every round's
- * report; with `rollback`, a signal sends the job back to its last good checkpoint to continue with `fallback`.
+ * report; with `rollback`, a signal sends the job back to its newest good checkpoint (DivergenceGuard.health) to
+ * continue with `fallback`.
  */
 const guardSchema = section({
   enabled: z.boolean().default(true),

@@ -138,6 +138,7 @@ export function coordinatorHandlers(
           phase: jobPhaseOf(job.state),
           participant: false,
           pushed: false,
+          rollbackRound: 0,
         };
       }
       return {
@@ -148,6 +149,7 @@ export function coordinatorHandlers(
         phase: jobPhaseOf(rt.phase),
         participant: rt.isParticipant(identity.id),
         pushed: rt.hasPushed(identity.id),
+        rollbackRound: rt.rollbackRound,
       };
     }),
 

@@ -5,7 +5,7 @@
  * its runtime was being built — the runtime is disposed without ever having been visible to a worker.
  */
 import { fallbackAggregation, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
-import { readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
+import { newestGoodCheckpoint, readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { decodeJobState, encodeJobState } from '../checkpoint/jobState.ts';
 import { JobRuntime, type JobResult, type RuntimeGuardState } from './jobRuntime.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
@@ -165,6 +165,8 @@ export class JobRunner {
     let startRound = 0;
     let resumed: ComputeState | undefined;
     let guard: RuntimeGuardState | undefined;
+    let rollbackRound = 0;
+    const checkpointDir = checkpointDirectory(spec, this.options.admission);
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
       if (manifest) {
@@ -173,6 +175,7 @@ export class JobRunner {
         resumed = { optimizer: saved.optimizer, aggregation: saved.aggregation };
         guard = saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
         startRound = manifest.round;
+        rollbackRound = (await newestGoodCheckpoint(checkpointDir, job.id, manifest.round))?.round ?? 0;
         this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
       } else {
         this.log(`job ${job.id}: no checkpoint found; restarting from round 0`);
@@ -194,7 +197,6 @@ export class JobRunner {
       { deadlineMs: spec.aggregation.deadline, log: (m) => this.log(`job ${job.id}: ${m}`) },
       resumed,
     );
-    const checkpointDir = checkpointDirectory(spec, this.options.admission);
     const runtime: JobRuntime = new JobRuntime(
       job.id,
       spec,
@@ -213,6 +215,10 @@ export class JobRunner {
         },
         onCheckpoint: async (rt) => {
           const state = await compute.saveState();
+          const guardState = rt.guardState();
+          if (guardState.good === false) {
+            this.log(`job ${job.id}: checkpoint at round ${rt.round} is not good: ${rt.unhealthyReason()}`);
+          }
           const manifest = await writeCheckpoint(
             checkpointDir,
             encodeJobState(
@@ -223,7 +229,8 @@ export class JobRunner {
                 params: rt.params,
                 optimizer: state.optimizer,
                 aggregation: state.aggregation,
-                guard: JSON.stringify(rt.guardState()),
+                guard: JSON.stringify(guardState),
+                good: guardState.good,
               },
               spec.checkpoint.keep,
             ),
@@ -231,8 +238,11 @@ export class JobRunner {
           await this.store.putCheckpointManifest(manifest);
         },
         onRollback: async (rt) => {
-          // The newest checkpoint is the last good one: none is written for a round the guard signalled.
-          const manifest = await this.store.getCheckpointManifest(job.id);
+          // The newest good checkpoint, found from the marks in the manifests on disk (written atomically with
+          // each file, so they cannot disagree with it, and there after a coordinator restart) among rounds up to
+          // the store's newest, which bounds the current timeline. Pruning never deletes it.
+          const newest = await this.store.getCheckpointManifest(job.id);
+          const manifest = newest && (await newestGoodCheckpoint(checkpointDir, job.id, newest.round));
           const fallback = {
             aggregation: aggregation(rt.rollbacks + 1),
             optimizer: spec.optimizer,
@@ -246,6 +256,16 @@ export class JobRunner {
           const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round);
           const savedGuard =
             saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
+          if (savedGuard?.good === false) {
+            throw new Error(
+              `checkpoint of round ${manifest.round} is marked good but its guard state is not`,
+            );
+          }
+          if (newest && manifest.round !== newest.round) {
+            this.log(
+              `job ${job.id}: the newest checkpoint (round ${newest.round}) is not good; rolling back to round ${manifest.round}`,
+            );
+          }
           // The rule state in the checkpoint is the fallback's only if it was written after a rollback.
           await compute.restart(fallback, saved.params, {
             optimizer: saved.optimizer,
@@ -270,6 +290,7 @@ export class JobRunner {
       undefined,
       guard,
     );
+    runtime.rollbackRound = rollbackRound;
     return { runtime, compute };
   }
 }

@@ -8,7 +8,8 @@
  * LATE, duplicates DUPLICATE: both leave state untouched.
  *
  * The divergence guard (src/core/round/divergenceGuard.ts) watches every closed round; its signals go into the
- * report, and with guard.rollback the job goes back to its last checkpoint on the fallback rule (rollBack).
+ * report, and with guard.rollback the job goes back to its newest good checkpoint on the fallback rule (rollBack):
+ * every checkpoint carries the guard's verdict on its state (`RuntimeGuardState.good`).
  */
 import { fallbackAggregation, guardOptions, type JobSpec } from '../config/jobSpec.ts';
 import {
@@ -55,6 +56,11 @@ export interface RuntimeGuardState {
   /** Rollbacks made so far; after the first, the job runs the guard's fallback rule. */
   rollbacks: number;
   detector?: GuardState;
+  /**
+   * The detector's verdict on this state (DivergenceGuard.health): whether a rollback may go back to it. Absent
+   * (no detector) counts as good.
+   */
+  good?: boolean;
 }
 
 export interface RuntimeHooks {
@@ -63,8 +69,9 @@ export interface RuntimeHooks {
   /** Called every checkpoint.every rounds and at the end; must persist atomically. */
   onCheckpoint(runtime: JobRuntime): Promise<void>;
   /**
-   * guard.rollback: restore the last good checkpoint (or the initial state) with the round computation on the
-   * guard's fallback rule; returns the round it holds and the guard state it was written with.
+   * guard.rollback: restore the newest good checkpoint (`RuntimeGuardState.good`; the initial state if none is)
+   * with the round computation on the guard's fallback rule; returns the round it holds and the guard state it
+   * was written with.
    */
   onRollback?(runtime: JobRuntime): Promise<{ round: number; guard?: RuntimeGuardState }>;
   /** Called once when all rounds are done, with the final evaluation. */
@@ -118,6 +125,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private readonly guard: DivergenceGuard | undefined;
   /** Rollbacks made so far (guard.rollback). */
   rollbacks = 0;
+  /**
+   * Where a rollback would go: the round of the newest good checkpoint (0: the initial state). Workers keep their
+   * momentum snapshot of it (GetRound's rollback_round); the job runner sets it when it resumes a job.
+   */
+  rollbackRound = 0;
   /** Bumped by every rollback: a worker waiting for a later round must look again. */
   private epoch = 0;
   /** Highest round reported: a lower one reported again is a replay after a rollback. */
@@ -166,9 +178,17 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     if (state?.detector) this.guard?.load(state.detector);
   }
 
-  /** What a checkpoint keeps of the guard. */
+  /** What a checkpoint keeps of the guard, with the detector's verdict on the current state. */
   guardState(): RuntimeGuardState {
-    return { rollbacks: this.rollbacks, ...(this.guard ? { detector: this.guard.save() } : {}) };
+    return {
+      rollbacks: this.rollbacks,
+      ...(this.guard ? { detector: this.guard.save(), good: this.guard.isGood() } : {}),
+    };
+  }
+
+  /** Why the current state is not good (undefined: it is, or the job is not guarded). */
+  unhealthyReason(): string | undefined {
+    return this.guard?.health().reason;
   }
 
   /** The rule rounds are aggregated with: the guard's fallback after a rollback. */
@@ -452,14 +472,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       await this.hooks.onRound(report);
       this.emit('round', report);
       if (signals.length && this.spec.guard.rollback && this.hooks.onRollback) {
-        // Nothing of this round is kept: no checkpoint, back to the last good one.
+        // Nothing of this round is kept: no checkpoint, back to the newest good one.
         await this.rollBack(round, signals);
         this.persisting = false;
         this.maybeClose();
         return;
       }
       const every = this.spec.checkpoint.every;
-      if (isLast || (every > 0 && completedRounds % every === 0)) await this.hooks.onCheckpoint(this);
+      if (isLast || (every > 0 && completedRounds % every === 0)) await this.checkpoint();
       this.persisting = false;
       if (this.status !== 'running') return;
       if (isLast) await this.finish();
@@ -472,7 +492,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   }
 
   /**
-   * Back to the last good checkpoint on the guard's fallback rule. Every participant is let go: workers rejoin at
+   * Back to the newest good checkpoint on the guard's fallback rule. Every participant is let go: workers rejoin at
    * the checkpoint's round, as after a coordinator restart, and restore their momentum of that round.
    */
   private async rollBack(round: number, signals: DivergenceSignal[]): Promise<void> {
@@ -489,11 +509,20 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       `round ${round}: rollback ${this.rollbacks}/${max} to round ${back.round}, continuing with ${this.rule}`,
     );
     this.paramsVersion = back.round;
+    this.rollbackRound = back.round;
     this.engine = this.newEngine(back.round);
     // Written again with the rollback counted, so a coordinator restart continues on the fallback rule.
-    if (this.spec.checkpoint.every > 0) await this.hooks.onCheckpoint(this);
+    if (this.spec.checkpoint.every > 0) await this.checkpoint();
     this.epoch++;
     this.openRound(back.round);
+  }
+
+  /** Write a checkpoint of the current state; a good one becomes the rollback target once it is persisted. */
+  private async checkpoint(): Promise<void> {
+    const round = this.round;
+    const good = this.guard?.isGood() ?? true;
+    await this.hooks.onCheckpoint(this);
+    if (good) this.rollbackRound = round;
   }
 
   private async finish(): Promise<void> {

@@ -146,8 +146,9 @@ interface SimWorker {
 }
 
 /**
- * What the divergence guard rolls back to (the in-memory counterpart of a coordinator checkpoint, taken at the
- * same rounds): parameters, optimizer and rule state, the detector's state and each simulated worker's momentum.
+ * What the divergence guard rolls back to (the in-memory counterpart of the coordinator's newest good checkpoint,
+ * taken at the checkpoint rounds whose state the guard judges good): parameters, optimizer and rule state, the
+ * detector's state and each simulated worker's momentum.
  */
 interface Snapshot {
   round: number;
@@ -278,6 +279,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       momentum: workers.map((w) => w.gradient?.momentumState()),
       fallback: rollbacks > 0,
     });
+    // The rollback target: the newest checkpoint round whose state the guard judged good (the initial state is).
     let lastGood = rollingBack ? takeSnapshot(0) : undefined;
     let skippedRounds = 0;
     let lastTrainLoss = NaN;
@@ -486,8 +488,13 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         round = back.round - 1;
         continue;
       }
+      // A checkpoint round: only a good state (DivergenceGuard.health) becomes the rollback target.
       const checkpointEvery = spec.checkpoint.every;
-      if (checkpointEvery > 0 && completed % checkpointEvery === 0) lastGood = takeSnapshot(completed);
+      if (checkpointEvery > 0 && completed % checkpointEvery === 0) {
+        const health = guard!.health();
+        if (health.good) lastGood = takeSnapshot(completed);
+        else log(`round ${round}: checkpoint of round ${completed} is not good: ${health.reason}`);
+      }
     }
 
     const ranks: RankHealth[] = workers.map((w) => ({

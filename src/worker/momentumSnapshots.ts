@@ -4,7 +4,9 @@
  * and each worker restores the momentum it had when it was about to compute round R.
  *
  * A snapshot is taken entering every round R that is a multiple of checkpoint.every; the newest `keep` are kept
- * (the coordinator resumes from its newest checkpoint, so two cover a crash during a checkpoint write).
+ * (the coordinator resumes from its newest checkpoint, so two cover a crash during a checkpoint write), and the
+ * one of the round a divergence-guard rollback would go back to (the coordinator's newest good checkpoint, which
+ * may be older).
  */
 import type { GradientWorker } from './gradientWorker.ts';
 
@@ -19,12 +21,12 @@ export class MomentumSnapshots {
     private readonly keep = 2,
   ) {}
 
-  /** Call before computing `round`'s gradient. */
-  beforeRound(round: number, worker: GradientWorker): void {
+  /** Call before computing `round`'s gradient; `rollbackRound`'s snapshot is kept beyond the newest `keep`. */
+  beforeRound(round: number, worker: GradientWorker, rollbackRound = 0): void {
     if (this.every > 0 && round % this.every === 0) {
       this.snapshots.set(round, worker.momentumState());
       const rounds = [...this.snapshots.keys()].sort((a, b) => b - a);
-      for (const old of rounds.slice(this.keep)) this.snapshots.delete(old);
+      for (const old of rounds.slice(this.keep)) if (old !== rollbackRound) this.snapshots.delete(old);
     }
     this.lastComputed = round;
   }

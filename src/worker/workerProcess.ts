@@ -278,7 +278,7 @@ async function trainLoop(
       lastDone = heldVersion - 1;
       continue;
     }
-    snapshots.beforeRound(round, worker);
+    snapshots.beforeRound(round, worker, info.rollbackRound);
     const contribution = await worker.contribute(params, round);
     const t2 = performance.now();
     if (contribution.behaviour === 'crash') {

@@ -18,6 +18,18 @@
  * The loss and norm tests wait until `warmup` values are in their window. A round that signals, or whose loss is
  * above the threshold, does not enter the baselines (a diverging run must not teach the guard that divergence is
  * normal).
+ *
+ * Health (`health()`, `isGood()`): the state after the latest observed round t is good when all of
+ *
+ *   quiet       round t raised no signal and its loss was not above lossJump · B (no alarm building up);
+ *   loss        the median of the last W losses that entered the baseline is ≤ √lossJump · B — at most halfway
+ *               to the loss alarm on a log scale (vacuous before warmup, when there is no B yet);
+ *   accuracy    the latest evaluation accuracy A ≥ (1 − accuracyDrop/2) · the best accuracy of a quiet round so
+ *               far — at most half the fall accuracy-collapse allows (vacuous before any evaluation).
+ *
+ * A quiet round is not a healthy one: a climb slower than the alarms can run for hundreds of rounds, and a
+ * rollback must go back to a point before it. The drivers mark each checkpoint with this verdict and roll back to
+ * the newest good one. A guard that has observed nothing is good (the initial parameters).
  */
 
 export type DivergenceKind = 'non-finite' | 'loss-jump' | 'norm-jump' | 'accuracy-collapse';
@@ -69,6 +81,17 @@ export interface GuardState {
   bestAccuracy: number | null;
   /** Consecutive rounds so far with the loss above the threshold. */
   lossAbove: number;
+  /** Accuracy of the latest evaluation (null or absent: none yet). */
+  lastAccuracy?: number | null;
+  /** The latest round raised a signal (absent: false). */
+  signalled?: boolean;
+}
+
+/** The guard's verdict on the state after the latest round (see the header). */
+export interface GuardHealth {
+  good: boolean;
+  /** Why not, e.g. "rolling median loss 1.520 > √2 × baseline 1.008"; absent when good. */
+  reason?: string;
 }
 
 export class DivergenceGuard {
@@ -78,6 +101,8 @@ export class DivergenceGuard {
   private bestLossMedian = Infinity;
   private bestAccuracy = -Infinity;
   private lossAbove = 0;
+  private lastAccuracy = NaN;
+  private signalled = false;
 
   constructor(options: Partial<DivergenceGuardOptions> = {}) {
     this.options = { ...DEFAULT_GUARD_OPTIONS, ...options };
@@ -134,7 +159,44 @@ export class DivergenceGuard {
       });
     }
     if (signals.length === 0 && !lossHigh) this.learn(o);
+    this.signalled = signals.length > 0;
+    if (o.evaluation) this.lastAccuracy = o.evaluation.accuracy;
     return signals;
+  }
+
+  /** Whether the state after the latest observed round is healthy (the header states the rule). */
+  health(): GuardHealth {
+    const { lossJump, accuracyDrop } = this.options;
+    if (this.signalled) return { good: false, reason: 'the latest round raised a divergence signal' };
+    if (this.lossAbove > 0) {
+      return {
+        good: false,
+        reason: `the latest loss is above ${lossJump} × baseline ${fmt(this.bestLossMedian)}`,
+      };
+    }
+    if (this.losses.length >= this.options.warmup && Number.isFinite(this.bestLossMedian)) {
+      const rolling = median(this.losses);
+      if (rolling > Math.sqrt(lossJump) * this.bestLossMedian) {
+        return {
+          good: false,
+          reason: `rolling median loss ${fmt(rolling)} > √${lossJump} × baseline ${fmt(this.bestLossMedian)}`,
+        };
+      }
+    }
+    if (Number.isFinite(this.lastAccuracy) && Number.isFinite(this.bestAccuracy)) {
+      const floor = 1 - accuracyDrop / 2;
+      if (this.lastAccuracy < floor * this.bestAccuracy) {
+        return {
+          good: false,
+          reason: `accuracy ${pct(this.lastAccuracy)} < ${floor} × best ${pct(this.bestAccuracy)}`,
+        };
+      }
+    }
+    return { good: true };
+  }
+
+  isGood(): boolean {
+    return this.health().good;
   }
 
   private learn(o: GuardObservation): void {
@@ -157,6 +219,8 @@ export class DivergenceGuard {
       bestLossMedian: Number.isFinite(this.bestLossMedian) ? this.bestLossMedian : null,
       bestAccuracy: Number.isFinite(this.bestAccuracy) ? this.bestAccuracy : null,
       lossAbove: this.lossAbove,
+      lastAccuracy: Number.isFinite(this.lastAccuracy) ? this.lastAccuracy : null,
+      signalled: this.signalled,
     };
   }
 
@@ -166,6 +230,8 @@ export class DivergenceGuard {
     this.bestLossMedian = state.bestLossMedian ?? Infinity;
     this.bestAccuracy = state.bestAccuracy ?? -Infinity;
     this.lossAbove = state.lossAbove;
+    this.lastAccuracy = state.lastAccuracy ?? NaN;
+    this.signalled = state.signalled ?? false;
   }
 }
 

@@ -3,7 +3,12 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { listCheckpoints, readCheckpoint, writeCheckpoint } from '../../../src/checkpoint/checkpoint.ts';
+import {
+  listCheckpoints,
+  newestGoodCheckpoint,
+  readCheckpoint,
+  writeCheckpoint,
+} from '../../../src/checkpoint/checkpoint.ts';
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
   try {
@@ -136,6 +141,44 @@ describe('checkpoint: files', () => {
     await writeCheckpoint(dir, { jobId: 'j', round: 45, tensors: tensorsFor(45), keep: 2 });
     expect((await listCheckpoints(dir, 'j')).map((m) => m.round)).to.deep.equal([40, 45]);
     expect((await rejection(stat(manifests[4].path))).message).to.match(/ENOENT/);
+  });
+
+  it('keeps the newest good checkpoint in addition to the newest K, whatever keep says', async () => {
+    // Good up to round 20, then a slow divergence: 30..60 are not good.
+    const write = (round: number, good: boolean, keep = 1) =>
+      writeCheckpoint(dir, { jobId: 'j', round, tensors: tensorsFor(round), keep, good });
+    for (const round of [10, 20]) await write(round, true);
+    expect((await listCheckpoints(dir, 'j')).map((m) => m.round)).to.deep.equal([20]);
+    const bad = [];
+    for (const round of [30, 40, 50, 60]) bad.push(await write(round, false));
+    const left = await listCheckpoints(dir, 'j');
+    expect(left.map((m) => [m.round, m.good])).to.deep.equal([
+      [20, true],
+      [60, false],
+    ]);
+    // Still whole (both files), and the one a rollback finds.
+    expect((await readCheckpoint(left[0])).tensors).to.deep.equal(tensorsFor(20));
+    expect((await newestGoodCheckpoint(dir, 'j', 60))?.round).to.equal(20);
+    expect((await rejection(stat(bad[0].path))).message).to.match(/ENOENT/);
+
+    // keep 2: the newest two plus the good one; a new good checkpoint takes over from the old one.
+    await write(70, false, 2);
+    expect((await listCheckpoints(dir, 'j')).map((m) => m.round)).to.deep.equal([20, 60, 70]);
+    await write(80, true, 2);
+    expect((await listCheckpoints(dir, 'j')).map((m) => m.round)).to.deep.equal([70, 80]);
+  });
+
+  it('finds the newest good checkpoint up to a round, ignoring later files of an abandoned timeline', async () => {
+    const write = (round: number, good?: boolean) =>
+      writeCheckpoint(dir, { jobId: 'j', round, tensors: tensorsFor(round), good });
+    await write(10, true);
+    await write(20); // no verdict: counts as good
+    await write(30, false);
+    await write(40, true);
+    expect((await newestGoodCheckpoint(dir, 'j', 40))?.round).to.equal(40);
+    expect((await newestGoodCheckpoint(dir, 'j', 39))?.round).to.equal(20);
+    expect((await newestGoodCheckpoint(dir, 'j', 5))?.round).to.equal(undefined);
+    expect(await newestGoodCheckpoint(dir, 'none', 40)).to.equal(undefined);
   });
 
   it('overwrites a checkpoint of the same round atomically', async () => {

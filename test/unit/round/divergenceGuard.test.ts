@@ -5,6 +5,7 @@ import {
   guardLoss,
   type DivergenceKind,
   type GuardObservation,
+  type GuardState,
 } from '../../../src/core/round/divergenceGuard.ts';
 import { Rng } from '../../../src/core/random.ts';
 
@@ -145,12 +146,132 @@ describe('divergence guard', () => {
     for (const o of noisyTraining(100, 6)) guard.observe(o);
     const before = guard.save();
     expect(guard.observe({ round: 100, loss: 100, updateNorm: 50 })).to.have.length(1);
-    expect({ ...guard.save(), lossAbove: 0 }).to.deep.equal(before);
+    expect({ ...guard.save(), lossAbove: 0, signalled: false }).to.deep.equal(before);
     const copy = new DivergenceGuard();
     copy.load(JSON.parse(JSON.stringify(before)));
     expect(copy.observe({ round: 101, loss: 100, updateNorm: 0.3 })).to.deep.equal(
       guard.observe({ round: 101, loss: 100, updateNorm: 0.3 }),
     );
+  });
+
+  describe('health: which states a rollback may go back to', () => {
+    const small = { window: 5, warmup: 3 };
+    /** Health after each round of a loss series (no signal expected on any of them). */
+    function healthOf(guard: DivergenceGuard, losses: number[], from = 0) {
+      return losses.map((loss, i) => {
+        expect(guard.observe({ round: from + i, loss, updateNorm: 1 })).to.deep.equal([]);
+        return guard.isGood();
+      });
+    }
+
+    it('a guard that has seen nothing is good (the initial parameters)', () => {
+      expect(new DivergenceGuard().health()).to.deep.equal({ good: true });
+    });
+
+    it('turns bad once the rolling median loss passes √lossJump × the lowest one, long before the alarm', () => {
+      const guard = new DivergenceGuard(small);
+      // Baseline 1; a climb to 1.3 stays good (1.3 ≤ √2); at 1.5 the median of 5 follows after 3 rounds.
+      expect(healthOf(guard, [1, 1, 1, 1, 1, 1.3, 1.3, 1.3, 1.3, 1.3])).to.deep.equal(Array(10).fill(true));
+      expect(healthOf(guard, [1.5, 1.5, 1.5, 1.5], 10)).to.deep.equal([true, true, false, false]);
+      expect(guard.health().reason).to.equal('rolling median loss 1.500 > √2 × baseline 1.000');
+      // Under lossJump 3 the same 1.5 is within √3 ≈ 1.73.
+      const lenient = new DivergenceGuard({ ...small, lossJump: 3 });
+      expect(healthOf(lenient, [1, 1, 1, 1, 1, 1.5, 1.5, 1.5, 1.5])).to.deep.equal(Array(9).fill(true));
+    });
+
+    it('is bad while the loss is above the alarm threshold or the latest round signalled, good again after', () => {
+      const guard = new DivergenceGuard(small);
+      healthOf(guard, [1, 1, 1, 1, 1]);
+      // One high batch: no signal yet (patience 3), but not good.
+      expect(guard.observe({ round: 5, loss: 3, updateNorm: 1 })).to.deep.equal([]);
+      expect(guard.health()).to.deep.equal({
+        good: false,
+        reason: 'the latest loss is above 2 × baseline 1.000',
+      });
+      expect(healthOf(guard, [1], 6)).to.deep.equal([true]);
+      expect(guard.observe({ round: 7, loss: 1, updateNorm: 100 }).map((x) => x.kind)).to.deep.equal([
+        'norm-jump',
+      ]);
+      expect(guard.isGood()).to.equal(false);
+      expect(healthOf(guard, [1], 8)).to.deep.equal([true]);
+    });
+
+    it('is bad when the latest evaluation fell by more than accuracyDrop/2 from the best, before the collapse alarm', () => {
+      const guard = new DivergenceGuard(small);
+      const evaluate = (round: number, accuracy: number) => {
+        expect(
+          guard.observe({ round, loss: 1, updateNorm: 1, evaluation: { loss: 1, accuracy } }),
+        ).to.deep.equal([]);
+        return guard.isGood();
+      };
+      expect(evaluate(0, 0.8)).to.equal(true);
+      // accuracyDrop 0.5: good down to 0.75 × 0.8 = 0.6; the alarm is at 0.4.
+      expect(evaluate(1, 0.61)).to.equal(true);
+      expect(guard.observe({ round: 2, loss: 1, updateNorm: 1 })).to.deep.equal([]);
+      expect(guard.isGood(), 'the latest evaluation still counts between evaluations').to.equal(true);
+      expect(evaluate(3, 0.59)).to.equal(false);
+      expect(guard.health().reason).to.equal('accuracy 59.0% < 0.75 × best 80.0%');
+      expect(guard.observe({ round: 4, loss: 1, updateNorm: 1 })).to.deep.equal([]);
+      expect(guard.isGood()).to.equal(false);
+      expect(evaluate(5, 0.7)).to.equal(true);
+    });
+
+    it('stays good on a real clean run and on long noisy training curves', () => {
+      const clean = new DivergenceGuard();
+      for (const r of runs.clean) {
+        clean.observe(observation(r));
+        expect(clean.health(), `round ${r.round}`).to.deep.equal({ good: true });
+      }
+      for (let seed = 1; seed <= 3; seed++) {
+        const guard = new DivergenceGuard();
+        const bad = noisyTraining(3000, seed).filter((o) => {
+          guard.observe(o);
+          return !guard.isGood();
+        });
+        // Only the rare 1.6× batch spikes that cross the alarm line, for the round they last.
+        expect(bad.length, `seed ${seed}`).to.be.lessThan(30);
+      }
+    });
+
+    it('turns bad on a slow climb well before the loss-jump alarm', () => {
+      const series = noisyTraining(200, 3);
+      let loss = series[199].loss;
+      for (let t = 200; t < 600; t++) {
+        loss *= 1.01;
+        series.push({ round: t, loss, updateNorm: 0.3 });
+      }
+      const guard = new DivergenceGuard();
+      let firstBad: number | undefined;
+      const hit = series.find((o) => {
+        const signalled = guard.observe(o).length > 0;
+        if (firstBad === undefined && o.round >= 200 && !guard.isGood()) firstBad = o.round;
+        return signalled;
+      });
+      expect(firstBad).to.be.a('number');
+      // +1% per round: √2 is reached ~35 rounds before 2 (plus the median's lag of ~W/2 rounds for both).
+      expect(hit!.round - firstBad!).to.be.at.least(25);
+    });
+
+    it('its inputs round-trip with the state, and a state without them reads as none', () => {
+      const guard = new DivergenceGuard(small);
+      healthOf(guard, [1, 1, 1, 1, 1]);
+      guard.observe({ round: 5, loss: 1, updateNorm: 1, evaluation: { loss: 1, accuracy: 0.8 } });
+      guard.observe({ round: 6, loss: 1, updateNorm: 1, evaluation: { loss: 1, accuracy: 0.5 } });
+      guard.observe({ round: 7, loss: 1, updateNorm: 100 });
+      const saved = guard.save();
+      expect(saved).to.include({ lastAccuracy: 0.5, signalled: true });
+      const copy = new DivergenceGuard(small);
+      copy.load(JSON.parse(JSON.stringify(saved)) as GuardState);
+      expect(copy.health()).to.deep.equal(guard.health());
+      // Without the signal, the accuracy verdict must survive the round trip on its own.
+      const quiet = new DivergenceGuard(small);
+      quiet.load(JSON.parse(JSON.stringify({ ...saved, signalled: false })) as GuardState);
+      expect(quiet.health().reason).to.equal('accuracy 50.0% < 0.75 × best 80.0%');
+      const { lastAccuracy: _a, signalled: _s, ...older } = saved;
+      const fromOlder = new DivergenceGuard(small);
+      fromOlder.load(older);
+      expect(fromOlder.health()).to.deep.equal({ good: true });
+    });
   });
 
   it('waits for `warmup` values before the jump tests apply', () => {

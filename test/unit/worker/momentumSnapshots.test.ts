@@ -1,0 +1,50 @@
+import { expect } from 'chai';
+import type { GradientWorker } from '../../../src/worker/gradientWorker.ts';
+import { MomentumSnapshots } from '../../../src/worker/momentumSnapshots.ts';
+
+/** The two methods MomentumSnapshots uses; the momentum of round t is [t] (none before round 1). */
+function fakeWorker() {
+  const w = {
+    momentum: undefined as Float32Array | undefined,
+    momentumState: () => w.momentum?.slice(),
+    restoreMomentum: (state: Float32Array | undefined) => {
+      w.momentum = state?.slice();
+    },
+  };
+  return w;
+}
+
+function run(
+  snapshots: MomentumSnapshots,
+  w: ReturnType<typeof fakeWorker>,
+  from: number,
+  to: number,
+  rollbackRound: (round: number) => number,
+) {
+  for (let round = from; round < to; round++) {
+    snapshots.beforeRound(round, w as unknown as GradientWorker, rollbackRound(round));
+    w.momentum = Float32Array.of(round + 1); // what computing the round leaves
+  }
+}
+
+describe('worker momentum snapshots', () => {
+  it('keep the newest two checkpoint rounds: a resume from the newest restores its momentum', () => {
+    const w = fakeWorker();
+    const snapshots = new MomentumSnapshots('j', 5);
+    run(snapshots, w, 0, 23, () => 0);
+    expect(snapshots.rejoin(20, w as unknown as GradientWorker)).to.equal('restored');
+    expect(Array.from(w.momentum!)).to.deep.equal([20]);
+    expect(snapshots.rejoin(10, w as unknown as GradientWorker)).to.equal('reset');
+  });
+
+  it("keep the rollback round's snapshot beyond the newest two, so a rollback to an older good checkpoint restores it", () => {
+    const w = fakeWorker();
+    const snapshots = new MomentumSnapshots('j', 5);
+    // The coordinator's newest good checkpoint is round 10 from round 11 on; 15..30 are not good.
+    run(snapshots, w, 0, 33, (round) => (round > 10 ? 10 : 5));
+    expect(snapshots.rejoin(10, w as unknown as GradientWorker)).to.equal('restored');
+    expect(Array.from(w.momentum!)).to.deep.equal([10]);
+    // The round 5 snapshot, the rollback round before, went with the next snapshot.
+    expect(snapshots.rejoin(5, w as unknown as GradientWorker)).to.equal('reset');
+  });
+});
