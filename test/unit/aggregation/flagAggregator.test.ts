@@ -470,6 +470,24 @@ describe('flag: known weaknesses and their options', () => {
     );
   });
 
+  it('the default step is gradient-sized: scaling every input by s scales the update by s', () => {
+    // The cause of the robustness review's failures: an unscaled output (a sum of unit vectors) has the same
+    // length whatever the gradients' size, so late in training, or after pre-aggregation aligns the inputs, the
+    // step was 7–80× what a clean mean would take. The default must be positively homogeneous of degree 1.
+    const rng = new Rng(11);
+    const { vectors } = honestSet(rng, 10, 64, 0.5);
+    for (const s of [1e-3, 1e3]) {
+      const scaled = vectors.map((v) => v.map((x) => x * s));
+      const base = norm(run({}, vectors, 2).update);
+      expect(norm(run({}, scaled, 2).update) / base).to.be.closeTo(s, s * 1e-4);
+      // unscaled: the same length at every scale
+      expect(norm(run({ rescale: 'none' }, scaled, 2).update)).to.be.closeTo(
+        norm(run({ rescale: 'none' }, vectors, 2).update),
+        1e-4,
+      );
+    }
+  });
+
   it('rescale median-norm gives the output the median norm of the included workers', () => {
     const rng = new Rng(22);
     const { vectors } = honestSet(rng, 7, 50, 0.5);
@@ -585,10 +603,10 @@ describe('flag: state, preconditions and options', () => {
       PreconditionError,
       /y0 with d = 2/,
     );
-    // One worker: the update is its direction (the FA output of a single line), or the worker itself rescaled.
-    const single = run({}, [Float32Array.of(3, 4)]);
+    // One worker: the update is the worker itself (median-norm, the default), or its direction unscaled.
+    const single = run({ rescale: 'none' }, [Float32Array.of(3, 4)]);
     expect(Array.from(single.update)).to.deep.equal([Math.fround(0.6), Math.fround(0.8)]);
-    const rescaled = run({ rescale: 'median-norm' }, [Float32Array.of(3, 4)]);
+    const rescaled = run({}, [Float32Array.of(3, 4)]);
     expect(Array.from(rescaled.update)).to.deep.equal([3, 4]);
   });
 
@@ -663,7 +681,7 @@ describe('flag: properties (fast-check)', () => {
     );
   });
 
-  it('bounded output: f < n/3 huge attackers cannot push the update beyond p/r (median-norm: the honest norms)', () => {
+  it('bounded output: f < n/3 huge attackers cannot push the update beyond the honest norms (unscaled: p/r)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 4, max: 9 }),
@@ -686,10 +704,12 @@ describe('flag: properties (fast-check)', () => {
             vectors.push(v);
           }
           const maxHonest = Math.max(...vectors.slice(0, honestCount).map(norm));
-          const res = run({ rescale: 'median-norm' }, vectors, f);
-          expect(norm(res.update)).to.be.at.most(maxHonest * (1 + 1e-5));
-          // Without rescaling (the default) the FA output is bounded by p/r whatever the inputs.
-          for (const options of [{}, { signAware: false }]) {
+          // The default (median-norm) is bounded by the honest norms.
+          for (const options of [{}, { rescale: 'median-norm' }]) {
+            expect(norm(run(options, vectors, f).update)).to.be.at.most(maxHonest * (1 + 1e-5));
+          }
+          // Without rescaling the FA output is bounded by p/r whatever the inputs.
+          for (const options of [{ rescale: 'none' }, { signAware: false, rescale: 'none' }]) {
             const plain = run(options, vectors, f);
             expect(diag(plain).rescaleFactor).to.equal(1);
             expect(norm(plain.update)).to.be.at.most(

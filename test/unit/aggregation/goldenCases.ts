@@ -75,6 +75,7 @@ export function ruleCases(): RuleCase[] {
     ['flag', 'reference', { mode: 'reference' }, []],
     ['flag', 'reference,r=8,lambda=1', { mode: 'reference', r: 8, lambda: 1 }, []],
     ['flag', 'median-norm', { rescale: 'median-norm' }, []],
+    ['flag', 'unscaled', { rescale: 'none' }, []],
     ['trimmedMean', 'pre=clip,nnm', {}, ['clip', 'nnm']],
     ['mean', 'pre=bucketing', {}, ['bucketing']],
     ['median', 'pre=arc', {}, ['arc']],

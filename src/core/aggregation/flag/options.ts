@@ -49,7 +49,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signAware: true,
   signThreshold: 0,
   minTrust: 0,
-  rescale: 'none',
+  rescale: 'median-norm',
   warmStart: false,
 });
 
@@ -199,7 +199,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       signAware: false,
       signThreshold: 0,
       minTrust: 0,
-      rescale: 'none',
+      rescale: 'median-norm',
       warmStart: false,
       y0,
     };
