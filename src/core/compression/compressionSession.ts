@@ -59,8 +59,8 @@ export type SessionSpec =
     };
 
 /** A compression spec that compresses, or null (kind none). */
-export function sessionSpec(c: { kind: string } & Partial<SessionSpec>): SessionSpec | null {
-  return c.kind === 'uniform' || c.kind === 'lgreco' ? (c as SessionSpec) : null;
+export function sessionSpec<C extends { kind: string }>(c: C): Extract<C, SessionSpec> | null {
+  return c.kind === 'uniform' || c.kind === 'lgreco' ? (c as Extract<C, SessionSpec>) : null;
 }
 
 /** The L-GreCo candidates of every layer (the baseline first), identical on every worker and the coordinator. */
@@ -127,6 +127,11 @@ export class PlanAuthority {
     this.bounds = planBytes(base, layout, maxPushBytes);
     this.plan = base;
     this.adopt(base, startRound, NaN, 0);
+  }
+
+  /** The record of the current plan. */
+  get current(): PlanRecord {
+    return this.history[this.history.length - 1];
   }
 
   /** Seed of (round, layer): randk coordinates and the initial PowerSGD factors. */
@@ -326,4 +331,36 @@ export class WorkerCompressor {
       seed: tableSeed(this.jobSeed, round),
     });
   }
+}
+
+/** What one round's accepted pushes sent under `record`'s plan (the round report's compression part). */
+export function roundCompression(
+  record: PlanRecord,
+  pushLayerBytes: readonly (readonly number[])[],
+  layout: ParameterLayout,
+  next: PlanRecord | null,
+): {
+  planId: string;
+  settings: string[];
+  layerBytes: number[];
+  bytes: number;
+  pushes: number;
+  ratio: number;
+  budgetUsed: number;
+  nextPlanId: string;
+} {
+  const layerBytes = layout.layers.map(() => 0);
+  for (const push of pushLayerBytes) push.forEach((b, l) => (layerBytes[l] += b));
+  const bytes = layerBytes.reduce((a, b) => a + b, 0);
+  const dense = 4 * layout.totalSize * pushLayerBytes.length;
+  return {
+    planId: record.planId,
+    settings: record.settings,
+    layerBytes,
+    bytes,
+    pushes: pushLayerBytes.length,
+    ratio: bytes > 0 ? dense / bytes : NaN,
+    budgetUsed: record.budgetUsed,
+    nextPlanId: next?.planId ?? '',
+  };
 }
