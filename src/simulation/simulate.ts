@@ -338,12 +338,11 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         }
         sharedVector = shared.attack.craft(ctx, shared.buffer);
       }
-      const deliver = (w: SimWorker, vector: Float32Array, loss: number) =>
-        engine.deliver(w.name, round, {
-          w,
-          vector: wire ? wire.transmit(w.rank, round, vector) : vector,
-          loss,
-        });
+      const deliver = (w: SimWorker, vector: Float32Array, loss: number) => {
+        const sent = wire ? wire.transmit(w.rank, round, vector) : vector;
+        if (typeof sent === 'string') engine.fail(w.name, round, { kind: 'rejected', reason: sent });
+        else engine.deliver(w.name, round, { w, vector: sent, loss });
+      };
       for (const w of workers) {
         if (w.role === 'honest') {
           deliver(w, w.buffer, w.loss);

@@ -12,6 +12,7 @@ import {
   WorkerCompressor,
   type PlanRecord,
 } from '../core/compression/compressionSession.ts';
+import { CodecError } from '../core/compression/codecError.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import type { RoundCompression } from '../coordinator/roundReport.ts';
 import { CHUNK_BYTES } from '../transport/protocol.ts';
@@ -38,8 +39,11 @@ export class SimulatedWire {
     this.buffer = new Uint8Array(authority.maxLayerBytes);
   }
 
-  /** Rank `rank`'s push of `vector` in `round`: what the coordinator decodes (a per-rank buffer). */
-  transmit(rank: number, round: number, vector: Float32Array): Float32Array {
+  /**
+   * Rank `rank`'s push of `vector` in `round`: what the coordinator decodes (a per-rank buffer), or the reason it
+   * is refused (a vector the codecs cannot encode, e.g. a Byzantine NaN: the coordinator rejects that push).
+   */
+  transmit(rank: number, round: number, vector: Float32Array): Float32Array | string {
     let w = this.workers.get(rank);
     if (!w) {
       w = {
@@ -48,16 +52,22 @@ export class SimulatedWire {
       };
       this.workers.set(rank, w);
     }
-    if (this.authority.tableDue(round)) this.tables.push(w.compressor.errorTable(round, vector));
-    const views = w.compressor.encode(this.authority.plan, round, vector);
-    const decoder = this.authority.decoder(round, w.decoded, this.buffer);
-    views.forEach((bytes, layer) => {
-      for (let off = 0; off < bytes.length; off += CHUNK_BYTES)
-        decoder.chunk(layer, off, bytes.subarray(off, Math.min(bytes.length, off + CHUNK_BYTES)));
-    });
-    decoder.finish();
-    this.pushes.push(decoder.layerBytes.slice());
-    return w.decoded;
+    try {
+      const table = this.authority.tableDue(round) ? w.compressor.errorTable(round, vector) : undefined;
+      const views = w.compressor.encode(this.authority.plan, round, vector);
+      const decoder = this.authority.decoder(round, w.decoded, this.buffer);
+      views.forEach((bytes, layer) => {
+        for (let off = 0; off < bytes.length; off += CHUNK_BYTES)
+          decoder.chunk(layer, off, bytes.subarray(off, Math.min(bytes.length, off + CHUNK_BYTES)));
+      });
+      decoder.finish();
+      if (table) this.tables.push(table);
+      this.pushes.push(decoder.layerBytes.slice());
+      return w.decoded;
+    } catch (e) {
+      if (e instanceof CodecError) return `${e.code}: ${e.message}`;
+      throw e;
+    }
   }
 
   /** The round closed: re-plan if due; returns the round's compression report. */
