@@ -223,7 +223,11 @@ export class PushDecoder {
     if (layer !== this.layer) {
       if (layer !== this.layer + 1 || layer >= layers.length) {
         const expected =
-          this.layer + 1 < layers.length ? `${this.layer} or ${this.layer + 1}` : `${this.layer}`;
+          this.layer < 0
+            ? '0'
+            : this.layer + 1 < layers.length
+              ? `${this.layer} or ${this.layer + 1}`
+              : `${this.layer}`;
         throw new CodecError(
           'chunk-out-of-order',
           `chunk for layer ${layer}, expected layer ${expected} (layers in layout order)`,
