@@ -306,18 +306,23 @@ export class WorkerCompressor {
     this.layout.layers.forEach((slot, l) => {
       const setting = plan.layers[l];
       const max = layerByteBounds(setting, slot.shape).max;
-      const n = encodeLayer(
-        setting,
-        slot.shape,
-        gradient.subarray(slot.offset, slot.offset + slot.size),
-        this.memories[l],
-        this.out.subarray(at, at + max),
-        {
-          sharedSeed: randkSeed(this.jobSeed, round, l),
-          privateSeed: deriveSeed(this.jobSeed, 0x9517, this.rank, round, l),
-        },
-        this.ws,
-      );
+      let n: number;
+      try {
+        n = encodeLayer(
+          setting,
+          slot.shape,
+          gradient.subarray(slot.offset, slot.offset + slot.size),
+          this.memories[l],
+          this.out.subarray(at, at + max),
+          {
+            sharedSeed: randkSeed(this.jobSeed, round, l),
+            privateSeed: deriveSeed(this.jobSeed, 0x9517, this.rank, round, l),
+          },
+          this.ws,
+        );
+      } catch (e) {
+        throw inLayer(e, l, slot.name);
+      }
       views.push(this.out.subarray(at, at + n));
       at += n;
     });
