@@ -14,7 +14,6 @@ import { selectBackend, type BackendPreference } from './backend.ts';
 import { CoordinatorClient, isStatus, pushPlanned } from './coordinatorClient.ts';
 import { sessionSpec, WorkerCompressor } from '../core/compression/compressionSession.ts';
 import { CodecError } from '../core/compression/codecError.ts';
-import type { CompressionPlan } from '../core/compression/compressionPlan.ts';
 import { planFromWire } from '../transport/planWire.ts';
 import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
 import { MomentumSnapshots } from './momentumSnapshots.ts';
@@ -263,7 +262,6 @@ async function trainLoop(
   let lastDone: number | undefined;
   let heldVersion = -1;
   let attempt = 0;
-  let plan: CompressionPlan | undefined;
   const debug = Boolean(process.env['PHALANX_DEBUG']);
   while (!options.signal?.aborted) {
     const tWait = performance.now();
@@ -309,8 +307,9 @@ async function trainLoop(
     let res;
     try {
       if (compressor) {
-        // The open round's plan (re-read only when its id changes), then this worker's bytes under it.
-        if (plan?.planId !== info.planId) plan = planFromWire(info.plan, worker.trainer.layout);
+        // The open round's plan, read every round (an id can come back with other settings after a rollback or a
+        // coordinator restart), then this worker's bytes under it.
+        const plan = planFromWire(info.plan, worker.trainer.layout);
         const layout = worker.trainer.layout;
         const vector = contribution.vector;
         let layers: Uint8Array[] = [];
