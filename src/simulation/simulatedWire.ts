@@ -52,6 +52,10 @@ export class SimulatedWire {
       };
       this.workers.set(rank, w);
     }
+    // A worker process sends a vector of another length as a header alone, which the coordinator refuses.
+    if (vector.length !== this.layout.totalSize) {
+      return `incomplete: truncated push: the vector has ${vector.length} elements, the layout ${this.layout.totalSize}`;
+    }
     try {
       const table = this.authority.tableDue(round) ? w.compressor.errorTable(round, vector) : undefined;
       const views = w.compressor.encode(this.authority.plan, round, vector);

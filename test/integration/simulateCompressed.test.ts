@@ -67,4 +67,25 @@ describe('integration: simulate with compression', function () {
     expect(c.perRound.map((r) => r.bytes)).to.deep.equal(reports.map((r) => r.compression!.bytes));
     expect(c.bytes).to.equal(c.perRound.reduce((a, r) => a + r.bytes, 0));
   });
+
+  it('a vector of the wrong length is refused as the coordinator refuses its header-only push', async () => {
+    const spec = validateJobSpec({
+      model: { kind: 'mlp', hidden: [8] },
+      data: { batchSize: 16, maxTrain: 500, maxTest: 50 },
+      rounds: 2,
+      workers: { min: 2, max: 3 },
+      aggregation: { rule: 'median', f: 1 },
+      evaluation: { every: 0 },
+      compression: { kind: 'uniform' },
+      simulate: { byzantine: { count: 1, attack: 'wrongSize' } },
+    });
+    const reasons: string[] = [];
+    const result = await simulate(spec, {
+      backend: 'cpu',
+      onRound: (r) => reasons.push(...r.missing.map((m) => m.reason)),
+    });
+    expect(result.health.ranks.map((r) => r.delivered)).to.deep.equal([2, 2, 0]);
+    expect(reasons).to.have.length(2);
+    expect(reasons[0]).to.match(/^rejected: incomplete: truncated push: the vector has \d+ elements/);
+  });
 });
