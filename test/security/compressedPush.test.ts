@@ -8,7 +8,8 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
 import { validateJobSpec } from '../../src/config/jobSpec.ts';
-import type { CompressionPlan } from '../../src/core/compression/compressionPlan.ts';
+import { describeSetting, type CompressionPlan } from '../../src/core/compression/compressionPlan.ts';
+import type { JobEvent__Output } from '../../src/gen/phalanx/v1/JobEvent.ts';
 import { sessionSpec, WorkerCompressor } from '../../src/core/compression/compressionSession.ts';
 import { layoutFingerprint } from '../../src/core/layout/parameterLayout.ts';
 import type { PushGradientRequest } from '../../src/gen/phalanx/v1/PushGradientRequest.ts';
@@ -362,7 +363,25 @@ describe('security: hostile compressed pushes (coordinator process, real gRPC)',
       const next = await honest.getRound(job.id, 0, 20_000);
       expect(next.round).to.equal(1);
       expect(next.phase).to.equal('JOB_PHASE_RUNNING');
+      // WatchJob replays round 0's report with its traffic, through the proto
+      const sent = [...other, ...valid].reduce((n, b) => n + b.length, 0);
+      const reports: JobEvent__Output['round'][] = [];
+      const watching = jobs.watch(job.id, 0, (e) => {
+        if (e.round) reports.push(e.round);
+      });
+      while (reports.length === 0) await new Promise((r) => setTimeout(r, 50));
+      const c = reports[0]!.compression!;
+      expect([c.planId, c.pushes, c.bytes, Number(reports[0]!.bytesReceived)]).to.deep.equal([
+        'baseline-r0',
+        2,
+        sent,
+        sent,
+      ]);
+      expect(c.layerBytes.map(Number)).to.deep.equal(valid.map((b, l) => b.length + other[l].length));
+      expect(c.settings).to.deep.equal(plan.layers.map(describeSetting));
+      expect(c.ratio).to.be.closeTo((2 * 4 * layout.totalSize) / sent, 1e-9);
       await jobs.cancel(job.id);
+      await watching;
     });
   }
 });
