@@ -39,12 +39,14 @@ function jobSpec(name: string, compression: JobSpecInput['compression']): JobSpe
 async function launch(
   dir: string,
   spec: JobSpecInput,
+  byzantine?: { count: number; attack: string },
 ): Promise<{ params: Float32Array; report: LaunchReport }> {
   const config = path.join(dir, `${spec.name}.yaml`);
   const reportFile = path.join(dir, `${spec.name}.report.json`);
   writeFileSync(config, YAML.stringify(spec));
   const args = [BIN, 'launch', '--config', config, '--workers', '3', '--port', '0', '--backend', 'wasm'];
   args.push('--data-dir', dir, '--report', reportFile);
+  if (byzantine) args.push('--byzantine', String(byzantine.count), '--attack', byzantine.attack);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (b: Buffer) => (output += b.toString()));
@@ -115,5 +117,20 @@ describe('integration: compressed jobs over gRPC match simulate()', function () 
       backend: 'wasm',
     });
     expect(maxAbsDiff(dense.params, params)).to.be.greaterThan(1e-4);
+  });
+
+  it('qsgd under the median with a label-flipping worker: the rule sees the decoded vectors, as in simulate', async () => {
+    const spec = jobSpec('compressed-qsgd-labelflip', {
+      kind: 'uniform',
+      baseline: { kind: 'qsgd', bits: 3 },
+    });
+    const { params, report } = await launch(dir, spec, { count: 1, attack: 'labelflip' });
+    const sim = await simulate(
+      validateJobSpec({ ...spec, simulate: { byzantine: { count: 1, attack: 'labelflip' } } }),
+      { backend: 'wasm' },
+    );
+    expect(sim.health.ranks.map((r) => r.role)).to.deep.equal(['honest', 'honest', 'data-side']);
+    expect(report.compression!.bytes).to.equal(sim.compression!.bytes);
+    expect(maxAbsDiff(sim.params, params)).to.be.at.most(1e-6);
   });
 });
