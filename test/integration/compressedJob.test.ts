@@ -1,6 +1,7 @@
 /**
  * A compressed job end to end over real loopback gRPC: `phalanx launch` (coordinator + 3 worker processes) with
- * compression lgreco (re-planned twice from the workers' error tables) and with uniform topk. The coordinator's
+ * compression lgreco (re-planned twice from the workers' error tables), with uniform topk, and with uniform qsgd
+ * under the median with a label-flipping worker. The coordinator's
  * round reports carry the plans and the bytes received, and `simulate()` (the same session, in process) ends
  * with the same parameters, the same plans and the same bytes: plans, error feedback, randk/qsgd seeds and
  * decoding are the same on both paths.
