@@ -17,10 +17,10 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 const KIND_TO_WIRE: Record<CompressorKind, Encoding__Output> = {
   fp32: 'ENCODING_FP32',
   bf16: 'ENCODING_BF16',
-  topk: 'ENCODING_TOPK',
+  topk: 'ENCODING_TOPK_VARINT_BF16',
   randk: 'ENCODING_RANDK',
-  qsgd: 'ENCODING_QSGD',
-  powersgd: 'ENCODING_POWERSGD',
+  qsgd: 'ENCODING_QSGD_PACKED',
+  powersgd: 'ENCODING_POWERSGD_FACTORS',
 };
 
 /** The Encoding a layer under `kind` is sent in (GradientChunk.encoding). */

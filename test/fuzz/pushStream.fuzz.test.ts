@@ -207,7 +207,9 @@ function mutate(jobId: string, round: number, m: Mutation, seed: number): Part[]
       else if (m.field === 'round') header.round = round + 1 + (m.v % 1000);
       else if (m.field === 'planId') header.planId = `plan-${m.v}`;
       else if (m.field === 'encoding')
-        header.encoding = (['ENCODING_BF16', 'ENCODING_TOPK', 'ENCODING_QSGD'] as const)[m.v % 3];
+        header.encoding = (['ENCODING_BF16', 'ENCODING_TOPK_VARINT_BF16', 'ENCODING_QSGD_PACKED'] as const)[
+          m.v % 3
+        ];
       else if (m.field === 'totalElements') header.totalElements = layout.totalSize + 1 + (m.v % 10_000);
       else header.layoutFingerprint = `fp-${m.v}`;
       break;

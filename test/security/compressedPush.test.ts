@@ -67,7 +67,7 @@ function parts(
   ];
   layers.forEach((bytes, layer) => {
     const encoding = (opts.layerEncoding?.[layer] ??
-      layerEncoding(plan.layers[layer].kind)) as 'ENCODING_TOPK';
+      layerEncoding(plan.layers[layer].kind)) as 'ENCODING_TOPK_VARINT_BF16';
     for (let off = 0; off < bytes.length; off += chunk)
       out.push({
         chunk: { jobId, round, layer, offset: off, data: bytes.slice(off, off + chunk), encoding },
@@ -134,11 +134,16 @@ const COMMON: Case[] = [
   {
     what: 'a layer in another codec than the plan’s',
     code: INVALID_ARGUMENT,
-    message: /^layer 2 'fc2.weight': encoding ENCODING_(QSGD|TOPK), the plan 'baseline-r0' says /,
+    message:
+      /^layer 2 'fc2.weight': encoding ENCODING_(QSGD_PACKED|TOPK_VARINT_BF16), the plan 'baseline-r0' says /,
     push: (v, j, p) =>
       parts(j, 0, p, v, {
         layerEncoding: p.layers.map((s, l) =>
-          l !== 2 ? layerEncoding(s.kind) : s.kind === 'qsgd' ? 'ENCODING_TOPK' : 'ENCODING_QSGD',
+          l !== 2
+            ? layerEncoding(s.kind)
+            : s.kind === 'qsgd'
+              ? 'ENCODING_TOPK_VARINT_BF16'
+              : 'ENCODING_QSGD_PACKED',
         ),
       }),
   },

@@ -17,7 +17,7 @@ describe('coordinator: compression state of a job', () => {
     )!;
     expect(c.authority.plan.planId).to.equal('baseline-r7');
     expect(c.wirePlan().layers!.map((l) => [l.encoding, l.bits, l.bucket])).to.deep.equal(
-      layout.layers.map(() => ['ENCODING_QSGD', 4, 128]),
+      layout.layers.map(() => ['ENCODING_QSGD_PACKED', 4, 128]),
     );
   });
 
