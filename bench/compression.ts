@@ -31,7 +31,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { JobSpecInput } from '../src/config/jobSpec.ts';
+import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
+import { parameterCount } from '../src/models/parameterCount.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
@@ -264,7 +265,7 @@ function runChild(config: Config, seed: number, a: BenchArgs, dir: string): Prom
         return;
       }
       const report = JSON.parse(readFileSync(`${base}.report.json`, 'utf8')) as SimulationReport;
-      const parameters = a.model === 'mlp' ? 784 * 128 + 128 + 128 * 10 + 10 : 431_080;
+      const parameters = parameterCount(validateJobSpec(spec).model);
       resolve({
         config,
         seed,
