@@ -13,6 +13,7 @@ import type { JobSpec, JobSpecInput } from '../config/jobSpec.ts';
 import { validateJobSpec } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
+import { parameterCount } from '../models/parameterCount.ts';
 import type { JobRecord } from '../coordinator/state/stateStore.ts';
 import type { StateStoreConfig } from '../coordinator/state/index.ts';
 import { ProgressPrinter } from './progress.ts';
@@ -60,6 +61,16 @@ export interface LaunchReport {
   state: string;
   /** Why the job failed, if it did. */
   error?: string;
+  /** Under compression.kind uniform | lgreco: gradient bytes received (all rounds), vs fp32, and the plans. */
+  compression?: LaunchCompression;
+}
+
+export interface LaunchCompression {
+  bytes: number;
+  fp32Bytes: number;
+  ratio: number;
+  /** Each plan with the first round pushed under it, its per-layer settings and the error budget it used. */
+  plans: { planId: string; fromRound: number; settings: string[]; budgetUsed: number }[];
 }
 
 export async function launch(options: LaunchOptions): Promise<LaunchReport> {
@@ -117,8 +128,22 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     // Last measured values: a job that fails (e.g. diverged under the mean rule) has no final result.
     let lastAccuracy = NaN;
     let lastLoss = NaN;
+    const traffic: LaunchCompression = { bytes: 0, fp32Bytes: 0, ratio: NaN, plans: [] };
     coordinator.manager.on('round', (r: RoundReport) => {
       if (r.jobId !== job.id) return;
+      const c = r.compression;
+      if (c) {
+        traffic.bytes += c.bytes;
+        traffic.fp32Bytes += c.pushes * 4 * parameterCount(spec.model);
+        traffic.ratio = traffic.fp32Bytes / traffic.bytes;
+        if (traffic.plans.at(-1)?.planId !== c.planId)
+          traffic.plans.push({
+            planId: c.planId,
+            fromRound: r.round,
+            settings: c.settings,
+            budgetUsed: c.budgetUsed,
+          });
+      }
       for (const w of r.workers) if (!w.included) flagged[w.name] = (flagged[w.name] ?? 0) + 1;
       if (Number.isFinite(r.testAccuracy)) lastAccuracy = r.testAccuracy;
       lastLoss = r.trainLoss;
@@ -190,6 +215,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       flagged,
       state: final.state,
       ...(final.error ? { error: final.error } : {}),
+      ...(spec.compression.kind !== 'none' ? { compression: traffic } : {}),
     };
     out(
       `phalanx: job ${final.id} ${final.state} after ${final.round} rounds in ${report.wallSeconds.toFixed(1)} s — ` +

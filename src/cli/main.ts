@@ -257,6 +257,7 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
     .option('--rounds <n>', 'rounds (overrides the spec)')
     .option('--seed <n>', 'seed (overrides the spec)')
+    .addOption(compressionOption())
     .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default('memory'))
     .option('--redis-url <url>', 'Redis URL (with --store redis)')
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
@@ -268,7 +269,35 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('-v, --verbose', 'show coordinator and worker logs on stderr');
 }
 
+/** `--compression none|uniform|lgreco`: overrides compression.kind (launch, demo, simulate). */
+function compressionOption(): Option {
+  return new Option('--compression <kind>', 'gradient compression (overrides compression.kind)').choices([
+    'none',
+    'uniform',
+    'lgreco',
+  ]);
+}
+
+/**
+ * The spec's compression section with another kind: the fields the new kind reads are kept (encoding always,
+ * the baseline under uniform, everything under lgreco), the others dropped.
+ */
+function withCompressionKind(
+  c: JobSpecInput['compression'],
+  kind: string | undefined,
+): JobSpecInput['compression'] {
+  if (kind === undefined) return c;
+  const prev = (c ?? {}) as Record<string, unknown>;
+  const keep =
+    kind === 'none' ? ['encoding'] : kind === 'uniform' ? ['encoding', 'baseline'] : Object.keys(prev);
+  return {
+    ...Object.fromEntries(Object.entries(prev).filter(([k]) => keep.includes(k))),
+    kind,
+  } as JobSpecInput['compression'];
+}
+
 interface LaunchCliOptions {
+  compression?: string;
   config?: string;
   workers: string;
   byzantine: string;
@@ -307,6 +336,7 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
   if (opts.f !== undefined) spec.aggregation!.f = Number(opts.f);
   if (opts.rounds) spec.rounds = Number(opts.rounds);
   if (opts.seed) spec.seed = Number(opts.seed);
+  if (opts.compression) spec.compression = withCompressionKind(spec.compression, opts.compression);
   spec.workers!.max = workers;
   spec.workers!.min = Math.min(spec.workers?.min ?? workers, workers);
   const report = await launch({
@@ -349,6 +379,7 @@ addLaunchOptions(
 });
 
 interface SimulateCliOptions {
+  compression?: string;
   config?: string;
   byzantine?: string;
   attack?: string;
@@ -378,6 +409,7 @@ program
   .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
   .option('--rounds <n>', 'rounds (overrides the spec)')
   .option('--seed <n>', 'seed (overrides the spec)')
+  .addOption(compressionOption())
   .addOption(
     new Option('--backend <name>', 'tfjs backend')
       .choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'])
@@ -408,6 +440,7 @@ program
     if (opts.f !== undefined) input.aggregation!.f = Number(opts.f);
     if (opts.rounds) input.rounds = Number(opts.rounds);
     if (opts.seed) input.seed = Number(opts.seed);
+    if (opts.compression) input.compression = withCompressionKind(input.compression, opts.compression);
     const spec = validateJobSpec(input);
     const json = opts.output === 'json';
     const printer = json

@@ -67,7 +67,7 @@ export function formatRound(
     `round ${String(done).padStart(String(total).length)}/${total}  ` +
     `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  ${split === 'validation' ? 'val' : 'test'} acc ${acc}  ` +
     `included ${included}/${r.workers.length}${flagged.length ? ` (flagged ${flagged.join(',')})` : ''}` +
-    `${r.missing.length ? `  missing ${r.missing.length}` : ''}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s` +
+    `${r.missing.length ? `  missing ${r.missing.length}` : ''}${compressionNote(r)}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s` +
     guardNote(r)
   );
 }
@@ -81,4 +81,11 @@ function guardNote(r: RoundReport): string {
   if (rollbacks > 0) note += `  [${r.replay ? 'replay, ' : ''}rule ${r.rule} after ${rollbacks} rollback(s)]`;
   if (signals.length) note += `  DIVERGENCE: ${signals.join('; ')}`;
   return note;
+}
+
+/** Under compression: "  sent 45.0 kB (27.1× < fp32, plan lgreco-r6)"; nothing for dense rounds. */
+function compressionNote(r: RoundReport): string {
+  const c = r.compression;
+  if (!c || !(c.bytes > 0)) return '';
+  return `  sent ${(c.bytes / 1e3).toFixed(1)} kB (${c.ratio.toFixed(1)}× < fp32, plan ${c.planId})`;
 }

@@ -12,6 +12,11 @@ import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { boundedInt, boundedNumber, describeIssue, flattenIssues } from '../core/optionSchema.ts';
 import { parameterCount } from '../models/parameterCount.ts';
 import { parseDuration } from './duration.ts';
+import {
+  PLAN_LIMITS,
+  type CompressorKind,
+  type UniformSetting,
+} from '../core/compression/compressionPlan.ts';
 
 /** Bounds of a job spec (README "Limits"). */
 export const LIMITS = Object.freeze({
@@ -208,11 +213,124 @@ const aggregationSchema = section({
     .default(60_000),
 });
 
+/** Value encoding of compressed values (topk/randk values, PowerSGD factors). */
+const valueEncoding = z.enum(['fp32', 'bf16'], { error: () => "must be 'fp32' or 'bf16'" });
+const density = boundedNumber({ gt: 0, max: 1 });
+
+/** The uniform baseline: one compressor setting applied to every layer (src/core/compression/compressionPlan.ts). */
+const baselineSchema = z.discriminatedUnion(
+  'kind',
+  [
+    section({
+      kind: z.literal('powersgd'),
+      rank: positive(PLAN_LIMITS.maxRank).default(4),
+      values: valueEncoding.default('bf16'),
+    }),
+    section({
+      kind: z.literal('topk'),
+      density: density.default(0.01),
+      values: valueEncoding.default('bf16'),
+    }),
+    section({
+      kind: z.literal('randk'),
+      density: density.default(0.01),
+      values: valueEncoding.default('bf16'),
+    }),
+    section({
+      kind: z.literal('qsgd'),
+      bits: boundedInt(PLAN_LIMITS.minBits, PLAN_LIMITS.maxBits).default(4),
+      bucket: positive(PLAN_LIMITS.maxBucket).default(128),
+    }),
+    section({ kind: z.literal('fp32') }),
+    section({ kind: z.literal('bf16') }),
+  ],
+  {
+    error: () =>
+      "must be one of 'powersgd', 'topk', 'randk', 'qsgd', 'fp32', 'bf16' (e.g. { kind: powersgd, rank: 4 })",
+  },
+);
+
+const ADAPTIVE = ['powersgd', 'topk', 'randk', 'qsgd'] as const;
+/** Fields that only L-GreCo reads. */
+const LGRECO_ONLY = ['compressors', 'alpha', 'window', 'warmup'] as const;
+
+/**
+ * Gradient compression (docs/compression.md). `none`: dense gradients in `encoding`; `uniform`: every layer with
+ * `baseline`; `lgreco`: per-layer settings from the L-GreCo planner, starting from the baseline and re-planned
+ * at round `warmup`, then every `window` rounds, under the error budget alpha × the baseline's error. Parameters
+ * travel down in `encoding` whatever the kind.
+ */
 const compressionSchema = section({
-  kind: z.literal('none').default('none'),
-  /** Wire encoding of the dense parameters and gradients. */
-  encoding: z.enum(['fp32', 'bf16'], { error: () => "must be 'fp32' or 'bf16'" }).default('fp32'),
-});
+  kind: z
+    .enum(['none', 'uniform', 'lgreco'], { error: () => "must be 'none', 'uniform' or 'lgreco'" })
+    .default('none'),
+  /** Wire encoding of the parameters (and of dense gradients under kind: none). */
+  encoding: valueEncoding.default('fp32'),
+  compressors: z
+    .array(z.enum(ADAPTIVE, { error: () => `must be one of ${ADAPTIVE.map((a) => `'${a}'`).join(', ')}` }))
+    .min(1, 'at least one compressor (e.g. [powersgd, topk, qsgd])')
+    .max(ADAPTIVE.length, `at most ${ADAPTIVE.length} entries`)
+    .optional(),
+  baseline: baselineSchema.optional(),
+  alpha: boundedNumber({ gt: 0, max: 100 }).optional(),
+  window: positive(LIMITS.maxRounds).optional(),
+  warmup: count(LIMITS.maxRounds).optional(),
+})
+  .superRefine((c, ctx) => {
+    if (c.kind !== 'lgreco') {
+      for (const field of LGRECO_ONLY) {
+        if (c[field] !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [field],
+            message: `only with kind: lgreco (set kind: lgreco, or remove ${field})`,
+          });
+        }
+      }
+    }
+    if (c.kind === 'none' && c.baseline !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['baseline'],
+        message: 'only with kind: uniform or lgreco (set one, or remove baseline)',
+      });
+    }
+    if (c.compressors && new Set(c.compressors).size !== c.compressors.length) {
+      ctx.addIssue({ code: 'custom', path: ['compressors'], message: 'lists a compressor twice' });
+    }
+  })
+  .transform((c): CompressionSpec => {
+    const baseline: UniformSetting = c.baseline ?? { kind: 'powersgd', rank: 4, values: 'bf16' };
+    switch (c.kind) {
+      case 'none':
+        return { kind: 'none', encoding: c.encoding };
+      case 'uniform':
+        return { kind: 'uniform', encoding: c.encoding, baseline };
+      case 'lgreco':
+        return {
+          kind: 'lgreco',
+          encoding: c.encoding,
+          baseline,
+          compressors: c.compressors ?? ['powersgd', 'topk', 'qsgd'],
+          alpha: c.alpha ?? 1,
+          window: c.window ?? 200,
+          warmup: c.warmup ?? 100,
+        };
+    }
+  });
+
+export type CompressionSpec =
+  | { kind: 'none'; encoding: 'fp32' | 'bf16' }
+  | { kind: 'uniform'; encoding: 'fp32' | 'bf16'; baseline: UniformSetting }
+  | {
+      kind: 'lgreco';
+      encoding: 'fp32' | 'bf16';
+      baseline: UniformSetting;
+      compressors: CompressorKind[];
+      alpha: number;
+      window: number;
+      warmup: number;
+    };
 
 const checkpointSchema = section({
   every: count(LIMITS.maxRounds).default(50),

@@ -18,6 +18,10 @@ import { Sessions, type WorkerIdentity } from './sessions.ts';
 import { failStream, StatusError, toServiceError, unary } from './grpcStatus.ts';
 import type { CallCredentials, CoordinatorAuth } from './auth/authenticator.ts';
 import { admitWorker } from './auth/admission.ts';
+import { CodecError } from '../core/compression/codecError.ts';
+import { describeSetting } from '../core/compression/compressionPlan.ts';
+import type { PushDecoder } from '../core/compression/compressionSession.ts';
+import { kindOfEncoding } from '../transport/planWire.ts';
 
 /** Concurrent PushGradient streams one worker may hold open, and all workers together. */
 export const PUSH_STREAMS_PER_WORKER = 2;
@@ -141,15 +145,17 @@ export function coordinatorHandlers(
           rollbackRound: 0,
         };
       }
+      const plan = rt.compression?.wirePlan();
       return {
         jobId,
         round: rt.round,
         version: rt.round,
-        planId: '',
+        planId: plan?.planId ?? '',
         phase: jobPhaseOf(rt.phase),
         participant: rt.isParticipant(identity.id),
         pushed: rt.hasPushed(identity.id),
         rollbackRound: rt.rollbackRound,
+        ...(plan ? { plan, wantsErrorTable: rt.compression!.authority.tableDue(rt.round) } : {}),
       };
     }),
 
@@ -216,6 +222,10 @@ class PushReceiver {
   private identity: WorkerIdentity | undefined;
   private buffer: Float32Array | undefined;
   private encoding: DenseEncoding = 'fp32';
+  /** A push under a compression plan: layers assembled, validated and decoded into `buffer`. */
+  private decoder: PushDecoder | undefined;
+  private assembly: Uint8Array | undefined;
+  private table: Float64Array | undefined;
   private layer = 0;
   private layerOffset = 0;
   private written = 0;
@@ -288,7 +298,9 @@ class PushReceiver {
       } else if (msg.part === 'chunk' && msg.chunk) {
         if (!this.header)
           throw new StatusError(grpc.status.INVALID_ARGUMENT, 'push must start with a PushHeader');
-        this.onChunk(msg.chunk.jobId, msg.chunk.round, msg.chunk.layer, msg.chunk.offset, msg.chunk.data);
+        if (this.decoder) this.onPlannedChunk(msg.chunk);
+        else
+          this.onChunk(msg.chunk.jobId, msg.chunk.round, msg.chunk.layer, msg.chunk.offset, msg.chunk.data);
       } else {
         throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty PushGradientRequest');
       }
@@ -329,6 +341,10 @@ class PushReceiver {
     // From here on this push holds the worker's upload slot for the round: every exit must give it back.
     this.runtime = rt;
     this.header = h;
+    if (rt.compression) {
+      this.onPlannedHeader(rt, h);
+      return;
+    }
     if (h.planId !== '') {
       throw new StatusError(
         grpc.status.INVALID_ARGUMENT,
@@ -414,8 +430,103 @@ class PushReceiver {
     this.bytes += data.byteLength;
   }
 
+  /**
+   * The header of a push to a compressing job: the plan must be the open round's, the encoding PLANNED, and the
+   * error table present exactly on re-plan rounds, with the planner's length.
+   */
+  private onPlannedHeader(rt: JobRuntime, h: PushHeader__Output): void {
+    const compression = rt.compression!;
+    const authority = compression.authority;
+    const plan = authority.plan;
+    if (h.planId !== plan.planId) {
+      throw new StatusError(
+        grpc.status.FAILED_PRECONDITION,
+        `plan_id '${h.planId}' is not the plan of round ${rt.round} ('${plan.planId}'): call GetRound for the current plan`,
+      );
+    }
+    if (h.encoding !== 'ENCODING_PLANNED') {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `encoding ${h.encoding}: job ${rt.jobId} compresses gradients, push ENCODING_PLANNED under plan '${plan.planId}'`,
+      );
+    }
+    if (h.totalElements !== rt.layout.totalSize) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `wrong shape: push declares ${h.totalElements} elements, the job's layout has ${rt.layout.totalSize}`,
+      );
+    }
+    if (h.layoutFingerprint && h.layoutFingerprint !== rt.fingerprint) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `layout fingerprint ${h.layoutFingerprint} does not match the job's ${rt.fingerprint}`,
+      );
+    }
+    const due = authority.tableDue(h.round);
+    const entries = h.errorTable.length;
+    if (due && entries !== authority.tableLength) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `error table of ${entries} entries: round ${h.round} is a re-plan round and needs ${authority.tableLength}`,
+      );
+    }
+    if (!due && entries !== 0) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `error table of ${entries} entries in round ${h.round}, which is not a re-plan round`,
+      );
+    }
+    if (due) this.table = Float64Array.from(h.errorTable);
+    this.buffer = rt.acquireBuffer();
+    this.assembly = compression.acquireAssembly();
+    this.decoder = authority.decoder(h.round, this.buffer, this.assembly);
+  }
+
+  /** A chunk of a planned push: the layer's codec must be the plan's; bytes go through the PushDecoder. */
+  private onPlannedChunk(chunk: {
+    jobId: string;
+    round: number;
+    layer: number;
+    offset: number;
+    data: Buffer;
+    encoding: string;
+  }): void {
+    if (this.done) return;
+    const h = this.header!;
+    if (chunk.jobId !== h.jobId || chunk.round !== h.round) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `chunk for job ${chunk.jobId} round ${chunk.round} inside a push for ${h.jobId} round ${h.round}`,
+      );
+    }
+    const decoder = this.decoder!;
+    const layers = this.runtime!.layout.layers;
+    if (chunk.layer >= layers.length) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `chunk for layer ${chunk.layer}: the job's layout has ${layers.length} layers`,
+      );
+    }
+    const setting = decoder.plan.layers[chunk.layer];
+    if (kindOfEncoding(chunk.encoding) !== setting.kind) {
+      throw new StatusError(
+        grpc.status.INVALID_ARGUMENT,
+        `layer ${chunk.layer} '${layers[chunk.layer].name}': encoding ${chunk.encoding}, the plan '${decoder.plan.planId}' says ${describeSetting(setting)}`,
+      );
+    }
+    try {
+      decoder.chunk(chunk.layer, chunk.offset, chunk.data);
+    } catch (e) {
+      throw codecStatus(e);
+    }
+  }
+
   private finish(): void {
     if (this.done) return;
+    if (this.decoder) {
+      this.finishPlanned();
+      return;
+    }
     try {
       if (!this.header) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'empty push: no PushHeader');
       const rt = this.runtime!;
@@ -444,10 +555,49 @@ class PushReceiver {
     }
   }
 
+  /** The end of a planned push: decode its last layer, then commit as a dense push does. */
+  private finishPlanned(): void {
+    try {
+      const rt = this.runtime!;
+      const decoder = this.decoder!;
+      let bytes: number;
+      try {
+        bytes = decoder.finish();
+      } catch (e) {
+        throw codecStatus(e);
+      }
+      const wire = { layerBytes: decoder.layerBytes, ...(this.table ? { table: this.table } : {}) };
+      const outcome = rt.commit(
+        this.identity!.id,
+        this.header!.round,
+        this.buffer!,
+        this.header!.loss,
+        bytes,
+        wire,
+      );
+      if (outcome.status !== 'accepted') rt.releaseBuffer(this.buffer!);
+      this.buffer = undefined;
+      this.respond(
+        outcome.status,
+        outcome.currentRound,
+        outcome.status === 'late' ? 'round closed: resync' : '',
+      );
+    } catch (e) {
+      this.reject(e);
+    }
+  }
+
+  /** Give back the layer assembly buffer (once). */
+  private releaseAssembly(): void {
+    if (this.assembly && this.runtime?.compression) this.runtime.compression.releaseAssembly(this.assembly);
+    this.assembly = undefined;
+  }
+
   private respond(status: 'accepted' | 'duplicate' | 'late', currentRound: number, message: string): void {
     if (this.done) return;
     this.done = true;
     this.releaseSlot();
+    this.releaseAssembly();
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
     this.callback(null, { status: wirePushStatus(status), currentRound, message });
@@ -457,6 +607,7 @@ class PushReceiver {
     if (this.done) return;
     this.done = true;
     this.releaseSlot();
+    this.releaseAssembly();
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
     const err = toServiceError(e);
@@ -470,8 +621,20 @@ class PushReceiver {
     if (this.done) return;
     this.done = true;
     this.releaseSlot();
+    this.releaseAssembly();
     if (this.buffer && this.runtime) this.runtime.releaseBuffer(this.buffer);
     this.buffer = undefined;
     if (this.runtime && this.header && this.identity) this.runtime.abandonUpload(this.identity.id);
   }
+}
+
+/**
+ * The status of a compressed layer the plan refuses: RESOURCE_EXHAUSTED for bytes beyond the plan's maximum (as
+ * for more elements than the layout), INVALID_ARGUMENT for everything else; the message names the layer and the
+ * defect ("wrong-length: layer 2 'dense_1/kernel': powersgd rank 4 bf16: 10 bytes, the plan implies 1440").
+ */
+function codecStatus(e: unknown): unknown {
+  if (!(e instanceof CodecError)) return e;
+  const code = e.code === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
+  return new StatusError(code, `${e.code}: ${e.message}`);
 }

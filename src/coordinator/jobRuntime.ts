@@ -34,6 +34,7 @@ import {
 import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
 import { TypedEmitter } from './typedEmitter.ts';
 import { sharedFloat32 } from './roundComputeProtocol.ts';
+import { CoordinatorCompression, type PushWire } from './coordinatorCompression.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
 export interface ModelHost {
@@ -92,6 +93,8 @@ interface Delivery {
   vector: Float32Array;
   loss: number;
   bytes: number;
+  /** Compressed pushes: bytes per layer and the error table. */
+  wire?: PushWire;
 }
 
 export type PushOutcome = { status: 'accepted' | 'duplicate' | 'late'; currentRound: number };
@@ -143,6 +146,8 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
+  /** Gradient compression (compression.kind uniform | lgreco): the plan pushes must follow; undefined = dense. */
+  readonly compression: CoordinatorCompression | undefined;
 
   constructor(
     readonly jobId: string,
@@ -161,6 +166,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     this.fingerprint = layoutFingerprint(model.layout);
     this.paramsVersion = startRound;
     this.engine = this.newEngine(startRound);
+    this.compression = CoordinatorCompression.create(spec, model.layout, startRound);
     this.guard = spec.guard.enabled ? new DivergenceGuard(guardOptions(spec)) : undefined;
     this.restoreGuard(guardState);
     if (params.length !== model.layout.totalSize) {
@@ -291,11 +297,19 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
    * Commit a fully validated gradient. Ownership of `vector` passes to the runtime if accepted; otherwise the
    * caller keeps it (and should release it).
    */
-  commit(workerId: string, round: number, vector: Float32Array, loss: number, bytes: number): PushOutcome {
+  commit(
+    workerId: string,
+    round: number,
+    vector: Float32Array,
+    loss: number,
+    bytes: number,
+    wire?: PushWire,
+  ): PushOutcome {
     const verdict = this.engine.deliver(workerId, round, {
       vector,
       loss: Number.isFinite(loss) ? loss : NaN,
       bytes,
+      ...(wire ? { wire } : {}),
     });
     switch (verdict.kind) {
       case 'open':
@@ -383,6 +397,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
 
   private async closeRound(why: CloseReason): Promise<void> {
     const closed = this.engine.close(why);
+    // The round's compressed traffic, and on a re-plan round the next plan (before the next round opens).
+    const compression = this.compression?.closeRound(
+      closed.round,
+      closed.deliveries.map((d) => d.payload.wire),
+    );
     this.aggregating = true;
     clearTimeout(this.timer);
     const round = closed.round;
@@ -466,6 +485,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         divergence: signals.map((s) => s.message),
         rollbacks: this.rollbacks,
         replay: round <= this.reportedUpTo,
+        ...(compression ? { compression } : {}),
       };
       this.reportedUpTo = Math.max(this.reportedUpTo, round);
       if (signals.length) this.hooks.log(`round ${round}: ${report.divergence.join('; ')}`);

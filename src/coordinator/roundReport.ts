@@ -35,6 +35,28 @@ export interface RoundReport {
   rollbacks: number;
   /** The round had been reported before a rollback; this is its report after it. */
   replay: boolean;
+  /** Under compression.kind uniform or lgreco: what the accepted pushes sent, and under which plan. */
+  compression?: RoundCompression;
+}
+
+/** Compressed traffic of one round (src/core/compression/compressionSession.ts roundCompression). */
+export interface RoundCompression {
+  /** The plan the round's pushes were made under. */
+  planId: string;
+  /** The plan's setting of every layer ("powersgd rank 4 bf16", "topk k 940 bf16", "fp32"). */
+  settings: string[];
+  /** Bytes received per layer, summed over the accepted pushes. */
+  layerBytes: number[];
+  /** Σ layerBytes. */
+  bytes: number;
+  /** Accepted pushes. */
+  pushes: number;
+  /** What the same pushes would have been in fp32, divided by `bytes`. */
+  ratio: number;
+  /** Share of the error budget the plan uses on the median table it was chosen from (NaN for the baseline). */
+  budgetUsed: number;
+  /** Set when this round's error tables produced a new plan, which applies from the next round. */
+  nextPlanId: string;
 }
 
 /**

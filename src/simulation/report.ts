@@ -3,7 +3,12 @@
  * summary. Everything in it is labelled as an evaluation run: Byzantine workers here are simulated attackers.
  */
 import type { JobSpec } from '../config/jobSpec.ts';
-import type { HealthSummary, SimulationEvaluation, SimulationResult } from './simulate.ts';
+import type {
+  CompressionSummary,
+  HealthSummary,
+  SimulationEvaluation,
+  SimulationResult,
+} from './simulate.ts';
 
 export interface SimulationReport {
   kind: 'simulation';
@@ -49,6 +54,9 @@ export interface SimulationReport {
    * clean mean of the same round would (1 = the same step).
    */
   steps: StepWindow[];
+  /** compression.kind of the spec, and the gradient traffic under uniform | lgreco. */
+  compressionKind: string;
+  compression: CompressionSummary | null;
   wallSeconds: number;
 }
 
@@ -116,6 +124,8 @@ export function simulationReport(spec: JobSpec, result: SimulationResult): Simul
     steps: stepWindows(result),
     fallback: result.rollbacks > 0 ? spec.guard.fallback.rule : null,
     health: result.health,
+    compressionKind: spec.compression.kind,
+    compression: result.compression,
     wallSeconds: result.wallSeconds,
   };
 }
@@ -140,6 +150,7 @@ export function formatSimulationSummary(report: SimulationReport): string {
         ? `  rolled back ${report.rollbacks}× by the divergence guard, then ${report.fallback}`
         : ''),
     `  honest vectors included ${pct(h.honestInclusion)} of the time; ${byz}`,
+    ...(report.compression ? [compressionLine(report.compression)] : []),
     ...(report.steps.length
       ? [
           `  step / clean-mean step (median per window)  ${report.steps
@@ -151,4 +162,15 @@ export function formatSimulationSummary(report: SimulationReport): string {
         ]
       : []),
   ].join('\n');
+}
+
+/** "gradients: 12.3 MB sent (38.1× less than fp32), 3 plans: baseline-r0, lgreco-r101 (budget 97%), …". */
+function compressionLine(c: CompressionSummary): string {
+  const plans = c.plans
+    .map((p) => (Number.isFinite(p.budgetUsed) ? `${p.planId} (budget ${pct(p.budgetUsed)})` : p.planId))
+    .join(', ');
+  return (
+    `  gradients ${(c.bytes / 1e6).toFixed(2)} MB sent, ${c.ratio.toFixed(1)}× less than fp32; ` +
+    `${c.plans.length} plan${c.plans.length === 1 ? '' : 's'}: ${plans}`
+  );
 }

@@ -53,6 +53,8 @@ import { createTrainer } from '../models/trainer.ts';
 import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from '../worker/backend.ts';
 import { GradientWorker, type ByzantineConfig } from '../worker/gradientWorker.ts';
+import { SimulatedWire } from './simulatedWire.ts';
+import type { PlanRecord } from '../core/compression/compressionSession.ts';
 
 export interface SimulationOptions {
   /** Called after every round (before the next starts) with the same report the coordinator produces. */
@@ -127,7 +129,21 @@ export interface SimulationResult {
   rollbacks: number;
   perRound: RoundSummary[];
   health: HealthSummary;
+  /** Gradient traffic under compression.kind uniform | lgreco (null under none). */
+  compression: CompressionSummary | null;
   wallSeconds: number;
+}
+
+export interface CompressionSummary {
+  /** Compressed gradient bytes of all pushes of the run. */
+  bytes: number;
+  /** The same pushes in fp32. */
+  fp32Bytes: number;
+  ratio: number;
+  /** Every plan of the run, in order (the baseline first): id, first round, per-layer settings, budget used. */
+  plans: PlanRecord[];
+  /** Per round: the plan, bytes per layer and in total (all pushes), ratio against fp32. */
+  perRound: { round: number; planId: string; bytes: number; layerBytes: number[]; ratio: number }[];
 }
 
 interface SimWorker {
@@ -293,6 +309,9 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
     for (const w of workers) engine.join(w.name, w.name, w.role === 'honest' ? '' : attackName!);
     const encoding = spec.compression.encoding;
     const pulled = encoding === 'fp32' ? params : new Float32Array(params.length);
+    // compression.kind uniform | lgreco: every push is encoded, chunked, validated and decoded as on the wire.
+    const wire = SimulatedWire.create(spec, trainer.layout);
+    const traffic = { bytes: 0, fp32Bytes: 0, perRound: [] as CompressionSummary['perRound'] };
 
     for (let round = 0; round < spec.rounds; round++) {
       const tOpen = performance.now();
@@ -321,8 +340,11 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         }
         sharedVector = shared.attack.craft(ctx, shared.buffer);
       }
-      const deliver = (w: SimWorker, vector: Float32Array, loss: number) =>
-        engine.deliver(w.name, round, { w, vector, loss });
+      const deliver = (w: SimWorker, vector: Float32Array, loss: number) => {
+        const sent = wire ? wire.transmit(w.rank, round, vector) : vector;
+        if (typeof sent === 'string') engine.fail(w.name, round, { kind: 'rejected', reason: sent });
+        else engine.deliver(w.name, round, { w, vector: sent, loss });
+      };
       for (const w of workers) {
         if (w.role === 'honest') {
           deliver(w, w.buffer, w.loss);
@@ -351,7 +373,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         }
       }
       // What crossing the wire does to each distinct vector (bf16 rounds; fp32 is exact).
-      if (encoding !== 'fp32') {
+      if (encoding !== 'fp32' && !wire) {
         const seen = new Set<Float32Array>();
         for (const w of workers) {
           if (w.role === 'omniscient') seen.add(sharedVector!);
@@ -367,6 +389,13 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       if (!why) throw new Error(`simulate: round ${round} cannot close (no worker answered)`);
       const closed = engine.close(why);
       const delivered = closed.deliveries.map((d) => d.payload);
+      const compression = wire?.closeRound(round);
+      if (compression) {
+        traffic.bytes += compression.bytes;
+        traffic.fp32Bytes += 4 * d * compression.pushes;
+        const { planId, bytes, layerBytes, ratio } = compression;
+        traffic.perRound.push({ round, planId, bytes, layerBytes, ratio });
+      }
       const tCollect = performance.now() - tOpen;
 
       // --- what JobRuntime does with a closed round, in the same order (by rank) ---
@@ -456,11 +485,12 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           optimizeMs,
           totalMs: performance.now() - tOpen,
         },
-        bytesReceived: 0,
+        bytesReceived: compression?.bytes ?? 0,
         finishedAtMs: Date.now(),
         divergence: signals.map((sig) => sig.message),
         rollbacks,
         replay: round <= reportedUpTo,
+        ...(compression ? { compression } : {}),
       });
       reportedUpTo = Math.max(reportedUpTo, round);
 
@@ -533,6 +563,9 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         byzantineInclusion: fraction(ranks.filter((r) => r.byzantine)),
         roundsWithByzantineIncluded: perRound.filter((r) => r.includedByzantine > 0).length,
       },
+      compression: wire
+        ? { ...traffic, ratio: traffic.fp32Bytes / traffic.bytes, plans: wire.authority.history }
+        : null,
       wallSeconds: (performance.now() - started) / 1000,
     };
   } finally {

@@ -19,6 +19,8 @@ import {
 import { denseEncodingOf, wireEncoding } from '../transport/wireVocabulary.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
+import type { CompressionPlan } from '../core/compression/compressionPlan.ts';
+import { layerEncoding } from '../transport/planWire.ts';
 
 export interface PushMeta {
   jobId: string;
@@ -183,6 +185,27 @@ export class CoordinatorClient {
     });
   }
 
+  /** One client-streamed push of the given messages, respecting back-pressure. */
+  pushMessages(
+    messages: Iterable<PushGradientRequest>,
+    timeoutMs = 120_000,
+  ): Promise<PushGradientResponse__Output> {
+    return new Promise((resolve, reject) => {
+      const call = this.raw.PushGradient(this.md(), this.deadline(timeoutMs), (err, res) =>
+        err ? reject(err) : resolve(res!),
+      );
+      void (async () => {
+        for (const msg of messages) {
+          if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', r));
+        }
+        call.end();
+      })().catch((e: unknown) => {
+        call.cancel();
+        reject(e instanceof Error ? e : new Error(String(e)));
+      });
+    });
+  }
+
   /** Push a dense gradient: header, then per-layer chunks of ≤ 1 MiB, in layout order. */
   push(
     gradient: Float32Array,
@@ -240,6 +263,61 @@ export class CoordinatorClient {
       });
     });
   }
+}
+
+export interface PlannedPushMeta extends Omit<PushMeta, 'encoding'> {
+  plan: CompressionPlan;
+  /** Elements of the gradient the layers encode (the layout's total). */
+  totalElements: number;
+  /** The worker's error table, on re-plan rounds. */
+  errorTable?: Float64Array;
+}
+
+/**
+ * Push a compressed gradient under `meta.plan`: header (plan_id, ENCODING_PLANNED, the error table), then each
+ * layer's bytes in chunks of ≤ 1 MiB at increasing byte offsets, in layout order. An empty `layers` sends the
+ * header alone (which the coordinator refuses as truncated).
+ */
+export function pushPlanned(
+  client: CoordinatorClient,
+  layers: readonly Uint8Array[],
+  meta: PlannedPushMeta,
+  timeoutMs = 120_000,
+): Promise<PushGradientResponse__Output> {
+  return client.pushMessages(
+    (function* () {
+      yield {
+        header: {
+          jobId: meta.jobId,
+          round: meta.round,
+          planId: meta.plan.planId,
+          attempt: meta.attempt,
+          encoding: 'ENCODING_PLANNED',
+          totalElements: meta.totalElements,
+          layoutFingerprint: meta.layoutFingerprint,
+          loss: meta.loss,
+          samples: meta.samples,
+          errorTable: meta.errorTable ? Array.from(meta.errorTable) : [],
+        },
+      };
+      for (const [layer, bytes] of layers.entries()) {
+        const encoding = layerEncoding(meta.plan.layers[layer].kind);
+        for (let off = 0; off < bytes.length; off += CHUNK_BYTES) {
+          yield {
+            chunk: {
+              jobId: meta.jobId,
+              round: meta.round,
+              layer,
+              offset: off,
+              data: bytes.subarray(off, Math.min(bytes.length, off + CHUNK_BYTES)),
+              encoding,
+            },
+          };
+        }
+      }
+    })(),
+    timeoutMs,
+  );
 }
 
 export function isStatus(e: unknown, ...codes: grpc.status[]): boolean {

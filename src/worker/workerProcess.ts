@@ -11,7 +11,10 @@ import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
 import { createTrainer } from '../models/trainer.ts';
 import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from './backend.ts';
-import { CoordinatorClient, isStatus } from './coordinatorClient.ts';
+import { CoordinatorClient, isStatus, pushPlanned } from './coordinatorClient.ts';
+import { sessionSpec, WorkerCompressor } from '../core/compression/compressionSession.ts';
+import { CodecError } from '../core/compression/codecError.ts';
+import { planFromWire } from '../transport/planWire.ts';
 import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
 import { MomentumSnapshots } from './momentumSnapshots.ts';
 import { phaseWord } from '../transport/wireVocabulary.ts';
@@ -75,7 +78,15 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   let trainerKey = '';
   /** The job this process computes for: kept across rejoins so worker momentum survives them. */
   let session:
-    { jobId: string; rank: number; worker: GradientWorker; snapshots: MomentumSnapshots } | undefined;
+    | {
+        jobId: string;
+        rank: number;
+        worker: GradientWorker;
+        snapshots: MomentumSnapshots;
+        /** Error-feedback memories for the whole job (compression uniform | lgreco), kept across rejoins. */
+        compressor: WorkerCompressor | undefined;
+      }
+    | undefined;
 
   const register = async () => {
     const res = await client.register(options.name, {
@@ -180,11 +191,15 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
             joined.worldSize,
             options.byzantine,
           );
+          const compressing = sessionSpec(spec.compression);
           session = {
             jobId: joined.jobId,
             rank: joined.rank,
             worker,
             snapshots: new MomentumSnapshots(joined.jobId, spec.checkpoint.every),
+            compressor: compressing
+              ? new WorkerCompressor(compressing, trainer.layout, spec.seed, joined.rank)
+              : undefined,
           };
           if (spec.workers.momentum > 0 && joined.round > 0)
             log(`[${options.name}] joined at round ${joined.round}: worker momentum starts from zero`);
@@ -192,6 +207,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         const done = await trainLoop(
           client,
           session.worker,
+          session.compressor,
           session.snapshots,
           spec,
           joined.jobId,
@@ -233,6 +249,7 @@ export class WorkerEnrollmentError extends Error {}
 async function trainLoop(
   client: CoordinatorClient,
   worker: GradientWorker,
+  compressor: WorkerCompressor | undefined,
   snapshots: MomentumSnapshots,
   spec: JobSpec,
   jobId: string,
@@ -289,15 +306,46 @@ async function trainLoop(
       await new Promise((r) => setTimeout(r, contribution.delayMs ?? 0));
     let res;
     try {
-      res = await client.push(contribution.vector, worker.trainer.layout, {
-        jobId,
-        round,
-        loss: contribution.loss,
-        samples: contribution.samples,
-        attempt: attempt++,
-        encoding: spec.compression.encoding,
-        layoutFingerprint: fingerprint,
-      });
+      if (compressor) {
+        // The open round's plan, read every round (an id can come back with other settings after a rollback or a
+        // coordinator restart), then this worker's bytes under it.
+        const plan = planFromWire(info.plan, worker.trainer.layout);
+        const layout = worker.trainer.layout;
+        const vector = contribution.vector;
+        let layers: Uint8Array[] = [];
+        let errorTable: Float64Array | undefined;
+        if (vector.length === layout.totalSize) {
+          try {
+            if (info.wantsErrorTable) errorTable = compressor.errorTable(round, vector);
+            layers = compressor.encode(plan, round, vector);
+          } catch (e) {
+            // A vector the codecs refuse (a Byzantine NaN): send the header alone, which the coordinator refuses.
+            if (!(e instanceof CodecError)) throw e;
+            log(`[${options.name}] round ${round}: cannot encode: ${e.message}`);
+          }
+        }
+        res = await pushPlanned(client, layers, {
+          jobId,
+          round,
+          loss: contribution.loss,
+          samples: contribution.samples,
+          attempt: attempt++,
+          layoutFingerprint: fingerprint,
+          plan,
+          totalElements: layout.totalSize,
+          ...(errorTable ? { errorTable } : {}),
+        });
+      } else {
+        res = await client.push(contribution.vector, worker.trainer.layout, {
+          jobId,
+          round,
+          loss: contribution.loss,
+          samples: contribution.samples,
+          attempt: attempt++,
+          encoding: spec.compression.encoding,
+          layoutFingerprint: fingerprint,
+        });
+      }
     } catch (e) {
       // The coordinator refused this push's content (e.g. a Byzantine NaN or wrong-size vector): go on.
       if (!isStatus(e, grpc.status.INVALID_ARGUMENT, grpc.status.RESOURCE_EXHAUSTED)) throw e;

@@ -504,7 +504,51 @@ const validishSpec = fc.record(
         ),
       })
       .map(({ choice, f, pre }) => ({ ...choice, f, pre })),
-    compression: fc.record({ encoding: mostly(fc.constantFrom('fp32', 'bf16'), fc.constant('fp16')) }),
+    compression: mostly(
+      fc.oneof(
+        fc.record({ encoding: fc.constantFrom('fp32', 'bf16') }, { requiredKeys: [] }),
+        fc.record(
+          {
+            kind: fc.constant('uniform'),
+            encoding: fc.constantFrom('fp32', 'bf16'),
+            baseline: fc.oneof(
+              fc.record({ kind: fc.constant('powersgd'), rank: fc.integer({ min: 1, max: 8 }) }),
+              fc.record({
+                kind: fc.constantFrom('topk', 'randk'),
+                density: fc.double({ min: 0.001, max: 1, noNaN: true }),
+              }),
+              fc.record({ kind: fc.constant('qsgd'), bits: fc.integer({ min: 2, max: 8 }) }),
+            ),
+          },
+          { requiredKeys: ['kind'] },
+        ),
+        fc.record(
+          {
+            kind: fc.constant('lgreco'),
+            compressors: fc.subarray(['powersgd', 'topk', 'randk', 'qsgd'], { minLength: 1 }),
+            alpha: fc.double({ min: 0.1, max: 10, noNaN: true }),
+            window: fc.integer({ min: 1, max: 500 }),
+            warmup: fc.integer({ min: 0, max: 500 }),
+          },
+          { requiredKeys: ['kind'] },
+        ),
+      ),
+      fc.record(
+        {
+          encoding: fc.constant('fp16'),
+          kind: fc.constantFrom('gzip', 'none', 'uniform'),
+          baseline: fc.record({
+            kind: fc.constantFrom('powersgd', 'zip'),
+            rank: fc.constantFrom(0, 2000, 1.5),
+          }),
+          compressors: fc.constantFrom([], ['zip'], ['topk', 'topk']),
+          alpha: fc.constantFrom(0, -1, 1e9),
+          window: fc.constantFrom(0, 1.5),
+          warmup: fc.constant(-1),
+        },
+        { requiredKeys: [] },
+      ),
+    ),
     checkpoint: fc.record(
       {
         every: fc.integer({ min: 0, max: 100 }),

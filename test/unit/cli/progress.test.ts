@@ -41,4 +41,24 @@ describe('cli: progress line', () => {
     delete old.replay;
     expect(formatRound(old as RoundReport, 200, NaN, 1)).to.match(/eta \d+s$/);
   });
+
+  it('shows the bytes a compressed round sent, the ratio against fp32 and the plan', () => {
+    const compression = {
+      planId: 'lgreco-r101',
+      settings: ['powersgd rank 2 bf16', 'fp32'],
+      layerBytes: [40_000, 5_000],
+      bytes: 45_000,
+      pushes: 6,
+      ratio: 27.14,
+      budgetUsed: 0.97,
+      nextPlanId: '',
+    };
+    expect(formatRound(report({ compression }), 200, NaN, 1)).to.contain(
+      '  sent 45.0 kB (27.1× < fp32, plan lgreco-r101)  ',
+    );
+    // a dense round (or a report from the wire with the message unset) says nothing about it
+    expect(formatRound(report({ compression: null as unknown as undefined }), 200, NaN, 1)).to.not.contain(
+      'sent',
+    );
+  });
 });

@@ -218,4 +218,70 @@ describe('config: job spec', () => {
     const spec = validateJobSpec({ ...base, guard: { rollback: true } });
     expect(fallbackAggregation(spec)).to.deep.equal({ rule: 'median', f: 1, pre: [], options: {} });
   });
+
+  it('compression: kind none | uniform | lgreco, with the issue’s defaults, fields only where they apply', () => {
+    expect(validateJobSpec({}).compression).to.deep.equal({ kind: 'none', encoding: 'fp32' });
+    expect(validateJobSpec({ compression: { kind: 'lgreco' } }).compression).to.deep.equal({
+      kind: 'lgreco',
+      encoding: 'fp32',
+      baseline: { kind: 'powersgd', rank: 4, values: 'bf16' },
+      compressors: ['powersgd', 'topk', 'qsgd'],
+      alpha: 1,
+      window: 200,
+      warmup: 100,
+    });
+    // the issue's spec, verbatim
+    const issueSpec = parseJobSpec(
+      'compression:\n  kind: lgreco\n  compressors: [powersgd, topk, qsgd]\n  baseline: { kind: powersgd, rank: 4 }\n  alpha: 1\n  window: 200\n  warmup: 100\n',
+    );
+    expect(issueSpec.compression).to.deep.equal(
+      validateJobSpec({ compression: { kind: 'lgreco' } }).compression,
+    );
+    expect(
+      validateJobSpec({ compression: { kind: 'uniform', baseline: { kind: 'topk', density: 0.05 } } })
+        .compression,
+    ).to.deep.equal({
+      kind: 'uniform',
+      encoding: 'fp32',
+      baseline: { kind: 'topk', density: 0.05, values: 'bf16' },
+    });
+    // re-validating the output gives the output (what workers read from spec_json)
+    const out = validateJobSpec({ compression: { kind: 'lgreco', window: 5, warmup: 0 } });
+    expect(validateJobSpec(JSON.parse(JSON.stringify(out))).compression).to.deep.equal(out.compression);
+
+    expect(issues({ compression: { kind: 'uniform', alpha: 2 } })).to.deep.equal([
+      'compression.alpha: only with kind: lgreco (set kind: lgreco, or remove alpha)',
+    ]);
+    expect(issues({ compression: { baseline: { kind: 'qsgd' } } })).to.deep.equal([
+      'compression.baseline: only with kind: uniform or lgreco (set one, or remove baseline)',
+    ]);
+    expect(issues({ compression: { kind: 'gzip' } })).to.deep.equal([
+      "compression.kind: must be 'none', 'uniform' or 'lgreco'",
+    ]);
+    expect(
+      issues({
+        compression: {
+          kind: 'lgreco',
+          compressors: ['topk', 'zip'],
+          baseline: { kind: 'powersgd', rank: 0 },
+        },
+      }),
+    ).to.deep.equal([
+      "compression.compressors.1: must be one of 'powersgd', 'topk', 'randk', 'qsgd'",
+      'compression.baseline.rank: at least 1',
+    ]);
+    expect(issues({ compression: { kind: 'lgreco', compressors: ['topk', 'topk'] } })).to.deep.equal([
+      'compression.compressors: lists a compressor twice',
+    ]);
+    expect(issues({ compression: { kind: 'lgreco', alpha: 0, window: 0 } })).to.deep.equal([
+      'compression.alpha: must be greater than 0',
+      'compression.window: at least 1',
+    ]);
+    expect(issues({ compression: { kind: 'uniform', baseline: { kind: 'qsgd', bits: 9 } } })).to.deep.equal([
+      'compression.baseline.bits: at most 8',
+    ]);
+    expect(
+      issues({ compression: { kind: 'uniform', baseline: { kind: 'powersgd', rnak: 2 } } }),
+    ).to.deep.equal(['compression.baseline.rnak: unknown field (known: kind, rank, values)']);
+  });
 });

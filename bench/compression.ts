@@ -1,0 +1,320 @@
+/**
+ * Compression benchmark (npm run bench:compression -- [options]): final test accuracy AND gradient bytes of
+ * uncompressed training, the uniform baseline (PowerSGD rank 4) and L-GreCo (α = 1), under the default robust
+ * rule with Byzantine workers, each run a `phalanx simulate` child (which encodes every worker's push through the
+ * codecs and decodes it as the coordinator does, so its accuracy and bytes are those of a distributed job).
+ *
+ * Setup (every run): Fashion-MNIST (full 60k/10k when installed), n = 12 workers of which the 2 highest ranks are
+ * Byzantine (ALIE with the paper's z unless --attack), the default rule (what a spec that names no rule runs) with
+ * f = 2; batch 25, random flips, worker momentum 0.9, SGD lr 0.1, weight decay 1e-4; the MLP 784-128-10 (or
+ * --model cnn). Test accuracy every --eval-every rounds and after the last.
+ *
+ * Configurations: none (dense fp32) · uniform (every layer PowerSGD rank 4, bf16 factors; vectors and matrices it
+ * would not shrink twofold in fp32) · lgreco (compressors powersgd, topk, qsgd around that baseline, α = 1,
+ * re-planned at round `warmup` and then every `window` rounds from the median of the workers' error tables).
+ * Each configuration runs once per seed; bytes and accuracy are compared with the uncompressed run of the same
+ * seed. Reported per configuration: final accuracy mean ± std (sample, over seeds) and worst; gradient bytes of a
+ * run (all pushes) and per round; bytes ÷ the same seed's uncompressed run and ÷ the same seed's uniform run; the
+ * accuracy difference to the same seed's uncompressed run; wall time.
+ *
+ * Options:
+ *   --quick          60 rounds, evaluation every 30, warm-up 20, window 20, 3 seeds (≈ 3–5 min at --parallel 1
+ *                    on a quiet 2-core machine)
+ *   --rounds N       (default 600; --quick 60)   --eval-every N (default 100; --quick 30)
+ *   --warmup N --window N   L-GreCo schedule (default 100, 200; --quick 20, 20)
+ *   --seeds 0,1,2    --model mlp|cnn   --attack NAME (default alie) --byzantine K (default 2)
+ *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
+import { parameterCount } from '../src/models/parameterCount.ts';
+import type { SimulationReport } from '../src/simulation/report.ts';
+
+const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
+const N = 12;
+
+export const CONFIGS = ['none', 'uniform', 'lgreco'] as const;
+export type Config = (typeof CONFIGS)[number];
+
+export interface BenchArgs {
+  rounds: number;
+  evalEvery: number;
+  warmup: number;
+  window: number;
+  seeds: number[];
+  model: 'mlp' | 'cnn';
+  attack: string;
+  byzantine: number;
+  parallel: number;
+  backend?: string;
+  out?: string;
+  json?: string;
+}
+
+export function parseCli(argv: string[]): BenchArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      'eval-every': { type: 'string' },
+      warmup: { type: 'string' },
+      window: { type: 'string' },
+      seeds: { type: 'string', default: '0,1,2' },
+      model: { type: 'string', default: 'mlp' },
+      attack: { type: 'string', default: 'alie' },
+      byzantine: { type: 'string', default: '2' },
+      parallel: { type: 'string', default: '1' },
+      backend: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'string' },
+    },
+  });
+  const int = (v: string | undefined, name: string, fallback: number, min = 0): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name}: an integer ≥ ${min} (got '${v}')`);
+    return n;
+  };
+  const quick = values.quick!;
+  if (values.model !== 'mlp' && values.model !== 'cnn') throw new Error(`--model: mlp or cnn`);
+  const seeds = values.seeds!.split(',').map((s) => int(s.trim(), '--seeds', 0));
+  return {
+    rounds: int(values.rounds, '--rounds', quick ? 60 : 600, 1),
+    evalEvery: int(values['eval-every'], '--eval-every', quick ? 30 : 100),
+    warmup: int(values.warmup, '--warmup', quick ? 20 : 100),
+    window: int(values.window, '--window', quick ? 20 : 200, 1),
+    seeds,
+    model: values.model,
+    attack: values.attack!,
+    byzantine: int(values.byzantine, '--byzantine', 2),
+    parallel: int(values.parallel, '--parallel', 1, 1),
+    ...(values.backend ? { backend: values.backend } : {}),
+    ...(values.out ? { out: values.out } : {}),
+    ...(values.json ? { json: values.json } : {}),
+  };
+}
+
+/** The job spec of one run. */
+export function runSpec(config: Config, seed: number, a: BenchArgs): JobSpecInput {
+  const baseline = { kind: 'powersgd' as const, rank: 4 };
+  const compression: JobSpecInput['compression'] =
+    config === 'none'
+      ? { kind: 'none' }
+      : config === 'uniform'
+        ? { kind: 'uniform', baseline }
+        : {
+            kind: 'lgreco',
+            baseline,
+            compressors: ['powersgd', 'topk', 'qsgd'],
+            alpha: 1,
+            warmup: a.warmup,
+            window: a.window,
+          };
+  return {
+    name: `compression-${config}`,
+    seed,
+    model: a.model === 'mlp' ? { kind: 'mlp', hidden: [128] } : { kind: 'cnn' },
+    data: { kind: 'fashion-mnist', batchSize: 25, flip: true },
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
+    rounds: a.rounds,
+    workers: { min: N, max: N, momentum: 0.9 },
+    aggregation: { f: a.byzantine },
+    checkpoint: { every: 0 },
+    evaluation: { every: a.evalEvery },
+    compression,
+    simulate: { byzantine: { count: a.byzantine, attack: a.attack, options: {} } },
+  };
+}
+
+export interface Run {
+  config: Config;
+  seed: number;
+  accuracy?: number;
+  /** Gradient bytes of all pushes (the dense fp32 size under none). */
+  bytes?: number;
+  rounds?: number;
+  plans?: string[];
+  wallSeconds?: number;
+  error?: string;
+  report?: SimulationReport;
+}
+
+/** Gradient bytes a run sent: the compressed bytes, or the fp32 size of every push when uncompressed. */
+export function runBytes(report: SimulationReport, parameters: number): number {
+  if (report.compression) return report.compression.bytes;
+  const pushes = report.health.ranks.reduce((s, r) => s + r.delivered, 0);
+  return pushes * 4 * parameters;
+}
+
+export interface Stats {
+  n: number;
+  mean: number;
+  std: number;
+  worst: number;
+}
+
+/** Mean, sample standard deviation (0 for one value) and minimum. */
+export function stats(xs: number[]): Stats {
+  const v = xs.filter(Number.isFinite);
+  if (v.length === 0) return { n: 0, mean: NaN, std: NaN, worst: NaN };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { n: v.length, mean, std, worst: Math.min(...v) };
+}
+
+export interface Row {
+  config: Config;
+  accuracy: Stats;
+  /** Accuracy minus the same seed's uncompressed accuracy. */
+  accuracyVsNone: Stats;
+  bytesPerRun: Stats;
+  /** Bytes ÷ the same seed's uncompressed bytes, and ÷ the same seed's uniform bytes. */
+  bytesVsNone: Stats;
+  bytesVsUniform: Stats;
+  wallSeconds: Stats;
+}
+
+/** One row per configuration; ratios pair runs of the same seed. */
+export function summarise(runs: Run[]): Row[] {
+  const of = (config: Config, seed: number) =>
+    runs.find((r) => r.config === config && r.seed === seed && r.accuracy !== undefined);
+  return CONFIGS.map((config) => {
+    const mine = runs.filter((r) => r.config === config && r.accuracy !== undefined);
+    const paired = (other: Config, f: (a: Run, b: Run) => number) =>
+      stats(
+        mine.map((r) => {
+          const o = of(other, r.seed);
+          return o ? f(r, o) : NaN;
+        }),
+      );
+    return {
+      config,
+      accuracy: stats(mine.map((r) => r.accuracy!)),
+      accuracyVsNone: paired('none', (a, b) => a.accuracy! - b.accuracy!),
+      bytesPerRun: stats(mine.map((r) => r.bytes!)),
+      bytesVsNone: paired('none', (a, b) => a.bytes! / b.bytes!),
+      bytesVsUniform: paired('uniform', (a, b) => a.bytes! / b.bytes!),
+      wallSeconds: stats(mine.map((r) => r.wallSeconds!)),
+    };
+  });
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) : '–');
+const pm = (s: Stats, f: (x: number) => string) => (s.n ? `${f(s.mean)} ± ${f(s.std)}` : '–');
+const mb = (x: number) => (Number.isFinite(x) ? (x / 1e6).toFixed(2) : '–');
+const ratio = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : '–');
+
+/** The results table (markdown) and the claims of issue 9, checked on the means. */
+export function formatTable(rows: Row[], rounds: number): string {
+  const lines = [
+    '| config | final acc % (mean ± std) | worst % | Δ acc vs none (pts) | MB per run | MB per round | bytes ÷ none | bytes ÷ uniform | wall s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.config} | ${pm(r.accuracy, pct)} | ${pct(r.accuracy.worst)} | ${pm(r.accuracyVsNone, pct)} | ` +
+        `${mb(r.bytesPerRun.mean)} | ${mb(r.bytesPerRun.mean / rounds)} | ${ratio(r.bytesVsNone.mean)} | ` +
+        `${ratio(r.bytesVsUniform.mean)} | ${r.wallSeconds.mean.toFixed(0)} |`,
+    );
+  }
+  const row = (c: Config) => rows.find((r) => r.config === c)!;
+  const u = row('uniform');
+  const l = row('lgreco');
+  const check = (ok: boolean) => (ok ? 'yes' : 'NO');
+  lines.push(
+    '',
+    `uniform within 0.5 points of uncompressed (mean): ${check(u.accuracyVsNone.mean >= -0.005)} (${pct(u.accuracyVsNone.mean)} pts)`,
+    `lgreco bytes ≤ 0.5 × uniform (mean over seeds): ${check(l.bytesVsUniform.mean <= 0.5)} (${ratio(l.bytesVsUniform.mean)})`,
+    `lgreco accuracy ≥ uniform (mean): ${check(l.accuracy.mean >= u.accuracy.mean)} (${pct(l.accuracy.mean)} vs ${pct(u.accuracy.mean)})`,
+  );
+  return lines.join('\n');
+}
+
+function runChild(config: Config, seed: number, a: BenchArgs, dir: string): Promise<Run> {
+  const base = path.join(dir, `${config}-seed${seed}`);
+  const spec = runSpec(config, seed, a);
+  writeFileSync(`${base}.json`, `${JSON.stringify(spec, null, 2)}\n`);
+  const cliArgs = [BIN, 'simulate', '--config', `${base}.json`, '--report', `${base}.report.json`];
+  if (a.backend) cliArgs.push('--backend', a.backend);
+  const started = performance.now();
+  const child = spawn(process.execPath, cliArgs, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: '1' },
+  });
+  let log = '';
+  const onData = (b: Buffer) => (log += b.toString());
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  return new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      writeFileSync(`${base}.log`, log);
+      const wallSeconds = (performance.now() - started) / 1000;
+      if (code !== 0) {
+        resolve({
+          config,
+          seed,
+          wallSeconds,
+          error: `exit ${code ?? signal}: ${log.trim().split('\n').at(-1)}`,
+        });
+        return;
+      }
+      const report = JSON.parse(readFileSync(`${base}.report.json`, 'utf8')) as SimulationReport;
+      const parameters = parameterCount(validateJobSpec(spec).model);
+      resolve({
+        config,
+        seed,
+        accuracy: report.finalAccuracy,
+        bytes: runBytes(report, parameters),
+        rounds: report.rounds,
+        plans: report.compression?.plans.map((p) => `${p.planId}: ${p.settings.join(', ')}`),
+        wallSeconds,
+        report,
+      });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const a = parseCli(process.argv.slice(2));
+  const dir = a.out ?? mkdtempSync(path.join(os.tmpdir(), 'phalanx-bench-compression-'));
+  mkdirSync(dir, { recursive: true });
+  const todo = a.seeds.flatMap((seed) => CONFIGS.map((config) => ({ config, seed })));
+  console.log(
+    `compression: ${todo.length} runs (${CONFIGS.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.rounds} rounds, ` +
+      `n = ${N} with ${a.byzantine} × ${a.attack}, default rule, ${a.parallel} at a time; files in ${dir}`,
+  );
+  const runs: Run[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const { config, seed } = todo[next++];
+      const run = await runChild(config, seed, a, dir);
+      runs.push(run);
+      console.log(
+        run.error
+          ? `  ${config} seed ${seed}: FAILED ${run.error}`
+          : `  ${config} seed ${seed}: acc ${pct(run.accuracy!)}%, ${mb(run.bytes!)} MB, ${run.wallSeconds!.toFixed(0)} s` +
+              (run.plans && run.plans.length > 1 ? `, ${run.plans.length} plans` : ''),
+      );
+      if (a.json) writeFileSync(a.json, `${JSON.stringify({ args: a, runs }, null, 2)}\n`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(a.parallel, todo.length) }, worker));
+  console.log('');
+  console.log(formatTable(summarise(runs), a.rounds));
+  const lg = runs.find((r) => r.config === 'lgreco' && r.plans);
+  if (lg?.plans) console.log(`\nL-GreCo plans (seed ${lg.seed}):\n  ${lg.plans.join('\n  ')}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main().catch((e: unknown) => {
+    console.error(`bench:compression: ${(e as Error).message}`);
+    process.exit(1);
+  });
+}
