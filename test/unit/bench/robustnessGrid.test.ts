@@ -72,10 +72,10 @@ describe('bench:robustness grid', () => {
     }
   });
 
-  it('--quick: 3 rules × 6 attacks × f ∈ {2, 3} × 2 data, plus the clean mean of each (f, data), on the MLP', () => {
+  it('--quick: 2 rules × 6 attacks × f ∈ {2, 3} × 2 data, plus the clean mean of each (f, data), on the MLP', () => {
     const args = parseCli(['--quick']);
     const cells = selectCells(args);
-    expect(cells).to.have.length(3 * 6 * 2 * 2 + 2 * 2);
+    expect(cells).to.have.length(2 * 6 * 2 * 2 + 2 * 2);
     expect(args.setting).to.deep.equal({ model: 'mlp', split: 'test' });
     expect([args.rounds, args.evalEvery]).to.deep.equal([300, 100]);
     expect(cells.filter((c) => c.attack.attack === null).map((c) => c.id)).to.have.members([
@@ -84,9 +84,10 @@ describe('bench:robustness grid', () => {
       'mean/none/f2/dir0.3',
       'mean/none/f3/dir0.3',
     ]);
-    expect(new Set(cells.map((c) => c.rule.key))).to.deep.equal(
-      new Set(['default', 'prev-default', 'tm-clip-nnm', 'mean']),
-    );
+    expect(new Set(cells.map((c) => c.rule.key))).to.deep.equal(new Set(['default', 'tm-clip-nnm', 'mean']));
+    // --rules replaces the quick rule set (the previous default beside the new one)
+    const withPrev = selectCells(parseCli(['--quick', '--rules', 'default,tm-clip-nnm,prev-default']));
+    expect(withPrev).to.have.length(3 * 6 * 2 * 2 + 2 * 2);
   });
 
   it('--split validation holds out 10 % and evaluates on it; --model picks the network; bad values are refused', () => {
