@@ -18,7 +18,9 @@ export function demoSpec(): JobSpecInput {
     seed: 1,
     model: { kind: 'mlp', hidden: [128] },
     data: { batchSize: 64 },
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 0 },
+    // lr chosen on a validation split (10 % of the training set, seeds 1–3): 0.1 → 80.3 %, 0.2 → 81.5 ± 0.3 %,
+    // 0.4 → 80.8 ± 1.6 % after 400 rounds under this attack.
+    optimizer: { kind: 'sgd', lr: 0.2, momentum: 0, weightDecay: 0 },
     rounds: 400,
     workers: { min: 1, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
     aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
