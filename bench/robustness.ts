@@ -151,6 +151,13 @@ const RULES: RuleDef[] = [
     options: { rescale: 'median-norm' },
   },
   {
+    key: 'flag-mn-t-0.3',
+    label: 'flag, median-norm, signThreshold −0.3',
+    rule: 'flag',
+    pre: [],
+    options: { rescale: 'median-norm', signThreshold: -0.3 },
+  },
+  {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',
     rule: 'flag',
@@ -777,6 +784,7 @@ function writePlots(grid: Grid, args: Args, dir: string): string[] {
 interface ResultsFile {
   runs?: Run[];
   flagDefaults?: Record<string, unknown>;
+  command?: string;
 }
 
 /** A run from a file written before runs recorded `resolved`: the file's flag defaults say what it meant. */
@@ -811,9 +819,11 @@ async function main(): Promise<void> {
   }
   const runs = new Map<string, Run>();
   let previousDefaults: Record<string, unknown> | undefined;
+  let previousCommand: string | undefined;
   if (args.json && existsSync(args.json)) {
     const previous = JSON.parse(readFileSync(args.json, 'utf8')) as ResultsFile;
     previousDefaults = previous.flagDefaults;
+    previousCommand = previous.command;
     for (const r of previous.runs ?? []) runs.set(r.key, r);
   }
   const todo: Run[] = [];
@@ -849,7 +859,11 @@ async function main(): Promise<void> {
     mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
     const out = {
       benchmark: 'robustness',
-      command: `npm run bench:robustness -- ${process.argv.slice(2).join(' ')}`,
+      // --no-run only reprints: the file keeps the command that made its runs
+      command:
+        args.noRun && previousCommand
+          ? previousCommand
+          : `npm run bench:robustness -- ${process.argv.slice(2).join(' ')}`,
       // The flag cells run with the defaults of this checkout.
       flagDefaults: FLAG_DEFAULTS,
       defaultAggregation: DEFAULT_AGGREGATION,

@@ -470,6 +470,38 @@ describe('flag: known weaknesses and their options', () => {
     );
   });
 
+  it('the default sign test keeps an honest worker mildly against the rest and excludes a flipped one', () => {
+    // On non-IID shards honest gradients can point slightly against the robust direction; excluding every
+    // negative cosine (signThreshold 0) throws them out. The default excludes only cosines below −0.3.
+    const d = 32;
+    const vec = (pairs: [number, number][]) => {
+      const v = new Float32Array(d);
+      for (const [i, x] of pairs) v[i] = x;
+      return v;
+    };
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < 7; i++)
+      vectors.push(
+        vec([
+          [0, 1],
+          [i + 1, 1],
+        ]),
+      );
+    vectors.push(
+      vec([
+        [0, -0.2],
+        [10, 1],
+      ]),
+    ); // heterogeneous honest worker, cosine ≈ −0.2
+    vectors.push(vec([[0, -3]])); // sign flip, cosine −1
+    const included = (options: Record<string, unknown>) =>
+      run(options, vectors, 1)
+        .workers.map((w) => (w.included ? 1 : 0))
+        .join('');
+    expect(included({})).to.equal('111111110');
+    expect(included({ signThreshold: 0 })).to.equal('111111100');
+  });
+
   it('the default step is gradient-sized: scaling every input by s scales the update by s', () => {
     // The cause of the robustness review's failures: an unscaled output (a sum of unit vectors) has the same
     // length whatever the gradients' size, so late in training, or after pre-aggregation aligns the inputs, the

@@ -47,7 +47,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   maxIterations: 100,
   tolerance: 1e-6,
   signAware: true,
-  signThreshold: 0,
+  signThreshold: -0.3,
   minTrust: 0,
   rescale: 'median-norm',
   warmStart: false,
@@ -199,7 +199,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       signAware: false,
       signThreshold: 0,
       minTrust: 0,
-      rescale: 'median-norm',
+      rescale: 'none',
       warmStart: false,
       y0,
     };
