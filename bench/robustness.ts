@@ -117,7 +117,11 @@ const DEFAULT_AGGREGATION = (() => {
 const RULES: RuleDef[] = [
   {
     key: 'default',
-    label: `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')})`,
+    label:
+      `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')}` +
+      (DEFAULT_AGGREGATION.rule === 'flag'
+        ? `, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold})`
+        : ')'),
     ...DEFAULT_AGGREGATION,
   },
   { key: 'mean', label: 'mean', rule: 'mean', pre: [], options: {} },
