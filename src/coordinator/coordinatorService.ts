@@ -536,29 +536,35 @@ class PushReceiver {
           `truncated push: ${this.written} of ${rt.layout.totalSize} elements`,
         );
       }
-      const outcome = rt.commit(
-        this.identity!.id,
-        this.header.round,
-        this.buffer!,
-        this.header.loss,
-        this.bytes,
-      );
-      if (outcome.status !== 'accepted') rt.releaseBuffer(this.buffer!);
-      this.buffer = undefined;
-      this.respond(
-        outcome.status,
-        outcome.currentRound,
-        outcome.status === 'late' ? 'round closed: resync' : '',
-      );
+      this.commitAndRespond(this.bytes);
     } catch (e) {
       this.reject(e);
     }
   }
 
+  /** Hand the received vector to the round (a dense push, or a planned one with its wire record) and answer. */
+  private commitAndRespond(bytes: number, wire?: Parameters<JobRuntime['commit']>[5]): void {
+    const rt = this.runtime!;
+    const outcome = rt.commit(
+      this.identity!.id,
+      this.header!.round,
+      this.buffer!,
+      this.header!.loss,
+      bytes,
+      wire,
+    );
+    if (outcome.status !== 'accepted') rt.releaseBuffer(this.buffer!);
+    this.buffer = undefined;
+    this.respond(
+      outcome.status,
+      outcome.currentRound,
+      outcome.status === 'late' ? 'round closed: resync' : '',
+    );
+  }
+
   /** The end of a planned push: decode its last layer, then commit as a dense push does. */
   private finishPlanned(): void {
     try {
-      const rt = this.runtime!;
       const decoder = this.decoder!;
       let bytes: number;
       try {
@@ -566,22 +572,10 @@ class PushReceiver {
       } catch (e) {
         throw codecStatus(e);
       }
-      const wire = { layerBytes: decoder.layerBytes, ...(this.table ? { table: this.table } : {}) };
-      const outcome = rt.commit(
-        this.identity!.id,
-        this.header!.round,
-        this.buffer!,
-        this.header!.loss,
-        bytes,
-        wire,
-      );
-      if (outcome.status !== 'accepted') rt.releaseBuffer(this.buffer!);
-      this.buffer = undefined;
-      this.respond(
-        outcome.status,
-        outcome.currentRound,
-        outcome.status === 'late' ? 'round closed: resync' : '',
-      );
+      this.commitAndRespond(bytes, {
+        layerBytes: decoder.layerBytes,
+        ...(this.table ? { table: this.table } : {}),
+      });
     } catch (e) {
       this.reject(e);
     }
