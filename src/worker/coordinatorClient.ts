@@ -213,55 +213,7 @@ export class CoordinatorClient {
     meta: PushMeta,
     timeoutMs = 120_000,
   ): Promise<PushGradientResponse__Output> {
-    return new Promise((resolve, reject) => {
-      const call = this.raw.PushGradient(this.md(), this.deadline(timeoutMs), (err, res) =>
-        err ? reject(err) : resolve(res!),
-      );
-      void (async () => {
-        const write = async (msg: PushGradientRequest) => {
-          if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', r));
-        };
-        await write({
-          header: {
-            jobId: meta.jobId,
-            round: meta.round,
-            planId: '',
-            attempt: meta.attempt,
-            encoding: wireEncoding(meta.encoding),
-            totalElements: gradient.length,
-            layoutFingerprint: meta.layoutFingerprint,
-            loss: meta.loss,
-            samples: meta.samples,
-          },
-        });
-        const width = bytesPerElement(meta.encoding);
-        const perChunk = Math.floor(CHUNK_BYTES / width);
-        if (gradient.length !== layout.totalSize) {
-          // Only a Byzantine "wrong size" worker gets here: declare the true size; the coordinator refuses it.
-          call.end();
-          return;
-        }
-        for (let layer = 0; layer < layout.layers.length; layer++) {
-          const slot = layout.layers[layer];
-          for (let off = 0; off < slot.size; off += perChunk) {
-            const count = Math.min(perChunk, slot.size - off);
-            await write({
-              chunk: {
-                jobId: meta.jobId,
-                round: meta.round,
-                layer,
-                offset: off,
-                data: denseBytes(gradient, slot.offset + off, count, meta.encoding),
-              },
-            });
-          }
-        }
-        call.end();
-      })().catch((e: unknown) => {
-        call.cancel();
-        reject(e instanceof Error ? e : new Error(String(e)));
-      });
-    });
+    return this.pushMessages(denseMessages(gradient, layout, meta), timeoutMs);
   }
 }
 
@@ -322,4 +274,43 @@ export function pushPlanned(
 
 export function isStatus(e: unknown, ...codes: grpc.status[]): boolean {
   return typeof e === 'object' && e !== null && 'code' in e && codes.includes((e as grpc.ServiceError).code);
+}
+
+/** The messages of a dense push, made lazily (each chunk's bytes are a view or an encoded copy of one slice). */
+function* denseMessages(
+  gradient: Float32Array,
+  layout: ParameterLayout,
+  meta: PushMeta,
+): Generator<PushGradientRequest> {
+  yield {
+    header: {
+      jobId: meta.jobId,
+      round: meta.round,
+      planId: '',
+      attempt: meta.attempt,
+      encoding: wireEncoding(meta.encoding),
+      totalElements: gradient.length,
+      layoutFingerprint: meta.layoutFingerprint,
+      loss: meta.loss,
+      samples: meta.samples,
+    },
+  };
+  // Only a Byzantine "wrong size" worker sends another size: it declares the true size; the coordinator refuses it.
+  if (gradient.length !== layout.totalSize) return;
+  const perChunk = Math.floor(CHUNK_BYTES / bytesPerElement(meta.encoding));
+  for (let layer = 0; layer < layout.layers.length; layer++) {
+    const slot = layout.layers[layer];
+    for (let off = 0; off < slot.size; off += perChunk) {
+      const count = Math.min(perChunk, slot.size - off);
+      yield {
+        chunk: {
+          jobId: meta.jobId,
+          round: meta.round,
+          layer,
+          offset: off,
+          data: denseBytes(gradient, slot.offset + off, count, meta.encoding),
+        },
+      };
+    }
+  }
 }
