@@ -149,10 +149,10 @@ const RULES: RuleDef[] = [
   },
   {
     key: 'flag-mn',
-    label: 'flag, median-norm',
+    label: 'flag, median-norm, signThreshold 0',
     rule: 'flag',
     pre: [],
-    options: { rescale: 'median-norm' },
+    options: { rescale: 'median-norm', signThreshold: 0 },
   },
   {
     key: 'flag-mn-t-0.3',
@@ -847,6 +847,8 @@ async function main(): Promise<void> {
         continue;
       }
       const run: Run = { key, cell: c.id, seed, spec, resolved };
+      // --no-run reads a file, it never replaces what it holds (a stale run still prints, as it ran)
+      if (args.noRun && prev) continue;
       runs.set(key, run);
       todo.push(run);
     }
@@ -915,7 +917,7 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: Math.min(args.parallel, todo.length) }, worker));
   }
-  save();
+  if (!args.noRun) save();
   printTables(grid, args);
   if (args.plot) {
     for (const f of writePlots(grid, args, args.plot)) console.log(`plot: ${f}`);
