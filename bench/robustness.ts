@@ -922,7 +922,7 @@ async function main(): Promise<void> {
   if (args.plot) {
     for (const f of writePlots(grid, args, args.plot)) console.log(`plot: ${f}`);
   }
-  if (args.json) console.log(`\nresults written to ${args.json}`);
+  if (args.json && !args.noRun) console.log(`\nresults written to ${args.json}`);
   if (todo.some((r) => runs.get(r.key)?.error)) process.exitCode = 1;
 }
 
