@@ -137,6 +137,7 @@ export function formatSimulationSummary(report: SimulationReport): string {
   const rule = `${report.rule}${report.pre.length ? ` after ${report.pre.join('+')}` : ''}`;
   const attack = report.byzantine ? `${report.byzantine} × ${report.attack}` : 'no attack';
   const evals = report.evaluations.map((e) => `${e.round}: ${pct(e.accuracy)}`).join('  ');
+  const evalLosses = report.evaluations.map((e) => `${e.round}: ${e.loss.toFixed(3)}`).join('  ');
   const h = report.health;
   const byz = report.byzantine
     ? `byzantine vectors included ${pct(h.byzantineInclusion)} of the time (in ${h.roundsWithByzantineIncluded} rounds)`
@@ -144,6 +145,7 @@ export function formatSimulationSummary(report: SimulationReport): string {
   return [
     `simulation ${report.name}: ${report.rounds} rounds, ${report.workers} workers (${attack}), rule ${rule}, f = ${report.f} — ${report.wallSeconds.toFixed(1)} s`,
     `  ${report.evaluatedOn} accuracy  ${evals}`,
+    `  ${report.evaluatedOn} loss (nats per target; per char for a language model)  ${evalLosses}`,
     `  final ${pct(report.finalAccuracy)}  best ${pct(report.bestAccuracy)}  worst ${pct(report.worstAccuracy)}  ` +
       `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}` +
       (report.rollbacks
