@@ -122,7 +122,8 @@ const transformerSchema = section({
   /** Longest sequence (positions embedded); data.seqLen must not exceed it. */
   context: positive(4096).default(64),
 }).superRefine((model, ctx) => {
-  for (const problem of transformerSpecProblems(model)) {
+  // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.
+  for (const problem of transformerSpecProblems(model).filter((p) => !p.endsWith('must be a positive integer'))) {
     const field = problem.startsWith('vocab') ? 'vocab' : problem.startsWith('dModel') ? 'heads' : undefined;
     ctx.addIssue({ code: 'custom', path: field ? [field] : [], message: problem });
   }

@@ -97,12 +97,12 @@ export class Batcher {
     const b = this.batchSize;
     const size = this.split.exampleSize ?? IMAGE_SIZE;
     const targets = this.split.exampleSize ?? 1;
-    // A sequence batch's length is read from its buffers (x.length / size), so those must be exact.
-    const fits =
-      this.split.exampleSize === undefined
-        ? out.x.length >= b * size && out.y.length >= b
-        : out.x.length === b * size && out.y.length === b * targets;
-    if (!fits) throw new Error(`Batcher: output batch does not hold ${b} examples of this split`);
+    if (this.split.exampleSize === undefined) {
+      if (out.x.length < b * size || out.y.length < b) throw new Error(`Batcher: output batch holds fewer than ${b} examples`);
+    } else if (out.x.length !== b * size || out.y.length !== b * targets) {
+      // A sequence batch's length is read from its buffers (x.length / size), so those must be exact.
+      throw new Error(`Batcher: output batch does not hold exactly ${b} sequences of ${size}`);
+    }
     const n = this.indices.length;
     const flipRng = this.flip ? new Rng(deriveSeed(this.seed, FLIP_STREAM, step)) : undefined;
     const images = this.split.images;
