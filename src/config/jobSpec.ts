@@ -123,7 +123,9 @@ const transformerSchema = section({
   context: positive(4096).default(64),
 }).superRefine((model, ctx) => {
   // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.
-  for (const problem of transformerSpecProblems(model).filter((p) => !p.endsWith('must be a positive integer'))) {
+  for (const problem of transformerSpecProblems(model).filter(
+    (p) => !p.endsWith('must be a positive integer'),
+  )) {
     const field = problem.startsWith('vocab') ? 'vocab' : problem.startsWith('dModel') ? 'heads' : undefined;
     ctx.addIssue({ code: 'custom', path: field ? [field] : [], message: problem });
   }
@@ -194,7 +196,8 @@ const dataSchema = section({
     if (text && data.path !== undefined) onlyFor('path', 'fashion-mnist', 'use source for a text file');
     if (text && data.flip) onlyFor('flip', 'fashion-mnist', 'remove flip');
     const unshardable = 'text is sharded IID by sequence (remove shardBy or use shardBy: worker)';
-    if (text && data.shardBy === 'dirichlet') ctx.addIssue({ code: 'custom', path: ['shardBy'], message: unshardable });
+    if (text && data.shardBy === 'dirichlet')
+      ctx.addIssue({ code: 'custom', path: ['shardBy'], message: unshardable });
     if (text && data.validation > 0) {
       ctx.addIssue({
         code: 'custom',
@@ -470,11 +473,15 @@ export const jobSpecSchema = section({
       code: 'custom',
       path: lm ? ['data', 'kind'] : ['model', 'kind'],
       message: lm
-        ? "a transformer trains on text: set data: { kind: text } (model and data must match)"
-        : "text data needs model: { kind: transformer } (mlp and cnn read images; model and data must match)",
+        ? 'a transformer trains on text: set data: { kind: text } (model and data must match)'
+        : 'text data needs model: { kind: transformer } (mlp and cnn read images; model and data must match)',
     });
   }
-  if (spec.model.kind === 'transformer' && spec.data.seqLen !== undefined && spec.data.seqLen > spec.model.context) {
+  if (
+    spec.model.kind === 'transformer' &&
+    spec.data.seqLen !== undefined &&
+    spec.data.seqLen > spec.model.context
+  ) {
     ctx.addIssue({
       code: 'custom',
       path: ['data', 'seqLen'],

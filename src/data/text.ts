@@ -81,7 +81,7 @@ export function debianKjv(dataFile: string = DEBIAN_BIBLE_DATA): string | undefi
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`running \`bible\` on ${dataFile} failed: ${(e as Error).message}`);
+    throw new Error(`running \`bible\` on ${dataFile} failed: ${(e as Error).message}`, { cause: e });
   }
   return stripVerseReferences(out);
 }

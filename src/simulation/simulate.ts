@@ -214,8 +214,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
   const trainer: Trainer = await createTrainer(spec.model);
   try {
     const data =
-      opts.data ??
-      (await loadJobData(spec, { maxTrain: spec.data.maxTrain, maxTest: spec.data.maxTest }));
+      opts.data ?? (await loadJobData(spec, { maxTrain: spec.data.maxTrain, maxTest: spec.data.maxTest }));
     log(`data: ${data.train.count} training / ${data.test.count} test examples from ${data.source}`);
     const evaluated = evaluationSplit(data, spec);
     if (spec.evaluation.split === 'validation') {

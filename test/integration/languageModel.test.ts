@@ -58,7 +58,11 @@ describe('integration: the language-model task, distributed and simulated', func
     child.stderr.on('data', (b: Buffer) => (output += b.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code, `phalanx launch failed:\n${output.slice(-3000)}`).to.equal(0);
-    const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { job: string; state: string; testLoss: number };
+    const report = JSON.parse(readFileSync(reportFile, 'utf8')) as {
+      job: string;
+      state: string;
+      testLoss: number;
+    };
     expect(report.state).to.equal('completed');
     const last = (await listCheckpoints(path.join(dir, 'checkpoints'), report.job)).at(-1);
     expect(last?.round).to.equal(ROUNDS);
@@ -67,7 +71,8 @@ describe('integration: the language-model task, distributed and simulated', func
     const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
     expect(sim.params.length).to.equal(distributed.length);
     let diff = 0;
-    for (let i = 0; i < distributed.length; i++) diff = Math.max(diff, Math.abs(sim.params[i] - distributed[i]));
+    for (let i = 0; i < distributed.length; i++)
+      diff = Math.max(diff, Math.abs(sim.params[i] - distributed[i]));
     expect(diff).to.be.at.most(1e-6);
     expect(sim.perRound.every((r) => r.updateNorm > 0)).to.equal(true);
     // evaluated on the held-out end of the text, in nats/char, by the coordinator's model host and by simulate

@@ -72,7 +72,9 @@ describe('config: job spec for the language-model task', () => {
       "data.kind: must be 'fashion-mnist' or 'text'",
     );
     // evaluation.split validation is the held-out text; no data.validation needed
-    expect(validateJobSpec({ ...lm, evaluation: { split: 'validation' } }).evaluation.split).to.equal('validation');
+    expect(validateJobSpec({ ...lm, evaluation: { split: 'validation' } }).evaluation.split).to.equal(
+      'validation',
+    );
   });
 
   it('names the model field and the fix for shapes it cannot build', () => {
@@ -82,10 +84,14 @@ describe('config: job spec for the language-model task', () => {
     expect(issues({ ...lm, model: { kind: 'transformer', vocab: 'ba' } })).to.deep.equal([
       'model.vocab: vocab must be sorted distinct characters of the Basic Multilingual Plane',
     ]);
-    expect(issues({ ...lm, model: { kind: 'transformer', layers: 0 } })).to.deep.equal(['model.layers: at least 1']);
-    expect(issues({ ...lm, model: { kind: 'transformer', dModel: 4096, ffn: 65536, layers: 64 } })[0]).to.match(
-      /^model: [\d,]+ parameters; at most 268,435,456: use a smaller dModel, ffn or fewer layers$/,
+    expect(issues({ ...lm, model: { kind: 'transformer', layers: 0 } })).to.deep.equal([
+      'model.layers: at least 1',
+    ]);
+    expect(
+      issues({ ...lm, model: { kind: 'transformer', dModel: 4096, ffn: 65536, layers: 64 } })[0],
+    ).to.match(/^model: [\d,]+ parameters; at most 268,435,456: use a smaller dModel, ffn or fewer layers$/);
+    expect(issues({ ...lm, model: { kind: 'rnn' } })[0]).to.equal(
+      "model.kind: must be 'mlp', 'cnn' or 'transformer'",
     );
-    expect(issues({ ...lm, model: { kind: 'rnn' } })[0]).to.equal("model.kind: must be 'mlp', 'cnn' or 'transformer'");
   });
 });
