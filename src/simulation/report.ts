@@ -94,7 +94,7 @@ export function simulationReport(spec: JobSpec, result: SimulationResult): Simul
     kind: 'simulation',
     name: spec.name,
     seed: spec.seed,
-    model: spec.model.kind === 'mlp' ? `mlp 784-${spec.model.hidden.join('-')}-10` : 'cnn',
+    model: modelLabel(spec.model),
     rounds: result.rounds,
     workers: result.n,
     rule: spec.aggregation.rule,
@@ -175,4 +175,10 @@ function compressionLine(c: CompressionSummary): string {
     `  gradients ${(c.bytes / 1e6).toFixed(2)} MB sent, ${c.ratio.toFixed(1)}× less than fp32; ` +
     `${c.plans.length} plan${c.plans.length === 1 ? '' : 's'}: ${plans}`
   );
+}
+
+function modelLabel(m: JobSpec['model']): string {
+  if (m.kind === 'transformer')
+    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn} ctx${m.context}`;
+  return m.kind === 'mlp' ? `mlp 784-${m.hidden.join('-')}-10` : 'cnn';
 }
