@@ -52,6 +52,8 @@ export interface LaunchReport {
   rule: string;
   /** Final evaluation; for a job that did not complete, the last one measured (NaN → null if none). */
   testAccuracy: number;
+  /** The last evaluation's mean cross-entropy (nats per target: per character for a language model). */
+  testLoss: number;
   /** Final training loss; for a job that did not complete, the last round's. */
   finalLoss: number;
   wallSeconds: number;
@@ -127,6 +129,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     });
     // Last measured values: a job that fails (e.g. diverged under the mean rule) has no final result.
     let lastAccuracy = NaN;
+    let lastEvalLoss = NaN;
     let lastLoss = NaN;
     const traffic: LaunchCompression = { bytes: 0, fp32Bytes: 0, ratio: NaN, plans: [] };
     coordinator.manager.on('round', (r: RoundReport) => {
@@ -146,6 +149,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       }
       for (const w of r.workers) if (!w.included) flagged[w.name] = (flagged[w.name] ?? 0) + 1;
       if (Number.isFinite(r.testAccuracy)) lastAccuracy = r.testAccuracy;
+      if (Number.isFinite(r.testLoss)) lastEvalLoss = r.testLoss;
       lastLoss = r.trainLoss;
       printer.round(r);
       options.onRound?.(r);
@@ -208,6 +212,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       attack: options.byzantine ? options.attack : null,
       rule: spec.aggregation.rule,
       testAccuracy: result?.testAccuracy ?? lastAccuracy,
+      testLoss: lastEvalLoss,
       finalLoss: result?.finalLoss ?? lastLoss,
       wallSeconds: (Date.now() - started) / 1000,
       store: coordinator.store.kind,
@@ -249,5 +254,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
 }
 
 export function describeModel(spec: JobSpec): string {
-  return spec.model.kind === 'mlp' ? `MLP 784-${spec.model.hidden.join('-')}-10` : 'CNN (431,080 params)';
+  const m = spec.model;
+  if (m.kind === 'transformer') {
+    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn} (${parameterCount(m).toLocaleString('en')} params)`;
+  }
+  return m.kind === 'mlp' ? `MLP 784-${m.hidden.join('-')}-10` : 'CNN (431,080 params)';
 }

@@ -457,7 +457,14 @@ program
         if (!Number.isFinite(r.testAccuracy)) return;
         accuracy = r.testAccuracy;
         console.error(
-          formatRound(r, spec.rounds, accuracy, (Date.now() - started) / 1000, spec.evaluation.split),
+          formatRound(
+            r,
+            spec.rounds,
+            accuracy,
+            (Date.now() - started) / 1000,
+            spec.evaluation.split,
+            r.testLoss,
+          ),
         );
       },
     });

@@ -9,6 +9,7 @@ export class ProgressPrinter {
   private readonly started = Date.now();
   private readonly every: number;
   private lastAccuracy = NaN;
+  private lastEvalLoss = NaN;
   private live = false;
 
   constructor(
@@ -23,12 +24,14 @@ export class ProgressPrinter {
   round(r: RoundReport): void {
     const done = r.round + 1;
     if (Number.isFinite(r.testAccuracy)) this.lastAccuracy = r.testAccuracy;
+    if (Number.isFinite(r.testLoss)) this.lastEvalLoss = r.testLoss;
     const line = formatRound(
       r,
       this.total,
       this.lastAccuracy,
       (Date.now() - this.started) / 1000,
       this.split,
+      this.lastEvalLoss,
     );
     const permanent =
       Number.isFinite(r.testAccuracy) ||
@@ -56,13 +59,17 @@ export function formatRound(
   accuracy: number,
   elapsed: number,
   split: EvaluatedSplit = 'test',
+  /** The evaluation's mean cross-entropy (nats per target: per character for a language model). */
+  evalLoss = NaN,
 ): string {
   const done = r.round + 1;
   const included = r.workers.filter((w) => w.included).length;
   const flagged = r.workers.filter((w) => !w.included).map((w) => w.name);
   const rate = elapsed > 0 ? done / elapsed : 0;
   const eta = rate > 0 ? (total - done) / rate : 0;
-  const acc = Number.isFinite(accuracy) ? `${(accuracy * 100).toFixed(1)}%` : '  –  ';
+  const acc =
+    (Number.isFinite(accuracy) ? `${(accuracy * 100).toFixed(1)}%` : '  –  ') +
+    (Number.isFinite(evalLoss) ? ` (${evalLoss.toFixed(3)} nats)` : '');
   return (
     `round ${String(done).padStart(String(total).length)}/${total}  ` +
     `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  ${split === 'validation' ? 'val' : 'test'} acc ${acc}  ` +

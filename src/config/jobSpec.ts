@@ -10,7 +10,9 @@ import YAML from 'yaml';
 import { checkAggregation } from '../core/aggregation/ruleOptionSchemas.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { boundedInt, boundedNumber, describeIssue, flattenIssues } from '../core/optionSchema.ts';
+import { KJV_VOCABULARY } from '../data/text.ts';
 import { parameterCount } from '../models/parameterCount.ts';
+import { transformerSpecProblems } from '../models/transformerSpec.ts';
 import { parseDuration } from './duration.ts';
 import {
   PLAN_LIMITS,
@@ -107,9 +109,31 @@ const mlpSchema = section({
     .default([128]),
 });
 
+/** A decoder-only character transformer (src/models/transformer.ts); trains on data.kind text. */
+const transformerSchema = section({
+  kind: z.literal('transformer'),
+  /** The sorted distinct characters of the text (token id = index); default: those of the whole KJV. */
+  vocab: z.string().min(2).max(256).default(KJV_VOCABULARY),
+  dModel: positive(4096).default(64),
+  layers: positive(64).default(2),
+  heads: positive(64).default(4),
+  /** Hidden width of each block's MLP. */
+  ffn: positive(LIMITS.maxLayerWidth).default(256),
+  /** Longest sequence (positions embedded); data.seqLen must not exceed it. */
+  context: positive(4096).default(64),
+}).superRefine((model, ctx) => {
+  // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.
+  for (const problem of transformerSpecProblems(model).filter(
+    (p) => !p.endsWith('must be a positive integer'),
+  )) {
+    const field = problem.startsWith('vocab') ? 'vocab' : problem.startsWith('dModel') ? 'heads' : undefined;
+    ctx.addIssue({ code: 'custom', path: field ? [field] : [], message: problem });
+  }
+});
+
 const modelSchema = z
-  .discriminatedUnion('kind', [mlpSchema, section({ kind: z.literal('cnn') })], {
-    error: () => "must be 'mlp' or 'cnn'",
+  .discriminatedUnion('kind', [mlpSchema, section({ kind: z.literal('cnn') }), transformerSchema], {
+    error: () => "must be 'mlp', 'cnn' or 'transformer'",
   })
   .superRefine((model, ctx) => {
     const p = parameterCount(model);
@@ -117,13 +141,16 @@ const modelSchema = z
       ctx.addIssue({
         code: 'custom',
         path: model.kind === 'mlp' ? ['hidden'] : [],
-        message: `${p.toLocaleString('en')} parameters; at most ${LIMITS.maxParameters.toLocaleString('en')}: use narrower layers`,
+        message: `${p.toLocaleString('en')} parameters; at most ${LIMITS.maxParameters.toLocaleString('en')}: use ${model.kind === 'transformer' ? 'a smaller dModel, ffn or fewer layers' : 'narrower layers'}`,
       });
     }
   });
 
 const dataSchema = section({
-  kind: z.literal('fashion-mnist').default('fashion-mnist'),
+  /** 'fashion-mnist' (images, for mlp and cnn) or 'text' (characters of the KJV, for transformer; src/data/text.ts). */
+  kind: z
+    .enum(['fashion-mnist', 'text'], { error: () => "must be 'fashion-mnist' or 'text'" })
+    .default('fashion-mnist'),
   /**
    * Dataset directory. The coordinator only accepts one inside its data roots (src/coordinator/admission.ts);
    * absent: PHALANX_DATA, the Debian package, then the bundled subset.
@@ -134,6 +161,18 @@ const dataSchema = section({
     .max(LIMITS.maxPathLength)
     .refine((p) => !p.includes('\0'), 'must not contain NUL')
     .optional(),
+  /**
+   * kind text only: a UTF-8 text file (the coordinator only accepts one inside its data roots); absent:
+   * PHALANX_TEXT, the Debian KJV packages, then the bundled excerpt. Its last 10 % is held out for evaluation.
+   */
+  source: z
+    .string()
+    .min(1)
+    .max(LIMITS.maxPathLength)
+    .refine((p) => !p.includes('\0'), 'must not contain NUL')
+    .optional(),
+  /** kind text only: characters per training sequence (64 when absent there). */
+  seqLen: positive(4096).optional(),
   batchSize: positive(LIMITS.maxBatchSize).default(32),
   /** Random horizontal flips (ByzFL's Fashion-MNIST preprocessing). */
   flip: z.boolean().default(false),
@@ -149,6 +188,23 @@ const dataSchema = section({
   validation: boundedNumber({ min: 0, max: 0.5 }).default(0),
 })
   .superRefine((data, ctx) => {
+    const text = data.kind === 'text';
+    const onlyFor = (field: string, kind: string, fix: string) =>
+      ctx.addIssue({ code: 'custom', path: [field], message: `only with kind: ${kind} (${fix})` });
+    if (!text && data.source !== undefined) onlyFor('source', 'text', 'use path for Fashion-MNIST');
+    if (!text && data.seqLen !== undefined) onlyFor('seqLen', 'text', 'add kind: text or remove seqLen');
+    if (text && data.path !== undefined) onlyFor('path', 'fashion-mnist', 'use source for a text file');
+    if (text && data.flip) onlyFor('flip', 'fashion-mnist', 'remove flip');
+    const unshardable = 'text is sharded IID by sequence (remove shardBy or use shardBy: worker)';
+    if (text && data.shardBy === 'dirichlet')
+      ctx.addIssue({ code: 'custom', path: ['shardBy'], message: unshardable });
+    if (text && data.validation > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['validation'],
+        message: 'text always holds out its last 10 % for evaluation (remove validation)',
+      });
+    }
     if (data.shardBy !== 'dirichlet' && data.alpha !== undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -157,9 +213,10 @@ const dataSchema = section({
       });
     }
   })
-  .transform(({ alpha, ...rest }): typeof rest & { alpha?: number } =>
-    rest.shardBy === 'dirichlet' ? { ...rest, alpha: alpha ?? 1 } : rest,
-  );
+  .transform(({ alpha, ...rest }): typeof rest & { alpha?: number } => {
+    const withSeqLen = rest.kind === 'text' ? { ...rest, seqLen: rest.seqLen ?? 64 } : rest;
+    return rest.shardBy === 'dirichlet' ? { ...withSeqLen, alpha: alpha ?? 1 } : withSeqLen;
+  });
 
 const rate = boundedNumber({ gt: 0, max: 1e6 });
 const optimizerSchema = z.discriminatedUnion(
@@ -410,7 +467,28 @@ export const jobSpecSchema = section({
   simulate: simulateSchema.optional(),
 }).superRefine((spec, ctx) => {
   // Cross-field checks: what the rule, its pre-aggregators and the attack need of the rest of the spec.
-  if (spec.evaluation.split === 'validation' && spec.data.validation === 0) {
+  const lm = spec.model.kind === 'transformer';
+  if (lm !== (spec.data.kind === 'text')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: lm ? ['data', 'kind'] : ['model', 'kind'],
+      message: lm
+        ? 'a transformer trains on text: set data: { kind: text } (model and data must match)'
+        : 'text data needs model: { kind: transformer } (mlp and cnn read images; model and data must match)',
+    });
+  }
+  if (
+    spec.model.kind === 'transformer' &&
+    spec.data.seqLen !== undefined &&
+    spec.data.seqLen > spec.model.context
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['data', 'seqLen'],
+      message: `at most model.context (${spec.model.context}): lower seqLen or raise model.context`,
+    });
+  }
+  if (spec.evaluation.split === 'validation' && spec.data.validation === 0 && spec.data.kind !== 'text') {
     ctx.addIssue({
       code: 'custom',
       path: ['evaluation', 'split'],

@@ -3,10 +3,11 @@
  * - memory: the job's parameters × the buffers the coordinator keeps for them must fit the memory budget;
  * - checkpoints: written under the coordinator's checkpoint directory only (a spec names at most a relative
  *   sub-directory; a symbolic link leading out of it is refused);
- * - data: `data.path` must name a Fashion-MNIST directory inside one of the coordinator's data roots. Every
- *   reason a path is refused gets the same message, so a submitter learns nothing about what exists elsewhere.
+ * - data: `data.path` must name a Fashion-MNIST directory, and `data.source` a text file, inside one of the
+ *   coordinator's data roots. Every reason a path is refused gets the same message, so a submitter learns
+ *   nothing about what exists elsewhere.
  */
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { JobSpecError, type JobSpec } from '../config/jobSpec.ts';
 import { resolveFashionMnist } from '../data/fashionMnist.ts';
@@ -69,6 +70,9 @@ export function admitJob(spec: JobSpec, config: AdmissionConfig): JobSpec {
     );
   }
   checkpointDirectory(spec, config);
+  if (spec.data.source !== undefined) {
+    return { ...spec, data: { ...spec.data, source: textSourceFile(spec.data.source, config.dataRoots) } };
+  }
   if (spec.data.path === undefined) return spec;
   return { ...spec, data: { ...spec.data, path: datasetDirectory(spec.data.path, config.dataRoots) } };
 }
@@ -105,6 +109,25 @@ export function datasetDirectory(dataPath: string, roots: readonly string[]): st
     }
   }
   throw new JobSpecError([NO_DATASET]);
+}
+
+const NO_TEXT =
+  "data.source: no text file by that name in the coordinator's data roots; give a file relative to a data root " +
+  '(the operator lists them with --data-root), or omit data.source for the default text';
+
+/** The real path of the text file `source` names inside one of `roots`; one error for every failure. */
+export function textSourceFile(source: string, roots: readonly string[]): string {
+  for (const root of roots) {
+    const candidate = path.resolve(root, source);
+    if (!isInside(path.resolve(root), candidate) || !existsSync(root)) continue;
+    try {
+      const real = realpathSync(candidate);
+      if (isInside(realpathSync(root), real) && statSync(real).isFile()) return real;
+    } catch {
+      // absent or unreadable: same answer as outside the roots
+    }
+  }
+  throw new JobSpecError([NO_TEXT]);
 }
 
 /** Real path of `p`: its deepest existing ancestor resolved through symbolic links, the rest appended. */

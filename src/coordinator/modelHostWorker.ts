@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
 import { createTrainer } from '../models/trainer.ts';
-import { loadFashionMnist, loadTrainingLabels } from '../data/fashionMnist.ts';
+import { loadTrainingLabels } from '../data/fashionMnist.ts';
+import { loadJobData } from '../data/jobData.ts';
 import { evaluationSplit, rankShard } from '../data/partition.ts';
 import { ShardingError } from '../data/sharding.ts';
 
@@ -18,10 +19,10 @@ async function main(): Promise<void> {
   const trainer = await createTrainer(spec.model);
   // Only the split evaluation.split names is kept (the validation split is carved from the training set).
   const onValidation = spec.evaluation.split === 'validation';
-  const data = await loadFashionMnist({
-    path: spec.data.path,
-    maxTrain: onValidation ? spec.data.maxTrain : 1,
-    maxTest: onValidation ? 1 : spec.data.maxTest,
+  const text = spec.data.kind === 'text';
+  const data = await loadJobData(spec, {
+    maxTrain: onValidation && !text ? spec.data.maxTrain : 1,
+    maxTest: onValidation && !text ? 1 : spec.data.maxTest,
   });
   const evaluated = evaluationSplit(data, spec);
   if (spec.data.shardBy === 'dirichlet') {

@@ -22,10 +22,15 @@ export interface BatcherOptions {
   flip?: boolean;
 }
 
-/** A Batch with buffers for `size` examples. */
-export function createBatch(size: number): Batch {
+/**
+ * A Batch with buffers for `size` examples: images by default, token sequences of `seqLen` (x and y both
+ * size·seqLen long) when given.
+ */
+export function createBatch(size: number, seqLen?: number): Batch {
   if (!Number.isInteger(size) || size <= 0) throw new Error(`createBatch: size must be a positive integer, got ${size}`);
-  return { x: new Float32Array(size * IMAGE_SIZE), y: new Uint8Array(size), size };
+  if (seqLen === undefined) return { x: new Float32Array(size * IMAGE_SIZE), y: new Uint8Array(size), size };
+  if (!Number.isInteger(seqLen) || seqLen <= 0) throw new Error(`createBatch: seqLen must be a positive integer`);
+  return { x: new Float32Array(size * seqLen), y: new Uint8Array(size * seqLen), size };
 }
 
 export class Batcher {
@@ -54,7 +59,8 @@ export class Batcher {
     this.batchSize = batchSize;
     this.seed = seed >>> 0;
     this.flip = options.flip ?? false;
-    this.buffer = createBatch(batchSize);
+    if (this.flip && split.exampleSize !== undefined) throw new Error('Batcher: flip applies to images only');
+    this.buffer = createBatch(batchSize, split.exampleSize);
   }
 
   /** Examples in the shard. */
@@ -86,10 +92,17 @@ export class Batcher {
   }
 
   /** Batch number `step`, written into `out` (a new Batch if omitted). Does not move the cursor. */
-  batchAt(step: number, out: Batch = createBatch(this.batchSize)): Batch {
+  batchAt(step: number, out: Batch = createBatch(this.batchSize, this.split.exampleSize)): Batch {
     if (!Number.isInteger(step) || step < 0) throw new Error(`Batcher: step must be a non-negative integer, got ${step}`);
     const b = this.batchSize;
-    if (out.x.length < b * IMAGE_SIZE || out.y.length < b) throw new Error(`Batcher: output batch holds fewer than ${b} examples`);
+    const size = this.split.exampleSize ?? IMAGE_SIZE;
+    const targets = this.split.exampleSize ?? 1;
+    if (this.split.exampleSize === undefined) {
+      if (out.x.length < b * size || out.y.length < b) throw new Error(`Batcher: output batch holds fewer than ${b} examples`);
+    } else if (out.x.length !== b * size || out.y.length !== b * targets) {
+      // A sequence batch's length is read from its buffers (x.length / size), so those must be exact.
+      throw new Error(`Batcher: output batch does not hold exactly ${b} sequences of ${size}`);
+    }
     const n = this.indices.length;
     const flipRng = this.flip ? new Rng(deriveSeed(this.seed, FLIP_STREAM, step)) : undefined;
     const images = this.split.images;
@@ -97,16 +110,16 @@ export class Batcher {
       const pos = step * b + k;
       const epoch = Math.floor(pos / n);
       const example = this.indices[this.permutation(epoch)[pos - epoch * n]];
-      out.y[k] = this.split.labels[example];
-      const src = example * IMAGE_SIZE;
-      const dst = k * IMAGE_SIZE;
+      out.y.set(this.split.labels.subarray(example * targets, (example + 1) * targets), k * targets);
+      const src = example * size;
+      const dst = k * size;
       if (flipRng !== undefined && flipRng.next() < 0.5) {
         for (let r = 0; r < IMAGE_SIDE; r++) {
           const row = r * IMAGE_SIDE;
           for (let c = 0; c < IMAGE_SIDE; c++) out.x[dst + row + c] = images[src + row + IMAGE_SIDE - 1 - c];
         }
       } else {
-        out.x.set(images.subarray(src, src + IMAGE_SIZE), dst);
+        out.x.set(images.subarray(src, src + size), dst);
       }
     }
     out.size = b;

@@ -51,6 +51,11 @@ export interface DatasetSplit {
   /** Class ids 0..9. */
   labels: Uint8Array;
   count: number;
+  /**
+   * Absent for images (784 floats and one label each). Set for token sequences (src/data/text.ts): each example
+   * is `exampleSize` token ids in `images` and as many next-token ids in `labels`.
+   */
+  exampleSize?: number;
 }
 
 export interface FashionMnist {

@@ -44,19 +44,38 @@ export function validationIndices(trainLabels: Uint8Array, data: Pick<DataSectio
 
 /** The examples `indices` of `split`, copied into a split of their own. */
 export function subsetSplit(split: DatasetSplit, indices: ArrayLike<number>): DatasetSplit {
-  const images = new Float32Array(indices.length * IMAGE_SIZE);
-  const labels = new Uint8Array(indices.length);
+  const size = split.exampleSize ?? IMAGE_SIZE;
+  const targets = split.exampleSize ?? 1;
+  const images = new Float32Array(indices.length * size);
+  const labels = new Uint8Array(indices.length * targets);
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
     if (!(i >= 0 && i < split.count)) throw new Error(`subsetSplit: index ${i} is outside the split (count ${split.count})`);
-    images.set(split.images.subarray(i * IMAGE_SIZE, (i + 1) * IMAGE_SIZE), k * IMAGE_SIZE);
-    labels[k] = split.labels[i];
+    images.set(split.images.subarray(i * size, (i + 1) * size), k * size);
+    labels.set(split.labels.subarray(i * targets, (i + 1) * targets), k * targets);
   }
-  return { images, labels, count: indices.length };
+  const out: DatasetSplit = { images, labels, count: indices.length };
+  if (split.exampleSize !== undefined) out.exampleSize = split.exampleSize;
+  return out;
 }
 
-/** The split `evaluation.split` names: the test set, or the validation examples held out of the training set. */
+/**
+ * Sorted indices into `train` of the examples rank `rank` trains on: rankShard for images; for token sequences
+ * (text) an IID shard of all training sequences (the held-out text is already apart; see text.ts).
+ */
+export function rankShardOf(train: DatasetSplit, data: DataSection, seed: number, numShards: number, rank: number): Uint32Array {
+  if (train.exampleSize === undefined) return rankShard(train.labels, data, seed, numShards, rank);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= numShards) {
+    throw new Error(`rankShard: rank must be an integer in [0, ${numShards}), got ${rank}`);
+  }
+  return shardIndices(train.count, numShards, rank, seed);
+}
+
+/**
+ * The split `evaluation.split` names: the test set, or the validation examples held out of the training set.
+ * For text both name the held-out end of the text (data.kind text).
+ */
 export function evaluationSplit(data: FashionMnist, spec: Pick<JobSpec, 'data' | 'evaluation' | 'seed'>): DatasetSplit {
-  if (spec.evaluation.split === 'test') return data.test;
+  if (spec.evaluation.split === 'test' || spec.data.kind === 'text') return data.test;
   return subsetSplit(data.train, validationIndices(data.train.labels, spec.data, spec.seed));
 }

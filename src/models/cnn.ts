@@ -13,7 +13,7 @@
  */
 import { buildLayout } from '../core/layout/parameterLayout.ts';
 import { pytorchDefaultInit } from './init.ts';
-import type { Model } from './model.ts';
+import { IMAGE_IO, imageInput, type Model } from './model.ts';
 import { IMAGE_SIDE } from './model.ts';
 import type { ModelOps } from './ops.ts';
 import { tf } from './tf.ts';
@@ -37,8 +37,11 @@ export function createCnn(): Model {
   return {
     spec: { kind: 'cnn' },
     layout,
+    io: IMAGE_IO,
+    input: imageInput,
     initialParameters: (seed) => pytorchDefaultInit(layout, seed, (name) => fanIn.get(name) ?? 0),
-    apply(params: readonly tf.Tensor[], x: tf.Tensor4D, ops: ModelOps): tf.Tensor2D {
+    apply(params: readonly tf.Tensor[], input: tf.Tensor, ops: ModelOps): tf.Tensor2D {
+      const x = input as tf.Tensor4D;
       const [w1, b1, w2, b2, w3, b3, w4, b4] = params;
       if (x.shape[1] !== IMAGE_SIDE || x.shape[2] !== IMAGE_SIDE || x.shape[3] !== 1) {
         throw new Error(`cnn: expected input [N,28,28,1], got [${x.shape.join(',')}]`);

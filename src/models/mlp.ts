@@ -6,7 +6,7 @@
  */
 import { buildLayout, type LayerSpec } from '../core/layout/parameterLayout.ts';
 import { pytorchDefaultInit } from './init.ts';
-import type { Model } from './model.ts';
+import { IMAGE_IO, imageInput, type Model } from './model.ts';
 import { IMAGE_SIZE, NUM_CLASSES } from './model.ts';
 import type { ModelOps } from './ops.ts';
 import { tf } from './tf.ts';
@@ -31,8 +31,11 @@ export function createMlp(hidden: readonly number[]): Model {
   return {
     spec: { kind: 'mlp', hidden: [...hidden] },
     layout,
+    io: IMAGE_IO,
+    input: imageInput,
     initialParameters: (seed) => pytorchDefaultInit(layout, seed, (name) => fanIn.get(name) ?? 0),
-    apply(params: readonly tf.Tensor[], x: tf.Tensor4D, ops: ModelOps): tf.Tensor2D {
+    apply(params: readonly tf.Tensor[], input: tf.Tensor, ops: ModelOps): tf.Tensor2D {
+      const x = input as tf.Tensor4D;
       let h: tf.Tensor2D = tf.reshape(x, [x.shape[0], IMAGE_SIZE]);
       for (let i = 0; i < numDense; i++) {
         const w = params[2 * i] as tf.Tensor2D;

@@ -5,21 +5,54 @@
  */
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import type { ModelOps } from './ops.ts';
-import type { tf } from './tf.ts';
+import { tf } from './tf.ts';
 import type { ModelSpec } from './types.ts';
 
 export const IMAGE_SIDE = 28;
 export const IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE;
 export const NUM_CLASSES = 10;
 
+/**
+ * How a model reads a Batch. 'image': `exampleSize` floats and one target per example. 'sequence': token
+ * sequences of any length T ≤ the model's context, one target per token; T = x.length / examples (batches and
+ * splits hold exactly their examples).
+ */
+export type ModelIo =
+  { kind: 'image'; exampleSize: number; numClasses: number } | { kind: 'sequence'; numClasses: number };
+
+export const IMAGE_IO: ModelIo = { kind: 'image', exampleSize: IMAGE_SIZE, numClasses: NUM_CLASSES };
+
+/** Floats of x and targets per example for `count` examples whose x buffer holds `xLength` floats. */
+export function exampleShape(
+  io: ModelIo,
+  xLength: number,
+  count: number,
+): { exampleSize: number; targets: number } {
+  if (io.kind === 'image') return { exampleSize: io.exampleSize, targets: 1 };
+  const t = xLength / count;
+  if (!Number.isInteger(t) || t <= 0) {
+    throw new Error(`sequence model: ${xLength} token ids do not split into ${count} equal sequences`);
+  }
+  return { exampleSize: t, targets: t };
+}
+
 export interface Model {
   readonly spec: ModelSpec;
   readonly layout: ParameterLayout;
+  readonly io: ModelIo;
+  /** The input tensor of `n` examples whose x values are `x` (n · io.exampleSize floats). */
+  input(x: Float32Array, n: number): tf.Tensor;
   /** Deterministic, backend-independent initial parameters (PyTorch defaults, see init.ts). */
   initialParameters(seed: number): Float32Array;
   /**
-   * Logits [N, 10] for images x [N, 28, 28, 1]. `params` holds one tensor per layout layer, in layout order
+   * Logits [N · targetsPerExample, numClasses] for the input tensor of N examples (images: [N, 28, 28, 1];
+   * tokens: int32 [N, T]). `params` holds one tensor per layout layer, in layout order
    * and with the layer's shape. Must be called inside a tidy (or the caller disposes intermediates).
    */
-  apply(params: readonly tf.Tensor[], x: tf.Tensor4D, ops: ModelOps): tf.Tensor2D;
+  apply(params: readonly tf.Tensor[], x: tf.Tensor, ops: ModelOps): tf.Tensor2D;
+}
+
+/** Images [n, 28, 28, 1] from n · 784 floats. */
+export function imageInput(x: Float32Array, n: number): tf.Tensor4D {
+  return tf.tensor4d(x.subarray(0, n * IMAGE_SIZE), [n, IMAGE_SIDE, IMAGE_SIDE, 1]);
 }

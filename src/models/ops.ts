@@ -36,6 +36,8 @@ export interface ModelOps {
   conv2d(x: tf.Tensor4D, w: tf.Tensor4D, isData: boolean): tf.Tensor4D;
   /** a [N,K] · b [K,M]. `a` must not need a gradient if isData. */
   matMul(a: tf.Tensor2D, b: tf.Tensor2D, isData: boolean): tf.Tensor2D;
+  /** Batched a [B,M,K] · b [B,K,N] (attention); both may need gradients. */
+  batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D;
 }
 
 export function createOps(kernels: KernelChoice): ModelOps {
@@ -48,6 +50,10 @@ export function createOps(kernels: KernelChoice): ModelOps {
     matMul:
       kernels.matMul === 'explicit-transpose'
         ? (a, b, isData) => (isData ? matMulDataInput(a, b) : (matMulCustom(a, b) as tf.Tensor2D))
+        : (a, b) => tf.matMul(a, b),
+    batchMatMul:
+      kernels.matMul === 'explicit-transpose'
+        ? (a, b) => batchMatMulCustom(a, b) as tf.Tensor3D
         : (a, b) => tf.matMul(a, b),
   };
 }
@@ -110,12 +116,38 @@ const matMulCustom = tf.customGrad((...args) => {
   };
 });
 
+const batchMatMulCustom = tf.customGrad((...args) => {
+  const [a, b, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy, saved) => {
+      const [sa, sb] = saved as [tf.Tensor3D, tf.Tensor3D];
+      const dy3 = dy as tf.Tensor3D;
+      return [tf.matMul(dy3, tf.transpose(sb, [0, 2, 1])), tf.matMul(tf.transpose(sa, [0, 2, 1]), dy3)];
+    },
+  };
+});
+
+/**
+ * a · b where only b needs a gradient. `a` is a tape input saved for the backward pass (so it may be made
+ * inside the differentiated function, e.g. a one-hot of token ids); its gradient is reported as zeros, which
+ * the tape drops because `a` depends on no parameter.
+ */
+const matMulDataInputCustom = tf.customGrad((...args) => {
+  const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([a]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy, saved) => {
+      const [sa] = saved as [tf.Tensor2D];
+      return [tf.zerosLike(sa), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+    },
+  };
+});
+
 function matMulDataInput(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
-  const op = tf.customGrad((...args) => {
-    const [bt] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    return { value: tf.matMul(a, bt), gradFunc: (dy) => [tf.matMul(tf.transpose(a), dy as tf.Tensor2D)] };
-  });
-  return op(b) as tf.Tensor2D;
+  return matMulDataInputCustom(a, b) as tf.Tensor2D;
 }
 
 /** Mean softmax cross-entropy of logits [N,C] against one-hot targets [N,C]. */

@@ -9,7 +9,7 @@
  */
 import { layerView } from '../core/layout/parameterLayout.ts';
 import type { Model } from './model.ts';
-import { IMAGE_SIDE, IMAGE_SIZE, NUM_CLASSES } from './model.ts';
+import { exampleShape } from './model.ts';
 import {
   createOps,
   defaultKernelChoice,
@@ -24,7 +24,7 @@ import type { Batch, GradientResult, ModelSpec, Trainer } from './types.ts';
 export interface TrainerOptions {
   /** Override the backend-derived kernel choice (tests compare the variants). */
   kernels?: Partial<KernelChoice>;
-  /** Examples per forward pass in evaluate(); default 1000. */
+  /** Targets per forward pass in evaluate() (examples for image models); default 1000. */
   evalBatchSize?: number;
 }
 
@@ -75,7 +75,8 @@ export class TfTrainer implements Trainer {
     const n = batch.size;
     if (!Number.isInteger(n) || n <= 0)
       throw new Error(`trainer: batch size must be a positive integer, got ${n}`);
-    if (batch.x.length < n * IMAGE_SIZE || batch.y.length < n) {
+    const { exampleSize, targets } = exampleShape(this.model.io, batch.x.length, n);
+    if (batch.x.length < n * exampleSize || batch.y.length < n * targets) {
       throw new Error(
         `trainer: batch buffers too small for ${n} examples (x ${batch.x.length}, y ${batch.y.length})`,
       );
@@ -87,8 +88,12 @@ export class TfTrainer implements Trainer {
     try {
       [lossT, gradT] = tf.tidy(() => {
         const p = this.uploadParams(params);
-        const x = tf.tensor4d(batch.x.subarray(0, n * IMAGE_SIZE), [n, IMAGE_SIDE, IMAGE_SIDE, 1]);
-        const y = tf.oneHot(tf.tensor1d(labelsToInt32(batch.y, 0, n), 'int32'), NUM_CLASSES) as tf.Tensor2D;
+        const x = this.model.input(batch.x.subarray(0, n * exampleSize), n);
+        const classes = this.model.io.numClasses;
+        const y = tf.oneHot(
+          tf.tensor1d(labelsToInt32(batch.y, 0, n * targets, classes), 'int32'),
+          classes,
+        ) as tf.Tensor2D;
         const f = (...ps: tf.Tensor[]) => softmaxCrossEntropy(this.model.apply(ps, x, this.ops), y);
         const { value, grads } = tf.valueAndGrads(f)(p);
         const flat =
@@ -118,26 +123,30 @@ export class TfTrainer implements Trainer {
     this.checkParams(params);
     const total = Math.min(split.count, limit ?? split.count);
     if (!(total > 0)) throw new Error(`trainer: nothing to evaluate (count ${split.count}, limit ${limit})`);
-    if (split.images.length < total * IMAGE_SIZE || split.labels.length < total) {
+    const { exampleSize, targets } = exampleShape(this.model.io, split.images.length, split.count);
+    const classes = this.model.io.numClasses;
+    if (split.images.length < total * exampleSize || split.labels.length < total * targets) {
       throw new Error(`trainer: split buffers too small for ${total} examples`);
     }
     const p = this.uploadParams(params);
     let lossSum = 0;
     let correct = 0;
+    const evalBatch = Math.max(1, Math.floor(this.evalBatchSize / targets));
     try {
-      for (let start = 0; start < total; start += this.evalBatchSize) {
-        const n = Math.min(this.evalBatchSize, total - start);
+      for (let start = 0; start < total; start += evalBatch) {
+        const n = Math.min(evalBatch, total - start);
         const [lossT, correctT] = tf.tidy(() => {
-          const x = tf.tensor4d(split.images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE), [
+          const x = this.model.input(
+            split.images.subarray(start * exampleSize, (start + n) * exampleSize),
             n,
-            IMAGE_SIDE,
-            IMAGE_SIDE,
-            1,
-          ]);
-          const labels = tf.tensor1d(labelsToInt32(split.labels, start, n), 'int32');
+          );
+          const labels = tf.tensor1d(
+            labelsToInt32(split.labels, start * targets, n * targets, classes),
+            'int32',
+          );
           const logits = this.model.apply(p, x, this.ops);
-          const oneHot = tf.oneHot(labels, NUM_CLASSES) as tf.Tensor2D;
-          const lossSumT = tf.mul(softmaxCrossEntropy(logits, oneHot), n);
+          const oneHot = tf.oneHot(labels, classes) as tf.Tensor2D;
+          const lossSumT = tf.mul(softmaxCrossEntropy(logits, oneHot), n * targets);
           const correctT = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
           return [lossSumT, correctT];
         });
@@ -153,7 +162,7 @@ export class TfTrainer implements Trainer {
     } finally {
       tf.dispose(p);
     }
-    return { accuracy: correct / total, loss: lossSum / total };
+    return { accuracy: correct / (total * targets), loss: lossSum / (total * targets) };
   }
 
   dispose(): void {
@@ -181,11 +190,13 @@ export async function createTrainer(spec: ModelSpec, options: TrainerOptions = {
   return new TfTrainer(createModel(spec), options);
 }
 
-function labelsToInt32(labels: Uint8Array, start: number, n: number): Int32Array {
+function labelsToInt32(labels: Uint8Array, start: number, n: number, classes: number): Int32Array {
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = labels[start + i];
-    if (v >= NUM_CLASSES) throw new Error(`trainer: label ${v} at index ${start + i} is not a class id 0..9`);
+    if (v >= classes) {
+      throw new Error(`trainer: label ${v} at index ${start + i} is not a class id 0..${classes - 1}`);
+    }
     out[i] = v;
   }
   return out;

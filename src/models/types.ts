@@ -7,12 +7,33 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 export type ModelSpec =
   | { kind: 'mlp'; hidden: number[] }
   // the 431,080-parameter CNN of the robust-aggregation literature
-  | { kind: 'cnn' };
+  | { kind: 'cnn' }
+  | TransformerSpec;
 
-/** A batch of examples: images as float32 NHWC (28x28x1 flattened per example), labels as class ids. */
+/**
+ * A decoder-only character transformer (transformer.ts). `vocab` is the sorted string of its distinct
+ * characters (token id = index in it), so the vocabulary travels with the model config.
+ */
+export interface TransformerSpec {
+  kind: 'transformer';
+  vocab: string;
+  dModel: number;
+  layers: number;
+  heads: number;
+  /** Hidden width of the MLP. */
+  ffn: number;
+  /** Longest sequence the positional embedding covers. */
+  context: number;
+}
+
+/**
+ * A batch of examples. Images: x = float32 NHWC (28x28x1 flattened per example), y = one class id each.
+ * Token sequences of length T: x = the T input token ids per example (as float32, exact below 2²⁴),
+ * y = the T next-token ids (targets).
+ */
 export interface Batch {
-  x: Float32Array; // [size * 784]
-  y: Uint8Array; // [size]
+  x: Float32Array; // [size * exampleSize]
+  y: Uint8Array; // [size * targetsPerExample]
   size: number;
 }
 
@@ -29,7 +50,11 @@ export interface Trainer {
   initialParameters(seed: number): Float32Array;
   /** Mean cross-entropy gradient of the batch at `params`. */
   gradient(params: Float32Array, batch: Batch): Promise<GradientResult>;
-  /** Accuracy and mean loss over the first `limit` examples of a dataset split (all if omitted). */
+  /**
+   * Accuracy and mean cross-entropy (nats per target: per character for a language model) over
+   * the first `limit` examples of a dataset split (all if omitted); accuracy is per target too (next-char
+   * accuracy for a language model).
+   */
   evaluate(
     params: Float32Array,
     split: { images: Float32Array; labels: Uint8Array; count: number },

@@ -94,7 +94,7 @@ export function simulationReport(spec: JobSpec, result: SimulationResult): Simul
     kind: 'simulation',
     name: spec.name,
     seed: spec.seed,
-    model: spec.model.kind === 'mlp' ? `mlp 784-${spec.model.hidden.join('-')}-10` : 'cnn',
+    model: modelLabel(spec.model),
     rounds: result.rounds,
     workers: result.n,
     rule: spec.aggregation.rule,
@@ -137,6 +137,7 @@ export function formatSimulationSummary(report: SimulationReport): string {
   const rule = `${report.rule}${report.pre.length ? ` after ${report.pre.join('+')}` : ''}`;
   const attack = report.byzantine ? `${report.byzantine} × ${report.attack}` : 'no attack';
   const evals = report.evaluations.map((e) => `${e.round}: ${pct(e.accuracy)}`).join('  ');
+  const evalLosses = report.evaluations.map((e) => `${e.round}: ${e.loss.toFixed(3)}`).join('  ');
   const h = report.health;
   const byz = report.byzantine
     ? `byzantine vectors included ${pct(h.byzantineInclusion)} of the time (in ${h.roundsWithByzantineIncluded} rounds)`
@@ -144,6 +145,7 @@ export function formatSimulationSummary(report: SimulationReport): string {
   return [
     `simulation ${report.name}: ${report.rounds} rounds, ${report.workers} workers (${attack}), rule ${rule}, f = ${report.f} — ${report.wallSeconds.toFixed(1)} s`,
     `  ${report.evaluatedOn} accuracy  ${evals}`,
+    `  ${report.evaluatedOn} loss (nats per target; per char for a language model)  ${evalLosses}`,
     `  final ${pct(report.finalAccuracy)}  best ${pct(report.bestAccuracy)}  worst ${pct(report.worstAccuracy)}  ` +
       `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}` +
       (report.rollbacks
@@ -173,4 +175,10 @@ function compressionLine(c: CompressionSummary): string {
     `  gradients ${(c.bytes / 1e6).toFixed(2)} MB sent, ${c.ratio.toFixed(1)}× less than fp32; ` +
     `${c.plans.length} plan${c.plans.length === 1 ? '' : 's'}: ${plans}`
   );
+}
+
+function modelLabel(m: JobSpec['model']): string {
+  if (m.kind === 'transformer')
+    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn} ctx${m.context}`;
+  return m.kind === 'mlp' ? `mlp 784-${m.hidden.join('-')}-10` : 'cnn';
 }

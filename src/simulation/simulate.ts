@@ -47,7 +47,8 @@ import { RoundStepper } from '../core/roundStep.ts';
 import { createOptimizer } from '../core/optim/index.ts';
 import type { Optimizer } from '../core/optim/types.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
-import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
+import type { FashionMnist } from '../data/fashionMnist.ts';
+import { loadJobData } from '../data/jobData.ts';
 import { evaluationSplit } from '../data/partition.ts';
 import { createTrainer } from '../models/trainer.ts';
 import type { Trainer } from '../models/types.ts';
@@ -213,12 +214,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
   const trainer: Trainer = await createTrainer(spec.model);
   try {
     const data =
-      opts.data ??
-      (await loadFashionMnist({
-        path: spec.data.path,
-        maxTrain: spec.data.maxTrain,
-        maxTest: spec.data.maxTest,
-      }));
+      opts.data ?? (await loadJobData(spec, { maxTrain: spec.data.maxTrain, maxTest: spec.data.maxTest }));
     log(`data: ${data.train.count} training / ${data.test.count} test examples from ${data.source}`);
     const evaluated = evaluationSplit(data, spec);
     if (spec.evaluation.split === 'validation') {

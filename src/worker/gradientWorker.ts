@@ -11,7 +11,7 @@ import type { Attack } from '../core/attacks/types.ts';
 import { GradientHistory } from '../core/attacks/stats.ts';
 import { Batcher, createBatch } from '../data/batcher.ts';
 import type { DatasetSplit } from '../data/fashionMnist.ts';
-import { rankShard } from '../data/partition.ts';
+import { rankShardOf } from '../data/partition.ts';
 import type { Batch, Trainer } from '../models/types.ts';
 
 export interface ByzantineConfig {
@@ -51,13 +51,13 @@ export class GradientWorker {
     readonly byzantine?: ByzantineConfig,
   ) {
     // The rank's shard of the training set minus the validation split (IID or Dirichlet, per spec.data).
-    this.shard = rankShard(train.labels, spec.data, spec.seed, worldSize, rank);
+    this.shard = rankShardOf(train, spec.data, spec.seed, worldSize, rank);
     this.batcher = new Batcher(train, this.shard, {
       batchSize: spec.data.batchSize,
       seed: deriveSeed(spec.seed, 0xba7c, rank),
       flip: spec.data.flip,
     });
-    this.batch = createBatch(spec.data.batchSize);
+    this.batch = createBatch(spec.data.batchSize, train.exampleSize);
     const d = trainer.layout.totalSize;
     this.momentum = spec.workers.momentum > 0 ? new Float32Array(d) : undefined;
     this.out = new Float32Array(d);

@@ -7,7 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import os from 'node:os';
 import { validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { layoutFingerprint } from '../core/layout/parameterLayout.ts';
-import { loadFashionMnist, type FashionMnist } from '../data/fashionMnist.ts';
+import type { FashionMnist } from '../data/fashionMnist.ts';
+import { loadJobData } from '../data/jobData.ts';
 import { createTrainer } from '../models/trainer.ts';
 import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from './backend.ts';
@@ -73,7 +74,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let currentJob = '';
   let currentRound = 0;
-  let dataset: { path: string | undefined; data: FashionMnist } | undefined;
+  let dataset: { key: string; data: FashionMnist } | undefined;
   let trainer: Trainer | undefined;
   let trainerKey = '';
   /** The job this process computes for: kept across rejoins so worker momentum survives them. */
@@ -158,11 +159,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
             `layout mismatch: coordinator ${joined.layoutFingerprint}, worker ${fingerprint} — versions differ?`,
           );
         }
-        const dataPath = options.dataPath ?? spec.data.path;
-        if (!dataset || dataset.path !== dataPath) {
+        // --data overrides the Fashion-MNIST directory; a text job reads data.source (or PHALANX_TEXT, …).
+        const text = spec.data.kind === 'text';
+        const dataPath = text ? spec.data.source : (options.dataPath ?? spec.data.path);
+        const dataKey = JSON.stringify([dataPath, text && spec.data.seqLen, text && key]);
+        if (!dataset || dataset.key !== dataKey) {
           dataset = {
-            path: dataPath,
-            data: await loadFashionMnist({ path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }),
+            key: dataKey,
+            data: await loadJobData(spec, { path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }),
           };
           log(
             `[${options.name}] data: ${dataset.data.train.count} training examples from ${dataset.data.source}`,

@@ -1,13 +1,15 @@
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { JobSpecError, validateJobSpec } from '../../../src/config/jobSpec.ts';
 import {
+  admitJob,
   checkpointDirectory,
   formatBytes,
   jobMemory,
   parseByteSize,
+  textSourceFile,
   type AdmissionConfig,
 } from '../../../src/coordinator/admission.ts';
 
@@ -71,5 +73,26 @@ describe('coordinator: admission', () => {
     expect(checkpointDirectory(validateJobSpec({ checkpoint: { dir: 'self/x' } }), config(root))).to.equal(
       path.join(root, 'self', 'x'),
     );
+  });
+
+  it('accepts a text data.source only as a file inside a data root, with one message for every refusal', () => {
+    const root = path.join(tmp, 'texts');
+    mkdirSync(path.join(root, 'dir'), { recursive: true });
+    writeFileSync(path.join(root, 'kjv.txt'), 'In the beginning\n');
+    writeFileSync(path.join(tmp, 'secret.txt'), 'x\n');
+    symlinkSync(path.join(tmp, 'secret.txt'), path.join(root, 'link.txt'));
+    const real = realpathSync(path.join(root, 'kjv.txt'));
+    expect(textSourceFile('kjv.txt', [root])).to.equal(real);
+    const spec = validateJobSpec({
+      model: { kind: 'transformer' },
+      data: { kind: 'text', source: 'kjv.txt' },
+    });
+    expect(admitJob(spec, { ...config(tmp), dataRoots: [root] }).data.source).to.equal(real);
+    for (const source of ['../secret.txt', path.join(tmp, 'secret.txt'), 'link.txt', 'dir', 'missing.txt']) {
+      expect(() => textSourceFile(source, [root]), source).to.throw(
+        JobSpecError,
+        /^invalid job spec:\n {2}- data\.source: no text file by that name in the coordinator's data roots/,
+      );
+    }
   });
 });

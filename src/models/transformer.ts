@@ -1,0 +1,180 @@
+/**
+ * A decoder-only character transformer (GPT-2 shape): token + learned position embeddings, `layers` pre-LN
+ * blocks  h ← h + Attn(LN₁ h);  h ← h + MLP(LN₂ h),  a final LayerNorm, and logits = LN(h) · Eᵀ with the
+ * input embedding E reused as the output projection (tied: one tensor, its gradient is the sum of both uses).
+ *
+ * Attention is multi-head causal self-attention: per head, softmax(q kᵀ / √d_head + M) v with M[i][j] = −1e9
+ * for j > i (a constant built outside the gradient tape), so position i only sees positions ≤ i.
+ * MLP: GELU (exact, 0.5·x·(1 + erf(x/√2))) between two dense layers.
+ *
+ * Written for the tfjs wasm backend: the embedding lookup is oneHot(ids) · E (the gradient of tf.gather needs
+ * UnsortedSegmentSum, which wasm lacks) and every matMul goes through ModelOps, whose gradients use explicit
+ * transposes (transpose flags are ~10× slower on wasm).
+ *
+ * Layout (dense weights [in, out]): embed.weight [V, d], pos.weight [context, d]; per block b:
+ * blocks.b.ln1.{gain,bias} [d], blocks.b.attn.qkv.{weight [d, 3d], bias [3d]} (q, k, v side by side, heads
+ * contiguous within each), blocks.b.attn.proj.{weight [d, d], bias [d]}, blocks.b.ln2.{gain,bias} [d],
+ * blocks.b.mlp.fc.{weight [d, ffn], bias [ffn]}, blocks.b.mlp.proj.{weight [ffn, d], bias [d]};
+ * then lnf.{gain,bias} [d]. No output bias.
+ */
+import { buildLayout, layerView, type LayerSpec } from '../core/layout/parameterLayout.ts';
+import { deriveSeed, Rng } from '../core/random.ts';
+import type { Model } from './model.ts';
+import type { ModelOps } from './ops.ts';
+import { tf } from './tf.ts';
+import { transformerSpecProblems } from './transformerSpec.ts';
+import type { TransformerSpec } from './types.ts';
+
+const INIT_STREAM = 0x7f0e;
+const LN_EPS = 1e-5;
+const MASKED = -1e9;
+
+function layerSpecs(spec: TransformerSpec): LayerSpec[] {
+  const { dModel: d, ffn: f } = spec;
+  const layers: LayerSpec[] = [
+    { name: 'embed.weight', shape: [spec.vocab.length, d] },
+    { name: 'pos.weight', shape: [spec.context, d] },
+  ];
+  for (let b = 0; b < spec.layers; b++) {
+    const p = `blocks.${b}`;
+    layers.push(
+      { name: `${p}.ln1.gain`, shape: [d] },
+      { name: `${p}.ln1.bias`, shape: [d] },
+      { name: `${p}.attn.qkv.weight`, shape: [d, 3 * d] },
+      { name: `${p}.attn.qkv.bias`, shape: [3 * d] },
+      { name: `${p}.attn.proj.weight`, shape: [d, d] },
+      { name: `${p}.attn.proj.bias`, shape: [d] },
+      { name: `${p}.ln2.gain`, shape: [d] },
+      { name: `${p}.ln2.bias`, shape: [d] },
+      { name: `${p}.mlp.fc.weight`, shape: [d, f] },
+      { name: `${p}.mlp.fc.bias`, shape: [f] },
+      { name: `${p}.mlp.proj.weight`, shape: [f, d] },
+      { name: `${p}.mlp.proj.bias`, shape: [d] },
+    );
+  }
+  layers.push({ name: 'lnf.gain', shape: [d] }, { name: 'lnf.bias', shape: [d] });
+  return layers;
+}
+
+/** Exact GELU: 0.5·x·(1 + erf(x/√2)). */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
+}
+
+/** Causal additive mask [T, T]: 0 on and below the diagonal, −1e9 above. */
+export function causalMask(t: number): Float32Array {
+  const m = new Float32Array(t * t);
+  for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[i * t + j] = MASKED;
+  return m;
+}
+
+export function createTransformer(spec: TransformerSpec): Model {
+  const problems = transformerSpecProblems(spec);
+  if (problems.length > 0) throw new Error(`transformer: ${problems.join('; ')}`);
+  const frozen: TransformerSpec = { ...spec };
+  const layout = buildLayout(layerSpecs(frozen));
+  const { dModel: d, heads: h, layers: numLayers } = frozen;
+  const v = frozen.vocab.length;
+  const dHead = d / h;
+  const masks = new Map<number, Float32Array>();
+
+  /**
+   * GPT-2 initialisation: weights N(0, 0.02²), the two residual projections N(0, (0.02/√(2L))²), biases 0,
+   * LayerNorm gains 1. Layer i draws from its own stream, so it does not depend on the others.
+   */
+  function initialParameters(seed: number): Float32Array {
+    const params = new Float32Array(layout.totalSize);
+    layout.layers.forEach((slot, i) => {
+      const view = layerView(params, slot);
+      if (slot.name.endsWith('.gain')) view.fill(1);
+      else if (slot.name.endsWith('.weight')) {
+        const residual = slot.name.endsWith('attn.proj.weight') || slot.name.endsWith('mlp.proj.weight');
+        const std = residual ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
+        const rng = new Rng(deriveSeed(seed, INIT_STREAM, i));
+        for (let k = 0; k < view.length; k++) view[k] = std * rng.normal();
+      }
+    });
+    return params;
+  }
+
+  function input(x: Float32Array, n: number): tf.Tensor2D {
+    const t = x.length / n;
+    if (!Number.isInteger(t) || t <= 0)
+      throw new Error(`transformer: ${x.length} ids are not ${n} sequences`);
+    if (t > frozen.context)
+      throw new Error(`transformer: sequences of ${t} exceed the context ${frozen.context}`);
+    const ids = new Int32Array(n * t);
+    for (let i = 0; i < ids.length; i++) {
+      const id = x[i];
+      if (!(Number.isInteger(id) && id >= 0 && id < v)) {
+        throw new Error(`transformer: token id ${id} at ${i} is outside the vocabulary (size ${v})`);
+      }
+      ids[i] = id;
+    }
+    return tf.tensor2d(ids, [n, t], 'int32');
+  }
+
+  function layerNorm(x: tf.Tensor2D, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor2D {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, LN_EPS))), gain), bias);
+  }
+
+  /** [N·T, d] → [N·H, T, d_head]. */
+  function splitHeads(x: tf.Tensor2D, n: number, t: number): tf.Tensor3D {
+    return tf.reshape(tf.transpose(tf.reshape(x, [n, t, h, dHead]), [0, 2, 1, 3]), [n * h, t, dHead]);
+  }
+
+  function attention(
+    x: tf.Tensor2D,
+    p: readonly tf.Tensor[],
+    n: number,
+    t: number,
+    ops: ModelOps,
+    mask: tf.Tensor,
+  ) {
+    const [wQkv, bQkv, wProj, bProj] = p;
+    const qkv = tf.add(ops.matMul(x, wQkv as tf.Tensor2D, false), bQkv);
+    const [q, k, val] = tf.split(qkv, 3, 1) as tf.Tensor2D[];
+    const qh = splitHeads(q, n, t);
+    const kT = tf.transpose(splitHeads(k, n, t), [0, 2, 1]);
+    const scores = tf.add(tf.mul(ops.batchMatMul(qh, kT), 1 / Math.sqrt(dHead)), mask);
+    const out = ops.batchMatMul(tf.softmax(scores) as tf.Tensor3D, splitHeads(val, n, t)); // [N·H, T, d_head]
+    const merged = tf.reshape(tf.transpose(tf.reshape(out, [n, h, t, dHead]), [0, 2, 1, 3]), [n * t, d]);
+    return tf.add(ops.matMul(merged as tf.Tensor2D, wProj as tf.Tensor2D, false), bProj) as tf.Tensor2D;
+  }
+
+  function apply(params: readonly tf.Tensor[], ids: tf.Tensor, ops: ModelOps): tf.Tensor2D {
+    const [n, t] = ids.shape as [number, number];
+    const embed = params[0] as tf.Tensor2D;
+    const pos = tf.slice(params[1] as tf.Tensor2D, [0, 0], [t, d]);
+    const oneHot = tf.oneHot(tf.reshape(ids, [n * t]) as tf.Tensor1D, v) as tf.Tensor2D;
+    let hidden = tf.reshape(tf.add(tf.reshape(ops.matMul(oneHot, embed, true), [n, t, d]), pos), [
+      n * t,
+      d,
+    ]) as tf.Tensor2D;
+    let maskValues = masks.get(t);
+    if (maskValues === undefined) masks.set(t, (maskValues = causalMask(t)));
+    const mask = tf.tensor2d(maskValues, [t, t]);
+    for (let b = 0; b < numLayers; b++) {
+      const p = params.slice(2 + 12 * b, 2 + 12 * (b + 1));
+      hidden = tf.add(hidden, attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), n, t, ops, mask));
+      const fc = tf.add(ops.matMul(layerNorm(hidden, p[6], p[7]), p[8] as tf.Tensor2D, false), p[9]);
+      hidden = tf.add(
+        hidden,
+        tf.add(ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false), p[11]),
+      );
+    }
+    const last = 2 + 12 * numLayers;
+    const final = layerNorm(hidden, params[last], params[last + 1]);
+    return ops.matMul(final, tf.transpose(embed), false); // tied output projection: logits [N·T, V]
+  }
+
+  return {
+    spec: frozen,
+    layout,
+    io: { kind: 'sequence', numClasses: v },
+    input,
+    initialParameters,
+    apply,
+  };
+}

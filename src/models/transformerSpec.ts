@@ -1,0 +1,29 @@
+/**
+ * What can be said about a transformer spec without tfjs: its parameter count and whether it can be built
+ * (job-spec validation and admission use these; transformer.ts builds the model).
+ */
+import type { TransformerSpec } from './types.ts';
+
+/** Parameters of a transformer spec: V·d + C·d + L·(4d² + 2d·f + 9d + f) + 2d. */
+export function transformerParameterCount(spec: Omit<TransformerSpec, 'kind'>): number {
+  const { dModel: d, ffn: f, layers: l, context: c } = spec;
+  const v = spec.vocab.length;
+  return v * d + c * d + l * (4 * d * d + 2 * d * f + 9 * d + f) + 2 * d;
+}
+
+/** Problems with a spec's shape, one message each (empty when it can be built). */
+export function transformerSpecProblems(spec: TransformerSpec): string[] {
+  const problems: string[] = [];
+  for (const key of ['dModel', 'layers', 'heads', 'ffn', 'context'] as const) {
+    if (!Number.isInteger(spec[key]) || spec[key] <= 0) problems.push(`${key} must be a positive integer`);
+  }
+  if (problems.length === 0 && spec.dModel % spec.heads !== 0) {
+    problems.push(`dModel (${spec.dModel}) must be a multiple of heads (${spec.heads})`);
+  }
+  if (spec.vocab.length < 2 || spec.vocab.length > 256) problems.push('vocab must hold 2 to 256 characters');
+  const chars = [...spec.vocab];
+  if (chars.length !== spec.vocab.length || chars.some((c, i) => i > 0 && !(chars[i - 1] < c))) {
+    problems.push('vocab must be sorted distinct characters of the Basic Multilingual Plane');
+  }
+  return problems;
+}
