@@ -166,7 +166,7 @@ const RULES: RuleDef[] = [
     label: 'clip+nnm+flag, median-norm',
     rule: 'flag',
     pre: ['clip', 'nnm'],
-    options: { rescale: 'median-norm' },
+    options: { rescale: 'median-norm', signThreshold: 0 },
   },
 ];
 
@@ -264,9 +264,14 @@ interface Run {
 
 /** What a run's aggregation means in this checkout: the validated section, with flag's option defaults. */
 export function resolvedAggregation(spec: JobSpecInput): unknown {
+  return resolveWith(FLAG_DEFAULTS, spec);
+}
+
+/** The spec's aggregation section with `flagDefaults` filled into a flag rule's options. */
+function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobSpecInput): unknown {
   const { aggregation } = validateJobSpec(spec);
   const options =
-    aggregation.rule === 'flag' ? { ...FLAG_DEFAULTS, ...aggregation.options } : aggregation.options;
+    aggregation.rule === 'flag' ? { ...flagDefaults, ...aggregation.options } : aggregation.options;
   return { rule: aggregation.rule, pre: aggregation.pre, options };
 }
 
@@ -324,7 +329,7 @@ export function parseCli(argv: string[]) {
       throw new Error(`--f: ${x} is not one of ${F_VALUES.join(', ')}`);
   }
   const quick = values.quick!;
-  // the quick grid trains the MLP: ten times faster per round than the CNN, so 3 seeds × 300 runs fit in an hour
+  // the quick grid trains the MLP: a tenth of a CNN round's time, so three seeds of every cell fit in minutes
   const model = values.model ?? (quick ? 'mlp' : 'cnn');
   if (!(MODELS as readonly string[]).includes(model))
     throw new Error(`--model must be one of ${MODELS.join(', ')} (got '${model}')`);
@@ -793,11 +798,7 @@ interface ResultsFile {
 
 /** A run from a file written before runs recorded `resolved`: the file's flag defaults say what it meant. */
 function legacyResolved(flagDefaults: Record<string, unknown> | undefined, spec: JobSpecInput): unknown {
-  if (!flagDefaults) return undefined;
-  const { aggregation } = validateJobSpec(spec);
-  const options =
-    aggregation.rule === 'flag' ? { ...flagDefaults, ...aggregation.options } : aggregation.options;
-  return { rule: aggregation.rule, pre: aggregation.pre, options };
+  return flagDefaults ? resolveWith(flagDefaults, spec) : undefined;
 }
 
 async function main(): Promise<void> {
