@@ -358,18 +358,7 @@ class PushReceiver {
         `encoding ${h.encoding} does not match the job's ${rt.spec.compression.encoding}`,
       );
     }
-    if (h.totalElements !== rt.layout.totalSize) {
-      throw new StatusError(
-        grpc.status.INVALID_ARGUMENT,
-        `wrong shape: push declares ${h.totalElements} elements, the job's layout has ${rt.layout.totalSize}`,
-      );
-    }
-    if (h.layoutFingerprint && h.layoutFingerprint !== rt.fingerprint) {
-      throw new StatusError(
-        grpc.status.INVALID_ARGUMENT,
-        `layout fingerprint ${h.layoutFingerprint} does not match the job's ${rt.fingerprint}`,
-      );
-    }
+    checkShape(h, rt);
     this.encoding = encoding;
     this.buffer = rt.acquireBuffer();
   }
@@ -450,18 +439,7 @@ class PushReceiver {
         `encoding ${h.encoding}: job ${rt.jobId} compresses gradients, push ENCODING_PLANNED under plan '${plan.planId}'`,
       );
     }
-    if (h.totalElements !== rt.layout.totalSize) {
-      throw new StatusError(
-        grpc.status.INVALID_ARGUMENT,
-        `wrong shape: push declares ${h.totalElements} elements, the job's layout has ${rt.layout.totalSize}`,
-      );
-    }
-    if (h.layoutFingerprint && h.layoutFingerprint !== rt.fingerprint) {
-      throw new StatusError(
-        grpc.status.INVALID_ARGUMENT,
-        `layout fingerprint ${h.layoutFingerprint} does not match the job's ${rt.fingerprint}`,
-      );
-    }
+    checkShape(h, rt);
     const due = authority.tableDue(h.round);
     const entries = h.errorTable.length;
     if (due && entries !== authority.tableLength) {
@@ -631,4 +609,20 @@ function codecStatus(e: unknown): unknown {
   if (!(e instanceof CodecError)) return e;
   const code = e.code === 'too-large' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
   return new StatusError(code, `${e.code}: ${e.message}`);
+}
+
+/** A push header must declare the job's layout: its element count and, when given, its fingerprint. */
+function checkShape(h: { totalElements: number; layoutFingerprint: string }, rt: JobRuntime): void {
+  if (h.totalElements !== rt.layout.totalSize) {
+    throw new StatusError(
+      grpc.status.INVALID_ARGUMENT,
+      `wrong shape: push declares ${h.totalElements} elements, the job's layout has ${rt.layout.totalSize}`,
+    );
+  }
+  if (h.layoutFingerprint && h.layoutFingerprint !== rt.fingerprint) {
+    throw new StatusError(
+      grpc.status.INVALID_ARGUMENT,
+      `layout fingerprint ${h.layoutFingerprint} does not match the job's ${rt.fingerprint}`,
+    );
+  }
 }
