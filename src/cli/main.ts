@@ -1,8 +1,8 @@
 /**
  * The `phalanx` command. Flags > environment (PHALANX_*) > config file > defaults.
- * Exit codes: 0 ok, 1 failure, 2 usage/invalid input, 3 not found.
+ * Exit codes: 0 ok, 1 failure, 2 usage/invalid input (commander parse errors included), 3 not found.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -88,7 +88,12 @@ function loadSpecFile(file: string): JobSpecInput {
 }
 
 const program = new Command();
-program.name('phalanx').description('Byzantine-robust distributed training coordinator').showHelpAfterError();
+program
+  .name('phalanx')
+  .description('Byzantine-robust distributed training coordinator')
+  .showHelpAfterError()
+  // Commander's parse errors throw (inherited by every sub-command added below) so they exit 2, not 1.
+  .exitOverride();
 
 program
   .command('coordinator')
@@ -731,6 +736,8 @@ program
   );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
+  // Help and --version end with exit code 0; every other commander error is a usage error (already printed).
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   if (
     e instanceof UsageError ||
     e instanceof JobSpecError ||
