@@ -87,10 +87,19 @@ function loadSpecFile(file: string): JobSpecInput {
   return JSON.parse(JSON.stringify(parseJobSpec(text))) as JobSpecInput;
 }
 
+/** The version in the package's own package.json (the one `npm` installed or the checkout). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 const program = new Command();
 program
   .name('phalanx')
   .description('Byzantine-robust distributed training coordinator')
+  .version(packageVersion(), '-V, --version', "print phalanx's version")
   .showHelpAfterError()
   // Commander's parse errors throw (inherited by every sub-command added below) so they exit 2, not 1.
   .exitOverride();

@@ -54,4 +54,13 @@ describe('integration: phalanx CLI basics', function () {
       expect(code).to.equal(0);
     });
   });
+
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const { code, stdout } = await phalanx(['--version']);
+    expect(stdout.trim()).to.equal(pkg.version);
+    expect(code).to.equal(0);
+  });
 });
