@@ -26,6 +26,8 @@ import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
 import { ShardingError } from '../data/sharding.ts';
+import { StartupError } from '../coordinator/startupError.ts';
+import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -36,6 +38,16 @@ const loadSimulation = async () => ({
 });
 
 const env = process.env;
+
+// grpc-js logs a failed bind ("No address added …") itself; the CLI reports it as one line (StartupError), so
+// that duplicate is dropped and every other grpc-js log line passes through as grpc-js would print it.
+grpc.setLogger({
+  error: (message: string, ...rest: unknown[]) => {
+    if (!/^No address added out of total/.test(message)) console.error(`E ${message}`, ...rest);
+  },
+  info: (message: string, ...rest: unknown[]) => console.error(`I ${message}`, ...rest),
+  debug: (message: string, ...rest: unknown[]) => console.error(`D ${message}`, ...rest),
+});
 const DEFAULT_ADDRESS = env['PHALANX_COORDINATOR'] ?? '127.0.0.1:7070';
 
 function parseJsonOption(text: string | undefined, flag: string): Record<string, unknown> | undefined {
@@ -50,6 +62,14 @@ function parseJsonOption(text: string | undefined, flag: string): Record<string,
 }
 
 class UsageError extends Error {}
+
+/** Fails with a usage error, before anything starts, on an unknown attack or options it does not take. */
+function requireKnownAttack(flag: string, attack: string, options: Record<string, unknown>): void {
+  const issues = checkAttack(attack, options);
+  if (issues.length === 0) return;
+  const where = (path: (string | number)[]) => (path[0] === 'options' ? '--attack-options' : flag);
+  throw new UsageError(issues.map((i) => `${where(i.path)}: ${i.message}`).join('; '));
+}
 
 function byteSizeOption(text: string, flag: string): number {
   try {
@@ -232,6 +252,8 @@ addClientAuthOptions(
         once?: boolean;
       } & ClientAuthFlags,
     ) => {
+      const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
+      if (opts.byzantine !== undefined) requireKnownAttack('--byzantine', opts.byzantine, attackOptions);
       const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
@@ -242,9 +264,7 @@ addClientAuthOptions(
         name: opts.name,
         jobId: opts.job,
         backend: opts.backend as BackendPreference,
-        byzantine: opts.byzantine
-          ? { attack: opts.byzantine, options: parseJsonOption(opts.attackOptions, '--attack-options') ?? {} }
-          : undefined,
+        byzantine: opts.byzantine ? { attack: opts.byzantine, options: attackOptions } : undefined,
         dataPath: opts.data,
         once: Boolean(opts.once),
         signal: controller.signal,
@@ -353,12 +373,14 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
   if (opts.compression) spec.compression = withCompressionKind(spec.compression, opts.compression);
   spec.workers!.max = workers;
   spec.workers!.min = Math.min(spec.workers?.min ?? workers, workers);
+  const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options');
+  requireKnownAttack('--attack', opts.attack, attackOptions ?? {});
   const report = await launch({
     spec,
     workers,
     byzantine,
     attack: opts.attack,
-    attackOptions: parseJsonOption(opts.attackOptions, '--attack-options'),
+    attackOptions,
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
     port: Number(opts.port),
     dataDir: opts.dataDir,
@@ -758,6 +780,10 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
   }
+  if (e instanceof StartupError) {
+    console.error(`phalanx: ${e.message}`);
+    process.exit(1);
+  }
   const se = e as Partial<grpc.ServiceError>;
   // The CLI never cancels a call itself: CANCELLED, like UNAVAILABLE, means the coordinator went away.
   if (se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.CANCELLED) {
@@ -770,6 +796,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     console.error(`phalanx: ${grpc.status[se.code]}: ${se.details ?? se.message}`);
     process.exit(se.code === grpc.status.NOT_FOUND ? 3 : 1);
   }
-  console.error(`phalanx: ${(e as Error).stack ?? String(e)}`);
+  console.error(
+    `phalanx: unexpected error (a bug: please report it with this trace)\n${(e as Error).stack ?? String(e)}`,
+  );
   process.exit(1);
 });

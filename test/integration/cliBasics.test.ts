@@ -2,7 +2,9 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { BIN } from '../support/processes.ts';
+import net from 'node:net';
+import { listAttacks } from '../../src/core/attacks/registry.ts';
+import { BIN, tmpDir } from '../support/processes.ts';
 
 function phalanx(
   args: string[],
@@ -62,5 +64,76 @@ describe('integration: phalanx CLI basics', function () {
     const { code, stdout } = await phalanx(['--version']);
     expect(stdout.trim()).to.equal(pkg.version);
     expect(code).to.equal(0);
+  });
+
+  describe('expected errors: one line `phalanx: …`, no stack trace', () => {
+    const dir = tmpDir('cli-basics');
+    const oneLine = (stderr: string) => {
+      expect(stderr).not.to.match(/^\s+at /m);
+      expect(stderr.trim().split('\n')).to.have.length(1);
+      expect(stderr).to.match(/^phalanx: /);
+    };
+
+    it('launch --attack alien: exit 2, lists the valid attacks', async () => {
+      const { code, stderr } = await phalanx(['launch', '--attack', 'alien', '--data-dir', dir]);
+      oneLine(stderr);
+      expect(stderr).to.match(/unknown attack 'alien'/);
+      for (const a of listAttacks()) expect(stderr).to.include(a);
+      expect(code).to.equal(2);
+    });
+
+    it('worker --byzantine alien fails at start with exit 2', async () => {
+      const { code, stderr } = await phalanx([
+        'worker',
+        '--byzantine',
+        'alien',
+        '--coordinator',
+        '127.0.0.1:1',
+      ]);
+      oneLine(stderr);
+      expect(stderr).to.match(/--byzantine: unknown attack 'alien'/);
+      expect(code).to.equal(2);
+    });
+
+    it('coordinator on a busy port: says the port is in use, exit 1', async () => {
+      const busy = net.createServer();
+      await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+      const port = (busy.address() as net.AddressInfo).port;
+      try {
+        const { code, stderr } = await phalanx([
+          'coordinator',
+          '--insecure-open',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(port),
+          '--data-dir',
+          dir,
+        ]);
+        oneLine(stderr);
+        expect(stderr)
+          .to.include(`127.0.0.1:${port}`)
+          .and.to.match(/port is in use/);
+        expect(code).to.equal(1);
+      } finally {
+        busy.close();
+      }
+    });
+
+    it('coordinator with Redis down: names the Redis URL, exit 1', async () => {
+      const { code, stderr } = await phalanx([
+        'coordinator',
+        '--insecure-open',
+        '--store',
+        'redis',
+        '--redis-url',
+        'redis://127.0.0.1:1',
+        '--data-dir',
+        dir,
+      ]);
+      oneLine(stderr);
+      expect(stderr).to.match(/cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/);
+      expect(code).to.equal(1);
+    });
   });
 });
