@@ -39,6 +39,13 @@ const loadSimulation = async () => ({
 
 const env = process.env;
 
+// A reader that stops early (`phalanx jobs | head -1`) closes stdout: the rest of the output is not wanted, so
+// the command ends quietly with 0 instead of dying on an unhandled EPIPE.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 // grpc-js logs a failed bind ("No address added …") itself; the CLI reports it as one line (StartupError), so
 // that duplicate is dropped and every other grpc-js log line passes through as grpc-js would print it.
 grpc.setLogger({

@@ -1,7 +1,8 @@
 /** The `phalanx` command's basics as a user meets them: exit codes, one-line errors, --version, help text. */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import { listAttacks } from '../../src/core/attacks/registry.ts';
 import { BIN, tmpDir } from '../support/processes.ts';
@@ -135,5 +136,34 @@ describe('integration: phalanx CLI basics', function () {
       expect(stderr).to.match(/cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/);
       expect(code).to.equal(1);
     });
+  });
+
+  it('a reader that closes stdout early (`phalanx … | head -1`, EPIPE): exit 0, nothing on stderr', async () => {
+    const input = path.join(tmpDir('cli-basics'), 'vectors.json');
+    writeFileSync(
+      input,
+      JSON.stringify({
+        vectors: [
+          [1, 2],
+          [3, 4],
+          [5, 6],
+        ],
+        f: 0,
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      [BIN, 'aggregate', '--rule', 'mean', '--input', input, '-o', 'json'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    // Closed before the CLI has started (it loads its sources first), so its first write meets EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(stderr).to.equal('');
+    expect(code).to.equal(0);
   });
 });
