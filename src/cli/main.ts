@@ -230,8 +230,7 @@ addClientAuthOptions(
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option(
     '--name <name>',
-    'stable worker name (keeps its rank across restarts)',
-    env['PHALANX_WORKER_NAME'] ?? (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`),
+    'stable worker name (keeps its rank across restarts; default: $PHALANX_WORKER_NAME, else worker-$RANK, else worker-<pid>)',
   )
   .option('--job <id>', 'job to join (default: the oldest running job)')
   .addOption(
@@ -250,7 +249,7 @@ addClientAuthOptions(
     async (
       opts: {
         coordinator: string;
-        name: string;
+        name?: string;
         job?: string;
         backend: string;
         byzantine?: string;
@@ -261,6 +260,10 @@ addClientAuthOptions(
     ) => {
       const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
       if (opts.byzantine !== undefined) requireKnownAttack('--byzantine', opts.byzantine, attackOptions);
+      const name =
+        opts.name ??
+        env['PHALANX_WORKER_NAME'] ??
+        (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`);
       const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
@@ -268,7 +271,7 @@ addClientAuthOptions(
       const { runWorker, WorkerEnrollmentError } = await loadWorker();
       await runWorker({
         coordinator: opts.coordinator,
-        name: opts.name,
+        name,
         jobId: opts.job,
         backend: opts.backend as BackendPreference,
         byzantine: opts.byzantine ? { attack: opts.byzantine, options: attackOptions } : undefined,
@@ -279,7 +282,7 @@ addClientAuthOptions(
         credentials: auth.credentials,
       }).catch((e: unknown) => {
         if (!(e instanceof WorkerEnrollmentError)) throw e;
-        console.error(`phalanx: worker ${opts.name}: ${e.message}`);
+        console.error(`phalanx: worker ${name}: ${e.message}`);
         process.exit(1);
       });
       process.exit(0);

@@ -166,4 +166,14 @@ describe('integration: phalanx CLI basics', function () {
     expect(stderr).to.equal('');
     expect(code).to.equal(0);
   });
+
+  it('worker --help names its default name instead of showing its own PID', async () => {
+    const { code, stdout } = await phalanx(['worker', '--help'], {
+      PHALANX_WORKER_NAME: undefined,
+      RANK: undefined,
+    });
+    expect(code).to.equal(0);
+    expect(stdout).to.include('worker-<pid>');
+    expect(stdout).not.to.match(/worker-\d+/);
+  });
 });
