@@ -28,6 +28,8 @@ import { aggregateCommand } from './aggregateCommand.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
+import { listAttacks } from '../core/attacks/registry.ts';
+import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -69,6 +71,11 @@ function parseJsonOption(text: string | undefined, flag: string): Record<string,
 }
 
 class UsageError extends Error {}
+
+// The valid names, from the registries, for the help of --rule, --pre and --attack/--byzantine.
+const RULES_HELP = `one of ${listRules().join(', ')}`;
+const PRE_HELP = `from ${listPreAggregators().join(', ')}`;
+const ATTACKS_HELP = `one of ${listAttacks().join(', ')}`;
 
 /** Fails with a usage error, before anything starts, on an unknown attack or options it does not take. */
 function requireKnownAttack(flag: string, attack: string, options: Record<string, unknown>): void {
@@ -240,7 +247,7 @@ addClientAuthOptions(
   )
   .option(
     '--byzantine <attack>',
-    'EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports)',
+    `EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports): ${ATTACKS_HELP}`,
   )
   .option('--attack-options <json>', 'options of the attack as JSON')
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
@@ -294,10 +301,10 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--config <job.yaml>', 'job spec file')
     .option('--workers <n>', 'worker processes', defaults.workers)
     .option('--byzantine <k>', 'how many of them are Byzantine (evaluation)', defaults.byzantine)
-    .option('--attack <name>', 'attack of the Byzantine workers', 'signflip')
+    .option('--attack <name>', `attack of the Byzantine workers: ${ATTACKS_HELP}`, 'signflip')
     .option('--attack-options <json>', 'attack options as JSON')
-    .option('--rule <name>', 'aggregation rule (overrides the spec)')
-    .option('--pre <list>', 'pre-aggregators, comma-separated (overrides the spec)')
+    .option('--rule <name>', `aggregation rule (overrides the spec): ${RULES_HELP}`)
+    .option('--pre <list>', `pre-aggregators, comma-separated (overrides the spec), ${PRE_HELP}`)
     .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
     .option('--rounds <n>', 'rounds (overrides the spec)')
     .option('--seed <n>', 'seed (overrides the spec)')
@@ -448,10 +455,10 @@ program
   )
   .option('--config <job.yaml>', 'job spec file')
   .option('--byzantine <k>', 'Byzantine workers (overrides simulate.byzantine.count)')
-  .option('--attack <name>', 'their attack (overrides simulate.byzantine.attack)')
+  .option('--attack <name>', `their attack (overrides simulate.byzantine.attack): ${ATTACKS_HELP}`)
   .option('--attack-options <json>', 'attack options as JSON (overrides simulate.byzantine.options)')
-  .option('--rule <name>', 'aggregation rule (overrides the spec)')
-  .option('--pre <list>', 'pre-aggregators, comma-separated (overrides the spec)')
+  .option('--rule <name>', `aggregation rule (overrides the spec): ${RULES_HELP}`)
+  .option('--pre <list>', `pre-aggregators, comma-separated (overrides the spec), ${PRE_HELP}`)
   .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
   .option('--rounds <n>', 'rounds (overrides the spec)')
   .option('--seed <n>', 'seed (overrides the spec)')
@@ -764,10 +771,10 @@ program
   .description(
     'run a robust aggregation rule on vectors from a JSON file (research tool and conformance check)',
   )
-  .requiredOption('--rule <name>', 'aggregation rule')
+  .requiredOption('--rule <name>', `aggregation rule: ${RULES_HELP}`)
   .requiredOption('--input <file>', 'JSON: {"vectors": [[...], ...], "f": 2, "options": {...}}')
   .option('--f <n>', 'declared Byzantine count (overrides the file)')
-  .option('--pre <list>', 'pre-aggregators, comma-separated')
+  .option('--pre <list>', `pre-aggregators, comma-separated, ${PRE_HELP}`)
   .option('--options <json>', "rule options as JSON (merged over the file's)")
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(

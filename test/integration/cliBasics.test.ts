@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import { listAttacks } from '../../src/core/attacks/registry.ts';
+import { listPreAggregators, listRules } from '../../src/core/aggregation/registry.ts';
 import { BIN, tmpDir } from '../support/processes.ts';
 
 function phalanx(
@@ -175,5 +176,25 @@ describe('integration: phalanx CLI basics', function () {
     expect(code).to.equal(0);
     expect(stdout).to.include('worker-<pid>');
     expect(stdout).not.to.match(/worker-\d+/);
+  });
+
+  describe('--help lists the valid rules, pre-aggregators and attacks (from the registries)', () => {
+    const names = (help: string) => new Set(help.split(/[\s,:()]+/));
+    const expectAll = (help: string, expected: string[]) => {
+      const words = names(help);
+      for (const n of expected) expect(words, `${n} in help`).to.include(n);
+    };
+    for (const cmd of ['launch', 'demo', 'simulate']) {
+      it(`${cmd} --help: rules, pre-aggregators and attacks`, async () => {
+        const { stdout } = await phalanx([cmd, '--help']);
+        expectAll(stdout, [...listRules(), ...listPreAggregators(), ...listAttacks()]);
+      });
+    }
+    it('worker --help: attacks of --byzantine', async () => {
+      expectAll((await phalanx(['worker', '--help'])).stdout, listAttacks());
+    });
+    it('aggregate --help: rules and pre-aggregators', async () => {
+      expectAll((await phalanx(['aggregate', '--help'])).stdout, [...listRules(), ...listPreAggregators()]);
+    });
   });
 });
