@@ -129,12 +129,39 @@ function packageVersion(): string {
   return pkg.version;
 }
 
+/** Every PHALANX_* variable the command reads, for `phalanx --help`. */
+const ENVIRONMENT_HELP = `
+Environment (a flag given on the command line wins over its variable):
+  PHALANX_COORDINATOR        coordinator host:port for worker, submit, jobs, status, watch, cancel, token
+                             (default 127.0.0.1:7070)
+  PHALANX_HOST, PHALANX_PORT coordinator: listen address and port (--host, --port)
+  PHALANX_STORE              coordinator, launch, demo: state store, memory or redis (--store)
+  PHALANX_REDIS_URL          Redis URL with the redis store (--redis-url)
+  PHALANX_REDIS_PREFIX       coordinator: key prefix in Redis (--redis-prefix)
+  PHALANX_DATA_DIR           coordinator: its own files, admin.token for the clients (--data-dir)
+  PHALANX_CHECKPOINT_DIR     coordinator: where checkpoints go (--checkpoint-dir)
+  PHALANX_DATA_ROOTS         coordinator: data roots, separated by ':' (--data-root)
+  PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
+  PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
+  PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
+  PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
+                             TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
+  PHALANX_TOKEN, PHALANX_TOKEN_FILE
+                             access token, or a file holding it (--token, --token-file)
+  PHALANX_WORKER_NAME        worker: its name (--name)
+  PHALANX_BACKEND            worker, simulate: tfjs backend (--backend)
+  PHALANX_DATA               Fashion-MNIST directory when the spec gives no data.path
+  PHALANX_TEXT               text file of text jobs when the spec gives no data.source
+  PHALANX_DEBUG=1            worker: wait/pull/compute/push times every 10 rounds
+  PHALANX_TFJS_VERBOSE=1     keep tfjs's warnings`;
+
 const program = new Command();
 program
   .name('phalanx')
   .description('Byzantine-robust distributed training coordinator')
   .version(packageVersion(), '-V, --version', "print phalanx's version")
   .showHelpAfterError()
+  .addHelpText('after', ENVIRONMENT_HELP)
   // Commander's parse errors throw (inherited by every sub-command added below) so they exit 2, not 1.
   .exitOverride();
 
@@ -309,8 +336,12 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--rounds <n>', 'rounds (overrides the spec)')
     .option('--seed <n>', 'seed (overrides the spec)')
     .addOption(compressionOption())
-    .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default('memory'))
-    .option('--redis-url <url>', 'Redis URL (with --store redis)')
+    .addOption(
+      new Option('--store <kind>', 'state store')
+        .choices(['memory', 'redis'])
+        .default(env['PHALANX_STORE'] ?? 'memory'),
+    )
+    .option('--redis-url <url>', 'Redis URL (with --store redis)', env['PHALANX_REDIS_URL'])
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
     .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')

@@ -1,7 +1,7 @@
 /** The `phalanx` command's basics as a user meets them: exit codes, one-line errors, --version, help text. */
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import { listAttacks } from '../../src/core/attacks/registry.ts';
@@ -195,6 +195,35 @@ describe('integration: phalanx CLI basics', function () {
     });
     it('aggregate --help: rules and pre-aggregators', async () => {
       expectAll((await phalanx(['aggregate', '--help'])).stdout, [...listRules(), ...listPreAggregators()]);
+    });
+  });
+
+  describe('environment variables', () => {
+    it('phalanx --help documents every PHALANX_* variable the sources read', async () => {
+      const src = new URL('../../src/', import.meta.url);
+      const read = new Set<string>();
+      for (const file of readdirSync(src, { recursive: true, encoding: 'utf8' })) {
+        if (!file.endsWith('.ts')) continue;
+        const text = readFileSync(new URL(file, src), 'utf8');
+        // process.env['X'], env['X'], env.X, and the named constants (DATA_ENV_VAR = 'X')
+        for (const m of text.matchAll(/(?:env(?:\[['"]|\.)|_ENV_VAR = ')(PHALANX_[A-Z_]+)/g)) read.add(m[1]);
+      }
+      expect(read.size).to.be.greaterThan(10);
+      const { code, stdout } = await phalanx(['--help']);
+      expect(code).to.equal(0);
+      for (const name of read) expect(stdout, name).to.match(new RegExp(`\\b${name}\\b`));
+    });
+
+    it('launch --store defaults to PHALANX_STORE (and --redis-url to PHALANX_REDIS_URL)', async () => {
+      const env = { PHALANX_STORE: 'redis', PHALANX_REDIS_URL: 'redis://127.0.0.1:1' };
+      const help = await phalanx(['launch', '--help'], env);
+      expect(help.stdout.replace(/\s+/g, ' ')).to.include('default: "redis"');
+      const run = await phalanx(
+        ['launch', '--workers', '1', '--rounds', '1', '--data-dir', tmpDir('cli-basics')],
+        env,
+      );
+      expect(run.stderr).to.match(/cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/);
+      expect(run.code).to.equal(1);
     });
   });
 });
