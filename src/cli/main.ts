@@ -1,8 +1,8 @@
 /**
  * The `phalanx` command. Flags > environment (PHALANX_*) > config file > defaults.
- * Exit codes: 0 ok, 1 failure, 2 usage/invalid input, 3 not found.
+ * Exit codes: 0 ok, 1 failure, 2 usage/invalid input (commander parse errors included), 3 not found.
  */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +26,10 @@ import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
 import { ShardingError } from '../data/sharding.ts';
+import { StartupError } from '../coordinator/startupError.ts';
+import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
+import { listAttacks } from '../core/attacks/registry.ts';
+import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -36,6 +40,23 @@ const loadSimulation = async () => ({
 });
 
 const env = process.env;
+
+// A reader that stops early (`phalanx jobs | head -1`) closes stdout: the rest of the output is not wanted, so
+// the command ends quietly with 0 instead of dying on an unhandled EPIPE.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+// grpc-js logs a failed bind ("No address added …") itself; the CLI reports it as one line (StartupError), so
+// that duplicate is dropped and every other grpc-js log line passes through as grpc-js would print it.
+grpc.setLogger({
+  error: (message: string, ...rest: unknown[]) => {
+    if (!/^No address added out of total/.test(message)) console.error(`E ${message}`, ...rest);
+  },
+  info: (message: string, ...rest: unknown[]) => console.error(`I ${message}`, ...rest),
+  debug: (message: string, ...rest: unknown[]) => console.error(`D ${message}`, ...rest),
+});
 const DEFAULT_ADDRESS = env['PHALANX_COORDINATOR'] ?? '127.0.0.1:7070';
 
 function parseJsonOption(text: string | undefined, flag: string): Record<string, unknown> | undefined {
@@ -50,6 +71,19 @@ function parseJsonOption(text: string | undefined, flag: string): Record<string,
 }
 
 class UsageError extends Error {}
+
+// The valid names, from the registries, for the help of --rule, --pre and --attack/--byzantine.
+const RULES_HELP = `one of ${listRules().join(', ')}`;
+const PRE_HELP = `from ${listPreAggregators().join(', ')}`;
+const ATTACKS_HELP = `one of ${listAttacks().join(', ')}`;
+
+/** Fails with a usage error, before anything starts, on an unknown attack or options it does not take. */
+function requireKnownAttack(flag: string, attack: string, options: Record<string, unknown>): void {
+  const issues = checkAttack(attack, options);
+  if (issues.length === 0) return;
+  const where = (path: (string | number)[]) => (path[0] === 'options' ? '--attack-options' : flag);
+  throw new UsageError(issues.map((i) => `${where(i.path)}: ${i.message}`).join('; '));
+}
 
 function byteSizeOption(text: string, flag: string): number {
   try {
@@ -87,8 +121,49 @@ function loadSpecFile(file: string): JobSpecInput {
   return JSON.parse(JSON.stringify(parseJobSpec(text))) as JobSpecInput;
 }
 
+/** The version in the package's own package.json (the one `npm` installed or the checkout). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Every PHALANX_* variable the command reads, for `phalanx --help`. */
+const ENVIRONMENT_HELP = `
+Environment (a flag given on the command line wins over its variable):
+  PHALANX_COORDINATOR        coordinator host:port for worker, submit, jobs, status, watch, cancel, token
+                             (default 127.0.0.1:7070)
+  PHALANX_HOST, PHALANX_PORT coordinator: listen address and port (--host, --port)
+  PHALANX_STORE              coordinator, launch, demo: state store, memory or redis (--store)
+  PHALANX_REDIS_URL          Redis URL with the redis store (--redis-url)
+  PHALANX_REDIS_PREFIX       coordinator: key prefix in Redis (--redis-prefix)
+  PHALANX_DATA_DIR           coordinator: its own files, admin.token for the clients (--data-dir)
+  PHALANX_CHECKPOINT_DIR     coordinator: where checkpoints go (--checkpoint-dir)
+  PHALANX_DATA_ROOTS         coordinator: data roots, separated by ':' (--data-root)
+  PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
+  PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
+  PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
+  PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
+                             TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
+  PHALANX_TOKEN, PHALANX_TOKEN_FILE
+                             access token, or a file holding it (--token, --token-file)
+  PHALANX_WORKER_NAME        worker: its name (--name)
+  PHALANX_BACKEND            worker, simulate: tfjs backend (--backend)
+  PHALANX_DATA               Fashion-MNIST directory when the spec gives no data.path
+  PHALANX_TEXT               text file of text jobs when the spec gives no data.source
+  PHALANX_DEBUG=1            worker: wait/pull/compute/push times every 10 rounds
+  PHALANX_TFJS_VERBOSE=1     keep tfjs's warnings`;
+
 const program = new Command();
-program.name('phalanx').description('Byzantine-robust distributed training coordinator').showHelpAfterError();
+program
+  .name('phalanx')
+  .description('Byzantine-robust distributed training coordinator')
+  .version(packageVersion(), '-V, --version', "print phalanx's version")
+  .showHelpAfterError()
+  .addHelpText('after', ENVIRONMENT_HELP)
+  // Commander's parse errors throw (inherited by every sub-command added below) so they exit 2, not 1.
+  .exitOverride();
 
 program
   .command('coordinator')
@@ -189,8 +264,7 @@ addClientAuthOptions(
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option(
     '--name <name>',
-    'stable worker name (keeps its rank across restarts)',
-    env['PHALANX_WORKER_NAME'] ?? (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`),
+    'stable worker name (keeps its rank across restarts; default: $PHALANX_WORKER_NAME, else worker-$RANK, else worker-<pid>)',
   )
   .option('--job <id>', 'job to join (default: the oldest running job)')
   .addOption(
@@ -200,7 +274,7 @@ addClientAuthOptions(
   )
   .option(
     '--byzantine <attack>',
-    'EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports)',
+    `EVALUATION ONLY: behave as a Byzantine worker with this attack (labelled in reports): ${ATTACKS_HELP}`,
   )
   .option('--attack-options <json>', 'options of the attack as JSON')
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
@@ -209,7 +283,7 @@ addClientAuthOptions(
     async (
       opts: {
         coordinator: string;
-        name: string;
+        name?: string;
         job?: string;
         backend: string;
         byzantine?: string;
@@ -218,6 +292,12 @@ addClientAuthOptions(
         once?: boolean;
       } & ClientAuthFlags,
     ) => {
+      const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
+      if (opts.byzantine !== undefined) requireKnownAttack('--byzantine', opts.byzantine, attackOptions);
+      const name =
+        opts.name ??
+        env['PHALANX_WORKER_NAME'] ??
+        (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`);
       const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
@@ -225,12 +305,10 @@ addClientAuthOptions(
       const { runWorker, WorkerEnrollmentError } = await loadWorker();
       await runWorker({
         coordinator: opts.coordinator,
-        name: opts.name,
+        name,
         jobId: opts.job,
         backend: opts.backend as BackendPreference,
-        byzantine: opts.byzantine
-          ? { attack: opts.byzantine, options: parseJsonOption(opts.attackOptions, '--attack-options') ?? {} }
-          : undefined,
+        byzantine: opts.byzantine ? { attack: opts.byzantine, options: attackOptions } : undefined,
         dataPath: opts.data,
         once: Boolean(opts.once),
         signal: controller.signal,
@@ -238,7 +316,7 @@ addClientAuthOptions(
         credentials: auth.credentials,
       }).catch((e: unknown) => {
         if (!(e instanceof WorkerEnrollmentError)) throw e;
-        console.error(`phalanx: worker ${opts.name}: ${e.message}`);
+        console.error(`phalanx: worker ${name}: ${e.message}`);
         process.exit(1);
       });
       process.exit(0);
@@ -250,16 +328,20 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--config <job.yaml>', 'job spec file')
     .option('--workers <n>', 'worker processes', defaults.workers)
     .option('--byzantine <k>', 'how many of them are Byzantine (evaluation)', defaults.byzantine)
-    .option('--attack <name>', 'attack of the Byzantine workers', 'signflip')
+    .option('--attack <name>', `attack of the Byzantine workers: ${ATTACKS_HELP}`, 'signflip')
     .option('--attack-options <json>', 'attack options as JSON')
-    .option('--rule <name>', 'aggregation rule (overrides the spec)')
-    .option('--pre <list>', 'pre-aggregators, comma-separated (overrides the spec)')
+    .option('--rule <name>', `aggregation rule (overrides the spec): ${RULES_HELP}`)
+    .option('--pre <list>', `pre-aggregators, comma-separated (overrides the spec), ${PRE_HELP}`)
     .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
     .option('--rounds <n>', 'rounds (overrides the spec)')
     .option('--seed <n>', 'seed (overrides the spec)')
     .addOption(compressionOption())
-    .addOption(new Option('--store <kind>', 'state store').choices(['memory', 'redis']).default('memory'))
-    .option('--redis-url <url>', 'Redis URL (with --store redis)')
+    .addOption(
+      new Option('--store <kind>', 'state store')
+        .choices(['memory', 'redis'])
+        .default(env['PHALANX_STORE'] ?? 'memory'),
+    )
+    .option('--redis-url <url>', 'Redis URL (with --store redis)', env['PHALANX_REDIS_URL'])
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
     .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
@@ -339,12 +421,14 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
   if (opts.compression) spec.compression = withCompressionKind(spec.compression, opts.compression);
   spec.workers!.max = workers;
   spec.workers!.min = Math.min(spec.workers?.min ?? workers, workers);
+  const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options');
+  requireKnownAttack('--attack', opts.attack, attackOptions ?? {});
   const report = await launch({
     spec,
     workers,
     byzantine,
     attack: opts.attack,
-    attackOptions: parseJsonOption(opts.attackOptions, '--attack-options'),
+    attackOptions,
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
     port: Number(opts.port),
     dataDir: opts.dataDir,
@@ -402,10 +486,10 @@ program
   )
   .option('--config <job.yaml>', 'job spec file')
   .option('--byzantine <k>', 'Byzantine workers (overrides simulate.byzantine.count)')
-  .option('--attack <name>', 'their attack (overrides simulate.byzantine.attack)')
+  .option('--attack <name>', `their attack (overrides simulate.byzantine.attack): ${ATTACKS_HELP}`)
   .option('--attack-options <json>', 'attack options as JSON (overrides simulate.byzantine.options)')
-  .option('--rule <name>', 'aggregation rule (overrides the spec)')
-  .option('--pre <list>', 'pre-aggregators, comma-separated (overrides the spec)')
+  .option('--rule <name>', `aggregation rule (overrides the spec): ${RULES_HELP}`)
+  .option('--pre <list>', `pre-aggregators, comma-separated (overrides the spec), ${PRE_HELP}`)
   .option('--f <n>', 'declared Byzantine count f (overrides the spec)')
   .option('--rounds <n>', 'rounds (overrides the spec)')
   .option('--seed <n>', 'seed (overrides the spec)')
@@ -718,10 +802,10 @@ program
   .description(
     'run a robust aggregation rule on vectors from a JSON file (research tool and conformance check)',
   )
-  .requiredOption('--rule <name>', 'aggregation rule')
+  .requiredOption('--rule <name>', `aggregation rule: ${RULES_HELP}`)
   .requiredOption('--input <file>', 'JSON: {"vectors": [[...], ...], "f": 2, "options": {...}}')
   .option('--f <n>', 'declared Byzantine count (overrides the file)')
-  .option('--pre <list>', 'pre-aggregators, comma-separated')
+  .option('--pre <list>', `pre-aggregators, comma-separated, ${PRE_HELP}`)
   .option('--options <json>', "rule options as JSON (merged over the file's)")
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(
@@ -731,6 +815,8 @@ program
   );
 
 program.parseAsync(process.argv).catch((e: unknown) => {
+  // Help and --version end with exit code 0; every other commander error is a usage error (already printed).
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   if (
     e instanceof UsageError ||
     e instanceof JobSpecError ||
@@ -741,6 +827,10 @@ program.parseAsync(process.argv).catch((e: unknown) => {
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
+  }
+  if (e instanceof StartupError) {
+    console.error(`phalanx: ${e.message}`);
+    process.exit(1);
   }
   const se = e as Partial<grpc.ServiceError>;
   // The CLI never cancels a call itself: CANCELLED, like UNAVAILABLE, means the coordinator went away.
@@ -754,6 +844,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     console.error(`phalanx: ${grpc.status[se.code]}: ${se.details ?? se.message}`);
     process.exit(se.code === grpc.status.NOT_FOUND ? 3 : 1);
   }
-  console.error(`phalanx: ${(e as Error).stack ?? String(e)}`);
+  console.error(
+    `phalanx: unexpected error (a bug: please report it with this trace)\n${(e as Error).stack ?? String(e)}`,
+  );
   process.exit(1);
 });

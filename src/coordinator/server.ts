@@ -25,6 +25,7 @@ import { adminHandlers } from './adminService.ts';
 import { CoordinatorAuth } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
+import { StartupError } from './startupError.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -117,7 +118,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.host}:${config.port}`, transport.credentials, (err, p) =>
-      err ? reject(new Error(`cannot listen on ${config.host}:${config.port}: ${err.message}`)) : resolve(p),
+      err ? reject(listenError(`${config.host}:${config.port}`, err)) : resolve(p),
     ),
   );
   await manager.start();
@@ -171,4 +172,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       await store.close();
     },
   };
+}
+
+/** Why bindAsync failed, in words: a taken port is named as such (grpc-js buries EADDRINUSE in its message). */
+function listenError(address: string, err: Error): StartupError {
+  if (/EADDRINUSE/.test(err.message))
+    return new StartupError(`cannot listen on ${address}: the port is in use (choose another --port)`);
+  return new StartupError(`cannot listen on ${address}: ${err.message}`);
 }

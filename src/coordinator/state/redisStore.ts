@@ -37,6 +37,7 @@ import {
   type StoredRoundReport,
   type WorkerRecord,
 } from './stateStore.ts';
+import { StartupError } from '../startupError.ts';
 
 export type Clock = () => number;
 
@@ -269,7 +270,7 @@ export class RedisStateStore implements StateStore {
       await this.redis.connect();
     } catch (err) {
       this.redis.disconnect();
-      throw new Error(`state: cannot connect to Redis at ${this.url}: ${(err as Error).message}`, {
+      throw new StartupError(`state: cannot connect to Redis at ${this.url}: ${(err as Error).message}`, {
         cause: err,
       });
     }
