@@ -62,6 +62,13 @@ function yRange(values: number[]): { lo: number; hi: number; step: number } {
 const tickLabel = (v: number, step: number) => v.toFixed(Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
 
 /** Accuracy-style line chart: one line per series, markers, error bars, legend on the right. */
+/** The left and bottom axis lines, and the x label centred under the plot area. */
+function drawAxes(c: Canvas, xLabel: string, left: number, top: number, right: number, bottom: number): void {
+  c.line(left, top, left, bottom, BLACK, 2);
+  c.line(left, bottom, right, bottom, BLACK, 2);
+  c.text((left + right) / 2 - Canvas.textWidth(xLabel, TEXT) / 2, bottom + 40, xLabel, BLACK, TEXT);
+}
+
 export function drawLineChart(chart: LineChart, width = 1100, height = 620): Canvas {
   const c = new Canvas(width, height);
   const legendWidth = Math.max(...chart.series.map((s) => Canvas.textWidth(s.label, TEXT)), 0) + 60;
@@ -91,15 +98,7 @@ export function drawLineChart(chart: LineChart, width = 1100, height = 620): Can
     const label = String(x);
     c.text(pxAxis(x) - Canvas.textWidth(label, TEXT) / 2, bottom + 12, label, BLACK, TEXT);
   }
-  c.line(left, top, left, bottom, BLACK, 2);
-  c.line(left, bottom, right, bottom, BLACK, 2);
-  c.text(
-    (left + right) / 2 - Canvas.textWidth(chart.xLabel, TEXT) / 2,
-    bottom + 40,
-    chart.xLabel,
-    BLACK,
-    TEXT,
-  );
+  drawAxes(c, chart.xLabel, left, top, right, bottom);
 
   chart.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
@@ -179,15 +178,7 @@ export function drawBarChart(chart: BarChart, width = 1100): Canvas {
       );
     }
   });
-  c.line(left, top, left, bottom, BLACK, 2);
-  c.line(left, bottom, right, bottom, BLACK, 2);
-  c.text(
-    (left + right) / 2 - Canvas.textWidth(chart.xLabel, TEXT) / 2,
-    bottom + 40,
-    chart.xLabel,
-    BLACK,
-    TEXT,
-  );
+  drawAxes(c, chart.xLabel, left, top, right, bottom);
   if (chart.reference) {
     const x = px(chart.reference.value);
     c.line(x, top - 6, x, bottom, BLACK, 2, 6);

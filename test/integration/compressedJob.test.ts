@@ -17,6 +17,7 @@ import type { LaunchReport } from '../../src/cli/launch.ts';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 import { BIN } from '../support/processes.ts';
+import { maxAbsDiff } from '../support/arrays.ts';
 
 const ROUNDS = 8;
 
@@ -60,13 +61,6 @@ async function launch(
   expect(output).to.match(/sent [\d.]+ kB \([\d.]+× < fp32, plan /);
   const manifests = await listCheckpoints(path.join(dir, 'checkpoints'), report.job);
   return { params: (await readCheckpoint(manifests.at(-1)!)).tensors['params'], report };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 describe('integration: compressed jobs over gRPC match simulate()', function () {

@@ -15,6 +15,7 @@ import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts'
 import { BUNDLED_EXCERPT } from '../../src/data/text.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 import { BIN } from '../support/processes.ts';
+import { maxAbsDiff } from '../support/arrays.ts';
 
 const ROUNDS = 4;
 
@@ -69,10 +70,7 @@ describe('integration: the language-model task, distributed and simulated', func
     const distributed = (await readCheckpoint(last!)).tensors['params'];
 
     const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
-    expect(sim.params.length).to.equal(distributed.length);
-    let diff = 0;
-    for (let i = 0; i < distributed.length; i++)
-      diff = Math.max(diff, Math.abs(sim.params[i] - distributed[i]));
+    const diff = maxAbsDiff(sim.params, distributed);
     expect(diff).to.be.at.most(1e-6);
     expect(sim.perRound.every((r) => r.updateNorm > 0)).to.equal(true);
     // evaluated on the held-out end of the text, in nats/char, by the coordinator's model host and by simulate

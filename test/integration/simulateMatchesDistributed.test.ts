@@ -17,6 +17,7 @@ import { listCheckpoints, readCheckpoint } from '../../src/checkpoint/checkpoint
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 import { BIN } from '../support/processes.ts';
+import { maxAbsDiff } from '../support/arrays.ts';
 
 const ROUNDS = 5;
 
@@ -71,13 +72,6 @@ async function launchAndReadParams(
   const last = manifests.at(-1);
   expect(last?.round, 'final checkpoint').to.equal(ROUNDS);
   return (await readCheckpoint(last!)).tensors['params'];
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 describe('integration: simulate() matches a distributed phalanx launch', function () {
