@@ -25,6 +25,7 @@ import { formatRound, ProgressPrinter, type EvaluatedSplit } from './progress.ts
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
+import { defaultWorkerName, WorkerNameError } from './workerName.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
@@ -85,6 +86,13 @@ function requireKnownAttack(flag: string, attack: string, options: Record<string
   throw new UsageError(issues.map((i) => `${where(i.path)}: ${i.message}`).join('; '));
 }
 
+function portOption(text: string, flag: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535)
+    throw new UsageError(`${flag} must be a port number 0-65535 (got '${text}')`);
+  return port;
+}
+
 function byteSizeOption(text: string, flag: string): number {
   try {
     return parseByteSize(text);
@@ -135,6 +143,7 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_COORDINATOR        coordinator host:port for worker, submit, jobs, status, watch, cancel, token
                              (default 127.0.0.1:7070)
   PHALANX_HOST, PHALANX_PORT coordinator: listen address and port (--host, --port)
+  PHALANX_HEALTH_PORT        coordinator: plaintext grpc.health.v1-only port (--health-port)
   PHALANX_STORE              coordinator, launch, demo: state store, memory or redis (--store)
   PHALANX_REDIS_URL          Redis URL with the redis store (--redis-url)
   PHALANX_REDIS_PREFIX       coordinator: key prefix in Redis (--redis-prefix)
@@ -148,7 +157,8 @@ Environment (a flag given on the command line wins over its variable):
                              TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
   PHALANX_TOKEN, PHALANX_TOKEN_FILE
                              access token, or a file holding it (--token, --token-file)
-  PHALANX_WORKER_NAME        worker: its name (--name)
+  PHALANX_WORKER_NAME        worker: its name (--name); else worker-$RANK, else worker-$JOB_COMPLETION_INDEX
+                             (Kubernetes Indexed Job); RANK must be below WORLD_SIZE when that is set
   PHALANX_BACKEND            worker, simulate: tfjs backend (--backend)
   PHALANX_DATA               Fashion-MNIST directory when the spec gives no data.path
   PHALANX_TEXT               text file of text jobs when the spec gives no data.source
@@ -170,6 +180,11 @@ program
   .description('run the coordinator (gRPC parameter server)')
   .option('--host <host>', 'listen address', env['PHALANX_HOST'] ?? '0.0.0.0')
   .option('--port <port>', 'listen port', env['PHALANX_PORT'] ?? '7070')
+  .option(
+    '--health-port <port>',
+    'also serve grpc.health.v1 alone, in plaintext, on this port (for probes that cannot speak TLS)',
+    env['PHALANX_HEALTH_PORT'],
+  )
   .addOption(
     new Option('--store <kind>', 'state store')
       .choices(['memory', 'redis'])
@@ -220,6 +235,7 @@ program
     async (opts: {
       host: string;
       port: string;
+      healthPort?: string;
       store: string;
       redisUrl?: string;
       redisPrefix?: string;
@@ -237,6 +253,7 @@ program
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
+        healthPort: opts.healthPort === undefined ? undefined : portOption(opts.healthPort, '--health-port'),
         store: storeConfig(opts),
         dataDir: opts.dataDir,
         checkpointDir: opts.checkpointDir,
@@ -264,7 +281,7 @@ addClientAuthOptions(
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option(
     '--name <name>',
-    'stable worker name (keeps its rank across restarts; default: $PHALANX_WORKER_NAME, else worker-$RANK, else worker-<pid>)',
+    'stable worker name (keeps its rank across restarts; default: $PHALANX_WORKER_NAME, else worker-$RANK, else worker-$JOB_COMPLETION_INDEX, else worker-<pid>)',
   )
   .option('--job <id>', 'job to join (default: the oldest running job)')
   .addOption(
@@ -294,10 +311,7 @@ addClientAuthOptions(
     ) => {
       const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
       if (opts.byzantine !== undefined) requireKnownAttack('--byzantine', opts.byzantine, attackOptions);
-      const name =
-        opts.name ??
-        env['PHALANX_WORKER_NAME'] ??
-        (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`);
+      const name = opts.name ?? defaultWorkerName(env, process.pid);
       const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
@@ -823,7 +837,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof ClientAuthError ||
     e instanceof TlsConfigError ||
     e instanceof CertsError ||
-    e instanceof ShardingError
+    e instanceof ShardingError ||
+    e instanceof WorkerNameError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);

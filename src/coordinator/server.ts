@@ -50,11 +50,18 @@ export interface CoordinatorConfig {
   tls?: TlsFiles;
   /** Serve every call without credentials (anyone is admin). Local experiments only. */
   insecureOpen?: boolean;
+  /**
+   * Also serve grpc.health.v1, and nothing else, in plaintext on this port (0: any free port): for probes that
+   * cannot speak TLS, such as kubelet's native gRPC probes, while the main port uses TLS or mutual TLS.
+   */
+  healthPort?: number;
 }
 
 export interface RunningCoordinator {
   address: string;
   port: number;
+  /** The plaintext health-only port, when `healthPort` was given. */
+  healthPort?: number;
   manager: JobManager;
   store: StateStore;
   auth: CoordinatorAuth;
@@ -121,6 +128,23 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       err ? reject(listenError(`${config.host}:${config.port}`, err)) : resolve(p),
     ),
   );
+  // The health statuses are those of the main port: the same HealthImplementation serves both.
+  let healthServer: grpc.Server | undefined;
+  let healthPort: number | undefined;
+  if (config.healthPort !== undefined) {
+    healthServer = new grpc.Server();
+    health.addToServer(healthServer);
+    const address = `${config.host}:${config.healthPort}`;
+    healthPort = await new Promise<number>((resolve, reject) =>
+      healthServer!.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(listenError(address, err, '--health-port')) : resolve(p),
+      ),
+    ).catch(async (e: unknown) => {
+      server.forceShutdown();
+      await store.close();
+      throw e;
+    });
+  }
   await manager.start();
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
   for (const s of SERVICES) health.setStatus(s, 'SERVING');
@@ -137,6 +161,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     `coordinator listening on ${config.host}:${port} (store: ${store.kind}, ` +
       `${transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext'})`,
   );
+  if (healthPort !== undefined)
+    log(`health (grpc.health.v1 only, plaintext) on ${config.host}:${healthPort}`);
   log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
   if (admin.looseMode) log(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
   if (config.insecureOpen) {
@@ -148,6 +174,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   return {
     address: `${config.host}:${port}`,
     port,
+    healthPort,
     manager,
     store,
     auth,
@@ -169,14 +196,15 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
           resolve();
         });
       });
+      healthServer?.forceShutdown();
       await store.close();
     },
   };
 }
 
 /** Why bindAsync failed, in words: a taken port is named as such (grpc-js buries EADDRINUSE in its message). */
-function listenError(address: string, err: Error): StartupError {
+function listenError(address: string, err: Error, flag = '--port'): StartupError {
   if (/EADDRINUSE/.test(err.message))
-    return new StartupError(`cannot listen on ${address}: the port is in use (choose another --port)`);
+    return new StartupError(`cannot listen on ${address}: the port is in use (choose another ${flag})`);
   return new StartupError(`cannot listen on ${address}: ${err.message}`);
 }
