@@ -93,6 +93,15 @@ function byteSizeOption(text: string, flag: string): number {
   }
 }
 
+/** A TCP port flag: undefined when not given, else an integer in [0, 65535] (0 = any free port). */
+function portOption(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const port = Number(text);
+  if (!/^\d+$/.test(text.trim()) || port > 65535)
+    throw new UsageError(`${flag} must be a port number in [0, 65535] (got '${text}')`);
+  return port;
+}
+
 function storeConfig(opts: {
   store: string;
   redisUrl?: string;
@@ -144,6 +153,7 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
   PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
+  PHALANX_DASHBOARD_PORT     coordinator, launch, demo: web dashboard port (--dashboard-port)
   PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
                              TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
   PHALANX_TOKEN, PHALANX_TOKEN_FILE
@@ -212,6 +222,11 @@ program
     env['PHALANX_TLS_CA'],
   )
   .option(
+    '--dashboard-port <port>',
+    'serve the web dashboard on this port (off unless set; 0 = any free port)',
+    env['PHALANX_DASHBOARD_PORT'],
+  )
+  .option(
     '--insecure-open',
     'LOCAL EXPERIMENTS ONLY: no credentials at all, anyone who reaches the port is admin',
     env['PHALANX_INSECURE_OPEN'] === '1',
@@ -233,6 +248,7 @@ program
       tlsKey?: string;
       tlsCa?: string;
       insecureOpen: boolean;
+      dashboardPort?: string;
     }) => {
       const c = await startCoordinator({
         host: opts.host,
@@ -246,6 +262,7 @@ program
         heartbeatTtlMs: Number(opts.heartbeatTtl),
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
+        dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));
@@ -343,6 +360,11 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     )
     .option('--redis-url <url>', 'Redis URL (with --store redis)', env['PHALANX_REDIS_URL'])
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
+    .option(
+      '--dashboard-port <port>',
+      'serve the web dashboard on this port and print its URL (0 = any free port)',
+      env['PHALANX_DASHBOARD_PORT'],
+    )
     .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
     .option('--backend <name>', 'tfjs backend for the workers')
@@ -393,6 +415,7 @@ interface LaunchCliOptions {
   store: string;
   redisUrl?: string;
   port: string;
+  dashboardPort?: string;
   dataDir: string;
   checkpointDir?: string;
   backend?: string;
@@ -431,6 +454,7 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
     attackOptions,
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
     port: Number(opts.port),
+    dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
     dataDir: opts.dataDir,
     checkpointDir: opts.checkpointDir,
     report: opts.report,

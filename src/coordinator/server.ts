@@ -26,6 +26,7 @@ import { CoordinatorAuth } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
 import { StartupError } from './startupError.ts';
+import { startDashboard, type RunningDashboard } from './http/dashboardServer.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -50,6 +51,8 @@ export interface CoordinatorConfig {
   tls?: TlsFiles;
   /** Serve every call without credentials (anyone is admin). Local experiments only. */
   insecureOpen?: boolean;
+  /** Serve the web dashboard on this port (0 = any free port), on `host`; off when absent. */
+  dashboardPort?: number;
 }
 
 export interface RunningCoordinator {
@@ -61,6 +64,8 @@ export interface RunningCoordinator {
   /** The admin token and the file that holds it (mode 0600). */
   adminToken: string;
   adminTokenPath: string;
+  /** The dashboard's base URL when it is on (http://host:port or https://…). */
+  dashboardUrl?: string;
   shutdown(): Promise<void>;
 }
 
@@ -121,6 +126,20 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       err ? reject(listenError(`${config.host}:${config.port}`, err)) : resolve(p),
     ),
   );
+  let dashboard: RunningDashboard | undefined;
+  try {
+    if (config.dashboardPort !== undefined)
+      dashboard = await startDashboard(manager, auth, {
+        host: config.host,
+        port: config.dashboardPort,
+        tls: config.tls,
+        log,
+      });
+  } catch (e) {
+    server.forceShutdown();
+    await store.close();
+    throw e;
+  }
   await manager.start();
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
   for (const s of SERVICES) health.setStatus(s, 'SERVING');
@@ -153,12 +172,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     auth,
     adminToken: admin.token,
     adminTokenPath: admin.path,
+    ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
     async shutdown() {
       if (closed) return;
       closed = true;
       storeHealth.stop();
       for (const s of SERVICES) health.setStatus(s, 'NOT_SERVING');
       await manager.stop();
+      await dashboard?.close();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();
