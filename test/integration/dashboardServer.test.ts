@@ -153,7 +153,9 @@ describe('integration: dashboard HTTP server', function () {
     expect(res.status).to.equal(303);
     expect(res.headers.get('location')).to.equal(`/jobs/${jobA}`);
     const cookie = res.headers.get('set-cookie')!;
-    expect(cookie).to.match(/HttpOnly/).and.match(/SameSite=Lax/);
+    expect(cookie)
+      .to.match(/HttpOnly/)
+      .and.match(/SameSite=Lax/);
     const page = await get(`/jobs/${jobA}`, { cookie: cookie.split(';')[0] });
     expect(page.status).to.equal(200);
     expect(await page.text()).to.contain(`data-job="${jobA}"`);
@@ -178,15 +180,14 @@ describe('integration: dashboard HTTP server', function () {
     }
     expect((await get('/static/../package.json')).status).to.equal(404);
     expect((await get('/jobs/nope', bearer(admin))).status).to.equal(404);
-    expect((await fetch(`${dashboard.url}/`, { method: 'POST', headers: bearer(admin) })).status).to.equal(405);
+    expect((await fetch(`${dashboard.url}/`, { method: 'POST', headers: bearer(admin) })).status).to.equal(
+      405,
+    );
   });
 
   it('streams the stored history, then live rounds once each, then an end event when the job ends', async () => {
     for (const r of [0, 1]) {
-      await store.appendRoundReport(
-        { jobId: jobA, round: r, report: JSON.stringify(report(jobA, r)) },
-        100,
-      );
+      await store.appendRoundReport({ jobId: jobA, round: r, report: JSON.stringify(report(jobA, r)) }, 100);
     }
     let stepped = false;
     const stream = await openStream(`${dashboard.url}/jobs/${jobA}/events`, bearer(viewerOfA), (e, all) => {

@@ -18,7 +18,7 @@ import {
 import { drawHeatMap } from './heatmap.js';
 
 /** uPlot is loaded by a classic script tag before this module (vendor/uPlot.iife.min.js). */
-const UPlot = /** @type {typeof import('uplot').default} */ (/** @type {any} */ (globalThis).uPlot);
+const UPlot = /** @type {typeof import('uplot')} */ (/** @type {any} */ (globalThis).uPlot);
 
 /** @typedef {import('./model.js').Report} Report */
 /**
@@ -50,7 +50,7 @@ function byId(id) {
   return /** @type {HTMLElement} */ (document.getElementById(id));
 }
 
-/** @type {Map<string, { plot: import('uplot').default, key: string }>} */
+/** @type {Map<string, { plot: import('uplot'), key: string }>} */
 const charts = new Map();
 
 /**

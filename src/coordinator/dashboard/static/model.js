@@ -244,7 +244,8 @@ export function alerts(history, clock) {
   /** @type {Map<string, number>} */
   const flaggedCount = new Map();
   for (const r of recent) {
-    for (const w of r.workers) if (isFlagged(w)) flaggedCount.set(w.name, (flaggedCount.get(w.name) ?? 0) + 1);
+    for (const w of r.workers)
+      if (isFlagged(w)) flaggedCount.set(w.name, (flaggedCount.get(w.name) ?? 0) + 1);
     for (const w of r.missing)
       if (/^rejected/.test(w.reason)) flaggedCount.set(w.name, (flaggedCount.get(w.name) ?? 0) + 1);
   }
