@@ -113,7 +113,13 @@ function draw() {
 
   const phases = phaseSeries(history);
   byId('timings').hidden = !phases;
-  if (phases) chart('phase-chart', phases.phases, phases.data, { yLabel: 'ms' });
+  if (phases)
+    chart(
+      'phase-chart',
+      phases.phases.map((p) => p.replace(/Ms$/, '')),
+      phases.data,
+      { yLabel: 'ms' },
+    );
 
   drawCompression();
   drawStatus();
