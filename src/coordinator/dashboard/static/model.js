@@ -96,13 +96,10 @@ export function isFlagged(w) {
  */
 export function heatMap(history, window = 200) {
   const shown = history.slice(-window);
-  /** @type {Map<string, number>} */
-  const rankOf = new Map();
   /** @type {HeatCell[]} */
   const cells = [];
   for (const r of shown) {
     for (const w of r.workers) {
-      rankOf.set(w.name, w.rank);
       cells.push({
         worker: w.name,
         round: r.round + 1,
@@ -113,7 +110,6 @@ export function heatMap(history, window = 200) {
       });
     }
     for (const w of r.missing) {
-      if (!rankOf.has(w.name)) rankOf.set(w.name, w.rank);
       cells.push({
         worker: w.name,
         round: r.round + 1,
@@ -124,10 +120,18 @@ export function heatMap(history, window = 200) {
       });
     }
   }
-  const workers = [...rankOf.keys()].sort(
-    (a, b) => (rankOf.get(a) ?? 0) - (rankOf.get(b) ?? 0) || a.localeCompare(b),
-  );
-  return { workers, rounds: shown.map((r) => r.round + 1), cells };
+  return { workers: workerOrder(shown), rounds: shown.map((r) => r.round + 1), cells };
+}
+
+/**
+ * The workers that appear in these reports (delivered or missing), by rank then name.
+ * @param {Report[]} history
+ */
+export function workerOrder(history) {
+  /** @type {Map<string, number>} */
+  const rankOf = new Map();
+  for (const r of history) for (const w of [...r.workers, ...r.missing]) rankOf.set(w.name, w.rank);
+  return [...rankOf.keys()].sort((a, b) => (rankOf.get(a) ?? 0) - (rankOf.get(b) ?? 0) || a.localeCompare(b));
 }
 
 /**
@@ -158,7 +162,7 @@ export function accuracySeries(history) {
  * @returns {{ workers: string[], data: [number[], ...(number | null)[][]] }}
  */
 export function workerSeries(history, field) {
-  const { workers } = heatMap(history, history.length);
+  const workers = workerOrder(history);
   const index = new Map(workers.map((w, i) => [w, i]));
   const columns = workers.map(() => history.map(() => /** @type {number | null} */ (null)));
   history.forEach((r, t) => {
