@@ -224,6 +224,25 @@ describe('integration: dashboard HTTP server', function () {
     expect(JSON.parse(stream.events[1].data).testAccuracy).to.equal(null);
   });
 
+  it('holds live events that arrive while the history is read, and sends them after it', async () => {
+    const jobC = 'job-c';
+    await addJob(jobC);
+    for (const r of [0, 1])
+      await store.appendRoundReport({ jobId: jobC, round: r, report: JSON.stringify(report(jobC, r)) }, 100);
+    const read = store.listRoundReports.bind(store);
+    // The next round closes, and the job completes, while the stream is still reading the stored rounds.
+    store.listRoundReports = async (jobId, from, limit) => {
+      store.listRoundReports = read;
+      manager.emit('round', report(jobC, 2));
+      manager.emit('job', (await store.transitionJob(jobC, 'complete'))!);
+      return read(jobId, from, limit);
+    };
+    const stream = await openStream(`${dashboard.url}/jobs/${jobC}/events`, bearer(admin));
+    expect(stream.events.map((e) => e.event)).to.deep.equal(['hello', 'round', 'round', 'round', 'end']);
+    const rounds = stream.events.filter((e) => e.event === 'round').map((e) => JSON.parse(e.data).round);
+    expect(rounds).to.deep.equal([0, 1, 2]);
+  });
+
   it('ends the stream of a job that has already ended right after its history', async () => {
     const stream = await openStream(`${dashboard.url}/jobs/${jobA}/events`, bearer(admin));
     expect(stream.events.map((e) => e.event)).to.deep.equal(['hello', 'round', 'round', 'end']);
