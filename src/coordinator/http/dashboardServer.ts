@@ -176,6 +176,7 @@ export async function startDashboard(
     }
     requireRead(principal, job);
     if (isPage) send(res, 200, 'text/html; charset=utf-8', jobPage(job));
+    else if (req.method === 'HEAD') send(res, 200, 'text/event-stream; charset=utf-8', '');
     else streamJob(req, res, job, principal);
   }
 
