@@ -29,6 +29,8 @@ export interface LaunchOptions {
   attackOptions?: Record<string, unknown>;
   store: StateStoreConfig;
   port: number;
+  /** Serve the dashboard on this port (0 = any free port) and print the job page's URL. */
+  dashboardPort?: number;
   /** The coordinator's data directory (checkpoints below it) and an optional checkpoint directory. */
   dataDir?: string;
   checkpointDir?: string;
@@ -96,6 +98,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       store: options.store,
       dataDir: options.dataDir,
       checkpointDir: options.checkpointDir,
+      dashboardPort: options.dashboardPort,
       tls: options.tls ? { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } : undefined,
       log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
     });
@@ -119,6 +122,13 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         `rule ${spec.aggregation.rule}${spec.aggregation.pre.length ? ` after ${spec.aggregation.pre.join('+')}` : ''}, store ${coordinator.store.kind}, ` +
         `coordinator ${coordinator.address} (${options.tls ? 'mutual TLS' : 'enrollment token'})`,
     );
+    if (coordinator.dashboardUrl) {
+      // A viewer token for this job only, so the printed URL opens the page and nothing more.
+      const viewer = await coordinator.auth.issue({ role: 'viewer', jobId: job.id, ttlMs: 24 * 3600 * 1000 });
+      out(
+        `phalanx: dashboard ${coordinator.dashboardUrl}/jobs/${encodeURIComponent(job.id)}?token=${viewer.token}`,
+      );
+    }
     const flagged: Record<string, number> = {};
     const printer = new ProgressPrinter(spec.rounds, out, spec.evaluation.split);
     const finished = new Promise<JobRecord>((resolve) => {

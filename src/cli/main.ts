@@ -86,19 +86,21 @@ function requireKnownAttack(flag: string, attack: string, options: Record<string
   throw new UsageError(issues.map((i) => `${where(i.path)}: ${i.message}`).join('; '));
 }
 
-function portOption(text: string, flag: string): number {
-  const port = Number(text);
-  if (!/^\d+$/.test(text) || port > 65535)
-    throw new UsageError(`${flag} must be a port number 0-65535 (got '${text}')`);
-  return port;
-}
-
 function byteSizeOption(text: string, flag: string): number {
   try {
     return parseByteSize(text);
   } catch (e) {
     throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
+}
+
+/** A TCP port flag: undefined when not given, else an integer in [0, 65535] (0 = any free port). */
+function portOption(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const port = Number(text);
+  if (!/^\d+$/.test(text.trim()) || port > 65535)
+    throw new UsageError(`${flag} must be a port number in [0, 65535] (got '${text}')`);
+  return port;
 }
 
 function storeConfig(opts: {
@@ -153,6 +155,7 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
   PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
+  PHALANX_DASHBOARD_PORT     coordinator, launch, demo: web dashboard port (--dashboard-port)
   PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
                              TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
   PHALANX_TOKEN, PHALANX_TOKEN_FILE
@@ -227,6 +230,11 @@ program
     env['PHALANX_TLS_CA'],
   )
   .option(
+    '--dashboard-port <port>',
+    'serve the web dashboard on this port (off unless set; 0 = any free port)',
+    env['PHALANX_DASHBOARD_PORT'],
+  )
+  .option(
     '--insecure-open',
     'LOCAL EXPERIMENTS ONLY: no credentials at all, anyone who reaches the port is admin',
     env['PHALANX_INSECURE_OPEN'] === '1',
@@ -249,11 +257,12 @@ program
       tlsKey?: string;
       tlsCa?: string;
       insecureOpen: boolean;
+      dashboardPort?: string;
     }) => {
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
-        healthPort: opts.healthPort === undefined ? undefined : portOption(opts.healthPort, '--health-port'),
+        healthPort: portOption(opts.healthPort, '--health-port'),
         store: storeConfig(opts),
         dataDir: opts.dataDir,
         checkpointDir: opts.checkpointDir,
@@ -263,6 +272,7 @@ program
         heartbeatTtlMs: Number(opts.heartbeatTtl),
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
+        dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));
@@ -357,6 +367,11 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     )
     .option('--redis-url <url>', 'Redis URL (with --store redis)', env['PHALANX_REDIS_URL'])
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
+    .option(
+      '--dashboard-port <port>',
+      'serve the web dashboard on this port and print its URL (0 = any free port)',
+      env['PHALANX_DASHBOARD_PORT'],
+    )
     .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
     .option('--backend <name>', 'tfjs backend for the workers')
@@ -407,6 +422,7 @@ interface LaunchCliOptions {
   store: string;
   redisUrl?: string;
   port: string;
+  dashboardPort?: string;
   dataDir: string;
   checkpointDir?: string;
   backend?: string;
@@ -445,6 +461,7 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
     attackOptions,
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
     port: Number(opts.port),
+    dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
     dataDir: opts.dataDir,
     checkpointDir: opts.checkpointDir,
     report: opts.report,

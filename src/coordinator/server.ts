@@ -26,6 +26,7 @@ import { CoordinatorAuth } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
 import { StartupError } from './startupError.ts';
+import { startDashboard, type RunningDashboard } from './http/dashboardServer.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -55,6 +56,8 @@ export interface CoordinatorConfig {
    * cannot speak TLS, such as kubelet's native gRPC probes, while the main port uses TLS or mutual TLS.
    */
   healthPort?: number;
+  /** Serve the web dashboard on this port (0 = any free port), on `host`; off when absent. */
+  dashboardPort?: number;
 }
 
 export interface RunningCoordinator {
@@ -68,6 +71,8 @@ export interface RunningCoordinator {
   /** The admin token and the file that holds it (mode 0600). */
   adminToken: string;
   adminTokenPath: string;
+  /** The dashboard's base URL when it is on (http://host:port or https://…). */
+  dashboardUrl?: string;
   shutdown(): Promise<void>;
 }
 
@@ -145,6 +150,21 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       throw e;
     });
   }
+  let dashboard: RunningDashboard | undefined;
+  try {
+    if (config.dashboardPort !== undefined)
+      dashboard = await startDashboard(manager, auth, {
+        host: config.host,
+        port: config.dashboardPort,
+        tls: config.tls,
+        log,
+      });
+  } catch (e) {
+    server.forceShutdown();
+    healthServer?.forceShutdown();
+    await store.close();
+    throw e;
+  }
   await manager.start();
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
   for (const s of SERVICES) health.setStatus(s, 'SERVING');
@@ -180,12 +200,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     auth,
     adminToken: admin.token,
     adminTokenPath: admin.path,
+    ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
     async shutdown() {
       if (closed) return;
       closed = true;
       storeHealth.stop();
       for (const s of SERVICES) health.setStatus(s, 'NOT_SERVING');
       await manager.stop();
+      await dashboard?.close();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();
