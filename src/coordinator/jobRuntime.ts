@@ -146,6 +146,8 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
+  /** Parameter bytes streamed to workers since the open round opened (reported with it). */
+  private bytesSent = 0;
   /** Gradient compression (compression.kind uniform | lgreco): the plan pushes must follow; undefined = dense. */
   readonly compression: CoordinatorCompression | undefined;
 
@@ -395,8 +397,15 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     if (why) void this.closeRound(why);
   }
 
+  /** A PullParameters stream wrote `bytes` of parameters to a worker. */
+  recordBytesSent(bytes: number): void {
+    this.bytesSent += bytes;
+  }
+
   private async closeRound(why: CloseReason): Promise<void> {
     const closed = this.engine.close(why);
+    const bytesSent = this.bytesSent;
+    this.bytesSent = 0;
     // The round's compressed traffic, and on a re-plan round the next plan (before the next round opens).
     const compression = this.compression?.closeRound(
       closed.round,
@@ -422,7 +431,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       const workers: WorkerRoundHealth[] = closed.deliveries.map((d, i) =>
         deliveredWorker({ ...d.participant, loss: d.payload.loss }, result?.workers[i], skipReason),
       );
-      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
+      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason, m.code));
       let lossSum = 0;
       let lossCount = 0;
       for (const w of workers) {
@@ -449,8 +458,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       const evalEvery = this.spec.evaluation.every;
       let testAccuracy = NaN;
       let testLoss = NaN;
+      let evaluateMs = 0;
       if (isLast || (evalEvery > 0 && completedRounds % evalEvery === 0)) {
+        const evaluating = performance.now();
         const ev = await this.model.evaluate(this.params);
+        evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
         this.lastEval = ev;
@@ -479,8 +491,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
           aggregateMs,
           optimizeMs,
           totalMs: closed.collectMs + aggregateMs + optimizeMs,
+          evaluateMs,
         },
         bytesReceived: bytes,
+        bytesSent,
+        diagnostics: {
+          flagRank: this.rule === 'flag' ? flagRank(result?.diagnostics) : 0,
+          excluded: workers.filter((w) => !w.included).length,
+        },
         finishedAtMs: Date.now(),
         divergence: signals.map((s) => s.message),
         rollbacks: this.rollbacks,
@@ -586,4 +604,10 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     if (!this.end('stopped')) return;
     this.emit('ended', 'stopped');
   }
+}
+
+/** Flag's chosen subspace rank from its diagnostics (0 for rules that have none). */
+function flagRank(diagnostics: Record<string, unknown> | undefined): number {
+  const r = diagnostics?.['r'];
+  return typeof r === 'number' && Number.isFinite(r) ? r : 0;
 }

@@ -426,7 +426,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           else includedByzantine++;
         }
       });
-      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
+      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason, m.code));
       const honestMeanNorm = meanNorm(
         delivered.filter((e) => e.w.role === 'honest').map((e) => e.vector),
         honestMean,
