@@ -27,6 +27,11 @@ import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
+import {
+  DEFAULT_METRICS_HOST,
+  MetricsListenSchema,
+  type MetricsListen,
+} from '../coordinator/http/metricsServer.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
@@ -93,6 +98,18 @@ function byteSizeOption(text: string, flag: string): number {
   }
 }
 
+/** --metrics-port / --metrics-host → where the metrics endpoint listens (undefined: metrics off). */
+function metricsOption(port: string | undefined, host: string): MetricsListen | undefined {
+  if (port === undefined || port === '') return undefined;
+  const parsed = MetricsListenSchema.safeParse({ host, port: /^\d+$/.test(port) ? Number(port) : NaN });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const flag = issue.path[0] === 'host' ? '--metrics-host' : '--metrics-port';
+    throw new UsageError(`${flag} '${issue.path[0] === 'host' ? host : port}': ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 function storeConfig(opts: {
   store: string;
   redisUrl?: string;
@@ -144,6 +161,8 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
   PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
+  PHALANX_METRICS_PORT, PHALANX_METRICS_HOST
+                             coordinator: Prometheus /metrics port and address (--metrics-port, --metrics-host)
   PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
                              TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
   PHALANX_TOKEN, PHALANX_TOKEN_FILE
@@ -216,6 +235,16 @@ program
     'LOCAL EXPERIMENTS ONLY: no credentials at all, anyone who reaches the port is admin',
     env['PHALANX_INSECURE_OPEN'] === '1',
   )
+  .option(
+    '--metrics-port <port>',
+    'serve Prometheus metrics at http://<metrics-host>:<port>/metrics (off unless given; 0 = any free port)',
+    env['PHALANX_METRICS_PORT'],
+  )
+  .option(
+    '--metrics-host <host>',
+    'address of the metrics endpoint (plain HTTP, no credentials)',
+    env['PHALANX_METRICS_HOST'] ?? DEFAULT_METRICS_HOST,
+  )
   .action(
     async (opts: {
       host: string;
@@ -233,7 +262,10 @@ program
       tlsKey?: string;
       tlsCa?: string;
       insecureOpen: boolean;
+      metricsPort?: string;
+      metricsHost: string;
     }) => {
+      const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -246,6 +278,7 @@ program
         heartbeatTtlMs: Number(opts.heartbeatTtl),
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
+        ...(metrics ? { metrics } : {}),
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));

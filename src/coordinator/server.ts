@@ -26,6 +26,8 @@ import { CoordinatorAuth } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
 import { StartupError } from './startupError.ts';
+import { CoordinatorMetrics, type CoordinatorMetricsOptions } from './metrics/coordinatorMetrics.ts';
+import { DEFAULT_METRICS_HOST, startMetricsServer } from './http/metricsServer.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -50,6 +52,8 @@ export interface CoordinatorConfig {
   tls?: TlsFiles;
   /** Serve every call without credentials (anyone is admin). Local experiments only. */
   insecureOpen?: boolean;
+  /** Serve Prometheus metrics over plain HTTP (off when absent); host defaults to 127.0.0.1, port 0 = any free. */
+  metrics?: { host?: string; port: number } & CoordinatorMetricsOptions;
 }
 
 export interface RunningCoordinator {
@@ -61,6 +65,8 @@ export interface RunningCoordinator {
   /** The admin token and the file that holds it (mode 0600). */
   adminToken: string;
   adminTokenPath: string;
+  /** The Prometheus endpoint (http://host:port/metrics) when metrics are on. */
+  metricsUrl?: string;
   shutdown(): Promise<void>;
 }
 
@@ -96,6 +102,18 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     log,
   });
   const sessions = new Sessions(store);
+  // Metrics listen first: a taken metrics port fails the start before the gRPC port is bound.
+  const metrics = config.metrics ? new CoordinatorMetrics(config.metrics) : undefined;
+  const metricsServer =
+    metrics &&
+    (await startMetricsServer(metrics, {
+      host: config.metrics!.host ?? DEFAULT_METRICS_HOST,
+      port: config.metrics!.port,
+    }));
+  if (metrics) {
+    manager.on('round', (report) => metrics.observeRound(report));
+    manager.on('job', (job) => metrics.observeJob(job));
+  }
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(
     // PullParameters writes chunks serialised once per parameter version (ParameterFeed).
@@ -120,7 +138,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     server.bindAsync(`${config.host}:${config.port}`, transport.credentials, (err, p) =>
       err ? reject(listenError(`${config.host}:${config.port}`, err)) : resolve(p),
     ),
-  );
+  ).catch(async (e: unknown) => {
+    await metricsServer?.close();
+    throw e;
+  });
   await manager.start();
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
   for (const s of SERVICES) health.setStatus(s, 'SERVING');
@@ -138,6 +159,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       `${transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext'})`,
   );
   log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
+  if (metricsServer) log(`metrics on ${metricsServer.url} (Prometheus text format, no credentials)`);
   if (admin.looseMode) log(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
   if (config.insecureOpen) {
     log('WARNING: --insecure-open: anyone who reaches this port is admin and may register any worker name.');
@@ -153,12 +175,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     auth,
     adminToken: admin.token,
     adminTokenPath: admin.path,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async shutdown() {
       if (closed) return;
       closed = true;
       storeHealth.stop();
       for (const s of SERVICES) health.setStatus(s, 'NOT_SERVING');
       await manager.stop();
+      await metricsServer?.close();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();
