@@ -3,6 +3,9 @@
  * coordinators can live in one process). Nothing here does I/O: the HTTP adapter (../http/metricsServer.ts)
  * serves `registry`. docs/monitoring.md lists every series.
  *
+ * Jobs are labelled `job_id`, not `job`: Prometheus sets `job` itself (the scrape job), and a scraped `job` label
+ * would be renamed to `exported_job`.
+ *
  * Label cardinality is bounded: a job's series (its own and its workers') are removed `retainFinishedMs` after the
  * job ends, and at most `maxJobs` jobs keep series at a time (beyond that, the job whose series changed least
  * recently loses them, ended jobs first).
@@ -54,41 +57,41 @@ export class CoordinatorMetrics {
   private readonly jobs = new Map<string, JobSeries>();
 
   // Per job.
-  private readonly rounds: Counter<'job'>;
-  private readonly lastRound: Gauge<'job'>;
-  private readonly phaseSeconds: Histogram<'job' | 'phase'>;
-  private readonly roundSeconds: Histogram<'job'>;
-  private readonly trainLoss: Gauge<'job'>;
-  private readonly testAccuracy: Gauge<'job'>;
-  private readonly testLoss: Gauge<'job'>;
-  private readonly updateNorm: Gauge<'job'>;
-  private readonly receivedBytes: Counter<'job'>;
-  private readonly sentBytes: Counter<'job'>;
-  private readonly compressionRatio: Gauge<'job'>;
-  private readonly flagRank: Gauge<'job'>;
-  private readonly excluded: Gauge<'job'>;
-  private readonly missing: Gauge<'job'>;
-  private readonly rollbacks: Gauge<'job'>;
-  private readonly divergence: Counter<'job'>;
-  private readonly jobState: Gauge<'job' | 'state'>;
+  private readonly rounds: Counter<'job_id'>;
+  private readonly lastRound: Gauge<'job_id'>;
+  private readonly phaseSeconds: Histogram<'job_id' | 'phase'>;
+  private readonly roundSeconds: Histogram<'job_id'>;
+  private readonly trainLoss: Gauge<'job_id'>;
+  private readonly testAccuracy: Gauge<'job_id'>;
+  private readonly testLoss: Gauge<'job_id'>;
+  private readonly updateNorm: Gauge<'job_id'>;
+  private readonly receivedBytes: Counter<'job_id'>;
+  private readonly sentBytes: Counter<'job_id'>;
+  private readonly compressionRatio: Gauge<'job_id'>;
+  private readonly flagRank: Gauge<'job_id'>;
+  private readonly excluded: Gauge<'job_id'>;
+  private readonly missing: Gauge<'job_id'>;
+  private readonly rollbacks: Gauge<'job_id'>;
+  private readonly divergence: Counter<'job_id'>;
+  private readonly jobState: Gauge<'job_id' | 'state'>;
   // Per worker.
-  private readonly wRounds: Counter<'job' | 'worker'>;
-  private readonly wIncluded: Gauge<'job' | 'worker'>;
-  private readonly wWeight: Gauge<'job' | 'worker'>;
-  private readonly wTrust: Gauge<'job' | 'worker'>;
-  private readonly wNorm: Gauge<'job' | 'worker'>;
-  private readonly wCosine: Gauge<'job' | 'worker'>;
-  private readonly wFlags: Counter<'job' | 'worker' | 'reason'>;
-  private readonly wLate: Counter<'job' | 'worker'>;
-  private readonly wRejected: Counter<'job' | 'worker'>;
+  private readonly wRounds: Counter<'job_id' | 'worker'>;
+  private readonly wIncluded: Gauge<'job_id' | 'worker'>;
+  private readonly wWeight: Gauge<'job_id' | 'worker'>;
+  private readonly wTrust: Gauge<'job_id' | 'worker'>;
+  private readonly wNorm: Gauge<'job_id' | 'worker'>;
+  private readonly wCosine: Gauge<'job_id' | 'worker'>;
+  private readonly wFlags: Counter<'job_id' | 'worker' | 'reason'>;
+  private readonly wLate: Counter<'job_id' | 'worker'>;
+  private readonly wRejected: Counter<'job_id' | 'worker'>;
 
   constructor(options: CoordinatorMetricsOptions = {}) {
     this.retainFinishedMs = options.retainFinishedMs ?? DEFAULT_RETAIN_FINISHED_MS;
     this.maxJobs = options.maxJobs ?? DEFAULT_MAX_JOBS;
     this.now = options.now ?? Date.now;
     const registers = [this.registry];
-    const job = ['job'] as const;
-    const worker = ['job', 'worker'] as const;
+    const job = ['job_id'] as const;
+    const worker = ['job_id', 'worker'] as const;
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
       new Gauge<L>({ name, help, labelNames, registers });
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
@@ -103,7 +106,7 @@ export class CoordinatorMetrics {
     this.phaseSeconds = new Histogram({
       name: 'phalanx_round_phase_seconds',
       help: 'Time per round phase: collect (open to close), aggregate (rule), step (optimizer), evaluate (test set, evaluation rounds only)',
-      labelNames: ['job', 'phase'],
+      labelNames: ['job_id', 'phase'],
       buckets: PHASE_BUCKETS,
       registers,
     });
@@ -151,7 +154,7 @@ export class CoordinatorMetrics {
       job,
     );
     this.jobState = gauge('phalanx_job_state', 'The job’s lifecycle state (1 for the current one)', [
-      'job',
+      'job_id',
       'state',
     ]);
 
@@ -184,7 +187,7 @@ export class CoordinatorMetrics {
     this.wFlags = counter(
       'phalanx_worker_flags_total',
       'Rounds in which the worker did not count, by reason code (excluded by the rule, or missing)',
-      ['job', 'worker', 'reason'],
+      ['job_id', 'worker', 'reason'],
     );
     this.wLate = counter(
       'phalanx_worker_late_total',
@@ -201,7 +204,7 @@ export class CoordinatorMetrics {
   /** One closed round. */
   observeRound(report: RoundReport): void {
     const s = this.series(report.jobId);
-    const job = { job: report.jobId };
+    const job = { job_id: report.jobId };
     this.inc(s, this.rounds, job);
     this.set(s, this.lastRound, job, report.round);
     const t = report.timings;
@@ -238,7 +241,7 @@ export class CoordinatorMetrics {
   observeJob(job: JobRecord): void {
     const s = this.series(job.id);
     for (const state of ['queued', 'starting', 'running', 'completed', 'failed', 'cancelled']) {
-      this.set(s, this.jobState, { job: job.id, state }, state === job.state ? 1 : 0);
+      this.set(s, this.jobState, { job_id: job.id, state }, state === job.state ? 1 : 0);
     }
     if (isTerminal(job.state)) s.endedAt ??= this.now();
   }
@@ -257,7 +260,7 @@ export class CoordinatorMetrics {
   }
 
   private observeWorker(s: JobSeries, jobId: string, w: WorkerRoundHealth, delivered: boolean): void {
-    const labels = { job: jobId, worker: w.name };
+    const labels = { job_id: jobId, worker: w.name };
     this.inc(s, this.wRounds, labels);
     if (delivered) {
       this.set(s, this.wIncluded, labels, w.included ? 1 : 0);

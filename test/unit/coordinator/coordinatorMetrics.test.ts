@@ -96,7 +96,7 @@ describe('coordinator metrics: round reports → series', () => {
     const m = new CoordinatorMetrics();
     m.observeRound(report('a', 0));
     m.observeRound(report('a', 1, { trainLoss: 0.5, testAccuracy: 0.81, testLoss: 0.4 }));
-    const job = { job: 'a' };
+    const job = { job_id: 'a' };
     expect(await value(m, 'phalanx_rounds_total', job)).to.equal(2);
     expect(await value(m, 'phalanx_round', job)).to.equal(1);
     expect(await value(m, 'phalanx_received_bytes_total', job)).to.equal(2000);
@@ -113,7 +113,7 @@ describe('coordinator metrics: round reports → series', () => {
     const m = new CoordinatorMetrics();
     m.observeRound(report('a', 0, { testAccuracy: 0.6 }));
     m.observeRound(report('a', 1));
-    expect(await value(m, 'phalanx_test_accuracy', { job: 'a' })).to.equal(0.6);
+    expect(await value(m, 'phalanx_test_accuracy', { job_id: 'a' })).to.equal(0.6);
   });
 
   it('observes each phase in seconds; evaluate only on rounds that evaluated', async () => {
@@ -125,34 +125,34 @@ describe('coordinator metrics: round reports → series', () => {
       }),
     );
     const text = await m.registry.getSingleMetricAsString('phalanx_round_phase_seconds');
-    expect(text).to.include('phalanx_round_phase_seconds_sum{job="a",phase="collect"} 0.2');
-    expect(text).to.include('phalanx_round_phase_seconds_count{job="a",phase="collect"} 2');
-    expect(text).to.include('phalanx_round_phase_seconds_count{job="a",phase="step"} 2');
-    expect(text).to.include('phalanx_round_phase_seconds_count{job="a",phase="evaluate"} 1');
-    expect(text).to.include('phalanx_round_phase_seconds_sum{job="a",phase="evaluate"} 0.25');
+    expect(text).to.include('phalanx_round_phase_seconds_sum{job_id="a",phase="collect"} 0.2');
+    expect(text).to.include('phalanx_round_phase_seconds_count{job_id="a",phase="collect"} 2');
+    expect(text).to.include('phalanx_round_phase_seconds_count{job_id="a",phase="step"} 2');
+    expect(text).to.include('phalanx_round_phase_seconds_count{job_id="a",phase="evaluate"} 1');
+    expect(text).to.include('phalanx_round_phase_seconds_sum{job_id="a",phase="evaluate"} 0.25');
   });
 
   it('sets the per-worker gauges by stable name and counts flags by reason code', async () => {
     const m = new CoordinatorMetrics();
     m.observeRound(report('a', 0));
     m.observeRound(report('a', 1));
-    const w1 = { job: 'a', worker: 'worker-1' };
+    const w1 = { job_id: 'a', worker: 'worker-1' };
     expect(await value(m, 'phalanx_worker_weight', w1)).to.equal(0.5);
     expect(await value(m, 'phalanx_worker_trust', w1)).to.equal(0.7);
     expect(await value(m, 'phalanx_worker_cosine', w1)).to.equal(0.6);
     expect(await value(m, 'phalanx_worker_included', w1)).to.equal(1);
     expect(await value(m, 'phalanx_worker_flags_total', { ...w1 })).to.equal(undefined);
-    const w3 = { job: 'a', worker: 'worker-3' };
+    const w3 = { job_id: 'a', worker: 'worker-3' };
     expect(await value(m, 'phalanx_worker_included', w3)).to.equal(0);
     expect(await value(m, 'phalanx_worker_gradient_norm', w3)).to.equal(5);
     expect(
       await value(m, 'phalanx_worker_flags_total', { ...w3, reason: 'against_robust_direction' }),
     ).to.equal(2);
-    const w4 = { job: 'a', worker: 'worker-4' };
+    const w4 = { job_id: 'a', worker: 'worker-4' };
     expect(await value(m, 'phalanx_worker_rejected_total', w4)).to.equal(2);
     expect(await value(m, 'phalanx_worker_flags_total', { ...w4, reason: 'rejected' })).to.equal(2);
     expect(await value(m, 'phalanx_worker_late_total', w4)).to.equal(undefined);
-    const w5 = { job: 'a', worker: 'worker-5' };
+    const w5 = { job_id: 'a', worker: 'worker-5' };
     expect(await value(m, 'phalanx_worker_late_total', w5)).to.equal(2);
     expect(await value(m, 'phalanx_worker_rounds_total', w5)).to.equal(2);
   });
@@ -179,8 +179,8 @@ describe('coordinator metrics: round reports → series', () => {
         },
       }),
     );
-    expect(await value(m, 'phalanx_compression_ratio', { job: 'packed' })).to.equal(7.5);
-    expect(await value(m, 'phalanx_compression_ratio', { job: 'plain' })).to.equal(undefined);
+    expect(await value(m, 'phalanx_compression_ratio', { job_id: 'packed' })).to.equal(7.5);
+    expect(await value(m, 'phalanx_compression_ratio', { job_id: 'plain' })).to.equal(undefined);
   });
 });
 
@@ -195,10 +195,10 @@ describe('coordinator metrics: bounded cardinality', () => {
     m.observeJob(job('a', 'completed'));
     now += 59_999;
     m.sweep();
-    expect(await value(m, 'phalanx_job_state', { job: 'a', state: 'completed' })).to.equal(1);
+    expect(await value(m, 'phalanx_job_state', { job_id: 'a', state: 'completed' })).to.equal(1);
     expect(
       await value(m, 'phalanx_worker_flags_total', {
-        job: 'a',
+        job_id: 'a',
         worker: 'worker-3',
         reason: 'against_robust_direction',
       }),
@@ -207,9 +207,9 @@ describe('coordinator metrics: bounded cardinality', () => {
     m.sweep();
     expect(m.jobIds()).to.deep.equal(['b']);
     const text = await m.registry.metrics();
-    expect(text).to.not.match(/job="a"/);
+    expect(text).to.not.match(/job_id="a"/);
     expect(text).to.match(
-      /phalanx_worker_flags_total\{job="b",worker="worker-3",reason="against_robust_direction"\} 1/,
+      /phalanx_worker_flags_total\{job_id="b",worker="worker-3",reason="against_robust_direction"\} 1/,
     );
   });
 
@@ -224,14 +224,14 @@ describe('coordinator metrics: bounded cardinality', () => {
     expect(m.jobIds().sort()).to.deep.equal(['a', 'c']);
     m.observeRound(report('d', 0));
     expect(m.jobIds().sort()).to.deep.equal(['c', 'd']);
-    expect(await m.registry.metrics()).to.not.match(/job="(a|b)"/);
+    expect(await m.registry.metrics()).to.not.match(/job_id="(a|b)"/);
   });
 
   it('a coordinator has its own registry: two do not share series', async () => {
     const one = new CoordinatorMetrics();
     const two = new CoordinatorMetrics();
     one.observeRound(report('a', 0));
-    expect(await value(one, 'phalanx_rounds_total', { job: 'a' })).to.equal(1);
-    expect(await value(two, 'phalanx_rounds_total', { job: 'a' })).to.equal(undefined);
+    expect(await value(one, 'phalanx_rounds_total', { job_id: 'a' })).to.equal(1);
+    expect(await value(two, 'phalanx_rounds_total', { job_id: 'a' })).to.equal(undefined);
   });
 });
