@@ -380,6 +380,16 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
     .option('--backend <name>', 'tfjs backend for the workers')
     .option('--report <file>', 'write a JSON summary here')
+    .option(
+      '--metrics-port <port>',
+      "serve the coordinator's Prometheus metrics on this port (0 = any free port; off unless given)",
+      env['PHALANX_METRICS_PORT'],
+    )
+    .option(
+      '--metrics-host <host>',
+      'address of the metrics endpoint',
+      env['PHALANX_METRICS_HOST'] ?? DEFAULT_METRICS_HOST,
+    )
     .option('--tls', 'run over mutual TLS with certificates made for this run (else: enrollment tokens)')
     .option('-v, --verbose', 'show coordinator and worker logs on stderr');
 }
@@ -430,6 +440,8 @@ interface LaunchCliOptions {
   checkpointDir?: string;
   backend?: string;
   report?: string;
+  metricsPort?: string;
+  metricsHost: string;
   tls?: boolean;
   verbose?: boolean;
 }
@@ -456,7 +468,9 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
   spec.workers!.min = Math.min(spec.workers?.min ?? workers, workers);
   const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options');
   requireKnownAttack('--attack', opts.attack, attackOptions ?? {});
+  const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
   const report = await launch({
+    ...(metrics ? { metrics } : {}),
     spec,
     workers,
     byzantine,
