@@ -45,6 +45,22 @@ describe('reason codes', () => {
     }
   });
 
+  it('after a pre-aggregator, the text quotes the worker’s own cosine, not that of its rule input', () => {
+    // Bucketing puts honest worker 3 with flipped worker 4: both inherit the bucket's exclusion.
+    const r = createAggregationPipeline({
+      rule: 'flag',
+      f: 2,
+      pre: ['bucketing(s=2)'],
+      options: {},
+    }).aggregate(FLIPPED, ids(6));
+    const excluded = r.workers.filter((w) => !w.included);
+    expect(excluded.map((w) => w.index)).to.deep.equal([3, 4]);
+    for (const w of excluded) {
+      expect(w.reasonCode).to.equal('against-robust-direction');
+      expect(quotedCosine(w.reason)).to.equal(w.cosine.toFixed(3));
+    }
+  });
+
   it('the rule used alone writes the same text as through the pipeline', () => {
     const direct = createRule('flag', {}).aggregate({ vectors: FLIPPED, workerIds: ids(6), f: 2 });
     const piped = createAggregationPipeline({ rule: 'flag', f: 2, pre: [], options: {} }).aggregate(
