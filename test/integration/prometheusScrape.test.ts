@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
+import type { RoundReport } from '../../src/coordinator/roundReport.ts';
 import { isTerminal, type JobState } from '../../src/core/jobLifecycle.ts';
 import { startPrometheus, type PrometheusServer } from '../support/prometheus.ts';
 import {
@@ -101,5 +102,19 @@ describe('integration: Prometheus scrapes the coordinator', function () {
       const included = await prometheus.query(`phalanx_worker_included{${sel},worker="${name}"}`);
       expect(included[0]?.value, `${name} included in the last round`).to.equal(0);
     }
+
+    // The same reasons over the wire (WatchJob replay): the enum code, and text that quotes the cosine field.
+    const reports: RoundReport[] = [];
+    await jobs.watch(job.id, 0, (e) => {
+      if (e.round) reports.push(e.round as unknown as RoundReport);
+    });
+    expect(reports).to.have.length(ROUNDS);
+    const last = reports[ROUNDS - 1];
+    for (const name of BYZANTINE) {
+      const w = last.workers.find((x) => x.name === name)!;
+      expect(w.reasonCode).to.equal('REASON_AGAINST_ROBUST_DIRECTION');
+      expect(w.reason).to.include(`cosine to the update ${w.cosine.toFixed(3)}`);
+    }
+    expect(last.timings.evaluateMs).to.be.above(0);
   });
 });
