@@ -3,7 +3,8 @@
  * Assembles the coordinator process: state store, job manager, the Coordinator, Jobs and Admin services,
  * standard grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it
  * does not) and server reflection, over TLS or mutual TLS when configured. Every Jobs and Admin call and every
- * worker registration needs a credential (auth/).
+ * worker registration needs a credential (auth/). With `metrics`, a Prometheus endpoint on its own HTTP port
+ * (http/metricsServer.ts) serves the job manager's round and job events as series (metrics/).
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';

@@ -3,6 +3,7 @@
  * and that a finished job's series go away (after the grace period, or when more than maxJobs have series).
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import { CoordinatorMetrics, reasonLabel } from '../../../src/coordinator/metrics/coordinatorMetrics.ts';
 import {
   wireReason,
@@ -233,5 +234,17 @@ describe('coordinator metrics: bounded cardinality', () => {
     one.observeRound(report('a', 0));
     expect(await value(one, 'phalanx_rounds_total', { job_id: 'a' })).to.equal(1);
     expect(await value(two, 'phalanx_rounds_total', { job_id: 'a' })).to.equal(undefined);
+  });
+});
+
+describe('coordinator metrics: documentation', () => {
+  it('docs/monitoring.md names every metric with its type, and no metric that does not exist', async () => {
+    const doc = readFileSync(new URL('../../../docs/monitoring.md', import.meta.url), 'utf8');
+    const registered = (await new CoordinatorMetrics().registry.getMetricsAsJSON()).map((m) => [
+      m.name,
+      m.type,
+    ]);
+    const documented = [...doc.matchAll(/^\| `(phalanx_\w+)`\s*\| (\w+)/gm)].map((m) => [m[1], m[2]]);
+    expect(documented.sort()).to.deep.equal(registered.map(([n, t]) => [n, String(t)]).sort());
   });
 });
