@@ -1,5 +1,4 @@
 /**
-/**
  * Assembles the coordinator process: state store, job manager, the Coordinator, Jobs and Admin services,
  * standard grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it
  * does not) and server reflection, over TLS or mutual TLS when configured. Every Jobs and Admin call and every
