@@ -31,7 +31,13 @@ import {
   type Participant,
   type PushVerdict,
 } from '../core/round/roundEngine.ts';
-import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
+import {
+  deliveredWorker,
+  missingWorker,
+  ruleDiagnostics,
+  type RoundReport,
+  type WorkerRoundHealth,
+} from './roundReport.ts';
 import { TypedEmitter } from './typedEmitter.ts';
 import { sharedFloat32 } from './roundComputeProtocol.ts';
 import { CoordinatorCompression, type PushWire } from './coordinatorCompression.ts';
@@ -495,10 +501,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         },
         bytesReceived: bytes,
         bytesSent,
-        diagnostics: {
-          flagRank: this.rule === 'flag' ? flagRank(result?.diagnostics) : 0,
-          excluded: workers.filter((w) => !w.included).length,
-        },
+        diagnostics: ruleDiagnostics(this.rule, result?.diagnostics, workers),
         finishedAtMs: Date.now(),
         divergence: signals.map((s) => s.message),
         rollbacks: this.rollbacks,
@@ -604,10 +607,4 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     if (!this.end('stopped')) return;
     this.emit('ended', 'stopped');
   }
-}
-
-/** Flag's chosen subspace rank from its diagnostics (0 for rules that have none). */
-function flagRank(diagnostics: Record<string, unknown> | undefined): number {
-  const r = diagnostics?.['r'];
-  return typeof r === 'number' && Number.isFinite(r) ? r : 0;
 }

@@ -131,3 +131,16 @@ export function missingWorker(
     loss: NaN,
   };
 }
+
+/** The round's rule diagnostics: Flag's chosen rank r (0 for other rules) and the delivered workers not included. */
+export function ruleDiagnostics(
+  rule: string,
+  diagnostics: Record<string, unknown> | undefined,
+  workers: readonly WorkerRoundHealth[],
+): { flagRank: number; excluded: number } {
+  const r = diagnostics?.['r'];
+  return {
+    flagRank: rule === 'flag' && typeof r === 'number' && Number.isFinite(r) ? r : 0,
+    excluded: workers.filter((w) => !w.included).length,
+  };
+}
