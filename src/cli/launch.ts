@@ -39,6 +39,8 @@ export interface LaunchOptions {
   quiet?: boolean;
   /** Mutual TLS with certificates made for this run (default: plaintext loopback with enrollment tokens). */
   tls?: boolean;
+  /** Serve the coordinator's Prometheus metrics (off when absent). */
+  metrics?: { host: string; port: number };
   /** Per-worker log lines go to stderr (verbose) or are dropped. */
   verbose?: boolean;
   /** Called with every round report as it is persisted (benchmarks, progress of embedding programs). */
@@ -100,6 +102,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       checkpointDir: options.checkpointDir,
       dashboardPort: options.dashboardPort,
       tls: options.tls ? { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } : undefined,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
       log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
     });
   } catch (e) {
@@ -129,6 +132,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         `phalanx: dashboard ${coordinator.dashboardUrl}/jobs/${encodeURIComponent(job.id)}?token=${viewer.token}`,
       );
     }
+    if (coordinator.metricsUrl) out(`phalanx: metrics on ${coordinator.metricsUrl}`);
     const flagged: Record<string, number> = {};
     const printer = new ProgressPrinter(spec.rounds, out, spec.evaluation.split);
     const finished = new Promise<JobRecord>((resolve) => {

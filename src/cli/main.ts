@@ -28,6 +28,11 @@ import { aggregateCommand } from './aggregateCommand.ts';
 import { defaultWorkerName, WorkerNameError } from './workerName.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
+import {
+  DEFAULT_METRICS_HOST,
+  MetricsListenSchema,
+  type MetricsListen,
+} from '../coordinator/http/metricsServer.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
@@ -103,6 +108,18 @@ function portOption(text: string | undefined, flag: string): number | undefined 
   return port;
 }
 
+/** --metrics-port / --metrics-host → where the metrics endpoint listens (undefined: metrics off). */
+function metricsOption(port: string | undefined, host: string): MetricsListen | undefined {
+  if (port === undefined || port === '') return undefined;
+  const parsed = MetricsListenSchema.safeParse({ host, port: /^\d+$/.test(port) ? Number(port) : NaN });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const flag = issue.path[0] === 'host' ? '--metrics-host' : '--metrics-port';
+    throw new UsageError(`${flag} '${issue.path[0] === 'host' ? host : port}': ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 function storeConfig(opts: {
   store: string;
   redisUrl?: string;
@@ -156,6 +173,8 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
   PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
   PHALANX_DASHBOARD_PORT     coordinator, launch, demo: web dashboard port (--dashboard-port)
+  PHALANX_METRICS_PORT, PHALANX_METRICS_HOST
+                             coordinator: Prometheus /metrics port and address (--metrics-port, --metrics-host)
   PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
                              TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
   PHALANX_TOKEN, PHALANX_TOKEN_FILE
@@ -239,6 +258,16 @@ program
     'LOCAL EXPERIMENTS ONLY: no credentials at all, anyone who reaches the port is admin',
     env['PHALANX_INSECURE_OPEN'] === '1',
   )
+  .option(
+    '--metrics-port <port>',
+    'serve Prometheus metrics at http://<metrics-host>:<port>/metrics (off unless given; 0 = any free port)',
+    env['PHALANX_METRICS_PORT'],
+  )
+  .option(
+    '--metrics-host <host>',
+    'address of the metrics endpoint (plain HTTP, no credentials)',
+    env['PHALANX_METRICS_HOST'] ?? DEFAULT_METRICS_HOST,
+  )
   .action(
     async (opts: {
       host: string;
@@ -258,7 +287,10 @@ program
       tlsCa?: string;
       insecureOpen: boolean;
       dashboardPort?: string;
+      metricsPort?: string;
+      metricsHost: string;
     }) => {
+      const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -273,6 +305,7 @@ program
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
         dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
+        ...(metrics ? { metrics } : {}),
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));
@@ -376,6 +409,16 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
     .option('--backend <name>', 'tfjs backend for the workers')
     .option('--report <file>', 'write a JSON summary here')
+    .option(
+      '--metrics-port <port>',
+      "serve the coordinator's Prometheus metrics on this port (0 = any free port; off unless given)",
+      env['PHALANX_METRICS_PORT'],
+    )
+    .option(
+      '--metrics-host <host>',
+      'address of the metrics endpoint',
+      env['PHALANX_METRICS_HOST'] ?? DEFAULT_METRICS_HOST,
+    )
     .option('--tls', 'run over mutual TLS with certificates made for this run (else: enrollment tokens)')
     .option('-v, --verbose', 'show coordinator and worker logs on stderr');
 }
@@ -427,6 +470,8 @@ interface LaunchCliOptions {
   checkpointDir?: string;
   backend?: string;
   report?: string;
+  metricsPort?: string;
+  metricsHost: string;
   tls?: boolean;
   verbose?: boolean;
 }
@@ -453,7 +498,9 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
   spec.workers!.min = Math.min(spec.workers?.min ?? workers, workers);
   const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options');
   requireKnownAttack('--attack', opts.attack, attackOptions ?? {});
+  const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
   const report = await launch({
+    ...(metrics ? { metrics } : {}),
     spec,
     workers,
     byzantine,

@@ -187,6 +187,7 @@ export function coordinatorHandlers(
           const { messages } = feed.stream(rt, encoding);
           for (const message of messages) {
             if (call.cancelled) return;
+            rt.recordBytesSent(message.length);
             if (!call.write(ParameterFeed.message(message))) {
               // A client that goes away while we wait for the window must not leave this pull open.
               await new Promise<void>((resolve) => {

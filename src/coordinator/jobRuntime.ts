@@ -31,7 +31,13 @@ import {
   type Participant,
   type PushVerdict,
 } from '../core/round/roundEngine.ts';
-import { deliveredWorker, missingWorker, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
+import {
+  deliveredWorker,
+  missingWorker,
+  ruleDiagnostics,
+  type RoundReport,
+  type WorkerRoundHealth,
+} from './roundReport.ts';
 import { TypedEmitter } from './typedEmitter.ts';
 import { sharedFloat32 } from './roundComputeProtocol.ts';
 import { CoordinatorCompression, type PushWire } from './coordinatorCompression.ts';
@@ -146,6 +152,8 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private lastTrainLoss = NaN;
   private readonly startedAt = Date.now();
   private lastEval = { accuracy: NaN, loss: NaN };
+  /** Parameter bytes streamed to workers since the open round opened (reported with it). */
+  private bytesSent = 0;
   /** Gradient compression (compression.kind uniform | lgreco): the plan pushes must follow; undefined = dense. */
   readonly compression: CoordinatorCompression | undefined;
 
@@ -395,8 +403,15 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     if (why) void this.closeRound(why);
   }
 
+  /** A PullParameters stream wrote `bytes` of parameters to a worker. */
+  recordBytesSent(bytes: number): void {
+    this.bytesSent += bytes;
+  }
+
   private async closeRound(why: CloseReason): Promise<void> {
     const closed = this.engine.close(why);
+    const bytesSent = this.bytesSent;
+    this.bytesSent = 0;
     // The round's compressed traffic, and on a re-plan round the next plan (before the next round opens).
     const compression = this.compression?.closeRound(
       closed.round,
@@ -422,7 +437,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       const workers: WorkerRoundHealth[] = closed.deliveries.map((d, i) =>
         deliveredWorker({ ...d.participant, loss: d.payload.loss }, result?.workers[i], skipReason),
       );
-      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
+      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason, m.code));
       let lossSum = 0;
       let lossCount = 0;
       for (const w of workers) {
@@ -449,8 +464,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       const evalEvery = this.spec.evaluation.every;
       let testAccuracy = NaN;
       let testLoss = NaN;
+      let evaluateMs = 0;
       if (isLast || (evalEvery > 0 && completedRounds % evalEvery === 0)) {
+        const evaluating = performance.now();
         const ev = await this.model.evaluate(this.params);
+        evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
         this.lastEval = ev;
@@ -479,8 +497,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
           aggregateMs,
           optimizeMs,
           totalMs: closed.collectMs + aggregateMs + optimizeMs,
+          evaluateMs,
         },
         bytesReceived: bytes,
+        bytesSent,
+        diagnostics: ruleDiagnostics(this.rule, result?.diagnostics, workers),
         finishedAtMs: Date.now(),
         divergence: signals.map((s) => s.message),
         rollbacks: this.rollbacks,

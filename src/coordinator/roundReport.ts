@@ -1,4 +1,14 @@
 import type { WorkerHealth } from '../core/aggregation/types.ts';
+import { reasonWireName, type ReasonCode } from '../core/reasonCodes.ts';
+import type { Reason__Output } from '../gen/phalanx/v1/Reason.ts';
+
+/** A reason code as the wire and the JSON reports spell it (phalanx.v1.Reason): 'REASON_LATE'. */
+export type WireReason = Reason__Output;
+
+/** The wire spelling of a core reason code (undefined: REASON_UNSPECIFIED). */
+export function wireReason(code: ReasonCode | undefined): WireReason {
+  return reasonWireName(code) as WireReason;
+}
 
 /** The per-round health report (mirrors phalanx.v1.RoundReport), kept in the state store and streamed to watchers. */
 export interface WorkerRoundHealth {
@@ -10,7 +20,10 @@ export interface WorkerRoundHealth {
   weight: number;
   norm: number;
   cosine: number;
+  /** Human text: which rule, which numbers ('krum: not selected', 'rejected: non-finite value in layer …'). */
   reason: string;
+  /** The same reason as a code (REASON_UNSPECIFIED when included); absent in reports written before codes. */
+  reasonCode?: WireReason;
   byzantine: string;
   loss: number;
 }
@@ -26,8 +39,22 @@ export interface RoundReport {
   trainLoss: number;
   testAccuracy: number;
   testLoss: number;
-  timings: { collectMs: number; aggregateMs: number; optimizeMs: number; totalMs: number };
+  /**
+   * Phases of the round: collect (open → close), aggregate (the rule), optimize (the step); total is their sum.
+   * evaluate is the test-set evaluation after the step, which overlaps the next round's collect (0 without one).
+   */
+  timings: {
+    collectMs: number;
+    aggregateMs: number;
+    optimizeMs: number;
+    totalMs: number;
+    evaluateMs?: number;
+  };
   bytesReceived: number;
+  /** Parameter bytes streamed to workers (PullParameters) while this round collected. */
+  bytesSent?: number;
+  /** Flag's subspace rank (0 for other rules) and the delivered workers the rule did not include. */
+  diagnostics?: { flagRank: number; excluded: number };
   finishedAtMs: number;
   /** Signs of divergence the guard saw in this round (src/core/round/divergenceGuard.ts); empty if none. */
   divergence: string[];
@@ -78,6 +105,7 @@ export function deliveredWorker(
     norm: h?.norm ?? 0,
     cosine: h?.cosine ?? 0,
     reason: h?.reason ?? (skipReason ? `round skipped: ${skipReason}` : ''),
+    reasonCode: wireReason(h ? h.reasonCode : skipReason ? 'round-skipped' : undefined),
     byzantine: p.byzantine,
     loss: p.loss,
   };
@@ -86,6 +114,7 @@ export function deliveredWorker(
 export function missingWorker(
   p: { workerId: string; name: string; rank: number; byzantine: string },
   reason: string,
+  code: ReasonCode,
 ): WorkerRoundHealth {
   return {
     workerId: p.workerId,
@@ -97,7 +126,21 @@ export function missingWorker(
     norm: 0,
     cosine: 0,
     reason,
+    reasonCode: wireReason(code),
     byzantine: p.byzantine,
     loss: NaN,
+  };
+}
+
+/** The round's rule diagnostics: Flag's chosen rank r (0 for other rules) and the delivered workers not included. */
+export function ruleDiagnostics(
+  rule: string,
+  diagnostics: Record<string, unknown> | undefined,
+  workers: readonly WorkerRoundHealth[],
+): { flagRank: number; excluded: number } {
+  const r = diagnostics?.['r'];
+  return {
+    flagRank: rule === 'flag' && typeof r === 'number' && Number.isFinite(r) ? r : 0,
+    excluded: workers.filter((w) => !w.included).length,
   };
 }

@@ -1,9 +1,9 @@
 /**
-/**
  * Assembles the coordinator process: state store, job manager, the Coordinator, Jobs and Admin services,
  * standard grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it
  * does not) and server reflection, over TLS or mutual TLS when configured. Every Jobs and Admin call and every
- * worker registration needs a credential (auth/).
+ * worker registration needs a credential (auth/). With `metrics`, a Prometheus endpoint on its own HTTP port
+ * (http/metricsServer.ts) serves the job manager's round and job events as series (metrics/).
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -27,6 +27,8 @@ import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
 import { StartupError } from './startupError.ts';
 import { startDashboard, type RunningDashboard } from './http/dashboardServer.ts';
+import { CoordinatorMetrics, type CoordinatorMetricsOptions } from './metrics/coordinatorMetrics.ts';
+import { DEFAULT_METRICS_HOST, startMetricsServer } from './http/metricsServer.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -58,6 +60,8 @@ export interface CoordinatorConfig {
   healthPort?: number;
   /** Serve the web dashboard on this port (0 = any free port), on `host`; off when absent. */
   dashboardPort?: number;
+  /** Serve Prometheus metrics over plain HTTP (off when absent); host defaults to 127.0.0.1, port 0 = any free. */
+  metrics?: { host?: string; port: number } & CoordinatorMetricsOptions;
 }
 
 export interface RunningCoordinator {
@@ -73,6 +77,8 @@ export interface RunningCoordinator {
   adminTokenPath: string;
   /** The dashboard's base URL when it is on (http://host:port or https://…). */
   dashboardUrl?: string;
+  /** The Prometheus endpoint (http://host:port/metrics) when metrics are on. */
+  metricsUrl?: string;
   shutdown(): Promise<void>;
 }
 
@@ -108,6 +114,18 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     log,
   });
   const sessions = new Sessions(store);
+  // Metrics listen first: a taken metrics port fails the start before the gRPC port is bound.
+  const metrics = config.metrics ? new CoordinatorMetrics(config.metrics) : undefined;
+  const metricsServer =
+    metrics &&
+    (await startMetricsServer(metrics, {
+      host: config.metrics!.host ?? DEFAULT_METRICS_HOST,
+      port: config.metrics!.port,
+    }));
+  if (metrics) {
+    manager.on('round', (report) => metrics.observeRound(report));
+    manager.on('job', (job) => metrics.observeJob(job));
+  }
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(
     // PullParameters writes chunks serialised once per parameter version (ParameterFeed).
@@ -132,7 +150,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     server.bindAsync(`${config.host}:${config.port}`, transport.credentials, (err, p) =>
       err ? reject(listenError(`${config.host}:${config.port}`, err)) : resolve(p),
     ),
-  );
+  ).catch(async (e: unknown) => {
+    await metricsServer?.close();
+    throw e;
+  });
   // The health statuses are those of the main port: the same HealthImplementation serves both.
   let healthServer: grpc.Server | undefined;
   let healthPort: number | undefined;
@@ -146,6 +167,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       ),
     ).catch(async (e: unknown) => {
       server.forceShutdown();
+      await metricsServer?.close();
       await store.close();
       throw e;
     });
@@ -162,6 +184,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   } catch (e) {
     server.forceShutdown();
     healthServer?.forceShutdown();
+    await metricsServer?.close();
     await store.close();
     throw e;
   }
@@ -184,6 +207,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   if (healthPort !== undefined)
     log(`health (grpc.health.v1 only, plaintext) on ${config.host}:${healthPort}`);
   log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
+  if (metricsServer) log(`metrics on ${metricsServer.url} (Prometheus text format, no credentials)`);
   if (admin.looseMode) log(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
   if (config.insecureOpen) {
     log('WARNING: --insecure-open: anyone who reaches this port is admin and may register any worker name.');
@@ -201,6 +225,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     adminToken: admin.token,
     adminTokenPath: admin.path,
     ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async shutdown() {
       if (closed) return;
       closed = true;
@@ -208,6 +233,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       for (const s of SERVICES) health.setStatus(s, 'NOT_SERVING');
       await manager.stop();
       await dashboard?.close();
+      await metricsServer?.close();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

@@ -29,6 +29,7 @@ import { fallbackAggregation, guardOptions, type JobSpec } from '../config/jobSp
 import {
   deliveredWorker,
   missingWorker,
+  ruleDiagnostics,
   type RoundReport,
   type WorkerRoundHealth,
 } from '../coordinator/roundReport.ts';
@@ -426,7 +427,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           else includedByzantine++;
         }
       });
-      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason));
+      const missing = closed.missing.map((m) => missingWorker(m.participant, m.reason, m.code));
       const honestMeanNorm = meanNorm(
         delivered.filter((e) => e.w.role === 'honest').map((e) => e.vector),
         honestMean,
@@ -441,8 +442,11 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       const every = spec.evaluation.every;
       let testAccuracy = NaN;
       let testLoss = NaN;
+      let evaluateMs = 0;
       if (isLast || (every > 0 && completed % every === 0)) {
+        const evaluating = performance.now();
         const ev = await trainer.evaluate(params, evaluated, spec.evaluation.limit);
+        evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
         evaluations.push({ round: completed, accuracy: ev.accuracy, loss: ev.loss });
@@ -480,8 +484,10 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           aggregateMs,
           optimizeMs,
           totalMs: performance.now() - tOpen,
+          evaluateMs,
         },
         bytesReceived: compression?.bytes ?? 0,
+        diagnostics: ruleDiagnostics(aggregationSpec.rule, result?.diagnostics, health),
         finishedAtMs: Date.now(),
         divergence: signals.map((sig) => sig.message),
         rollbacks,

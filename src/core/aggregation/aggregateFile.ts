@@ -3,6 +3,7 @@
  * pre-aggregator pipeline. Input problems throw an Error with a one-line message naming the problem; NaN/±Inf
  * values are not an input error (such workers are excluded and reported with reason 'non-finite').
  */
+import type { ReasonCode } from '../reasonCodes.ts';
 import { createAggregationPipeline } from './pipeline.ts';
 
 export interface RunAggregationInput {
@@ -19,6 +20,8 @@ export interface RunAggregationWorker {
   trust: number;
   weight: number;
   reason?: string;
+  /** The reason as a code (src/core/reasonCodes.ts). */
+  reasonCode?: ReasonCode;
 }
 
 export interface RunAggregationOutput {
@@ -73,6 +76,7 @@ export function runAggregation(input: RunAggregationInput): RunAggregationOutput
         weight: w.weight,
       };
       if (w.reason !== undefined) out.reason = w.reason;
+      if (w.reasonCode !== undefined) out.reasonCode = w.reasonCode;
       return out;
     }),
   };

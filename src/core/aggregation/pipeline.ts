@@ -32,6 +32,7 @@ import {
 } from './types.ts';
 import { normSq as sumOfSquares } from './kernels/linear.ts';
 import { clamp, readOptionalNumber } from './util.ts';
+import { flagExclusionText } from '../reasonCodes.ts';
 
 export interface AggregationPipeline {
   readonly rule: AggregationRule;
@@ -86,12 +87,14 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
       const x = vectors[i];
       if (x.length !== d || d === 0) {
         health[i].reason = 'wrong-length';
+        health[i].reasonCode = 'wrong-length';
         continue;
       }
       // float32 squares cannot overflow float64, so the sum is finite iff every value is
       const s = sumOfSquares(x);
       if (!Number.isFinite(s)) {
         health[i].reason = 'non-finite';
+        health[i].reasonCode = 'non-finite';
         continue;
       }
       valid.push(i);
@@ -144,6 +147,13 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
     } else {
       mapHealthBack(result.workers, mixing, current.length, valid, health);
       fillCosines(health, valid, vValid, normSq, update);
+      // A text that quotes the cosine quotes the worker's own, not that of the rule input it inherited it from.
+      for (const h of health) {
+        const code = h.reasonCode;
+        if (h.reasonFacts && (code === 'against-robust-direction' || code === 'low-trust')) {
+          h.reason = flagExclusionText(code, h.reasonFacts.score, h.reasonFacts.threshold, h.cosine);
+        }
+      }
     }
     return {
       update,
@@ -244,7 +254,12 @@ function mapHealthBack(
     h.weight = weight;
     h.trust = mass > 0 ? clamp(trustSum / mass, 0, 1) : 0;
     h.included = weight > 0;
-    if (!h.included) h.reason = top >= 0 ? (ruleWorkers[top].reason ?? 'zero weight') : 'zero weight';
+    if (!h.included) {
+      const from = top >= 0 ? ruleWorkers[top] : undefined;
+      h.reason = from?.reason ?? 'zero weight';
+      h.reasonCode = from?.reason !== undefined ? (from.reasonCode ?? 'zero-weight') : 'zero-weight';
+      if (from?.reasonFacts) h.reasonFacts = from.reasonFacts;
+    }
   }
 }
 

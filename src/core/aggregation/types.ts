@@ -3,6 +3,7 @@
  * Rules see only decoded, validated vectors: the pipeline (pipeline.ts) excludes non-finite and wrong-length
  * inputs before any rule runs.
  */
+import type { ReasonCode } from '../reasonCodes.ts';
 
 /** Per-worker health record returned with every aggregate. Indexes refer to the pipeline's input order. */
 export interface WorkerHealth {
@@ -20,6 +21,13 @@ export interface WorkerHealth {
   cosine: number;
   /** Why it was excluded or down-weighted (e.g. 'non-finite', 'wrong-length', 'krum: not selected'). */
   reason?: string;
+  /** The reason as a code (src/core/reasonCodes.ts); set whenever `reason` is. */
+  reasonCode?: ReasonCode;
+  /**
+   * The numbers a threshold test compared (Flag's sign score or reconstruction ratio and its threshold): the text
+   * is rebuilt from them when the record's cosine changes (pipeline with pre-aggregators).
+   */
+  reasonFacts?: { score: number; threshold: number };
 }
 
 export interface AggregationInput {

@@ -254,7 +254,10 @@ export function coordinateHealth(
     w.trust = counts[i] / d;
     w.weight = (counts[i] * coef) / d;
     w.included = counts[i] > 0;
-    if (!w.included) w.reason = reason;
+    if (!w.included) {
+      w.reason = reason;
+      w.reasonCode = 'coordinates-unused';
+    }
   }
 }
 
@@ -317,7 +320,10 @@ export function subsetHealth(
     w.included = sel;
     w.trust = sel ? 1 : 0;
     w.weight = sel ? 1 / k : 0;
-    if (!sel) w.reason = reason;
+    if (!sel) {
+      w.reason = reason;
+      w.reasonCode = 'not-selected';
+    }
   }
   fillNormsAndCosinesFromGram(
     workers,

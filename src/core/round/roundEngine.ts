@@ -66,6 +66,7 @@ export interface ClosedDelivery<T> {
 export interface MissingParticipant {
   participant: Participant;
   reason: string;
+  code: 'rejected' | 'absent' | 'left' | 'late';
 }
 
 /** Everything a closing round hands to aggregation and to its report. */
@@ -296,11 +297,17 @@ export class RoundEngine<T> {
     const missing: MissingParticipant[] = [];
     for (const [id, p] of this.participants) {
       if (this.deliveries.has(id)) continue;
-      missing.push({ participant: p, reason: describe(this.failures.get(id)) ?? `late (${why})` });
+      const failure = this.failures.get(id);
+      missing.push({
+        participant: p,
+        reason: describe(failure) ?? `late (${why})`,
+        code: failure?.kind ?? 'late',
+      });
     }
     for (const [id, p] of this.departed) {
       if (this.participants.has(id) || this.deliveries.has(id)) continue;
-      missing.push({ participant: p, reason: describe(this.failures.get(id)) ?? 'left' });
+      const failure = this.failures.get(id);
+      missing.push({ participant: p, reason: describe(failure) ?? 'left', code: failure?.kind ?? 'left' });
     }
     missing.sort((a, b) => a.participant.rank - b.participant.rank);
     this.deliveries.clear();

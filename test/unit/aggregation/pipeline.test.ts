@@ -243,6 +243,7 @@ describe('runAggregation (CLI helper)', () => {
       trust: 0,
       weight: 0,
       reason: 'krum: not selected',
+      reasonCode: 'not-selected',
     });
   });
 
@@ -271,6 +272,7 @@ describe('runAggregation (CLI helper)', () => {
       trust: 0,
       weight: 0,
       reason: 'non-finite',
+      reasonCode: 'non-finite',
     });
   });
 

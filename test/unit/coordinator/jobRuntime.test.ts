@@ -73,12 +73,85 @@ describe('JobRuntime', () => {
     for (const r of reports) {
       expect(r.workers.map((w) => [w.name, w.included])).to.deep.equal([['worker-0', false]]);
       expect(r.workers[0].reason).to.match(/^round skipped: quorum not met/);
-      expect(r.missing.map((m) => [m.name, m.reason])).to.deep.equal([
-        ['worker-1', 'rejected: non-finite value'],
+      expect(r.workers[0].reasonCode).to.equal('REASON_ROUND_SKIPPED');
+      expect(r.missing.map((m) => [m.name, m.reason, m.reasonCode])).to.deep.equal([
+        ['worker-1', 'rejected: non-finite value', 'REASON_REJECTED'],
       ]);
     }
     expect(Array.from(params), 'no skipped round moved the parameters').to.deep.equal(
       new Array(size).fill(1),
     );
+  });
+
+  it('reports reason codes, the evaluate phase, bytes sent and Flag diagnostics per round', async () => {
+    const size = 4;
+    const spec = validateJobSpec({
+      name: 'report',
+      model: { kind: 'mlp', hidden: [4] },
+      rounds: 2,
+      workers: { min: 3, max: 3, roundTimeout: 10_000 },
+      aggregation: { rule: 'flag', f: 1 },
+      optimizer: { kind: 'sgd', lr: 0.1 },
+      evaluation: { every: 2 },
+      checkpoint: { every: 0 },
+    });
+    const model: ModelHost = {
+      layout: buildLayout([{ name: 'w', shape: [size] }]),
+      // The evaluation takes a few milliseconds: the report must time it.
+      evaluate: () => new Promise((resolve) => setTimeout(() => resolve({ accuracy: 0.5, loss: 1 }), 5)),
+    };
+    const params = new Float32Array(size);
+    const stepper = new RoundStepper(
+      createAggregationPipeline(spec.aggregation),
+      createOptimizer(spec.optimizer, size),
+    );
+    const reports: RoundReport[] = [];
+    const rt = new JobRuntime(
+      'job-r',
+      spec,
+      model,
+      params,
+      {
+        step: async (round, vectors, ids) => stepper.step(round, params, vectors, ids),
+        skip: async (round, reason) => stepper.skip(round, reason),
+      },
+      {
+        onRound: async (r) => void reports.push(r),
+        onCheckpoint: async () => {},
+        onComplete: async () => {},
+        onError: () => {},
+        log: () => {},
+      },
+      0,
+    );
+    const ended = new Promise<string>((resolve) => rt.once('ended', resolve));
+    const push = (round: number) => {
+      rt.recordBytesSent(1000 * (round + 1));
+      rt.commit('a', round, Float32Array.from([1, 0.9, 1.1, 0.2]), 1, 16);
+      rt.commit('b', round, Float32Array.from([0.9, 1.1, 1.0, -0.1]), 1, 16);
+      rt.commit('c', round, Float32Array.from([-1, -1, -1, -0.1]), 1, 16);
+    };
+    rt.start();
+    rt.join('a', 'worker-0', '');
+    rt.join('b', 'worker-1', '');
+    rt.join('c', 'worker-2', 'signflip');
+    rt.on('round-open', (round) => {
+      if (round < 2) push(round);
+    });
+    push(0);
+    expect(await ended).to.equal('completed');
+
+    expect(reports.map((r) => r.bytesSent)).to.deep.equal([1000, 2000]);
+    expect(reports.map((r) => r.timings.evaluateMs === 0)).to.deep.equal([true, false]);
+    for (const r of reports) {
+      expect(r.diagnostics).to.deep.equal({ flagRank: 1, excluded: 1 });
+      const flipped = r.workers.find((w) => w.name === 'worker-2')!;
+      expect(flipped.reasonCode).to.equal('REASON_AGAINST_ROBUST_DIRECTION');
+      expect(flipped.reason).to.include(`cosine to the update ${flipped.cosine.toFixed(3)}`);
+      expect(r.workers.filter((w) => w.included).map((w) => w.reasonCode)).to.deep.equal([
+        'REASON_UNSPECIFIED',
+        'REASON_UNSPECIFIED',
+      ]);
+    }
   });
 });

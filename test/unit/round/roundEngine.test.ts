@@ -58,6 +58,7 @@ describe('RoundEngine', () => {
       const closed = e.close('no-quorum');
       expect(closed.deliveries.map((d) => d.payload)).to.deep.equal(['ga']);
       expect(closed.missing.map((m) => m.reason)).to.deep.equal(['rejected: NaN', 'rejected: truncated']);
+      expect(closed.missing.map((m) => m.code)).to.deep.equal(['rejected', 'rejected']);
     });
 
     it('closes on quorum when a rejected worker is the only one missing and min is met', () => {
@@ -93,6 +94,7 @@ describe('RoundEngine', () => {
         ['c', 'late (timeout)'],
         ['d', 'late (timeout)'],
       ]);
+      expect(closed.missing.map((m) => m.code)).to.deep.equal(['late', 'late']);
       expect(closed.collectMs).to.equal(TIMEOUT);
     });
 
@@ -182,6 +184,7 @@ describe('RoundEngine', () => {
       expect(closed.missing.map((m) => [m.participant.name, m.reason])).to.deep.equal([
         ['c', 'heartbeat expired'],
       ]);
+      expect(closed.missing[0].code).to.equal('left');
     });
 
     it('a worker that leaves after delivering still has its gradient aggregated', () => {

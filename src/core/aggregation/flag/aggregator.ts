@@ -66,6 +66,7 @@ import {
 } from './solver.ts';
 import type { IrlsResult } from './solver.ts';
 import { symmetricEigen } from './symmetricEigen.ts';
+import { flagExclusionText } from '../../reasonCodes.ts';
 
 export { FLAG_DEFAULTS, parseFlagOptions };
 export type { FlagOptions };
@@ -76,6 +77,13 @@ const NORMALIZE_EPS = 1e-12;
 const SIGN_SLACK = 1e-9;
 
 type Status = 'ok' | 'zero' | 'non-finite';
+
+/** A worker Flag's sign or trust test excluded, with the number it compared and the threshold. */
+interface Exclusion {
+  code: 'against-robust-direction' | 'low-trust';
+  score: number;
+  threshold: number;
+}
 
 interface Prepared {
   n: number;
@@ -276,14 +284,15 @@ class FlagAggregator implements AggregationRule {
 
     // Sign-aware and trust filters on the first fit.
     const keep = new Array<boolean>(p).fill(true);
-    const reasons = new Array<string | undefined>(p).fill(undefined);
+    // Why a worker was excluded, with the numbers the test compared (the text is written with its final cosine).
+    const reasons = new Array<Exclusion | undefined>(p).fill(undefined);
     let signScores: Float64Array | null = null;
     if (o.signAware && rEff0 > 0) {
       signScores = this.robustDirectionScores(first.P, p, rEff0, K);
       for (let a = 0; a < p; a++) {
         if (signScores[a] < o.signThreshold - SIGN_SLACK) {
           keep[a] = false;
-          reasons[a] = `flag: points against the robust direction (cosine ${signScores[a].toFixed(3)})`;
+          reasons[a] = { code: 'against-robust-direction', score: signScores[a], threshold: o.signThreshold };
         }
       }
     }
@@ -291,7 +300,7 @@ class FlagAggregator implements AggregationRule {
       for (let a = 0; a < p; a++) {
         if (keep[a] && v0[a] < o.minTrust) {
           keep[a] = false;
-          reasons[a] = `flag: reconstruction ratio ${v0[a].toFixed(3)} below minTrust ${o.minTrust}`;
+          reasons[a] = { code: 'low-trust', score: v0[a], threshold: o.minTrust };
         }
       }
     }
@@ -387,6 +396,7 @@ class FlagAggregator implements AggregationRule {
           norm: norms[i],
           cosine: 0,
           reason: status[i] === 'zero' ? 'zero-vector' : 'non-finite',
+          reasonCode: status[i] === 'zero' ? 'zero-vector' : 'non-finite',
         });
         continue;
       }
@@ -407,15 +417,18 @@ class FlagAggregator implements AggregationRule {
           cosine,
         });
       } else {
+        const why = reasons[a]!;
         workers.push({
           index: i,
           workerId: workerIds[i],
           included: false,
-          trust: reasons[a]?.includes('minTrust') ? clamp01(v0[a]) : 0,
+          trust: why.code === 'low-trust' ? clamp01(v0[a]) : 0,
           weight: 0,
           norm: norms[i],
           cosine,
-          reason: reasons[a],
+          reason: flagExclusionText(why.code, why.score, why.threshold, cosine),
+          reasonCode: why.code,
+          reasonFacts: { score: why.score, threshold: why.threshold },
         });
       }
     }
@@ -602,6 +615,7 @@ class FlagAggregator implements AggregationRule {
           norm: 0,
           cosine: 0,
           reason: 'non-finite',
+          reasonCode: 'non-finite',
         });
         continue;
       }
@@ -617,7 +631,7 @@ class FlagAggregator implements AggregationRule {
         weight: zero ? 0 : c[a],
         norm: norms[i],
         cosine: zero || outNorm === 0 ? 0 : dotOut[a] / outNorm,
-        ...(zero ? { reason: 'zero-vector' } : {}),
+        ...(zero ? { reason: 'zero-vector', reasonCode: 'zero-vector' as const } : {}),
       });
     }
     return {

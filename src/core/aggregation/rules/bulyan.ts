@@ -119,8 +119,13 @@ function canonicalBulyan(
     w.trust = c / d;
     w.weight = c / (beta * d);
     w.included = c > 0;
-    if (!inS.has(w.index)) w.reason = 'bulyan: not selected by iterated Krum';
-    else if (c === 0) w.reason = 'bulyan: trimmed in every coordinate';
+    if (!inS.has(w.index)) {
+      w.reason = 'bulyan: not selected by iterated Krum';
+      w.reasonCode = 'not-selected';
+    } else if (c === 0) {
+      w.reason = 'bulyan: trimmed in every coordinate';
+      w.reasonCode = 'coordinates-unused';
+    }
   }
   fillHealthFromDots(workers, dots, order, diagonal(gram, n));
   return { update, workers, diagnostics: { theta, beta, selected: Array.from(selected), tieBroken } };
@@ -202,7 +207,10 @@ function garfieldBulyan(
     w.weight = weight[w.index];
     w.trust = rankUse[q] / d;
     w.included = w.weight > 0;
-    if (!w.included) w.reason = 'bulyan: not selected';
+    if (!w.included) {
+      w.reason = 'bulyan: not selected';
+      w.reasonCode = 'not-selected';
+    }
   }
   fillNormsAndCosines(workers, vectors, update, diagonal(gram, n));
   return {

@@ -82,6 +82,9 @@ function fillCcHealth(workers: WorkerHealth[], c: Float64Array, w: Float64Array)
     h.trust = c[h.index];
     h.weight = w[h.index];
     h.included = h.weight !== 0;
-    if (!h.included) h.reason = 'centeredClipping: zero weight (L = 0)';
+    if (!h.included) {
+      h.reason = 'centeredClipping: zero weight (L = 0)';
+      h.reasonCode = 'zero-weight';
+    }
   }
 }

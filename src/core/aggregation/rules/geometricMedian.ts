@@ -77,7 +77,10 @@ export const createGeometricMedian: RuleFactory = (options) => {
         w.weight = a[w.index];
         w.trust = bmax > 0 ? beta[w.index] / bmax : 1;
         w.included = w.weight !== 0;
-        if (!w.included) w.reason = 'geometricMedian: zero weight';
+        if (!w.included) {
+          w.reason = 'geometricMedian: zero weight';
+          w.reasonCode = 'zero-weight';
+        }
       }
       fillNormsAndCosinesFromGram(workers, R, n, a);
       return { update, workers, diagnostics: { iterations, converged } };

@@ -139,7 +139,10 @@ export const createKrum: RuleFactory = (options) => {
         w.included = sel;
         w.trust = sel ? 1 : 0;
         w.weight = sel ? 1 : 0;
-        if (!sel) w.reason = 'krum: not selected';
+        if (!sel) {
+          w.reason = 'krum: not selected';
+          w.reasonCode = 'not-selected';
+        }
       }
       fillNormsAndCosinesFromGram(
         workers,

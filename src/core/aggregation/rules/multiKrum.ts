@@ -61,6 +61,7 @@ export const createMultiKrum: RuleFactory = (options) => {
         w.included = false;
         w.trust = 0;
         w.reason = 'multiKrum: not selected';
+        w.reasonCode = 'not-selected';
       }
       for (let t = 0; t < m; t++) {
         const w = workers[order[t]];
@@ -68,6 +69,7 @@ export const createMultiKrum: RuleFactory = (options) => {
         w.trust = 1;
         w.weight = 1 / m;
         delete w.reason;
+        delete w.reasonCode;
       }
       fillNormsAndCosinesFromGram(
         workers,
