@@ -30,6 +30,9 @@ import { StartupError } from '../coordinator/startupError.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
+import { LogConfigError } from '../logging/logger.ts';
+import { addLogOptions, serviceLogger, type LogFlags } from './logOptions.ts';
+import { BACKEND_ORDER } from '../worker/backend.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -152,7 +155,11 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_BACKEND            worker, simulate: tfjs backend (--backend)
   PHALANX_DATA               Fashion-MNIST directory when the spec gives no data.path
   PHALANX_TEXT               text file of text jobs when the spec gives no data.source
-  PHALANX_DEBUG=1            worker: wait/pull/compute/push times every 10 rounds
+  PHALANX_LOG_FORMAT         coordinator, worker: json or pretty (--log-format; default json unless
+                             stdout is a terminal)
+  PHALANX_LOG_LEVEL          coordinator, worker: debug, info, warn, error or silent (--log-level)
+  PHALANX_DEBUG=1            coordinator, worker: --log-level debug (a worker then logs its
+                             wait/pull/compute/push times every 10 rounds)
   PHALANX_TFJS_VERBOSE=1     keep tfjs's warnings`;
 
 const program = new Command();
@@ -165,9 +172,7 @@ program
   // Commander's parse errors throw (inherited by every sub-command added below) so they exit 2, not 1.
   .exitOverride();
 
-program
-  .command('coordinator')
-  .description('run the coordinator (gRPC parameter server)')
+addLogOptions(program.command('coordinator').description('run the coordinator (gRPC parameter server)'))
   .option('--host <host>', 'listen address', env['PHALANX_HOST'] ?? '0.0.0.0')
   .option('--port <port>', 'listen port', env['PHALANX_PORT'] ?? '7070')
   .addOption(
@@ -217,23 +222,26 @@ program
     env['PHALANX_INSECURE_OPEN'] === '1',
   )
   .action(
-    async (opts: {
-      host: string;
-      port: string;
-      store: string;
-      redisUrl?: string;
-      redisPrefix?: string;
-      dataDir: string;
-      checkpointDir?: string;
-      dataRoot?: string[];
-      memoryBudget: string;
-      id?: string;
-      heartbeatTtl: string;
-      tlsCert?: string;
-      tlsKey?: string;
-      tlsCa?: string;
-      insecureOpen: boolean;
-    }) => {
+    async (
+      opts: {
+        host: string;
+        port: string;
+        store: string;
+        redisUrl?: string;
+        redisPrefix?: string;
+        dataDir: string;
+        checkpointDir?: string;
+        dataRoot?: string[];
+        memoryBudget: string;
+        id?: string;
+        heartbeatTtl: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
+        insecureOpen: boolean;
+      } & LogFlags,
+    ) => {
+      const logger = serviceLogger('coordinator', opts, { timestamps: true });
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -246,7 +254,7 @@ program
         heartbeatTtlMs: Number(opts.heartbeatTtl),
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
-        log: (m) => console.log(`${new Date().toISOString()} ${m}`),
+        logger,
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));
       process.once('SIGINT', stop);
@@ -254,12 +262,14 @@ program
     },
   );
 
-addClientAuthOptions(
-  program
-    .command('worker')
-    .description(
-      'run a worker that joins a job and trains on its shard (enrolls with --token, or its certificate under mutual TLS)',
-    ),
+addLogOptions(
+  addClientAuthOptions(
+    program
+      .command('worker')
+      .description(
+        'run a worker that joins a job and trains on its shard (enrolls with --token, or its certificate under mutual TLS)',
+      ),
+  ),
 )
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option(
@@ -278,7 +288,11 @@ addClientAuthOptions(
   )
   .option('--attack-options <json>', 'options of the attack as JSON')
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
-  .option('--once', 'exit when the first job ends')
+  .option('--once', 'exit when the first job ends (with --job: always)')
+  .option(
+    '--connect-timeout <duration>',
+    'exit 1 when the coordinator stays unreachable this long, e.g. 30s, 5m (default: keep retrying)',
+  )
   .action(
     async (
       opts: {
@@ -290,19 +304,34 @@ addClientAuthOptions(
         attackOptions?: string;
         data?: string;
         once?: boolean;
-      } & ClientAuthFlags,
+        connectTimeout?: string;
+      } & ClientAuthFlags &
+        LogFlags,
     ) => {
+      if (!(['auto', ...BACKEND_ORDER] as string[]).includes(opts.backend))
+        throw new UsageError(
+          `--backend / PHALANX_BACKEND must be one of auto, ${BACKEND_ORDER.join(', ')} (got '${opts.backend}')`,
+        );
+      let connectTimeoutMs: number | undefined;
+      if (opts.connectTimeout !== undefined) {
+        try {
+          connectTimeoutMs = parseDuration(opts.connectTimeout);
+        } catch (e) {
+          throw new UsageError(`--connect-timeout: ${(e as Error).message}`);
+        }
+      }
       const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
       if (opts.byzantine !== undefined) requireKnownAttack('--byzantine', opts.byzantine, attackOptions);
       const name =
         opts.name ??
         env['PHALANX_WORKER_NAME'] ??
         (env['RANK'] ? `worker-${env['RANK']}` : `worker-${process.pid}`);
+      const logger = serviceLogger('worker', opts);
       const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
       process.once('SIGINT', () => controller.abort());
-      const { runWorker, WorkerEnrollmentError } = await loadWorker();
+      const { runWorker, WorkerStopError } = await loadWorker();
       await runWorker({
         coordinator: opts.coordinator,
         name,
@@ -311,13 +340,17 @@ addClientAuthOptions(
         byzantine: opts.byzantine ? { attack: opts.byzantine, options: attackOptions } : undefined,
         dataPath: opts.data,
         once: Boolean(opts.once),
+        connectTimeoutMs,
         signal: controller.signal,
         token: auth.token,
         credentials: auth.credentials,
+        logger,
       }).catch((e: unknown) => {
-        if (!(e instanceof WorkerEnrollmentError)) throw e;
+        if (!(e instanceof WorkerStopError)) throw e;
+        // The reason goes to the log (a collector sees it) and, for whoever started the worker, to stderr.
+        if (logger.format === 'json') logger.error(e.message, { worker: name, exitCode: e.exitCode });
         console.error(`phalanx: worker ${name}: ${e.message}`);
-        process.exit(1);
+        process.exit(e.exitCode);
       });
       process.exit(0);
     },
@@ -345,7 +378,9 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     .option('--port <port>', 'coordinator port (0 = any free port)', '0')
     .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
-    .option('--backend <name>', 'tfjs backend for the workers')
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend for the workers').choices(['auto', ...BACKEND_ORDER]),
+    )
     .option('--report <file>', 'write a JSON summary here')
     .option('--tls', 'run over mutual TLS with certificates made for this run (else: enrollment tokens)')
     .option('-v, --verbose', 'show coordinator and worker logs on stderr');
@@ -823,7 +858,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof ClientAuthError ||
     e instanceof TlsConfigError ||
     e instanceof CertsError ||
-    e instanceof ShardingError
+    e instanceof ShardingError ||
+    e instanceof LogConfigError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
