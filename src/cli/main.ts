@@ -288,7 +288,7 @@ addLogOptions(
   )
   .option('--attack-options <json>', 'options of the attack as JSON')
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
-  .option('--once', 'exit when the first job ends (with --job: always)')
+  .option('--once', 'exit when the first job ends (with --job the worker exits when that job ends anyway)')
   .option(
     '--connect-timeout <duration>',
     'exit 1 when the coordinator stays unreachable this long, e.g. 30s, 5m (default: keep retrying)',

@@ -104,7 +104,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
 
   /** Info the first time, debug while nothing changes: a waiting worker says so once. */
   const waiting = (line: string, fields: LogFields) => {
-    polls++;
+    polls = line === waitingSaid ? polls + 1 : 1;
     if (line === waitingSaid) log.debug(`${line} (poll ${polls})`, { ...fields, poll: polls });
     else log.info(line, fields);
     waitingSaid = line;
