@@ -50,7 +50,7 @@ export interface WorkerOptions {
 
 /** A worker that cannot go on (a refused enrollment, a coordinator it cannot reach, a setup that cannot work). */
 export class WorkerStopError extends Error {
-  /** The process's exit code: 2 for invalid input (an unknown attack), else 1. */
+  /** The process's exit code: 2 for invalid input (an unknown attack, a job spec it cannot read), else 1. */
   constructor(
     message: string,
     readonly exitCode: 1 | 2 = 1,
@@ -178,7 +178,13 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         reached();
         backoff.reset();
         waitingSaid = '';
-        const spec: JobSpec = validateJobSpec(JSON.parse(joined.specJson));
+        let spec: JobSpec;
+        try {
+          spec = validateJobSpec(JSON.parse(joined.specJson));
+        } catch (e) {
+          // A spec this worker cannot read (a rule or field of another version) stays unreadable: stop.
+          throw new WorkerStopError(`cannot work on job ${joined.jobId}: ${(e as Error).message}`, 2);
+        }
         currentJob = joined.jobId;
         log.info(
           `joined job ${joined.jobId} as rank ${joined.rank}/${joined.worldSize} at round ${joined.round}`,

@@ -6,10 +6,12 @@
  * when one of its workers fails at start.
  */
 import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
 import { getEventListeners } from 'node:events';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import { runWorker } from '../../src/worker/workerProcess.ts';
+import { proto } from '../../src/transport/protocol.ts';
 import {
   logLines,
   startCoordinatorProcess,
@@ -175,6 +177,55 @@ describe('integration: worker lifecycle', function () {
       const c = new JobsClient(address, { token: adminToken });
       await c.cancel(job.id);
       c.close();
+    }
+  });
+
+  it('stops with exit 2 when the job it joined has a rule it does not know (a coordinator of another version)', async () => {
+    // A stand-in coordinator that enrolls any worker and hands out a job whose spec names an unknown rule.
+    const server = new grpc.Server();
+    server.addService(proto.phalanx.v1.Coordinator.service, {
+      RegisterWorker: (_call: unknown, cb: grpc.sendUnaryData<object>) =>
+        cb(null, { workerId: 'w-1', sessionToken: 's', heartbeatIntervalMs: 1000, heartbeatTtlMs: 6000 }),
+      Heartbeat: (_call: unknown, cb: grpc.sendUnaryData<object>) => cb(null, { heartbeatIntervalMs: 1000 }),
+      JoinJob: (_call: unknown, cb: grpc.sendUnaryData<object>) =>
+        cb(null, {
+          jobId: 'job-future',
+          specJson: JSON.stringify({ ...SPEC, aggregation: { rule: 'alien', f: 0 } }),
+          rank: 0,
+          worldSize: 1,
+          layoutFingerprint: 'x',
+          round: 0,
+        }),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const w = startProcess([
+      'worker',
+      '--coordinator',
+      `127.0.0.1:${port}`,
+      '--name',
+      'old-0',
+      '--backend',
+      'cpu',
+    ]);
+    try {
+      const outcome = await Promise.race([
+        exitOf(w),
+        w.waitFor(/unknown rule 'alien'[^]*unknown rule 'alien'[^]*unknown rule 'alien'/, 200_000).then(
+          () => 'it retried',
+          () => exitOf(w),
+        ),
+      ]);
+      expect(outcome).to.equal(2);
+      expect(w.output()).to.match(
+        /phalanx: worker old-0: cannot work on job job-future: invalid job spec:[^]*aggregation\.rule: unknown rule 'alien' \(valid: mean, /,
+      );
+    } finally {
+      await w.kill();
+      server.forceShutdown();
     }
   });
 
