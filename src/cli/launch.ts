@@ -86,12 +86,6 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
   const out = (line: string) => {
     if (!options.quiet) process.stdout.write(`${line}\n`);
   };
-  // Certificates for this run only; the coordinator's data directory (admin token, checkpoints) persists.
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'phalanx-launch-'));
-  const certs = path.join(scratch, 'certs');
-  if (options.tls)
-    createCertificates({ out: certs, workers: options.workers, hosts: [], clients: [], days: 2 });
-  const pem = (name: string) => path.join(certs, name);
   // The progress lines are this command's output (always human); the services' logs follow the log format.
   const logFormat: LogFormat = resolveLogFormat(
     undefined,
@@ -107,6 +101,12 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         prefix: '[coordinator] ',
       })
     : silentLogger;
+  // Certificates for this run only; the coordinator's data directory (admin token, checkpoints) persists.
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'phalanx-launch-'));
+  const certs = path.join(scratch, 'certs');
+  if (options.tls)
+    createCertificates({ out: certs, workers: options.workers, hosts: [], clients: [], days: 2 });
+  const pem = (name: string) => path.join(certs, name);
   let coordinator;
   try {
     coordinator = await startCoordinator({
