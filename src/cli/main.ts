@@ -155,8 +155,8 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_BACKEND            worker, simulate: tfjs backend (--backend)
   PHALANX_DATA               Fashion-MNIST directory when the spec gives no data.path
   PHALANX_TEXT               text file of text jobs when the spec gives no data.source
-  PHALANX_LOG_FORMAT         coordinator, worker: json or pretty (--log-format; default json unless
-                             stdout is a terminal)
+  PHALANX_LOG_FORMAT         coordinator, worker, launch/demo --verbose: json or pretty (--log-format;
+                             default json unless the output is a terminal)
   PHALANX_LOG_LEVEL          coordinator, worker: debug, info, warn, error or silent (--log-level)
   PHALANX_DEBUG=1            coordinator, worker: --log-level debug (a worker then logs its
                              wait/pull/compute/push times every 10 rounds)
