@@ -43,6 +43,16 @@ function exitOf(proc: Proc): Promise<number | null> {
 describe('integration: worker lifecycle', function () {
   this.timeout(240_000);
   let coordinator: Awaited<ReturnType<typeof startCoordinatorProcess>> | undefined;
+  /** Processes a test started: killed after it, also when it timed out waiting for one that hangs. */
+  const procs: Proc[] = [];
+  const track = (proc: Proc): Proc => {
+    procs.push(proc);
+    return proc;
+  };
+
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.kill()));
+  });
 
   before(async () => {
     coordinator = await startCoordinatorProcess();
@@ -120,17 +130,19 @@ describe('integration: worker lifecycle', function () {
   });
 
   it('names a coordinator it cannot reach, backs off, and gives up after --connect-timeout with exit 1', async () => {
-    const w = startProcess([
-      'worker',
-      '--coordinator',
-      '127.0.0.1:1',
-      '--name',
-      'lost-0',
-      '--backend',
-      'cpu',
-      '--connect-timeout',
-      '4s',
-    ]);
+    const w = track(
+      startProcess([
+        'worker',
+        '--coordinator',
+        '127.0.0.1:1',
+        '--name',
+        'lost-0',
+        '--backend',
+        'cpu',
+        '--connect-timeout',
+        '4s',
+      ]),
+    );
     expect(await exitOf(w)).to.equal(1);
     const log = logLines(w.output());
     const retries = log.filter((l) => l.level === 'warn');
@@ -151,14 +163,16 @@ describe('integration: worker lifecycle', function () {
     const jobs = new JobsClient(address, { token: adminToken });
     const job = await jobs.submit(JSON.stringify({ ...SPEC, name: 'no-data', rounds: 1000 }));
     jobs.close();
-    const w = startWorkerProcess(address, 'nodata-0', [
-      '--job',
-      job.id,
-      '--backend',
-      'cpu',
-      '--data',
-      '/nonexistent/fmnist',
-    ]);
+    const w = track(
+      startWorkerProcess(address, 'nodata-0', [
+        '--job',
+        job.id,
+        '--backend',
+        'cpu',
+        '--data',
+        '/nonexistent/fmnist',
+      ]),
+    );
     try {
       // A worker that retries joins the job again: that ends the wait as a failure.
       const outcome = await Promise.race([
@@ -202,15 +216,9 @@ describe('integration: worker lifecycle', function () {
         e ? reject(e) : resolve(p),
       ),
     );
-    const w = startProcess([
-      'worker',
-      '--coordinator',
-      `127.0.0.1:${port}`,
-      '--name',
-      'old-0',
-      '--backend',
-      'cpu',
-    ]);
+    const w = track(
+      startProcess(['worker', '--coordinator', `127.0.0.1:${port}`, '--name', 'old-0', '--backend', 'cpu']),
+    );
     try {
       const outcome = await Promise.race([
         exitOf(w),
@@ -230,17 +238,16 @@ describe('integration: worker lifecycle', function () {
   });
 
   it('an unusable worker setting (PHALANX_BACKEND=alien) fails the worker with exit 2 and ends launch with its reason', async () => {
-    const w = startProcess(['worker', '--coordinator', '127.0.0.1:1'], { PHALANX_BACKEND: 'alien' });
+    const w = track(startProcess(['worker', '--coordinator', '127.0.0.1:1'], { PHALANX_BACKEND: 'alien' }));
     expect(await exitOf(w)).to.equal(2);
     expect(w.output()).to.contain(
       "phalanx: --backend / PHALANX_BACKEND must be one of auto, tensorflow-gpu, tensorflow, wasm, cpu (got 'alien')",
     );
 
-    const launch = startProcess(
-      ['launch', '--workers', '1', '--rounds', '2', '--data-dir', tmpDir('launch')],
-      {
+    const launch = track(
+      startProcess(['launch', '--workers', '1', '--rounds', '2', '--data-dir', tmpDir('launch')], {
         PHALANX_BACKEND: 'alien',
-      },
+      }),
     );
     expect(await exitOf(launch)).to.equal(1);
     expect(launch.output()).to.match(
