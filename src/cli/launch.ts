@@ -18,6 +18,7 @@ import type { JobRecord } from '../coordinator/state/stateStore.ts';
 import type { StateStoreConfig } from '../coordinator/state/index.ts';
 import { ProgressPrinter } from './progress.ts';
 import { createCertificates } from './certs.ts';
+import { createLogger, resolveLogFormat, silentLogger, type LogFormat } from '../logging/logger.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
 
@@ -41,7 +42,10 @@ export interface LaunchOptions {
   tls?: boolean;
   /** Serve the coordinator's Prometheus metrics (off when absent). */
   metrics?: { host: string; port: number };
-  /** Per-worker log lines go to stderr (verbose) or are dropped. */
+  /**
+   * The coordinator's and the workers' log lines go to stderr (verbose) or are dropped. They are human lines when
+   * stderr is a terminal and JSON lines otherwise (PHALANX_LOG_FORMAT chooses).
+   */
   verbose?: boolean;
   /** Called with every round report as it is persisted (benchmarks, progress of embedding programs). */
   onRound?(report: RoundReport): void;
@@ -86,6 +90,21 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
   const out = (line: string) => {
     if (!options.quiet) process.stdout.write(`${line}\n`);
   };
+  // The progress lines are this command's output (always human); the services' logs follow the log format.
+  const logFormat: LogFormat = resolveLogFormat(
+    undefined,
+    process.env['PHALANX_LOG_FORMAT'],
+    Boolean(process.stderr.isTTY),
+  );
+  const logger = options.verbose
+    ? createLogger({
+        component: 'coordinator',
+        format: logFormat,
+        level: 'info',
+        sink: process.stderr,
+        prefix: '[coordinator] ',
+      })
+    : silentLogger;
   // Certificates for this run only; the coordinator's data directory (admin token, checkpoints) persists.
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'phalanx-launch-'));
   const certs = path.join(scratch, 'certs');
@@ -103,13 +122,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       dashboardPort: options.dashboardPort,
       tls: options.tls ? { cert: pem('server.crt'), key: pem('server.key'), ca: pem('ca.crt') } : undefined,
       ...(options.metrics ? { metrics: options.metrics } : {}),
-      log: options.verbose ? (m) => process.stderr.write(`[coordinator] ${m}\n`) : () => {},
+      logger,
     });
   } catch (e) {
     rmSync(scratch, { recursive: true, force: true });
     throw e;
   }
   const children: ChildProcess[] = [];
+  let ended = false;
   try {
     const job = await coordinator.manager.submit(spec, 'launch');
     // Exactly one identity per worker process, for this job only.
@@ -169,6 +189,16 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       options.onRound?.(r);
     });
 
+    // A worker that exits with an error before the job ends (a bad flag, an unusable backend) would leave the job
+    // waiting for it forever: the job is cancelled and the worker's first error line is the launch's error.
+    let workerFailure: string | undefined;
+    const onWorkerExit = (name: string, firstError: () => string, code: number | null) => {
+      if (ended || code === 0 || code === null || workerFailure !== undefined) return;
+      const said = firstError();
+      workerFailure = `${name} exited with code ${code}${said ? `: ${said}` : ''}`;
+      void coordinator.manager.cancel(job.id);
+    };
+
     for (let i = 0; i < options.workers; i++) {
       const byz = i >= options.workers - options.byzantine;
       const args = [
@@ -197,13 +227,30 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
         : { PHALANX_TOKEN: enrollment.token };
       const child = spawn(process.execPath, args, {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, PHALANX_TOKEN: '', PHALANX_TOKEN_FILE: '', ...credentials },
+        env: {
+          ...process.env,
+          PHALANX_TOKEN: '',
+          PHALANX_TOKEN_FILE: '',
+          PHALANX_LOG_FORMAT: logFormat,
+          ...credentials,
+        },
       });
-      const prefix = (chunk: Buffer) => {
+      let stderr = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
         if (options.verbose) process.stderr.write(chunk);
-      };
-      child.stdout?.on('data', prefix);
-      child.stderr?.on('data', prefix);
+      });
+      child.stderr?.on('data', (chunk: Buffer) => {
+        if (stderr.length < 4096) stderr += chunk.toString();
+        if (options.verbose) process.stderr.write(chunk);
+      });
+      const name = `worker-${i}`;
+      const firstError = () =>
+        stderr
+          .split('\n')
+          .map((l) => l.trim())
+          .find((l) => l !== '') ?? '';
+      // 'close' comes after the child's output has been read to its end.
+      child.once('close', (code) => onWorkerExit(name, firstError, code));
       children.push(child);
     }
 
@@ -213,6 +260,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     };
     process.once('SIGINT', onSignal);
     const final = await finished;
+    ended = true;
     process.off('SIGINT', onSignal);
     printer.done();
     const result = final.result
@@ -233,13 +281,13 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
       model: describeModel(spec),
       flagged,
       state: final.state,
-      ...(final.error ? { error: final.error } : {}),
+      ...(workerFailure || final.error ? { error: workerFailure ?? final.error } : {}),
       ...(spec.compression.kind !== 'none' ? { compression: traffic } : {}),
     };
     out(
       `phalanx: job ${final.id} ${final.state} after ${final.round} rounds in ${report.wallSeconds.toFixed(1)} s — ` +
         `${spec.evaluation.split} accuracy ${(report.testAccuracy * 100).toFixed(2)}%, final train loss ${report.finalLoss.toFixed(4)}` +
-        (final.error ? ` — error: ${final.error}` : ''),
+        (report.error ? ` — error: ${report.error}` : ''),
     );
     if (options.report) {
       mkdirSync(path.dirname(path.resolve(options.report)), { recursive: true });
@@ -248,6 +296,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
     }
     return report;
   } finally {
+    ended = true;
     await Promise.all(
       children.map(
         (c) =>

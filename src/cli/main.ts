@@ -36,6 +36,9 @@ import {
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
+import { LogConfigError } from '../logging/logger.ts';
+import { addLogOptions, serviceLogger, type LogFlags } from './logOptions.ts';
+import { BACKEND_ORDER } from '../worker/backend.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -184,7 +187,11 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_BACKEND            worker, simulate: tfjs backend (--backend)
   PHALANX_DATA               Fashion-MNIST directory when the spec gives no data.path
   PHALANX_TEXT               text file of text jobs when the spec gives no data.source
-  PHALANX_DEBUG=1            worker: wait/pull/compute/push times every 10 rounds
+  PHALANX_LOG_FORMAT         coordinator, worker, launch/demo --verbose: json or pretty (--log-format;
+                             default json unless the output is a terminal)
+  PHALANX_LOG_LEVEL          coordinator, worker: debug, info, warn, error or silent (--log-level)
+  PHALANX_DEBUG=1            coordinator, worker: --log-level debug (a worker then logs its
+                             wait/pull/compute/push times every 10 rounds)
   PHALANX_TFJS_VERBOSE=1     keep tfjs's warnings`;
 
 const program = new Command();
@@ -197,9 +204,7 @@ program
   // Commander's parse errors throw (inherited by every sub-command added below) so they exit 2, not 1.
   .exitOverride();
 
-program
-  .command('coordinator')
-  .description('run the coordinator (gRPC parameter server)')
+addLogOptions(program.command('coordinator').description('run the coordinator (gRPC parameter server)'))
   .option('--host <host>', 'listen address', env['PHALANX_HOST'] ?? '0.0.0.0')
   .option('--port <port>', 'listen port', env['PHALANX_PORT'] ?? '7070')
   .option(
@@ -269,28 +274,31 @@ program
     env['PHALANX_METRICS_HOST'] ?? DEFAULT_METRICS_HOST,
   )
   .action(
-    async (opts: {
-      host: string;
-      port: string;
-      healthPort?: string;
-      store: string;
-      redisUrl?: string;
-      redisPrefix?: string;
-      dataDir: string;
-      checkpointDir?: string;
-      dataRoot?: string[];
-      memoryBudget: string;
-      id?: string;
-      heartbeatTtl: string;
-      tlsCert?: string;
-      tlsKey?: string;
-      tlsCa?: string;
-      insecureOpen: boolean;
-      dashboardPort?: string;
-      metricsPort?: string;
-      metricsHost: string;
-    }) => {
+    async (
+      opts: {
+        host: string;
+        port: string;
+        healthPort?: string;
+        store: string;
+        redisUrl?: string;
+        redisPrefix?: string;
+        dataDir: string;
+        checkpointDir?: string;
+        dataRoot?: string[];
+        memoryBudget: string;
+        id?: string;
+        heartbeatTtl: string;
+        tlsCert?: string;
+        tlsKey?: string;
+        tlsCa?: string;
+        insecureOpen: boolean;
+        dashboardPort?: string;
+        metricsPort?: string;
+        metricsHost: string;
+      } & LogFlags,
+    ) => {
       const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
+      const logger = serviceLogger('coordinator', opts, { timestamps: true });
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -306,7 +314,7 @@ program
         insecureOpen: opts.insecureOpen,
         dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
         ...(metrics ? { metrics } : {}),
-        log: (m) => console.log(`${new Date().toISOString()} ${m}`),
+        logger,
       });
       const stop = () => void c.shutdown().then(() => process.exit(0));
       process.once('SIGINT', stop);
@@ -314,12 +322,14 @@ program
     },
   );
 
-addClientAuthOptions(
-  program
-    .command('worker')
-    .description(
-      'run a worker that joins a job and trains on its shard (enrolls with --token, or its certificate under mutual TLS)',
-    ),
+addLogOptions(
+  addClientAuthOptions(
+    program
+      .command('worker')
+      .description(
+        'run a worker that joins a job and trains on its shard (enrolls with --token, or its certificate under mutual TLS)',
+      ),
+  ),
 )
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
   .option(
@@ -338,7 +348,11 @@ addClientAuthOptions(
   )
   .option('--attack-options <json>', 'options of the attack as JSON')
   .option('--data <dir>', 'Fashion-MNIST directory (overrides the job spec)')
-  .option('--once', 'exit when the first job ends')
+  .option('--once', 'exit when the first job ends (with --job the worker exits when that job ends anyway)')
+  .option(
+    '--connect-timeout <duration>',
+    'exit 1 when the coordinator stays unreachable this long, e.g. 30s, 5m (default: keep retrying)',
+  )
   .action(
     async (
       opts: {
@@ -350,16 +364,31 @@ addClientAuthOptions(
         attackOptions?: string;
         data?: string;
         once?: boolean;
-      } & ClientAuthFlags,
+        connectTimeout?: string;
+      } & ClientAuthFlags &
+        LogFlags,
     ) => {
+      if (!(['auto', ...BACKEND_ORDER] as string[]).includes(opts.backend))
+        throw new UsageError(
+          `--backend / PHALANX_BACKEND must be one of auto, ${BACKEND_ORDER.join(', ')} (got '${opts.backend}')`,
+        );
+      let connectTimeoutMs: number | undefined;
+      if (opts.connectTimeout !== undefined) {
+        try {
+          connectTimeoutMs = parseDuration(opts.connectTimeout);
+        } catch (e) {
+          throw new UsageError(`--connect-timeout: ${(e as Error).message}`);
+        }
+      }
       const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options') ?? {};
       if (opts.byzantine !== undefined) requireKnownAttack('--byzantine', opts.byzantine, attackOptions);
       const name = opts.name ?? defaultWorkerName(env, process.pid);
+      const logger = serviceLogger('worker', opts);
       const auth = resolveClientAuth(opts);
       const controller = new AbortController();
       process.once('SIGTERM', () => controller.abort());
       process.once('SIGINT', () => controller.abort());
-      const { runWorker, WorkerEnrollmentError } = await loadWorker();
+      const { runWorker, WorkerStopError } = await loadWorker();
       await runWorker({
         coordinator: opts.coordinator,
         name,
@@ -368,13 +397,17 @@ addClientAuthOptions(
         byzantine: opts.byzantine ? { attack: opts.byzantine, options: attackOptions } : undefined,
         dataPath: opts.data,
         once: Boolean(opts.once),
+        connectTimeoutMs,
         signal: controller.signal,
         token: auth.token,
         credentials: auth.credentials,
+        logger,
       }).catch((e: unknown) => {
-        if (!(e instanceof WorkerEnrollmentError)) throw e;
+        if (!(e instanceof WorkerStopError)) throw e;
+        // The reason goes to the log (a collector sees it) and, for whoever started the worker, to stderr.
+        if (logger.format === 'json') logger.error(e.message, { worker: name, exitCode: e.exitCode });
         console.error(`phalanx: worker ${name}: ${e.message}`);
-        process.exit(1);
+        process.exit(e.exitCode);
       });
       process.exit(0);
     },
@@ -407,7 +440,9 @@ function addLaunchOptions(cmd: Command, defaults: { workers: string; byzantine: 
     )
     .option('--data-dir <dir>', "the coordinator's own files (checkpoints/ below it)", DEFAULT_DATA_DIR)
     .option('--checkpoint-dir <dir>', 'where checkpoints go (default <data-dir>/checkpoints)')
-    .option('--backend <name>', 'tfjs backend for the workers')
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend for the workers').choices(['auto', ...BACKEND_ORDER]),
+    )
     .option('--report <file>', 'write a JSON summary here')
     .option(
       '--metrics-port <port>',
@@ -902,7 +937,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof TlsConfigError ||
     e instanceof CertsError ||
     e instanceof ShardingError ||
-    e instanceof WorkerNameError
+    e instanceof WorkerNameError ||
+    e instanceof LogConfigError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);

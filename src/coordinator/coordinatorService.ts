@@ -3,6 +3,7 @@
  * byte a worker sends before anything is committed, and delegates to the JobManager / JobRuntime.
  */
 import * as grpc from '@grpc/grpc-js';
+import { drained } from '../transport/drain.ts';
 import type { CoordinatorHandlers } from '../gen/phalanx/v1/Coordinator.ts';
 import type { PushGradientRequest__Output } from '../gen/phalanx/v1/PushGradientRequest.ts';
 import type { PushGradientResponse } from '../gen/phalanx/v1/PushGradientResponse.ts';
@@ -190,10 +191,7 @@ export function coordinatorHandlers(
             rt.recordBytesSent(message.length);
             if (!call.write(ParameterFeed.message(message))) {
               // A client that goes away while we wait for the window must not leave this pull open.
-              await new Promise<void>((resolve) => {
-                call.once('drain', resolve);
-                call.once('cancelled', resolve);
-              });
+              await drained(call, ['cancelled', 'close']);
             }
           }
           call.end();

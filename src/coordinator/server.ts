@@ -29,6 +29,7 @@ import { StartupError } from './startupError.ts';
 import { startDashboard, type RunningDashboard } from './http/dashboardServer.ts';
 import { CoordinatorMetrics, type CoordinatorMetricsOptions } from './metrics/coordinatorMetrics.ts';
 import { DEFAULT_METRICS_HOST, startMetricsServer } from './http/metricsServer.ts';
+import { silentLogger, type Logger } from '../logging/logger.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -48,7 +49,8 @@ export interface CoordinatorConfig {
   heartbeatTtlMs?: number;
   /** How often the store is pinged for the health status, and how long a ping may take (default 1 s, 1 s). */
   storeCheck?: { intervalMs?: number; timeoutMs?: number };
-  log?: (message: string) => void;
+  /** Where the coordinator logs (default: nowhere). */
+  logger?: Logger;
   /** TLS certificate and key; with `ca`, clients must present a certificate signed by it (mutual TLS). */
   tls?: TlsFiles;
   /** Serve every call without credentials (anyone is admin). Local experiments only. */
@@ -83,9 +85,10 @@ export interface RunningCoordinator {
 }
 
 export async function startCoordinator(config: CoordinatorConfig): Promise<RunningCoordinator> {
-  const log = config.log ?? (() => {});
+  const logger = config.logger ?? silentLogger;
+  const log = (message: string) => logger.info(message);
   // Unexpected errors reach clients only as a ref; their full text goes to this log.
-  if (config.log) setInternalErrorLog(config.log);
+  if (config.logger) setInternalErrorLog((message) => logger.error(message));
   // Read the TLS files first: a wrong path should fail before anything listens.
   const transport = serverCredentials(config.tls);
   const store = createStateStore(config.store);
@@ -196,22 +199,27 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     timeoutMs: config.storeCheck?.timeoutMs ?? 1000,
     onChange: (serving) => {
       for (const s of SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
-      log(serving ? `state store answers again: SERVING` : `state store does not answer: NOT_SERVING`);
+      if (serving) logger.info('state store answers again: SERVING', { store: store.kind });
+      else logger.warn('state store does not answer: NOT_SERVING', { store: store.kind });
     },
   });
   storeHealth.start();
-  log(
-    `coordinator listening on ${config.host}:${port} (store: ${store.kind}, ` +
-      `${transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext'})`,
-  );
+  const security = transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext';
+  logger.info(`coordinator listening on ${config.host}:${port} (store: ${store.kind}, ${security})`, {
+    address: `${config.host}:${port}`,
+    store: store.kind,
+    security,
+  });
   if (healthPort !== undefined)
     log(`health (grpc.health.v1 only, plaintext) on ${config.host}:${healthPort}`);
   log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
   if (metricsServer) log(`metrics on ${metricsServer.url} (Prometheus text format, no credentials)`);
-  if (admin.looseMode) log(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
+  if (admin.looseMode) logger.warn(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
   if (config.insecureOpen) {
-    log('WARNING: --insecure-open: anyone who reaches this port is admin and may register any worker name.');
-    log('WARNING: --insecure-open is for local experiments only; never expose this coordinator.');
+    logger.warn(
+      'WARNING: --insecure-open: anyone who reaches this port is admin and may register any worker name.',
+    );
+    logger.warn('WARNING: --insecure-open is for local experiments only; never expose this coordinator.');
   }
 
   let closed = false;

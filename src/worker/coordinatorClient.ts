@@ -3,6 +3,7 @@
  * parameters in and gradients out in ≤ 1 MiB chunks while respecting back-pressure.
  */
 import * as grpc from '@grpc/grpc-js';
+import { drained } from '../transport/drain.ts';
 import type { CoordinatorClient as GenCoordinatorClient } from '../gen/phalanx/v1/Coordinator.ts';
 import type { GetRoundResponse__Output } from '../gen/phalanx/v1/GetRoundResponse.ts';
 import type { JoinJobResponse__Output } from '../gen/phalanx/v1/JoinJobResponse.ts';
@@ -196,7 +197,7 @@ export class CoordinatorClient {
       );
       void (async () => {
         for (const msg of messages) {
-          if (!call.write(msg)) await new Promise<void>((r) => call.once('drain', r));
+          if (!call.write(msg)) await drained(call, ['close', 'error']);
         }
         call.end();
       })().catch((e: unknown) => {

@@ -19,11 +19,14 @@ import { planFromWire } from '../transport/planWire.ts';
 import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
 import { MomentumSnapshots } from './momentumSnapshots.ts';
 import { phaseWord } from '../transport/wireVocabulary.ts';
+import { AttackError } from '../core/attacks/types.ts';
+import { createLogger, type LogFields, type Logger } from '../logging/logger.ts';
+import { Backoff, formatDelay, sleep, unreachableReason } from './retry.ts';
 
 export interface WorkerOptions {
   coordinator: string;
   name: string;
-  /** Job to join; empty = the oldest running job. */
+  /** Job to join; empty = the oldest running job. The worker exits when a job it was told to join ends. */
   jobId?: string;
   backend?: BackendPreference;
   byzantine?: ByzantineConfig;
@@ -35,41 +38,51 @@ export interface WorkerOptions {
   token?: string;
   /** Channel credentials (TLS; a client certificate under mutual TLS). */
   credentials?: grpc.ChannelCredentials;
-  log?: (message: string) => void;
+  /** Give up (WorkerUnreachableError) after the coordinator has been unreachable this long (default: never). */
+  connectTimeoutMs?: number;
+  /** How often a worker without a job asks for one (default 3 s). */
+  pollIntervalMs?: number;
+  /** First and largest delay between attempts to reach the coordinator (default 1 s and 30 s). */
+  backoff?: { baseMs: number; maxMs: number };
+  logger?: Logger;
   signal?: AbortSignal;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-
-class Backoff {
-  private attempt = 0;
+/** A worker that cannot go on (a refused enrollment, a coordinator it cannot reach, a setup that cannot work). */
+export class WorkerStopError extends Error {
+  /** The process's exit code: 2 for invalid input (an unknown attack, a job spec it cannot read), else 1. */
   constructor(
-    private readonly base = 200,
-    private readonly max = 5000,
-  ) {}
-  next(): number {
-    const ms = Math.min(this.max, this.base * 2 ** this.attempt++);
-    return ms / 2 + Math.random() * (ms / 2);
-  }
-  reset(): void {
-    this.attempt = 0;
+    message: string,
+    readonly exitCode: 1 | 2 = 1,
+  ) {
+    super(message);
   }
 }
 
+/** The coordinator refused to enroll this worker (credential, name): retrying cannot help. */
+export class WorkerEnrollmentError extends WorkerStopError {}
+
+/** The coordinator stayed unreachable for longer than connectTimeoutMs. */
+export class WorkerUnreachableError extends WorkerStopError {}
+
+const DEFAULT_POLL_MS = 3000;
+
 export async function runWorker(options: WorkerOptions): Promise<void> {
-  const log = options.log ?? ((m: string) => console.log(m));
+  const log = (
+    options.logger ?? createLogger({ component: 'worker', format: 'pretty', level: 'info' })
+  ).child({ worker: options.name }, `[${options.name}] `);
   const selection = await selectBackend(options.backend ?? 'auto');
-  log(`[${options.name}] tfjs backend: ${selection.backend} — ${selection.reason}`);
+  log.info(`tfjs backend: ${selection.backend} — ${selection.reason}`, { backend: selection.backend });
 
   const client = new CoordinatorClient(options.coordinator, options.credentials, options.token);
-  const backoff = new Backoff();
+  const backoff = new Backoff(options.backoff?.baseMs, options.backoff?.maxMs);
+  const pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+  /** Since when every call failed to reach the coordinator (undefined: the last call reached it). */
+  let unreachableSince: number | undefined;
+  /** The last waiting line said (logged once; its repeats are debug lines). */
+  let waitingSaid = '';
+  let polls = 0;
+  let finishedJob = '';
   let registered = false;
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let currentJob = '';
@@ -89,6 +102,19 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       }
     | undefined;
 
+  /** Info the first time, debug while nothing changes: a waiting worker says so once. */
+  const waiting = (line: string, fields: LogFields) => {
+    polls = line === waitingSaid ? polls + 1 : 1;
+    if (line === waitingSaid) log.debug(`${line} (poll ${polls})`, { ...fields, poll: polls });
+    else log.info(line, fields);
+    waitingSaid = line;
+  };
+  const reached = () => {
+    if (unreachableSince !== undefined)
+      log.info(`coordinator at ${options.coordinator} answers again`, { coordinator: options.coordinator });
+    unreachableSince = undefined;
+  };
+
   const register = async () => {
     const res = await client.register(options.name, {
       backend: selection.backend,
@@ -98,7 +124,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       byzantine: options.byzantine ? options.byzantine.attack : '',
     });
     registered = true;
-    log(`[${options.name}] registered as ${res.workerId}`);
+    reached();
+    log.info(`registered as ${res.workerId}`, { workerId: res.workerId, coordinator: options.coordinator });
     clearInterval(heartbeatTimer);
     heartbeatTimer = setInterval(() => {
       client.heartbeat(currentJob, currentRound).catch(() => {});
@@ -134,79 +161,108 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           joined = await client.join(options.jobId ?? '');
         } catch (e) {
           if (isStatus(e, grpc.status.NOT_FOUND)) {
-            log(`[${options.name}] waiting for a job: ${(e as grpc.ServiceError).details}`);
-            await sleep(backoff.next(), options.signal);
+            reached();
+            backoff.reset();
+            const details = (e as grpc.ServiceError).details;
+            waiting(
+              finishedJob
+                ? `job ${finishedJob} finished; waiting for the next job`
+                : `waiting for a job: ${details}`,
+              { finishedJob: finishedJob || undefined, reason: details },
+            );
+            await sleep(pollMs, options.signal);
             continue;
           }
           throw e;
         }
+        reached();
         backoff.reset();
-        const spec: JobSpec = validateJobSpec(JSON.parse(joined.specJson));
+        waitingSaid = '';
+        let spec: JobSpec;
+        try {
+          spec = validateJobSpec(JSON.parse(joined.specJson));
+        } catch (e) {
+          // A spec this worker cannot read (a rule or field of another version) stays unreadable: stop.
+          throw new WorkerStopError(`cannot work on job ${joined.jobId}: ${(e as Error).message}`, 2);
+        }
         currentJob = joined.jobId;
-        log(
-          `[${options.name}] joined job ${joined.jobId} as rank ${joined.rank}/${joined.worldSize} at round ${joined.round}`,
+        log.info(
+          `joined job ${joined.jobId} as rank ${joined.rank}/${joined.worldSize} at round ${joined.round}`,
+          { job: joined.jobId, rank: joined.rank, worldSize: joined.worldSize, round: joined.round },
         );
 
-        const key = JSON.stringify(spec.model);
-        if (!trainer || trainerKey !== key) {
-          trainer?.dispose();
-          trainer = await createTrainer(spec.model);
-          trainerKey = key;
-        }
-        const fingerprint = layoutFingerprint(trainer.layout);
-        if (fingerprint !== joined.layoutFingerprint) {
-          throw new Error(
-            `layout mismatch: coordinator ${joined.layoutFingerprint}, worker ${fingerprint} — versions differ?`,
-          );
-        }
-        // --data overrides the Fashion-MNIST directory; a text job reads data.source (or PHALANX_TEXT, …).
-        const text = spec.data.kind === 'text';
-        const dataPath = text ? spec.data.source : (options.dataPath ?? spec.data.path);
-        const dataKey = JSON.stringify([dataPath, text && spec.data.seqLen, text && key]);
-        if (!dataset || dataset.key !== dataKey) {
-          dataset = {
-            key: dataKey,
-            data: await loadJobData(spec, { path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }),
-          };
-          log(
-            `[${options.name}] data: ${dataset.data.train.count} training examples from ${dataset.data.source}`,
-          );
-        }
-        if (
-          session &&
-          session.jobId === joined.jobId &&
-          session.rank === joined.rank &&
-          session.worker.trainer === trainer
-        ) {
-          const what = session.snapshots.rejoin(joined.round, session.worker);
-          if (spec.workers.momentum > 0 && what !== 'continued') {
-            log(
-              what === 'restored'
-                ? `[${options.name}] resumed at round ${joined.round}: worker momentum restored from that round`
-                : `[${options.name}] resumed at round ${joined.round}: no momentum snapshot of that round; momentum starts over`,
+        // Nothing below heals by asking again (a version skew, a missing data file, an attack that cannot be
+        // built): the worker stops and says why instead of retrying forever.
+        try {
+          const key = JSON.stringify(spec.model);
+          if (!trainer || trainerKey !== key) {
+            trainer?.dispose();
+            trainer = await createTrainer(spec.model);
+            trainerKey = key;
+          }
+          const fingerprint = layoutFingerprint(trainer.layout);
+          if (fingerprint !== joined.layoutFingerprint) {
+            throw new Error(
+              `layout mismatch: coordinator ${joined.layoutFingerprint}, worker ${fingerprint} — versions differ?`,
             );
           }
-        } else {
-          const worker = new GradientWorker(
-            trainer,
-            dataset.data.train,
-            spec,
-            joined.rank,
-            joined.worldSize,
-            options.byzantine,
-          );
-          const compressing = sessionSpec(spec.compression);
-          session = {
-            jobId: joined.jobId,
-            rank: joined.rank,
-            worker,
-            snapshots: new MomentumSnapshots(joined.jobId, spec.checkpoint.every),
-            compressor: compressing
-              ? new WorkerCompressor(compressing, trainer.layout, spec.seed, joined.rank)
-              : undefined,
-          };
-          if (spec.workers.momentum > 0 && joined.round > 0)
-            log(`[${options.name}] joined at round ${joined.round}: worker momentum starts from zero`);
+          // --data overrides the Fashion-MNIST directory; a text job reads data.source (or PHALANX_TEXT, …).
+          const text = spec.data.kind === 'text';
+          const dataPath = text ? spec.data.source : (options.dataPath ?? spec.data.path);
+          const dataKey = JSON.stringify([dataPath, text && spec.data.seqLen, text && key]);
+          if (!dataset || dataset.key !== dataKey) {
+            dataset = {
+              key: dataKey,
+              data: await loadJobData(spec, { path: dataPath, maxTrain: spec.data.maxTrain, maxTest: 1 }),
+            };
+            log.info(`data: ${dataset.data.train.count} training examples from ${dataset.data.source}`, {
+              examples: dataset.data.train.count,
+              source: dataset.data.source,
+            });
+          }
+          if (
+            session &&
+            session.jobId === joined.jobId &&
+            session.rank === joined.rank &&
+            session.worker.trainer === trainer
+          ) {
+            const what = session.snapshots.rejoin(joined.round, session.worker);
+            if (spec.workers.momentum > 0 && what !== 'continued') {
+              log.info(
+                what === 'restored'
+                  ? `resumed at round ${joined.round}: worker momentum restored from that round`
+                  : `resumed at round ${joined.round}: no momentum snapshot of that round; momentum starts over`,
+                { job: joined.jobId, round: joined.round, momentum: what },
+              );
+            }
+          } else {
+            const worker = new GradientWorker(
+              trainer,
+              dataset.data.train,
+              spec,
+              joined.rank,
+              joined.worldSize,
+              options.byzantine,
+            );
+            const compressing = sessionSpec(spec.compression);
+            session = {
+              jobId: joined.jobId,
+              rank: joined.rank,
+              worker,
+              snapshots: new MomentumSnapshots(joined.jobId, spec.checkpoint.every),
+              compressor: compressing
+                ? new WorkerCompressor(compressing, trainer.layout, spec.seed, joined.rank)
+                : undefined,
+            };
+            if (spec.workers.momentum > 0 && joined.round > 0)
+              log.info(`joined at round ${joined.round}: worker momentum starts from zero`, {
+                job: joined.jobId,
+                round: joined.round,
+              });
+          }
+        } catch (e) {
+          if (e instanceof AttackError) throw new WorkerStopError(`--byzantine: ${e.message}`, 2);
+          throw new WorkerStopError(`cannot work on job ${joined.jobId}: ${(e as Error).message}`);
         }
         const done = await trainLoop(
           client,
@@ -215,28 +271,53 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           session.snapshots,
           spec,
           joined.jobId,
-          fingerprint,
+          layoutFingerprint(trainer.layout),
           options,
           log,
           (r) => (currentRound = r),
         );
-        if (done && options.once) return;
+        if (done) {
+          finishedJob = joined.jobId;
+          if (options.once || options.jobId) return;
+        }
       } catch (e) {
         if (options.signal?.aborted) return;
-        if (e instanceof WorkerEnrollmentError) throw e;
+        if (e instanceof WorkerStopError) throw e;
+        let delay = backoff.next();
         if (isStatus(e, grpc.status.UNAUTHENTICATED)) {
-          log(`[${options.name}] session not recognised; registering again`);
+          reached();
+          log.info('session not recognised; registering again');
           registered = false;
         } else if (
           isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED)
         ) {
-          log(`[${options.name}] coordinator unavailable; retrying`);
+          const reason = unreachableReason(e);
+          const now = Date.now();
+          unreachableSince ??= now;
+          const limit = options.connectTimeoutMs;
+          if (limit !== undefined) {
+            const left = unreachableSince + limit - now;
+            if (left <= 0)
+              throw new WorkerUnreachableError(
+                `cannot reach coordinator at ${options.coordinator} (${reason}) for ${formatDelay(now - unreachableSince)}; giving up (--connect-timeout ${formatDelay(limit)})`,
+              );
+            delay = Math.min(delay, left);
+          }
+          log.warn(
+            `cannot reach coordinator at ${options.coordinator} (${reason}); retrying in ${formatDelay(delay)}`,
+            { coordinator: options.coordinator, reason, retryInMs: Math.round(delay) },
+          );
         } else if (isStatus(e, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND)) {
-          log(`[${options.name}] ${(e as grpc.ServiceError).details}; rejoining`);
+          reached();
+          // A job still starting or queued answers the same until it runs: said once, like any wait.
+          waiting(`${(e as grpc.ServiceError).details}; rejoining`, {
+            reason: (e as grpc.ServiceError).details,
+          });
+          delay = Math.min(delay, pollMs);
         } else {
-          log(`[${options.name}] error: ${(e as Error).message}`);
+          log.error(`error: ${(e as Error).message}`, { err: (e as Error).message });
         }
-        await sleep(backoff.next(), options.signal);
+        await sleep(delay, options.signal);
       }
     }
   } finally {
@@ -245,9 +326,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     client.close();
   }
 }
-
-/** The coordinator refused to enroll this worker (credential, name): retrying cannot help. */
-export class WorkerEnrollmentError extends Error {}
 
 /** Rounds of one job until it ends (true) or this worker must rejoin (throws). */
 async function trainLoop(
@@ -259,14 +337,13 @@ async function trainLoop(
   jobId: string,
   fingerprint: string,
   options: WorkerOptions,
-  log: (m: string) => void,
+  log: Logger,
   onRound: (round: number) => void,
 ): Promise<boolean> {
   const params = new Float32Array(worker.trainer.layout.totalSize);
   let lastDone: number | undefined;
   let heldVersion = -1;
   let attempt = 0;
-  const debug = Boolean(process.env['PHALANX_DEBUG']);
   while (!options.signal?.aborted) {
     const tWait = performance.now();
     const info = await client.getRound(jobId, lastDone, 20_000);
@@ -276,7 +353,7 @@ async function trainLoop(
         details: `job ${jobId} is ${phaseWord(info.phase)}`,
       });
     if (info.phase !== 'JOB_PHASE_RUNNING') {
-      log(`[${options.name}] job ${jobId} ended (${phaseWord(info.phase)})`);
+      log.info(`job ${jobId} ended (${phaseWord(info.phase)})`, { job: jobId, phase: phaseWord(info.phase) });
       return true;
     }
     if (!info.participant)
@@ -303,7 +380,7 @@ async function trainLoop(
     const contribution = await worker.contribute(params, round);
     const t2 = performance.now();
     if (contribution.behaviour === 'crash') {
-      log(`[${options.name}] byzantine behaviour 'crash': stopping`);
+      log.info(`byzantine behaviour 'crash': stopping`);
       process.exit(0);
     }
     if (contribution.behaviour === 'straggle')
@@ -325,7 +402,7 @@ async function trainLoop(
           } catch (e) {
             // A vector the codecs refuse (a Byzantine NaN): send the header alone, which the coordinator refuses.
             if (!(e instanceof CodecError)) throw e;
-            log(`[${options.name}] round ${round}: cannot encode: ${e.message}`);
+            log.warn(`round ${round}: cannot encode: ${e.message}`, { job: jobId, round });
           }
         }
         res = await pushPlanned(client, layers, {
@@ -353,18 +430,21 @@ async function trainLoop(
     } catch (e) {
       // The coordinator refused this push's content (e.g. a Byzantine NaN or wrong-size vector): go on.
       if (!isStatus(e, grpc.status.INVALID_ARGUMENT, grpc.status.RESOURCE_EXHAUSTED)) throw e;
-      log(`[${options.name}] round ${round} push rejected: ${(e as grpc.ServiceError).details}`);
+      log.warn(`round ${round} push rejected: ${(e as grpc.ServiceError).details}`, { job: jobId, round });
       lastDone = round;
       continue;
     }
     const t3 = performance.now();
-    if (debug && round % 10 === 0) {
-      log(
-        `[${options.name}] round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms`,
+    if (log.level === 'debug' && round % 10 === 0) {
+      log.debug(
+        `round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms`,
       );
     }
     if (res.status === 'PUSH_STATUS_LATE')
-      log(`[${options.name}] round ${round} push was late (open round ${res.currentRound}); resyncing`);
+      log.info(`round ${round} push was late (open round ${res.currentRound}); resyncing`, {
+        job: jobId,
+        round,
+      });
     lastDone = round;
   }
   return false;

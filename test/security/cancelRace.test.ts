@@ -140,7 +140,7 @@ describe('security: cancel right after submit wins the race', function () {
           ids.push(id);
           // A join right after the cancel must fail too.
           expect((await joinJob(coord, token, id)).code).to.equal(grpc.status.NOT_FOUND);
-          const m = await coordinator.proc.waitFor(new RegExp(`job ${id} cancelled( while (\\w+))?\\n`));
+          const m = await coordinator.proc.waitFor(new RegExp(`job ${id} cancelled( while (\\w+))?["\\n]`));
           if (m[2] === 'starting') {
             whileStarting++;
             await coordinator.proc.waitFor(new RegExp(`job ${id}: runtime (discarded|started)`));

@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { validateJobSpec } from '../../src/config/jobSpec.ts';
 import { RedisStateStore } from '../../src/coordinator/state/redisStore.ts';
 import type { JobRecord, JobTransition } from '../../src/coordinator/state/stateStore.ts';
-import { startCoordinatorProcess, tmpDir, type Proc } from '../support/processes.ts';
+import { logLines, startCoordinatorProcess, tmpDir, type Proc } from '../support/processes.ts';
 import {
   IDLE_SPEC,
   INTERNAL_REF,
@@ -38,14 +38,16 @@ async function dropKeys(admin: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** The coordinator's log has the ref, the error's full text and a stack frame. */
-/** The coordinator logged the error behind `ref` with its text and stack (the log line may follow the answer). */
+/**
+ * The coordinator logged the error behind `ref` with its text and stack (the log line may follow the answer): one
+ * JSON line at level error, its output not being a terminal.
+ */
 async function expectLogged(proc: Proc, ref: string, text: RegExp): Promise<void> {
-  await proc.waitFor(new RegExp(`internal error ref ${ref}[^]*?\\n\\s+at `), 10_000);
-  const output = proc.output();
-  const entry = output.slice(output.indexOf(`internal error ref ${ref}`)).slice(0, 4000);
-  expect(entry).to.match(text);
-  expect(entry).to.match(/\n\s+at /);
+  await proc.waitFor(new RegExp(`internal error ref ${ref}`), 10_000);
+  const entry = logLines(proc.output()).find((l) => l.msg.includes(`internal error ref ${ref}`));
+  expect(entry?.level).to.equal('error');
+  expect(entry?.msg).to.match(text);
+  expect(entry?.msg).to.match(/\n\s+at /);
 }
 
 describe('security: client errors are short and path-free', function () {

@@ -123,3 +123,26 @@ export function tmpDir(prefix: string): string {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** One JSON log line of a service process (see src/logging/logger.ts). */
+export interface LogLine {
+  level: string;
+  time: string;
+  component: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** The JSON log lines in a process's output (its other lines, e.g. stderr text, are skipped). */
+export function logLines(output: string): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as LogLine);
+    } catch {
+      // the last line may still be arriving
+    }
+  }
+  return lines;
+}
