@@ -97,7 +97,11 @@ describe('deploy: coordinator health-only port, worker name from the Job index',
       env,
     );
     try {
-      await worker.waitFor(/\[worker-0\] tfjs backend: (tensorflow-gpu|tensorflow|wasm|cpu) — /, 60_000);
+      // Off a terminal, as in a pod, the worker logs JSON lines.
+      await worker.waitFor(
+        /"worker":"worker-0".*"msg":"tfjs backend: (tensorflow-gpu|tensorflow|wasm|cpu) — /,
+        60_000,
+      );
     } finally {
       await worker.kill();
     }
