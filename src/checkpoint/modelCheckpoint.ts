@@ -18,7 +18,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { modelSchema } from '../config/jobSpec.ts';
-import { shapeText, type NamedTensors } from '../core/layout/namedTensors.ts';
+import type { NamedTensors } from '../core/layout/namedTensors.ts';
 import { parameterCount } from '../models/parameterCount.ts';
 import type { ModelSpec } from '../models/types.ts';
 import { fsyncDir, makeDirDurable, tempSibling, writeNewFileDurable } from './durableFiles.ts';
@@ -295,9 +295,4 @@ export async function loadCheckpoint(target: string): Promise<LoadedCheckpoint> 
     );
   }
   return { dir, config, tensors, extra, metadata: decoded.metadata };
-}
-
-/** A one-line description of the tensors, for errors: `name [shape]` each. */
-export function describeTensors(tensors: NamedTensors): string {
-  return [...tensors].map(([n, t]) => `${n} ${shapeText(t.shape)}`).join(', ');
 }
