@@ -10,11 +10,12 @@ import {
   CONFIG_FILE,
   loadCheckpoint,
   readCheckpointConfig,
+  saveCheckpoint,
   TENSORS_FILE,
   type CheckpointConfig,
 } from '../checkpoint/modelCheckpoint.ts';
 import { toPyTorch } from '../checkpoint/pytorchLayout.ts';
-import { readTensorFile, writeTensorFile } from '../checkpoint/tensorFiles.ts';
+import { readPyTorchTensors, readTensorFile, writeTensorFile } from '../checkpoint/tensorFiles.ts';
 import { l2Norm, shapeText, type NamedTensors } from '../core/layout/namedTensors.ts';
 import type { ModelSpec } from '../models/types.ts';
 
@@ -221,5 +222,18 @@ export async function exportCommand(
   }
   console.log(
     `phalanx: wrote ${file} (${tensors.size} tensors, ${config.parameters.toLocaleString('en')} parameters, ${format === 'pytorch' ? 'PyTorch layout' : 'our layout'}, ${formatBytes(bytes)})`,
+  );
+}
+
+/**
+ * A PyTorch state_dict (safetensors) of the architecture `model` as our checkpoint directory `out`: what a teacher
+ * trained elsewhere needs to be used here. The model's layout comes from the model registry (tfjs loads).
+ */
+export async function importCommand(file: string, model: ModelSpec, out: string): Promise<void> {
+  const { modelLayout } = await import('../models/registry.ts');
+  const tensors = await readPyTorchTensors(path.resolve(file), model, modelLayout(model));
+  const config = await saveCheckpoint(out, { config: { model }, tensors });
+  console.log(
+    `phalanx: wrote checkpoint ${path.resolve(out)} (${describeModel(model)}, ${config.parameters.toLocaleString('en')} parameters)`,
   );
 }

@@ -7,7 +7,13 @@ import { Command, CommanderError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
+import {
+  modelSchema,
+  parseJobSpec,
+  validateJobSpec,
+  JobSpecError,
+  type JobSpecInput,
+} from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
 import { DEFAULT_DATA_DIR, parseByteSize } from '../coordinator/admission.ts';
 import { launch } from './launch.ts';
@@ -26,7 +32,7 @@ import { formatRound, ProgressPrinter, type EvaluatedSplit } from './progress.ts
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
-import { exportCommand, inspectCommand, listCommand } from './checkpointCommand.ts';
+import { exportCommand, importCommand, inspectCommand, listCommand } from './checkpointCommand.ts';
 import { CheckpointError } from '../checkpoint/modelCheckpoint.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
@@ -860,6 +866,25 @@ checkpoint
   )
   .action(async (target: string, opts: { out: string; format: 'safetensors' | 'pytorch' }) => {
     await exportCommand(target, opts.out, opts.format);
+  });
+
+checkpoint
+  .command('import <file>')
+  .description(
+    'a PyTorch state_dict (safetensors, PyTorch layouts) of the architecture --model as a checkpoint directory',
+  )
+  .requiredOption(
+    '--model <json>',
+    'the architecture, as a job spec\'s model section in JSON, e.g. \'{"kind":"mlp","hidden":[128]}\'',
+  )
+  .requiredOption('--out <dir>', 'the checkpoint directory to write (replaced atomically)')
+  .action(async (file: string, opts: { model: string; out: string }) => {
+    const parsed = modelSchema.safeParse(parseJsonOption(opts.model, '--model'));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new UsageError(`--model: ${issue.path.join('.') || 'kind'}: ${issue.message}`);
+    }
+    await importCommand(file, parsed.data, opts.out);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

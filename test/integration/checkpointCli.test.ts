@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeCheckpoint } from '../../src/checkpoint/checkpoint.ts';
 import { encodeJobState } from '../../src/checkpoint/jobState.ts';
-import { saveCheckpoint } from '../../src/checkpoint/modelCheckpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../src/checkpoint/modelCheckpoint.ts';
 import { toPyTorch } from '../../src/checkpoint/pytorchLayout.ts';
 import { readPyTorchTensors, readTensorFile } from '../../src/checkpoint/tensorFiles.ts';
 import { l2Norm, type NamedTensors } from '../../src/core/layout/namedTensors.ts';
@@ -166,6 +166,47 @@ describe('integration: phalanx checkpoint', function () {
     expect(plain(file.tensors)).to.deep.equal(plain(teacher));
     expect(JSON.parse(file.metadata['phalanx.config']).model).to.deep.equal(TORCH_SPEC);
     expect(plain(toPyTorch('transformer', file.tensors))).to.deep.equal(plain(exported.tensors));
+  });
+
+  it('import turns a PyTorch state_dict into a checkpoint, and names a mismatch in one line', async () => {
+    const out = path.join(root, 'imported');
+    const ok = await phalanx([
+      'checkpoint',
+      'import',
+      TORCH_FILE,
+      '--model',
+      JSON.stringify(TORCH_SPEC),
+      '--out',
+      out,
+    ]);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(ok.stdout).to.match(
+      /wrote checkpoint .*imported \(transformer d16 L2 H2 ffn32 ctx8 V10, 4,768 parameters\)/,
+    );
+    const imported = await loadCheckpoint(out);
+    expect(imported.config.model).to.deep.equal(TORCH_SPEC);
+    const teacher = await readPyTorchTensors(TORCH_FILE, TORCH_SPEC, modelLayout(TORCH_SPEC));
+    expect(plain(imported.tensors)).to.deep.equal(plain(teacher));
+
+    const narrow = JSON.stringify({ ...TORCH_SPEC, dModel: 8 });
+    const mismatch = await phalanx(['checkpoint', 'import', TORCH_FILE, '--model', narrow, '--out', out]);
+    expect(mismatch.code).to.equal(1);
+    expect(mismatch.stderr).to.match(
+      /^phalanx: checkpoint: .*torch-transformer\.safetensors: PyTorch tensor 'embed\.weight' has shape \[10, 16\]; this transformer needs \[10, 8\] .*\n$/,
+    );
+    const badModel = await phalanx([
+      'checkpoint',
+      'import',
+      TORCH_FILE,
+      '--model',
+      '{"kind":"rnn"}',
+      '--out',
+      out,
+    ]);
+    expect(badModel.code).to.equal(2);
+    expect(badModel.stderr).to.match(/^phalanx: --model: kind: must be 'mlp', 'cnn' or 'transformer'\n$/);
+    // The failed imports left the first one as it was.
+    expect(plain((await loadCheckpoint(out)).tensors)).to.deep.equal(plain(teacher));
   });
 
   it('a corrupt or missing checkpoint: one line, exit 1', async () => {
