@@ -1,27 +1,43 @@
 /**
- * Checkpoints on disk: one safetensors file per checkpoint plus a JSON manifest beside it, under
- * `<dir>/<jobId>/round-<round, 6 digits>.{safetensors,json}`. The manifest (also what the state store keeps)
- * carries the file's absolute path, size and sha256.
+ * Job checkpoints on disk: one checkpoint directory (modelCheckpoint.ts: model.safetensors + config.json) per
+ * saved round, under `<dir>/<jobId>/round-<round, 6 digits>/`. What the state store keeps for a job is a small
+ * manifest (CheckpointManifest) naming the tensor file with its size and sha256.
  *
- * Writes are atomic: each file is written to a temp file in the same directory, fsynced, renamed over its final
- * name, and the directory is fsynced. A crash leaves at most a temp file behind; earlier checkpoints stay valid.
- * Reads verify size and sha256 before decoding.
+ * Writes are atomic (see saveCheckpoint): a crash leaves at most a temp directory behind, which the next write of
+ * the job removes; earlier checkpoints stay valid. Reads verify size and sha256 before decoding.
  *
  * A checkpoint may be marked good or not (the divergence guard's verdict on its state, src/core/round/
- * divergenceGuard.ts); the mark is in its manifest, so a rollback finds the newest good one by reading the small
- * JSON files only (newestGoodCheckpoint), and pruning keeps it.
+ * divergenceGuard.ts); the mark is in its config.json, so a rollback finds the newest good one by reading the
+ * small JSON files only (newestGoodCheckpoint), and pruning keeps it.
+ *
+ * Checkpoints of the earlier format (`round-<n>.safetensors` with a flat `params` tensor and a
+ * `round-<n>.json` manifest beside it) are still listed, read and pruned.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeSafetensors, encodeHeader, type DecodedTensors, type TensorShape } from './safetensors.ts';
+import type { NamedTensors } from '../core/layout/namedTensors.ts';
+import type { ModelSpec } from '../models/types.ts';
+import {
+  CheckpointError,
+  CONFIG_FILE,
+  readCheckpointConfig,
+  saveCheckpoint,
+  TENSORS_FILE,
+  type CheckpointConfig,
+  type SaveOptions,
+} from './modelCheckpoint.ts';
+import { decodeSafetensors } from './safetensors.ts';
 
 export interface WriteCheckpointInput {
   jobId: string;
   round: number;
-  tensors: Record<string, Float32Array>;
-  /** Shape per tensor; default [length]. */
-  shapes?: Record<string, TensorShape>;
+  /** The architecture the tensors belong to. */
+  model: ModelSpec;
+  /** The model's parameters, one tensor per layout layer. */
+  tensors: NamedTensors;
+  /** Optimizer state and other named tensors kept beside them. */
+  extra?: NamedTensors;
   /** Stored as the safetensors `__metadata__` string map. */
   metadata?: Record<string, string>;
   /**
@@ -34,15 +50,22 @@ export interface WriteCheckpointInput {
   good?: boolean;
 }
 
-export type LoadedCheckpoint = DecodedTensors;
+/** Every tensor of a job checkpoint (model and extra, by name) and its metadata strings. */
+export interface JobCheckpointTensors {
+  tensors: NamedTensors;
+  metadata: Record<string, string>;
+}
 
-const FILE_RE = /^round-(\d+)\.(safetensors|json)$/;
-const TEMP_RE = /^\.round-\d+\.(safetensors|json)\.tmp-/;
+const DIR_RE = /^round-(\d+)$/;
+const LEGACY_RE = /^round-(\d+)\.(safetensors|json)$/;
+/** Leftovers of interrupted writes: temp directories (and the old format's temp files), replaced copies. */
+const TEMP_RE = /^\.round-(\d+)(?:\.(?:safetensors|json))?\.(tmp|old)-/;
 
 /** Where a checkpoint is and how to check it: what the state store keeps for a job (never the tensors). */
 export interface CheckpointManifest {
   jobId: string;
   round: number;
+  /** The tensor file (…/round-<n>/model.safetensors). */
   path: string;
   sha256: string;
   bytes: number;
@@ -53,11 +76,8 @@ export interface CheckpointManifest {
 
 const isGood = (m: Pick<CheckpointManifest, 'good'>) => m.good !== false;
 
-/** Largest single write (fs writes are limited to 2 GiB per call). */
-const WRITE_CHUNK = 64 * 1024 * 1024;
-
 function fail(message: string): never {
-  throw new Error(`checkpoint: ${message}`);
+  throw new CheckpointError(message);
 }
 
 function checkJobId(jobId: string): void {
@@ -71,70 +91,28 @@ export function checkpointBaseName(round: number): string {
   return `round-${String(round).padStart(6, '0')}`;
 }
 
-async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) {
-    const { bytesWritten } = await fh.write(bytes, done, Math.min(WRITE_CHUNK, bytes.length - done));
-    done += bytesWritten;
-  }
+function manifestOf(
+  jobId: string,
+  round: number,
+  roundDir: string,
+  config: CheckpointConfig,
+): CheckpointManifest {
+  return {
+    jobId,
+    round,
+    path: path.join(roundDir, TENSORS_FILE),
+    sha256: config.sha256,
+    bytes: config.bytes,
+    createdAt: config.createdAt,
+    ...(config.good === undefined ? {} : { good: config.good }),
+  };
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  if (process.platform === 'win32') return; // directories cannot be opened for fsync there
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Write `parts` to `finalPath` through a fsynced temp file and a rename; returns sha256 and size. */
-async function writeFileAtomic(
-  finalPath: string,
-  parts: Iterable<Uint8Array>,
-): Promise<{ sha256: string; bytes: number }> {
-  const dir = path.dirname(finalPath);
-  const temp = path.join(
-    dir,
-    `.${path.basename(finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
-  );
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const fh = await open(temp, 'wx');
-  try {
-    try {
-      for (const part of parts) {
-        await writeAll(fh, part);
-        hash.update(part);
-        bytes += part.length;
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, finalPath);
-  } catch (err) {
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
-
-/** mkdir -p, then fsync every directory whose entry list changed so the new directories survive a crash. */
-async function makeDirDurable(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true });
-  if (first === undefined) return;
-  for (let d = dir; ; d = path.dirname(d)) {
-    await fsyncDir(d);
-    if (d === path.dirname(first) || d === path.dirname(d)) break;
-  }
-}
-
-/** Write one checkpoint atomically and return its manifest (not yet stored anywhere but next to the file). */
+/** Write one checkpoint atomically and return its manifest (not yet stored anywhere but on disk). */
 export async function writeCheckpoint(
   dir: string,
   input: WriteCheckpointInput,
-  opts: { now?: () => number } = {},
+  opts: SaveOptions = {},
 ): Promise<CheckpointManifest> {
   checkJobId(input.jobId);
   const base = checkpointBaseName(input.round);
@@ -142,40 +120,27 @@ export async function writeCheckpoint(
     fail(`keep must be a positive integer, got ${input.keep}`);
   }
   const jobDir = path.resolve(dir, input.jobId);
-  await makeDirDurable(jobDir);
-
-  const order = Object.keys(input.tensors).sort();
-  const { header } = encodeHeader(input.tensors, order, input.shapes, input.metadata);
-  const dataPath = path.join(jobDir, `${base}.safetensors`);
-  const parts = [
-    header,
-    ...order.map(
-      (n) =>
-        new Uint8Array(input.tensors[n].buffer, input.tensors[n].byteOffset, input.tensors[n].byteLength),
-    ),
-  ];
-  const { sha256, bytes } = await writeFileAtomic(dataPath, parts);
-  const manifest: CheckpointManifest = {
-    jobId: input.jobId,
-    round: input.round,
-    path: dataPath,
-    sha256,
-    bytes,
-    createdAt: (opts.now ?? Date.now)(),
-    ...(input.good === undefined ? {} : { good: input.good }),
-  };
-  await writeFileAtomic(path.join(jobDir, `${base}.json`), [
-    Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`),
-  ]);
-  await fsyncDir(jobDir);
+  const roundDir = path.join(jobDir, base);
+  const config = await saveCheckpoint(
+    roundDir,
+    {
+      config: { model: input.model, jobId: input.jobId, round: input.round, good: input.good },
+      tensors: input.tensors,
+      extra: input.extra,
+      metadata: input.metadata,
+    },
+    opts,
+  );
+  const manifest = manifestOf(input.jobId, input.round, roundDir, config);
   await pruneCheckpoints(jobDir, manifest, input.keep);
   return manifest;
 }
 
 /**
- * Remove temp files left by interrupted writes (one job has one writer, the lease holder) and, with `keep`,
- * every checkpoint but the current one, the keep−1 newest older ones and the newest good one (a rollback's
- * target: never pruned, whatever `keep` says).
+ * Remove what interrupted writes left (one job has one writer, the lease holder): temp directories, and copies
+ * moved aside while a round was rewritten — put back if the crash came before the new one took their place.
+ * With `keep`, also remove every checkpoint but the current one, the keep−1 newest older ones and the newest
+ * good one (a rollback's target: never pruned, whatever `keep` says).
  */
 async function pruneCheckpoints(
   jobDir: string,
@@ -183,42 +148,51 @@ async function pruneCheckpoints(
   keep: number | undefined,
 ): Promise<void> {
   const names = await readdir(jobDir);
-  const doomed = names.filter((n) => TEMP_RE.test(n));
-  if (keep !== undefined) {
-    // Complete checkpoints (those with a manifest) older than the current one, newest first.
-    const older = names
-      .map((n) => FILE_RE.exec(n))
-      .filter((m) => m?.[2] === 'json')
-      .map((m) => Number(m![1]))
-      .filter((r) => r < current.round)
-      .sort((a, b) => b - a);
-    const kept = new Set([current.round, ...older.slice(0, keep - 1)]);
-    if (!isGood(current)) {
-      for (const r of older) {
-        const m = await readManifest(path.join(jobDir, `${checkpointBaseName(r)}.json`)).catch(
-          () => undefined,
-        );
-        if (m && isGood(m)) {
-          kept.add(r);
-          break;
-        }
-      }
+  for (const n of names) {
+    const m = TEMP_RE.exec(n);
+    if (!m) continue;
+    const target = path.join(jobDir, checkpointBaseName(Number(m[1])));
+    if (m[2] === 'old' && !names.includes(path.basename(target))) {
+      await rename(path.join(jobDir, n), target).catch(() => {});
+    } else {
+      await rm(path.join(jobDir, n), { recursive: true, force: true });
     }
-    // Manifests go first, so an interrupted prune never leaves a manifest without its data.
-    const dropped = names.filter((n) => {
-      const m = FILE_RE.exec(n);
-      return m !== null && !kept.has(Number(m[1]));
-    });
-    doomed.push(
-      ...dropped.filter((n) => n.endsWith('.json')),
-      ...dropped.filter((n) => !n.endsWith('.json')),
-    );
   }
-  for (const n of doomed) await unlink(path.join(jobDir, n)).catch(() => {});
+  if (keep === undefined) return;
+  // Complete checkpoints older than the current one, newest first.
+  const all = await listIn(jobDir, current.jobId);
+  const older = all.filter((m) => m.round < current.round).sort((a, b) => b.round - a.round);
+  const kept = new Set([current.round, ...older.slice(0, keep - 1).map((m) => m.round)]);
+  if (!isGood(current)) {
+    const good = older.find(isGood);
+    if (good) kept.add(good.round);
+  }
+  for (const n of await readdir(jobDir)) {
+    const dirMatch = DIR_RE.exec(n);
+    const legacy = LEGACY_RE.exec(n);
+    const round = Number((dirMatch ?? legacy)?.[1]);
+    if ((!dirMatch && !legacy) || kept.has(round)) continue;
+    const where = path.join(jobDir, n);
+    // The config (or manifest) goes first, so an interrupted prune never leaves one without its data.
+    if (dirMatch) {
+      await unlink(path.join(where, CONFIG_FILE)).catch(() => {});
+      await rm(where, { recursive: true, force: true });
+    } else if (legacy![2] === 'json') {
+      await unlink(where).catch(() => {});
+      await unlink(path.join(jobDir, `${checkpointBaseName(round)}.safetensors`)).catch(() => {});
+    }
+  }
+  for (const n of await readdir(jobDir)) {
+    const legacy = LEGACY_RE.exec(n);
+    // Old-format data whose manifest is gone (pruned above, or never written).
+    if (legacy?.[2] === 'safetensors' && !kept.has(Number(legacy[1]))) {
+      await unlink(path.join(jobDir, n)).catch(() => {});
+    }
+  }
 }
 
-/** Read a checkpoint, verifying its size and sha256 against the manifest before decoding. */
-export async function readCheckpoint(manifest: CheckpointManifest): Promise<LoadedCheckpoint> {
+/** Read a checkpoint's tensors, verifying size and sha256 against the manifest before decoding. */
+export async function readCheckpoint(manifest: CheckpointManifest): Promise<JobCheckpointTensors> {
   const where = `${manifest.path} (job ${manifest.jobId}, round ${manifest.round})`;
   let bytes: Buffer;
   try {
@@ -234,7 +208,11 @@ export async function readCheckpoint(manifest: CheckpointManifest): Promise<Load
     fail(`${where} is corrupt: sha256 ${sha256} does not match the manifest's ${manifest.sha256}`);
   }
   try {
-    return decodeSafetensors(bytes);
+    const decoded = decodeSafetensors(bytes);
+    const tensors: NamedTensors = new Map(
+      Object.entries(decoded.tensors).map(([n, data]) => [n, { data, shape: decoded.shapes[n] }]),
+    );
+    return { tensors, metadata: decoded.metadata };
   } catch (err) {
     fail(`${where}: ${(err as Error).message}`);
   }
@@ -243,7 +221,10 @@ export async function readCheckpoint(manifest: CheckpointManifest): Promise<Load
 /** Manifests of a job's checkpoints found on disk, oldest first. */
 export async function listCheckpoints(dir: string, jobId: string): Promise<CheckpointManifest[]> {
   checkJobId(jobId);
-  const jobDir = path.resolve(dir, jobId);
+  return listIn(path.resolve(dir, jobId), jobId);
+}
+
+async function listIn(jobDir: string, jobId: string): Promise<CheckpointManifest[]> {
   let names: string[];
   try {
     names = await readdir(jobDir);
@@ -253,19 +234,22 @@ export async function listCheckpoints(dir: string, jobId: string): Promise<Check
   }
   const manifests: CheckpointManifest[] = [];
   for (const n of names) {
-    if (FILE_RE.exec(n)?.[2] !== 'json') continue;
-    const file = path.join(jobDir, n);
-    try {
-      manifests.push(await readManifest(file));
-    } catch (err) {
-      fail(`cannot read manifest ${file}: ${(err as Error).message}`);
+    const where = path.join(jobDir, n);
+    const dirMatch = DIR_RE.exec(n);
+    if (dirMatch) {
+      // A directory without config.json is not complete (a crash inside saveCheckpoint's publish cannot make one,
+      // but a hand-made copy can): not a checkpoint.
+      if (!(await stat(path.join(where, CONFIG_FILE)).catch(() => undefined))) continue;
+      manifests.push(manifestOf(jobId, Number(dirMatch[1]), where, await readCheckpointConfig(where)));
+    } else if (LEGACY_RE.exec(n)?.[2] === 'json') {
+      try {
+        manifests.push(JSON.parse(await readFile(where, 'utf8')) as CheckpointManifest);
+      } catch (err) {
+        fail(`cannot read manifest ${where}: ${(err as Error).message}`);
+      }
     }
   }
   return manifests.sort((a, b) => a.round - b.round);
-}
-
-async function readManifest(file: string): Promise<CheckpointManifest> {
-  return JSON.parse(await readFile(file, 'utf8')) as CheckpointManifest;
 }
 
 /**

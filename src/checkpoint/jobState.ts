@@ -2,15 +2,21 @@
  * The checkpoint codec of a running job: what a coordinator must keep to continue a job exactly — its parameters,
  * the optimizer state and the aggregation rule's state — as named safetensors tensors and metadata strings.
  *
- *   params            the parameters after `round` rounds
- *   optim.<name>      each optimizer tensor (SGD momentum, Adam moments)
+ *   <layer name>      the parameters after `round` rounds, one tensor per layout layer (fc1.weight, …)
+ *   optim.<name>      each optimizer tensor (SGD momentum, Adam moments), flat like the parameter vector
  *   metadata          jobId, round, spec (JSON), optimScalars (JSON), aggregationState (JSON, if the rule has one),
  *                     guardState (JSON: the divergence guard's rollbacks so far, detector state and verdict
  *                     `good`, if guarded)
- *   manifest `good`   the guard's verdict again, beside the file, so a rollback finds the newest good checkpoint
+ *   config `good`     the guard's verdict again, in config.json, so a rollback finds the newest good checkpoint
  *                     without reading the tensors
+ *
+ * Checkpoints of the earlier format hold the parameters as one flat `params` tensor; they decode too.
  */
-import type { LoadedCheckpoint, WriteCheckpointInput } from './checkpoint.ts';
+import { fromNamedTensors, toNamedTensors, type NamedTensors } from '../core/layout/namedTensors.ts';
+import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
+import type { ModelSpec } from '../models/types.ts';
+import type { JobCheckpointTensors, WriteCheckpointInput } from './checkpoint.ts';
+import { CheckpointError } from './modelCheckpoint.ts';
 
 export interface JobState {
   jobId: string;
@@ -28,11 +34,20 @@ export interface JobState {
   good?: boolean;
 }
 
-const OPTIM = 'optim.';
+/** The model a job state's parameters belong to: its spec and layout. */
+export interface JobModel {
+  spec: ModelSpec;
+  layout: ParameterLayout;
+}
 
-export function encodeJobState(state: JobState, keep?: number): WriteCheckpointInput {
-  const tensors: Record<string, Float32Array> = { params: state.params };
-  for (const [name, t] of Object.entries(state.optimizer.tensors)) tensors[`${OPTIM}${name}`] = t;
+const OPTIM = 'optim.';
+const LEGACY_PARAMS = 'params';
+
+export function encodeJobState(state: JobState, model: JobModel, keep?: number): WriteCheckpointInput {
+  const extra: NamedTensors = new Map();
+  for (const [name, t] of Object.entries(state.optimizer.tensors)) {
+    extra.set(`${OPTIM}${name}`, { data: t, shape: [t.length] });
+  }
   const metadata: Record<string, string> = {
     jobId: state.jobId,
     round: String(state.round),
@@ -44,7 +59,9 @@ export function encodeJobState(state: JobState, keep?: number): WriteCheckpointI
   return {
     jobId: state.jobId,
     round: state.round,
-    tensors,
+    model: model.spec,
+    tensors: toNamedTensors(state.params, model.layout),
+    extra,
     metadata,
     keep,
     ...(state.good === undefined ? {} : { good: state.good }),
@@ -52,12 +69,32 @@ export function encodeJobState(state: JobState, keep?: number): WriteCheckpointI
 }
 
 /** The job state of a checkpoint read back (verified) from disk; `round` comes from its manifest. */
-export function decodeJobState(loaded: LoadedCheckpoint, jobId: string, round: number): JobState {
-  const params = loaded.tensors['params'];
-  if (!params) throw new Error(`checkpoint of job ${jobId} at round ${round} has no 'params' tensor`);
+export function decodeJobState(
+  loaded: JobCheckpointTensors,
+  jobId: string,
+  round: number,
+  layout: ParameterLayout,
+): JobState {
+  const where = `checkpoint of job ${jobId} at round ${round}`;
+  let params: Float32Array;
+  const legacy = loaded.tensors.get(LEGACY_PARAMS);
+  if (legacy && !loaded.tensors.has(layout.layers[0].name)) {
+    if (legacy.data.length !== layout.totalSize) {
+      throw new CheckpointError(
+        `${where} holds ${legacy.data.length} parameters; the job's model has ${layout.totalSize}`,
+      );
+    }
+    params = legacy.data;
+  } else {
+    try {
+      params = fromNamedTensors(loaded.tensors, layout);
+    } catch (err) {
+      throw new CheckpointError(`${where} does not fit the job's model: ${(err as Error).message}`);
+    }
+  }
   const tensors: Record<string, Float32Array> = {};
-  for (const [name, t] of Object.entries(loaded.tensors)) {
-    if (name.startsWith(OPTIM)) tensors[name.slice(OPTIM.length)] = t;
+  for (const [name, t] of loaded.tensors) {
+    if (name.startsWith(OPTIM)) tensors[name.slice(OPTIM.length)] = t.data;
   }
   return {
     jobId,

@@ -1,12 +1,19 @@
 /**
  * The `phalanx` command. Flags > environment (PHALANX_*) > config file > defaults.
- * Exit codes: 0 ok, 1 failure, 2 usage/invalid input (commander parse errors included), 3 not found.
+ * Exit codes: 0 ok, 1 failure (a checkpoint missing or corrupt included), 2 usage/invalid input (commander parse
+ * errors included), 3 not found (a job, on the coordinator).
  */
 import { Command, CommanderError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseJobSpec, validateJobSpec, JobSpecError, type JobSpecInput } from '../config/jobSpec.ts';
+import {
+  modelSchema,
+  parseJobSpec,
+  validateJobSpec,
+  JobSpecError,
+  type JobSpecInput,
+} from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
 import { DEFAULT_DATA_DIR, parseByteSize } from '../coordinator/admission.ts';
 import { launch } from './launch.ts';
@@ -26,6 +33,8 @@ import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
 import { defaultWorkerName, WorkerNameError } from './workerName.ts';
+import { exportCommand, importCommand, inspectCommand, listCommand } from './checkpointCommand.ts';
+import { CheckpointError } from '../checkpoint/modelCheckpoint.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
 import {
@@ -169,8 +178,9 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_STORE              coordinator, launch, demo: state store, memory or redis (--store)
   PHALANX_REDIS_URL          Redis URL with the redis store (--redis-url)
   PHALANX_REDIS_PREFIX       coordinator: key prefix in Redis (--redis-prefix)
-  PHALANX_DATA_DIR           coordinator: its own files, admin.token for the clients (--data-dir)
-  PHALANX_CHECKPOINT_DIR     coordinator: where checkpoints go (--checkpoint-dir)
+  PHALANX_DATA_DIR           coordinator: its own files, admin.token for the clients (--data-dir);
+                             checkpoint ls: <data dir>/checkpoints is the default DIR
+  PHALANX_CHECKPOINT_DIR     coordinator: where checkpoints go (--checkpoint-dir); checkpoint ls: default DIR
   PHALANX_DATA_ROOTS         coordinator: data roots, separated by ':' (--data-root)
   PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
@@ -927,6 +937,69 @@ program
     },
   );
 
+const checkpoint = program
+  .command('checkpoint')
+  .description("checkpoints on disk: list, inspect, export (safetensors, our layout or PyTorch's)");
+
+checkpoint
+  .command('ls [dir]')
+  .description(
+    'list the checkpoints below DIR (default $PHALANX_CHECKPOINT_DIR, else <$PHALANX_DATA_DIR or .phalanx>/checkpoints)',
+  )
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (dir: string | undefined, opts: { output: string }) => {
+    const root =
+      dir ??
+      env['PHALANX_CHECKPOINT_DIR'] ??
+      path.join(env['PHALANX_DATA_DIR'] ?? DEFAULT_DATA_DIR, 'checkpoints');
+    await listCommand(root, opts.output === 'json');
+  });
+
+checkpoint
+  .command('inspect <path>')
+  .description(
+    'config and tensors (name, shape, dtype, norm) of a checkpoint (its directory, config.json or model.safetensors; verified) or of a bare safetensors file',
+  )
+  .option('--json', 'print JSON')
+  .action(async (target: string, opts: { json?: boolean }) => {
+    await inspectCommand(target, opts.json === true);
+  });
+
+checkpoint
+  .command('export <path>')
+  .description("write a checkpoint's model tensors as one safetensors file")
+  .requiredOption('--out <file>', 'the file to write (replaced atomically)')
+  .addOption(
+    new Option(
+      '--format <format>',
+      "safetensors: our names and layouts; pytorch: a PyTorch state_dict (Linear [out, in], conv OIHW, LayerNorm 'weight')",
+    )
+      .choices(['safetensors', 'pytorch'])
+      .default('safetensors'),
+  )
+  .action(async (target: string, opts: { out: string; format: 'safetensors' | 'pytorch' }) => {
+    await exportCommand(target, opts.out, opts.format);
+  });
+
+checkpoint
+  .command('import <file>')
+  .description(
+    'a PyTorch state_dict (safetensors, PyTorch layouts) of the architecture --model as a checkpoint directory',
+  )
+  .requiredOption(
+    '--model <json>',
+    'the architecture, as a job spec\'s model section in JSON, e.g. \'{"kind":"mlp","hidden":[128]}\'',
+  )
+  .requiredOption('--out <dir>', 'the checkpoint directory to write (replaced atomically)')
+  .action(async (file: string, opts: { model: string; out: string }) => {
+    const parsed = modelSchema.safeParse(parseJsonOption(opts.model, '--model'));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new UsageError(`--model: ${issue.path.join('.') || 'kind'}: ${issue.message}`);
+    }
+    await importCommand(file, parsed.data, opts.out);
+  });
+
 program.parseAsync(process.argv).catch((e: unknown) => {
   // Help and --version end with exit code 0; every other commander error is a usage error (already printed).
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
@@ -943,7 +1016,7 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
   }
-  if (e instanceof StartupError) {
+  if (e instanceof StartupError || e instanceof CheckpointError) {
     console.error(`phalanx: ${e.message}`);
     process.exit(1);
   }

@@ -131,7 +131,7 @@ const transformerSchema = section({
   }
 });
 
-const modelSchema = z
+export const modelSchema = z
   .discriminatedUnion('kind', [mlpSchema, section({ kind: z.literal('cnn') }), transformerSchema], {
     error: () => "must be 'mlp', 'cnn' or 'transformer'",
   })

@@ -170,7 +170,7 @@ export class JobRunner {
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
       if (manifest) {
-        const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round);
+        const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round, host.layout);
         params = saved.params;
         resumed = { optimizer: saved.optimizer, aggregation: saved.aggregation };
         guard = saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
@@ -232,6 +232,7 @@ export class JobRunner {
                 guard: JSON.stringify(guardState),
                 good: guardState.good,
               },
+              { spec: spec.model, layout: host.layout },
               spec.checkpoint.keep,
             ),
           );
@@ -253,7 +254,7 @@ export class JobRunner {
             await this.store.setJobRound(job.id, 0);
             return { round: 0 };
           }
-          const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round);
+          const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round, host.layout);
           const savedGuard =
             saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
           if (savedGuard?.good === false) {

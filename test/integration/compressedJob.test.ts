@@ -12,7 +12,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { listCheckpoints, readCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { listCheckpoints } from '../../src/checkpoint/checkpoint.ts';
+import { checkpointParams } from '../support/checkpoints.ts';
 import type { LaunchReport } from '../../src/cli/launch.ts';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
@@ -60,7 +61,7 @@ async function launch(
   // the progress lines show the ratio
   expect(output).to.match(/sent [\d.]+ kB \([\d.]+× < fp32, plan /);
   const manifests = await listCheckpoints(path.join(dir, 'checkpoints'), report.job);
-  return { params: (await readCheckpoint(manifests.at(-1)!)).tensors['params'], report };
+  return { params: await checkpointParams(manifests.at(-1)!), report };
 }
 
 describe('integration: compressed jobs over gRPC match simulate()', function () {

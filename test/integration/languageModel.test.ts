@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { listCheckpoints, readCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { listCheckpoints } from '../../src/checkpoint/checkpoint.ts';
+import { checkpointParams } from '../support/checkpoints.ts';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { BUNDLED_EXCERPT } from '../../src/data/text.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
@@ -67,7 +68,7 @@ describe('integration: the language-model task, distributed and simulated', func
     expect(report.state).to.equal('completed');
     const last = (await listCheckpoints(path.join(dir, 'checkpoints'), report.job)).at(-1);
     expect(last?.round).to.equal(ROUNDS);
-    const distributed = (await readCheckpoint(last!)).tensors['params'];
+    const distributed = await checkpointParams(last!);
 
     const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
     const diff = maxAbsDiff(sim.params, distributed);

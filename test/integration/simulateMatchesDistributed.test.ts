@@ -13,7 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { listCheckpoints, readCheckpoint } from '../../src/checkpoint/checkpoint.ts';
+import { listCheckpoints } from '../../src/checkpoint/checkpoint.ts';
+import { checkpointParams } from '../support/checkpoints.ts';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 import { BIN } from '../support/processes.ts';
@@ -71,7 +72,7 @@ async function launchAndReadParams(
   const manifests = await listCheckpoints(path.join(dir, 'checkpoints'), report.job);
   const last = manifests.at(-1);
   expect(last?.round, 'final checkpoint').to.equal(ROUNDS);
-  return (await readCheckpoint(last!)).tensors['params'];
+  return checkpointParams(last!);
 }
 
 describe('integration: simulate() matches a distributed phalanx launch', function () {
