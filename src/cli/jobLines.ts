@@ -8,7 +8,7 @@ import type { LiveWorker__Output } from '../gen/phalanx/v1/LiveWorker.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import { roundHealth } from '../coordinator/roundHealth.ts';
 import { formatDuration, formatNumber, formatPercent } from './format.ts';
-import type { EvaluatedSplit } from './progress.ts';
+import { formatRoundDetails, type EvaluatedSplit } from './progress.ts';
 
 /** Final metrics of a completed job (JobResult in coordinator/jobRuntime.ts), as stored in result_json. */
 interface JobResultJson {
@@ -152,12 +152,13 @@ function workersLine(d: JobDetail__Output): string[] {
   return lines;
 }
 
-function lastRoundLine(r: RoundReport): string {
+/** The newest round: who counted, then why each other worker did not (as `watch` prints it). */
+function lastRoundLines(r: RoundReport): string[] {
   const h = roundHealth(r);
-  const parts = [`round ${r.round + 1}: included ${h.included.length}/${(r.workers ?? []).length}`];
-  for (const e of h.excluded) parts.push(`excluded ${e.worker.name} (${e.reason})`);
-  for (const m of h.missing) parts.push(`missing ${m.worker.name} (${m.reason})`);
-  return parts.join('; ');
+  return [
+    `round ${r.round + 1}: included ${h.included.length}/${(r.workers ?? []).length}`,
+    ...formatRoundDetails(r).map((line) => line.trimStart()),
+  ];
 }
 
 /**
@@ -185,7 +186,8 @@ export function formatStatus(job: Job__Output): string[] {
     out.push(['workers', 'no live detail (another coordinator runs the job)']);
   }
   const last = d?.lastRound ? (d.lastRound as unknown as RoundReport) : undefined;
-  if (last) out.push(['last round', lastRoundLine(last)]);
+  if (last)
+    for (const [i, line] of lastRoundLines(last).entries()) out.push([i === 0 ? 'last round' : '', line]);
   if (d && d.evalRound > 0) {
     out.push([
       'accuracy',
@@ -211,9 +213,7 @@ export function formatStatus(job: Job__Output): string[] {
     out.push([
       'checkpoints',
       `${d.checkpointDir}/${job.id}/` +
-        (d.hasCheckpoint
-          ? ` (newest: round ${d.checkpointRound}, ${d.checkpointPath})`
-          : ' (none written yet)'),
+        (d.hasCheckpoint ? ` (newest: round ${d.checkpointRound})` : ' (none written yet)'),
     ]);
   }
   if (d) out.push(['parameters', parametersLine(job, d)]);

@@ -245,9 +245,7 @@ describe('cli: human output', () => {
       expect(text).to.match(/^accuracy +81\.2% test at round 30 \(test loss 0\.512 nats\)$/m);
       expect(text).to.match(/^train loss +0\.488 at round 37$/m);
       expect(text).to.match(/^eta +57s \(0\.500 s\/round over the newest rounds\)$/m);
-      expect(text).to.match(
-        /^checkpoints +\/data\/checkpoints\/demo-abc123\/ \(newest: round 30, \/data\/checkpoints\/demo-abc123\/round-000030\.safetensors\)$/m,
-      );
+      expect(text).to.match(/^checkpoints +\/data\/checkpoints\/demo-abc123\/ \(newest: round 30\)$/m);
       expect(text).to.match(
         /^parameters +in the coordinator's memory until the job ends; newest checkpoint round 30$/m,
       );
