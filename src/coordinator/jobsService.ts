@@ -96,7 +96,12 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
       requireJobsAccess(principal);
       const job = await mustGet(call.request.jobId);
       requireRead(principal, job);
-      return { ...jobToProto(job), detail: jobDetailToProto(await manager.describe(job)) };
+      // The detail explains; the record is the answer: a detail that cannot be read leaves it out.
+      const detail = await manager.describe(job).then(jobDetailToProto, (e: unknown) => {
+        manager.log(`job ${job.id}: no detail for GetJob: ${(e as Error).message}`);
+        return null;
+      });
+      return { ...jobToProto(job), detail };
     }),
     ListJobs: unary(async (call) => {
       const principal = await auth.principal(call);
