@@ -8,6 +8,9 @@ import type { CreateTokenResponse__Output } from '../gen/phalanx/v1/CreateTokenR
 import { authMetadata, CHANNEL_OPTIONS, proto } from '../transport/protocol.ts';
 import type { ClientAuth } from '../transport/tls.ts';
 
+/** Attempts of a submit that has a request id (the first and two retries). */
+export const SUBMIT_ATTEMPTS = 3;
+
 function metadataOf(auth: ClientAuth): grpc.Metadata {
   return auth.token ? authMetadata(auth.token) : new grpc.Metadata();
 }
@@ -39,10 +42,33 @@ export class JobsClient {
     return metadataOf(this.auth);
   }
 
-  submit(spec: string): Promise<Job__Output> {
-    return new Promise((resolve, reject) =>
-      this.raw.SubmitJob({ spec }, this.md(), this.opts(), (e, r) => (e ? reject(e) : resolve(r!))),
-    );
+  /**
+   * Submit a job spec. With a `requestId`, a submit whose answer was lost (UNAVAILABLE, DEADLINE_EXCEEDED: it
+   * may have created the job) is sent again with the same id, up to `attempts` times in all: the coordinator
+   * returns the job the first attempt created instead of creating another. Without one, it is sent once.
+   */
+  async submit(
+    spec: string,
+    opts: { requestId?: string; attempts?: number; timeoutMs?: number; backoffMs?: number } = {},
+  ): Promise<Job__Output> {
+    const attempts = opts.requestId ? Math.max(1, opts.attempts ?? SUBMIT_ATTEMPTS) : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await new Promise<Job__Output>((resolve, reject) =>
+          this.raw.SubmitJob(
+            { spec, requestId: opts.requestId ?? '' },
+            this.md(),
+            this.opts(opts.timeoutMs),
+            (e, r) => (e ? reject(e) : resolve(r!)),
+          ),
+        );
+      } catch (e) {
+        const code = (e as Partial<grpc.ServiceError>).code;
+        const retryable = code === grpc.status.UNAVAILABLE || code === grpc.status.DEADLINE_EXCEEDED;
+        if (!retryable || attempt >= attempts) throw e;
+        await new Promise((r) => setTimeout(r, (opts.backoffMs ?? 500) * 2 ** (attempt - 1)));
+      }
+    }
   }
 
   get(jobId: string): Promise<Job__Output> {

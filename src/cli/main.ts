@@ -1,10 +1,12 @@
 /**
  * The `phalanx` command. Flags > environment (PHALANX_*) > config file > defaults.
- * Exit codes: 0 ok, 1 failure (a checkpoint missing or corrupt included), 2 usage/invalid input (commander parse
- * errors included), 3 not found (a job, on the coordinator).
+ * Exit codes (EXIT): 0 ok, 1 failure (a watched job that failed or was cancelled, a checkpoint missing or corrupt
+ * included), 2 usage/invalid input (commander parse errors included), 3 not found, 4 the coordinator cannot be
+ * reached or the connection to it was lost.
  */
 import { Command, CommanderError, Option } from 'commander';
 import * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -28,7 +30,10 @@ import {
 import { CertsError, createCertificates, parseClients } from './certs.ts';
 import { TlsConfigError } from '../transport/tls.ts';
 import { parseDuration } from '../config/duration.ts';
-import { formatRound, ProgressPrinter, type EvaluatedSplit } from './progress.ts';
+import { formatRound, ProgressPrinter } from './progress.ts';
+import { formatStatus } from './jobLines.ts';
+import { WatchView } from './watchView.ts';
+import type { Job__Output } from '../gen/phalanx/v1/Job.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
 import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
@@ -42,6 +47,9 @@ import {
   MetricsListenSchema,
   type MetricsListen,
 } from '../coordinator/http/metricsServer.ts';
+import { REQUEST_ID_PATTERN } from '../coordinator/jobManager.ts';
+import { isTerminal } from '../core/jobLifecycle.ts';
+import type { JobState } from '../coordinator/state/stateStore.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
@@ -89,6 +97,18 @@ function parseJsonOption(text: string | undefined, flag: string): Record<string,
 }
 
 class UsageError extends Error {}
+
+/** The command's exit codes (documented in `phalanx --help` and the README). */
+const EXIT = { ok: 0, failure: 1, usage: 2, notFound: 3, coordinator: 4 } as const;
+
+/** The coordinator at `address` went away while a command was following a job. */
+class LostConnectionError extends Error {
+  constructor(address: string, details: string) {
+    super(
+      `lost connection to the coordinator at ${address} (${details}); the job itself may still be running`,
+    );
+  }
+}
 
 // The valid names, from the registries, for the help of --rule, --pre and --attack/--byzantine.
 const RULES_HELP = `one of ${listRules().join(', ')}`;
@@ -202,7 +222,14 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_LOG_LEVEL          coordinator, worker: debug, info, warn, error or silent (--log-level)
   PHALANX_DEBUG=1            coordinator, worker: --log-level debug (a worker then logs its
                              wait/pull/compute/push times every 10 rounds)
-  PHALANX_TFJS_VERBOSE=1     keep tfjs's warnings`;
+  PHALANX_TFJS_VERBOSE=1     keep tfjs's warnings
+
+Exit codes:
+  0  ok (watch, submit --watch: the job completed)
+  1  failure (watch, submit --watch: the job failed or was cancelled; a checkpoint missing or corrupt)
+  2  usage error or invalid input (unknown option, bad value, invalid job spec)
+  3  not found (unknown job or token)
+  4  the coordinator cannot be reached, or the connection to it was lost`;
 
 const program = new Command();
 program
@@ -663,15 +690,15 @@ program
         if (printer) return printer.round(r);
         if (!Number.isFinite(r.testAccuracy)) return;
         accuracy = r.testAccuracy;
+        const elapsed = (Date.now() - started) / 1000;
         console.error(
-          formatRound(
-            r,
-            spec.rounds,
+          formatRound(r, {
+            total: spec.rounds,
             accuracy,
-            (Date.now() - started) / 1000,
-            spec.evaluation.split,
-            r.testLoss,
-          ),
+            evalLoss: r.testLoss,
+            split: spec.evaluation.split,
+            rate: elapsed > 0 ? (r.round + 1) / elapsed : undefined,
+          }),
         );
       },
     });
@@ -692,12 +719,16 @@ addClientAuthOptions(
   program.command('submit <jobFile>').description('submit a job spec (YAML or JSON) to a coordinator'),
 )
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
-  .option('--watch', 'follow the job until it ends')
+  .option('--watch', 'follow the job until it ends (exit 1 if it fails or is cancelled)')
+  .option(
+    '--request-id <id>',
+    'id of this submission (default: a new UUID); a submit repeated with the same id returns the job the first one created instead of a duplicate',
+  )
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(
     async (
       file: string,
-      opts: { coordinator: string; watch?: boolean; output: string } & ClientAuthFlags,
+      opts: { coordinator: string; watch?: boolean; output: string; requestId?: string } & ClientAuthFlags,
     ) => {
       let text: string;
       try {
@@ -706,11 +737,21 @@ addClientAuthOptions(
         throw new UsageError(`cannot read ${file}: ${(e as Error).message}`);
       }
       parseJobSpec(text); // fail fast locally with field-level errors
+      const requestId = opts.requestId ?? randomUUID();
+      if (!REQUEST_ID_PATTERN.test(requestId)) {
+        throw new UsageError('--request-id must be 1–128 characters of A-Z a-z 0-9 . _ : - (a UUID fits)');
+      }
       const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
-      const job = await client.submit(text);
+      // Retried with the same request id when the answer is lost, so a retry never makes a second job.
+      const job = await client.submit(text, { requestId });
       if (opts.output === 'json') console.log(JSON.stringify(job, null, 2));
-      else console.log(`submitted ${job.id} (${job.state})`);
-      if (opts.watch) await watch(client, job.id, opts.output);
+      else console.log(`submitted ${job.id} (${job.state}, request id ${requestId})`);
+      if (opts.watch) {
+        const final = await watch(client, opts.coordinator, job.id, opts.output);
+        client.close();
+        if (final && final.state !== 'completed') process.exitCode = EXIT.failure;
+        return;
+      }
       client.close();
     },
   );
@@ -739,21 +780,28 @@ addClientAuthOptions(program.command('jobs').description('list the jobs this cre
     }
   });
 
-addClientAuthOptions(program.command('status <jobId>').description('show one job'))
+addClientAuthOptions(
+  program
+    .command('status <jobId>')
+    .description(
+      'explain one job: phase, progress, workers against workers.min, accuracy, ETA, checkpoints, result',
+    ),
+)
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .option('--json', 'the raw Job message as JSON (same as -o json)')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
-  .action(async (id: string, opts: { coordinator: string; output: string } & ClientAuthFlags) => {
-    const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
-    const job = await client.get(id);
-    client.close();
-    if (opts.output === 'json') {
-      console.log(JSON.stringify(job, null, 2));
-      return;
-    }
-    console.log(`job      ${job.id}\nstate    ${job.state}\nround    ${job.round}/${job.totalRounds}`);
-    if (job.error) console.log(`error    ${job.error}`);
-    if (job.resultJson) console.log(`result   ${job.resultJson}`);
-  });
+  .action(
+    async (id: string, opts: { coordinator: string; output: string; json?: boolean } & ClientAuthFlags) => {
+      const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
+      const job = await client.get(id);
+      client.close();
+      if (opts.json || opts.output === 'json') {
+        console.log(JSON.stringify(job, null, 2));
+        return;
+      }
+      for (const line of formatStatus(job)) console.log(line);
+    },
+  );
 
 addClientAuthOptions(
   program
@@ -778,51 +826,90 @@ addClientAuthOptions(
 addClientAuthOptions(
   program
     .command('watch <jobId>')
-    .description('follow a job: one line per round (trusted and flagged workers, loss, accuracy)'),
+    .description(
+      'follow a job: a line per round (loss, accuracy, who counted, who was excluded or missing and why), stalls as they happen',
+    ),
 )
   .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
-  .option('--from <round>', 'replay stored rounds from this one', undefined)
+  .option('--from <round>', 'first replay the stored rounds from this one (rounds count from 1, as shown)')
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(
     async (id: string, opts: { coordinator: string; output: string; from?: string } & ClientAuthFlags) => {
+      let from: number | undefined;
+      if (opts.from !== undefined) {
+        from = Number(opts.from);
+        if (!Number.isSafeInteger(from) || from < 1) {
+          throw new UsageError(
+            `--from must be a round number from 1 (as shown: round 1/N is the first), got '${opts.from}'`,
+          );
+        }
+      }
       const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
-      await watch(client, id, opts.output, opts.from === undefined ? undefined : Number(opts.from));
+      const final = await watch(client, opts.coordinator, id, opts.output, from);
       client.close();
+      if (final && final.state !== 'completed') process.exitCode = EXIT.failure;
     },
   );
 
-async function watch(client: JobsClient, id: string, output: string, from?: number): Promise<void> {
-  let total = 0;
-  let accuracy = NaN;
-  let split: EvaluatedSplit = 'test';
-  const started = Date.now();
-  await client.watch(id, from, (event) => {
-    if (output === 'json') {
-      console.log(JSON.stringify(event));
-      return;
-    }
-    if (event.job) {
-      total = Number(event.job.totalRounds);
-      if (event.job.specJson) split = evaluatedSplitOf(event.job.specJson);
-      console.log(
-        `job ${event.job.id}: ${event.job.state} (round ${event.job.round}/${event.job.totalRounds})${event.job.error ? ` error: ${event.job.error}` : ''}`,
-      );
-    } else if (event.round) {
-      const r = event.round as unknown as RoundReport;
-      if (Number.isFinite(r.testAccuracy)) accuracy = r.testAccuracy;
-      console.log(formatRound(r, total, accuracy, (Date.now() - started) / 1000, split));
-    }
-  });
-}
+/** How often a watch checks whether its job has stalled. */
+const STALL_CHECK_MS = 1000;
 
-/** The evaluation.split of a job's stored spec ('test' if it cannot tell). */
-function evaluatedSplitOf(specJson: string): EvaluatedSplit {
+/**
+ * Follow a job to its end: a header, a line per round (with why workers did not count), stall lines while
+ * nothing arrives, and the final accuracy and losses. `from`: the first round to replay, counted from 1.
+ * Resolves with the job as it ended (undefined if the stream ended without its final state).
+ */
+async function watch(
+  client: JobsClient,
+  address: string,
+  id: string,
+  output: string,
+  from?: number,
+): Promise<Job__Output | undefined> {
+  const json = output === 'json';
+  const print = (lines: string[]) => {
+    for (const line of lines) console.log(line);
+  };
+  const view = new WatchView(Date.now);
+  const lost = (e: unknown) => {
+    const se = e as Partial<grpc.ServiceError>;
+    // The CLI never cancels a call itself: CANCELLED, like UNAVAILABLE, means the coordinator went away.
+    if (se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.CANCELLED) {
+      return new LostConnectionError(address, se.details ?? se.message ?? 'connection closed');
+    }
+    return e;
+  };
+  // The job as it is now, with what it waits for: an unknown job fails here at once (NOT_FOUND).
+  const start = await client.get(id);
+  if (!json) print(view.onJob(start));
+  let final: Job__Output | undefined;
+  let asking = false;
+  const stallTimer = setInterval(() => {
+    if (json || asking || !view.stallDue()) return;
+    asking = true;
+    client
+      .get(id)
+      .then((job) => print(view.stallLines(job)))
+      .catch(() => {}) // the stream reports a lost coordinator
+      .finally(() => (asking = false));
+  }, STALL_CHECK_MS);
   try {
-    const spec = JSON.parse(specJson) as { evaluation?: { split?: unknown } } | null;
-    return spec?.evaluation?.split === 'validation' ? 'validation' : 'test';
-  } catch {
-    return 'test';
+    await client.watch(id, from === undefined ? undefined : from - 1, (event) => {
+      if (event.job && isTerminal(event.job.state as JobState)) final = event.job;
+      if (json) {
+        console.log(JSON.stringify(event));
+        return;
+      }
+      if (event.job) print(view.onJob(event.job));
+      else if (event.round) print(view.onRound(event.round as unknown as RoundReport));
+    });
+  } catch (e) {
+    throw lost(e);
+  } finally {
+    clearInterval(stallTimer);
   }
+  if (final && !json) print(view.finalLines(final));
+  return final;
 }
 
 const token = program.command('token').description('access tokens (admin)');
@@ -999,6 +1086,13 @@ checkpoint
     }
     await importCommand(file, parsed.data, opts.out);
   });
+/** The --coordinator the command was given (or its default), for messages. */
+function coordinatorAddress(): string {
+  const i = process.argv.indexOf('--coordinator');
+  if (i >= 0 && process.argv[i + 1]) return process.argv[i + 1];
+  const inline = process.argv.find((a) => a.startsWith('--coordinator='));
+  return inline ? inline.slice('--coordinator='.length) : DEFAULT_ADDRESS;
+}
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   // Help and --version end with exit code 0; every other commander error is a usage error (already printed).
@@ -1018,19 +1112,22 @@ program.parseAsync(process.argv).catch((e: unknown) => {
   }
   if (e instanceof StartupError || e instanceof CheckpointError) {
     console.error(`phalanx: ${e.message}`);
-    process.exit(1);
+    process.exit(EXIT.failure);
+  }
+  if (e instanceof LostConnectionError) {
+    console.error(`phalanx: ${e.message}`);
+    process.exit(EXIT.coordinator);
   }
   const se = e as Partial<grpc.ServiceError>;
-  // The CLI never cancels a call itself: CANCELLED, like UNAVAILABLE, means the coordinator went away.
-  if (se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.CANCELLED) {
+  if (se.code === grpc.status.UNAVAILABLE) {
     console.error(
-      `phalanx: coordinator unreachable: ${se.details ?? se.message} (is it running at --coordinator / PHALANX_COORDINATOR?)`,
+      `phalanx: cannot reach the coordinator at ${coordinatorAddress()}: ${se.details ?? se.message} (is it running there? --coordinator / PHALANX_COORDINATOR)`,
     );
-    process.exit(1);
+    process.exit(EXIT.coordinator);
   }
   if (typeof se.code === 'number') {
     console.error(`phalanx: ${grpc.status[se.code]}: ${se.details ?? se.message}`);
-    process.exit(se.code === grpc.status.NOT_FOUND ? 3 : 1);
+    process.exit(se.code === grpc.status.NOT_FOUND ? EXIT.notFound : EXIT.failure);
   }
   console.error(
     `phalanx: unexpected error (a bug: please report it with this trace)\n${(e as Error).stack ?? String(e)}`,

@@ -2,7 +2,9 @@
  * Live progress for long runs: on a terminal, one status line rewritten in place plus a permanent line at each
  * evaluation; elsewhere (CI, pipes), a plain line every evaluation round and every ~5% of the run.
  */
-import type { RoundReport } from '../coordinator/roundReport.ts';
+import type { RoundReport, WorkerRoundHealth } from '../coordinator/roundReport.ts';
+import { roundHealth } from '../coordinator/roundHealth.ts';
+import { formatDuration, formatNumber, formatPercent } from './format.ts';
 
 export class ProgressPrinter {
   private readonly tty = Boolean(process.stdout.isTTY) && !process.env['CI'];
@@ -25,14 +27,14 @@ export class ProgressPrinter {
     const done = r.round + 1;
     if (Number.isFinite(r.testAccuracy)) this.lastAccuracy = r.testAccuracy;
     if (Number.isFinite(r.testLoss)) this.lastEvalLoss = r.testLoss;
-    const line = formatRound(
-      r,
-      this.total,
-      this.lastAccuracy,
-      (Date.now() - this.started) / 1000,
-      this.split,
-      this.lastEvalLoss,
-    );
+    const elapsed = (Date.now() - this.started) / 1000;
+    const line = formatRound(r, {
+      total: this.total,
+      accuracy: this.lastAccuracy,
+      evalLoss: this.lastEvalLoss,
+      split: this.split,
+      rate: elapsed > 0 ? done / elapsed : undefined,
+    });
     const permanent =
       Number.isFinite(r.testAccuracy) ||
       done === this.total ||
@@ -53,30 +55,67 @@ export class ProgressPrinter {
 
 export type EvaluatedSplit = 'test' | 'validation';
 
-export function formatRound(
-  r: RoundReport,
-  total: number,
-  accuracy: number,
-  elapsed: number,
-  split: EvaluatedSplit = 'test',
-  /** The evaluation's mean cross-entropy (nats per target: per character for a language model). */
-  evalLoss = NaN,
-): string {
+export interface RoundLineContext {
+  /** The job's rounds. */
+  total: number;
+  /** The newest evaluation's accuracy and loss (NaN: none yet); the report's own when it has one. */
+  accuracy: number;
+  evalLoss?: number;
+  /** The job's evaluation.split, which names the accuracy column. */
+  split?: EvaluatedSplit;
+  /** Rounds per second measured live; undefined (a replayed round) shows neither rate nor ETA. */
+  rate?: number;
+}
+
+/**
+ * One round as a line: progress, losses, accuracy, who counted (included k/n of the workers that delivered),
+ * who did not (names), traffic, rate and ETA, and the divergence guard's notes. A worker with a negligible share
+ * of the update counts as excluded (coordinator/roundHealth.ts); an included Byzantine-labelled worker is named.
+ */
+export function formatRound(r: RoundReport, ctx: RoundLineContext): string {
   const done = r.round + 1;
-  const included = r.workers.filter((w) => w.included).length;
-  const flagged = r.workers.filter((w) => !w.included).map((w) => w.name);
-  const rate = elapsed > 0 ? done / elapsed : 0;
-  const eta = rate > 0 ? (total - done) / rate : 0;
+  const total = ctx.total;
+  const health = roundHealth(r);
+  const names = (ws: { worker: WorkerRoundHealth }[]) => ws.map((w) => w.worker.name).join(',');
+  const evalLoss = ctx.evalLoss ?? NaN;
   const acc =
-    (Number.isFinite(accuracy) ? `${(accuracy * 100).toFixed(1)}%` : '  –  ') +
-    (Number.isFinite(evalLoss) ? ` (${evalLoss.toFixed(3)} nats)` : '');
+    formatPercent(ctx.accuracy) + (Number.isFinite(evalLoss) ? ` (${formatNumber(evalLoss)} nats)` : '');
+  const rate = ctx.rate !== undefined && Number.isFinite(ctx.rate) && ctx.rate > 0 ? ctx.rate : undefined;
   return (
     `round ${String(done).padStart(String(total).length)}/${total}  ` +
-    `loss ${Number.isFinite(r.trainLoss) ? r.trainLoss.toFixed(3) : '  –  '}  ${split === 'validation' ? 'val' : 'test'} acc ${acc}  ` +
-    `included ${included}/${r.workers.length}${flagged.length ? ` (flagged ${flagged.join(',')})` : ''}` +
-    `${r.missing.length ? `  missing ${r.missing.length}` : ''}${compressionNote(r)}  ${rate.toFixed(1)} r/s  eta ${Math.round(eta)}s` +
+    `loss ${formatNumber(r.trainLoss)}  ${ctx.split === 'validation' ? 'val' : 'test'} acc ${acc}  ` +
+    `included ${health.included.length}/${(r.workers ?? []).length}` +
+    (health.byzantineIncluded.length
+      ? ` (byzantine ${health.byzantineIncluded.map((w) => w.name).join(',')} among them)`
+      : '') +
+    (health.excluded.length ? `  excluded ${names(health.excluded)}` : '') +
+    (health.missing.length ? `  missing ${names(health.missing)}` : '') +
+    compressionNote(r) +
+    (rate !== undefined
+      ? `  ${rate.toFixed(1)} r/s  eta ${formatDuration(Math.max(0, total - done) / rate)}`
+      : '') +
     guardNote(r)
   );
+}
+
+/**
+ * Why each excluded or missing worker of a round did not count, one indented line each (at most `limit`, then
+ * how many more): `  excluded worker-5 [byzantine signflip]: flag: points against …`.
+ */
+export function formatRoundDetails(r: RoundReport, limit = 10): string[] {
+  const health = roundHealth(r);
+  const rows = [
+    ...health.excluded.map((e) => ({ kind: 'excluded', ...e })),
+    ...health.missing.map((e) => ({ kind: 'missing ', ...e })),
+  ];
+  const lines = rows
+    .slice(0, limit)
+    .map(
+      (e) =>
+        `    ${e.kind} ${e.worker.name}${e.worker.byzantine ? ` [byzantine ${e.worker.byzantine}]` : ''}: ${e.reason}`,
+    );
+  if (rows.length > limit) lines.push(`    … and ${rows.length - limit} more`);
+  return lines;
 }
 
 /** The divergence guard's part of a round line: signals, and whether the round is a replay after a rollback. */

@@ -7,7 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseJobSpec, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
-import { admitJob, type AdmissionConfig } from './admission.ts';
+import { admitJob, checkpointDirectory, type AdmissionConfig } from './admission.ts';
+import { summarizeRounds, TIMING_WINDOW, type JobDetailView } from './jobDetail.ts';
+import { parseStoredRoundReport } from './roundReport.ts';
 import { JobQueue } from './jobQueue.ts';
 import { JobRunner } from './jobRunner.ts';
 import { Liveness } from './liveness.ts';
@@ -25,6 +27,22 @@ export interface JobManagerOptions {
   historyLength?: number;
   log?: (message: string) => void;
 }
+
+/** A submit reused a request id of an earlier submit with another spec. */
+export class RequestConflictError extends Error {
+  constructor(
+    readonly requestId: string,
+    readonly jobId: string,
+  ) {
+    super(
+      `request id '${requestId}' already submitted job ${jobId} with a different spec: ` +
+        'a retry must send the same spec (or leave out --request-id to submit a new job)',
+    );
+  }
+}
+
+/** A client's request id: 1–128 characters of [A-Za-z0-9._:-] (a UUID fits). */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export class JobManager extends TypedEmitter<JobEvents> {
   private readonly queue: JobQueue;
@@ -77,8 +95,15 @@ export class JobManager extends TypedEmitter<JobEvents> {
 
   // --- user-facing operations -------------------------------------------------------------------------------
 
-  /** `owner`: the principal that submitted the job (recorded for access control). */
-  async submit(spec: string | JobSpec, owner?: string): Promise<JobRecord> {
+  /**
+   * `owner`: the principal that submitted the job (recorded for access control). `requestId`: the client's id of
+   * this submission; a retry with the same id (and owner) returns the job the first one created, and one with a
+   * different spec fails with RequestConflictError.
+   */
+  async submit(spec: string | JobSpec, owner?: string, requestId?: string): Promise<JobRecord> {
+    if (requestId !== undefined && !REQUEST_ID_PATTERN.test(requestId)) {
+      throw new RangeError('request_id must be 1–128 characters of A-Z a-z 0-9 . _ : -');
+    }
     const validated = admitJob(
       typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec),
       this.options.admission,
@@ -93,8 +118,14 @@ export class JobManager extends TypedEmitter<JobEvents> {
       updatedAt: now,
       round: 0,
       ...(owner !== undefined ? { owner } : {}),
+      ...(requestId !== undefined ? { requestId } : {}),
     };
-    await this.store.submitJob(job);
+    const outcome = await this.store.submitJob(job);
+    if (!outcome.created) {
+      if (outcome.job.spec !== job.spec) throw new RequestConflictError(requestId!, outcome.job.id);
+      this.log(`job ${outcome.job.id}: submit repeated (request ${requestId}), nothing new created`);
+      return outcome.job;
+    }
     this.log(`job ${job.id} submitted (${validated.rounds} rounds, rule ${validated.aggregation.rule})`);
     this.emit('job', job);
     void this.schedule();
@@ -109,6 +140,29 @@ export class JobManager extends TypedEmitter<JobEvents> {
     this.runner.cancel(id);
     this.log(`job ${id} cancelled${stage ? ` while ${stage}` : ''}`);
     return job;
+  }
+
+  /** What `phalanx status` explains: workers needed, checkpoints, progress of the newest rounds, live round. */
+  async describe(job: JobRecord): Promise<JobDetailView> {
+    let spec: JobSpec | undefined;
+    let checkpointDir = '';
+    try {
+      spec = validateJobSpec(JSON.parse(job.spec));
+      checkpointDir = checkpointDirectory(spec, this.options.admission);
+    } catch {
+      // A spec stored under older rules: the rest of the detail still helps.
+    }
+    // The newest evaluation lies within evaluation.every rounds of the newest report (bounded: reports are big).
+    const window = Math.max(TIMING_WINDOW, Math.min(spec?.evaluation.every ?? 0, 200) + 1);
+    const stored = await this.store.listRoundReports(job.id, Math.max(0, job.round - window), window);
+    return {
+      workersMin: spec?.workers.min ?? 0,
+      workersMax: spec?.workers.max ?? 0,
+      checkpointDir,
+      checkpoint: await this.store.getCheckpointManifest(job.id),
+      rounds: summarizeRounds(stored.map((r) => parseStoredRoundReport(r.report))),
+      live: this.runner.runtime(job.id)?.liveView(),
+    };
   }
 
   runtime(id: string): JobRuntime | undefined {

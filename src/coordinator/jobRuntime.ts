@@ -113,6 +113,24 @@ export type JobRuntimeEvents = {
   ended: (why: 'completed' | 'failed' | 'cancelled' | 'stopped') => void;
 };
 
+/** A worker as `phalanx status` sees it: a participant (pushed this round?) or one that left (why, when). */
+export interface LiveWorkerView {
+  name: string;
+  rank: number;
+  byzantine: string;
+  pushed: boolean;
+  reason: string;
+  agoMs: number;
+}
+
+/** The open round and who is in it, for `phalanx status` and stalled watches. */
+export interface LiveView {
+  openRound: number;
+  openForMs: number;
+  participants: LiveWorkerView[];
+  departed: LiveWorkerView[];
+}
+
 export type RuntimeStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'stopped';
 
 /**
@@ -154,6 +172,8 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private lastEval = { accuracy: NaN, loss: NaN };
   /** Parameter bytes streamed to workers since the open round opened (reported with it). */
   private bytesSent = 0;
+  /** Workers that left and have not rejoined, by name (oldest first, bounded): who is missing and why. */
+  private readonly departures = new Map<string, Participant & { reason: string; at: number }>();
   /** Gradient compression (compression.kind uniform | lgreco): the plan pushes must follow; undefined = dense. */
   readonly compression: CoordinatorCompression | undefined;
 
@@ -241,6 +261,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     const known = this.engine.participant(workerId);
     if (known) return known;
     const p = this.engine.join(workerId, name, byzantine);
+    this.departures.delete(name);
     this.hooks.log(
       `worker ${name} (${workerId}) joined as rank ${p.rank}${byzantine ? ` [byzantine: ${byzantine}]` : ''}`,
     );
@@ -251,6 +272,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   leave(workerId: string, reason: string): void {
     const p = this.engine.leave(workerId, reason);
     if (!p) return;
+    this.departures.delete(p.name);
+    this.departures.set(p.name, { ...p, reason, at: this.clock.now() });
+    if (this.departures.size > this.spec.workers.max + 16) {
+      this.departures.delete(this.departures.keys().next().value!);
+    }
     this.hooks.log(`worker ${p.name} (${workerId}) left: ${reason}`);
     this.maybeClose();
   }
@@ -273,6 +299,38 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
 
   hasPushed(workerId: string): boolean {
     return this.engine.hasDelivered(workerId);
+  }
+
+  /** The open round, its participants (in rank order) and the workers that left and have not come back. */
+  liveView(): LiveView {
+    const now = this.clock.now();
+    const participants = this.engine
+      .participantIds()
+      .map((id) => this.engine.participant(id)!)
+      .sort((a, b) => a.rank - b.rank)
+      .map((p) => ({
+        name: p.name,
+        rank: p.rank,
+        byzantine: p.byzantine,
+        pushed: this.engine.hasDelivered(p.workerId),
+        reason: '',
+        agoMs: 0,
+      }));
+    const departed = [...this.departures.values()].map((d) => ({
+      name: d.name,
+      rank: d.rank,
+      byzantine: d.byzantine,
+      pushed: false,
+      reason: d.reason,
+      agoMs: now - d.at,
+    }));
+    const collecting = this.engine.collecting;
+    return {
+      openRound: this.round,
+      openForMs: collecting ? now - this.engine.openedAtMs : 0,
+      participants,
+      departed,
+    };
   }
 
   // --- pushes ---------------------------------------------------------------------------------------------

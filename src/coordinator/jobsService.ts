@@ -2,9 +2,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { JobsHandlers } from '../gen/phalanx/v1/Jobs.ts';
 import type { Job } from '../gen/phalanx/v1/Job.ts';
+import type { JobDetail } from '../gen/phalanx/v1/JobDetail.ts';
 import type { JobManager } from './jobManager.ts';
-import { isTerminal } from './jobManager.ts';
-import type { RoundReport } from './roundReport.ts';
+import { isTerminal, RequestConflictError, REQUEST_ID_PATTERN } from './jobManager.ts';
+import type { JobDetailView } from './jobDetail.ts';
+import { parseStoredRoundReport, type RoundReport } from './roundReport.ts';
 import { ConcurrencyLimiter } from './concurrencyLimiter.ts';
 import type { JobRecord, JobState } from './state/stateStore.ts';
 import { failStream, StatusError, unary } from './grpcStatus.ts';
@@ -31,6 +33,29 @@ export function jobToProto(job: JobRecord): Job {
     error: job.error ?? '',
     resultJson: job.result ?? '',
     owner: job.owner ?? '',
+    requestId: job.requestId ?? '',
+  };
+}
+
+export function jobDetailToProto(d: JobDetailView): JobDetail {
+  return {
+    workersMin: d.workersMin,
+    workersMax: d.workersMax,
+    checkpointDir: d.checkpointDir,
+    hasCheckpoint: d.checkpoint !== undefined,
+    checkpointRound: d.checkpoint?.round ?? 0,
+    checkpointPath: d.checkpoint?.path ?? '',
+    trainLoss: d.rounds.trainLoss,
+    evalRound: d.rounds.evalRound,
+    evalAccuracy: d.rounds.evalAccuracy,
+    evalLoss: d.rounds.evalLoss,
+    secondsPerRound: d.rounds.secondsPerRound,
+    lastRound: d.rounds.last ?? null,
+    live: d.live !== undefined,
+    openRound: d.live?.openRound ?? 0,
+    openForMs: d.live?.openForMs ?? 0,
+    participants: d.live?.participants ?? [],
+    departed: d.live?.departed ?? [],
   };
 }
 
@@ -52,14 +77,31 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
     SubmitJob: unary(async (call) => {
       const principal = await auth.principal(call);
       requireSubmit(principal);
-      return jobToProto(await manager.submit(call.request.spec, principal.id));
+      const requestId = call.request.requestId || undefined;
+      if (requestId !== undefined && !REQUEST_ID_PATTERN.test(requestId)) {
+        throw new StatusError(
+          grpc.status.INVALID_ARGUMENT,
+          'request_id must be 1–128 characters of A-Z a-z 0-9 . _ : - (a UUID fits)',
+        );
+      }
+      try {
+        return jobToProto(await manager.submit(call.request.spec, principal.id, requestId));
+      } catch (e) {
+        if (e instanceof RequestConflictError) throw new StatusError(grpc.status.ALREADY_EXISTS, e.message);
+        throw e;
+      }
     }),
     GetJob: unary(async (call) => {
       const principal = await auth.principal(call);
       requireJobsAccess(principal);
       const job = await mustGet(call.request.jobId);
       requireRead(principal, job);
-      return jobToProto(job);
+      // The detail explains; the record is the answer: a detail that cannot be read leaves it out.
+      const detail = await manager.describe(job).then(jobDetailToProto, (e: unknown) => {
+        manager.log(`job ${job.id}: no detail for GetJob: ${(e as Error).message}`);
+        return null;
+      });
+      return { ...jobToProto(job), detail };
     }),
     ListJobs: unary(async (call) => {
       const principal = await auth.principal(call);
@@ -163,7 +205,7 @@ export function jobsHandlers(manager: JobManager, auth: CoordinatorAuth): JobsHa
                 Math.max(Number(call.request.fromRound), last + 1),
                 500,
               );
-              for (const r of batch) deliver({ round: JSON.parse(r.report) as RoundReport });
+              for (const r of batch) deliver({ round: parseStoredRoundReport(r.report) });
               if (batch.length < 500) break;
             }
           }

@@ -144,3 +144,12 @@ export function ruleDiagnostics(
     excluded: workers.filter((w) => !w.included).length,
   };
 }
+
+/**
+ * A round report as stored (JSON text) back into a RoundReport. JSON has no NaN: a round without an evaluation
+ * is stored with `testAccuracy: null`, which on the wire would read as 0 (an accuracy of 0.0 %). Every null in
+ * a stored report stands for a non-finite number (no field of a report is null otherwise), so it reads as NaN.
+ */
+export function parseStoredRoundReport(text: string): RoundReport {
+  return JSON.parse(text, (_key, value: unknown) => (value === null ? NaN : value)) as RoundReport;
+}

@@ -107,6 +107,41 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
         expect(await store.claimQueuedJob('c1', 60_000)).to.equal(undefined);
       });
 
+      it('a request id creates one job: a repeated submit returns the first job and stores nothing', async () => {
+        const first = await store.submitJob(job('r1', 1000, { owner: 'token:t-a', requestId: 'req-1' }));
+        expect(first.created).to.equal(true);
+        expect(first.job).to.deep.include({ id: 'r1', requestId: 'req-1', state: 'queued' });
+        // The retry of the same request (a new job id, as the coordinator makes one per call) finds the first.
+        const retry = await store.submitJob(job('r2', 2000, { owner: 'token:t-a', requestId: 'req-1' }));
+        expect(retry.created).to.equal(false);
+        expect(retry.job.id).to.equal('r1');
+        // Whatever its spec: the caller compares them.
+        const other = await store.submitJob(
+          job('r3', 3000, { owner: 'token:t-a', requestId: 'req-1', spec: '{"rounds":99}' }),
+        );
+        expect(other).to.deep.include({ created: false });
+        expect(other.job.spec).to.equal(job('r1', 1000).spec);
+        expect(await store.getJob('r2')).to.equal(undefined);
+        expect((await store.listJobs()).map((j) => j.id)).to.deep.equal(['r1']);
+        expect(await store.claimQueuedJob('c1', 60_000)).to.equal('r1');
+        await store.ackQueuedJob('c1', 'r1');
+        expect(await store.claimQueuedJob('c1', 60_000)).to.equal(undefined);
+        // The first job, once it has moved on, is still what a retry gets.
+        await store.transitionJob('r1', 'start');
+        expect(
+          (await store.submitJob(job('r4', 4000, { owner: 'token:t-a', requestId: 'req-1' }))).job,
+        ).to.deep.include({ id: 'r1', state: 'starting' });
+      });
+
+      it('request ids belong to their owner, and a submit without one is never deduplicated', async () => {
+        await store.submitJob(job('o1', 1000, { owner: 'token:t-a', requestId: 'same' }));
+        const b = await store.submitJob(job('o2', 2000, { owner: 'token:t-b', requestId: 'same' }));
+        expect(b).to.deep.include({ created: true });
+        await store.submitJob(job('n1', 3000));
+        expect((await store.submitJob(job('n2', 4000))).created).to.equal(true);
+        expect((await store.listJobs()).map((j) => j.id)).to.deep.equal(['n2', 'n1', 'o2', 'o1']);
+      });
+
       it('transitionJob is a compare-and-set that applies the patch', async () => {
         await store.submitJob(job('t', 1000));
         expect(await store.transitionJob('t', 'complete')).to.equal(undefined);
@@ -544,6 +579,34 @@ describe('StateStore: redis', () => {
         error = err;
       }
       expect((error as Error | undefined)?.message).to.match(/already exists/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a retried request completes a first submit that stopped after claiming its request id', async () => {
+    const prefix = `${runPrefix}${++n}:`;
+    const store = new RedisStateStore(REDIS_URL, { keyPrefix: prefix });
+    await store.connect();
+    try {
+      const first = job('claimed', 1000, { owner: 'token:t-a', requestId: 'req-x' });
+      // The first submit claimed the request (its whole record) and stopped before storing the job.
+      await store.submitJob(first);
+      await admin.del(
+        `${prefix}{job:claimed}`,
+        `${prefix}{jobs}:index`,
+        `${prefix}{jobs}:queue`,
+        `${prefix}{jobs}:queue:entries`,
+      );
+      expect(await admin.keys(`${prefix}{request:*}`)).to.have.length(1);
+      const retry = await store.submitJob(job('second', 2000, { owner: 'token:t-a', requestId: 'req-x' }));
+      expect(retry).to.deep.include({ created: false });
+      expect(retry.job).to.deep.include({ id: 'claimed', createdAt: 1000 });
+      expect((await store.listJobs()).map((j) => j.id)).to.deep.equal(['claimed']);
+      expect(await store.getJob('second')).to.equal(undefined);
+      expect(await store.claimQueuedJob('c', 60_000)).to.equal('claimed');
+      await store.ackQueuedJob('c', 'claimed');
+      expect(await store.claimQueuedJob('c', 60_000)).to.equal(undefined);
     } finally {
       await store.close();
     }

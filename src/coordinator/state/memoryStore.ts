@@ -15,6 +15,7 @@ import {
   type JobTransition,
   type StateStore,
   type StoredRoundReport,
+  type SubmitOutcome,
   type WorkerRecord,
 } from './stateStore.ts';
 
@@ -36,6 +37,8 @@ export class MemoryStateStore implements StateStore {
   readonly kind = 'memory' as const;
   private readonly clock: Clock;
   private readonly jobs = new Map<string, JobRecord>();
+  /** (owner, requestId) → the job that request created. */
+  private readonly requests = new Map<string, string>();
   /** Queue entries in submission order; an entry leaves the queue when acknowledged. */
   private queue: QueueEntry[] = [];
   private nextSeq = 0;
@@ -60,10 +63,16 @@ export class MemoryStateStore implements StateStore {
 
   // --- jobs -------------------------------------------------------------------------------------------
 
-  async submitJob(job: JobRecord): Promise<void> {
+  async submitJob(job: JobRecord): Promise<SubmitOutcome> {
+    const request = job.requestId === undefined ? undefined : requestKey(job.owner, job.requestId);
+    const earlier = request === undefined ? undefined : this.jobs.get(this.requests.get(request) ?? '');
+    if (earlier) return { job: { ...earlier }, created: false };
     if (this.jobs.has(job.id)) throw new Error(`state: job '${job.id}' already exists`);
-    this.jobs.set(job.id, { ...job, state: 'queued' });
+    const record: JobRecord = { ...job, state: 'queued' };
+    this.jobs.set(job.id, record);
+    if (request !== undefined) this.requests.set(request, job.id);
     this.queue.push({ seq: this.nextSeq++, jobId: job.id });
+    return { job: { ...record }, created: true };
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
@@ -298,6 +307,10 @@ class MemoryAuthState {
     for (const [name, b] of this.names) if (expired(b.expiresAt, now)) this.names.delete(name);
     for (const [c, b] of this.bound) if (expired(b.expiresAt, now)) this.bound.delete(c);
   }
+}
+
+function requestKey(owner: string | undefined, requestId: string): string {
+  return `${owner ?? ''}\n${requestId}`;
 }
 
 function expired(expiresAt: number | undefined, now: number): boolean {

@@ -17,9 +17,12 @@
  *   P{auth}:token:<id>          string  JSON of an access token record, PXAT its expiry
  *   P{auth}:name:<name>         hash    worker name → {credential, worker}, PXAT the credential's expiry
  *   P{auth}:bound:<credential>  set     the name keys a credential has bound, PXAT its expiry
+ *   P{request:<sha256>}         string  JSON of the job record a (owner, requestId) pair created (hash of the pair)
  *
  * Every transition is one Lua script named after it (job lifecycle transitions: core/jobLifecycle.ts). The one step that spans two slots is submitJob (the job
- * hash, then index + queue); it is ordered so that a retried submit completes an interrupted one.
+ * hash, then index + queue); it is ordered so that a retried submit completes an interrupted one. A submit with a
+ * request id first claims the request key (SET if absent, holding the whole record), so a retry with the same id
+ * finds the first record and completes its submit instead of creating another job.
  */
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -35,6 +38,7 @@ import {
   type JobTransition,
   type StateStore,
   type StoredRoundReport,
+  type SubmitOutcome,
   type WorkerRecord,
 } from './stateStore.ts';
 import { StartupError } from '../startupError.ts';
@@ -64,6 +68,15 @@ function script(name: string, lua: string): LuaScript {
 const ENSURE_GROUP = `redis.pcall('XGROUP', 'CREATE', KEYS[1], '${GROUP}', '0', 'MKSTREAM')\n`;
 /** Reading or acknowledging never creates the queue. */
 const NO_QUEUE_NO_OP = `if redis.call('EXISTS', KEYS[1]) == 0 then return false end\n`;
+
+/** KEYS: request. ARGV: record JSON → false if claimed now, else the record JSON claimed first. */
+const claimRequest = script(
+  'claimRequest',
+  `local first = redis.call('GET', KEYS[1])
+if first then return first end
+redis.call('SET', KEYS[1], ARGV[1])
+return false`,
+);
 
 /** KEYS: job. ARGV: field, value, ... → 1 if created, 0 if the id exists. */
 const createJob = script(
@@ -315,6 +328,12 @@ export class RedisStateStore implements StateStore {
       `${this.prefix}{workers}:live`,
     ];
   }
+  private requestKey(owner: string | undefined, requestId: string): string {
+    const pair = createHash('sha256')
+      .update(`${owner ?? ''}\n${requestId}`)
+      .digest('hex');
+    return `${this.prefix}{request:${pair}}`;
+  }
   private leaseKeys(name: string): [lease: string, token: string] {
     return [`${this.prefix}{lease:${name}}`, `${this.prefix}{lease:${name}}:token`];
   }
@@ -335,22 +354,42 @@ export class RedisStateStore implements StateStore {
 
   // --- jobs -------------------------------------------------------------------------------------------
 
-  async submitJob(job: JobRecord): Promise<void> {
+  async submitJob(job: JobRecord): Promise<SubmitOutcome> {
     const record: JobRecord = { ...job, state: 'queued' };
-    const created = await this.run(createJob, [this.jobKey(job.id)], jobFields(record));
+    if (record.requestId !== undefined) {
+      const key = this.requestKey(record.owner, record.requestId);
+      const first = await this.run(claimRequest, [key], [JSON.stringify(record)]);
+      if (typeof first === 'string') {
+        // The request was seen before; its submit may have stopped after the claim: finish it, store nothing new.
+        const earlier = JSON.parse(first) as JobRecord;
+        await this.storeJob(earlier, true);
+        return { job: (await this.getJob(earlier.id)) ?? earlier, created: false };
+      }
+    }
+    await this.storeJob(record, false);
+    return { job: record, created: true };
+  }
+
+  /**
+   * Job hash, then index and queue. `completing`: `record` was stored (or begun) by an earlier submit of the same
+   * request, so finding it in place is no error.
+   */
+  private async storeJob(record: JobRecord, completing: boolean): Promise<void> {
+    const created = await this.run(createJob, [this.jobKey(record.id)], jobFields(record));
     const [queue, entries, index] = this.jobsKeys();
     if (created !== 1) {
       // The id exists. Only a retry of a submit that stopped before the enqueue step (same record, not yet
       // indexed) may go on; anything else is a duplicate.
-      const existing = await this.getJob(job.id);
-      const interrupted =
-        existing?.createdAt === record.createdAt &&
-        existing.spec === record.spec &&
-        (await this.redis.zscore(index, job.id)) === null;
-      if (!interrupted) throw new Error(`state: job '${job.id}' already exists`);
+      const existing = await this.getJob(record.id);
+      const same = existing?.createdAt === record.createdAt && existing.spec === record.spec;
+      const interrupted = same && (await this.redis.zscore(index, record.id)) === null;
+      if (completing && same && !interrupted) return;
+      if (!interrupted) throw new Error(`state: job '${record.id}' already exists`);
     }
-    const enqueued = await this.run(enqueueJob, [queue, entries, index], [job.id, record.createdAt]);
-    if (created !== 1 && enqueued !== 1) throw new Error(`state: job '${job.id}' already exists`);
+    const enqueued = await this.run(enqueueJob, [queue, entries, index], [record.id, record.createdAt]);
+    if (created !== 1 && enqueued !== 1 && !completing) {
+      throw new Error(`state: job '${record.id}' already exists`);
+    }
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
@@ -569,6 +608,7 @@ function parseJob(f: Record<string, string>): JobRecord | undefined {
   if (f.error !== undefined) job.error = f.error;
   if (f.result !== undefined) job.result = f.result;
   if (f.owner !== undefined) job.owner = f.owner;
+  if (f.requestId !== undefined) job.requestId = f.requestId;
   return job;
 }
 

@@ -28,6 +28,17 @@ export interface JobRecord {
   result?: string;
   /** The principal that submitted the job (e.g. `token:t-…`, `cert:alice`); it may read and cancel it. */
   owner?: string;
+  /**
+   * The client's id of the submission that created the job: one (owner, requestId) pair creates at most one job
+   * (a retried submit gets the first job back).
+   */
+  requestId?: string;
+}
+
+/** What a submit did: stored `job`, or (a request id seen before) stored nothing and found `job`. */
+export interface SubmitOutcome {
+  job: JobRecord;
+  created: boolean;
 }
 
 /** Fields a transition may set together with the state. */
@@ -92,8 +103,12 @@ export interface StateStore {
   ping(): Promise<boolean>;
 
   // --- jobs -------------------------------------------------------------------------------------------
-  /** Store a new job in state 'queued' and append it to the queue. Fails if the id exists. */
-  submitJob(job: JobRecord): Promise<void>;
+  /**
+   * Store a new job in state 'queued' and append it to the queue. Fails if the id exists. With `job.requestId`,
+   * one (owner, requestId) pair creates at most one job, atomically: a submit whose pair was used before stores
+   * nothing and returns that pair's job (`created: false`), whatever its spec (the caller compares them).
+   */
+  submitJob(job: JobRecord): Promise<SubmitOutcome>;
   getJob(id: string): Promise<JobRecord | undefined>;
   /** All jobs, newest first. */
   listJobs(): Promise<JobRecord[]>;

@@ -138,6 +138,11 @@ export class RoundEngine<T> {
     this.uploading.clear();
   }
 
+  /** When the open round opened (clock ms). */
+  get openedAtMs(): number {
+    return this.openedAt;
+  }
+
   /** When the open round may close without every participant. */
   timeoutAt(): number {
     return this.openedAt + this.config.roundTimeoutMs;

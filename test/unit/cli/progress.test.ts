@@ -23,15 +23,17 @@ function report(extra: Partial<RoundReport>): RoundReport {
   };
 }
 
+const ctx = { total: 200, accuracy: NaN, rate: 19 };
+
 describe('cli: progress line', () => {
   it('shows the divergence signals of a round, and marks replayed rounds with the rule in effect', () => {
-    expect(formatRound(report({}), 200, NaN, 1)).to.not.contain('DIVERGENCE');
-    expect(
-      formatRound(report({ divergence: ['loss-jump: loss 9.135 > 2 × baseline 2.380'] }), 200, NaN, 1),
-    ).to.match(/ {2}DIVERGENCE: loss-jump: loss 9\.135 > 2 × baseline 2\.380$/);
-    expect(
-      formatRound(report({ round: 3, rule: 'median', rollbacks: 1, replay: true }), 200, NaN, 1),
-    ).to.match(/ {2}\[replay, rule median after 1 rollback\(s\)\]$/);
+    expect(formatRound(report({}), ctx)).to.not.contain('DIVERGENCE');
+    expect(formatRound(report({ divergence: ['loss-jump: loss 9.135 > 2 × baseline 2.380'] }), ctx)).to.match(
+      / {2}DIVERGENCE: loss-jump: loss 9\.135 > 2 × baseline 2\.380$/,
+    );
+    expect(formatRound(report({ round: 3, rule: 'median', rollbacks: 1, replay: true }), ctx)).to.match(
+      / {2}\[replay, rule median after 1 rollback\(s\)\]$/,
+    );
   });
 
   it('reads reports stored before the guard existed', () => {
@@ -39,7 +41,7 @@ describe('cli: progress line', () => {
     delete old.divergence;
     delete old.rollbacks;
     delete old.replay;
-    expect(formatRound(old as RoundReport, 200, NaN, 1)).to.match(/eta \d+s$/);
+    expect(formatRound(old as RoundReport, ctx)).to.match(/eta \d+s$/);
   });
 
   it('shows the bytes a compressed round sent, the ratio against fp32 and the plan', () => {
@@ -53,12 +55,10 @@ describe('cli: progress line', () => {
       budgetUsed: 0.97,
       nextPlanId: '',
     };
-    expect(formatRound(report({ compression }), 200, NaN, 1)).to.contain(
+    expect(formatRound(report({ compression }), ctx)).to.contain(
       '  sent 45.0 kB (27.1× < fp32, plan lgreco-r101)  ',
     );
     // a dense round (or a report from the wire with the message unset) says nothing about it
-    expect(formatRound(report({ compression: null as unknown as undefined }), 200, NaN, 1)).to.not.contain(
-      'sent',
-    );
+    expect(formatRound(report({ compression: null as unknown as undefined }), ctx)).to.not.contain('sent');
   });
 });
