@@ -531,15 +531,18 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         testLoss = ev.loss;
         this.lastEval = ev;
       }
+      // A round skipped for want of quorum applied nothing and carries no training loss: nothing to judge.
       const signals =
-        this.guard?.observe({
-          round,
-          loss: guardLoss(workers),
-          updateNorm: result ? updateNorm : undefined,
-          ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
-            ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
-            : {}),
-        }) ?? [];
+        why === 'no-quorum'
+          ? []
+          : (this.guard?.observe({
+              round,
+              loss: guardLoss(workers),
+              updateNorm: result ? updateNorm : undefined,
+              ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
+                ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
+                : {}),
+            }) ?? []);
       const report: RoundReport = {
         jobId: this.jobId,
         round,

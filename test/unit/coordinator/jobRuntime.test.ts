@@ -1,6 +1,7 @@
 /**
  * JobRuntime around its RoundEngine, with the in-process stepper: rounds that never reach workers.min accepted
- * gradients are skipped (parameters untouched), and ten of them in a row fail the job with the reason.
+ * gradients are skipped (parameters untouched, the divergence guard not fed), and ten of them in a row fail the job
+ * with the reason.
  */
 import { expect } from 'chai';
 import { validateJobSpec } from '../../../src/config/jobSpec.ts';
@@ -74,6 +75,9 @@ describe('JobRuntime', () => {
       expect(r.workers.map((w) => [w.name, w.included])).to.deep.equal([['worker-0', false]]);
       expect(r.workers[0].reason).to.match(/^round skipped: quorum not met/);
       expect(r.workers[0].reasonCode).to.equal('REASON_ROUND_SKIPPED');
+      expect(r.divergence, 'a skipped round is not a divergence (no training loss to judge)').to.deep.equal(
+        [],
+      );
       expect(r.missing.map((m) => [m.name, m.reason, m.reasonCode])).to.deep.equal([
         ['worker-1', 'rejected: non-finite value', 'REASON_REJECTED'],
       ]);
