@@ -92,6 +92,7 @@ async function fsyncDir(dir: string): Promise<void> {
 async function writeFileAtomic(
   finalPath: string,
   parts: Iterable<Uint8Array>,
+  guard: () => void = () => {},
 ): Promise<{ sha256: string; bytes: number }> {
   const dir = path.dirname(finalPath);
   const temp = path.join(
@@ -112,6 +113,7 @@ async function writeFileAtomic(
     } finally {
       await fh.close();
     }
+    guard();
     await rename(temp, finalPath);
   } catch (err) {
     await unlink(temp).catch(() => {});
@@ -134,7 +136,14 @@ async function makeDirDurable(dir: string): Promise<void> {
 export async function writeCheckpoint(
   dir: string,
   input: WriteCheckpointInput,
-  opts: { now?: () => number } = {},
+  opts: {
+    now?: () => number;
+    /**
+     * Called right before each rename into place and before pruning; throwing stops the write there (a deposed
+     * leader must not replace or delete files on shared storage).
+     */
+    guard?: () => void;
+  } = {},
 ): Promise<CheckpointManifest> {
   checkJobId(input.jobId);
   const base = checkpointBaseName(input.round);
@@ -154,7 +163,7 @@ export async function writeCheckpoint(
         new Uint8Array(input.tensors[n].buffer, input.tensors[n].byteOffset, input.tensors[n].byteLength),
     ),
   ];
-  const { sha256, bytes } = await writeFileAtomic(dataPath, parts);
+  const { sha256, bytes } = await writeFileAtomic(dataPath, parts, opts.guard);
   const manifest: CheckpointManifest = {
     jobId: input.jobId,
     round: input.round,
@@ -164,10 +173,13 @@ export async function writeCheckpoint(
     createdAt: (opts.now ?? Date.now)(),
     ...(input.good === undefined ? {} : { good: input.good }),
   };
-  await writeFileAtomic(path.join(jobDir, `${base}.json`), [
-    Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`),
-  ]);
+  await writeFileAtomic(
+    path.join(jobDir, `${base}.json`),
+    [Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)],
+    opts.guard,
+  );
   await fsyncDir(jobDir);
+  opts.guard?.();
   await pruneCheckpoints(jobDir, manifest, input.keep);
   return manifest;
 }

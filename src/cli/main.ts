@@ -27,6 +27,7 @@ import type { BackendPreference } from '../worker/backend.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
+import { LeaseConfigError, parseLeaseConfig } from '../coordinator/leadership.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
@@ -143,6 +144,9 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_DATA_ROOTS         coordinator: data roots, separated by ':' (--data-root)
   PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
+  PHALANX_LEASE_TTL, PHALANX_LEASE_RENEW, PHALANX_LEASE_POLL
+                             coordinator: leader lease timing (--lease-ttl, --lease-renew, --lease-poll)
+  PHALANX_ADVERTISE          coordinator: address standbys name as the leader's (--advertise)
   PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
   PHALANX_TLS_CERT, PHALANX_TLS_KEY, PHALANX_TLS_CA
                              TLS certificate, key and CA (--tls-cert, --tls-key, --tls-ca)
@@ -204,6 +208,26 @@ program
   )
   .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
   .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
+  .option(
+    '--lease-ttl <duration>',
+    'leader lease lifetime: how long a dead leader blocks its standby (e.g. 5s)',
+    env['PHALANX_LEASE_TTL'] ?? '5s',
+  )
+  .option(
+    '--lease-renew <duration>',
+    'how often the leader renews its lease (at most half of --lease-ttl)',
+    env['PHALANX_LEASE_RENEW'] ?? '1s',
+  )
+  .option(
+    '--lease-poll <duration>',
+    'how often a standby tries to take the lease',
+    env['PHALANX_LEASE_POLL'] ?? '500ms',
+  )
+  .option(
+    '--advertise <host:port>',
+    'the address clients reach this coordinator at, named by standbys (default <host>:<port>)',
+    env['PHALANX_ADVERTISE'],
+  )
   .option('--tls-cert <file>', 'TLS certificate (PEM) of the coordinator', env['PHALANX_TLS_CERT'])
   .option('--tls-key <file>', 'its private key (PEM)', env['PHALANX_TLS_KEY'])
   .option(
@@ -229,11 +253,19 @@ program
       memoryBudget: string;
       id?: string;
       heartbeatTtl: string;
+      leaseTtl: string;
+      leaseRenew: string;
+      leasePoll: string;
+      advertise?: string;
       tlsCert?: string;
       tlsKey?: string;
       tlsCa?: string;
       insecureOpen: boolean;
     }) => {
+      const lease = parseLeaseConfig(
+        { ttl: opts.leaseTtl, renew: opts.leaseRenew, poll: opts.leasePoll },
+        (field) => `--lease-${field}`,
+      );
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -244,6 +276,8 @@ program
         memoryBudgetBytes: byteSizeOption(opts.memoryBudget, '--memory-budget'),
         id: opts.id,
         heartbeatTtlMs: Number(opts.heartbeatTtl),
+        lease,
+        advertise: opts.advertise,
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
         log: (m) => console.log(`${new Date().toISOString()} ${m}`),
@@ -261,7 +295,11 @@ addClientAuthOptions(
       'run a worker that joins a job and trains on its shard (enrolls with --token, or its certificate under mutual TLS)',
     ),
 )
-  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .option(
+    '--coordinator <addresses>',
+    'coordinator host:port, or a comma-separated list (leader and standbys: the worker follows the leader)',
+    DEFAULT_ADDRESS,
+  )
   .option(
     '--name <name>',
     'stable worker name (keeps its rank across restarts; default: $PHALANX_WORKER_NAME, else worker-$RANK, else worker-<pid>)',
@@ -823,7 +861,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof ClientAuthError ||
     e instanceof TlsConfigError ||
     e instanceof CertsError ||
-    e instanceof ShardingError
+    e instanceof ShardingError ||
+    e instanceof LeaseConfigError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);

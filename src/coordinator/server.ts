@@ -4,11 +4,16 @@
  * standard grpc.health.v1 (SERVING while the store answers its periodic ping, NOT_SERVING before and while it
  * does not) and server reflection, over TLS or mutual TLS when configured. Every Jobs and Admin call and every
  * worker registration needs a credential (auth/).
+ *
+ * Coordinators sharing a store elect one leader (leadership.ts): only it runs jobs and answers the Coordinator
+ * and Jobs services; a standby answers them UNAVAILABLE (naming the leader) and reports them NOT_SERVING on
+ * grpc.health.v1, so a Kubernetes Service with a readiness probe on them routes to the leader only.
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { packageDefinition, proto, SERVER_OPTIONS } from '../transport/protocol.ts';
 import { acceptPreEncoded } from '../transport/preEncoded.ts';
@@ -26,6 +31,8 @@ import { CoordinatorAuth } from './auth/authenticator.ts';
 import { ensureAdminToken } from './auth/tokens.ts';
 import { serverCredentials, type TlsFiles } from '../transport/tls.ts';
 import { StartupError } from './startupError.ts';
+import { Leadership, parseLeaseConfig, type LeaseConfigInput } from './leadership.ts';
+import { leaderOnly } from './leaderGate.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -50,6 +57,10 @@ export interface CoordinatorConfig {
   tls?: TlsFiles;
   /** Serve every call without credentials (anyone is admin). Local experiments only. */
   insecureOpen?: boolean;
+  /** Leader election among coordinators on one store (lease name, ttl, renew, poll); validated here. */
+  lease?: LeaseConfigInput;
+  /** The address workers and clients reach this coordinator at, named by standbys (default host:port). */
+  advertise?: string;
 }
 
 export interface RunningCoordinator {
@@ -57,6 +68,7 @@ export interface RunningCoordinator {
   port: number;
   manager: JobManager;
   store: StateStore;
+  leadership: Leadership;
   auth: CoordinatorAuth;
   /** The admin token and the file that holds it (mode 0600). */
   adminToken: string;
@@ -70,6 +82,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   if (config.log) setInternalErrorLog(config.log);
   // Read the TLS files first: a wrong path should fail before anything listens.
   const transport = serverCredentials(config.tls);
+  const lease = parseLeaseConfig(config.lease);
   const store = createStateStore(config.store);
   const health = new HealthImplementation({
     '': 'NOT_SERVING',
@@ -84,8 +97,15 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     mutualTls: transport.mutual,
     insecureOpen: Boolean(config.insecureOpen),
   });
-  const manager = new JobManager(store, {
-    consumerId: config.id ?? `coordinator-${randomBytes(4).toString('hex')}`,
+  const id = config.id ?? `coordinator-${randomBytes(4).toString('hex')}`;
+  // Filled in once the port is bound: the owner names where the leader can be reached.
+  let leadership: Leadership | undefined;
+  const leaderGate = { assertLeading: () => manager.assertLeading() };
+  const manager: JobManager = new JobManager(store, {
+    consumerId: id,
+    get leadership() {
+      return leadership;
+    },
     admission: {
       checkpointRoot: path.resolve(config.checkpointDir ?? path.join(dataDir, 'checkpoints')),
       dataRoots: (config.dataRoots ?? [path.join(dataDir, 'datasets'), SYSTEM_DATA_ROOT]).map((r) =>
@@ -100,18 +120,21 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   server.addService(
     // PullParameters writes chunks serialised once per parameter version (ParameterFeed).
     acceptPreEncoded(proto.phalanx.v1.Coordinator.service, ['PullParameters']),
-    coordinatorHandlers(
-      manager,
-      sessions,
-      {
-        heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
-        heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,
-        maxWaitMs: 30_000,
-      },
-      auth,
+    leaderOnly(
+      coordinatorHandlers(
+        manager,
+        sessions,
+        {
+          heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
+          heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,
+          maxWaitMs: 30_000,
+        },
+        auth,
+      ),
+      leaderGate,
     ),
   );
-  server.addService(proto.phalanx.v1.Jobs.service, jobsHandlers(manager, auth));
+  server.addService(proto.phalanx.v1.Jobs.service, leaderOnly(jobsHandlers(manager, auth), leaderGate));
   server.addService(proto.phalanx.v1.Admin.service, adminHandlers(store, auth));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
@@ -121,21 +144,40 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       err ? reject(listenError(`${config.host}:${config.port}`, err)) : resolve(p),
     ),
   );
-  await manager.start();
+  const advertise = config.advertise ?? `${advertisedHost(config.host)}:${port}`;
+  leadership = new Leadership(store, `${id}/${randomBytes(3).toString('hex')} at ${advertise}`, lease, log);
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
-  for (const s of SERVICES) health.setStatus(s, 'SERVING');
+  const LEADER_ONLY = new Set(['phalanx.v1.Coordinator', 'phalanx.v1.Jobs']);
+  let storeServing = true;
+  let leading = false;
+  const publishHealth = () => {
+    for (const s of SERVICES)
+      health.setStatus(s, storeServing && (leading || !LEADER_ONLY.has(s)) ? 'SERVING' : 'NOT_SERVING');
+  };
+  leadership.on('elected', () => {
+    leading = true;
+    publishHealth();
+  });
+  leadership.on('deposed', () => {
+    leading = false;
+    publishHealth();
+  });
+  await manager.start();
+  publishHealth();
   const storeHealth = new StoreHealthMonitor(store, {
     intervalMs: config.storeCheck?.intervalMs ?? 1000,
     timeoutMs: config.storeCheck?.timeoutMs ?? 1000,
     onChange: (serving) => {
-      for (const s of SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+      storeServing = serving;
+      publishHealth();
       log(serving ? `state store answers again: SERVING` : `state store does not answer: NOT_SERVING`);
     },
   });
   storeHealth.start();
   log(
     `coordinator listening on ${config.host}:${port} (store: ${store.kind}, ` +
-      `${transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext'})`,
+      `${transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext'}; ` +
+      `lease '${lease.name}' ttl ${lease.ttl}ms, renewed every ${lease.renew}ms, advertised as ${advertise})`,
   );
   log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
   if (admin.looseMode) log(`WARNING: ${admin.path} is readable by other users: chmod 600 it`);
@@ -151,6 +193,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     manager,
     store,
     auth,
+    leadership,
     adminToken: admin.token,
     adminTokenPath: admin.path,
     async shutdown() {
@@ -172,6 +215,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       await store.close();
     },
   };
+}
+
+/** A wildcard listen address says nothing to a client: name the host instead. */
+function advertisedHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' || host === '' ? os.hostname() : host;
 }
 
 /** Why bindAsync failed, in words: a taken port is named as such (grpc-js buries EADDRINUSE in its message). */

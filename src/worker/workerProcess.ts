@@ -1,7 +1,8 @@
 /**
  * The worker's main loop: register → heartbeat → join a job → per round: pull, compute, push. Survives a
  * coordinator restart (reconnects with backoff, re-registers if its session is unknown, rejoins if it is no
- * longer a participant) and resyncs after a late push.
+ * longer a participant) and resyncs after a late push. Given several coordinator addresses (a leader and its
+ * standbys), it moves to the next one whenever the current one is unreachable or answers as a standby.
  */
 import * as grpc from '@grpc/grpc-js';
 import os from 'node:os';
@@ -21,6 +22,7 @@ import { MomentumSnapshots } from './momentumSnapshots.ts';
 import { phaseWord } from '../transport/wireVocabulary.ts';
 
 export interface WorkerOptions {
+  /** host:port, or several separated by commas (the leader and its standbys, in any order). */
   coordinator: string;
   name: string;
   /** Job to join; empty = the oldest running job. */
@@ -68,7 +70,27 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const selection = await selectBackend(options.backend ?? 'auto');
   log(`[${options.name}] tfjs backend: ${selection.backend} — ${selection.reason}`);
 
-  const client = new CoordinatorClient(options.coordinator, options.credentials, options.token);
+  const addresses = coordinatorAddresses(options.coordinator);
+  let next = 0;
+  // With standbys, notice a paused (not dead) coordinator within seconds: its kernel still holds the connection.
+  const channelOptions =
+    addresses.length > 1 ? { 'grpc.keepalive_time_ms': 2000, 'grpc.keepalive_timeout_ms': 3000 } : {};
+  const connect = (session = '') => {
+    const address = addresses[next];
+    next = (next + 1) % addresses.length;
+    const c = new CoordinatorClient(address, options.credentials, options.token, channelOptions);
+    if (session) c.setToken(session);
+    return c;
+  };
+  let client = connect();
+  /** The next address, keeping the session (coordinators of one store share it). */
+  const failover = () => {
+    if (addresses.length < 2) return;
+    const session = client.sessionToken;
+    client.close();
+    client = connect(session);
+    log(`[${options.name}] trying coordinator ${client.address}`);
+  };
   const backoff = new Backoff();
   let registered = false;
   let heartbeatTimer: NodeJS.Timeout | undefined;
@@ -230,7 +252,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         } else if (
           isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED)
         ) {
-          log(`[${options.name}] coordinator unavailable; retrying`);
+          log(
+            `[${options.name}] coordinator ${client.address} unavailable (${(e as grpc.ServiceError).details}); retrying`,
+          );
+          failover();
         } else if (isStatus(e, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND)) {
           log(`[${options.name}] ${(e as grpc.ServiceError).details}; rejoining`);
         } else {
@@ -244,6 +269,16 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     trainer?.dispose();
     client.close();
   }
+}
+
+/** `a:1, b:2` → ['a:1', 'b:2']; at least one address. */
+export function coordinatorAddresses(list: string): string[] {
+  const addresses = list
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (addresses.length === 0) throw new Error(`no coordinator address in '${list}'`);
+  return addresses;
 }
 
 /** The coordinator refused to enroll this worker (credential, name): retrying cannot help. */
