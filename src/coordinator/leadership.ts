@@ -26,7 +26,10 @@ const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
 export const leaseConfigSchema = z
   .object({
     /** The lease's name in the store: coordinators that share it elect one leader. */
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, . _ -').default('coordinator'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, . _ -')
+      .default('coordinator'),
     /** How long a lease lives without renewal: the longest a dead leader's jobs wait for the standby. */
     ttl: duration.default(5000),
     /** How often the leader renews. */
@@ -89,6 +92,8 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
   /** Monotonic time (ms) until which the lease held under `token` is certainly ours. */
   private heldUntil = 0;
   private holder: LeaseHolder | undefined;
+  /** The leader last named in the log. */
+  private logged: LeaseHolder | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
 
@@ -159,8 +164,16 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
     if (token === undefined) return;
     this.token = undefined;
     this.heldUntil = 0;
+    this.holder = undefined;
     this.log(`leadership: lost the lease (token ${token}): ${reason}; stepping down to standby`);
     this.emit('deposed', token, reason);
+    // Learn who leads now, for the answers of this standby.
+    void this.store.getLease(this.config.name).then(
+      (holder) => {
+        if (this.token === undefined) this.holder = holder;
+      },
+      () => {},
+    );
   }
 
   private async tick(): Promise<void> {
@@ -187,9 +200,9 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
     }
     if (token === undefined) {
       const holder = await this.store.getLease(this.config.name);
-      if (holder && (holder.owner !== this.holder?.owner || holder.token !== this.holder.token))
+      if (holder && (holder.owner !== this.logged?.owner || holder.token !== this.logged.token))
         this.log(`leadership: standing by; the leader is ${holder.owner} (token ${holder.token})`);
-      this.holder = holder;
+      this.holder = this.logged = holder;
       return;
     }
     this.token = token;

@@ -43,11 +43,13 @@ export interface WorkerOptions {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(t);
+      signal?.removeEventListener('abort', done);
       resolve();
-    });
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
   });
 
 class Backoff {
@@ -83,15 +85,22 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     return c;
   };
   let client = connect();
-  /** The next address, keeping the session (coordinators of one store share it). */
-  const failover = () => {
-    if (addresses.length < 2) return;
+  /**
+   * The next address, keeping the session (coordinators of one store share it). Returns whether every address
+   * has been tried since the last one that worked: only then is it time to back off.
+   */
+  let tried = 0;
+  const failover = (): boolean => {
+    if (addresses.length < 2) return true;
     const session = client.sessionToken;
     client.close();
     client = connect(session);
+    tried = (tried + 1) % addresses.length;
     log(`[${options.name}] trying coordinator ${client.address}`);
+    return tried === 0;
   };
-  const backoff = new Backoff();
+  // With standbys, retry about as often as a standby polls for the lease: a takeover takes a lease TTL anyway.
+  const backoff = new Backoff(200, addresses.length > 1 ? 1000 : 5000);
   let registered = false;
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let currentJob = '';
@@ -163,6 +172,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           throw e;
         }
         backoff.reset();
+        tried = 0;
         const spec: JobSpec = validateJobSpec(JSON.parse(joined.specJson));
         currentJob = joined.jobId;
         log(
@@ -255,7 +265,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           log(
             `[${options.name}] coordinator ${client.address} unavailable (${(e as grpc.ServiceError).details}); retrying`,
           );
-          failover();
+          if (!failover()) continue;
         } else if (isStatus(e, grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND)) {
           log(`[${options.name}] ${(e as grpc.ServiceError).details}; rejoining`);
         } else {
