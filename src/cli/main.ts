@@ -873,6 +873,10 @@ program.parseAsync(process.argv).catch((e: unknown) => {
   }
   const se = e as Partial<grpc.ServiceError>;
   // The CLI never cancels a call itself: CANCELLED, like UNAVAILABLE, means the coordinator went away.
+  if (se.code === grpc.status.UNAVAILABLE && se.details?.startsWith('not the leader')) {
+    console.error(`phalanx: ${se.details} (point --coordinator / PHALANX_COORDINATOR at the leader)`);
+    process.exit(1);
+  }
   if (se.code === grpc.status.UNAVAILABLE || se.code === grpc.status.CANCELLED) {
     console.error(
       `phalanx: coordinator unreachable: ${se.details ?? se.message} (is it running at --coordinator / PHALANX_COORDINATOR?)`,

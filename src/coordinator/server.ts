@@ -69,6 +69,8 @@ export interface RunningCoordinator {
   manager: JobManager;
   store: StateStore;
   leadership: Leadership;
+  /** Resolves once this coordinator holds the lease and runs jobs (at once for a single coordinator). */
+  whenLeading(): Promise<void>;
   auth: CoordinatorAuth;
   /** The admin token and the file that holds it (mode 0600). */
   adminToken: string;
@@ -98,11 +100,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     insecureOpen: Boolean(config.insecureOpen),
   });
   const id = config.id ?? `coordinator-${randomBytes(4).toString('hex')}`;
-  // Filled in once the port is bound: the owner names where the leader can be reached.
-  let leadership: Leadership | undefined;
   const leaderGate = { assertLeading: () => manager.assertLeading() };
   const manager: JobManager = new JobManager(store, {
     consumerId: id,
+    // Created once the port is bound (its owner names where the leader can be reached); read on start.
     get leadership() {
       return leadership;
     },
@@ -145,7 +146,12 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     ),
   );
   const advertise = config.advertise ?? `${advertisedHost(config.host)}:${port}`;
-  leadership = new Leadership(store, `${id}/${randomBytes(3).toString('hex')} at ${advertise}`, lease, log);
+  const leadership = new Leadership(
+    store,
+    `${id}/${randomBytes(3).toString('hex')} at ${advertise}`,
+    lease,
+    log,
+  );
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
   const LEADER_ONLY = new Set(['phalanx.v1.Coordinator', 'phalanx.v1.Jobs']);
   let storeServing = true;
@@ -194,6 +200,10 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     store,
     auth,
     leadership,
+    whenLeading: () =>
+      manager.leading
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => leadership.once('elected', () => resolve())),
     adminToken: admin.token,
     adminTokenPath: admin.path,
     async shutdown() {
