@@ -47,7 +47,10 @@ export class CoordinatorClient {
     /** Added to the channel options (e.g. a shorter keepalive to notice a paused coordinator). */
     channelOptions: grpc.ChannelOptions = {},
   ) {
-    this.raw = new proto.phalanx.v1.Coordinator(address, credentials, { ...CHANNEL_OPTIONS, ...channelOptions });
+    this.raw = new proto.phalanx.v1.Coordinator(address, credentials, {
+      ...CHANNEL_OPTIONS,
+      ...channelOptions,
+    });
   }
 
   /** The session credential (RegisterWorker's), to carry over to another coordinator of the same store. */

@@ -210,12 +210,13 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           session.rank === joined.rank &&
           session.worker.trainer === trainer
         ) {
-          const what = session.snapshots.rejoin(joined.round, session.worker);
-          if (spec.workers.momentum > 0 && what !== 'continued') {
+          const what = session.snapshots.rejoin(joined.round, session.worker, session.compressor);
+          if ((spec.workers.momentum > 0 || session.compressor) && what !== 'continued') {
+            const state = session.compressor ? 'worker momentum and error feedback' : 'worker momentum';
             log(
               what === 'restored'
-                ? `[${options.name}] resumed at round ${joined.round}: worker momentum restored from that round`
-                : `[${options.name}] resumed at round ${joined.round}: no momentum snapshot of that round; momentum starts over`,
+                ? `[${options.name}] resumed at round ${joined.round}: ${state} restored from that round`
+                : `[${options.name}] resumed at round ${joined.round}: no snapshot of that round; ${state} ${session.compressor ? 'start' : 'starts'} over`,
             );
           }
         } else {
@@ -344,7 +345,7 @@ async function trainLoop(
       lastDone = heldVersion - 1;
       continue;
     }
-    snapshots.beforeRound(round, worker, info.rollbackRound);
+    snapshots.beforeRound(round, worker, info.rollbackRound, compressor);
     const contribution = await worker.contribute(params, round);
     const t2 = performance.now();
     if (contribution.behaviour === 'crash') {

@@ -35,6 +35,13 @@ const SPEC = {
   evaluation: { every: 10, limit: 300 },
   checkpoint: { every: 5 },
 };
+/** The same job with compressed pushes: workers keep error-feedback memories, restored with their momentum. */
+const COMPRESSED_SPEC = {
+  ...SPEC,
+  name: 'standby-topk',
+  compression: { kind: 'uniform', baseline: { kind: 'topk', density: 0.05, values: 'fp32' } },
+};
+type Spec = typeof SPEC | typeof COMPRESSED_SPEC;
 
 type Coordinator = Awaited<ReturnType<typeof startCoordinatorProcess>>;
 
@@ -96,10 +103,10 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     return workers;
   }
 
-  async function submit(c: Coordinator): Promise<string> {
+  async function submit(c: Coordinator, spec: Spec = SPEC): Promise<string> {
     const jobs = new JobsClient(c.address, { token: c.adminToken });
     try {
-      return (await jobs.submit(JSON.stringify(SPEC))).id;
+      return (await jobs.submit(JSON.stringify(spec))).id;
     } finally {
       jobs.close();
     }
@@ -122,14 +129,18 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     throw new Error(`job ${id}: condition not reached`);
   }
 
-  /** The final checkpoint of an undisturbed run of SPEC (one coordinator, memory store), computed once. */
-  let reference: Promise<LoadedCheckpoint> | undefined;
-  function undisturbed(): Promise<LoadedCheckpoint> {
-    return (reference ??= (async () => {
+  /** The final checkpoint of an undisturbed run of a spec (one coordinator, memory store), computed once. */
+  const references = new Map<string, Promise<LoadedCheckpoint>>();
+  function undisturbed(spec: Spec): Promise<LoadedCheckpoint> {
+    if (!references.has(spec.name)) references.set(spec.name, referenceRun(spec));
+    return references.get(spec.name)!;
+  }
+  function referenceRun(spec: Spec): Promise<LoadedCheckpoint> {
+    return (async () => {
       const dir = tmpDir('ha-ref');
       const c = await startCoordinatorProcess(['--checkpoint-dir', dir]);
       procs.push(c.proc);
-      const id = await submit(c);
+      const id = await submit(c, spec);
       const jobs = new JobsClient(c.address, { token: c.adminToken });
       try {
         const workers = [...Array(WORKERS).keys()].map((i) =>
@@ -148,7 +159,7 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
         jobs.close();
       }
       return readCheckpoint((await listCheckpoints(dir, id)).at(-1)!);
-    })());
+    })();
   }
 
   /**
@@ -171,19 +182,19 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     return out;
   }
 
-  async function expectSameAsUndisturbed(checkpoints: string, id: string): Promise<void> {
+  async function expectSameAsUndisturbed(checkpoints: string, id: string, spec: Spec = SPEC): Promise<void> {
     const final = await readCheckpoint((await listCheckpoints(checkpoints, id)).at(-1)!);
-    const ref = await undisturbed();
+    const ref = await undisturbed(spec);
     expect(Object.keys(final.tensors).sort()).to.deep.equal(Object.keys(ref.tensors).sort());
     expect(Object.keys(final.tensors)).to.include.members(['params', 'optim.momentum']);
     for (const name of Object.keys(ref.tensors))
       expect(maxAbsDiff(final.tensors[name], ref.tensors[name]), `${name}: vs undisturbed`).to.equal(0);
   }
 
-  it('takes over a job when the leader is killed with SIGKILL, and ends where an undisturbed run ends', async () => {
+  async function killLeader(spec: Spec): Promise<Proc[]> {
     const { a, b, aToken, store, checkpoints } = await pair();
-    const id = await submit(a);
-    startWorkers(a, b, id);
+    const id = await submit(a, spec);
+    const workers = startWorkers(a, b, id);
     await waitForJob(store, id, (j) => j.round >= 12);
 
     const killedAt = Date.now();
@@ -197,7 +208,7 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     const movingAt = Date.now();
     console.log(
       `      takeover after SIGKILL: standby elected in ${electedAt - killedAt} ms, first round committed by it ` +
-        `${movingAt - killedAt} ms after the kill (lease ttl 3 s), resumed at round ${resumedAt}`,
+        `${movingAt - killedAt} ms after the kill (lease ttl 3 s), resumed at round ${resumedAt} [${spec.name}]`,
     );
 
     const done = await waitForJob(store, id, (j) => j.state === 'completed');
@@ -213,7 +224,19 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     expect((await store.listRoundReports(id, 0, 1000)).map((r) => r.round)).to.deep.equal([
       ...Array(ROUNDS).keys(),
     ]);
-    await expectSameAsUndisturbed(checkpoints, id);
+    await expectSameAsUndisturbed(checkpoints, id, spec);
+    return workers;
+  }
+
+  it('takes over a job when the leader is killed with SIGKILL, and ends where an undisturbed run ends', async () => {
+    const workers = await killLeader(SPEC);
+    for (const w of workers) expect(w.output()).to.match(/worker momentum restored from that round/);
+  });
+
+  it('takes over a compressed job (topk, error feedback at the workers) and ends where an undisturbed run ends', async () => {
+    const workers = await killLeader(COMPRESSED_SPEC);
+    for (const w of workers)
+      expect(w.output()).to.match(/worker momentum and error feedback restored from that round/);
   });
 
   it('fences out a leader paused (SIGSTOP) past its lease: after SIGCONT it writes nothing and steps down', async () => {
