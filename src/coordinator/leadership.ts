@@ -96,6 +96,7 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
   private logged: LeaseHolder | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
+  private lastError: string | undefined;
 
   constructor(
     private readonly store: LeaseStore,
@@ -180,8 +181,12 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
     try {
       if (this.token === undefined) await this.acquire();
       else await this.renew();
+      this.lastError = undefined;
     } catch (e) {
-      this.log(`leadership: ${(e as Error).message}`);
+      // Once per distinct error, not on every poll while the store is down.
+      const message = (e as Error).message;
+      if (message !== this.lastError) this.log(`leadership: ${message}`);
+      this.lastError = message;
     }
     if (this.stopped) return;
     // A leader whose renewals fail keeps trying until its lease runs out (then it steps down in renew()).
