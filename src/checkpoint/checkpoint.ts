@@ -132,6 +132,7 @@ export async function writeCheckpoint(
     opts,
   );
   const manifest = manifestOf(input.jobId, input.round, roundDir, config);
+  opts.guard?.(); // nor delete them
   await pruneCheckpoints(jobDir, manifest, input.keep);
   return manifest;
 }

@@ -84,6 +84,11 @@ export interface SaveOptions {
   now?: () => number;
   /** The rename that publishes the checkpoint (tests make it fail as a crash would). */
   rename?: (from: string, to: string) => Promise<void>;
+  /**
+   * Called right before the rename that publishes the checkpoint; throwing stops the write there (a deposed
+   * leader must not replace files on shared storage).
+   */
+  guard?: () => void;
 }
 
 const configSchema = z
@@ -169,6 +174,7 @@ export async function saveCheckpoint(
       Buffer.from(`${JSON.stringify(config, null, 2)}\n`),
     ]);
     await fsyncDir(temp);
+    opts.guard?.();
     await publish(temp, final, opts.rename ?? rename);
     await fsyncDir(path.dirname(final));
     return config;

@@ -131,6 +131,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
   const children: ChildProcess[] = [];
   let ended = false;
   try {
+    // A lease left by a crashed coordinator on the same store expires within its TTL.
+    await coordinator.whenLeading();
     const job = await coordinator.manager.submit(spec, 'launch');
     // Exactly one identity per worker process, for this job only.
     const enrollment = await coordinator.auth.issue({

@@ -50,6 +50,7 @@ import {
 import { REQUEST_ID_PATTERN } from '../coordinator/jobManager.ts';
 import { isTerminal } from '../core/jobLifecycle.ts';
 import type { JobState } from '../coordinator/state/stateStore.ts';
+import { LeaseConfigError, parseLeaseConfig } from '../coordinator/leadership.ts';
 import { checkAttack } from '../core/attacks/attackOptionSchemas.ts';
 import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
@@ -204,6 +205,9 @@ Environment (a flag given on the command line wins over its variable):
   PHALANX_DATA_ROOTS         coordinator: data roots, separated by ':' (--data-root)
   PHALANX_MEMORY_BUDGET      coordinator: memory budget, e.g. 2GiB (--memory-budget)
   PHALANX_COORDINATOR_ID     coordinator: stable id (--id)
+  PHALANX_LEASE_TTL, PHALANX_LEASE_RENEW, PHALANX_LEASE_POLL
+                             coordinator: leader lease timing (--lease-ttl, --lease-renew, --lease-poll)
+  PHALANX_ADVERTISE          coordinator: address standbys name as the leader's (--advertise)
   PHALANX_INSECURE_OPEN=1    coordinator: --insecure-open
   PHALANX_DASHBOARD_PORT     coordinator, launch, demo: web dashboard port (--dashboard-port)
   PHALANX_METRICS_PORT, PHALANX_METRICS_HOST
@@ -283,6 +287,26 @@ addLogOptions(program.command('coordinator').description('run the coordinator (g
   )
   .option('--id <id>', 'stable coordinator id (queue consumer name)', env['PHALANX_COORDINATOR_ID'])
   .option('--heartbeat-ttl <ms>', 'worker session heartbeat TTL (ms)', '6000')
+  .option(
+    '--lease-ttl <duration>',
+    'leader lease lifetime: how long a dead leader blocks its standby (e.g. 5s)',
+    env['PHALANX_LEASE_TTL'] ?? '5s',
+  )
+  .option(
+    '--lease-renew <duration>',
+    'how often the leader renews its lease (at most half of --lease-ttl)',
+    env['PHALANX_LEASE_RENEW'] ?? '1s',
+  )
+  .option(
+    '--lease-poll <duration>',
+    'how often a standby tries to take the lease',
+    env['PHALANX_LEASE_POLL'] ?? '500ms',
+  )
+  .option(
+    '--advertise <host:port>',
+    'the address clients reach this coordinator at, named by standbys (default <host>:<port>)',
+    env['PHALANX_ADVERTISE'],
+  )
   .option('--tls-cert <file>', 'TLS certificate (PEM) of the coordinator', env['PHALANX_TLS_CERT'])
   .option('--tls-key <file>', 'its private key (PEM)', env['PHALANX_TLS_KEY'])
   .option(
@@ -332,10 +356,18 @@ addLogOptions(program.command('coordinator').description('run the coordinator (g
         dashboardPort?: string;
         metricsPort?: string;
         metricsHost: string;
+        leaseTtl: string;
+        leaseRenew: string;
+        leasePoll: string;
+        advertise?: string;
       } & LogFlags,
     ) => {
       const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
       const logger = serviceLogger('coordinator', opts, { timestamps: true });
+      const lease = parseLeaseConfig(
+        { ttl: opts.leaseTtl, renew: opts.leaseRenew, poll: opts.leasePoll },
+        (field) => `--lease-${field}`,
+      );
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -347,6 +379,8 @@ addLogOptions(program.command('coordinator').description('run the coordinator (g
         memoryBudgetBytes: byteSizeOption(opts.memoryBudget, '--memory-budget'),
         id: opts.id,
         heartbeatTtlMs: Number(opts.heartbeatTtl),
+        lease,
+        advertise: opts.advertise,
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
         insecureOpen: opts.insecureOpen,
         dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
@@ -368,7 +402,11 @@ addLogOptions(
       ),
   ),
 )
-  .option('--coordinator <address>', 'coordinator host:port', DEFAULT_ADDRESS)
+  .option(
+    '--coordinator <addresses>',
+    'coordinator host:port, or a comma-separated list (leader and standbys: the worker follows the leader)',
+    DEFAULT_ADDRESS,
+  )
   .option(
     '--name <name>',
     'stable worker name (keeps its rank across restarts; default: $PHALANX_WORKER_NAME, else worker-$RANK, else worker-$JOB_COMPLETION_INDEX, else worker-<pid>)',
@@ -1105,7 +1143,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof CertsError ||
     e instanceof ShardingError ||
     e instanceof WorkerNameError ||
-    e instanceof LogConfigError
+    e instanceof LogConfigError ||
+    e instanceof LeaseConfigError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
@@ -1119,6 +1158,10 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     process.exit(EXIT.coordinator);
   }
   const se = e as Partial<grpc.ServiceError>;
+  if (se.code === grpc.status.UNAVAILABLE && se.details?.startsWith('not the leader')) {
+    console.error(`phalanx: ${se.details} (point --coordinator / PHALANX_COORDINATOR at the leader)`);
+    process.exit(EXIT.coordinator);
+  }
   if (se.code === grpc.status.UNAVAILABLE) {
     console.error(
       `phalanx: cannot reach the coordinator at ${coordinatorAddress()}: ${se.details ?? se.message} (is it running there? --coordinator / PHALANX_COORDINATOR)`,

@@ -11,6 +11,7 @@ import { AggregationStalledError } from '../core/roundStep.ts';
 import { DivergenceError } from '../core/round/divergenceGuard.ts';
 import { JobFullError, NotParticipantError } from '../core/round/roundEngine.ts';
 import { MemoryBudgetError } from './admission.ts';
+import { NotLeaderError } from './leadership.ts';
 
 export class StatusError extends Error {
   constructor(
@@ -39,7 +40,8 @@ function knownMessage(e: unknown): string | undefined {
     e instanceof NotParticipantError ||
     e instanceof JobFullError ||
     e instanceof AggregationStalledError ||
-    e instanceof DivergenceError
+    e instanceof DivergenceError ||
+    e instanceof NotLeaderError
   )
     return e.message;
   return undefined;
@@ -64,6 +66,7 @@ export function toServiceError(e: unknown, context = 'rpc'): Partial<grpc.Servic
   if (e instanceof NotParticipantError) return { code: grpc.status.FAILED_PRECONDITION, details: e.message };
   if (e instanceof JobFullError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
   if (e instanceof MemoryBudgetError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
+  if (e instanceof NotLeaderError) return { code: grpc.status.UNAVAILABLE, details: e.message };
   if (e instanceof PublicError) return { code: grpc.status.FAILED_PRECONDITION, details: e.message };
   return { code: grpc.status.INTERNAL, details: internalError(e, context) };
 }

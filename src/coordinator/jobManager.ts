@@ -4,6 +4,10 @@
  * (core/jobLifecycle.ts): submit → queued → starting → running → completed | failed | cancelled; a restarted
  * coordinator resumes jobs that were starting or running from their last checkpoint. Job and round events go to
  * watchers as typed events (jobEvents.ts).
+ *
+ * With a Leadership (leadership.ts) the manager runs jobs only while this coordinator holds the lease: elected, it
+ * resumes the running jobs and starts claiming queued ones, every job write carrying its fencing token; deposed,
+ * it stops every runtime at once and stands by.
  */
 import { randomBytes } from 'node:crypto';
 import { parseJobSpec, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
@@ -16,7 +20,8 @@ import { Liveness } from './liveness.ts';
 import { TypedEmitter, type JobEvents } from './jobEvents.ts';
 import type { JobRuntime } from './jobRuntime.ts';
 import type { RoundReport } from './roundReport.ts';
-import type { JobRecord, StateStore } from './state/stateStore.ts';
+import { StaleFenceError, type JobRecord, type StateStore } from './state/stateStore.ts';
+import { NotLeaderError, type Leadership } from './leadership.ts';
 
 export interface JobManagerOptions {
   /** Identifies this coordinator as a queue consumer. */
@@ -26,6 +31,8 @@ export interface JobManagerOptions {
   /** Round reports kept per job in the store. */
   historyLength?: number;
   log?: (message: string) => void;
+  /** Run jobs only while holding the lease (absent: always, unfenced). */
+  leadership?: Leadership;
 }
 
 /** A submit reused a request id of an earlier submit with another spec. */
@@ -52,6 +59,8 @@ export class JobManager extends TypedEmitter<JobEvents> {
   private sweepTimer: NodeJS.Timeout | undefined;
   private scheduling = false;
   private stopped = false;
+  /** Leading: the lease token (undefined without a Leadership); standing by: not set. */
+  private term: { fence: number | undefined } | undefined;
   readonly log: (message: string) => void;
 
   constructor(
@@ -65,32 +74,83 @@ export class JobManager extends TypedEmitter<JobEvents> {
       admission: options.admission,
       historyLength: options.historyLength,
       log: this.log,
+      // Read on use: the server creates the Leadership once its port is known.
+      fencing: {
+        assertHolds: (token) => this.options.leadership?.assertHolds(token),
+        lost: (reason) => this.options.leadership?.resign(reason),
+      },
     });
     this.liveness = new Liveness(store);
   }
 
   async start(): Promise<void> {
-    // Resume jobs that were starting or running when a previous coordinator stopped.
+    const leadership = this.options.leadership;
+    if (!leadership) return this.lead(undefined);
+    let takeover: Promise<void> | undefined;
+    leadership.on('elected', (token) => {
+      takeover = this.lead(token).catch((e: unknown) => {
+        this.log(`leadership: cannot take the jobs over: ${(e as Error).message}`);
+        leadership.resign(`taking the jobs over failed: ${(e as Error).message}`);
+      });
+    });
+    leadership.on('deposed', () => this.standDown());
+    // Elected at once (a single coordinator): start serving only once the running jobs are resumed, as before.
+    await leadership.start();
+    await takeover;
+  }
+
+  /** Whether this coordinator runs jobs (it holds the lease, or runs without one). */
+  get leading(): boolean {
+    return this.term !== undefined && (this.options.leadership?.leading ?? true);
+  }
+
+  /** Throws NotLeaderError (→ UNAVAILABLE) unless this coordinator runs jobs; names the leader if known. */
+  assertLeading(): void {
+    if (!this.leading)
+      throw new NotLeaderError(
+        `this coordinator is a standby; the leader is ${this.options.leadership?.describeLeader() ?? 'not known'}`,
+      );
+  }
+
+  /** Elected (or no election): resume jobs that were starting or running under a previous leader, then schedule. */
+  private async lead(fence: number | undefined): Promise<void> {
+    if (this.stopped) return;
+    const term = { fence };
+    this.term = term;
     for (const job of await this.store.listJobs()) {
+      if (this.term !== term) return; // deposed meanwhile
       if (this.runner.has(job.id)) continue;
       if (job.state === 'running') {
-        const restarting = await this.queue.transition(job.id, 'resume');
-        if (restarting) await this.runner.launch(restarting, true);
+        const restarting = await this.queue.transition(job.id, 'resume', undefined, fence);
+        if (restarting) await this.runner.launch(restarting, true, fence);
       } else if (job.state === 'starting') {
-        await this.runner.launch(job, true);
+        await this.runner.launch(job, true, fence);
       }
     }
+    if (this.term !== term) return;
     this.schedulerTimer = setInterval(() => void this.schedule(), 200);
     this.sweepTimer = setInterval(() => this.liveness.sweep(this.runner.all()), 250);
     void this.schedule();
   }
 
+  /** Lost the lease: stop every runtime now (job states stay as they are for the new leader) and stand by. */
+  private standDown(): void {
+    if (!this.term) return;
+    this.term = undefined;
+    clearInterval(this.schedulerTimer);
+    clearInterval(this.sweepTimer);
+    this.emit('stopping');
+    this.runner.standDown();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    this.term = undefined;
     clearInterval(this.schedulerTimer);
     clearInterval(this.sweepTimer);
     this.emit('stopping');
     this.runner.stop();
+    await this.options.leadership?.stop();
   }
 
   // --- user-facing operations -------------------------------------------------------------------------------
@@ -104,6 +164,7 @@ export class JobManager extends TypedEmitter<JobEvents> {
     if (requestId !== undefined && !REQUEST_ID_PATTERN.test(requestId)) {
       throw new RangeError('request_id must be 1–128 characters of A-Z a-z 0-9 . _ : -');
     }
+    this.assertLeading();
     const validated = admitJob(
       typeof spec === 'string' ? parseJobSpec(spec) : validateJobSpec(spec),
       this.options.admission,
@@ -134,7 +195,8 @@ export class JobManager extends TypedEmitter<JobEvents> {
 
   /** Cancel a queued, starting or running job; a job that has already ended is returned unchanged. */
   async cancel(id: string): Promise<JobRecord | undefined> {
-    const job = await this.queue.transition(id, 'cancel');
+    this.assertLeading();
+    const job = await this.queue.transition(id, 'cancel', undefined, this.term?.fence);
     if (!job) return this.store.getJob(id);
     const stage = this.runner.stageOf(id);
     this.runner.cancel(id);
@@ -187,16 +249,18 @@ export class JobManager extends TypedEmitter<JobEvents> {
   // --- internals ----------------------------------------------------------------------------------------------
 
   private async schedule(): Promise<void> {
-    if (this.scheduling || this.stopped) return;
+    const term = this.term;
+    if (this.scheduling || this.stopped || !term) return;
     this.scheduling = true;
     try {
-      for (;;) {
-        const job = await this.queue.claimNext();
+      while (this.term === term) {
+        const job = await this.queue.claimNext(term.fence);
         if (!job) break;
-        await this.runner.launch(job, false);
+        await this.runner.launch(job, false, term.fence);
       }
     } catch (e) {
       this.log(`scheduler: ${(e as Error).message}`);
+      if (e instanceof StaleFenceError) this.options.leadership?.resign(e.message);
     } finally {
       this.scheduling = false;
     }

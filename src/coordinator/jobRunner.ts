@@ -14,7 +14,16 @@ import { checkpointDirectory, type AdmissionConfig } from './admission.ts';
 import { clientMessage } from './grpcStatus.ts';
 import type { JobEvents, TypedEmitter } from './jobEvents.ts';
 import type { JobQueue } from './jobQueue.ts';
-import type { JobRecord, StateStore } from './state/stateStore.ts';
+import { StaleFenceError, type JobRecord, type StateStore } from './state/stateStore.ts';
+import { NotLeaderError } from './leadership.ts';
+
+/** How the runner keeps a deposed leader from writing (leadership.ts); absent: a single unfenced coordinator. */
+export interface JobFencing {
+  /** Throws NotLeaderError unless this coordinator still holds the lease under `token`. */
+  assertHolds(token: number | undefined): void;
+  /** A write was refused as stale (or the lease ran out): stop running jobs and stand by. */
+  lost(reason: string): void;
+}
 
 export interface JobRunnerOptions {
   /** Where checkpoints go (the spec names at most a sub-directory), data roots, memory budget. */
@@ -22,6 +31,7 @@ export interface JobRunnerOptions {
   /** Round reports kept per job in the store. */
   historyLength?: number;
   log: (message: string) => void;
+  fencing?: JobFencing;
 }
 
 interface Launch {
@@ -67,7 +77,7 @@ export class JobRunner {
    * Build the runtime of a job in state `starting` and publish it (starting → running). A job that fails to
    * build fails (starting → failed, with a client-safe message); one cancelled meanwhile is discarded.
    */
-  async launch(job: JobRecord, resume: boolean): Promise<void> {
+  async launch(job: JobRecord, resume: boolean, fence?: number): Promise<void> {
     const launch: Launch = { aborted: false };
     this.launching.set(job.id, launch);
     this.log(`job ${job.id}: building its runtime${resume ? ' (resume)' : ''}`);
@@ -75,13 +85,18 @@ export class JobRunner {
       let runtime: JobRuntime;
       let dispose: () => Promise<void>;
       try {
-        ({ runtime, dispose } = await this.build(job, resume));
+        // Take the job over first: from here on the previous leader's writes to it are refused.
+        if (fence !== undefined) await this.store.fenceJob(job.id, fence);
+        ({ runtime, dispose } = await this.build(job, resume, fence));
       } catch (e) {
-        await this.fail(job.id, e as Error);
+        await this.fail(job.id, e as Error, fence);
         return;
       }
-      // Shutting down: publish nothing and leave the job as it is (the next coordinator resumes it).
-      const running = launch.aborted || this.stopped ? undefined : await this.queue.transition(job.id, 'run');
+      // Shutting down or deposed: publish nothing and leave the job as it is (the next leader resumes it).
+      const running =
+        launch.aborted || this.stopped
+          ? undefined
+          : await this.fenced(fence, () => this.queue.transition(job.id, 'run', undefined, fence));
       if (!running || launch.aborted || this.stopped) {
         await dispose();
         const state = this.stopped ? 'coordinator stopping' : await this.stateOf(job.id);
@@ -115,15 +130,53 @@ export class JobRunner {
   /** Stop every runtime without changing job states (coordinator shutdown). */
   stop(): void {
     this.stopped = true;
+    this.standDown();
+  }
+
+  /**
+   * Stop every runtime and abandon every launch without changing job states: this coordinator lost the lease
+   * (the new leader resumes them) or shuts down.
+   */
+  standDown(): void {
+    for (const launch of this.launching.values()) launch.aborted = true;
     for (const rt of this.runtimes.values()) rt.stop();
     this.runtimes.clear();
   }
 
-  async fail(id: string, error: Error): Promise<void> {
+  /**
+   * Run one write of a job under `fence`: first the local lease check, then the store's token check (inside the
+   * write). A refusal deposes this leader (JobFencing.lost) and is rethrown.
+   */
+  private async fenced<T>(fence: number | undefined, write: () => Promise<T>): Promise<T> {
+    try {
+      if (fence !== undefined) this.options.fencing?.assertHolds(fence);
+      return await write();
+    } catch (e) {
+      if (isFencingError(e)) this.options.fencing?.lost((e as Error).message);
+      throw e;
+    }
+  }
+
+  async fail(id: string, error: Error, fence?: number): Promise<void> {
+    if (isFencingError(error)) {
+      // Not the job's failure: this coordinator may no longer write it. The new leader goes on with it.
+      this.runtimes.get(id)?.stop();
+      this.runtimes.delete(id);
+      this.log(`job ${id}: write refused (${error.message}); leaving the job to the current leader`);
+      this.options.fencing?.lost(error.message);
+      return;
+    }
     const message = clientMessage(error, `job ${id}`);
     this.runtimes.get(id)?.stop();
     this.runtimes.delete(id);
-    const failed = await this.queue.transition(id, 'fail', { error: message });
+    let failed;
+    try {
+      failed = await this.fenced(fence, () => this.queue.transition(id, 'fail', { error: message }, fence));
+    } catch (e) {
+      if (!isFencingError(e)) throw e;
+      this.log(`job ${id}: not marked failed (${(e as Error).message}); leaving it to the current leader`);
+      return;
+    }
     this.log(failed ? `job ${id} failed: ${message}` : `job ${id}: error after it had ended: ${message}`);
   }
 
@@ -138,6 +191,7 @@ export class JobRunner {
   private async build(
     job: JobRecord,
     resume: boolean,
+    fence: number | undefined,
   ): Promise<{ runtime: JobRuntime; dispose: () => Promise<void> }> {
     const spec = validateJobSpec(JSON.parse(job.spec));
     const host = await buildModelHost(spec);
@@ -146,7 +200,7 @@ export class JobRunner {
       await Promise.all([host.dispose(), compute?.dispose()]);
     };
     try {
-      const built = await this.buildWith(job, spec, host, resume);
+      const built = await this.buildWith(job, spec, host, resume, fence);
       compute = built.compute;
       return { runtime: built.runtime, dispose };
     } catch (e) {
@@ -160,7 +214,9 @@ export class JobRunner {
     spec: JobSpec,
     host: CoordinatorModelHost,
     resume: boolean,
+    fence: number | undefined,
   ): Promise<{ runtime: JobRuntime; compute: RoundCompute }> {
+    const fenced = <T>(write: () => Promise<T>) => this.fenced(fence, write);
     let params = host.initialParameters();
     let startRound = 0;
     let resumed: ComputeState | undefined;
@@ -180,7 +236,7 @@ export class JobRunner {
       } else {
         this.log(`job ${job.id}: no checkpoint found; restarting from round 0`);
       }
-      await this.store.setJobRound(job.id, startRound);
+      await fenced(() => this.store.setJobRound(job.id, startRound, fence));
     }
     // Aggregation and the optimizer run on their own thread, on parameters in shared memory. A job that rolled
     // back before its checkpoint was written continues on the guard's fallback rule.
@@ -206,11 +262,14 @@ export class JobRunner {
       {
         log: (m) => this.log(`job ${job.id}: ${m}`),
         onRound: async (report) => {
-          await this.store.appendRoundReport(
-            { jobId: job.id, round: report.round, report: JSON.stringify(report) },
-            this.options.historyLength ?? 10_000,
+          // Report, round counter and commit log in one fenced step.
+          await fenced(() =>
+            this.store.commitRound(
+              { jobId: job.id, round: report.round, report: JSON.stringify(report) },
+              this.options.historyLength ?? 10_000,
+              fence,
+            ),
           );
-          await this.store.setJobRound(job.id, report.round + 1);
           this.events.emit('round', report);
         },
         onCheckpoint: async (rt) => {
@@ -219,6 +278,9 @@ export class JobRunner {
           if (guardState.good === false) {
             this.log(`job ${job.id}: checkpoint at round ${rt.round} is not good: ${rt.unhealthyReason()}`);
           }
+          // The file goes to shared storage only while the lease is ours, and becomes the job's checkpoint only
+          // when the store takes its manifest under our token (docs/high-availability.md).
+          if (fence !== undefined) this.options.fencing?.assertHolds(fence);
           const manifest = await writeCheckpoint(
             checkpointDir,
             encodeJobState(
@@ -235,8 +297,9 @@ export class JobRunner {
               { spec: spec.model, layout: host.layout },
               spec.checkpoint.keep,
             ),
+            { guard: () => fence !== undefined && this.options.fencing?.assertHolds(fence) },
           );
-          await this.store.putCheckpointManifest(manifest);
+          await fenced(() => this.store.putCheckpointManifest(manifest, fence));
         },
         onRollback: async (rt) => {
           // The newest good checkpoint, found from the marks in the manifests on disk (written atomically with
@@ -251,7 +314,7 @@ export class JobRunner {
           };
           if (!manifest) {
             await compute.restart(fallback, host.initialParameters());
-            await this.store.setJobRound(job.id, 0);
+            await fenced(() => this.store.setJobRound(job.id, 0, fence));
             return { round: 0 };
           }
           const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round, host.layout);
@@ -272,20 +335,24 @@ export class JobRunner {
             optimizer: saved.optimizer,
             aggregation: (savedGuard?.rollbacks ?? 0) > 0 ? saved.aggregation : undefined,
           });
-          await this.store.setJobRound(job.id, manifest.round);
+          await fenced(() => this.store.setJobRound(job.id, manifest.round, fence));
           return { round: manifest.round, guard: savedGuard };
         },
         onComplete: async (result: JobResult) => {
-          const done = await this.queue.transition(job.id, 'complete', {
-            round: result.rounds,
-            result: JSON.stringify(result),
-          });
+          const done = await fenced(() =>
+            this.queue.transition(
+              job.id,
+              'complete',
+              { round: result.rounds, result: JSON.stringify(result) },
+              fence,
+            ),
+          );
           this.runtimes.delete(job.id);
           this.log(
             `job ${job.id} ${done ? 'completed' : 'finished its rounds after it had ended'}: ${result.rounds} rounds, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%`,
           );
         },
-        onError: (error) => void this.fail(job.id, error),
+        onError: (error) => void this.fail(job.id, error, fence),
       },
       startRound,
       undefined,
@@ -294,4 +361,8 @@ export class JobRunner {
     runtime.rollbackRound = rollbackRound;
     return { runtime, compute };
   }
+}
+
+function isFencingError(e: unknown): boolean {
+  return e instanceof StaleFenceError || e instanceof NotLeaderError;
 }

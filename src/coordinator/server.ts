@@ -4,11 +4,16 @@
  * does not) and server reflection, over TLS or mutual TLS when configured. Every Jobs and Admin call and every
  * worker registration needs a credential (auth/). With `metrics`, a Prometheus endpoint on its own HTTP port
  * (http/metricsServer.ts) serves the job manager's round and job events as series (metrics/).
+ *
+ * Coordinators sharing a store elect one leader (leadership.ts): only it runs jobs and answers the Coordinator
+ * and Jobs services; a standby answers them UNAVAILABLE (naming the leader) and reports them NOT_SERVING on
+ * grpc.health.v1, so a Kubernetes Service with a readiness probe on them routes to the leader only.
  */
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { packageDefinition, proto, SERVER_OPTIONS } from '../transport/protocol.ts';
 import { acceptPreEncoded } from '../transport/preEncoded.ts';
@@ -30,6 +35,8 @@ import { startDashboard, type RunningDashboard } from './http/dashboardServer.ts
 import { CoordinatorMetrics, type CoordinatorMetricsOptions } from './metrics/coordinatorMetrics.ts';
 import { DEFAULT_METRICS_HOST, startMetricsServer } from './http/metricsServer.ts';
 import { silentLogger, type Logger } from '../logging/logger.ts';
+import { Leadership, parseLeaseConfig, type LeaseConfigInput } from './leadership.ts';
+import { leaderOnly } from './leaderGate.ts';
 
 export interface CoordinatorConfig {
   host: string;
@@ -64,6 +71,10 @@ export interface CoordinatorConfig {
   dashboardPort?: number;
   /** Serve Prometheus metrics over plain HTTP (off when absent); host defaults to 127.0.0.1, port 0 = any free. */
   metrics?: { host?: string; port: number } & CoordinatorMetricsOptions;
+  /** Leader election among coordinators on one store (lease name, ttl, renew, poll); validated here. */
+  lease?: LeaseConfigInput;
+  /** The address workers and clients reach this coordinator at, named by standbys (default host:port). */
+  advertise?: string;
 }
 
 export interface RunningCoordinator {
@@ -73,6 +84,9 @@ export interface RunningCoordinator {
   healthPort?: number;
   manager: JobManager;
   store: StateStore;
+  leadership: Leadership;
+  /** Resolves once this coordinator holds the lease and runs jobs (at once for a single coordinator). */
+  whenLeading(): Promise<void>;
   auth: CoordinatorAuth;
   /** The admin token and the file that holds it (mode 0600). */
   adminToken: string;
@@ -91,6 +105,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   if (config.logger) setInternalErrorLog((message) => logger.error(message));
   // Read the TLS files first: a wrong path should fail before anything listens.
   const transport = serverCredentials(config.tls);
+  const lease = parseLeaseConfig(config.lease);
   const store = createStateStore(config.store);
   const health = new HealthImplementation({
     '': 'NOT_SERVING',
@@ -105,8 +120,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     mutualTls: transport.mutual,
     insecureOpen: Boolean(config.insecureOpen),
   });
-  const manager = new JobManager(store, {
-    consumerId: config.id ?? `coordinator-${randomBytes(4).toString('hex')}`,
+  const id = config.id ?? `coordinator-${randomBytes(4).toString('hex')}`;
+  const leaderGate = { assertLeading: () => manager.assertLeading() };
+  const manager: JobManager = new JobManager(store, {
+    consumerId: id,
+    // Created once the port is bound (its owner names where the leader can be reached); read on start.
+    get leadership() {
+      return leadership;
+    },
     admission: {
       checkpointRoot: path.resolve(config.checkpointDir ?? path.join(dataDir, 'checkpoints')),
       dataRoots: (config.dataRoots ?? [path.join(dataDir, 'datasets'), SYSTEM_DATA_ROOT]).map((r) =>
@@ -133,18 +154,21 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   server.addService(
     // PullParameters writes chunks serialised once per parameter version (ParameterFeed).
     acceptPreEncoded(proto.phalanx.v1.Coordinator.service, ['PullParameters']),
-    coordinatorHandlers(
-      manager,
-      sessions,
-      {
-        heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
-        heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,
-        maxWaitMs: 30_000,
-      },
-      auth,
+    leaderOnly(
+      coordinatorHandlers(
+        manager,
+        sessions,
+        {
+          heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
+          heartbeatTtlMs: config.heartbeatTtlMs ?? 6000,
+          maxWaitMs: 30_000,
+        },
+        auth,
+      ),
+      leaderGate,
     ),
   );
-  server.addService(proto.phalanx.v1.Jobs.service, jobsHandlers(manager, auth));
+  server.addService(proto.phalanx.v1.Jobs.service, leaderOnly(jobsHandlers(manager, auth), leaderGate));
   server.addService(proto.phalanx.v1.Admin.service, adminHandlers(store, auth));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
@@ -191,25 +215,48 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     await store.close();
     throw e;
   }
-  await manager.start();
+  const advertise = config.advertise ?? `${advertisedHost(config.host)}:${port}`;
+  const leadership = new Leadership(
+    store,
+    `${id}/${randomBytes(3).toString('hex')} at ${advertise}`,
+    lease,
+    log,
+  );
   const SERVICES = ['', 'phalanx.v1.Coordinator', 'phalanx.v1.Jobs', 'phalanx.v1.Admin'];
-  for (const s of SERVICES) health.setStatus(s, 'SERVING');
+  const LEADER_ONLY = new Set(['phalanx.v1.Coordinator', 'phalanx.v1.Jobs']);
+  let storeServing = true;
+  let leading = false;
+  const publishHealth = () => {
+    for (const s of SERVICES)
+      health.setStatus(s, storeServing && (leading || !LEADER_ONLY.has(s)) ? 'SERVING' : 'NOT_SERVING');
+  };
+  leadership.on('elected', () => {
+    leading = true;
+    publishHealth();
+  });
+  leadership.on('deposed', () => {
+    leading = false;
+    publishHealth();
+  });
+  await manager.start();
+  publishHealth();
   const storeHealth = new StoreHealthMonitor(store, {
     intervalMs: config.storeCheck?.intervalMs ?? 1000,
     timeoutMs: config.storeCheck?.timeoutMs ?? 1000,
     onChange: (serving) => {
-      for (const s of SERVICES) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+      storeServing = serving;
+      publishHealth();
       if (serving) logger.info('state store answers again: SERVING', { store: store.kind });
       else logger.warn('state store does not answer: NOT_SERVING', { store: store.kind });
     },
   });
   storeHealth.start();
   const security = transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext';
-  logger.info(`coordinator listening on ${config.host}:${port} (store: ${store.kind}, ${security})`, {
-    address: `${config.host}:${port}`,
-    store: store.kind,
-    security,
-  });
+  logger.info(
+    `coordinator listening on ${config.host}:${port} (store: ${store.kind}, ${security}; ` +
+      `lease '${lease.name}' ttl ${lease.ttl}ms, renewed every ${lease.renew}ms, advertised as ${advertise})`,
+    { address: `${config.host}:${port}`, store: store.kind, security, lease: lease.name, advertise },
+  );
   if (healthPort !== undefined)
     log(`health (grpc.health.v1 only, plaintext) on ${config.host}:${healthPort}`);
   log(`admin token ${admin.created ? 'created in' : 'read from'} ${admin.path}`);
@@ -230,6 +277,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
     manager,
     store,
     auth,
+    leadership,
+    whenLeading: () =>
+      manager.leading
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => leadership.once('elected', () => resolve())),
     adminToken: admin.token,
     adminTokenPath: admin.path,
     ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
@@ -256,6 +308,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
       await store.close();
     },
   };
+}
+
+/** A wildcard listen address says nothing to a client: name the host instead. */
+function advertisedHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' || host === '' ? os.hostname() : host;
 }
 
 /** Why bindAsync failed, in words: a taken port is named as such (grpc-js buries EADDRINUSE in its message). */

@@ -24,6 +24,11 @@ export class Rng {
     this.s3 = next();
   }
 
+  /** An independent generator in the same state (it continues with the same numbers). */
+  clone(): Rng {
+    return Object.assign(Object.create(Rng.prototype) as Rng, this);
+  }
+
   /** Uniform 32-bit unsigned integer. */
   nextUint32(): number {
     const result = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;

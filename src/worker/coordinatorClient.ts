@@ -45,8 +45,18 @@ export class CoordinatorClient {
     readonly address: string,
     credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
     private readonly enrollmentToken?: string,
+    /** Added to the channel options (e.g. a shorter keepalive to notice a paused coordinator). */
+    channelOptions: grpc.ChannelOptions = {},
   ) {
-    this.raw = new proto.phalanx.v1.Coordinator(address, credentials, CHANNEL_OPTIONS);
+    this.raw = new proto.phalanx.v1.Coordinator(address, credentials, {
+      ...CHANNEL_OPTIONS,
+      ...channelOptions,
+    });
+  }
+
+  /** The session credential (RegisterWorker's), to carry over to another coordinator of the same store. */
+  get sessionToken(): string {
+    return this.token;
   }
 
   close(): void {

@@ -1,7 +1,8 @@
 /**
  * The worker's main loop: register → heartbeat → join a job → per round: pull, compute, push. Survives a
  * coordinator restart (reconnects with backoff, re-registers if its session is unknown, rejoins if it is no
- * longer a participant) and resyncs after a late push.
+ * longer a participant) and resyncs after a late push. Given several coordinator addresses (a leader and its
+ * standbys), it moves to the next one whenever the current one is unreachable or answers as a standby.
  */
 import * as grpc from '@grpc/grpc-js';
 import os from 'node:os';
@@ -24,6 +25,7 @@ import { createLogger, type LogFields, type Logger } from '../logging/logger.ts'
 import { Backoff, formatDelay, sleep, unreachableReason } from './retry.ts';
 
 export interface WorkerOptions {
+  /** host:port, or several separated by commas (the leader and its standbys, in any order). */
   coordinator: string;
   name: string;
   /** Job to join; empty = the oldest running job. The worker exits when a job it was told to join ends. */
@@ -62,6 +64,16 @@ export class WorkerStopError extends Error {
 /** The coordinator refused to enroll this worker (credential, name): retrying cannot help. */
 export class WorkerEnrollmentError extends WorkerStopError {}
 
+/** `a:1, b:2` → ['a:1', 'b:2']; at least one address. */
+export function coordinatorAddresses(list: string): string[] {
+  const addresses = list
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (addresses.length === 0) throw new Error(`no coordinator address in '${list}'`);
+  return addresses;
+}
+
 /** The coordinator stayed unreachable for longer than connectTimeoutMs. */
 export class WorkerUnreachableError extends WorkerStopError {}
 
@@ -74,8 +86,38 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const selection = await selectBackend(options.backend ?? 'auto');
   log.info(`tfjs backend: ${selection.backend} — ${selection.reason}`, { backend: selection.backend });
 
-  const client = new CoordinatorClient(options.coordinator, options.credentials, options.token);
-  const backoff = new Backoff(options.backoff?.baseMs, options.backoff?.maxMs);
+  const addresses = coordinatorAddresses(options.coordinator);
+  let next = 0;
+  // With standbys, notice a paused (not dead) coordinator within seconds: its kernel still holds the connection.
+  const channelOptions =
+    addresses.length > 1 ? { 'grpc.keepalive_time_ms': 2000, 'grpc.keepalive_timeout_ms': 3000 } : {};
+  const connect = (session = '') => {
+    const address = addresses[next];
+    next = (next + 1) % addresses.length;
+    const c = new CoordinatorClient(address, options.credentials, options.token, channelOptions);
+    if (session) c.setToken(session);
+    return c;
+  };
+  let client = connect();
+  /**
+   * The next address, keeping the session (coordinators of one store share it). Returns whether every address
+   * has been tried since the last one that worked: only then is it time to back off.
+   */
+  let tried = 0;
+  const failover = (): boolean => {
+    if (addresses.length < 2) return true;
+    const session = client.sessionToken;
+    client.close();
+    client = connect(session);
+    tried = (tried + 1) % addresses.length;
+    log.info(`trying coordinator ${client.address}`, { coordinator: client.address });
+    return tried === 0;
+  };
+  // With standbys, retry about as often as a standby polls for the lease: a takeover takes a lease TTL anyway.
+  const backoff = new Backoff(
+    options.backoff?.baseMs ?? (addresses.length > 1 ? 200 : undefined),
+    options.backoff?.maxMs ?? (addresses.length > 1 ? 1000 : undefined),
+  );
   const pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
   /** Since when every call failed to reach the coordinator (undefined: the last call reached it). */
   let unreachableSince: number | undefined;
@@ -178,6 +220,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         reached();
         backoff.reset();
         waitingSaid = '';
+        tried = 0;
         let spec: JobSpec;
         try {
           spec = validateJobSpec(JSON.parse(joined.specJson));
@@ -226,12 +269,13 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
             session.rank === joined.rank &&
             session.worker.trainer === trainer
           ) {
-            const what = session.snapshots.rejoin(joined.round, session.worker);
-            if (spec.workers.momentum > 0 && what !== 'continued') {
+            const what = session.snapshots.rejoin(joined.round, session.worker, session.compressor);
+            if ((spec.workers.momentum > 0 || session.compressor) && what !== 'continued') {
+              const state = session.compressor ? 'worker momentum and error feedback' : 'worker momentum';
               log.info(
                 what === 'restored'
-                  ? `resumed at round ${joined.round}: worker momentum restored from that round`
-                  : `resumed at round ${joined.round}: no momentum snapshot of that round; momentum starts over`,
+                  ? `resumed at round ${joined.round}: ${state} restored from that round`
+                  : `resumed at round ${joined.round}: no snapshot of that round; ${state} ${session.compressor ? 'start' : 'starts'} over`,
                 { job: joined.jobId, round: joined.round, momentum: what },
               );
             }
@@ -302,6 +346,13 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
                 `cannot reach coordinator at ${options.coordinator} (${reason}) for ${formatDelay(now - unreachableSince)}; giving up (--connect-timeout ${formatDelay(limit)})`,
               );
             delay = Math.min(delay, left);
+          }
+          if (addresses.length > 1) {
+            log.warn(`coordinator ${client.address} unavailable (${reason})`, {
+              coordinator: client.address,
+              reason,
+            });
+            if (!failover()) continue;
           }
           log.warn(
             `cannot reach coordinator at ${options.coordinator} (${reason}); retrying in ${formatDelay(delay)}`,
@@ -376,7 +427,7 @@ async function trainLoop(
       lastDone = heldVersion - 1;
       continue;
     }
-    snapshots.beforeRound(round, worker, info.rollbackRound);
+    snapshots.beforeRound(round, worker, info.rollbackRound, compressor);
     const contribution = await worker.contribute(params, round);
     const t2 = performance.now();
     if (contribution.behaviour === 'crash') {

@@ -19,6 +19,7 @@ import type {
   StateStore,
   WorkerRecord,
 } from '../../src/coordinator/state/stateStore.ts';
+import { StaleFenceError } from '../../src/coordinator/state/stateStore.ts';
 
 const REDIS_URL = process.env.PHALANX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -426,6 +427,97 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
         expect(t3).to.equal(undefined);
         await store.releaseLease('l', 'b');
         expect(await store.acquireLease('l', 'a', 60_000)).to.be.greaterThan(t2!);
+      });
+    });
+
+    describe('fencing', () => {
+      const manifest = (round: number): CheckpointManifest => ({
+        jobId: 'f',
+        round,
+        path: `/ckpt/f/round-${round}.safetensors`,
+        sha256: 'ef'.repeat(32),
+        bytes: 64,
+        createdAt: 5,
+      });
+      const report = (round: number) => ({ jobId: 'f', round, report: `{"round":${round}}` });
+      async function refused(write: Promise<unknown>, token: number, current: number): Promise<void> {
+        const err = await write.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, 'the stale write was accepted').to.be.instanceOf(StaleFenceError);
+        expect(err).to.include({ jobId: 'f', token, current });
+      }
+
+      it('commits a round atomically: report, round counter and commit log', async () => {
+        await store.submitJob(job('f', 1));
+        await store.commitRound(report(0), 100, 3);
+        await store.commitRound(report(1), 100, 3);
+        expect((await store.getJob('f'))!.round).to.equal(2);
+        expect((await store.listRoundReports('f', 0, 10)).map((r) => r.round)).to.deep.equal([0, 1]);
+        expect(await store.listRoundCommits('f')).to.deep.equal([
+          { round: 0, fence: 3 },
+          { round: 1, fence: 3 },
+        ]);
+        expect(await store.jobFence('f')).to.equal(3);
+        // A new leader resumes from round 1: the reports are rewritten, the commit log only grows.
+        await store.commitRound(report(1), 100, 4);
+        expect((await store.listRoundReports('f', 0, 10)).map((r) => r.round)).to.deep.equal([0, 1]);
+        expect((await store.listRoundCommits('f')).map((c) => c.fence)).to.deep.equal([3, 3, 4]);
+      });
+
+      it('refuses every job write with a token below the highest the job has seen, writing nothing', async () => {
+        await store.submitJob(job('f', 1));
+        await store.transitionJob('f', 'start', {}, 1);
+        await store.commitRound(report(0), 100, 1);
+        await store.putCheckpointManifest(manifest(1), 1);
+        // A new leader takes the job over.
+        await store.fenceJob('f', 2);
+        expect(await store.jobFence('f')).to.equal(2);
+        const before = {
+          job: await store.getJob('f'),
+          reports: await store.listRoundReports('f', 0, 10),
+          commits: await store.listRoundCommits('f'),
+          manifest: await store.getCheckpointManifest('f'),
+        };
+        await refused(store.commitRound(report(1), 100, 1), 1, 2);
+        await refused(store.putCheckpointManifest(manifest(2), 1), 1, 2);
+        await refused(store.setJobRound('f', 7, 1), 1, 2);
+        await refused(store.transitionJob('f', 'run', {}, 1), 1, 2);
+        await refused(store.fenceJob('f', 1), 1, 2);
+        expect({
+          job: await store.getJob('f'),
+          reports: await store.listRoundReports('f', 0, 10),
+          commits: await store.listRoundCommits('f'),
+          manifest: await store.getCheckpointManifest('f'),
+        }).to.deep.equal(before);
+        expect(await store.jobFence('f')).to.equal(2);
+        // The current token, and a later one, go through.
+        await store.commitRound(report(1), 100, 2);
+        await store.putCheckpointManifest(manifest(2), 3);
+        expect(await store.jobFence('f')).to.equal(3);
+        await refused(store.commitRound(report(2), 100, 2), 2, 3);
+        expect((await store.getCheckpointManifest('f'))!.round).to.equal(2);
+        expect((await store.listRoundCommits('f')).map((c) => c.fence)).to.deep.equal([1, 2]);
+      });
+
+      it('keeps fences per job, and unfenced writes leave them alone', async () => {
+        await store.submitJob(job('f', 1));
+        await store.submitJob(job('g', 2));
+        await store.fenceJob('f', 5);
+        expect(await store.jobFence('g')).to.equal(0);
+        await store.commitRound({ ...report(0), jobId: 'g' }, 100, 1);
+        await store.commitRound(report(0), 100);
+        expect(await store.jobFence('f')).to.equal(5);
+        expect(await store.listRoundCommits('f')).to.deep.equal([{ round: 0, fence: 0 }]);
+      });
+
+      it('names the lease holder and its token', async () => {
+        expect(await store.getLease('leader')).to.equal(undefined);
+        const t = await store.acquireLease('leader', 'a@host:1', 60_000);
+        expect(await store.getLease('leader')).to.deep.equal({ owner: 'a@host:1', token: t });
+        await store.releaseLease('leader', 'a@host:1');
+        expect(await store.getLease('leader')).to.equal(undefined);
       });
     });
 

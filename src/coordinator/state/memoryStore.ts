@@ -13,6 +13,9 @@ import {
   type JobPatch,
   type JobRecord,
   type JobTransition,
+  type LeaseHolder,
+  type RoundCommit,
+  StaleFenceError,
   type StateStore,
   type StoredRoundReport,
   type SubmitOutcome,
@@ -47,6 +50,9 @@ export class MemoryStateStore implements StateStore {
   private readonly liveness = new Map<string, number>();
   private readonly rounds = new Map<string, StoredRoundReport[]>();
   private readonly checkpoints = new Map<string, CheckpointManifest>();
+  /** Job id → the highest fencing token its writes carried. */
+  private readonly fences = new Map<string, number>();
+  private readonly commits = new Map<string, RoundCommit[]>();
   private readonly leases = new Map<string, Lease>();
   /** Fencing counters outlive the leases they were issued for. */
   private readonly leaseTokens = new Map<string, number>();
@@ -88,8 +94,10 @@ export class MemoryStateStore implements StateStore {
     id: string,
     transition: JobTransition,
     patch: JobPatch = {},
+    fence?: number,
   ): Promise<JobRecord | undefined> {
     const job = this.jobs.get(id);
+    if (job) this.admit(id, fence);
     const to = job && applyTransition(job.state, transition);
     if (!job || !to) return undefined;
     job.state = to;
@@ -100,9 +108,10 @@ export class MemoryStateStore implements StateStore {
     return { ...job };
   }
 
-  async setJobRound(id: string, round: number): Promise<void> {
+  async setJobRound(id: string, round: number, fence?: number): Promise<void> {
     const job = this.jobs.get(id);
     if (!job) throw new Error(`state: setJobRound: unknown job '${id}'`);
+    this.admit(id, fence);
     job.round = round;
     job.updatedAt = this.clock();
   }
@@ -158,6 +167,27 @@ export class MemoryStateStore implements StateStore {
 
   async appendRoundReport(report: StoredRoundReport, maxLen: number): Promise<void> {
     checkMaxLen(maxLen);
+    this.appendReport(report, maxLen);
+  }
+
+  async commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void> {
+    checkMaxLen(maxLen);
+    const job = this.jobs.get(report.jobId);
+    if (!job) throw new Error(`state: commitRound: unknown job '${report.jobId}'`);
+    this.admit(report.jobId, fence);
+    this.appendReport(report, maxLen);
+    job.round = report.round + 1;
+    job.updatedAt = this.clock();
+    const log = this.commits.get(report.jobId) ?? [];
+    log.push({ round: report.round, fence: fence ?? 0 });
+    this.commits.set(report.jobId, log.slice(-maxLen));
+  }
+
+  async listRoundCommits(jobId: string): Promise<RoundCommit[]> {
+    return (this.commits.get(jobId) ?? []).map((c) => ({ ...c }));
+  }
+
+  private appendReport(report: StoredRoundReport, maxLen: number): void {
     // Appending round r drops stored rounds >= r: a job resumed from a checkpoint rewrites its history.
     const history = (this.rounds.get(report.jobId) ?? []).filter((r) => r.round < report.round);
     history.push({ ...report });
@@ -174,8 +204,27 @@ export class MemoryStateStore implements StateStore {
 
   // --- checkpoints ------------------------------------------------------------------------------------
 
-  async putCheckpointManifest(manifest: CheckpointManifest): Promise<void> {
+  async putCheckpointManifest(manifest: CheckpointManifest, fence?: number): Promise<void> {
+    this.admit(manifest.jobId, fence);
     this.checkpoints.set(manifest.jobId, { ...manifest });
+  }
+
+  // --- fencing ----------------------------------------------------------------------------------------
+
+  async fenceJob(jobId: string, fence: number): Promise<void> {
+    this.admit(jobId, fence);
+  }
+
+  async jobFence(jobId: string): Promise<number> {
+    return this.fences.get(jobId) ?? 0;
+  }
+
+  /** Check `fence` against the job's and raise the job's to it; throws before anything is written. */
+  private admit(jobId: string, fence: number | undefined): void {
+    if (fence === undefined) return;
+    const current = this.fences.get(jobId) ?? 0;
+    if (fence < current) throw new StaleFenceError(jobId, fence, current);
+    this.fences.set(jobId, fence);
   }
 
   async getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined> {
@@ -206,6 +255,11 @@ export class MemoryStateStore implements StateStore {
 
   async releaseLease(name: string, owner: string): Promise<void> {
     if (this.liveLease(name, this.clock())?.owner === owner) this.leases.delete(name);
+  }
+
+  async getLease(name: string): Promise<LeaseHolder | undefined> {
+    const lease = this.liveLease(name, this.clock());
+    return lease && { owner: lease.owner, token: this.leaseTokens.get(name) ?? 0 };
   }
 
   private liveLease(name: string, now: number): Lease | undefined {

@@ -6,6 +6,8 @@
  *   P{job:<id>}                 hash    the job record
  *   P{job:<id>}:rounds          stream  round history, entry id "<round>-1", capped with exact MAXLEN
  *   P{job:<id>}:checkpoint      string  JSON of the latest checkpoint manifest
+ *   P{job:<id>}:fence           string  the highest fencing token the job's writes carried
+ *   P{job:<id>}:commits         stream  commit log: {round, fence} per committed round, never rewritten
  *   P{jobs}:index               zset    job id scored by createdAt (listJobs: newest first)
  *   P{jobs}:queue               stream  the job queue, one entry {job: <id>} per submit; consumer group "scheduler"
  *   P{jobs}:queue:entries       hash    job id → its queue entry id (for ack)
@@ -36,6 +38,9 @@ import {
   type JobRecord,
   type JobState,
   type JobTransition,
+  type LeaseHolder,
+  type RoundCommit,
+  StaleFenceError,
   type StateStore,
   type StoredRoundReport,
   type SubmitOutcome,
@@ -78,6 +83,25 @@ redis.call('SET', KEYS[1], ARGV[1])
 return false`,
 );
 
+/**
+ * A fenced script: KEYS[1] is the job's fence key and ARGV[1] the writer's token ('' = unfenced); both are taken
+ * off before `body` runs with the remaining KEYS and ARGV (and the token as `fence`). A token below the job's fence
+ * is refused with the error `STALEFENCE <current>` before anything is written; otherwise the fence becomes it.
+ */
+function fenced(name: string, body: string): LuaScript {
+  return script(
+    name,
+    `local fenceKey = table.remove(KEYS, 1)
+local fence = table.remove(ARGV, 1)
+if fence ~= '' then
+  local current = tonumber(redis.call('GET', fenceKey) or '0')
+  if tonumber(fence) < current then return redis.error_reply('STALEFENCE ' .. current) end
+  redis.call('SET', fenceKey, fence)
+end
+${body}`,
+  );
+}
+
 /** KEYS: job. ARGV: field, value, ... → 1 if created, 0 if the id exists. */
 const createJob = script(
   'createJob',
@@ -106,7 +130,7 @@ const transitionScripts = Object.fromEntries(
     const from = rule.from.map((state) => `state == '${state}'`).join(' or ');
     return [
       name,
-      script(
+      fenced(
         `${name}Job`,
         `local state = redis.call('HGET', KEYS[1], 'state')
 if not (${from}) then return false end
@@ -121,7 +145,7 @@ return redis.call('HGETALL', KEYS[1])`,
 ) as Record<JobTransition, LuaScript>;
 
 /** KEYS: job. ARGV: round, now → 1, or 0 if the job does not exist. */
-const setJobRound = script(
+const setJobRound = fenced(
   'setJobRound',
   `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'round', ARGV[1], 'updatedAt', ARGV[2])
@@ -191,17 +215,37 @@ return 1`,
  * KEYS: rounds. ARGV: round, maxLen, report. Appending round r first drops stored rounds >= r (a job resumed
  * from a checkpoint rewrites its history); stream ids must grow, so that case rebuilds the (capped) stream.
  */
-const appendRoundReport = script(
-  'appendRoundReport',
-  `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+const APPEND_REPORT = `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 and tonumber(string.match(last[1][1], '^(%d+)-')) >= tonumber(ARGV[1]) then
   local keep = redis.call('XRANGE', KEYS[1], '-', ARGV[1] .. '-0')
   redis.call('DEL', KEYS[1])
   for _, e in ipairs(keep) do redis.call('XADD', KEYS[1], e[1], unpack(e[2])) end
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1] .. '-1', 'report', ARGV[3])
+`;
+const appendRoundReport = script('appendRoundReport', `${APPEND_REPORT}return 1`);
+
+/**
+ * Fenced. KEYS: rounds, job, commits. ARGV: round, maxLen, report, now → 1, or 0 if the job does not exist.
+ * The report as appendRoundReport, the job's round counter, and one commit-log entry, in one step.
+ */
+const commitRound = fenced(
+  'commitRound',
+  `if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+${APPEND_REPORT}redis.call('HSET', KEYS[2], 'round', tonumber(ARGV[1]) + 1, 'updatedAt', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', 'round', ARGV[1], 'fence', fence == '' and '0' or fence)
 return 1`,
 );
+
+/** Fenced. KEYS: checkpoint. ARGV: manifest JSON. */
+const putCheckpointManifest = fenced(
+  'putCheckpointManifest',
+  `redis.call('SET', KEYS[1], ARGV[1])
+return 1`,
+);
+
+/** Fenced, nothing else: raises the job's fence. */
+const fenceJob = fenced('fenceJob', 'return 1');
 
 /** KEYS: lease, token. ARGV: owner, ttlMs → fencing token, or nil if another owner holds the lease. */
 const acquireLease = script(
@@ -318,6 +362,31 @@ export class RedisStateStore implements StateStore {
   private checkpointKey(jobId: string): string {
     return `${this.prefix}{job:${jobId}}:checkpoint`;
   }
+  private fenceKey(jobId: string): string {
+    return `${this.prefix}{job:${jobId}}:fence`;
+  }
+  private commitsKey(jobId: string): string {
+    return `${this.prefix}{job:${jobId}}:commits`;
+  }
+
+  /** Run a fenced script for `jobId`; a refused token becomes StaleFenceError. */
+  private async runFenced(
+    s: LuaScript,
+    jobId: string,
+    fence: number | undefined,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    if (fence !== undefined && (!Number.isSafeInteger(fence) || fence < 1))
+      throw new Error(`state: ${s.name}: fencing token must be a positive integer, got ${fence}`);
+    try {
+      return await this.run(s, [this.fenceKey(jobId), ...keys], [fence ?? '', ...args]);
+    } catch (err) {
+      const m = /STALEFENCE (\d+)/.exec((err as Error).message);
+      if (m && fence !== undefined) throw new StaleFenceError(jobId, fence, Number(m[1]));
+      throw err;
+    }
+  }
   private jobsKeys(): [queue: string, entries: string, index: string] {
     return [`${this.prefix}{jobs}:queue`, `${this.prefix}{jobs}:queue:entries`, `${this.prefix}{jobs}:index`];
   }
@@ -413,17 +482,18 @@ export class RedisStateStore implements StateStore {
     id: string,
     transition: JobTransition,
     patch: JobPatch = {},
+    fence?: number,
   ): Promise<JobRecord | undefined> {
     const args: (string | number)[] = [this.clock()];
     if (patch.round !== undefined) args.push('round', patch.round);
     if (patch.error !== undefined) args.push('error', patch.error);
     if (patch.result !== undefined) args.push('result', patch.result);
-    const reply = await this.run(transitionScripts[transition], [this.jobKey(id)], args);
+    const reply = await this.runFenced(transitionScripts[transition], id, fence, [this.jobKey(id)], args);
     return Array.isArray(reply) ? parseJob(pairsToObject(reply as string[])) : undefined;
   }
 
-  async setJobRound(id: string, round: number): Promise<void> {
-    const done = await this.run(setJobRound, [this.jobKey(id)], [round, this.clock()]);
+  async setJobRound(id: string, round: number, fence?: number): Promise<void> {
+    const done = await this.runFenced(setJobRound, id, fence, [this.jobKey(id)], [round, this.clock()]);
     if (done !== 1) throw new Error(`state: setJobRound: unknown job '${id}'`);
   }
 
@@ -500,6 +570,29 @@ export class RedisStateStore implements StateStore {
     await this.run(appendRoundReport, [this.roundsKey(report.jobId)], [report.round, maxLen, report.report]);
   }
 
+  async commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void> {
+    if (!Number.isInteger(maxLen) || maxLen < 1)
+      throw new Error(`state: commitRound: maxLen must be a positive integer, got ${maxLen}`);
+    if (!Number.isSafeInteger(report.round) || report.round < 0)
+      throw new Error(`state: commitRound: round must be a non-negative integer, got ${report.round}`);
+    const done = await this.runFenced(
+      commitRound,
+      report.jobId,
+      fence,
+      [this.roundsKey(report.jobId), this.jobKey(report.jobId), this.commitsKey(report.jobId)],
+      [report.round, maxLen, report.report, this.clock()],
+    );
+    if (done !== 1) throw new Error(`state: commitRound: unknown job '${report.jobId}'`);
+  }
+
+  async listRoundCommits(jobId: string): Promise<RoundCommit[]> {
+    const entries = await this.redis.xrange(this.commitsKey(jobId), '-', '+');
+    return entries.map(([, fields]) => {
+      const f = pairsToObject(fields);
+      return { round: Number(f.round), fence: Number(f.fence) };
+    });
+  }
+
   async listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]> {
     if (limit <= 0) return [];
     const start = `${Math.max(0, Math.ceil(fromRound))}-0`;
@@ -513,8 +606,24 @@ export class RedisStateStore implements StateStore {
 
   // --- checkpoints ------------------------------------------------------------------------------------
 
-  async putCheckpointManifest(manifest: CheckpointManifest): Promise<void> {
-    await this.redis.set(this.checkpointKey(manifest.jobId), JSON.stringify(manifest));
+  async putCheckpointManifest(manifest: CheckpointManifest, fence?: number): Promise<void> {
+    await this.runFenced(
+      putCheckpointManifest,
+      manifest.jobId,
+      fence,
+      [this.checkpointKey(manifest.jobId)],
+      [JSON.stringify(manifest)],
+    );
+  }
+
+  // --- fencing ----------------------------------------------------------------------------------------
+
+  async fenceJob(jobId: string, fence: number): Promise<void> {
+    await this.runFenced(fenceJob, jobId, fence, [], []);
+  }
+
+  async jobFence(jobId: string): Promise<number> {
+    return Number((await this.redis.get(this.fenceKey(jobId))) ?? 0);
   }
 
   async getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined> {
@@ -535,6 +644,12 @@ export class RedisStateStore implements StateStore {
 
   async releaseLease(name: string, owner: string): Promise<void> {
     await this.run(releaseLease, this.leaseKeys(name).slice(0, 1), [owner]);
+  }
+
+  async getLease(name: string): Promise<LeaseHolder | undefined> {
+    const [lease, token] = this.leaseKeys(name);
+    const [owner, value] = await this.redis.mget(lease, token);
+    return owner === null ? undefined : { owner, token: Number(value ?? 0) };
   }
 
   // --- access tokens and worker-name bindings ---------------------------------------------------------

@@ -95,6 +95,36 @@ export type NameBinding =
   | { status: 'taken' }
   | { status: 'exhausted' };
 
+/**
+ * A write carried a fencing token older than one the job has already seen: another coordinator took the lease
+ * since. Nothing was written; the writer must stop running the job.
+ */
+export class StaleFenceError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly token: number,
+    readonly current: number,
+  ) {
+    super(
+      `state: job '${jobId}': fencing token ${token} is stale (the job is fenced at ${current}); write refused`,
+    );
+    this.name = 'StaleFenceError';
+  }
+}
+
+/** One entry of a job's commit log: which leader (fencing token) committed which round, in commit order. */
+export interface RoundCommit {
+  round: number;
+  /** The committing leader's fencing token (0: an unfenced writer). */
+  fence: number;
+}
+
+/** Who holds a lease now. */
+export interface LeaseHolder {
+  owner: string;
+  token: number;
+}
+
 export interface StateStore {
   readonly kind: 'memory' | 'redis';
   connect(): Promise<void>;
@@ -117,9 +147,14 @@ export interface StateStore {
    * current state is one of the transition's `from` states. Applies `patch` (round, error, result) in the same
    * step. Returns the updated record, or undefined if the job does not exist or is in another state.
    */
-  transitionJob(id: string, transition: JobTransition, patch?: JobPatch): Promise<JobRecord | undefined>;
+  transitionJob(
+    id: string,
+    transition: JobTransition,
+    patch?: JobPatch,
+    fence?: number,
+  ): Promise<JobRecord | undefined>;
   /** Record progress of a running job (round counter) without changing its state. */
-  setJobRound(id: string, round: number): Promise<void>;
+  setJobRound(id: string, round: number, fence?: number): Promise<void>;
   /**
    * Take the oldest queued job for this consumer (at-least-once: an unacknowledged claim can be taken over by
    * another consumer after `claimTimeoutMs`). Returns the job id or undefined.
@@ -143,8 +178,26 @@ export interface StateStore {
   /** Round reports of a job with round >= fromRound, oldest first, at most limit. */
   listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]>;
 
+  /**
+   * Commit one closed round in one atomic step: append its report (as appendRoundReport), set the job's round
+   * counter to `report.round + 1`, and append `{round, fence}` to the job's commit log (never rewritten, capped
+   * at `maxLen` entries).
+   */
+  commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void>;
+  /** The job's commit log, oldest first. */
+  listRoundCommits(jobId: string): Promise<RoundCommit[]>;
+
+  // --- fencing ----------------------------------------------------------------------------------------
+  // Every method taking `fence` checks it atomically with its write: a token lower than the highest the job has
+  // seen is refused with StaleFenceError and nothing is written; otherwise the job's fence becomes the token.
+  // Without `fence` the write is unfenced (a single coordinator without a lease).
+  /** Raise the job's fence to `fence` (a new leader takes the job over); StaleFenceError if it is higher already. */
+  fenceJob(jobId: string, fence: number): Promise<void>;
+  /** The highest fencing token the job has seen (0: none). */
+  jobFence(jobId: string): Promise<number>;
+
   // --- checkpoints ------------------------------------------------------------------------------------
-  putCheckpointManifest(manifest: CheckpointManifest): Promise<void>;
+  putCheckpointManifest(manifest: CheckpointManifest, fence?: number): Promise<void>;
   getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined>;
 
   // --- leases (standby coordinators) ------------------------------------------------------------------
@@ -153,6 +206,8 @@ export interface StateStore {
   /** Extend only if still ours; false if lost. */
   renewLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
   releaseLease(name: string, owner: string): Promise<void>;
+  /** The live lease's owner and token, or undefined if nobody holds it. */
+  getLease(name: string): Promise<LeaseHolder | undefined>;
 
   // --- access tokens and worker-name bindings ---------------------------------------------------------
   /** Store (or replace) an access token record; it disappears at its expiresAt. */

@@ -14,6 +14,7 @@
  * Receiving (PushDecoder): one push's layers, chunk by chunk through a LayerAssembler, each validated against
  * the plan before it is decoded into the worker's dense slot.
  */
+import type { PowerSgdState } from './powerSgd.ts';
 import type { ParameterLayout } from '../layout/parameterLayout.ts';
 import { deriveSeed } from '../random.ts';
 import { CodecError } from './codecError.ts';
@@ -277,6 +278,9 @@ export class PushDecoder {
 }
 
 /** A worker's side: error-feedback memories (kept for the whole job) and the bytes of each push. */
+/** What a worker's compressor carries from round to round: per layer, e and the PowerSGD warm start. */
+export type WorkerCompressorState = { error: Float32Array; powerSgd: PowerSgdState | null }[];
+
 export class WorkerCompressor {
   readonly memories: LayerMemory[];
   private readonly ws = new CodecWorkspace();
@@ -291,6 +295,26 @@ export class WorkerCompressor {
   ) {
     this.memories = createErrorFeedback(layout);
     this.p = new Float32Array(layout.totalSize);
+  }
+
+  /** A copy of the error-feedback memories (e per layer, PowerSGD warm starts), for a checkpoint round. */
+  saveState(): WorkerCompressorState {
+    return this.memories.map((m) => ({
+      error: m.error.slice(),
+      powerSgd: m.powerSgd && { rank: m.powerSgd.rank, q: m.powerSgd.q.slice(), rng: m.powerSgd.rng.clone() },
+    }));
+  }
+
+  /** Put back a saved state; undefined: empty memories, as at the start of a job. */
+  restoreState(state: WorkerCompressorState | undefined): void {
+    this.memories.forEach((m, l) => {
+      const saved = state?.[l];
+      if (saved) m.error.set(saved.error);
+      else m.error.fill(0);
+      m.powerSgd = saved?.powerSgd
+        ? { rank: saved.powerSgd.rank, q: saved.powerSgd.q.slice(), rng: saved.powerSgd.rng.clone() }
+        : null;
+    });
   }
 
   /**

@@ -48,3 +48,38 @@ describe('worker momentum snapshots', () => {
     expect(snapshots.rejoin(5, w as unknown as GradientWorker)).to.equal('reset');
   });
 });
+
+describe('worker error-feedback snapshots', () => {
+  /** A compressor whose state after computing round t is [t + 1]. */
+  function fakeCompressor() {
+    const c = {
+      state: undefined as number[] | undefined,
+      saveState: () => c.state?.slice(),
+      restoreState: (s: number[] | undefined) => {
+        c.state = s?.slice();
+      },
+    };
+    return c;
+  }
+
+  it('restores the compressor state of the checkpoint round with the momentum, and empties it without one', () => {
+    const snapshots = new MomentumSnapshots('job', 5);
+    const w = fakeWorker();
+    const c = fakeCompressor();
+    const as = (x: unknown) => x as never;
+    for (let round = 0; round < 13; round++) {
+      snapshots.beforeRound(round, as(w), 0, as(c));
+      w.momentum = Float32Array.of(round + 1);
+      c.state = [round + 1];
+    }
+    expect(snapshots.rejoin(10, as(w), as(c))).to.equal('restored');
+    expect(c.state).to.deep.equal([10]);
+    expect([...w.momentum!]).to.deep.equal([10]);
+    for (let round = 10; round < 13; round++) {
+      snapshots.beforeRound(round, as(w), 0, as(c));
+      c.state = [round + 1];
+    }
+    expect(snapshots.rejoin(7, as(w), as(c))).to.equal('reset');
+    expect(c.state).to.equal(undefined);
+  });
+});
