@@ -178,7 +178,7 @@ describe('integration: the CLI explains a job (status, watch, submit)', function
     expect(status.stdout).to.match(/^state +completed: 6\/6 rounds$/m);
     expect(status.stdout).to.match(/^accuracy +\d+\.\d% test at round 6 \(test loss \d\.\d+ nats\)$/m);
     expect(status.stdout).to.match(
-      /^parameters +\/\S+\/round-000006\.safetensors \(the final checkpoint, round 6; safetensors\)$/m,
+      /^parameters +\/\S+\/round-000006\/model\.safetensors \(the final checkpoint, round 6; safetensors\)$/m,
     );
     expect(status.stdout).to.match(
       /^result +test accuracy \d+\.\d%, test loss \d\.\d+ nats, final train loss/m,
