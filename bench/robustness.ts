@@ -181,6 +181,20 @@ const RULES: RuleDef[] = [
   },
   { key: 'flag-rel', label: 'flag, signSpread 3', rule: 'flag', pre: [], options: { signSpread: 3 } },
   {
+    key: 'flag-cm',
+    label: 'flag, sign test against the clipped mean',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'clipped-mean' },
+  },
+  {
+    key: 'flag-cm-agree',
+    label: 'flag, clipped-mean sign test, rescale agreement',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'clipped-mean', rescale: 'agreement' },
+  },
+  {
     key: 'flag-agree-rel',
     label: 'flag, rescale agreement, signSpread 3',
     rule: 'flag',

@@ -61,6 +61,7 @@ const flagShape = {
   signAware: z.boolean().optional(),
   signThreshold: boundedNumber({ min: -1, max: 1 }).optional(),
   signSpread: boundedNumber({ min: 0, max: 100 }).nullable().optional(),
+  signDirection: oneOf(['principal-axis', 'clipped-mean']).optional(),
   minTrust: boundedNumber({ min: 0, max: 1 }).optional(),
   rescale: oneOf(['none', 'median-norm', 'agreement']).optional(),
   warmStart: z.boolean().optional(),

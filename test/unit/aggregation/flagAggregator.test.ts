@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import {
   chooseRank,
+  clippedMeanScores,
   createFlagAggregator,
   signThresholdFor,
 } from '../../../src/core/aggregation/flag/aggregator.ts';
@@ -622,6 +623,59 @@ describe('flag: known weaknesses and their options', () => {
     ).to.equal('111111100');
   });
 
+  it('signDirection clipped-mean keeps an honest shard the principal axis turns against, and excludes IPM', () => {
+    // Non-IID: six workers along e0 (+0.3·e1), three on another shard along −e0 + e1; two IPM attackers send
+    // −0.1 × the honest mean. The principal axis follows the six, so the three score −0.46 and are excluded with
+    // the attackers; every honest gradient agrees with the clipped mean (cosine ≥ 0.03), the attackers do not.
+    const d = 16;
+    const vec = (pairs: [number, number][]) => {
+      const v = new Float32Array(d);
+      for (const [i, x] of pairs) v[i] = x;
+      return v;
+    };
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < 6; i++)
+      vectors.push(
+        vec([
+          [0, 1],
+          [1, 0.3],
+          [2 + i, 0.2],
+        ]),
+      );
+    for (let i = 0; i < 3; i++)
+      vectors.push(
+        vec([
+          [0, -1],
+          [1, 1],
+          [8 + i, 0.2],
+        ]),
+      );
+    const mean = new Float32Array(d);
+    for (const v of vectors) for (let k = 0; k < d; k++) mean[k] += v[k] / 9;
+    for (let j = 0; j < 2; j++) vectors.push(mean.map((x) => -0.1 * x));
+    const included = (options: Record<string, unknown>) =>
+      run(options, vectors, 2)
+        .workers.map((w) => (w.included ? 1 : 0))
+        .join('');
+    expect(included({})).to.equal('11111100000');
+    expect(included({ signDirection: 'clipped-mean' })).to.equal('11111111100');
+    const scores = diag(run({ signDirection: 'clipped-mean' }, vectors, 2)).signScores as number[];
+    expect(Math.min(...scores.slice(0, 9))).to.be.greaterThan(0);
+    expect(Math.max(...scores.slice(9))).to.be.below(-0.9);
+  });
+
+  it('clippedMeanScores: cosines to Σ min(‖gⱼ‖, median)·ĝⱼ, so one huge vector counts as one median norm', () => {
+    // unit vectors e0, e0, e1 with norms 1, 1, 100: c = e0 + e0 + 1·e1 (the 100 clipped to the median 1)
+    const K = Float64Array.of(1, 1, 0, 1, 1, 0, 0, 0, 1);
+    const got = Array.from(clippedMeanScores(K, [1, 1, 100]));
+    const cn = Math.sqrt(5);
+    expect(got[0]).to.be.closeTo(2 / cn, 1e-12);
+    expect(got[1]).to.be.closeTo(2 / cn, 1e-12);
+    expect(got[2]).to.be.closeTo(1 / cn, 1e-12);
+    // c = 0 (two opposite vectors of equal norm): no direction, every score 0
+    expect(Array.from(clippedMeanScores(Float64Array.of(1, -1, -1, 1), [2, 2]))).to.deep.equal([0, 0]);
+  });
+
   it("r = 'auto' counts the directions above the noise bulk of the cosine Gram", () => {
     const rng = new Rng(23);
     const d = 2000;
@@ -737,6 +791,7 @@ describe('flag: state, preconditions and options', () => {
       [{ maxIterations: 1.5 }, /'maxIterations' must be a non-negative integer/],
       [{ rescale: 'max' }, /'rescale' must be 'none', 'median-norm' or 'agreement'/],
       [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
+      [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis' or 'clipped-mean'/],
       [{ signAware: 'yes' }, /'signAware' must be true or false/],
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],
       [{ mode: 'reference', signAware: true }, /not available in mode 'reference'/],

@@ -26,7 +26,8 @@
  * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'auto', rMax: n − 2f, lambda: 0, epsilon: 1e-7, maxIterations: 100, tolerance: 1e-6, signAware: true,
- *   signThreshold: −0.3, signSpread: null, minTrust: 0, rescale: 'median-norm', warmStart: false.
+ *   signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis', minTrust: 0, rescale: 'median-norm',
+ *   warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -280,7 +281,13 @@ class FlagAggregator implements AggregationRule {
     let signScores: Float64Array | null = null;
     let signCutoff: number | null = null;
     if (o.signAware && rEff0 > 0) {
-      signScores = this.robustDirectionScores(first.P, p, rEff0, K);
+      signScores =
+        o.signDirection === 'clipped-mean'
+          ? clippedMeanScores(
+              K,
+              active.map((i) => norms[i]),
+            )
+          : this.robustDirectionScores(first.P, p, rEff0, K);
       signCutoff = signThresholdFor(signScores, o.signThreshold, o.signSpread);
       for (let a = 0; a < p; a++) {
         if (signScores[a] < signCutoff - SIGN_SLACK) {
@@ -678,6 +685,26 @@ export function signThresholdFor(
   const m = median(xs);
   const mad = median(xs.map((x) => Math.abs(x - m)));
   return Math.min(threshold, m - spread * MAD_SCALE * mad);
+}
+
+/**
+ * Cosine of each worker to c = Σⱼ min(‖gⱼ‖, m)·ĝⱼ (m = median norm), from the cosine Gram alone:
+ * ⟨ĝᵢ, c⟩ = (K w)ᵢ and ‖c‖² = wᵀ K w with wⱼ = min(‖gⱼ‖, m). All zero when c = 0.
+ */
+export function clippedMeanScores(K: Float64Array, norms: number[]): Float64Array {
+  const p = norms.length;
+  const m = median(norms);
+  const w = norms.map((x) => Math.min(x, m));
+  const kw = new Float64Array(p);
+  let cc = 0;
+  for (let i = 0; i < p; i++) {
+    let acc = 0;
+    for (let j = 0; j < p; j++) acc += K[i * p + j] * w[j];
+    kw[i] = acc;
+    cc += w[i] * acc;
+  }
+  const cn = Math.sqrt(Math.max(0, cc));
+  return kw.map((x) => (cn > 0 ? x / cn : 0));
 }
 
 /** For each worker, the median of its cosines to the other workers (K is the p×p cosine Gram matrix). */

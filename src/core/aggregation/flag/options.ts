@@ -5,6 +5,7 @@
 
 export type FlagMode = 'phalanx' | 'reference';
 export type FlagRescale = 'none' | 'median-norm' | 'agreement';
+export type FlagSignDirection = 'principal-axis' | 'clipped-mean';
 
 export interface FlagOptions {
   mode: FlagMode;
@@ -30,6 +31,14 @@ export interface FlagOptions {
    * so a spread of honest cosines (non-IID shards) lowers it, and a tight one keeps signThreshold.
    */
   signSpread: number | null;
+  /**
+   * The direction the sign test scores against: 'principal-axis' = the principal axis of the workers' projections
+   * on the flag subspace, oriented by their agreement; 'clipped-mean' = the sum of all gradients clipped to the
+   * median norm, c = Σⱼ min(1, m/‖gⱼ‖)·gⱼ (f attackers move it by at most f median norms, whatever they send,
+   * and on non-IID shards every honest gradient tends to agree with it, while one principal axis can follow a
+   * few shards).
+   */
+  signDirection: FlagSignDirection;
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
   /**
@@ -56,6 +65,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signAware: true,
   signThreshold: -0.3,
   signSpread: null,
+  signDirection: 'principal-axis',
   minTrust: 0,
   rescale: 'median-norm',
   warmStart: false,
@@ -69,6 +79,7 @@ const PHALANX_KEYS = [
   'signAware',
   'signThreshold',
   'signSpread',
+  'signDirection',
   'minTrust',
   'rescale',
   'warmStart',
@@ -208,6 +219,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       signAware: false,
       signThreshold: 0,
       signSpread: null,
+      signDirection: 'principal-axis',
       minTrust: 0,
       rescale: 'none',
       warmStart: false,
@@ -238,6 +250,15 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     options.signSpread === undefined || options.signSpread === null
       ? FLAG_DEFAULTS.signSpread
       : finiteNumber('signSpread', options.signSpread, 0, 100);
+  let signDirection: FlagSignDirection = FLAG_DEFAULTS.signDirection;
+  if (options.signDirection !== undefined) {
+    if (options.signDirection !== 'principal-axis' && options.signDirection !== 'clipped-mean') {
+      fail(
+        `option 'signDirection' must be 'principal-axis' or 'clipped-mean', got ${describe(options.signDirection)}`,
+      );
+    }
+    signDirection = options.signDirection;
+  }
   const minTrust =
     options.minTrust === undefined
       ? FLAG_DEFAULTS.minTrust
@@ -262,6 +283,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     signAware,
     signThreshold,
     signSpread,
+    signDirection,
     minTrust,
     rescale,
     warmStart,
