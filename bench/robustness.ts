@@ -108,15 +108,9 @@ interface DataDef {
   data: Record<string, unknown>;
 }
 
-/**
- * What a job spec that names no rule runs when it declares Byzantine workers (the default rule, its
- * pre-aggregators and options; every cell of this grid has f ≥ 1).
- */
+/** What a job spec that names no rule runs (the default rule, its pre-aggregators and options). */
 const DEFAULT_AGGREGATION = (() => {
-  const { rule, pre, options } = validateJobSpec({
-    workers: { min: N, max: N },
-    aggregation: { f: 1 },
-  }).aggregation;
+  const { rule, pre, options } = validateJobSpec({}).aggregation;
   return { rule, pre, options };
 })();
 

@@ -253,22 +253,13 @@ const workersSchema = section({
   momentum: boundedNumber({ min: 0, max: 0.9999 }).default(0),
 }).refine((w) => w.min <= w.max, { message: 'must be <= workers.max', path: ['min'] });
 
-/**
- * The default pipeline: a spec that names neither a rule nor pre-aggregators runs the Flag Aggregator behind NNM
- * when it declares f > 0 (chosen on the validation split: docs/robustness/selection-dirichlet.md); with f = 0
- * NNM would replace every vector by the mean of all, so there it runs the Flag Aggregator alone.
- */
-export const DEFAULT_RULE = 'flag';
-export const DEFAULT_PRE_WITH_F: readonly string[] = Object.freeze(['nnm']);
-
-const preList = z
-  .array(z.string().min(1).max(256))
-  .max(LIMITS.maxPreAggregators, `at most ${LIMITS.maxPreAggregators} pre-aggregators`);
-
-const aggregationSection = section({
-  rule: z.string().min(1).max(64).optional(),
+const aggregationSchema = section({
+  rule: z.string().min(1).max(64).default('flag'),
   f: count(LIMITS.maxWorkers - 1).default(0),
-  pre: preList.optional(),
+  pre: z
+    .array(z.string().min(1).max(256))
+    .max(LIMITS.maxPreAggregators, `at most ${LIMITS.maxPreAggregators} pre-aggregators`)
+    .default([]),
   /** The rule's options, plus `preOptions: { <pre-aggregator>: {...} }`. */
   options: z.record(z.string(), z.unknown()).default({}),
   /** Compute budget of one round's aggregation; a round that exceeds it is skipped, with the reason. */
@@ -278,14 +269,6 @@ const aggregationSection = section({
     )
     .default(60_000),
 });
-
-const aggregationSchema = aggregationSection.transform(({ rule, f, pre, options, deadline }) => ({
-  rule: rule ?? DEFAULT_RULE,
-  f,
-  pre: pre ?? (rule === undefined && f > 0 ? [...DEFAULT_PRE_WITH_F] : []),
-  options,
-  deadline,
-}));
 
 /** Value encoding of compressed values (topk/randk values, PowerSGD factors). */
 const valueEncoding = z.enum(['fp32', 'bf16'], { error: () => "must be 'fp32' or 'bf16'" });
@@ -427,8 +410,8 @@ const evaluationSchema = section({
 const fallbackSchema = section({
   rule: z.string().min(1).max(64).default('median'),
   f: count(LIMITS.maxWorkers - 1).optional(),
-  pre: preList.default([]),
-  options: aggregationSection.shape.options,
+  pre: aggregationSchema.shape.pre,
+  options: aggregationSchema.shape.options,
 });
 
 /**

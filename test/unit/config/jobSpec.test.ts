@@ -46,27 +46,6 @@ describe('config: job spec', () => {
     expect(keyPaths(documented)).to.deep.equal(keyPaths(defaults));
   });
 
-  it('a spec that names no rule runs flag behind NNM when f > 0, flag alone when f = 0 or a rule/pre is named', () => {
-    const agg = (aggregation: Record<string, unknown>) => {
-      const { rule, pre } = validateJobSpec({ workers: { min: 12, max: 12 }, aggregation }).aggregation;
-      return [...pre, rule].join('+');
-    };
-    expect(agg({ f: 2 })).to.equal('nnm+flag');
-    expect(agg({ f: 3, options: { rescale: 'none' } })).to.equal('nnm+flag');
-    expect(agg({})).to.equal('flag');
-    expect(agg({ f: 2, rule: 'flag' })).to.equal('flag');
-    expect(agg({ f: 2, pre: [] })).to.equal('flag');
-    expect(agg({ f: 2, pre: ['clip'] })).to.equal('clip+flag');
-    expect(agg({ f: 1, rule: 'median' })).to.equal('median');
-    // the fallback of a guarded job keeps its own default (median, no pre-aggregators)
-    expect(fallbackAggregation(validateJobSpec({ aggregation: { f: 1 } }))).to.deep.equal({
-      rule: 'median',
-      f: 1,
-      pre: [],
-      options: {},
-    });
-  });
-
   it('a partial section keeps the defaults of its other fields (stated once, in the section)', () => {
     const spec = validateJobSpec({ workers: { max: 4 }, optimizer: { kind: 'sgd', momentum: 0.5 } });
     const defaults = validateJobSpec({});
