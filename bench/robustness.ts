@@ -161,6 +161,46 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { rescale: 'median-norm', signThreshold: -0.3 },
   },
+  // Candidates of the default selection on Dirichlet shards (docs/robustness/selection-dirichlet.md): the
+  // default flag behind bucketing (s = 2) or NNM.
+  {
+    key: 'bucketing-flag',
+    label: 'bucketing(s=2)+flag',
+    rule: 'flag',
+    pre: ['bucketing'],
+    options: {},
+  },
+  { key: 'nnm-flag', label: 'nnm+flag', rule: 'flag', pre: ['nnm'], options: {} },
+  // ... or with its step scaled to the trusted workers' agreement, or its sign test relative to their spread
+  {
+    key: 'flag-agree',
+    label: 'flag, rescale agreement',
+    rule: 'flag',
+    pre: [],
+    options: { rescale: 'agreement' },
+  },
+  { key: 'flag-rel', label: 'flag, signSpread 3', rule: 'flag', pre: [], options: { signSpread: 3 } },
+  {
+    key: 'flag-cm',
+    label: 'flag, sign test against the clipped mean',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'clipped-mean' },
+  },
+  {
+    key: 'flag-cm-agree',
+    label: 'flag, clipped-mean sign test, rescale agreement',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'clipped-mean', rescale: 'agreement' },
+  },
+  {
+    key: 'flag-agree-rel',
+    label: 'flag, rescale agreement, signSpread 3',
+    rule: 'flag',
+    pre: [],
+    options: { rescale: 'agreement', signSpread: 3 },
+  },
   {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',

@@ -60,8 +60,10 @@ const flagShape = {
   tolerance: boundedNumber({ min: 0, max: 1 }).optional(),
   signAware: z.boolean().optional(),
   signThreshold: boundedNumber({ min: -1, max: 1 }).optional(),
+  signSpread: boundedNumber({ min: 0, max: 100 }).nullable().optional(),
+  signDirection: oneOf(['principal-axis', 'clipped-mean']).optional(),
   minTrust: boundedNumber({ min: 0, max: 1 }).optional(),
-  rescale: oneOf(['none', 'median-norm']).optional(),
+  rescale: oneOf(['none', 'median-norm', 'agreement']).optional(),
   warmStart: z.boolean().optional(),
   /** Reference mode's start Y₀: d rows of r columns (checked against the model in checkAggregation). */
   y0: z.array(z.array(z.number()).min(1).max(MAX_INPUTS)).min(1).optional(),

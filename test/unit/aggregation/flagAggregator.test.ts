@@ -7,7 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { chooseRank, createFlagAggregator } from '../../../src/core/aggregation/flag/aggregator.ts';
+import {
+  chooseRank,
+  clippedMeanScores,
+  createFlagAggregator,
+  signThresholdFor,
+} from '../../../src/core/aggregation/flag/aggregator.ts';
 import { blockedGram } from '../../../src/core/aggregation/kernels/gram.ts';
 import { linearCombination } from '../../../src/core/aggregation/kernels/linear.ts';
 import { computeGram, simdKernelsActive } from '../../../src/core/aggregation/kernels/registry.ts';
@@ -536,6 +541,141 @@ describe('flag: known weaknesses and their options', () => {
     expect(diag(plain).rescaleFactor).to.equal(1);
   });
 
+  it('rescale agreement scales the median norm by the length of the mean unit vector of the included workers', () => {
+    // A mean of s equally long vectors of norm m has length m·‖(1/s)·Σ ĝᵢ‖: short when they disagree (non-IID
+    // shards), m when they coincide. 'agreement' gives the flag output that length; 'median-norm' gives it m.
+    const d = 40;
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < 6; i++) {
+      const v = new Float32Array(d);
+      v[0] = 1;
+      v[i + 1] = 2; // cosine 1/5 between any two workers
+      vectors.push(v.map((x) => x * (1 + 0.1 * i)));
+    }
+    const res = run({ rescale: 'agreement' }, vectors, 1);
+    const med = run({ rescale: 'median-norm' }, vectors, 1);
+    expect(res.workers.every((w) => w.included)).to.equal(true);
+    // ‖Σ ĝᵢ‖² = s + s(s − 1)·(1/5) with s = 6 → agreement = √12 / 6
+    const agreement = Math.sqrt(6 + 30 / 5) / 6;
+    expect(norm(res.update)).to.be.closeTo(norm(med.update) * agreement, 1e-5);
+    expect(cosine(res.update, med.update)).to.be.closeTo(1, 1e-9);
+    // identical directions: agreement 1, the same step as median-norm
+    const same = vectors.map((_, i) => vectors[0].map((x) => x * (1 + i)));
+    expect(norm(run({ rescale: 'agreement' }, same, 1).update)).to.be.closeTo(
+      norm(run({ rescale: 'median-norm' }, same, 1).update),
+      1e-4,
+    );
+  });
+
+  it('signSpread lowers the sign cutoff to median − k·1.4826·MAD of the cosines, never above signThreshold', () => {
+    expect(signThresholdFor([0.5, 0.5, 0.5, -1], -0.3, 3)).to.equal(-0.3); // tight: signThreshold stays
+    expect(signThresholdFor([0.6, 0.2, 0.3, -0.4, -1], -0.3, null)).to.equal(-0.3);
+    // median 0.2, MAD median(|0.4, 0, 0.1, 0.6, 1.2|) = 0.4 → 0.2 − 2·1.4826·0.4
+    expect(signThresholdFor([0.6, 0.2, 0.3, -0.4, -1.0], -0.3, 2)).to.be.closeTo(
+      0.2 - 2 * 1.4826 * 0.4,
+      1e-12,
+    );
+    expect(signThresholdFor([0.6, 0.2, 0.3, -0.4, -1.0], 0, 0)).to.equal(0);
+    // In the aggregator: with honest cosines spread out (0.22–0.76, one at −0.49) that one stays in with
+    // k = 2 (cutoff ≈ −0.63) and the flipped worker (cosine ≈ −0.98) is still excluded.
+    const d = 32;
+    const vec = (pairs: [number, number][]) => {
+      const v = new Float32Array(d);
+      for (const [i, x] of pairs) v[i] = x;
+      return v;
+    };
+    const vectors: Float32Array[] = [];
+    const along = [1, 0.3, 1, 0.2, 1, 0.4, 1];
+    along.forEach((a, i) =>
+      vectors.push(
+        vec([
+          [0, a],
+          [i + 1, 1],
+        ]),
+      ),
+    );
+    vectors.push(
+      vec([
+        [0, -0.5],
+        [10, 1],
+      ]),
+    );
+    vectors.push(vec([[0, -3]]));
+    const res = (options: Record<string, unknown>) => run(options, vectors, 1);
+    const included = (options: Record<string, unknown>) =>
+      res(options)
+        .workers.map((w) => (w.included ? 1 : 0))
+        .join('');
+    const scores = diag(res({})).signScores as number[];
+    expect(scores[7]).to.be.below(-0.3);
+    expect(scores[8]).to.be.below(-0.9);
+    expect(included({})).to.equal('111111100');
+    expect(included({ signSpread: 2 })).to.equal('111111110');
+    expect(diag(res({ signSpread: 2 })).signCutoff).to.equal(signThresholdFor(scores, -0.3, 2));
+    // the same honest workers in tight agreement: the cutoff stays at −0.3 and excludes the one at −0.48
+    const tight = vectors.map((v) => Float32Array.from(v));
+    for (let i = 0; i < 7; i++) tight[i][0] = 1;
+    expect(diag(run({ signSpread: 2 }, tight, 1)).signCutoff).to.equal(-0.3);
+    expect(
+      run({ signSpread: 2 }, tight, 1)
+        .workers.map((w) => (w.included ? 1 : 0))
+        .join(''),
+    ).to.equal('111111100');
+  });
+
+  it('signDirection clipped-mean keeps an honest shard the principal axis turns against, and excludes IPM', () => {
+    // Non-IID: six workers along e0 (+0.3·e1), three on another shard along −e0 + e1; two IPM attackers send
+    // −0.1 × the honest mean. The principal axis follows the six, so the three score −0.46 and are excluded with
+    // the attackers; every honest gradient agrees with the clipped mean (cosine ≥ 0.03), the attackers do not.
+    const d = 16;
+    const vec = (pairs: [number, number][]) => {
+      const v = new Float32Array(d);
+      for (const [i, x] of pairs) v[i] = x;
+      return v;
+    };
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < 6; i++)
+      vectors.push(
+        vec([
+          [0, 1],
+          [1, 0.3],
+          [2 + i, 0.2],
+        ]),
+      );
+    for (let i = 0; i < 3; i++)
+      vectors.push(
+        vec([
+          [0, -1],
+          [1, 1],
+          [8 + i, 0.2],
+        ]),
+      );
+    const mean = new Float32Array(d);
+    for (const v of vectors) for (let k = 0; k < d; k++) mean[k] += v[k] / 9;
+    for (let j = 0; j < 2; j++) vectors.push(mean.map((x) => -0.1 * x));
+    const included = (options: Record<string, unknown>) =>
+      run(options, vectors, 2)
+        .workers.map((w) => (w.included ? 1 : 0))
+        .join('');
+    expect(included({})).to.equal('11111100000');
+    expect(included({ signDirection: 'clipped-mean' })).to.equal('11111111100');
+    const scores = diag(run({ signDirection: 'clipped-mean' }, vectors, 2)).signScores as number[];
+    expect(Math.min(...scores.slice(0, 9))).to.be.greaterThan(0);
+    expect(Math.max(...scores.slice(9))).to.be.below(-0.9);
+  });
+
+  it('clippedMeanScores: cosines to Σ min(‖gⱼ‖, median)·ĝⱼ, so one huge vector counts as one median norm', () => {
+    // unit vectors e0, e0, e1 with norms 1, 1, 100: c = e0 + e0 + 1·e1 (the 100 clipped to the median 1)
+    const K = Float64Array.of(1, 1, 0, 1, 1, 0, 0, 0, 1);
+    const got = Array.from(clippedMeanScores(K, [1, 1, 100]));
+    const cn = Math.sqrt(5);
+    expect(got[0]).to.be.closeTo(2 / cn, 1e-12);
+    expect(got[1]).to.be.closeTo(2 / cn, 1e-12);
+    expect(got[2]).to.be.closeTo(1 / cn, 1e-12);
+    // c = 0 (two opposite vectors of equal norm): no direction, every score 0
+    expect(Array.from(clippedMeanScores(Float64Array.of(1, -1, -1, 1), [2, 2]))).to.deep.equal([0, 0]);
+  });
+
   it("r = 'auto' counts the directions above the noise bulk of the cosine Gram", () => {
     const rng = new Rng(23);
     const d = 2000;
@@ -649,7 +789,9 @@ describe('flag: state, preconditions and options', () => {
       [{ lambda: -1 }, /'lambda' must be a finite number/],
       [{ epsilon: 0 }, /'epsilon' must be a finite number > 0/],
       [{ maxIterations: 1.5 }, /'maxIterations' must be a non-negative integer/],
-      [{ rescale: 'max' }, /'rescale' must be 'none' or 'median-norm'/],
+      [{ rescale: 'max' }, /'rescale' must be 'none', 'median-norm' or 'agreement'/],
+      [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
+      [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis' or 'clipped-mean'/],
       [{ signAware: 'yes' }, /'signAware' must be true or false/],
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],
       [{ mode: 'reference', signAware: true }, /not available in mode 'reference'/],

@@ -26,7 +26,8 @@
  * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'auto', rMax: n − 2f, lambda: 0, epsilon: 1e-7, maxIterations: 100, tolerance: 1e-6, signAware: true,
- *   signThreshold: −0.3, minTrust: 0, rescale: 'median-norm', warmStart: false.
+ *   signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis', minTrust: 0, rescale: 'median-norm',
+ *   warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -287,10 +288,18 @@ class FlagAggregator implements AggregationRule {
     // Why a worker was excluded, with the numbers the test compared (the text is written with its final cosine).
     const reasons = new Array<Exclusion | undefined>(p).fill(undefined);
     let signScores: Float64Array | null = null;
+    let signCutoff: number | null = null;
     if (o.signAware && rEff0 > 0) {
-      signScores = this.robustDirectionScores(first.P, p, rEff0, K);
+      signScores =
+        o.signDirection === 'clipped-mean'
+          ? clippedMeanScores(
+              K,
+              active.map((i) => norms[i]),
+            )
+          : this.robustDirectionScores(first.P, p, rEff0, K);
+      signCutoff = signThresholdFor(signScores, o.signThreshold, o.signSpread);
       for (let a = 0; a < p; a++) {
-        if (signScores[a] < o.signThreshold - SIGN_SLACK) {
+        if (signScores[a] < signCutoff - SIGN_SLACK) {
           keep[a] = false;
           reasons[a] = { code: 'against-robust-direction', score: signScores[a], threshold: o.signThreshold };
         }
@@ -329,8 +338,11 @@ class FlagAggregator implements AggregationRule {
     for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) outNorm2 += c[a] * KS[a * s + b] * c[b];
     const outNorm = Math.sqrt(Math.max(0, outNorm2));
     let alpha = 1;
-    if (o.rescale === 'median-norm') {
-      alpha = outNorm > 0 ? median(S.map((a) => norms[active[a]])) / outNorm : 0;
+    if (o.rescale !== 'none') {
+      let target = median(S.map((a) => norms[active[a]]));
+      // agreement ‖(1/s)·Σ ĝᵢ‖ = √(1ᵀ K_S 1)/s: the length of a mean of s unit vectors
+      if (o.rescale === 'agreement') target *= Math.sqrt(Math.max(0, sumAll(KS))) / s;
+      alpha = outNorm > 0 ? target / outNorm : 0;
     }
 
     // Output pass (and the subspace for next round's warm start).
@@ -452,6 +464,7 @@ class FlagAggregator implements AggregationRule {
         reconstructionRatios: ratios,
         coefficients,
         signScores: signScores ? scores : null,
+        signCutoff,
         excluded: workers.filter((w) => !w.included).map((w) => w.index),
         eigenvalues: Array.from(eigK.values),
         subspaceEigenvalues: Array.from(final.fit.mu.subarray(0, rEff)),
@@ -660,6 +673,53 @@ class FlagAggregator implements AggregationRule {
 /** Factory registered as `flag`. Options: see {@link FlagOptions} and the module comment. */
 export const createFlagAggregator: RuleFactory = (options) =>
   new FlagAggregator(parseFlagOptions(options ?? {}));
+
+/** Σ of all entries of a square matrix. */
+function sumAll(M: Float64Array): number {
+  let acc = 0;
+  for (const x of M) acc += x;
+  return acc;
+}
+
+/** Scale of the median absolute deviation that makes it estimate σ for Gaussian data. */
+const MAD_SCALE = 1.4826;
+
+/**
+ * The sign test's cutoff: `threshold`, or with `spread` = k the lower of it and median − k·1.4826·MAD of the
+ * scores. Honest cosines to the robust direction spread out on non-IID shards (some sit below −0.3); a flipped
+ * gradient sits near −1, outside that spread, so the cutoff follows the honest workers' agreement.
+ */
+export function signThresholdFor(
+  scores: ArrayLike<number>,
+  threshold: number,
+  spread: number | null,
+): number {
+  if (spread === null || scores.length === 0) return threshold;
+  const xs = Array.from(scores);
+  const m = median(xs);
+  const mad = median(xs.map((x) => Math.abs(x - m)));
+  return Math.min(threshold, m - spread * MAD_SCALE * mad);
+}
+
+/**
+ * Cosine of each worker to c = Σⱼ min(‖gⱼ‖, m)·ĝⱼ (m = median norm), from the cosine Gram alone:
+ * ⟨ĝᵢ, c⟩ = (K w)ᵢ and ‖c‖² = wᵀ K w with wⱼ = min(‖gⱼ‖, m). All zero when c = 0.
+ */
+export function clippedMeanScores(K: Float64Array, norms: number[]): Float64Array {
+  const p = norms.length;
+  const m = median(norms);
+  const w = norms.map((x) => Math.min(x, m));
+  const kw = new Float64Array(p);
+  let cc = 0;
+  for (let i = 0; i < p; i++) {
+    let acc = 0;
+    for (let j = 0; j < p; j++) acc += K[i * p + j] * w[j];
+    kw[i] = acc;
+    cc += w[i] * acc;
+  }
+  const cn = Math.sqrt(Math.max(0, cc));
+  return kw.map((x) => (cn > 0 ? x / cn : 0));
+}
 
 /** For each worker, the median of its cosines to the other workers (K is the p×p cosine Gram matrix). */
 function medianCosines(K: Float64Array, p: number): Float64Array {

@@ -4,7 +4,8 @@
  */
 
 export type FlagMode = 'phalanx' | 'reference';
-export type FlagRescale = 'none' | 'median-norm';
+export type FlagRescale = 'none' | 'median-norm' | 'agreement';
+export type FlagSignDirection = 'principal-axis' | 'clipped-mean';
 
 export interface FlagOptions {
   mode: FlagMode;
@@ -24,11 +25,26 @@ export interface FlagOptions {
   signAware: boolean;
   /** Cosine to the robust direction below which a worker is excluded (signAware). */
   signThreshold: number;
+  /**
+   * Agreement-relative sign test (null = off): with k set, the threshold is
+   * min(signThreshold, median(scores) − k·1.4826·MAD(scores)) over the workers' cosines to the robust direction,
+   * so a spread of honest cosines (non-IID shards) lowers it, and a tight one keeps signThreshold.
+   */
+  signSpread: number | null;
+  /**
+   * The direction the sign test scores against: 'principal-axis' = the principal axis of the workers' projections
+   * on the flag subspace, oriented by their agreement; 'clipped-mean' = the sum of all gradients clipped to the
+   * median norm, c = Σⱼ min(1, m/‖gⱼ‖)·gⱼ (f attackers move it by at most f median norms, whatever they send,
+   * and on non-IID shards every honest gradient tends to agree with it, while one principal axis can follow a
+   * few shards).
+   */
+  signDirection: FlagSignDirection;
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
   /**
    * Output scaling: 'none' = the reference's (1/r)·YYᵀΣĝᵢ (a sum of unit vectors, norm ≤ p/r whatever the
-   * inputs), or 'median-norm' = rescaled to the median norm of the included workers.
+   * inputs), 'median-norm' = rescaled to the median norm of the included workers, or 'agreement' = that median
+   * norm times their agreement ‖(1/s)·Σᵢ ĝᵢ‖ ∈ [0, 1] (the length a mean of s equally long vectors has).
    */
   rescale: FlagRescale;
   /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
@@ -48,6 +64,8 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   tolerance: 1e-6,
   signAware: true,
   signThreshold: -0.3,
+  signSpread: null,
+  signDirection: 'principal-axis',
   minTrust: 0,
   rescale: 'median-norm',
   warmStart: false,
@@ -60,6 +78,8 @@ const PHALANX_KEYS = [
   'tolerance',
   'signAware',
   'signThreshold',
+  'signSpread',
+  'signDirection',
   'minTrust',
   'rescale',
   'warmStart',
@@ -198,6 +218,8 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       tolerance: 0,
       signAware: false,
       signThreshold: 0,
+      signSpread: null,
+      signDirection: 'principal-axis',
       minTrust: 0,
       rescale: 'none',
       warmStart: false,
@@ -224,14 +246,27 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     options.signThreshold === undefined
       ? FLAG_DEFAULTS.signThreshold
       : finiteNumber('signThreshold', options.signThreshold, -1, 1);
+  const signSpread =
+    options.signSpread === undefined || options.signSpread === null
+      ? FLAG_DEFAULTS.signSpread
+      : finiteNumber('signSpread', options.signSpread, 0, 100);
+  let signDirection: FlagSignDirection = FLAG_DEFAULTS.signDirection;
+  if (options.signDirection !== undefined) {
+    if (options.signDirection !== 'principal-axis' && options.signDirection !== 'clipped-mean') {
+      fail(
+        `option 'signDirection' must be 'principal-axis' or 'clipped-mean', got ${describe(options.signDirection)}`,
+      );
+    }
+    signDirection = options.signDirection;
+  }
   const minTrust =
     options.minTrust === undefined
       ? FLAG_DEFAULTS.minTrust
       : finiteNumber('minTrust', options.minTrust, 0, 1);
   let rescale: FlagRescale = FLAG_DEFAULTS.rescale;
   if (options.rescale !== undefined) {
-    if (options.rescale !== 'none' && options.rescale !== 'median-norm') {
-      fail(`option 'rescale' must be 'none' or 'median-norm', got ${describe(options.rescale)}`);
+    if (options.rescale !== 'none' && options.rescale !== 'median-norm' && options.rescale !== 'agreement') {
+      fail(`option 'rescale' must be 'none', 'median-norm' or 'agreement', got ${describe(options.rescale)}`);
     }
     rescale = options.rescale;
   }
@@ -247,6 +282,8 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     tolerance,
     signAware,
     signThreshold,
+    signSpread,
+    signDirection,
     minTrust,
     rescale,
     warmStart,
