@@ -61,6 +61,15 @@ function waitingForWorkers(job: Job__Output): boolean {
 }
 
 /**
+ * The STATE column of `phalanx jobs`: the stored state, except that a running job short of workers.min says
+ * `waiting 1/4` (it cannot make progress; `running` with round 0 would read as a stuck job). Needs GetJob's detail.
+ */
+export function jobListState(job: Job__Output): string {
+  if (waitingForWorkers(job)) return `waiting ${job.detail!.participants.length}/${job.detail!.workersMin}`;
+  return job.state;
+}
+
+/**
  * The job's phase in a few words: `queued`, `waiting for workers 1/4`, `running: 37/150 rounds done (25%)`,
  * `completed: 150/150 rounds`, `failed at round 12/150`, `cancelled at round 12/150`.
  */

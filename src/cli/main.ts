@@ -31,7 +31,7 @@ import { CertsError, createCertificates, parseClients } from './certs.ts';
 import { TlsConfigError } from '../transport/tls.ts';
 import { parseDuration } from '../config/duration.ts';
 import { formatRound, ProgressPrinter } from './progress.ts';
-import { formatStatus } from './jobLines.ts';
+import { formatStatus, jobListState } from './jobLines.ts';
 import { WatchView } from './watchView.ts';
 import type { Job__Output } from '../gen/phalanx/v1/Job.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
@@ -799,18 +799,23 @@ addClientAuthOptions(program.command('jobs').description('list the jobs this cre
   .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
   .action(async (opts: { coordinator: string; output: string } & ClientAuthFlags) => {
     const client = new JobsClient(opts.coordinator, resolveClientAuth(opts));
-    const jobs = await client.list();
-    client.close();
+    const listed = await client.list();
     if (opts.output === 'json') {
-      console.log(JSON.stringify(jobs, null, 2));
+      client.close();
+      console.log(JSON.stringify(listed, null, 2));
       return;
     }
-    console.log(['ID'.padEnd(28), 'STATE'.padEnd(10), 'ROUND'.padStart(12), '  CREATED'].join(' '));
+    // Running jobs only (few): their live detail says whether they wait for workers.min.
+    const jobs = await Promise.all(
+      listed.map((j) => (j.state === 'running' ? client.get(j.id).catch(() => j) : j)),
+    );
+    client.close();
+    console.log(['ID'.padEnd(28), 'STATE'.padEnd(12), 'ROUND'.padStart(12), '  CREATED'].join(' '));
     for (const j of jobs) {
       console.log(
         [
           j.id.padEnd(28),
-          j.state.padEnd(10),
+          jobListState(j).padEnd(12),
           `${j.round}/${j.totalRounds}`.padStart(12),
           ` ${new Date(j.createdAtMs).toISOString()}`,
         ].join(' '),

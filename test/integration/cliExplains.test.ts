@@ -97,6 +97,9 @@ describe('integration: the CLI explains a job (status, watch, submit)', function
     expect(status.stdout).to.match(/^workers +1 joined, workers\.min 2, workers\.max 2: worker-0$/m);
     expect(status.stdout).to.match(/^eta +none until workers\.min workers have joined$/m);
     expect(status.stdout).not.to.match(/running/);
+    const jobs = await cli(['jobs']);
+    expect(jobs.code, jobs.stderr).to.equal(0);
+    expect(jobs.stdout).to.match(new RegExp(`^${id} +waiting 1/2 +0/50 `, 'm'));
 
     const watch = watcher(['watch', id]);
     await watch.waitFor(new RegExp(`^job ${id}: waiting for workers 1/2$`, 'm'));

@@ -8,7 +8,7 @@ import {
   type RoundReport,
   type WorkerRoundHealth,
 } from '../../../src/coordinator/roundReport.ts';
-import { formatFinal, formatStall, formatStatus, jobPhase } from '../../../src/cli/jobLines.ts';
+import { formatFinal, formatStall, formatStatus, jobListState, jobPhase } from '../../../src/cli/jobLines.ts';
 import { WatchView, MIN_STALL_MS } from '../../../src/cli/watchView.ts';
 import type { Job__Output } from '../../../src/gen/phalanx/v1/Job.ts';
 import type { JobDetail__Output } from '../../../src/gen/phalanx/v1/JobDetail.ts';
@@ -214,6 +214,17 @@ describe('cli: human output', () => {
       expect(text).to.match(/^ +worker-3 left 12s ago: heartbeat expired \(6000 ms\)$/m);
       expect(text).to.match(/^eta +none until workers\.min workers have joined$/m);
       expect(text).not.to.match(/0\/150/);
+    });
+
+    it('`phalanx jobs` lists a job waiting for workers.min as "waiting 1/4", a running one as running', () => {
+      const waiting = job({ detail: detail({ participants: [live('worker-0')] }) });
+      expect(jobListState(waiting)).to.equal('waiting 1/4');
+      const running = job({
+        round: 3,
+        detail: detail({ participants: ['a', 'b', 'c', 'd'].map((n) => live(n)) }),
+      });
+      expect(jobListState(running)).to.equal('running');
+      expect(jobListState(job({ detail: null })), 'no detail (ListJobs)').to.equal('running');
     });
 
     it('a running job: progress, who the round waits for, accuracy, losses, ETA and checkpoints', () => {
