@@ -104,7 +104,15 @@ function tallSvd(w: Float64Array, m: number, n: number): Svd {
 }
 
 /** Columns p, q of row-major `x` (rows×cols) ← (c·x_p − s·x_q, s·x_p + c·x_q). */
-function rotate(x: Float64Array, rows: number, cols: number, p: number, q: number, c: number, s: number): void {
+function rotate(
+  x: Float64Array,
+  rows: number,
+  cols: number,
+  p: number,
+  q: number,
+  c: number,
+  s: number,
+): void {
   for (let i = 0; i < rows; i++) {
     const xp = x[i * cols + p];
     const xq = x[i * cols + q];
@@ -139,20 +147,23 @@ function completeColumns(u: Float64Array, m: number, k: number, from: number): v
 }
 
 /**
- * The best rank-r approximation's factors (Eckart–Young): B = U_r·Σ_r^{1/2} (m×r) and A = Σ_r^{1/2}·V_rᵀ
- * (r×n), so B·A = U_r Σ_r V_rᵀ. r is clamped to min(m, n).
+ * The best rank-r approximation's factors (Eckart–Young): left = U_r·Σ_r^{1/2} (m×r) and right = Σ_r^{1/2}·V_rᵀ
+ * (r×n), so left·right = U_r Σ_r V_rᵀ. r is clamped to min(m, n).
  */
-export function lowRankFactors(d: Svd, rank: number): { b: Float64Array; a: Float64Array; rank: number } {
+export function lowRankFactors(
+  d: Svd,
+  rank: number,
+): { left: Float64Array; right: Float64Array; rank: number } {
   const k = Math.min(d.rows, d.cols);
   const r = Math.max(0, Math.min(rank, k));
-  const b = new Float64Array(d.rows * r);
-  const a = new Float64Array(r * d.cols);
+  const left = new Float64Array(d.rows * r);
+  const right = new Float64Array(r * d.cols);
   for (let j = 0; j < r; j++) {
     const root = Math.sqrt(d.s[j]);
-    for (let i = 0; i < d.rows; i++) b[i * r + j] = d.u[i * k + j] * root;
-    for (let i = 0; i < d.cols; i++) a[j * d.cols + i] = root * d.v[i * k + j];
+    for (let i = 0; i < d.rows; i++) left[i * r + j] = d.u[i * k + j] * root;
+    for (let i = 0; i < d.cols; i++) right[j * d.cols + i] = root * d.v[i * k + j];
   }
-  return { b, a, rank: r };
+  return { left, right, rank: r };
 }
 
 /** Fraction of ‖A‖²_F = Σσ² that the top `rank` singular values hold (1 for a zero matrix). */

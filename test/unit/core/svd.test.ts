@@ -92,7 +92,11 @@ describe('core: one-sided Jacobi SVD', () => {
     for (let j = 3; j < n; j++) expect(d.s[j]).to.equal(0);
     const zero = checkDecomposition(new Float64Array(6 * 3), 6, 3);
     expect(zero.rank).to.equal(0);
-    const wideDeficient = checkDecomposition(Float64Array.from({ length: 3 * 7 }, (_, i) => (i % 7) + 1), 3, 7);
+    const wideDeficient = checkDecomposition(
+      Float64Array.from({ length: 3 * 7 }, (_, i) => (i % 7) + 1),
+      3,
+      7,
+    );
     expect(wideDeficient.rank).to.equal(1);
   });
 
@@ -115,7 +119,7 @@ describe('core: one-sided Jacobi SVD', () => {
     });
   }
 
-  it('low-rank factors B·A are the truncated SVD and the captured energy is Σ_{j<r} σ² / Σ σ²', () => {
+  it('low-rank factors left·right are the truncated SVD and the captured energy is Σ_{j<r} σ² / Σ σ²', () => {
     const m = 9;
     const n = 6;
     const a = randomMatrix(m, n, 3);
@@ -123,7 +127,7 @@ describe('core: one-sided Jacobi SVD', () => {
     const full = lowRankFactors(d, 99);
     expect(full.rank).to.equal(6);
     for (const r of [0, 2, 6]) {
-      const { b, a: f } = lowRankFactors(d, r);
+      const { left: b, right: f } = lowRankFactors(d, r);
       let err2 = 0;
       let total2 = 0;
       for (let i = 0; i < m; i++) {
