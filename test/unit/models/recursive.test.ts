@@ -104,6 +104,7 @@ describe('models: recursive transformer (Relaxed Recursive Transformer)', functi
     const cases: [Partial<RecursionSpec>, number[][]][] = [
       [{ blocks: 2, init: 'stepwise' }, [[0], [3]]], // ⌊k·6/2⌋
       [{ blocks: 3, init: 'stepwise' }, [[0], [2], [4]]], // ⌊k·6/3⌋
+      [{ blocks: 4, init: 'stepwise' }, [[0], [1], [3], [4]]], // ⌊k·6/4⌋
       [{ blocks: 2, init: 'lower' }, [[0], [1]]],
       [
         { blocks: 2, init: 'average' },
