@@ -1005,7 +1005,9 @@ checkpoint
 function integerListOption(text: string, flag: string, min: number): number[] {
   const values = text.split(',').map((part) => Number(part.trim()));
   if (text.trim() === '' || values.some((v) => !Number.isInteger(v) || v < min)) {
-    throw new UsageError(`${flag} must be comma-separated integers ≥ ${min}, e.g. ${flag === '--ranks' ? '0,4,8,16' : '1,2'}; got '${text}'`);
+    throw new UsageError(
+      `${flag} must be comma-separated integers ≥ ${min}, e.g. ${flag === '--ranks' ? '0,4,8,16' : '1,2'}; got '${text}'`,
+    );
   }
   return values;
 }
@@ -1013,7 +1015,8 @@ function integerListOption(text: string, flag: string, min: number): number[] {
 function positiveIntegerOption(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
   const v = Number(text);
-  if (!Number.isInteger(v) || v <= 0) throw new UsageError(`${flag} must be a positive integer, got '${text}'`);
+  if (!Number.isInteger(v) || v <= 0)
+    throw new UsageError(`${flag} must be a positive integer, got '${text}'`);
   return v;
 }
 
@@ -1024,7 +1027,10 @@ teacher
   .description(
     "a transformer teacher's layer importance (1 − cos(X, X + f(LN X)) per attention and MLP sub-layer) and the SVD energy a rank-r LoRA captures of each tying plan's residuals (docs/students.md)",
   )
-  .option('--text <file>', 'UTF-8 text whose held-out last 10 % feeds the importance scores (default: the bundled KJV excerpt)')
+  .option(
+    '--text <file>',
+    'UTF-8 text whose held-out last 10 % feeds the importance scores (default: the bundled KJV excerpt)',
+  )
   .option('--sequences <n>', 'sequences in the batch (default 16)')
   .option('--seq-len <n>', "tokens per sequence (default min(64, the model's context))")
   .option('--blocks <list>', 'shared-block counts K to plan (default 1,2,3,⌊L/2⌋, those below L)')
@@ -1033,7 +1039,14 @@ teacher
   .action(
     async (
       target: string,
-      opts: { text?: string; sequences?: string; seqLen?: string; blocks?: string; ranks?: string; json?: boolean },
+      opts: {
+        text?: string;
+        sequences?: string;
+        seqLen?: string;
+        blocks?: string;
+        ranks?: string;
+        json?: boolean;
+      },
     ) => {
       await teacherReportCommand(target, {
         text: opts.text,

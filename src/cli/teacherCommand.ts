@@ -51,10 +51,14 @@ export async function teacherReport(target: string, opts: TeacherReportOptions):
   }
   const params = fromNamedTensors(loaded.tensors, createTransformer(spec).layout);
   const seqLen = opts.seqLen ?? Math.min(64, spec.context);
-  if (seqLen > spec.context) throw new TeacherReportError(`--seq-len ${seqLen} exceeds the model's context ${spec.context}`);
+  if (seqLen > spec.context)
+    throw new TeacherReportError(`--seq-len ${seqLen} exceeds the model's context ${spec.context}`);
   const text =
     opts.text === undefined
-      ? { text: loadText({ source: BUNDLED_EXCERPT }).text, source: `bundled KJV excerpt (${BUNDLED_EXCERPT})` }
+      ? {
+          text: loadText({ source: BUNDLED_EXCERPT }).text,
+          source: `bundled KJV excerpt (${BUNDLED_EXCERPT})`,
+        }
       : loadText({ source: opts.text });
   const { heldOut } = splitHeldOut(encodeText(text.text, spec.vocab));
   const batch = sequenceSplit(heldOut, seqLen, opts.sequences ?? 16);
@@ -63,7 +67,13 @@ export async function teacherReport(target: string, opts: TeacherReportOptions):
   const ranks = opts.ranks ?? DEFAULT_REPORT_RANKS;
   return {
     checkpoint: loaded.dir,
-    model: { dModel: spec.dModel, layers: spec.layers, heads: spec.heads, ffn: spec.ffn, vocab: spec.vocab.length },
+    model: {
+      dModel: spec.dModel,
+      layers: spec.layers,
+      heads: spec.heads,
+      ffn: spec.ffn,
+      vocab: spec.vocab.length,
+    },
     text: { source: text.source, sequences: batch.count, seqLen },
     importance: layerImportance(spec, params, batch.images, batch.count, ops),
     ranks,
@@ -81,7 +91,13 @@ export function formatTeacherReport(r: TeacherReport): string {
     ...r.importance.map((s) => `${String(s.layer).padEnd(6)} ${f(s.attn)}  ${f(s.mlp)}`),
     '',
     'SVD energy of the tied layers\u2019 residuals R = W_teacher − W_shared: ‖R‖²/‖W‖², and the fraction of ‖R‖² a rank-r LoRA captures',
-    ['K', 'schedule'.padEnd(12), 'init'.padEnd(8), '‖R‖²/‖W‖²', ...r.ranks.map((k) => `r=${k}`.padEnd(6))].join('  '),
+    [
+      'K',
+      'schedule'.padEnd(12),
+      'init'.padEnd(8),
+      '‖R‖²/‖W‖²',
+      ...r.ranks.map((k) => `r=${k}`.padEnd(6)),
+    ].join('  '),
   ];
   for (const e of r.energy) {
     lines.push(
@@ -100,5 +116,7 @@ export function formatTeacherReport(r: TeacherReport): string {
 
 export async function teacherReportCommand(target: string, opts: TeacherReportOptions): Promise<void> {
   const report = await teacherReport(target, opts);
-  process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatTeacherReport(report)}\n`);
+  process.stdout.write(
+    opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatTeacherReport(report)}\n`,
+  );
 }

@@ -32,17 +32,26 @@ export function layerImportance(
 ): SublayerImportance[] {
   const model = createTransformer(spec);
   const forward = transformerForward(spec);
-  const scores: SublayerImportance[] = Array.from({ length: spec.layers }, (_, layer) => ({ layer, attn: 0, mlp: 0 }));
+  const scores: SublayerImportance[] = Array.from({ length: spec.layers }, (_, layer) => ({
+    layer,
+    attn: 0,
+    mlp: 0,
+  }));
   tf.tidy(() => {
     const p = model.layout.layers.map((slot) => tf.tensor(layerView(params, slot), slot.shape));
-    forward.logits(transformerWeights(p, spec.layers), forward.input(ids, n), ops, (layer, sublayer, x, fx) => {
-      const y = tf.add(x, fx);
-      const dot = tf.sum(tf.mul(x, y), -1);
-      const norms = tf.mul(tf.norm(x, 'euclidean', -1), tf.norm(y, 'euclidean', -1));
-      // a zero stream has no direction: count it as unchanged
-      const cos = tf.where(tf.greater(norms, 0), tf.div(dot, tf.maximum(norms, 1e-30)), tf.onesLike(dot));
-      scores[layer][sublayer] = 1 - tf.mean(cos).dataSync()[0];
-    });
+    forward.logits(
+      transformerWeights(p, spec.layers),
+      forward.input(ids, n),
+      ops,
+      (layer, sublayer, x, fx) => {
+        const y = tf.add(x, fx);
+        const dot = tf.sum(tf.mul(x, y), -1);
+        const norms = tf.mul(tf.norm(x, 'euclidean', -1), tf.norm(y, 'euclidean', -1));
+        // a zero stream has no direction: count it as unchanged
+        const cos = tf.where(tf.greater(norms, 0), tf.div(dot, tf.maximum(norms, 1e-30)), tf.onesLike(dot));
+        scores[layer][sublayer] = 1 - tf.mean(cos).dataSync()[0];
+      },
+    );
   });
   return scores;
 }

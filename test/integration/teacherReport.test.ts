@@ -45,12 +45,26 @@ describe('integration: phalanx teacher report', function () {
   });
 
   it('prints layer importance per sub-layer and the SVD energy of each tying plan as JSON and as a table', async () => {
-    const json = await phalanx(['teacher', 'report', path.join(root, 'teacher'), '--json', '--sequences', '4', '--seq-len', '16']);
+    const json = await phalanx([
+      'teacher',
+      'report',
+      path.join(root, 'teacher'),
+      '--json',
+      '--sequences',
+      '4',
+      '--seq-len',
+      '16',
+    ]);
     expect(json.code, json.stderr).to.equal(0);
     const report = JSON.parse(json.stdout) as {
       importance: { layer: number; attn: number; mlp: number }[];
       ranks: number[];
-      energy: { blocks: number; schedule: string; init: string; captured: { rank: number; fraction: number }[] }[];
+      energy: {
+        blocks: number;
+        schedule: string;
+        init: string;
+        captured: { rank: number; fraction: number }[];
+      }[];
       text: { sequences: number; seqLen: number; source: string };
     };
     expect(report.importance.map((s) => s.layer)).to.deep.equal([0, 1, 2, 3]);
@@ -62,17 +76,24 @@ describe('integration: phalanx teacher report', function () {
     expect(report.text.source).to.match(/bundled KJV excerpt/);
     expect(report.ranks).to.deep.equal([0, 4, 8, 16]);
     // L = 4: K ∈ {1, 2, 3} for cycle, K = 3 for middle-cycle, three inits each
-    expect(report.energy.map((e) => `${e.blocks}/${e.schedule}`).filter((_, i) => i % 3 === 0)).to.deep.equal([
-      '1/cycle',
-      '2/cycle',
-      '3/cycle',
-      '3/middle-cycle',
-    ]);
+    expect(report.energy.map((e) => `${e.blocks}/${e.schedule}`).filter((_, i) => i % 3 === 0)).to.deep.equal(
+      ['1/cycle', '2/cycle', '3/cycle', '3/middle-cycle'],
+    );
     for (const e of report.energy) {
       expect(e.captured[0].fraction).to.equal(0);
       expect(e.captured[3].fraction).to.be.closeTo(1, 1e-9); // rank 16 = d: full
     }
-    const table = await phalanx(['teacher', 'report', path.join(root, 'teacher'), '--sequences', '2', '--blocks', '2', '--ranks', '0,8']);
+    const table = await phalanx([
+      'teacher',
+      'report',
+      path.join(root, 'teacher'),
+      '--sequences',
+      '2',
+      '--blocks',
+      '2',
+      '--ranks',
+      '0,8',
+    ]);
     expect(table.code, table.stderr).to.equal(0);
     expect(table.stdout).to.match(/layer\s+attn\s+mlp/);
     expect(table.stdout).to.match(/^2\s+cycle\s+average\s+[0-9.]+\s+0\.0000\s+[0-9.]+/m);
@@ -81,7 +102,9 @@ describe('integration: phalanx teacher report', function () {
   it('refuses a recursive checkpoint and bad options, exit 2 with the reason', async () => {
     const student = await phalanx(['teacher', 'report', path.join(root, 'student')]);
     expect(student.code).to.equal(2);
-    expect(student.stderr).to.match(/holds a recursive transformer; a teacher report needs a plain transformer/);
+    expect(student.stderr).to.match(
+      /holds a recursive transformer; a teacher report needs a plain transformer/,
+    );
     const ranks = await phalanx(['teacher', 'report', path.join(root, 'teacher'), '--ranks', '4,x']);
     expect(ranks.code).to.equal(2);
     expect(ranks.stderr).to.match(/--ranks must be comma-separated integers/);

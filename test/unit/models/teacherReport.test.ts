@@ -9,7 +9,15 @@ import { createTransformer } from '../../../src/models/transformer.ts';
 import type { TransformerSpec } from '../../../src/models/types.ts';
 import { selectBackend } from '../../../src/worker/backend.ts';
 
-const spec: TransformerSpec = { kind: 'transformer', vocab: 'abcdef', dModel: 8, layers: 4, heads: 2, ffn: 12, context: 8 };
+const spec: TransformerSpec = {
+  kind: 'transformer',
+  vocab: 'abcdef',
+  dModel: 8,
+  layers: 4,
+  heads: 2,
+  ffn: 12,
+  context: 8,
+};
 
 function randomTeacher(seed: number): Float32Array {
   const model = createTransformer(spec);
@@ -17,7 +25,8 @@ function randomTeacher(seed: number): Float32Array {
   const params = new Float32Array(model.layout.totalSize);
   for (const slot of model.layout.layers) {
     const view = layerView(params, slot);
-    for (let i = 0; i < view.length; i++) view[i] = (slot.name.endsWith('.gain') ? 1 : 0) + 0.3 * rng.normal();
+    for (let i = 0; i < view.length; i++)
+      view[i] = (slot.name.endsWith('.gain') ? 1 : 0) + 0.3 * rng.normal();
   }
   return params;
 }
@@ -46,7 +55,14 @@ describe('models: teacher report', function () {
     expect(scores.map((s) => s.layer)).to.deep.equal([0, 1, 2, 3]);
     expect(scores[1].attn).to.be.closeTo(0, 1e-6);
     expect(scores[2].mlp).to.be.closeTo(0, 1e-6);
-    for (const s of [scores[0].attn, scores[0].mlp, scores[1].mlp, scores[2].attn, scores[3].attn, scores[3].mlp]) {
+    for (const s of [
+      scores[0].attn,
+      scores[0].mlp,
+      scores[1].mlp,
+      scores[2].attn,
+      scores[3].attn,
+      scores[3].mlp,
+    ]) {
       expect(s).to.be.within(1e-4, 2);
     }
     // a sub-layer writing ε·f: the stream turns by O(ε), so the score falls like ε²
@@ -64,7 +80,12 @@ describe('models: teacher report', function () {
   it('SVD energy: 0 at rank 0, all of it at full rank, non-decreasing in rank; no residual for identical layers', () => {
     const params = randomTeacher(3);
     const teacher = toNamedTensors(params, createTransformer(spec).layout);
-    const e = tyingEnergy(spec, teacher, { blocks: 2, schedule: 'cycle', init: 'average' }, [0, 1, 2, 4, 8, 12]);
+    const e = tyingEnergy(
+      spec,
+      teacher,
+      { blocks: 2, schedule: 'cycle', init: 'average' },
+      [0, 1, 2, 4, 8, 12],
+    );
     const f = e.captured.map((c) => c.fraction);
     expect(f[0]).to.equal(0);
     expect(f[f.length - 1]).to.be.closeTo(1, 1e-12);
