@@ -104,7 +104,8 @@ describe('models: recursive transformer (Relaxed Recursive Transformer)', functi
     const cases: [Partial<RecursionSpec>, number[][]][] = [
       [{ blocks: 2, init: 'stepwise' }, [[0], [3]]], // ⌊k·6/2⌋
       [{ blocks: 3, init: 'stepwise' }, [[0], [2], [4]]], // ⌊k·6/3⌋
-      [{ blocks: 4, init: 'stepwise' }, [[0], [1], [3], [4]]], // ⌊k·6/4⌋
+      // ⌊k·6/4⌋ = 0, 1 for the tied blocks 0, 1; blocks 2 and 3 run only at depths 2 and 3, so start as them
+      [{ blocks: 4, init: 'stepwise' }, [[0], [1], [2], [3]]],
       [{ blocks: 2, init: 'lower' }, [[0], [1]]],
       [
         { blocks: 2, init: 'average' },
