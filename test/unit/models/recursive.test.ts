@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { fromPyTorch, toPyTorch } from '../../../src/checkpoint/pytorchLayout.ts';
 import { modelSchema } from '../../../src/config/jobSpec.ts';
 import { fromNamedTensors, toNamedTensors } from '../../../src/core/layout/namedTensors.ts';
 import { layerView } from '../../../src/core/layout/parameterLayout.ts';
@@ -279,6 +280,19 @@ describe('models: recursive transformer (Relaxed Recursive Transformer)', functi
     const ids = randomIds(1, 5, 7, 10);
     expect(maxDiff(logits(spec, params, ids, 1), logits(pure, pureParams, ids, 1))).to.equal(0);
     expect(params).to.deep.equal(model.initialParameters(9));
+  });
+
+  it('PyTorch layout: LoRA a [in, r], b [r, out] export as lora_A [r, in], lora_B [out, r] and import back', () => {
+    const spec = student({ blocks: 2, loraRank: 3 });
+    const model = createRecursiveTransformer(spec);
+    const named = toNamedTensors(model.initialParameters(11), model.layout);
+    const torch = toPyTorch('transformer', named);
+    expect(torch.get('lora.2.mlp.fc.lora_A')!.shape).to.deep.equal([3, 8]);
+    expect(torch.get('lora.2.mlp.fc.lora_B')!.shape).to.deep.equal([12, 3]);
+    const a = named.get('lora.2.mlp.fc.a')!.data; // [8, 3]
+    expect(torch.get('lora.2.mlp.fc.lora_A')!.data[1 * 8 + 5]).to.equal(a[5 * 3 + 1]);
+    const back = fromPyTorch('transformer', model.layout, torch);
+    expect(fromNamedTensors(back, model.layout)).to.deep.equal(fromNamedTensors(named, model.layout));
   });
 
   it('job specs: recursion is validated at the edge with the field named', () => {
