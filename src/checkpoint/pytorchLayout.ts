@@ -43,6 +43,11 @@ function torchEntry(kind: ModelSpec['kind'], name: string): TorchEntry {
   if (kind === 'transformer') {
     if (/\.gain$/.test(name)) return { torch: name.replace(/\.gain$/, '.weight'), transform: 'same' };
     if (name === 'embed.weight' || name === 'pos.weight') return { torch: name, transform: 'same' };
+    // a recursive student's LoRA: ours a [in, r], b [r, out] → PyTorch's lora_A [r, in], lora_B [out, r]
+    if (/^lora\.\d+\..+\.a$/.test(name))
+      return { torch: name.replace(/\.a$/, '.lora_A'), transform: 'linear' };
+    if (/^lora\.\d+\..+\.b$/.test(name))
+      return { torch: name.replace(/\.b$/, '.lora_B'), transform: 'linear' };
   }
   if (name.endsWith('.weight')) return { torch: name, transform: 'linear' };
   return { torch: name, transform: 'same' };

@@ -43,7 +43,9 @@ function formatBytes(n: number): string {
 export function describeModel(spec: ModelSpec): string {
   if (spec.kind === 'mlp') return `mlp 784-${[...spec.hidden, 10].join('-')}`;
   if (spec.kind === 'cnn') return 'cnn';
-  return `transformer d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffn} ctx${spec.context} V${spec.vocab.length}`;
+  const base = `transformer d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffn} ctx${spec.context} V${spec.vocab.length}`;
+  const r = spec.recursion;
+  return r === undefined ? base : `${base} recursive K${r.blocks} ${r.schedule} ${r.init} r${r.loraRank}`;
 }
 
 /** Every checkpoint directory (one holding config.json) below `root`, sorted by path. */

@@ -40,6 +40,7 @@ import { aggregateCommand } from './aggregateCommand.ts';
 import { defaultWorkerName, WorkerNameError } from './workerName.ts';
 import { exportCommand, importCommand, inspectCommand, listCommand } from './checkpointCommand.ts';
 import { CheckpointError } from '../checkpoint/modelCheckpoint.ts';
+import { TeacherReportError, teacherReportCommand } from './teacherCommand.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
 import {
@@ -1137,6 +1138,64 @@ function coordinatorAddress(): string {
   return inline ? inline.slice('--coordinator='.length) : DEFAULT_ADDRESS;
 }
 
+/** A comma-separated list of non-negative integers (--blocks, --ranks). */
+function integerListOption(text: string, flag: string, min: number): number[] {
+  const values = text.split(',').map((part) => Number(part.trim()));
+  if (text.trim() === '' || values.some((v) => !Number.isInteger(v) || v < min)) {
+    throw new UsageError(
+      `${flag} must be comma-separated integers ≥ ${min}, e.g. ${flag === '--ranks' ? '0,4,8,16' : '1,2'}; got '${text}'`,
+    );
+  }
+  return values;
+}
+
+function positiveIntegerOption(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!Number.isInteger(v) || v <= 0)
+    throw new UsageError(`${flag} must be a positive integer, got '${text}'`);
+  return v;
+}
+
+const teacher = program.command('teacher').description('what a teacher checkpoint offers its students');
+
+teacher
+  .command('report <checkpoint>')
+  .description(
+    "a transformer teacher's layer importance (1 − cos(X, X + f(LN X)) per attention and MLP sub-layer) and the SVD energy a rank-r LoRA captures of each tying plan's residuals (docs/students.md)",
+  )
+  .option(
+    '--text <file>',
+    'UTF-8 text whose held-out last 10 % feeds the importance scores (default: the bundled KJV excerpt)',
+  )
+  .option('--sequences <n>', 'sequences in the batch (default 16)')
+  .option('--seq-len <n>', "tokens per sequence (default min(64, the model's context))")
+  .option('--blocks <list>', 'shared-block counts K to plan (default 1,2,3,⌊L/2⌋, those below L)')
+  .option('--ranks <list>', 'LoRA ranks (default 0,4,8,16)')
+  .option('--json', 'print JSON')
+  .action(
+    async (
+      target: string,
+      opts: {
+        text?: string;
+        sequences?: string;
+        seqLen?: string;
+        blocks?: string;
+        ranks?: string;
+        json?: boolean;
+      },
+    ) => {
+      await teacherReportCommand(target, {
+        text: opts.text,
+        sequences: positiveIntegerOption(opts.sequences, '--sequences'),
+        seqLen: positiveIntegerOption(opts.seqLen, '--seq-len'),
+        blocks: opts.blocks === undefined ? undefined : integerListOption(opts.blocks, '--blocks', 1),
+        ranks: opts.ranks === undefined ? undefined : integerListOption(opts.ranks, '--ranks', 0),
+        json: opts.json === true,
+      });
+    },
+  );
+
 program.parseAsync(process.argv).catch((e: unknown) => {
   // Help and --version end with exit code 0; every other commander error is a usage error (already printed).
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
@@ -1149,7 +1208,8 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     e instanceof ShardingError ||
     e instanceof WorkerNameError ||
     e instanceof LogConfigError ||
-    e instanceof LeaseConfigError
+    e instanceof LeaseConfigError ||
+    e instanceof TeacherReportError
   ) {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);

@@ -121,11 +121,28 @@ const transformerSchema = section({
   ffn: positive(LIMITS.maxLayerWidth).default(256),
   /** Longest sequence (positions embedded); data.seqLen must not exceed it. */
   context: positive(4096).default(64),
+  /** Present: a recursive student, `layers` deep, running `blocks` shared blocks (docs/students.md). */
+  recursion: section({
+    blocks: positive(64),
+    schedule: z
+      .enum(['cycle', 'middle-cycle'], { error: () => "must be 'cycle' or 'middle-cycle'" })
+      .default('cycle'),
+    init: z
+      .enum(['stepwise', 'average', 'lower'], { error: () => "must be 'stepwise', 'average' or 'lower'" })
+      .default('stepwise'),
+    /** Rank of each tied layer's LoRA; 0 = purely recursive, ≥ dModel = full rank. */
+    loraRank: z.number().int().min(0).max(4096).default(0),
+  }).optional(),
 }).superRefine((model, ctx) => {
   // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.
   for (const problem of transformerSpecProblems(model).filter(
     (p) => !p.endsWith('must be a positive integer'),
   )) {
+    const recursion = /^recursion\.(\w+) (.*)$/.exec(problem);
+    if (recursion !== null) {
+      ctx.addIssue({ code: 'custom', path: ['recursion', recursion[1]], message: recursion[2] });
+      continue;
+    }
     const field = problem.startsWith('vocab') ? 'vocab' : problem.startsWith('dModel') ? 'heads' : undefined;
     ctx.addIssue({ code: 'custom', path: field ? [field] : [], message: problem });
   }

@@ -6,6 +6,7 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { createCnn } from './cnn.ts';
 import type { Model } from './model.ts';
 import { createMlp } from './mlp.ts';
+import { createRecursiveTransformer, isRecursive } from './recursiveTransformer.ts';
 import { createTransformer } from './transformer.ts';
 import type { ModelSpec } from './types.ts';
 
@@ -18,7 +19,7 @@ const registry: { [K in ModelSpec['kind']]: Factory<K> } = {
     return createMlp(spec.hidden);
   },
   cnn: () => createCnn(),
-  transformer: (spec) => createTransformer(spec),
+  transformer: (spec) => (isRecursive(spec) ? createRecursiveTransformer(spec) : createTransformer(spec)),
 };
 
 export const MODEL_KINDS = Object.keys(registry) as ModelSpec['kind'][];

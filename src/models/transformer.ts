@@ -22,6 +22,7 @@ import { deriveSeed, Rng } from '../core/random.ts';
 import type { Model } from './model.ts';
 import type { ModelOps } from './ops.ts';
 import { tf } from './tf.ts';
+import { blockTensors } from './recursion.ts';
 import { transformerSpecProblems } from './transformerSpec.ts';
 import type { TransformerSpec } from './types.ts';
 
@@ -30,27 +31,13 @@ const LN_EPS = 1e-5;
 const MASKED = -1e9;
 
 function layerSpecs(spec: TransformerSpec): LayerSpec[] {
-  const { dModel: d, ffn: f } = spec;
+  const { dModel: d } = spec;
   const layers: LayerSpec[] = [
     { name: 'embed.weight', shape: [spec.vocab.length, d] },
     { name: 'pos.weight', shape: [spec.context, d] },
   ];
   for (let b = 0; b < spec.layers; b++) {
-    const p = `blocks.${b}`;
-    layers.push(
-      { name: `${p}.ln1.gain`, shape: [d] },
-      { name: `${p}.ln1.bias`, shape: [d] },
-      { name: `${p}.attn.qkv.weight`, shape: [d, 3 * d] },
-      { name: `${p}.attn.qkv.bias`, shape: [3 * d] },
-      { name: `${p}.attn.proj.weight`, shape: [d, d] },
-      { name: `${p}.attn.proj.bias`, shape: [d] },
-      { name: `${p}.ln2.gain`, shape: [d] },
-      { name: `${p}.ln2.bias`, shape: [d] },
-      { name: `${p}.mlp.fc.weight`, shape: [d, f] },
-      { name: `${p}.mlp.fc.bias`, shape: [f] },
-      { name: `${p}.mlp.proj.weight`, shape: [f, d] },
-      { name: `${p}.mlp.proj.bias`, shape: [d] },
-    );
+    for (const t of blockTensors(spec)) layers.push({ name: `blocks.${b}.${t.name}`, shape: t.shape });
   }
   layers.push({ name: 'lnf.gain', shape: [d] }, { name: 'lnf.bias', shape: [d] });
   return layers;
@@ -68,41 +55,48 @@ export function causalMask(t: number): Float32Array {
   return m;
 }
 
-export function createTransformer(spec: TransformerSpec): Model {
-  const problems = transformerSpecProblems(spec);
-  if (problems.length > 0) throw new Error(`transformer: ${problems.join('; ')}`);
-  const frozen: TransformerSpec = { ...spec };
-  const layout = buildLayout(layerSpecs(frozen));
-  const { dModel: d, heads: h, layers: numLayers } = frozen;
-  const v = frozen.vocab.length;
+/** Tensors of one block in layout order (blockTensors): ln1 gain, bias, qkv W, b, proj W, b, ln2 gain, bias, fc W, b, proj W, b. */
+export type BlockTensors = readonly tf.Tensor[];
+
+/** What a forward pass needs besides the blocks. */
+export interface TransformerWeights {
+  embed: tf.Tensor2D;
+  pos: tf.Tensor2D;
+  /** The block each layer runs, in depth order (a recursive student repeats blocks here). */
+  layers: readonly BlockTensors[];
+  lnfGain: tf.Tensor;
+  lnfBias: tf.Tensor;
+}
+
+/**
+ * Sees each sub-layer's input X and output f(LN X) (both [N·T, d]) during a forward pass; the residual stream
+ * continues with X + f(LN X). Used by the teacher report's layer-importance scores.
+ */
+export type SublayerProbe = (
+  layer: number,
+  sublayer: 'attn' | 'mlp',
+  x: tf.Tensor2D,
+  fx: tf.Tensor2D,
+) => void;
+
+/** The pre-LN forward pass of a transformer of this shape over any sequence of blocks (pure tfjs). */
+export interface TransformerForward {
+  input(x: Float32Array, n: number): tf.Tensor2D;
+  logits(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): tf.Tensor2D;
+}
+
+export function transformerForward(spec: TransformerSpec): TransformerForward {
+  const { dModel: d, heads: h } = spec;
+  const v = spec.vocab.length;
   const dHead = d / h;
   const masks = new Map<number, Float32Array>();
-
-  /**
-   * GPT-2 initialisation: weights N(0, 0.02²), the two residual projections N(0, (0.02/√(2L))²), biases 0,
-   * LayerNorm gains 1. Layer i draws from its own stream, so it does not depend on the others.
-   */
-  function initialParameters(seed: number): Float32Array {
-    const params = new Float32Array(layout.totalSize);
-    layout.layers.forEach((slot, i) => {
-      const view = layerView(params, slot);
-      if (slot.name.endsWith('.gain')) view.fill(1);
-      else if (slot.name.endsWith('.weight')) {
-        const residual = slot.name.endsWith('attn.proj.weight') || slot.name.endsWith('mlp.proj.weight');
-        const std = residual ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
-        const rng = new Rng(deriveSeed(seed, INIT_STREAM, i));
-        for (let k = 0; k < view.length; k++) view[k] = std * rng.normal();
-      }
-    });
-    return params;
-  }
 
   function input(x: Float32Array, n: number): tf.Tensor2D {
     const t = x.length / n;
     if (!Number.isInteger(t) || t <= 0)
       throw new Error(`transformer: ${x.length} ids are not ${n} sequences`);
-    if (t > frozen.context)
-      throw new Error(`transformer: sequences of ${t} exceed the context ${frozen.context}`);
+    if (t > spec.context)
+      throw new Error(`transformer: sequences of ${t} exceed the context ${spec.context}`);
     const ids = new Int32Array(n * t);
     for (let i = 0; i < ids.length; i++) {
       const id = x[i];
@@ -143,38 +137,84 @@ export function createTransformer(spec: TransformerSpec): Model {
     return tf.add(ops.matMul(merged as tf.Tensor2D, wProj as tf.Tensor2D, false), bProj) as tf.Tensor2D;
   }
 
-  function apply(params: readonly tf.Tensor[], ids: tf.Tensor, ops: ModelOps): tf.Tensor2D {
+  function logits(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): tf.Tensor2D {
     const [n, t] = ids.shape as [number, number];
-    const embed = params[0] as tf.Tensor2D;
-    const pos = tf.slice(params[1] as tf.Tensor2D, [0, 0], [t, d]);
+    const pos = tf.slice(w.pos, [0, 0], [t, d]);
     const oneHot = tf.oneHot(tf.reshape(ids, [n * t]) as tf.Tensor1D, v) as tf.Tensor2D;
-    let hidden = tf.reshape(tf.add(tf.reshape(ops.matMul(oneHot, embed, true), [n, t, d]), pos), [
+    let hidden = tf.reshape(tf.add(tf.reshape(ops.matMul(oneHot, w.embed, true), [n, t, d]), pos), [
       n * t,
       d,
     ]) as tf.Tensor2D;
     let maskValues = masks.get(t);
     if (maskValues === undefined) masks.set(t, (maskValues = causalMask(t)));
     const mask = tf.tensor2d(maskValues, [t, t]);
-    for (let b = 0; b < numLayers; b++) {
-      const p = params.slice(2 + 12 * b, 2 + 12 * (b + 1));
-      hidden = tf.add(hidden, attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), n, t, ops, mask));
+    w.layers.forEach((p, layer) => {
+      const attn = attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), n, t, ops, mask);
+      probe?.(layer, 'attn', hidden, attn);
+      hidden = tf.add(hidden, attn);
       const fc = tf.add(ops.matMul(layerNorm(hidden, p[6], p[7]), p[8] as tf.Tensor2D, false), p[9]);
-      hidden = tf.add(
-        hidden,
-        tf.add(ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false), p[11]),
-      );
-    }
-    const last = 2 + 12 * numLayers;
-    const final = layerNorm(hidden, params[last], params[last + 1]);
-    return ops.matMul(final, tf.transpose(embed), false); // tied output projection: logits [N·T, V]
+      const mlp = tf.add(
+        ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false),
+        p[11],
+      ) as tf.Tensor2D;
+      probe?.(layer, 'mlp', hidden, mlp);
+      hidden = tf.add(hidden, mlp);
+    });
+    const final = layerNorm(hidden, w.lnfGain, w.lnfBias);
+    return ops.matMul(final, tf.transpose(w.embed), false); // tied output projection: logits [N·T, V]
+  }
+
+  return { input, logits };
+}
+
+/** A transformer's layout tensors as forward weights: each block is 12 consecutive tensors after embed and pos. */
+export function transformerWeights(params: readonly tf.Tensor[], numLayers: number): TransformerWeights {
+  const last = 2 + 12 * numLayers;
+  return {
+    embed: params[0] as tf.Tensor2D,
+    pos: params[1] as tf.Tensor2D,
+    layers: Array.from({ length: numLayers }, (_, b) => params.slice(2 + 12 * b, 2 + 12 * (b + 1))),
+    lnfGain: params[last],
+    lnfBias: params[last + 1],
+  };
+}
+
+export function createTransformer(spec: TransformerSpec): Model {
+  const problems = transformerSpecProblems(spec);
+  if (problems.length > 0) throw new Error(`transformer: ${problems.join('; ')}`);
+  if (spec.recursion !== undefined) {
+    throw new Error('transformer: a spec with recursion is a recursive student (createRecursiveTransformer)');
+  }
+  const frozen: TransformerSpec = { ...spec };
+  const layout = buildLayout(layerSpecs(frozen));
+  const numLayers = frozen.layers;
+  const forward = transformerForward(frozen);
+
+  /**
+   * GPT-2 initialisation: weights N(0, 0.02²), the two residual projections N(0, (0.02/√(2L))²), biases 0,
+   * LayerNorm gains 1. Layer i draws from its own stream, so it does not depend on the others.
+   */
+  function initialParameters(seed: number): Float32Array {
+    const params = new Float32Array(layout.totalSize);
+    layout.layers.forEach((slot, i) => {
+      const view = layerView(params, slot);
+      if (slot.name.endsWith('.gain')) view.fill(1);
+      else if (slot.name.endsWith('.weight')) {
+        const residual = slot.name.endsWith('attn.proj.weight') || slot.name.endsWith('mlp.proj.weight');
+        const std = residual ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
+        const rng = new Rng(deriveSeed(seed, INIT_STREAM, i));
+        for (let k = 0; k < view.length; k++) view[k] = std * rng.normal();
+      }
+    });
+    return params;
   }
 
   return {
     spec: frozen,
     layout,
-    io: { kind: 'sequence', numClasses: v },
-    input,
+    io: { kind: 'sequence', numClasses: frozen.vocab.length },
+    input: forward.input,
     initialParameters,
-    apply,
+    apply: (params, ids, ops) => forward.logits(transformerWeights(params, numLayers), ids, ops),
   };
 }

@@ -2,10 +2,15 @@
  * What can be said about a transformer spec without tfjs: its parameter count and whether it can be built
  * (job-spec validation and admission use these; transformer.ts builds the model).
  */
+import { recursionProblems, recursiveParameterCount } from './recursion.ts';
 import type { TransformerSpec } from './types.ts';
 
-/** Parameters of a transformer spec: V·d + C·d + L·(4d² + 2d·f + 9d + f) + 2d. */
+/**
+ * Parameters of a transformer spec: V·d + C·d + L·(4d² + 2d·f + 9d + f) + 2d; a recursive one stores K blocks
+ * plus its relaxations (recursion.ts).
+ */
 export function transformerParameterCount(spec: Omit<TransformerSpec, 'kind'>): number {
+  if (spec.recursion !== undefined) return recursiveParameterCount({ ...spec, recursion: spec.recursion });
   const { dModel: d, ffn: f, layers: l, context: c } = spec;
   const v = spec.vocab.length;
   return v * d + c * d + l * (4 * d * d + 2 * d * f + 9 * d + f) + 2 * d;
@@ -24,6 +29,9 @@ export function transformerSpecProblems(spec: TransformerSpec): string[] {
   const chars = [...spec.vocab];
   if (chars.length !== spec.vocab.length || chars.some((c, i) => i > 0 && !(chars[i - 1] < c))) {
     problems.push('vocab must be sorted distinct characters of the Basic Multilingual Plane');
+  }
+  if (spec.recursion !== undefined && Number.isInteger(spec.layers) && spec.layers > 0) {
+    problems.push(...recursionProblems(spec.layers, spec.recursion));
   }
   return problems;
 }

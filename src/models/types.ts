@@ -24,7 +24,27 @@ export interface TransformerSpec {
   ffn: number;
   /** Longest sequence the positional embedding covers. */
   context: number;
+  /**
+   * Present: a Relaxed Recursive Transformer (recursiveTransformer.ts): `layers` is the unrolled depth L, run
+   * by `recursion.blocks` shared blocks (docs/students.md, "Recursive students").
+   */
+  recursion?: RecursionSpec;
 }
+
+/** How a recursive student ties its L layers to K shared blocks (src/models/recursion.ts). */
+export interface RecursionSpec {
+  /** K, the number of distinct blocks stored (1 ≤ K ≤ L; middle-cycle needs K ≥ 3). */
+  blocks: number;
+  /** cycle: layer ℓ runs block ℓ mod K; middle-cycle: first and last layers unique, the middle cycles. */
+  schedule: RecursionSchedule;
+  /** Which teacher layers a shared block starts from when built from a teacher. */
+  init: RecursionInit;
+  /** Rank of each tied layer's LoRA (clamped per matrix to min(in, out)); 0 = purely recursive. */
+  loraRank: number;
+}
+
+export type RecursionSchedule = 'cycle' | 'middle-cycle';
+export type RecursionInit = 'stepwise' | 'average' | 'lower';
 
 /**
  * A batch of examples. Images: x = float32 NHWC (28x28x1 flattened per example), y = one class id each.
