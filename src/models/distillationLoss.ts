@@ -19,7 +19,8 @@ export interface DistillationWeights {
 }
 
 export function checkDistillationWeights({ alpha, temperature }: DistillationWeights): void {
-  if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`distillation: alpha must be in [0, 1], got ${alpha}`);
+  if (!(alpha >= 0 && alpha <= 1))
+    throw new RangeError(`distillation: alpha must be in [0, 1], got ${alpha}`);
   if (!(temperature > 0 && Number.isFinite(temperature)))
     throw new RangeError(`distillation: temperature must be a positive number, got ${temperature}`);
 }

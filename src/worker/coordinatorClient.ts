@@ -33,6 +33,9 @@ export interface PushMeta {
   layoutFingerprint: string;
 }
 
+import type { TeacherChunk__Output } from '../gen/phalanx/v1/TeacherChunk.ts';
+import { TeacherDownload, TeacherRefusedError, type Teacher } from './teacherDownload.ts';
+
 export class CoordinatorClient {
   readonly raw: GenCoordinatorClient;
   private token = '';
@@ -182,6 +185,40 @@ export class CoordinatorClient {
         if (received !== dst.length)
           reject(new Error(`parameter stream ended after ${received} of ${dst.length} elements`));
         else resolve(version);
+      });
+    });
+  }
+
+  /** The job's teacher, received whole and verified (TeacherRefusedError otherwise). */
+  pullTeacher(jobId: string, timeoutMs = 600_000): Promise<Teacher> {
+    return new Promise((resolve, reject) => {
+      const stream = this.raw.PullTeacher({ jobId }, this.md(), this.deadline(timeoutMs));
+      const download = new TeacherDownload();
+      let failed = false;
+      const fail = (e: Error) => {
+        if (failed) return;
+        failed = true;
+        stream.cancel();
+        reject(e);
+      };
+      stream.on('data', (chunk: TeacherChunk__Output) => {
+        if (failed) return;
+        try {
+          if (chunk.header) download.header(chunk.header);
+          else if (chunk.data) download.data(chunk.data.offset, chunk.data.data);
+          else throw new TeacherRefusedError('an empty message in the stream');
+        } catch (e) {
+          fail(e as Error);
+        }
+      });
+      stream.on('error', (e) => fail(e));
+      stream.on('end', () => {
+        if (failed) return;
+        try {
+          resolve(download.finish());
+        } catch (e) {
+          reject(e as Error);
+        }
       });
     });
   }
