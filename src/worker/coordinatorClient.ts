@@ -22,6 +22,8 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
 import type { CompressionPlan } from '../core/compression/compressionPlan.ts';
 import { layerEncoding } from '../transport/planWire.ts';
+import type { TeacherChunk__Output } from '../gen/phalanx/v1/TeacherChunk.ts';
+import { TeacherDownload, TeacherRefusedError, type Teacher } from './teacherDownload.ts';
 
 export interface PushMeta {
   jobId: string;
@@ -32,9 +34,6 @@ export interface PushMeta {
   encoding: DenseEncoding;
   layoutFingerprint: string;
 }
-
-import type { TeacherChunk__Output } from '../gen/phalanx/v1/TeacherChunk.ts';
-import { TeacherDownload, TeacherRefusedError, type Teacher } from './teacherDownload.ts';
 
 export class CoordinatorClient {
   readonly raw: GenCoordinatorClient;

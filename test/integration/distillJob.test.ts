@@ -30,7 +30,7 @@ import {
   tmpDir,
   type Proc,
 } from '../support/processes.ts';
-import { joinJob, rawCoordinator, register } from '../security/support.ts';
+import { rawCoordinator, register } from '../security/support.ts';
 
 const WORKERS = 4;
 const ROUNDS = 6;
