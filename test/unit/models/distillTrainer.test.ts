@@ -28,46 +28,79 @@ function tokens(n: number, t: number, seed: number): Batch {
   return { x, y, size: n };
 }
 
+function images(n: number, seed: number): Batch {
+  const rng = new Rng(seed);
+  const x = new Float32Array(n * 784);
+  for (let i = 0; i < x.length; i++) x[i] = rng.next();
+  const y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) y[i] = rng.int(10);
+  return { x, y, size: n };
+}
+
 describe('trainer: distillation from a teacher', () => {
   before(async () => {
     await tf.setBackend('cpu');
   });
 
-  it('minimises α·T²·KL + (1−α)·CE against the teacher’s logits: same loss and gradient as the reference', async () => {
-    const teacherModel = createModel(TEACHER);
-    const teacherParams = teacherModel.initialParameters(2);
-    const weights = { alpha: 0.6, temperature: 3 };
-    const trainer = await createTrainer(STUDENT, {
-      teacher: { spec: TEACHER, params: teacherParams, weights },
-    });
-    const plain = await createTrainer(STUDENT);
-    const student = createModel(STUDENT);
-    const params = student.initialParameters(5);
-    const batch = tokens(3, 8, 1);
-    const got = await trainer.gradient(params, batch);
-    const grad = got.grad.slice();
+  const CASES: {
+    name: string;
+    student: ModelSpec;
+    teacher: ModelSpec;
+    batch: () => Batch;
+    classes: number;
+  }[] = [
+    {
+      name: 'transformer → smaller transformer',
+      student: STUDENT,
+      teacher: TEACHER,
+      batch: () => tokens(3, 8, 1),
+      classes: 6,
+    },
+    {
+      name: 'CNN → MLP (images)',
+      student: { kind: 'mlp', hidden: [8] },
+      teacher: { kind: 'cnn' },
+      batch: () => images(4, 2),
+      classes: 10,
+    },
+  ];
+  for (const c of CASES) {
+    it(`${c.name}: minimises α·T²·KL + (1−α)·CE against the teacher’s logits (same loss and gradient as the reference)`, async () => {
+      const teacherModel = createModel(c.teacher);
+      const teacherParams = teacherModel.initialParameters(2);
+      const weights = { alpha: 0.6, temperature: 3 };
+      const trainer = await createTrainer(c.student, {
+        teacher: { spec: c.teacher, params: teacherParams, weights },
+      });
+      const plain = await createTrainer(c.student);
+      const student = createModel(c.student);
+      const params = student.initialParameters(5);
+      const batch = c.batch();
+      const got = await trainer.gradient(params, batch);
+      const grad = got.grad.slice();
 
-    const ops = createOps(defaultKernelChoice());
-    const upload = (p: Float32Array, layout: typeof student.layout) =>
-      layout.layers.map((s) => tf.tensor(layerView(p, s), s.shape, 'float32'));
-    const [loss, refGrad] = tf.tidy(() => {
-      const x = student.input(batch.x, 3);
-      const y = tf.oneHot(tf.tensor1d(Int32Array.from(batch.y), 'int32'), 6) as tf.Tensor2D;
-      const teacherLogits = teacherModel.apply(upload(teacherParams, teacherModel.layout), x, ops);
-      const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) =>
-        distillationLoss(student.apply(ps, x, ops), teacherLogits, y, weights),
-      )(upload(params, student.layout));
-      return [value.dataSync()[0], tf.concat(grads.map((g) => tf.reshape(g, [-1]))).dataSync()];
+      const ops = createOps(defaultKernelChoice());
+      const upload = (p: Float32Array, layout: typeof student.layout) =>
+        layout.layers.map((s) => tf.tensor(layerView(p, s), s.shape, 'float32'));
+      const [loss, refGrad] = tf.tidy(() => {
+        const x = student.input(batch.x, batch.size);
+        const y = tf.oneHot(tf.tensor1d(Int32Array.from(batch.y), 'int32'), c.classes) as tf.Tensor2D;
+        const teacherLogits = teacherModel.apply(upload(teacherParams, teacherModel.layout), x, ops);
+        const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) =>
+          distillationLoss(student.apply(ps, x, ops), teacherLogits, y, weights),
+        )(upload(params, student.layout));
+        return [value.dataSync()[0], tf.concat(grads.map((g) => tf.reshape(g, [-1]))).dataSync()];
+      });
+      expect(got.loss).to.be.closeTo(loss, 1e-5);
+      let worst = 0;
+      for (let i = 0; i < grad.length; i++) worst = Math.max(worst, Math.abs(grad[i] - refGrad[i]));
+      expect(worst).to.be.below(1e-6);
+      // …and not the plain cross-entropy a trainer without a teacher minimises.
+      expect(Math.abs((await plain.gradient(params, batch)).loss - got.loss)).to.be.above(1e-3);
+      trainer.dispose();
+      plain.dispose();
     });
-    expect(got.loss).to.be.closeTo(loss, 1e-5);
-    let worst = 0;
-    for (let i = 0; i < grad.length; i++) worst = Math.max(worst, Math.abs(grad[i] - refGrad[i]));
-    expect(worst).to.be.below(1e-6);
-    // …and not the plain cross-entropy a trainer without a teacher minimises.
-    expect(Math.abs((await plain.gradient(params, batch)).loss - got.loss)).to.be.above(1e-3);
-    trainer.dispose();
-    plain.dispose();
-  });
+  }
 
   it('refuses a teacher over other classes', async () => {
     const cnn = createModel({ kind: 'cnn' });
