@@ -194,6 +194,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           { job: joined.jobId, rank: joined.rank, worldSize: joined.worldSize, round: joined.round },
         );
 
+        if (!spec.teacher) teacherOf = undefined; // a previous job's teacher is not kept in memory
         if (spec.teacher && teacherOf?.jobId !== joined.jobId) {
           // Unreachable or busy coordinators are retried like any call; bytes that fail the checks stop the worker.
           try {
