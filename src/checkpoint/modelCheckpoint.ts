@@ -239,6 +239,11 @@ export async function readCheckpointConfig(dir: string): Promise<CheckpointConfi
         : `cannot read ${file}: ${(err as Error).message}`,
     );
   }
+  return parseCheckpointConfig(text, file);
+}
+
+/** Validate the text of a config.json (`file` names it in errors). */
+export function parseCheckpointConfig(text: string, file: string): CheckpointConfig {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -270,6 +275,18 @@ export async function loadCheckpoint(target: string): Promise<LoadedCheckpoint> 
   } catch (err) {
     throw new CheckpointError(`cannot read ${file}: ${(err as Error).message}`);
   }
+  return { dir, config, ...decodeCheckpointBytes(config, bytes, file) };
+}
+
+/**
+ * The tensors of a checkpoint's model.safetensors bytes, after checking them against its config (size, sha256,
+ * tensor names and sizes); `file` names them in errors.
+ */
+export function decodeCheckpointBytes(
+  config: CheckpointConfig,
+  bytes: Uint8Array,
+  file: string,
+): Pick<LoadedCheckpoint, 'tensors' | 'extra' | 'metadata'> {
   if (bytes.length !== config.bytes) {
     throw new CheckpointError(
       `${file} has ${bytes.length} bytes, ${CONFIG_FILE} says ${config.bytes} (truncated or replaced)`,
@@ -300,5 +317,5 @@ export async function loadCheckpoint(target: string): Promise<LoadedCheckpoint> 
       `${file}: the model tensors hold ${totalSize(tensors)} values, ${CONFIG_FILE} says ${config.parameters}`,
     );
   }
-  return { dir, config, tensors, extra, metadata: decoded.metadata };
+  return { tensors, extra, metadata: decoded.metadata };
 }

@@ -456,6 +456,32 @@ const guardSchema = section({
   message: 'needs guard.enabled: true (its signals are what trigger a rollback)',
 });
 
+/**
+ * Distillation (docs/students.md): the job's model is a student trained on α·T²·KL(p_T‖p_S) + (1−α)·CE against a
+ * teacher checkpoint. The coordinator admits only a checkpoint inside its checkpoint directory or a data root,
+ * whose model reads the same inputs and predicts the same classes (same vocabulary for text), and pins its sha256;
+ * each worker pulls the teacher once and refuses bytes that do not match.
+ */
+const teacherSchema = section({
+  /** A checkpoint directory, relative to the coordinator's checkpoint directory or one of its data roots. */
+  checkpoint: z
+    .string()
+    .min(1)
+    .max(LIMITS.maxPathLength)
+    .refine((p) => !p.includes('\0'), 'must not contain NUL'),
+  /** Weight of the teacher term; 1 − alpha weighs the cross-entropy with the true next token / label. */
+  alpha: boundedNumber({ min: 0, max: 1 }).default(0.5),
+  /** Softening temperature of both models' logits in the teacher term. */
+  temperature: boundedNumber({ gt: 0, max: 100 }).default(2),
+  /** sha256 of the teacher's model.safetensors; admission fills it in (a given one must match the checkpoint). */
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'a sha256 in lower-case hex (see `phalanx checkpoint inspect`)')
+    .optional(),
+});
+
+export type TeacherSpec = z.output<typeof teacherSchema>;
+
 const simulateSchema = section({
   byzantine: section({
     count: count(LIMITS.maxWorkers).default(0),
@@ -480,6 +506,8 @@ export const jobSpecSchema = section({
   checkpoint: checkpointSchema.prefault({}),
   evaluation: evaluationSchema.prefault({}),
   guard: guardSchema.prefault({}),
+  /** Present: a distillation job whose model is the student of this teacher. */
+  teacher: teacherSchema.optional(),
   /** Only for `phalanx simulate`: simulated Byzantine workers. */
   simulate: simulateSchema.optional(),
 }).superRefine((spec, ctx) => {

@@ -5,13 +5,24 @@
  *   sub-directory; a symbolic link leading out of it is refused);
  * - data: `data.path` must name a Fashion-MNIST directory, and `data.source` a text file, inside one of the
  *   coordinator's data roots. Every reason a path is refused gets the same message, so a submitter learns
- *   nothing about what exists elsewhere.
+ *   nothing about what exists elsewhere;
+ * - teacher: `teacher.checkpoint` must name a readable checkpoint directory inside the checkpoint directory or a
+ *   data root (same one message otherwise), whose model the student can learn from (teacherProblems); its
+ *   sha256 is pinned into the spec so every worker can check the bytes it is sent.
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { JobSpecError, type JobSpec } from '../config/jobSpec.ts';
 import { resolveFashionMnist } from '../data/fashionMnist.ts';
 import { parameterCount } from '../models/parameterCount.ts';
+import {
+  CheckpointError,
+  CONFIG_FILE,
+  parseCheckpointConfig,
+  TENSORS_FILE,
+  type CheckpointConfig,
+} from '../checkpoint/modelCheckpoint.ts';
+import { teacherProblems } from '../models/teacherCompatibility.ts';
 
 export const DEFAULT_DATA_DIR = '.phalanx';
 export const DEFAULT_MEMORY_BUDGET_BYTES = 2 * 1024 ** 3;
@@ -70,11 +81,58 @@ export function admitJob(spec: JobSpec, config: AdmissionConfig): JobSpec {
     );
   }
   checkpointDirectory(spec, config);
+  const taught = spec.teacher ? { ...spec, teacher: admitTeacher(spec, config) } : spec;
   if (spec.data.source !== undefined) {
-    return { ...spec, data: { ...spec.data, source: textSourceFile(spec.data.source, config.dataRoots) } };
+    return { ...taught, data: { ...spec.data, source: textSourceFile(spec.data.source, config.dataRoots) } };
   }
-  if (spec.data.path === undefined) return spec;
-  return { ...spec, data: { ...spec.data, path: datasetDirectory(spec.data.path, config.dataRoots) } };
+  if (spec.data.path === undefined) return taught;
+  return { ...taught, data: { ...spec.data, path: datasetDirectory(spec.data.path, config.dataRoots) } };
+}
+
+const NO_TEACHER =
+  "teacher.checkpoint: no checkpoint by that name in the coordinator's checkpoint directory or data roots; give " +
+  `a checkpoint directory (holding ${CONFIG_FILE} and ${TENSORS_FILE}) relative to one of them`;
+
+/** The teacher section with its checkpoint's real directory and pinned sha256, or JobSpecError. */
+function admitTeacher(spec: JobSpec, config: AdmissionConfig): NonNullable<JobSpec['teacher']> {
+  const teacher = spec.teacher!;
+  const found = teacherCheckpoint(teacher.checkpoint, [config.checkpointRoot, ...config.dataRoots]);
+  const problems = teacherProblems(found.config.model, spec.model, spec.data);
+  if (problems.length > 0) throw new JobSpecError(problems.map((p) => `teacher.checkpoint: ${p}`));
+  if (teacher.sha256 !== undefined && teacher.sha256 !== found.config.sha256) {
+    throw new JobSpecError([
+      `teacher.sha256: the checkpoint's model.safetensors has sha256 ${found.config.sha256}, not the one given ` +
+        '(the checkpoint changed, or this is another one): check the path, or remove sha256 to accept this one',
+    ]);
+  }
+  return { ...teacher, checkpoint: found.dir, sha256: found.config.sha256 };
+}
+
+/**
+ * The real directory and config of the checkpoint `checkpoint` names inside one of `roots`; one error for every
+ * failure to find or read it. Only the config is read here; the tensors are checked by every worker.
+ */
+export function teacherCheckpoint(
+  checkpoint: string,
+  roots: readonly string[],
+): { dir: string; config: CheckpointConfig } {
+  for (const root of roots) {
+    const candidate = path.resolve(root, checkpoint);
+    if (!isInside(path.resolve(root), candidate) || !existsSync(root)) continue;
+    try {
+      const realRoot = realpathSync(root);
+      const dir = realpathSync(candidate);
+      const configFile = realpathSync(path.join(dir, CONFIG_FILE));
+      const tensorFile = realpathSync(path.join(dir, TENSORS_FILE));
+      if (![dir, configFile, tensorFile].every((p) => isInside(realRoot, p))) continue;
+      if (!statSync(tensorFile).isFile()) continue;
+      return { dir, config: parseCheckpointConfig(readFileSync(configFile, 'utf8'), CONFIG_FILE) };
+    } catch (err) {
+      // An unreadable config in an allowed place is worth saying; anything else answers like outside the roots.
+      if (err instanceof CheckpointError) throw new JobSpecError([`teacher.checkpoint: ${err.message}`]);
+    }
+  }
+  throw new JobSpecError([NO_TEACHER]);
 }
 
 /** Where the job's checkpoints go: `<checkpointRoot>/<checkpoint.dir>`, refused if a symbolic link leads out. */

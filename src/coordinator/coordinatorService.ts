@@ -23,6 +23,8 @@ import { CodecError } from '../core/compression/codecError.ts';
 import { describeSetting } from '../core/compression/compressionPlan.ts';
 import type { PushDecoder } from '../core/compression/compressionSession.ts';
 import { kindOfEncoding } from '../transport/planWire.ts';
+import type { TeacherChunk } from '../gen/phalanx/v1/TeacherChunk.ts';
+import { openTeacher } from './teacherFeed.ts';
 
 /** Concurrent PushGradient streams one worker may hold open, and all workers together. */
 export const PUSH_STREAMS_PER_WORKER = 2;
@@ -194,6 +196,54 @@ export function coordinatorHandlers(
               await drained(call, ['cancelled', 'close']);
             }
           }
+          call.end();
+        } catch (e) {
+          failStream(call, e);
+        } finally {
+          release?.();
+        }
+      })();
+    },
+
+    PullTeacher: (call) => {
+      void (async () => {
+        let release: (() => void) | undefined;
+        try {
+          const identity = await authenticate(call);
+          const jobId = call.request.jobId;
+          auth.checkJoin(identity.jobScope, jobId);
+          release = pullStreams.acquire(identity.id);
+          if (!release) {
+            throw new StatusError(
+              grpc.status.RESOURCE_EXHAUSTED,
+              `too many concurrent pulls from this worker (at most ${pullStreams.perKey})`,
+            );
+          }
+          const rt = runtimeFor(jobId);
+          if (!rt.isParticipant(identity.id)) {
+            throw new StatusError(
+              grpc.status.FAILED_PRECONDITION,
+              `not a participant of job ${jobId}: call JoinJob`,
+            );
+          }
+          const teacher = rt.spec.teacher;
+          if (!teacher) {
+            throw new StatusError(
+              grpc.status.FAILED_PRECONDITION,
+              `job ${jobId} has no teacher (it is not a distillation job)`,
+            );
+          }
+          const stream = await openTeacher(teacher);
+          const write = async (message: TeacherChunk) => {
+            if (!call.write(message)) await drained(call, ['cancelled', 'close']);
+          };
+          await write(stream.header);
+          for await (const chunk of stream.chunks) {
+            if (call.cancelled) return;
+            rt.recordBytesSent(chunk.data?.data?.length ?? 0);
+            await write(chunk);
+          }
+          rt.note(`worker ${identity.name} (${identity.id}) pulled the teacher (${stream.totalBytes} bytes)`);
           call.end();
         } catch (e) {
           failStream(call, e);

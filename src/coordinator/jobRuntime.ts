@@ -466,6 +466,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     this.bytesSent += bytes;
   }
 
+  /** A line for the job's log (e.g. a teacher served to a worker). */
+  note(message: string): void {
+    this.hooks.log(message);
+  }
+
   private async closeRound(why: CloseReason): Promise<void> {
     const closed = this.engine.close(why);
     const bytesSent = this.bytesSent;

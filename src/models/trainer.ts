@@ -18,10 +18,23 @@ import {
   softmaxCrossEntropy,
 } from './ops.ts';
 import { createModel } from './registry.ts';
+import { checkDistillationWeights, distillationLoss, type DistillationWeights } from './distillationLoss.ts';
 import { tf } from './tf.ts';
 import type { Batch, GradientResult, ModelSpec, Trainer } from './types.ts';
 
+/** A distillation job's teacher: its model, flat parameters and the loss weights. */
+export interface TrainerTeacher {
+  spec: ModelSpec;
+  params: Float32Array;
+  weights: DistillationWeights;
+}
+
 export interface TrainerOptions {
+  /**
+   * Distil from this teacher: gradient() then minimises distillationLoss against its logits (computed on the same
+   * batch, outside the gradient) instead of the plain cross-entropy. Evaluation stays the student's cross-entropy.
+   */
+  teacher?: TrainerTeacher;
   /** Override the backend-derived kernel choice (tests compare the variants). */
   kernels?: Partial<KernelChoice>;
   /** Targets per forward pass in evaluate() (examples for image models); default 1000. */
@@ -44,6 +57,7 @@ export class TfTrainer implements Trainer {
   private readonly ops: ModelOps;
   private readonly grad: Float32Array;
   private readonly evalBatchSize: number;
+  private readonly teacher: { model: Model; params: tf.Tensor[]; weights: DistillationWeights } | undefined;
   private busy = false;
   private disposed = false;
 
@@ -58,6 +72,26 @@ export class TfTrainer implements Trainer {
     this.evalBatchSize = options.evalBatchSize ?? 1000;
     if (!Number.isInteger(this.evalBatchSize) || this.evalBatchSize <= 0) {
       throw new Error(`trainer: evalBatchSize must be a positive integer, got ${options.evalBatchSize}`);
+    }
+    if (options.teacher) {
+      const { spec, params, weights } = options.teacher;
+      checkDistillationWeights(weights);
+      const teacher = createModel(spec);
+      if (teacher.io.numClasses !== model.io.numClasses || teacher.io.kind !== model.io.kind) {
+        throw new Error(
+          `trainer: the teacher predicts ${teacher.io.numClasses} ${teacher.io.kind} classes, the student ${model.io.numClasses} ${model.io.kind} classes`,
+        );
+      }
+      if (params.length !== teacher.layout.totalSize) {
+        throw new Error(
+          `trainer: teacher has ${params.length} parameters, its layout ${teacher.layout.totalSize}`,
+        );
+      }
+      // Uploaded once: the teacher is the same for every batch of the job.
+      const tensors = teacher.layout.layers.map((slot) =>
+        tf.tensor(layerView(params, slot), slot.shape, 'float32'),
+      );
+      this.teacher = { model: teacher, params: tensors, weights };
     }
   }
 
@@ -94,7 +128,21 @@ export class TfTrainer implements Trainer {
           tf.tensor1d(labelsToInt32(batch.y, 0, n * targets, classes), 'int32'),
           classes,
         ) as tf.Tensor2D;
-        const f = (...ps: tf.Tensor[]) => softmaxCrossEntropy(this.model.apply(ps, x, this.ops), y);
+        const teacher = this.teacher;
+        // Teacher logits are computed before and outside the differentiated function: no gradient reaches them.
+        const teacherLogits = teacher
+          ? teacher.model.apply(
+              teacher.params,
+              teacher.model.input(batch.x.subarray(0, n * exampleSize), n),
+              this.ops,
+            )
+          : undefined;
+        const f = (...ps: tf.Tensor[]) => {
+          const logits = this.model.apply(ps, x, this.ops);
+          return teacher && teacherLogits
+            ? distillationLoss(logits, teacherLogits, y, teacher.weights)
+            : softmaxCrossEntropy(logits, y);
+        };
         const { value, grads } = tf.valueAndGrads(f)(p);
         const flat =
           grads.length === 1 ? tf.reshape(grads[0], [-1]) : tf.concat(grads.map((g) => tf.reshape(g, [-1])));
@@ -166,6 +214,7 @@ export class TfTrainer implements Trainer {
   }
 
   dispose(): void {
+    if (!this.disposed && this.teacher) tf.dispose(this.teacher.params);
     this.disposed = true;
   }
 

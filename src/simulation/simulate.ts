@@ -51,7 +51,11 @@ import { deriveSeed, Rng } from '../core/random.ts';
 import type { FashionMnist } from '../data/fashionMnist.ts';
 import { loadJobData } from '../data/jobData.ts';
 import { evaluationSplit } from '../data/partition.ts';
-import { createTrainer } from '../models/trainer.ts';
+import { createTrainer, type TrainerOptions } from '../models/trainer.ts';
+import { loadCheckpoint } from '../checkpoint/modelCheckpoint.ts';
+import { fromNamedTensors } from '../core/layout/namedTensors.ts';
+import { modelLayout } from '../models/registry.ts';
+import { teacherProblems } from '../models/teacherCompatibility.ts';
 import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from '../worker/backend.ts';
 import { GradientWorker, type ByzantineConfig } from '../worker/gradientWorker.ts';
@@ -191,6 +195,30 @@ function roleOf(attack: Attack, options: Record<string, unknown>): WorkerRole {
   return 'omniscient';
 }
 
+/**
+ * A distillation job's teacher read straight from its checkpoint (simulation runs in one process: the path is
+ * local, as given; its sha256 must match teacher.sha256 when the spec pins one).
+ */
+async function localTeacher(spec: JobSpec, log: (line: string) => void): Promise<TrainerOptions> {
+  if (!spec.teacher) return {};
+  const loaded = await loadCheckpoint(spec.teacher.checkpoint);
+  if (spec.teacher.sha256 !== undefined && loaded.config.sha256 !== spec.teacher.sha256) {
+    throw new Error(
+      `teacher.sha256: the checkpoint has sha256 ${loaded.config.sha256}, the spec pins ${spec.teacher.sha256}`,
+    );
+  }
+  const problems = teacherProblems(loaded.config.model, spec.model, spec.data);
+  if (problems.length > 0) throw new Error(`teacher.checkpoint: ${problems.join('; ')}`);
+  log(`teacher: ${loaded.config.model.kind} from ${loaded.dir} (sha256 ${loaded.config.sha256})`);
+  return {
+    teacher: {
+      spec: loaded.config.model,
+      params: fromNamedTensors(loaded.tensors, modelLayout(loaded.config.model)),
+      weights: { alpha: spec.teacher.alpha, temperature: spec.teacher.temperature },
+    },
+  };
+}
+
 export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Promise<SimulationResult> {
   const started = performance.now();
   const log = opts.log ?? (() => {});
@@ -212,7 +240,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
 
   const selection = await selectBackend(opts.backend ?? 'auto');
   log(`tfjs backend: ${selection.backend} — ${selection.reason}`);
-  const trainer: Trainer = await createTrainer(spec.model);
+  const trainer: Trainer = await createTrainer(spec.model, await localTeacher(spec, log));
   try {
     const data =
       opts.data ?? (await loadJobData(spec, { maxTrain: spec.data.maxTrain, maxTest: spec.data.maxTest }));

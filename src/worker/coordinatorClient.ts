@@ -22,6 +22,8 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
 import type { CompressionPlan } from '../core/compression/compressionPlan.ts';
 import { layerEncoding } from '../transport/planWire.ts';
+import type { TeacherChunk__Output } from '../gen/phalanx/v1/TeacherChunk.ts';
+import { TeacherDownload, TeacherRefusedError, type Teacher } from './teacherDownload.ts';
 
 export interface PushMeta {
   jobId: string;
@@ -192,6 +194,40 @@ export class CoordinatorClient {
         if (received !== dst.length)
           reject(new Error(`parameter stream ended after ${received} of ${dst.length} elements`));
         else resolve(version);
+      });
+    });
+  }
+
+  /** The job's teacher, received whole and verified (TeacherRefusedError otherwise). */
+  pullTeacher(jobId: string, timeoutMs = 600_000): Promise<Teacher> {
+    return new Promise((resolve, reject) => {
+      const stream = this.raw.PullTeacher({ jobId }, this.md(), this.deadline(timeoutMs));
+      const download = new TeacherDownload();
+      let failed = false;
+      const fail = (e: Error) => {
+        if (failed) return;
+        failed = true;
+        stream.cancel();
+        reject(e);
+      };
+      stream.on('data', (chunk: TeacherChunk__Output) => {
+        if (failed) return;
+        try {
+          if (chunk.header) download.header(chunk.header);
+          else if (chunk.data) download.data(chunk.data.offset, chunk.data.data);
+          else throw new TeacherRefusedError('an empty message in the stream');
+        } catch (e) {
+          fail(e as Error);
+        }
+      });
+      stream.on('error', (e) => fail(e));
+      stream.on('end', () => {
+        if (failed) return;
+        try {
+          resolve(download.finish());
+        } catch (e) {
+          reject(e as Error);
+        }
       });
     });
   }

@@ -23,6 +23,7 @@ import { phaseWord } from '../transport/wireVocabulary.ts';
 import { AttackError } from '../core/attacks/types.ts';
 import { createLogger, type LogFields, type Logger } from '../logging/logger.ts';
 import { Backoff, formatDelay, sleep, unreachableReason } from './retry.ts';
+import { TeacherRefusedError, type Teacher } from './teacherDownload.ts';
 
 export interface WorkerOptions {
   /** host:port, or several separated by commas (the leader and its standbys, in any order). */
@@ -132,6 +133,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   let dataset: { key: string; data: FashionMnist } | undefined;
   let trainer: Trainer | undefined;
   let trainerKey = '';
+  /** A distillation job's teacher, pulled once per job and kept across rejoins. */
+  let teacherOf: { jobId: string; teacher: Teacher } | undefined;
   /** The job this process computes for: kept across rejoins so worker momentum survives them. */
   let session:
     | {
@@ -234,13 +237,52 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           { job: joined.jobId, rank: joined.rank, worldSize: joined.worldSize, round: joined.round },
         );
 
+        if (!spec.teacher) teacherOf = undefined; // a previous job's teacher is not kept in memory
+        if (spec.teacher && teacherOf?.jobId !== joined.jobId) {
+          // Unreachable or busy coordinators are retried like any call; bytes that fail the checks stop the worker.
+          try {
+            const teacher = await client.pullTeacher(joined.jobId);
+            if (teacher.sha256 !== spec.teacher.sha256) {
+              throw new TeacherRefusedError(
+                `checksum mismatch: received sha256 ${teacher.sha256}, the job spec pins ${spec.teacher.sha256}`,
+              );
+            }
+            teacherOf = { jobId: joined.jobId, teacher };
+          } catch (e) {
+            if (!(e instanceof TeacherRefusedError)) throw e;
+            log.error(e.message, { job: joined.jobId });
+            await client.leave(joined.jobId, e.message).catch(() => {});
+            throw new WorkerStopError(`cannot work on job ${joined.jobId}: ${e.message}`);
+          }
+          const { config, sha256, bytes } = teacherOf.teacher;
+          log.info(
+            `teacher: ${bytes} bytes, sha256 ${sha256} verified (${config.model.kind}, ${config.parameters} parameters)`,
+            { job: joined.jobId, teacherSha256: sha256, teacherBytes: bytes },
+          );
+        }
+
         // Nothing below heals by asking again (a version skew, a missing data file, an attack that cannot be
         // built): the worker stops and says why instead of retrying forever.
         try {
-          const key = JSON.stringify(spec.model);
+          const teacher = spec.teacher && teacherOf ? { ...spec.teacher, ...teacherOf.teacher } : undefined;
+          const key = JSON.stringify([
+            spec.model,
+            teacher && [teacher.sha256, teacher.alpha, teacher.temperature],
+          ]);
           if (!trainer || trainerKey !== key) {
             trainer?.dispose();
-            trainer = await createTrainer(spec.model);
+            trainer = await createTrainer(
+              spec.model,
+              teacher
+                ? {
+                    teacher: {
+                      spec: teacher.config.model,
+                      params: teacher.params,
+                      weights: { alpha: teacher.alpha, temperature: teacher.temperature },
+                    },
+                  }
+                : {},
+            );
             trainerKey = key;
           }
           const fingerprint = layoutFingerprint(trainer.layout);
