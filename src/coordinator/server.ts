@@ -252,10 +252,14 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Runni
   });
   storeHealth.start();
   const security = transport.mutual ? 'mutual TLS' : transport.tls ? 'TLS' : 'plaintext';
+  logger.info(`coordinator listening on ${config.host}:${port} (store: ${store.kind}, ${security})`, {
+    address: `${config.host}:${port}`,
+    store: store.kind,
+    security,
+  });
   logger.info(
-    `coordinator listening on ${config.host}:${port} (store: ${store.kind}, ${security}; ` +
-      `lease '${lease.name}' ttl ${lease.ttl}ms, renewed every ${lease.renew}ms, advertised as ${advertise})`,
-    { address: `${config.host}:${port}`, store: store.kind, security, lease: lease.name, advertise },
+    `lease '${lease.name}': ttl ${lease.ttl}ms, renewed every ${lease.renew}ms; advertised as ${advertise}`,
+    { lease: lease.name, ttlMs: lease.ttl, renewMs: lease.renew, advertise },
   );
   if (healthPort !== undefined)
     log(`health (grpc.health.v1 only, plaintext) on ${config.host}:${healthPort}`);
