@@ -15,6 +15,8 @@ export interface FaultProxy {
   stall(ms: number): void;
   /** Destroy every open connection (both sides see a reset). Returns how many there were. */
   resetAll(): number;
+  /** Calls `fn` with the sending host's address and the size of every chunk from a client towards the target. */
+  onClientChunk(fn: ((from: string, bytes: number) => void) | undefined): void;
   /** Connections reset so far. */
   resets(): number;
   close(): Promise<void>;
@@ -28,6 +30,7 @@ export async function startFaultProxy(
   let stalledUntil = 0;
   let resetCount = 0;
   const open = new Set<net.Socket>();
+  let watcher: ((from: string, bytes: number) => void) | undefined;
 
   const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
   /** One direction of a connection: chunks go out in order, each after the latency and any stall. */
@@ -61,6 +64,8 @@ export async function startFaultProxy(
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
+    const from = client.remoteAddress ?? '';
+    client.on('data', (chunk: Buffer) => watcher?.(from, chunk.length));
     pipe(client, upstream);
     pipe(upstream, client);
   });
@@ -83,6 +88,9 @@ export async function startFaultProxy(
       for (const s of [...open]) s.resetAndDestroy();
       resetCount += n;
       return n;
+    },
+    onClientChunk(fn) {
+      watcher = fn;
     },
     resets: () => resetCount,
     close() {

@@ -4,7 +4,7 @@
  * run id so parallel runs never collide, and every interface name stays within the kernel's 15 characters.
  * `destroy()` removes the namespaces (which takes their veth ends along) and the bridge, and never throws.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 
@@ -34,6 +34,8 @@ export interface Lab {
   partition(name: string): Promise<void>;
   heal(name: string): Promise<void>;
   destroy(): Promise<void>;
+  /** The same, synchronously: for a signal handler, where nothing asynchronous runs any more. */
+  destroySync(): void;
 }
 
 /**
@@ -74,6 +76,20 @@ export async function createLab(names: string[]): Promise<Lab> {
     },
     async heal(name) {
       await ip('link', 'set', lab.host(name).hostLink, 'up');
+    },
+    destroySync() {
+      const quiet = (...args: string[]) => {
+        try {
+          execFileSync('ip', args, { stdio: 'ignore' });
+        } catch {
+          // already gone
+        }
+      };
+      for (const h of hosts.values()) {
+        quiet('netns', 'del', h.netns);
+        quiet('link', 'del', h.hostLink);
+      }
+      quiet('link', 'del', bridge);
     },
     async destroy() {
       for (const h of hosts.values()) {
