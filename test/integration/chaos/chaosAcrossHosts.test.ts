@@ -436,11 +436,13 @@ describe('integration: chaos across hosts (network namespaces, mutual TLS, fault
     expect(rows.at(-1)!.maxDiff).to.equal(0);
   });
 
-  it('100 ms latency, stalls and connection resets between workers and coordinators: same parameters', async () => {
+  it('100 ms latency, stalls and connection resets between workers and coordinators: the job completes', async () => {
+    let disturbed: Proc[] = [];
     const { terms, ctx } = await scenario(
       '100 ms latency + 2 s stalls + resets',
       4,
-      async ({ store, id }) => {
+      async ({ store, id, workers }) => {
+        disturbed = workers;
         const faultAt = Date.now();
         for (const p of proxies.values()) p.setLatency(100);
         for (let k = 0; k < 3; k++) {
@@ -455,7 +457,14 @@ describe('integration: chaos across hosts (network namespaces, mutual TLS, fault
     );
     expect(terms.map((t) => t.fence)).to.deep.equal([ctx.aToken]);
     expect(proxies.get('a')!.resets()).to.be.greaterThan(0);
-    expect(rows.at(-1)!.maxDiff).to.equal(0);
+    // A reset can make a worker rejoin at a round that is not a checkpoint round: it has no momentum snapshot of
+    // that round and starts its momentum over (it logs so). That, and only that, moves the run off the undisturbed
+    // one.
+    const momentumRestarted = disturbed.some((w) =>
+      /no snapshot of that round; worker momentum starts over/.test(w.output()),
+    );
+    if (momentumRestarted) expect(rows.at(-1)!.maxDiff).to.be.greaterThan(0);
+    else expect(rows.at(-1)!.maxDiff).to.equal(0);
   });
 
   it('partition a worker longer than the heartbeat TTL, then heal: the job completes', async () => {
@@ -473,10 +482,12 @@ describe('integration: chaos across hosts (network namespaces, mutual TLS, fault
       },
     );
     expect(terms.map((t) => t.fence)).to.deep.equal([ctx.aToken]);
-    console.log(`      max |Δθ| after the partition: ${rows.at(-1)!.maxDiff}`);
+    // The partitioned worker process kept its momentum, and every round waited for all four workers.
+    expect(rows.at(-1)!.maxDiff).to.equal(0);
   });
 
   it('kill a worker mid-push and start it again: the job completes', async () => {
+    let restarted: Proc | undefined;
     const { terms, ctx } = await scenario(
       'kill -9 worker 2 mid-push, restart it',
       6,
@@ -492,11 +503,14 @@ describe('integration: chaos across hosts (network namespaces, mutual TLS, fault
         proxies.get('a')!.onClientChunk(undefined);
         const faultAt = Date.now();
         await workers[2].kill('SIGKILL');
-        startWorker(id, 2);
+        restarted = startWorker(id, 2);
         return { faultAt };
       },
     );
     expect(terms.map((t) => t.fence)).to.deep.equal([ctx.aToken]);
-    console.log(`      max |Δθ| after the worker restart: ${rows.at(-1)!.maxDiff}`);
+    // Worker momentum lives in the worker process: the restarted worker starts it from zero (and says so), so the
+    // run ends elsewhere than the undisturbed one. The interrupted push was never counted: rounds stay whole.
+    expect(restarted!.output()).to.match(/joined at round \d+: worker momentum starts from zero/);
+    expect(rows.at(-1)!.maxDiff).to.be.greaterThan(0);
   });
 });
