@@ -14,8 +14,20 @@ export interface Proc {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startProcess(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/** Where a process runs: `netns` names a network namespace (`ip netns exec` execs node in place, same pid). */
+export interface ProcessPlace {
+  netns?: string;
+}
+
+export function startProcess(
+  args: string[],
+  env: Record<string, string> = {},
+  place: ProcessPlace = {},
+): Proc {
+  const [cmd, argv] = place.netns
+    ? ['ip', ['netns', 'exec', place.netns, process.execPath, BIN, ...args]]
+    : [process.execPath, [BIN, ...args]];
+  const child = spawn(cmd, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -74,6 +86,7 @@ const adminTokens = new Map<string, string>();
 export async function startCoordinatorProcess(
   args: string[] = [],
   env: Record<string, string> = {},
+  place: ProcessPlace = {},
 ): Promise<{ proc: Proc; address: string; port: number; adminToken: string; dataDir: string }> {
   const i = args.indexOf('--data-dir');
   const dataDir = i >= 0 ? args[i + 1] : tmpDir('data');
@@ -88,6 +101,7 @@ export async function startCoordinatorProcess(
       ...args,
     ],
     env,
+    place,
   );
   const m = await proc.waitFor(/coordinator listening on ([\d.]+):(\d+)/, 60_000);
   const address = `${m[1]}:${m[2]}`;
