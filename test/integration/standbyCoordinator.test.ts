@@ -17,9 +17,10 @@ import {
   type JobCheckpointTensors,
 } from '../../src/checkpoint/checkpoint.ts';
 import { RedisStateStore } from '../../src/coordinator/state/redisStore.ts';
-import type { JobRecord, RoundCommit } from '../../src/coordinator/state/stateStore.ts';
+import type { JobRecord } from '../../src/coordinator/state/stateStore.ts';
 import { startCoordinatorProcess, startProcess, tmpDir, sleep, type Proc } from '../support/processes.ts';
 import { maxAbsDiff } from '../support/arrays.ts';
+import { commitTerms } from '../support/commitLog.ts';
 
 const REDIS_URL = process.env['PHALANX_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const ROUNDS = 30;
@@ -166,26 +167,6 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     })();
   }
 
-  /**
-   * The commit log as leader terms: each token's rounds, in commit order. No round is applied twice: each term
-   * commits consecutive rounds, the next term starts at the checkpoint it resumed from (≤ where the previous one
-   * stopped: those rounds are recomputed from the checkpoint's state, not applied again on top), and once a token
-   * appears no older token commits again.
-   */
-  function terms(commits: RoundCommit[]): { fence: number; rounds: number[] }[] {
-    const out: { fence: number; rounds: number[] }[] = [];
-    for (const c of commits) {
-      if (out.at(-1)?.fence !== c.fence) out.push({ fence: c.fence, rounds: [] });
-      out.at(-1)!.rounds.push(c.round);
-    }
-    for (let i = 0; i < out.length; i++) {
-      const { fence, rounds } = out[i];
-      if (i > 0) expect(fence, 'a token committed after a newer one').to.be.greaterThan(out[i - 1].fence);
-      rounds.forEach((r, k) => expect(r, `term ${fence}: rounds in order`).to.equal(rounds[0] + k));
-    }
-    return out;
-  }
-
   async function expectSameAsUndisturbed(checkpoints: string, id: string, spec: Spec = SPEC): Promise<void> {
     const final = await readCheckpoint((await listCheckpoints(checkpoints, id)).at(-1)!);
     const ref = await undisturbed(spec);
@@ -223,7 +204,7 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     const done = await waitForJob(store, id, (j) => j.state === 'completed');
     expect(done.round).to.equal(ROUNDS);
     expect(bToken).to.be.greaterThan(aToken);
-    const log = terms(await store.listRoundCommits(id));
+    const log = commitTerms(await store.listRoundCommits(id));
     expect(log.map((t) => t.fence)).to.deep.equal([aToken, bToken]);
     expect(log[0].rounds[0]).to.equal(0);
     expect(log[1].rounds[0]).to.equal(resumedAt);
@@ -299,7 +280,7 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     const firstOfB = commits.findIndex((c) => c.fence === bToken);
     expect(commits.slice(firstOfB).filter((c) => c.fence !== bToken)).to.deep.equal([]);
     expect(commits.slice(0, commitsBeforeWake.length)).to.deep.equal(commitsBeforeWake);
-    const log = terms(commits);
+    const log = commitTerms(commits);
     expect(log.map((t) => t.fence)).to.deep.equal([aToken, bToken]);
     expect(log[1].rounds[0]).to.equal(resumedAt);
     expect(await store.jobFence(id)).to.equal(bToken);
