@@ -72,49 +72,44 @@ function cnnRow(k: number): number {
   return hw * CNN_MAP.c + c;
 }
 
-/** PyTorch layout → ours. `shape` is ours. */
-function fromTorchData(transform: Transform, src: Float32Array, shape: readonly number[]): Float32Array {
-  const out = new Float32Array(src.length);
-  if (transform === 'same') out.set(src);
-  else if (transform === 'linear' || transform === 'cnnFlatten') {
-    const [rows, cols] = shape; // ours [in, out]; src [out, in]
+/** Calls `pair(ours, torch)` with the flat index of each element in our layout and in PyTorch's. `shape` is ours. */
+function forEachIndexPair(
+  transform: Transform,
+  shape: readonly number[],
+  pair: (ours: number, torch: number) => void,
+): void {
+  if (transform === 'same') {
+    const n = shape.reduce((a, b) => a * b, 1);
+    for (let k = 0; k < n; k++) pair(k, k);
+  } else if (transform === 'linear' || transform === 'cnnFlatten') {
+    const [rows, cols] = shape; // ours [in, out]; PyTorch [out, in]
     for (let o = 0; o < cols; o++) {
       for (let k = 0; k < rows; k++) {
         const r = transform === 'cnnFlatten' ? cnnRow(k) : k;
-        out[r * cols + o] = src[o * rows + k];
+        pair(r * cols + o, o * rows + k);
       }
     }
   } else {
-    const [kh, kw, ci, co] = shape;
+    const [kh, kw, ci, co] = shape; // ours HWIO; PyTorch OIHW
     for (let o = 0; o < co; o++)
       for (let i = 0; i < ci; i++)
         for (let y = 0; y < kh; y++)
           for (let x = 0; x < kw; x++)
-            out[((y * kw + x) * ci + i) * co + o] = src[((o * ci + i) * kh + y) * kw + x];
+            pair(((y * kw + x) * ci + i) * co + o, ((o * ci + i) * kh + y) * kw + x);
   }
+}
+
+/** PyTorch layout → ours. `shape` is ours. */
+function fromTorchData(transform: Transform, src: Float32Array, shape: readonly number[]): Float32Array {
+  const out = new Float32Array(src.length);
+  forEachIndexPair(transform, shape, (ours, torch) => (out[ours] = src[torch]));
   return out;
 }
 
 /** Ours → PyTorch layout. `shape` is ours. */
 function toTorchData(transform: Transform, src: Float32Array, shape: readonly number[]): Float32Array {
   const out = new Float32Array(src.length);
-  if (transform === 'same') out.set(src);
-  else if (transform === 'linear' || transform === 'cnnFlatten') {
-    const [rows, cols] = shape;
-    for (let o = 0; o < cols; o++) {
-      for (let k = 0; k < rows; k++) {
-        const r = transform === 'cnnFlatten' ? cnnRow(k) : k;
-        out[o * rows + k] = src[r * cols + o];
-      }
-    }
-  } else {
-    const [kh, kw, ci, co] = shape;
-    for (let o = 0; o < co; o++)
-      for (let i = 0; i < ci; i++)
-        for (let y = 0; y < kh; y++)
-          for (let x = 0; x < kw; x++)
-            out[((o * ci + i) * kh + y) * kw + x] = src[((y * kw + x) * ci + i) * co + o];
-  }
+  forEachIndexPair(transform, shape, (ours, torch) => (out[torch] = src[ours]));
   return out;
 }
 
