@@ -16,9 +16,7 @@ import {
   JobSpecError,
   type JobSpecInput,
 } from '../config/jobSpec.ts';
-import { startCoordinator } from '../coordinator/server.ts';
 import { DEFAULT_DATA_DIR, parseByteSize } from '../coordinator/admission.ts';
-import { launch } from './launch.ts';
 import { demoSpec, DEMO_ATTACK_OPTIONS } from './demoSpec.ts';
 import { AdminClient, JobsClient } from './jobsClient.ts';
 import {
@@ -35,12 +33,12 @@ import { formatStatus, jobListState } from './jobLines.ts';
 import { WatchView } from './watchView.ts';
 import type { Job__Output } from '../gen/phalanx/v1/Job.ts';
 import type { RoundReport } from '../coordinator/roundReport.ts';
-import type { BackendPreference } from '../worker/backend.ts';
+import type { BackendPreference } from '../worker/backendOrder.ts';
 import { aggregateCommand } from './aggregateCommand.ts';
 import { defaultWorkerName, WorkerNameError } from './workerName.ts';
 import { exportCommand, importCommand, inspectCommand, listCommand } from './checkpointCommand.ts';
 import { CheckpointError } from '../checkpoint/modelCheckpoint.ts';
-import { TeacherReportError, teacherReportCommand } from './teacherCommand.ts';
+import { TeacherReportError } from './teacherReportError.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
 import {
@@ -57,7 +55,7 @@ import { listAttacks } from '../core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
 import { LogConfigError } from '../logging/logger.ts';
 import { addLogOptions, serviceLogger, type LogFlags } from './logOptions.ts';
-import { BACKEND_ORDER } from '../worker/backend.ts';
+import { BACKEND_ORDER } from '../worker/backendOrder.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -369,6 +367,7 @@ addLogOptions(program.command('coordinator').description('run the coordinator (g
         { ttl: opts.leaseTtl, renew: opts.leaseRenew, poll: opts.leasePoll },
         (field) => `--lease-${field}`,
       );
+      const { startCoordinator } = await import('../coordinator/server.ts');
       const c = await startCoordinator({
         host: opts.host,
         port: Number(opts.port),
@@ -610,6 +609,7 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
   const attackOptions = parseJsonOption(opts.attackOptions, '--attack-options');
   requireKnownAttack('--attack', opts.attack, attackOptions ?? {});
   const metrics = metricsOption(opts.metricsPort, opts.metricsHost);
+  const { launch } = await import('./launch.ts');
   const report = await launch({
     ...(metrics ? { metrics } : {}),
     spec,
@@ -1185,6 +1185,8 @@ teacher
         json?: boolean;
       },
     ) => {
+      // Loaded on use: the report runs tfjs, which no other client command needs.
+      const { teacherReportCommand } = await import('./teacherCommand.ts');
       await teacherReportCommand(target, {
         text: opts.text,
         sequences: positiveIntegerOption(opts.sequences, '--sequences'),

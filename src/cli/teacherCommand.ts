@@ -17,6 +17,9 @@ import {
   type SublayerImportance,
 } from '../models/teacherReport.ts';
 import { selectBackend } from '../worker/backend.ts';
+import { TeacherReportError } from './teacherReportError.ts';
+
+export { TeacherReportError };
 
 export interface TeacherReportOptions {
   /** UTF-8 text whose held-out tail feeds the importance scores; default the bundled KJV excerpt. */
@@ -37,9 +40,6 @@ export interface TeacherReport {
   ranks: number[];
   energy: TyingEnergy[];
 }
-
-/** Thrown for a checkpoint the report cannot describe; the CLI prints it and exits 2. */
-export class TeacherReportError extends Error {}
 
 export async function teacherReport(target: string, opts: TeacherReportOptions): Promise<TeacherReport> {
   const loaded = await loadCheckpoint(target);

@@ -2,7 +2,7 @@
  * Parameter count of a model spec without building the model (no tfjs): what admission needs to size a job before
  * anything is allocated. test/unit/models/parameterCount.test.ts checks it against the real layouts.
  */
-import { IMAGE_SIZE, NUM_CLASSES } from './model.ts';
+import { IMAGE_SIZE, NUM_CLASSES } from './modelIo.ts';
 import { transformerParameterCount } from './transformerSpec.ts';
 import type { ModelSpec } from './types.ts';
 

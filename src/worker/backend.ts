@@ -10,11 +10,9 @@
  * backend stays active), so every step checks both `setBackend`'s result and `tf.getBackend()`.
  */
 import { tf } from '../models/tf.ts';
+import { BACKEND_ORDER, type BackendName, type BackendPreference } from './backendOrder.ts';
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-export type BackendPreference = 'auto' | BackendName;
-
-export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export { BACKEND_ORDER, type BackendName, type BackendPreference };
 
 export interface BackendAttempt {
   name: BackendName;
