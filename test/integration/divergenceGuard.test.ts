@@ -12,7 +12,7 @@ import { loadFashionMnist, type FashionMnist } from '../../src/data/fashionMnist
 import { simulate, type SimulationResult } from '../../src/simulation/simulate.ts';
 import { checkpointVerdicts } from '../support/guardVerdicts.ts';
 
-const ROUNDS = 120;
+const ROUNDS = 80;
 
 function spec(guard: JobSpecInput['guard']) {
   return validateJobSpec({
@@ -38,7 +38,7 @@ describe('divergence guard: the mean under sign flip (simulate)', function () {
     let result: SimulationResult | undefined;
     let error: Error | undefined;
     try {
-      result = await simulate(spec(guard), { backend: 'cpu', data, onRound: (r) => reports.push(r) });
+      result = await simulate(spec(guard), { backend: 'wasm', data, onRound: (r) => reports.push(r) });
     } catch (e) {
       error = e as Error;
     }

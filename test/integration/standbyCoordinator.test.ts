@@ -23,7 +23,7 @@ import { maxAbsDiff } from '../support/arrays.ts';
 import { commitTerms } from '../support/commitLog.ts';
 
 const REDIS_URL = process.env['PHALANX_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-const ROUNDS = 30;
+const ROUNDS = 20;
 const WORKERS = 4;
 const LEASE = ['--lease-ttl', '3s', '--lease-renew', '500ms', '--lease-poll', '250ms'];
 
@@ -185,7 +185,7 @@ describe('integration: a standby coordinator takes over (2 coordinators, 4 worke
     const { a, b, aToken, store, checkpoints } = await pair();
     const id = await submit(a, spec);
     const workers = startWorkers(a, b, id);
-    await waitForJob(store, id, (j) => j.round >= 12);
+    await waitForJob(store, id, (j) => j.round >= 8);
 
     const killedAt = Date.now();
     await a.proc.kill('SIGKILL');
