@@ -131,7 +131,8 @@ describe('integration: fault tolerance (separate processes, real gRPC)', functio
     // Worker momentum on: the resumed run must restore it too, not only parameters and optimizer state.
     const restartSpec = spec('restart', 30, {
       checkpoint: { every: 5 },
-      workers: { min: 2, max: 3, roundTimeout: '4s', heartbeatTtl: '1500ms', momentum: 0.9 },
+      // Generous timeouts: no worker may miss a round on a busy machine, or the two runs differ.
+      workers: { min: 2, max: 3, roundTimeout: '30s', heartbeatTtl: '10s', momentum: 0.9 },
     });
     const job = await jobs.submit(JSON.stringify(restartSpec));
     const workers = [0, 1].map((i) => startWorkerProcess(first.address, `worker-${i}`, ['--job', job.id]));
