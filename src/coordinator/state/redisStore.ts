@@ -27,7 +27,7 @@
  * finds the first record and completes its submit instead of creating another job.
  */
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import { JOB_TRANSITION_NAMES, JOB_TRANSITIONS, type TransitionRule } from '../../core/jobLifecycle.ts';
 import {
   TERMINAL_JOB_STATES,
@@ -41,6 +41,7 @@ import {
   type LeaseHolder,
   type RoundCommit,
   StaleFenceError,
+  StoreUnavailableError,
   type StateStore,
   type StoredRoundReport,
   type SubmitOutcome,
@@ -226,14 +227,26 @@ redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1] .. '-1', 'report', ARGV[3
 const appendRoundReport = script('appendRoundReport', `${APPEND_REPORT}return 1`);
 
 /**
- * Fenced. KEYS: rounds, job, commits. ARGV: round, maxLen, report, now → 1, or 0 if the job does not exist.
- * The report as appendRoundReport, the job's round counter, and one commit-log entry, in one step.
+ * Fenced. KEYS: rounds, job, commits. ARGV: round, maxLen, report, now, commit id ('' = none) → 1, or 0 if the
+ * job does not exist. The report as appendRoundReport, the job's round counter, and one commit-log entry, in one
+ * step; nothing if the newest commit-log entry carries the same commit id (a retry of a commit that happened).
  */
 const commitRound = fenced(
   'commitRound',
   `if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if ARGV[5] ~= '' then
+  local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if #newest > 0 then
+    local f = newest[1][2]
+    for i = 1, #f, 2 do
+      if f[i] == 'commit' and f[i + 1] == ARGV[5] then return 1 end
+    end
+  end
+end
 ${APPEND_REPORT}redis.call('HSET', KEYS[2], 'round', tonumber(ARGV[1]) + 1, 'updatedAt', ARGV[4])
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', 'round', ARGV[1], 'fence', fence == '' and '0' or fence)
+local entry = {'round', ARGV[1], 'fence', fence == '' and '0' or fence}
+if ARGV[5] ~= '' then table.insert(entry, 'commit'); table.insert(entry, ARGV[5]) end
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', unpack(entry))
 return 1`,
 );
 
@@ -295,6 +308,17 @@ end
 return {'bound'}`,
 );
 
+/**
+ * Whether a command failed because Redis did not answer (no connection, the retries of ioredis ran out) or
+ * answered that it cannot serve yet (LOADING: restarted and reading its data; BUSY: a script runs too long;
+ * MASTERDOWN, TRYAGAIN, CLUSTERDOWN). Any other error reply (a refused fencing token, a script error) is Redis's
+ * answer and is not retried.
+ */
+function unanswered(err: unknown): boolean {
+  if (!(err instanceof (ReplyError as ErrorConstructor))) return true;
+  return /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test((err as Error).message);
+}
+
 /** The URL without its password, for messages. */
 function redactUrl(url: string): string {
   try {
@@ -317,7 +341,17 @@ export class RedisStateStore implements StateStore {
     this.url = redactUrl(url);
     this.prefix = opts.keyPrefix ?? 'phalanx:';
     this.clock = opts.clock ?? Date.now;
-    this.redis = new Redis(url, { lazyConnect: true, replyMapping: 'legacy', maxRetriesPerRequest: 3 });
+    // A command goes out only on a live connection, once: nothing waits in an offline queue, and nothing sent
+    // before a connection dropped is sent again after a reconnect (it fails; the caller decides whether to
+    // retry). A fenced write thus reaches Redis while the lease check made before it still holds, not seconds
+    // later after a reconnect, when this coordinator may have stood down.
+    this.redis = new Redis(url, {
+      lazyConnect: true,
+      replyMapping: 'legacy',
+      maxRetriesPerRequest: 3,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+    });
     // Errors are reported through rejected commands and connect(); without a listener ioredis stays quiet.
     this.redis.on('error', () => {});
   }
@@ -417,7 +451,9 @@ export class RedisStateStore implements StateStore {
         return await this.redis.eval(s.lua, keys.length, ...keys, ...args);
       }
     } catch (err) {
-      throw new Error(`state: ${s.name} failed: ${(err as Error).message}`, { cause: err });
+      const message = `state: ${s.name} failed: ${(err as Error).message}`;
+      if (unanswered(err)) throw new StoreUnavailableError(message, { cause: err });
+      throw new Error(message, { cause: err });
     }
   }
 
@@ -570,7 +606,12 @@ export class RedisStateStore implements StateStore {
     await this.run(appendRoundReport, [this.roundsKey(report.jobId)], [report.round, maxLen, report.report]);
   }
 
-  async commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void> {
+  async commitRound(
+    report: StoredRoundReport,
+    maxLen: number,
+    fence?: number,
+    commitId?: string,
+  ): Promise<void> {
     if (!Number.isInteger(maxLen) || maxLen < 1)
       throw new Error(`state: commitRound: maxLen must be a positive integer, got ${maxLen}`);
     if (!Number.isSafeInteger(report.round) || report.round < 0)
@@ -580,7 +621,7 @@ export class RedisStateStore implements StateStore {
       report.jobId,
       fence,
       [this.roundsKey(report.jobId), this.jobKey(report.jobId), this.commitsKey(report.jobId)],
-      [report.round, maxLen, report.report, this.clock()],
+      [report.round, maxLen, report.report, this.clock(), commitId ?? ''],
     );
     if (done !== 1) throw new Error(`state: commitRound: unknown job '${report.jobId}'`);
   }
