@@ -87,28 +87,29 @@ export class JobRunner {
     this.launching.set(job.id, launch);
     this.log(`job ${job.id}: building its runtime${resume ? ' (resume)' : ''}`);
     try {
-      let runtime: JobRuntime;
-      let dispose: () => Promise<void>;
+      let built: { runtime: JobRuntime; dispose: () => Promise<void> } | undefined;
       try {
         // Take the job over first: from here on the previous leader's writes to it are refused.
         if (fence !== undefined) await this.store.fenceJob(job.id, fence);
-        ({ runtime, dispose } = await this.build(job, resume, fence));
+        // Cancelled, deposed or stopping meanwhile: nothing to build.
+        if (!launch.aborted && !this.stopped) built = await this.build(job, resume, fence);
       } catch (e) {
         await this.fail(job.id, e as Error, fence);
         return;
       }
       // Shutting down or deposed: publish nothing and leave the job as it is (the next leader resumes it).
       const running =
-        launch.aborted || this.stopped
+        !built || launch.aborted || this.stopped
           ? undefined
           : await this.fenced(fence, () => this.queue.transition(job.id, 'run', undefined, fence));
-      if (!running || launch.aborted || this.stopped) {
-        await dispose();
+      if (!built || !running || launch.aborted || this.stopped) {
+        await built?.dispose();
         const state = this.stopped ? 'coordinator stopping' : await this.stateOf(job.id);
         this.log(`job ${job.id}: runtime discarded before it started (${state})`);
         this.events.emit('runtimeDiscarded', job.id, state);
         return;
       }
+      const { runtime, dispose } = built;
       this.runtimes.set(job.id, runtime);
       runtime.once('ended', () => void dispose());
       runtime.start();
