@@ -385,6 +385,19 @@ export class RedisStateStore implements StateStore {
     }
   }
 
+  /** One command sent directly (not a script): a Redis that does not answer becomes StoreUnavailableError. */
+  private async command<T>(send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      if (unanswered(err))
+        throw new StoreUnavailableError(`state: Redis does not answer: ${(err as Error).message}`, {
+          cause: err,
+        });
+      throw err;
+    }
+  }
+
   // --- keys -------------------------------------------------------------------------------------------
 
   private jobKey(id: string): string {
@@ -487,7 +500,7 @@ export class RedisStateStore implements StateStore {
       // indexed) may go on; anything else is a duplicate.
       const existing = await this.getJob(record.id);
       const same = existing?.createdAt === record.createdAt && existing.spec === record.spec;
-      const interrupted = same && (await this.redis.zscore(index, record.id)) === null;
+      const interrupted = same && (await this.command(() => this.redis.zscore(index, record.id))) === null;
       if (completing && same && !interrupted) return;
       if (!interrupted) throw new Error(`state: job '${record.id}' already exists`);
     }
@@ -498,14 +511,16 @@ export class RedisStateStore implements StateStore {
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    return parseJob(await this.redis.hgetall(this.jobKey(id)));
+    return parseJob(await this.command(() => this.redis.hgetall(this.jobKey(id))));
   }
 
   async listJobs(): Promise<JobRecord[]> {
-    const ids = await this.redis.zrevrange(this.jobsKeys()[2], 0, -1);
+    const ids = await this.command(() => this.redis.zrevrange(this.jobsKeys()[2], 0, -1));
     if (ids.length === 0) return [];
     // One read per job (different slots, so no pipeline/MULTI across them).
-    const records = await Promise.all(ids.map((id) => this.redis.hgetall(this.jobKey(id))));
+    const records = await Promise.all(
+      ids.map((id) => this.command(() => this.redis.hgetall(this.jobKey(id)))),
+    );
     const jobs: JobRecord[] = [];
     for (const fields of records) {
       const job = parseJob(fields);
@@ -544,7 +559,7 @@ export class RedisStateStore implements StateStore {
       if (!reply) return undefined;
       const jobId = reply[1];
       // Another slot: read after the claim; the caller's transitionJob (compare-and-set) is the real guard.
-      const state = await this.redis.hget(this.jobKey(jobId), 'state');
+      const state = await this.command(() => this.redis.hget(this.jobKey(jobId), 'state'));
       if (state !== null && !TERMINAL_JOB_STATES.includes(state as JobState)) return jobId;
       // Cancelled (or otherwise finished) while queued: nothing to run, drop it and look further.
       await this.run(discardQueuedJob, [queue, entries], [reply[0], jobId]);
@@ -561,11 +576,11 @@ export class RedisStateStore implements StateStore {
     const [key] = this.workerKeys(worker.id);
     const fields: Record<string, string | number> = {};
     for (const [k, v] of Object.entries(worker)) if (v !== undefined) fields[k] = v as string | number;
-    await this.redis.multi().del(key).hset(key, fields).exec();
+    await this.command(() => this.redis.multi().del(key).hset(key, fields).exec());
   }
 
   async getWorker(id: string): Promise<WorkerRecord | undefined> {
-    const f = await this.redis.hgetall(this.workerKeys(id)[0]);
+    const f = await this.command(() => this.redis.hgetall(this.workerKeys(id)[0]));
     if (f.id === undefined) return undefined;
     return {
       id: f.id,
@@ -588,7 +603,9 @@ export class RedisStateStore implements StateStore {
   }
 
   async liveWorkers(nowMs: number): Promise<string[]> {
-    const ids = await this.redis.zrangebyscore(this.workerKeys('')[2], `(${nowMs}`, '+inf');
+    const ids = await this.command(() =>
+      this.redis.zrangebyscore(this.workerKeys('')[2], `(${nowMs}`, '+inf'),
+    );
     return ids.sort();
   }
 
@@ -627,7 +644,7 @@ export class RedisStateStore implements StateStore {
   }
 
   async listRoundCommits(jobId: string): Promise<RoundCommit[]> {
-    const entries = await this.redis.xrange(this.commitsKey(jobId), '-', '+');
+    const entries = await this.command(() => this.redis.xrange(this.commitsKey(jobId), '-', '+'));
     return entries.map(([, fields]) => {
       const f = pairsToObject(fields);
       return { round: Number(f.round), fence: Number(f.fence) };
@@ -637,7 +654,9 @@ export class RedisStateStore implements StateStore {
   async listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]> {
     if (limit <= 0) return [];
     const start = `${Math.max(0, Math.ceil(fromRound))}-0`;
-    const entries = await this.redis.xrange(this.roundsKey(jobId), start, '+', 'COUNT', Math.floor(limit));
+    const entries = await this.command(() =>
+      this.redis.xrange(this.roundsKey(jobId), start, '+', 'COUNT', Math.floor(limit)),
+    );
     return entries.map(([entryId, fields]) => ({
       jobId,
       round: Number(entryId.slice(0, entryId.indexOf('-'))),
@@ -664,11 +683,11 @@ export class RedisStateStore implements StateStore {
   }
 
   async jobFence(jobId: string): Promise<number> {
-    return Number((await this.redis.get(this.fenceKey(jobId))) ?? 0);
+    return Number((await this.command(() => this.redis.get(this.fenceKey(jobId)))) ?? 0);
   }
 
   async getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined> {
-    const text = await this.redis.get(this.checkpointKey(jobId));
+    const text = await this.command(() => this.redis.get(this.checkpointKey(jobId)));
     return text === null ? undefined : (JSON.parse(text) as CheckpointManifest);
   }
 
@@ -689,7 +708,7 @@ export class RedisStateStore implements StateStore {
 
   async getLease(name: string): Promise<LeaseHolder | undefined> {
     const [lease, token] = this.leaseKeys(name);
-    const [owner, value] = await this.redis.mget(lease, token);
+    const [owner, value] = await this.command(() => this.redis.mget(lease, token));
     return owner === null ? undefined : { owner, token: Number(value ?? 0) };
   }
 
@@ -702,17 +721,18 @@ export class RedisStateStore implements StateStore {
   async putAccessToken(token: AccessTokenRecord): Promise<void> {
     const key = this.authKey('token', token.id);
     const text = JSON.stringify(token);
-    if (token.expiresAt === undefined) await this.redis.set(key, text);
-    else await this.redis.set(key, text, 'PXAT', Math.max(1, Math.floor(token.expiresAt)));
+    const expiresAt = token.expiresAt;
+    if (expiresAt === undefined) await this.command(() => this.redis.set(key, text));
+    else await this.command(() => this.redis.set(key, text, 'PXAT', Math.max(1, Math.floor(expiresAt))));
   }
 
   async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
-    const text = await this.redis.get(this.authKey('token', id));
+    const text = await this.command(() => this.redis.get(this.authKey('token', id)));
     return text === null ? undefined : (JSON.parse(text) as AccessTokenRecord);
   }
 
   async revokeAccessToken(id: string): Promise<boolean> {
-    return (await this.redis.del(this.authKey('token', id))) === 1;
+    return (await this.command(() => this.redis.del(this.authKey('token', id)))) === 1;
   }
 
   async bindWorkerName(
