@@ -78,6 +78,27 @@ describe('Leadership', () => {
     expect(() => a.assertHolds(1)).to.throw(NotLeaderError);
   });
 
+  it('steps down when its lease runs out while a renewal hangs on an unreachable store', async () => {
+    const store = new MemoryStateStore();
+    let hang = false;
+    const unreachable = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'renewLease' && hang) return () => new Promise(() => {}); // never answers
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const a = new Leadership(unreachable, 'a at a:1', parseLeaseConfig({ ttl: 300, renew: 50, poll: 20 }));
+    started.push(a);
+    await a.start();
+    const deposed = once<[number, string]>(a, 'deposed');
+    hang = true;
+    const [token, reason] = await deposed;
+    expect(token).to.equal(1);
+    expect(reason).to.match(/ran out before a renewal succeeded/);
+    expect(a.leading).to.equal(false);
+  });
+
   it('validates its settings and names the field and the fix', () => {
     expect(parseLeaseConfig()).to.deep.equal({ name: 'coordinator', ttl: 5000, renew: 1000, poll: 500 });
     expect(parseLeaseConfig({ ttl: '2s', renew: '500ms', poll: 100 })).to.include({ ttl: 2000, renew: 500 });
