@@ -256,15 +256,21 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
   /** The lease is ours until `until` (monotonic ms); at that time, unless renewed, this coordinator steps down. */
   private holdUntil(until: number): void {
     this.heldUntil = until;
+    this.armExpiry();
+  }
+
+  private armExpiry(): void {
     clearTimeout(this.expiry);
+    // A timer may fire a little early by this clock (the event loop reads its time once per turn): look again.
     this.expiry = setTimeout(
       () => {
-        if (this.token !== undefined && this.now() >= this.heldUntil)
-          this.depose(
-            'the lease ran out before a renewal succeeded (store unreachable, or this process paused)',
-          );
+        if (this.token === undefined) return;
+        if (this.now() < this.heldUntil) return this.armExpiry();
+        this.depose(
+          'the lease ran out before a renewal succeeded (store unreachable, or this process paused)',
+        );
       },
-      Math.max(0, until - this.now()) + 1,
+      Math.max(0, this.heldUntil - this.now()) + 1,
     );
     this.expiry.unref?.();
   }
