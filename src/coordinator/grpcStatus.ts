@@ -12,6 +12,7 @@ import { DivergenceError } from '../core/round/divergenceGuard.ts';
 import { JobFullError, NotParticipantError } from '../core/round/roundEngine.ts';
 import { MemoryBudgetError } from './admission.ts';
 import { NotLeaderError } from './leadership.ts';
+import { StoreUnavailableError } from './state/stateStore.ts';
 
 export class StatusError extends Error {
   constructor(
@@ -67,6 +68,12 @@ export function toServiceError(e: unknown, context = 'rpc'): Partial<grpc.Servic
   if (e instanceof JobFullError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
   if (e instanceof MemoryBudgetError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: e.message };
   if (e instanceof NotLeaderError) return { code: grpc.status.UNAVAILABLE, details: e.message };
+  // Retry later (workers move on to the next coordinator address, then back off): not a bug of the coordinator.
+  if (e instanceof StoreUnavailableError)
+    return {
+      code: grpc.status.UNAVAILABLE,
+      details: 'the coordinator cannot reach its state store; retry shortly',
+    };
   if (e instanceof PublicError) return { code: grpc.status.FAILED_PRECONDITION, details: e.message };
   return { code: grpc.status.INTERNAL, details: internalError(e, context) };
 }

@@ -51,6 +51,13 @@ export class RequestConflictError extends Error {
 /** A client's request id: 1–128 characters of [A-Za-z0-9._:-] (a UUID fits). */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** One stretch of leading under one lease token. */
+interface Term {
+  fence: number | undefined;
+  /** Its resume pass and scheduler runs still under way. */
+  work: Set<Promise<void>>;
+}
+
 export class JobManager extends TypedEmitter<JobEvents> {
   private readonly queue: JobQueue;
   private readonly runner: JobRunner;
@@ -58,9 +65,13 @@ export class JobManager extends TypedEmitter<JobEvents> {
   private schedulerTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private scheduling = false;
+  /** The scheduler's newest error, logged once. */
+  private schedulerError: string | undefined;
   private stopped = false;
   /** Leading: the lease token (undefined without a Leadership); standing by: not set. */
-  private term: { fence: number | undefined } | undefined;
+  private term: Term | undefined;
+  /** The newest term, ended or not: the next one waits for its work to end. */
+  private lastTerm: Term | undefined;
   readonly log: (message: string) => void;
 
   constructor(
@@ -77,7 +88,7 @@ export class JobManager extends TypedEmitter<JobEvents> {
       // Read on use: the server creates the Leadership once its port is known.
       fencing: {
         assertHolds: (token) => this.options.leadership?.assertHolds(token),
-        lost: (reason) => this.options.leadership?.resign(reason),
+        lost: (reason, token) => this.options.leadership?.resign(reason, token),
       },
     });
     this.liveness = new Liveness(store);
@@ -115,18 +126,25 @@ export class JobManager extends TypedEmitter<JobEvents> {
   /** Elected (or no election): resume jobs that were starting or running under a previous leader, then schedule. */
   private async lead(fence: number | undefined): Promise<void> {
     if (this.stopped) return;
-    const term = { fence };
-    this.term = term;
-    for (const job of await this.store.listJobs()) {
-      if (this.term !== term) return; // deposed meanwhile
-      if (this.runner.has(job.id)) continue;
-      if (job.state === 'running') {
-        const restarting = await this.queue.transition(job.id, 'resume', undefined, fence);
-        if (restarting) await this.runner.launch(restarting, true, fence);
-      } else if (job.state === 'starting') {
-        await this.runner.launch(job, true, fence);
+    const previous = this.lastTerm;
+    const term: Term = { fence, work: new Set() };
+    this.term = this.lastTerm = term;
+    await this.during(term, async () => {
+      // What an earlier term of this coordinator left under way (a claim, a runtime being built: abandoned when
+      // it stood down, they discard themselves) ends first, so every job is seen as that term left it.
+      if (previous) await Promise.allSettled([...previous.work]);
+      for (const job of await this.store.listJobs()) {
+        if (this.term !== term) return; // deposed meanwhile
+        if (this.runner.has(job.id)) continue;
+        if (job.state === 'running') {
+          const restarting = await this.queue.transition(job.id, 'resume', undefined, fence);
+          // Deposed meanwhile: the job stays `starting` and the next term resumes it.
+          if (restarting && this.term === term) await this.runner.launch(restarting, true, fence);
+        } else if (job.state === 'starting') {
+          await this.runner.launch(job, true, fence);
+        }
       }
-    }
+    });
     if (this.term !== term) return;
     this.schedulerTimer = setInterval(() => void this.schedule(), 200);
     this.sweepTimer = setInterval(() => this.liveness.sweep(this.runner.all()), 250);
@@ -253,16 +271,36 @@ export class JobManager extends TypedEmitter<JobEvents> {
     if (this.scheduling || this.stopped || !term) return;
     this.scheduling = true;
     try {
-      while (this.term === term) {
-        const job = await this.queue.claimNext(term.fence);
-        if (!job) break;
-        await this.runner.launch(job, false, term.fence);
-      }
+      await this.during(term, async () => {
+        while (this.term === term) {
+          const job = await this.queue.claimNext(term.fence);
+          if (!job) break;
+          // Deposed while claiming: the job stays `starting`, and the next term (which waits for this run to
+          // end before it looks at the jobs) launches it.
+          if (this.term !== term) break;
+          await this.runner.launch(job, false, term.fence);
+        }
+      });
+      this.schedulerError = undefined;
     } catch (e) {
-      this.log(`scheduler: ${(e as Error).message}`);
-      if (e instanceof StaleFenceError) this.options.leadership?.resign(e.message);
+      // Once per distinct error, not every 200 ms while the store is down.
+      const message = (e as Error).message;
+      if (message !== this.schedulerError) this.log(`scheduler: ${message}`);
+      this.schedulerError = message;
+      if (e instanceof StaleFenceError) this.options.leadership?.resign(e.message, term.fence);
     } finally {
       this.scheduling = false;
+    }
+  }
+
+  /** Run `work` as part of `term`: a later term waits for it to end. */
+  private async during(term: Term, work: () => Promise<void>): Promise<void> {
+    const running = work();
+    term.work.add(running);
+    try {
+      await running;
+    } finally {
+      term.work.delete(running);
     }
   }
 }

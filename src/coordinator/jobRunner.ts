@@ -4,6 +4,7 @@
  * it with the `run` transition (starting → running). If that compare-and-set fails — the job was cancelled while
  * its runtime was being built — the runtime is disposed without ever having been visible to a worker.
  */
+import { randomUUID } from 'node:crypto';
 import { fallbackAggregation, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { newestGoodCheckpoint, readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { decodeJobState, encodeJobState } from '../checkpoint/jobState.ts';
@@ -16,13 +17,17 @@ import type { JobEvents, TypedEmitter } from './jobEvents.ts';
 import type { JobQueue } from './jobQueue.ts';
 import { StaleFenceError, type JobRecord, type StateStore } from './state/stateStore.ts';
 import { NotLeaderError } from './leadership.ts';
+import { retryWhileUnavailable, type StoreWait } from './storeRetry.ts';
 
 /** How the runner keeps a deposed leader from writing (leadership.ts); absent: a single unfenced coordinator. */
 export interface JobFencing {
   /** Throws NotLeaderError unless this coordinator still holds the lease under `token`. */
   assertHolds(token: number | undefined): void;
-  /** A write was refused as stale (or the lease ran out): stop running jobs and stand by. */
-  lost(reason: string): void;
+  /**
+   * A write under `token` was refused as stale (or the lease ran out): stop running jobs and stand by. A token
+   * of an earlier term (a write still under way when it ended) deposes nothing.
+   */
+  lost(reason: string, token: number | undefined): void;
 }
 
 export interface JobRunnerOptions {
@@ -82,35 +87,36 @@ export class JobRunner {
     this.launching.set(job.id, launch);
     this.log(`job ${job.id}: building its runtime${resume ? ' (resume)' : ''}`);
     try {
-      let runtime: JobRuntime;
-      let dispose: () => Promise<void>;
+      let built: { runtime: JobRuntime; dispose: () => Promise<void> } | undefined;
       try {
         // Take the job over first: from here on the previous leader's writes to it are refused.
         if (fence !== undefined) await this.store.fenceJob(job.id, fence);
-        ({ runtime, dispose } = await this.build(job, resume, fence));
+        // Cancelled, deposed or stopping meanwhile: nothing to build.
+        if (!launch.aborted && !this.stopped) built = await this.build(job, resume, fence);
       } catch (e) {
         await this.fail(job.id, e as Error, fence);
         return;
       }
       // Shutting down or deposed: publish nothing and leave the job as it is (the next leader resumes it).
       const running =
-        launch.aborted || this.stopped
+        !built || launch.aborted || this.stopped
           ? undefined
           : await this.fenced(fence, () => this.queue.transition(job.id, 'run', undefined, fence));
-      if (!running || launch.aborted || this.stopped) {
-        await dispose();
+      if (!built || !running || launch.aborted || this.stopped) {
+        await built?.dispose();
         const state = this.stopped ? 'coordinator stopping' : await this.stateOf(job.id);
         this.log(`job ${job.id}: runtime discarded before it started (${state})`);
         this.events.emit('runtimeDiscarded', job.id, state);
         return;
       }
+      const { runtime, dispose } = built;
       this.runtimes.set(job.id, runtime);
       runtime.once('ended', () => void dispose());
       runtime.start();
       this.log(`job ${job.id}: runtime started at round ${runtime.round}`);
       this.events.emit('runtimeStarted', job.id);
     } finally {
-      this.launching.delete(job.id);
+      if (this.launching.get(job.id) === launch) this.launching.delete(job.id);
     }
   }
 
@@ -152,9 +158,43 @@ export class JobRunner {
       if (fence !== undefined) this.options.fencing?.assertHolds(fence);
       return await write();
     } catch (e) {
-      if (isFencingError(e)) this.options.fencing?.lost((e as Error).message);
+      if (isFencingError(e)) this.options.fencing?.lost((e as Error).message, fence);
       throw e;
     }
+  }
+
+  /**
+   * A fenced write the job cannot go on without: while the store does not answer, the job waits at it and tries
+   * again with backoff (storeRetry.ts) as long as `live()` and this coordinator runs; each attempt checks the
+   * lease first, so a leader whose lease ran out meanwhile stops instead of writing. `onWait` sees each failure.
+   */
+  private async durable<T>(
+    jobId: string,
+    what: string,
+    live: () => boolean,
+    fence: number | undefined,
+    write: () => Promise<T>,
+    onWait?: (wait: StoreWait) => void,
+  ): Promise<T> {
+    const { value, wait } = await retryWhileUnavailable(() => this.fenced(fence, write), {
+      proceed: () => live() && !this.stopped,
+      onUnavailable: (w) => {
+        if (w.failedAttempts === 1)
+          this.log(
+            `job ${jobId}: ${what}: the store does not answer (${w.lastError}); the job waits and tries again`,
+          );
+        else if (w.failedAttempts % 10 === 0)
+          this.log(
+            `job ${jobId}: ${what}: still no store after ${seconds(w.waitedMs)} (${w.failedAttempts} attempts)`,
+          );
+        onWait?.(w);
+      },
+    });
+    if (wait)
+      this.log(
+        `job ${jobId}: ${what}: done after ${seconds(wait.waitedMs)} without the store (${wait.failedAttempts} failed attempts)`,
+      );
+    return value;
   }
 
   async fail(id: string, error: Error, fence?: number): Promise<void> {
@@ -163,7 +203,7 @@ export class JobRunner {
       this.runtimes.get(id)?.stop();
       this.runtimes.delete(id);
       this.log(`job ${id}: write refused (${error.message}); leaving the job to the current leader`);
-      this.options.fencing?.lost(error.message);
+      this.options.fencing?.lost(error.message, fence);
       return;
     }
     const message = clientMessage(error, `job ${id}`);
@@ -217,6 +257,10 @@ export class JobRunner {
     fence: number | undefined,
   ): Promise<{ runtime: JobRuntime; compute: RoundCompute }> {
     const fenced = <T>(write: () => Promise<T>) => this.fenced(fence, write);
+    // The runtime's own writes wait out a store outage (durable); they stop once the runtime has ended.
+    const live = () => runtime.status === 'running' || runtime.status === 'completed';
+    const durable = <T>(what: string, write: () => Promise<T>, onWait?: (wait: StoreWait) => void) =>
+      this.durable(job.id, what, live, fence, write, onWait);
     let params = host.initialParameters();
     let startRound = 0;
     let resumed: ComputeState | undefined;
@@ -262,13 +306,20 @@ export class JobRunner {
       {
         log: (m) => this.log(`job ${job.id}: ${m}`),
         onRound: async (report) => {
-          // Report, round counter and commit log in one fenced step.
-          await fenced(() =>
-            this.store.commitRound(
-              { jobId: job.id, round: report.round, report: JSON.stringify(report) },
-              this.options.historyLength ?? 10_000,
-              fence,
-            ),
+          // Report, round counter and commit log in one fenced step. While the store is away the round's result
+          // waits here in memory and no later round closes; the commit id makes a retry of a commit that did
+          // land (its answer lost) a no-op. The report says how long the commit waited.
+          const commitId = randomUUID();
+          await durable(
+            `round ${report.round}: commit`,
+            () =>
+              this.store.commitRound(
+                { jobId: job.id, round: report.round, report: JSON.stringify(report) },
+                this.options.historyLength ?? 10_000,
+                fence,
+                commitId,
+              ),
+            (wait) => (report.storeStall = wait),
           );
           this.events.emit('round', report);
         },
@@ -299,7 +350,9 @@ export class JobRunner {
             ),
             { guard: () => fence !== undefined && this.options.fencing?.assertHolds(fence) },
           );
-          await fenced(() => this.store.putCheckpointManifest(manifest, fence));
+          await durable(`checkpoint of round ${manifest.round}`, () =>
+            this.store.putCheckpointManifest(manifest, fence),
+          );
         },
         onRollback: async (rt) => {
           // The newest good checkpoint, found from the marks in the manifests on disk (written atomically with
@@ -314,7 +367,7 @@ export class JobRunner {
           };
           if (!manifest) {
             await compute.restart(fallback, host.initialParameters());
-            await fenced(() => this.store.setJobRound(job.id, 0, fence));
+            await durable('rollback to round 0', () => this.store.setJobRound(job.id, 0, fence));
             return { round: 0 };
           }
           const saved = decodeJobState(await readCheckpoint(manifest), job.id, manifest.round, host.layout);
@@ -335,11 +388,13 @@ export class JobRunner {
             optimizer: saved.optimizer,
             aggregation: (savedGuard?.rollbacks ?? 0) > 0 ? saved.aggregation : undefined,
           });
-          await fenced(() => this.store.setJobRound(job.id, manifest.round, fence));
+          await durable(`rollback to round ${manifest.round}`, () =>
+            this.store.setJobRound(job.id, manifest.round, fence),
+          );
           return { round: manifest.round, guard: savedGuard };
         },
         onComplete: async (result: JobResult) => {
-          const done = await fenced(() =>
+          const done = await durable('completion', () =>
             this.queue.transition(
               job.id,
               'complete',
@@ -352,7 +407,10 @@ export class JobRunner {
             `job ${job.id} ${done ? 'completed' : 'finished its rounds after it had ended'}: ${result.rounds} rounds, test accuracy ${(result.testAccuracy * 100).toFixed(2)}%`,
           );
         },
-        onError: (error) => void this.fail(job.id, error, fence),
+        onError: (error) =>
+          void this.fail(job.id, error, fence).catch((e: unknown) =>
+            this.log(`job ${job.id}: not marked failed (${(e as Error).message}): ${error.message}`),
+          ),
       },
       startRound,
       undefined,
@@ -361,6 +419,10 @@ export class JobRunner {
     runtime.rollbackRound = rollbackRound;
     return { runtime, compute };
   }
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
 }
 
 function isFencingError(e: unknown): boolean {

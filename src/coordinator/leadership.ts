@@ -95,6 +95,8 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
   /** The leader last named in the log. */
   private logged: LeaseHolder | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Fires when the held lease runs out: a renewal stuck on an unreachable store must not keep us leading. */
+  private expiry: NodeJS.Timeout | undefined;
   private stopped = true;
   private lastError: string | undefined;
 
@@ -146,6 +148,7 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.expiry);
     const token = this.token;
     if (token === undefined) return;
     this.token = undefined;
@@ -153,9 +156,12 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
     await this.store.releaseLease(this.config.name, this.owner).catch(() => {});
   }
 
-  /** Give the lease up now (a store refused this leader's token): stop running jobs, stand by. */
-  resign(reason: string): void {
-    if (this.token === undefined) return;
+  /**
+   * Give the lease up now (a store refused this leader's token): stop running jobs, stand by. With `token`, only
+   * if the lease is held under it: a refusal of an earlier term's write does not depose a newer term.
+   */
+  resign(reason: string, token?: number): void {
+    if (this.token === undefined || (token !== undefined && token !== this.token)) return;
     this.depose(reason);
     void this.store.releaseLease(this.config.name, this.owner).catch(() => {});
   }
@@ -165,6 +171,7 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
     if (token === undefined) return;
     this.token = undefined;
     this.heldUntil = 0;
+    clearTimeout(this.expiry);
     this.holder = undefined;
     this.log(`leadership: lost the lease (token ${token}): ${reason}; stepping down to standby`);
     this.emit('deposed', token, reason);
@@ -210,8 +217,16 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
       this.holder = this.logged = holder;
       return;
     }
+    if (this.now() >= sent + this.config.ttl) {
+      // The answer took longer than the lease lives (the store was unreachable): take it with a fresh count on
+      // the next poll, which finds it ours and extends it.
+      this.log(
+        `leadership: the lease (token ${token}) was granted after its ttl had passed; taking it again`,
+      );
+      return;
+    }
     this.token = token;
-    this.heldUntil = sent + this.config.ttl;
+    this.holdUntil(sent + this.config.ttl);
     this.holder = { owner: this.owner, token };
     this.log(`leadership: elected leader with lease token ${token}`);
     this.emit('elected', token);
@@ -235,6 +250,28 @@ export class Leadership extends TypedEmitter<LeadershipEvents> {
       this.depose('another coordinator holds the lease');
       return;
     }
-    this.heldUntil = sent + this.config.ttl;
+    this.holdUntil(sent + this.config.ttl);
+  }
+
+  /** The lease is ours until `until` (monotonic ms); at that time, unless renewed, this coordinator steps down. */
+  private holdUntil(until: number): void {
+    this.heldUntil = until;
+    this.armExpiry();
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiry);
+    // A timer may fire a little early by this clock (the event loop reads its time once per turn): look again.
+    this.expiry = setTimeout(
+      () => {
+        if (this.token === undefined) return;
+        if (this.now() < this.heldUntil) return this.armExpiry();
+        this.depose(
+          'the lease ran out before a renewal succeeded (store unreachable, or this process paused)',
+        );
+      },
+      Math.max(0, this.heldUntil - this.now()) + 1,
+    );
+    this.expiry.unref?.();
   }
 }

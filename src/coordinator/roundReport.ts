@@ -1,6 +1,7 @@
 import type { WorkerHealth } from '../core/aggregation/types.ts';
 import { reasonWireName, type ReasonCode } from '../core/reasonCodes.ts';
 import type { Reason__Output } from '../gen/phalanx/v1/Reason.ts';
+import type { StoreWait } from './storeRetry.ts';
 
 /** A reason code as the wire and the JSON reports spell it (phalanx.v1.Reason): 'REASON_LATE'. */
 export type WireReason = Reason__Output;
@@ -64,6 +65,8 @@ export interface RoundReport {
   replay: boolean;
   /** Under compression.kind uniform or lgreco: what the accepted pushes sent, and under which plan. */
   compression?: RoundCompression;
+  /** The round's commit waited for a store that did not answer (the job paused at this round meanwhile). */
+  storeStall?: StoreWait;
 }
 
 /** Compressed traffic of one round (src/core/compression/compressionSession.ts roundCompression). */

@@ -466,6 +466,21 @@ export function runStateStoreContract(name: string, makeStore: () => Promise<Sta
         expect((await store.listRoundCommits('f')).map((c) => c.fence)).to.deep.equal([3, 3, 4]);
       });
 
+      it('a commit repeated with the id of the newest commit (its answer was lost) changes nothing', async () => {
+        await store.submitJob(job('f', 1));
+        await store.commitRound(report(0), 100, 3, 'c0');
+        await store.commitRound(report(1), 100, 3, 'c1');
+        await store.commitRound(report(1), 100, 3, 'c1');
+        expect(await store.listRoundCommits('f')).to.deep.equal([
+          { round: 0, fence: 3 },
+          { round: 1, fence: 3 },
+        ]);
+        // Another id is another commit, even of the same round (a replay after a rollback).
+        await store.commitRound(report(1), 100, 3, 'c1-replay');
+        expect((await store.listRoundCommits('f')).map((c) => c.round)).to.deep.equal([0, 1, 1]);
+        expect((await store.getJob('f'))!.round).to.equal(2);
+      });
+
       it('refuses every job write with a token below the highest the job has seen, writing nothing', async () => {
         await store.submitJob(job('f', 1));
         await store.transitionJob('f', 'start', {}, 1);

@@ -15,6 +15,8 @@ export interface FaultProxy {
   stall(ms: number): void;
   /** Destroy every open connection (both sides see a reset). Returns how many there were. */
   resetAll(): number;
+  /** Down: reset every open connection and reset each new one at once (the target looks unreachable). Up: forward again. */
+  setDown(down: boolean): void;
   /** Calls `fn` with the sending host's address and the size of every chunk from a client towards the target. */
   onClientChunk(fn: ((from: string, bytes: number) => void) | undefined): void;
   /** Connections reset so far. */
@@ -29,6 +31,7 @@ export async function startFaultProxy(
   let latency = 0;
   let stalledUntil = 0;
   let resetCount = 0;
+  let down = false;
   const open = new Set<net.Socket>();
   let watcher: ((from: string, bytes: number) => void) | undefined;
 
@@ -53,6 +56,11 @@ export async function startFaultProxy(
   }
 
   const server = net.createServer((client) => {
+    if (down) {
+      client.on('error', () => {});
+      client.resetAndDestroy();
+      return;
+    }
     const upstream = net.connect(target.port, target.host);
     open.add(client);
     open.add(upstream);
@@ -74,6 +82,12 @@ export async function startFaultProxy(
     server.listen(listen.port ?? 0, listen.host, () => resolve());
   });
   const port = (server.address() as net.AddressInfo).port;
+  function resetAll(): number {
+    const n = open.size / 2;
+    for (const s of [...open]) s.resetAndDestroy();
+    resetCount += n;
+    return n;
+  }
   return {
     address: `${listen.host}:${port}`,
     port,
@@ -83,11 +97,10 @@ export async function startFaultProxy(
     stall(ms) {
       stalledUntil = Math.max(stalledUntil, Date.now() + ms);
     },
-    resetAll() {
-      const n = open.size / 2;
-      for (const s of [...open]) s.resetAndDestroy();
-      resetCount += n;
-      return n;
+    resetAll,
+    setDown(value) {
+      down = value;
+      if (down) resetAll();
     },
     onClientChunk(fn) {
       watcher = fn;

@@ -52,7 +52,7 @@ export class MemoryStateStore implements StateStore {
   private readonly checkpoints = new Map<string, CheckpointManifest>();
   /** Job id → the highest fencing token its writes carried. */
   private readonly fences = new Map<string, number>();
-  private readonly commits = new Map<string, RoundCommit[]>();
+  private readonly commits = new Map<string, (RoundCommit & { commitId?: string })[]>();
   private readonly leases = new Map<string, Lease>();
   /** Fencing counters outlive the leases they were issued for. */
   private readonly leaseTokens = new Map<string, number>();
@@ -170,21 +170,27 @@ export class MemoryStateStore implements StateStore {
     this.appendReport(report, maxLen);
   }
 
-  async commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void> {
+  async commitRound(
+    report: StoredRoundReport,
+    maxLen: number,
+    fence?: number,
+    commitId?: string,
+  ): Promise<void> {
     checkMaxLen(maxLen);
     const job = this.jobs.get(report.jobId);
     if (!job) throw new Error(`state: commitRound: unknown job '${report.jobId}'`);
     this.admit(report.jobId, fence);
+    const log = this.commits.get(report.jobId) ?? [];
+    if (commitId !== undefined && log.at(-1)?.commitId === commitId) return; // a repeat of the newest commit
     this.appendReport(report, maxLen);
     job.round = report.round + 1;
     job.updatedAt = this.clock();
-    const log = this.commits.get(report.jobId) ?? [];
-    log.push({ round: report.round, fence: fence ?? 0 });
+    log.push({ round: report.round, fence: fence ?? 0, ...(commitId !== undefined ? { commitId } : {}) });
     this.commits.set(report.jobId, log.slice(-maxLen));
   }
 
   async listRoundCommits(jobId: string): Promise<RoundCommit[]> {
-    return (this.commits.get(jobId) ?? []).map((c) => ({ ...c }));
+    return (this.commits.get(jobId) ?? []).map(({ round, fence }) => ({ round, fence }));
   }
 
   private appendReport(report: StoredRoundReport, maxLen: number): void {

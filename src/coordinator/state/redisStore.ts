@@ -27,7 +27,7 @@
  * finds the first record and completes its submit instead of creating another job.
  */
 import { createHash } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import { JOB_TRANSITION_NAMES, JOB_TRANSITIONS, type TransitionRule } from '../../core/jobLifecycle.ts';
 import {
   TERMINAL_JOB_STATES,
@@ -41,6 +41,7 @@ import {
   type LeaseHolder,
   type RoundCommit,
   StaleFenceError,
+  StoreUnavailableError,
   type StateStore,
   type StoredRoundReport,
   type SubmitOutcome,
@@ -226,14 +227,26 @@ redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], ARGV[1] .. '-1', 'report', ARGV[3
 const appendRoundReport = script('appendRoundReport', `${APPEND_REPORT}return 1`);
 
 /**
- * Fenced. KEYS: rounds, job, commits. ARGV: round, maxLen, report, now → 1, or 0 if the job does not exist.
- * The report as appendRoundReport, the job's round counter, and one commit-log entry, in one step.
+ * Fenced. KEYS: rounds, job, commits. ARGV: round, maxLen, report, now, commit id ('' = none) → 1, or 0 if the
+ * job does not exist. The report as appendRoundReport, the job's round counter, and one commit-log entry, in one
+ * step; nothing if the newest commit-log entry carries the same commit id (a retry of a commit that happened).
  */
 const commitRound = fenced(
   'commitRound',
   `if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if ARGV[5] ~= '' then
+  local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if #newest > 0 then
+    local f = newest[1][2]
+    for i = 1, #f, 2 do
+      if f[i] == 'commit' and f[i + 1] == ARGV[5] then return 1 end
+    end
+  end
+end
 ${APPEND_REPORT}redis.call('HSET', KEYS[2], 'round', tonumber(ARGV[1]) + 1, 'updatedAt', ARGV[4])
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', 'round', ARGV[1], 'fence', fence == '' and '0' or fence)
+local entry = {'round', ARGV[1], 'fence', fence == '' and '0' or fence}
+if ARGV[5] ~= '' then table.insert(entry, 'commit'); table.insert(entry, ARGV[5]) end
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', unpack(entry))
 return 1`,
 );
 
@@ -295,6 +308,17 @@ end
 return {'bound'}`,
 );
 
+/**
+ * Whether a command failed because Redis did not answer (no connection, the retries of ioredis ran out) or
+ * answered that it cannot serve yet (LOADING: restarted and reading its data; BUSY: a script runs too long;
+ * MASTERDOWN, TRYAGAIN, CLUSTERDOWN). Any other error reply (a refused fencing token, a script error) is Redis's
+ * answer and is not retried.
+ */
+function unanswered(err: unknown): boolean {
+  if (!(err instanceof (ReplyError as ErrorConstructor))) return true;
+  return /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/.test((err as Error).message);
+}
+
 /** The URL without its password, for messages. */
 function redactUrl(url: string): string {
   try {
@@ -317,7 +341,17 @@ export class RedisStateStore implements StateStore {
     this.url = redactUrl(url);
     this.prefix = opts.keyPrefix ?? 'phalanx:';
     this.clock = opts.clock ?? Date.now;
-    this.redis = new Redis(url, { lazyConnect: true, replyMapping: 'legacy', maxRetriesPerRequest: 3 });
+    // A command goes out only on a live connection, once: nothing waits in an offline queue, and nothing sent
+    // before a connection dropped is sent again after a reconnect (it fails; the caller decides whether to
+    // retry). A fenced write thus reaches Redis while the lease check made before it still holds, not seconds
+    // later after a reconnect, when this coordinator may have stood down.
+    this.redis = new Redis(url, {
+      lazyConnect: true,
+      replyMapping: 'legacy',
+      maxRetriesPerRequest: 3,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+    });
     // Errors are reported through rejected commands and connect(); without a listener ioredis stays quiet.
     this.redis.on('error', () => {});
   }
@@ -348,6 +382,19 @@ export class RedisStateStore implements StateStore {
       return (await this.redis.ping()) === 'PONG';
     } catch {
       return false;
+    }
+  }
+
+  /** One command sent directly (not a script): a Redis that does not answer becomes StoreUnavailableError. */
+  private async command<T>(send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      if (unanswered(err))
+        throw new StoreUnavailableError(`state: Redis does not answer: ${(err as Error).message}`, {
+          cause: err,
+        });
+      throw err;
     }
   }
 
@@ -417,7 +464,9 @@ export class RedisStateStore implements StateStore {
         return await this.redis.eval(s.lua, keys.length, ...keys, ...args);
       }
     } catch (err) {
-      throw new Error(`state: ${s.name} failed: ${(err as Error).message}`, { cause: err });
+      const message = `state: ${s.name} failed: ${(err as Error).message}`;
+      if (unanswered(err)) throw new StoreUnavailableError(message, { cause: err });
+      throw new Error(message, { cause: err });
     }
   }
 
@@ -451,7 +500,7 @@ export class RedisStateStore implements StateStore {
       // indexed) may go on; anything else is a duplicate.
       const existing = await this.getJob(record.id);
       const same = existing?.createdAt === record.createdAt && existing.spec === record.spec;
-      const interrupted = same && (await this.redis.zscore(index, record.id)) === null;
+      const interrupted = same && (await this.command(() => this.redis.zscore(index, record.id))) === null;
       if (completing && same && !interrupted) return;
       if (!interrupted) throw new Error(`state: job '${record.id}' already exists`);
     }
@@ -462,14 +511,16 @@ export class RedisStateStore implements StateStore {
   }
 
   async getJob(id: string): Promise<JobRecord | undefined> {
-    return parseJob(await this.redis.hgetall(this.jobKey(id)));
+    return parseJob(await this.command(() => this.redis.hgetall(this.jobKey(id))));
   }
 
   async listJobs(): Promise<JobRecord[]> {
-    const ids = await this.redis.zrevrange(this.jobsKeys()[2], 0, -1);
+    const ids = await this.command(() => this.redis.zrevrange(this.jobsKeys()[2], 0, -1));
     if (ids.length === 0) return [];
     // One read per job (different slots, so no pipeline/MULTI across them).
-    const records = await Promise.all(ids.map((id) => this.redis.hgetall(this.jobKey(id))));
+    const records = await Promise.all(
+      ids.map((id) => this.command(() => this.redis.hgetall(this.jobKey(id)))),
+    );
     const jobs: JobRecord[] = [];
     for (const fields of records) {
       const job = parseJob(fields);
@@ -508,7 +559,7 @@ export class RedisStateStore implements StateStore {
       if (!reply) return undefined;
       const jobId = reply[1];
       // Another slot: read after the claim; the caller's transitionJob (compare-and-set) is the real guard.
-      const state = await this.redis.hget(this.jobKey(jobId), 'state');
+      const state = await this.command(() => this.redis.hget(this.jobKey(jobId), 'state'));
       if (state !== null && !TERMINAL_JOB_STATES.includes(state as JobState)) return jobId;
       // Cancelled (or otherwise finished) while queued: nothing to run, drop it and look further.
       await this.run(discardQueuedJob, [queue, entries], [reply[0], jobId]);
@@ -525,11 +576,11 @@ export class RedisStateStore implements StateStore {
     const [key] = this.workerKeys(worker.id);
     const fields: Record<string, string | number> = {};
     for (const [k, v] of Object.entries(worker)) if (v !== undefined) fields[k] = v as string | number;
-    await this.redis.multi().del(key).hset(key, fields).exec();
+    await this.command(() => this.redis.multi().del(key).hset(key, fields).exec());
   }
 
   async getWorker(id: string): Promise<WorkerRecord | undefined> {
-    const f = await this.redis.hgetall(this.workerKeys(id)[0]);
+    const f = await this.command(() => this.redis.hgetall(this.workerKeys(id)[0]));
     if (f.id === undefined) return undefined;
     return {
       id: f.id,
@@ -552,7 +603,9 @@ export class RedisStateStore implements StateStore {
   }
 
   async liveWorkers(nowMs: number): Promise<string[]> {
-    const ids = await this.redis.zrangebyscore(this.workerKeys('')[2], `(${nowMs}`, '+inf');
+    const ids = await this.command(() =>
+      this.redis.zrangebyscore(this.workerKeys('')[2], `(${nowMs}`, '+inf'),
+    );
     return ids.sort();
   }
 
@@ -570,7 +623,12 @@ export class RedisStateStore implements StateStore {
     await this.run(appendRoundReport, [this.roundsKey(report.jobId)], [report.round, maxLen, report.report]);
   }
 
-  async commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void> {
+  async commitRound(
+    report: StoredRoundReport,
+    maxLen: number,
+    fence?: number,
+    commitId?: string,
+  ): Promise<void> {
     if (!Number.isInteger(maxLen) || maxLen < 1)
       throw new Error(`state: commitRound: maxLen must be a positive integer, got ${maxLen}`);
     if (!Number.isSafeInteger(report.round) || report.round < 0)
@@ -580,13 +638,13 @@ export class RedisStateStore implements StateStore {
       report.jobId,
       fence,
       [this.roundsKey(report.jobId), this.jobKey(report.jobId), this.commitsKey(report.jobId)],
-      [report.round, maxLen, report.report, this.clock()],
+      [report.round, maxLen, report.report, this.clock(), commitId ?? ''],
     );
     if (done !== 1) throw new Error(`state: commitRound: unknown job '${report.jobId}'`);
   }
 
   async listRoundCommits(jobId: string): Promise<RoundCommit[]> {
-    const entries = await this.redis.xrange(this.commitsKey(jobId), '-', '+');
+    const entries = await this.command(() => this.redis.xrange(this.commitsKey(jobId), '-', '+'));
     return entries.map(([, fields]) => {
       const f = pairsToObject(fields);
       return { round: Number(f.round), fence: Number(f.fence) };
@@ -596,7 +654,9 @@ export class RedisStateStore implements StateStore {
   async listRoundReports(jobId: string, fromRound: number, limit: number): Promise<StoredRoundReport[]> {
     if (limit <= 0) return [];
     const start = `${Math.max(0, Math.ceil(fromRound))}-0`;
-    const entries = await this.redis.xrange(this.roundsKey(jobId), start, '+', 'COUNT', Math.floor(limit));
+    const entries = await this.command(() =>
+      this.redis.xrange(this.roundsKey(jobId), start, '+', 'COUNT', Math.floor(limit)),
+    );
     return entries.map(([entryId, fields]) => ({
       jobId,
       round: Number(entryId.slice(0, entryId.indexOf('-'))),
@@ -623,11 +683,11 @@ export class RedisStateStore implements StateStore {
   }
 
   async jobFence(jobId: string): Promise<number> {
-    return Number((await this.redis.get(this.fenceKey(jobId))) ?? 0);
+    return Number((await this.command(() => this.redis.get(this.fenceKey(jobId)))) ?? 0);
   }
 
   async getCheckpointManifest(jobId: string): Promise<CheckpointManifest | undefined> {
-    const text = await this.redis.get(this.checkpointKey(jobId));
+    const text = await this.command(() => this.redis.get(this.checkpointKey(jobId)));
     return text === null ? undefined : (JSON.parse(text) as CheckpointManifest);
   }
 
@@ -648,7 +708,7 @@ export class RedisStateStore implements StateStore {
 
   async getLease(name: string): Promise<LeaseHolder | undefined> {
     const [lease, token] = this.leaseKeys(name);
-    const [owner, value] = await this.redis.mget(lease, token);
+    const [owner, value] = await this.command(() => this.redis.mget(lease, token));
     return owner === null ? undefined : { owner, token: Number(value ?? 0) };
   }
 
@@ -661,17 +721,18 @@ export class RedisStateStore implements StateStore {
   async putAccessToken(token: AccessTokenRecord): Promise<void> {
     const key = this.authKey('token', token.id);
     const text = JSON.stringify(token);
-    if (token.expiresAt === undefined) await this.redis.set(key, text);
-    else await this.redis.set(key, text, 'PXAT', Math.max(1, Math.floor(token.expiresAt)));
+    const expiresAt = token.expiresAt;
+    if (expiresAt === undefined) await this.command(() => this.redis.set(key, text));
+    else await this.command(() => this.redis.set(key, text, 'PXAT', Math.max(1, Math.floor(expiresAt))));
   }
 
   async getAccessToken(id: string): Promise<AccessTokenRecord | undefined> {
-    const text = await this.redis.get(this.authKey('token', id));
+    const text = await this.command(() => this.redis.get(this.authKey('token', id)));
     return text === null ? undefined : (JSON.parse(text) as AccessTokenRecord);
   }
 
   async revokeAccessToken(id: string): Promise<boolean> {
-    return (await this.redis.del(this.authKey('token', id))) === 1;
+    return (await this.command(() => this.redis.del(this.authKey('token', id)))) === 1;
   }
 
   async bindWorkerName(

@@ -112,6 +112,18 @@ export class StaleFenceError extends Error {
   }
 }
 
+/**
+ * The store did not answer (connection lost or refused, Redis still loading its data after a restart). A write
+ * that fails so may or may not have happened: only writes that are safe to repeat may be retried (commitRound
+ * with a commit id, manifests, round counters).
+ */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 /** One entry of a job's commit log: which leader (fencing token) committed which round, in commit order. */
 export interface RoundCommit {
   round: number;
@@ -181,9 +193,10 @@ export interface StateStore {
   /**
    * Commit one closed round in one atomic step: append its report (as appendRoundReport), set the job's round
    * counter to `report.round + 1`, and append `{round, fence}` to the job's commit log (never rewritten, capped
-   * at `maxLen` entries).
+   * at `maxLen` entries). `commitId` names this commit: a repeat whose id is the newest in the log (a retry of a
+   * commit whose answer was lost) changes nothing.
    */
-  commitRound(report: StoredRoundReport, maxLen: number, fence?: number): Promise<void>;
+  commitRound(report: StoredRoundReport, maxLen: number, fence?: number, commitId?: string): Promise<void>;
   /** The job's commit log, oldest first. */
   listRoundCommits(jobId: string): Promise<RoundCommit[]>;
 

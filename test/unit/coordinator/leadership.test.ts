@@ -69,13 +69,38 @@ describe('Leadership', () => {
     await a.start();
     await b.start();
     const deposed = once<[number, string]>(a, 'deposed');
+    // Listening before the intruder's lease can expire: on a loaded machine B may be elected before A's renewal.
+    const elected = once<[number]>(b, 'elected');
     // Another owner took the lease (as after an expiry A did not notice).
     await store.releaseLease('coordinator', 'a at a:1');
     expect(await store.acquireLease('coordinator', 'intruder', 100)).to.equal(2);
     expect((await deposed)[1]).to.match(/another coordinator holds the lease/);
-    const [token] = await once<[number]>(b, 'elected');
+    // A stands by and polls too: stopped, it cannot win the race for the freed lease, so B is the one to take it.
+    await a.stop();
+    const [token] = await elected;
     expect(token).to.be.greaterThan(2);
     expect(() => a.assertHolds(1)).to.throw(NotLeaderError);
+  });
+
+  it('steps down when its lease runs out while a renewal hangs on an unreachable store', async () => {
+    const store = new MemoryStateStore();
+    let hang = false;
+    const unreachable = new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'renewLease' && hang) return () => new Promise(() => {}); // never answers
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const a = new Leadership(unreachable, 'a at a:1', parseLeaseConfig({ ttl: 300, renew: 50, poll: 20 }));
+    started.push(a);
+    await a.start();
+    const deposed = once<[number, string]>(a, 'deposed');
+    hang = true;
+    const [token, reason] = await deposed;
+    expect(token).to.equal(1);
+    expect(reason).to.match(/ran out before a renewal succeeded/);
+    expect(a.leading).to.equal(false);
   });
 
   it('validates its settings and names the field and the fix', () => {
