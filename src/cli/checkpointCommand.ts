@@ -45,7 +45,10 @@ export function describeModel(spec: ModelSpec): string {
   if (spec.kind === 'cnn') return 'cnn';
   const base = `transformer d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffn} ctx${spec.context} V${spec.vocab.length}`;
   const r = spec.recursion;
-  return r === undefined ? base : `${base} recursive K${r.blocks} ${r.schedule} ${r.init} r${r.loraRank}`;
+  const moe = spec.moe === undefined ? '' : ` moe top${spec.moe.topK}-of-${spec.moe.experts}`;
+  return r === undefined
+    ? `${base}${moe}`
+    : `${base} recursive K${r.blocks} ${r.schedule} ${r.init} r${r.loraRank}`;
 }
 
 /** Every checkpoint directory (one holding config.json) below `root`, sorted by path. */
