@@ -111,7 +111,11 @@ for (const s of shapes) {
   );
   const loss = (y: tf.Tensor) => tf.sum(tf.square(y)) as tf.Scalar;
   const dense = time(() =>
-    tf.dispose(tf.grads((...p: tf.Tensor[]) => loss(moeMlp(x, p, { experts: s.e, topK: s.k, auxLossWeight: 0 }, ops).out))(t)),
+    tf.dispose(
+      tf.grads((...p: tf.Tensor[]) =>
+        loss(moeMlp(x, p, { experts: s.e, topK: s.k, auxLossWeight: 0 }, ops).out),
+      )(t),
+    ),
   );
   const dispatch = time(() => {
     const routes = routesOf(x, t[0], s);
@@ -127,6 +131,8 @@ for (const s of shapes) {
   } catch (err) {
     gather = `unavailable (${(err as Error).message.split('\n')[0].slice(0, 60)})`;
   }
-  console.log(`| ${s.n} | ${s.d} | ${s.f} | ${s.e} | ${s.k} | ${dense.toFixed(2)} | ${dispatch.toFixed(2)} | ${gather} |`);
+  console.log(
+    `| ${s.n} | ${s.d} | ${s.f} | ${s.e} | ${s.k} | ${dense.toFixed(2)} | ${dispatch.toFixed(2)} | ${gather} |`,
+  );
   tf.dispose([...t, x]);
 }
