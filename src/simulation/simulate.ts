@@ -80,6 +80,8 @@ export interface SimulationEvaluation {
   round: number;
   accuracy: number;
   loss: number;
+  /** MoE models: max/mean routing assignments per expert over the evaluated tokens, worst block. */
+  expertLoad?: number;
 }
 
 export interface RankHealth {
@@ -477,7 +479,12 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
-        evaluations.push({ round: completed, accuracy: ev.accuracy, loss: ev.loss });
+        evaluations.push({
+          round: completed,
+          accuracy: ev.accuracy,
+          loss: ev.loss,
+          ...(ev.expertLoad === undefined ? {} : { expertLoad: ev.expertLoad }),
+        });
       }
       const signals =
         guard?.observe({
