@@ -88,6 +88,8 @@ describe('integration: the language-model task, distributed and simulated', func
       if (spec.model?.kind === 'transformer' && spec.model.moe) {
         // max/mean expert load over the held-out tokens: 1 (balanced) to E = 3 (one expert takes all)
         expect(sim.evaluations.at(-1)?.expertLoad).to.be.within(1, 3);
+        // and per round, on the honest workers' training batches
+        for (const r of sim.perRound) expect(r.expertLoad, `round ${r.round}`).to.be.within(1, 3);
       }
       const diff = maxAbsDiff(sim.params, distributed);
       expect(diff).to.be.at.most(1e-6);
