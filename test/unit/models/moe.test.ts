@@ -93,6 +93,15 @@ describe('models: mixture-of-experts transformer', function () {
       [0, 0, 1, 0],
       [1, 0, 0, 0],
     ]);
+    // ties go to the lower expert index
+    const ties = tf.tensor2d([
+      [0.25, 0.25, 0.25, 0.25],
+      [0.1, 0.3, 0.3, 0.3],
+    ]);
+    expect(topKMask(ties, 2).arraySync()).to.deep.equal([
+      [1, 1, 0, 0],
+      [0, 1, 1, 0],
+    ]);
     // expert 2 is chosen by tokens 0, 2, 3: with capacity 2 the third (token 3) is dropped
     expect(capacityMask(topKMask(probs, 2), 2).arraySync()).to.deep.equal([
       [0, 1, 1, 0],
