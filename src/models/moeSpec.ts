@@ -90,3 +90,8 @@ export function denseEquivalent<S extends TransformerSpec>(spec: S & { moe: MoeS
   const target = d * moe.experts + moe.topK * denseMlpParameters(d, spec.ffn);
   return { ...dense, ffn: Math.max(1, Math.round((target - d) / (2 * d + 1))) };
 }
+
+/** ' moe top<k>-of-<E>' for model descriptions, '' without moe. */
+export function moeLabel(moe: MoeSpec | undefined): string {
+  return moe === undefined ? '' : ` moe top${moe.topK}-of-${moe.experts}`;
+}
