@@ -18,6 +18,7 @@ import { toPyTorch } from '../checkpoint/pytorchLayout.ts';
 import { readPyTorchTensors, readTensorFile, writeTensorFile } from '../checkpoint/tensorFiles.ts';
 import { l2Norm, shapeText, type NamedTensors } from '../core/layout/namedTensors.ts';
 import type { ModelSpec } from '../models/types.ts';
+import { moeLabel } from '../models/moeSpec.ts';
 
 /** Directories below the root searched for checkpoints (job dirs sit at depth 2, under a spec's sub-dirs deeper). */
 const MAX_DEPTH = 8;
@@ -45,7 +46,9 @@ export function describeModel(spec: ModelSpec): string {
   if (spec.kind === 'cnn') return 'cnn';
   const base = `transformer d${spec.dModel} L${spec.layers} H${spec.heads} ffn${spec.ffn} ctx${spec.context} V${spec.vocab.length}`;
   const r = spec.recursion;
-  return r === undefined ? base : `${base} recursive K${r.blocks} ${r.schedule} ${r.init} r${r.loraRank}`;
+  return r === undefined
+    ? `${base}${moeLabel(spec.moe)}`
+    : `${base} recursive K${r.blocks} ${r.schedule} ${r.init} r${r.loraRank}`;
 }
 
 /** Every checkpoint directory (one holding config.json) below `root`, sorted by path. */

@@ -19,6 +19,7 @@ import type { StateStoreConfig } from '../coordinator/state/index.ts';
 import { ProgressPrinter } from './progress.ts';
 import { createCertificates } from './certs.ts';
 import { createLogger, resolveLogFormat, silentLogger, type LogFormat } from '../logging/logger.ts';
+import { moeLabel } from '../models/moeSpec.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
 
@@ -321,7 +322,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchReport> {
 export function describeModel(spec: JobSpec): string {
   const m = spec.model;
   if (m.kind === 'transformer') {
-    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn} (${parameterCount(m).toLocaleString('en')} params)`;
+    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn}${moeLabel(m.moe)} (${parameterCount(m).toLocaleString('en')} params)`;
   }
   return m.kind === 'mlp' ? `MLP 784-${m.hidden.join('-')}-10` : 'CNN (431,080 params)';
 }

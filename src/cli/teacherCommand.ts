@@ -44,9 +44,15 @@ export interface TeacherReport {
 export async function teacherReport(target: string, opts: TeacherReportOptions): Promise<TeacherReport> {
   const loaded = await loadCheckpoint(target);
   const spec = loaded.config.model;
-  if (spec.kind !== 'transformer' || spec.recursion !== undefined) {
+  if (spec.kind !== 'transformer' || spec.recursion !== undefined || spec.moe !== undefined) {
+    const what =
+      spec.kind !== 'transformer'
+        ? spec.kind
+        : spec.recursion !== undefined
+          ? 'recursive transformer'
+          : 'mixture-of-experts transformer';
     throw new TeacherReportError(
-      `${loaded.dir} holds a ${spec.kind === 'transformer' ? 'recursive transformer' : spec.kind}; a teacher report needs a plain transformer checkpoint`,
+      `${loaded.dir} holds a ${what}; a teacher report needs a plain transformer checkpoint`,
     );
   }
   const params = fromNamedTensors(loaded.tensors, createTransformer(spec).layout);

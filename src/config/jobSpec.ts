@@ -133,14 +133,23 @@ const transformerSchema = section({
     /** Rank of each tied layer's LoRA; 0 = purely recursive, ≥ dModel = full rank. */
     loraRank: z.number().int().min(0).max(4096).default(0),
   }).optional(),
+  /** Present: each block's MLP is a mixture of `experts` MLPs of width ffn, top-k routed (docs/students.md). */
+  moe: section({
+    experts: z.number().int().min(2).max(64),
+    topK: positive(64).default(2),
+    /** Capacity factor: each expert takes at most ⌈capacity·topK·tokens/experts⌉ tokens of a pass; absent = no limit. */
+    capacity: z.number().positive().max(64).optional(),
+    /** Weight of the load-balancing loss (Switch: 0.01). */
+    auxLossWeight: z.number().min(0).max(100).default(0.01),
+  }).optional(),
 }).superRefine((model, ctx) => {
   // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.
   for (const problem of transformerSpecProblems(model).filter(
     (p) => !p.endsWith('must be a positive integer'),
   )) {
-    const recursion = /^recursion\.(\w+) (.*)$/.exec(problem);
-    if (recursion !== null) {
-      ctx.addIssue({ code: 'custom', path: ['recursion', recursion[1]], message: recursion[2] });
+    const nested = /^(recursion|moe)\.(\w+) (.*)$/.exec(problem);
+    if (nested !== null) {
+      ctx.addIssue({ code: 'custom', path: [nested[1], nested[2]], message: nested[3] });
       continue;
     }
     const field = problem.startsWith('vocab') ? 'vocab' : problem.startsWith('dModel') ? 'heads' : undefined;

@@ -12,6 +12,16 @@ import { IMAGE_SIDE, IMAGE_SIZE, type ModelIo } from './modelIo.ts';
 
 export { IMAGE_SIDE, IMAGE_SIZE, NUM_CLASSES, IMAGE_IO, exampleShape, type ModelIo } from './modelIo.ts';
 
+/** A forward pass's result: the logits and what sparse models add to the loss and to the diagnostics. */
+export interface ModelOutput {
+  /** [N · targetsPerExample, numClasses]. */
+  logits: tf.Tensor2D;
+  /** Auxiliary losses, already weighted, to add to the training loss (an MoE's load-balancing loss). */
+  auxLoss?: tf.Scalar;
+  /** An MoE's share of routing assignments per expert, [blocks, experts] (each row sums to 1). */
+  expertLoad?: tf.Tensor2D;
+}
+
 export interface Model {
   readonly spec: ModelSpec;
   readonly layout: ParameterLayout;
@@ -26,6 +36,8 @@ export interface Model {
    * and with the layer's shape. Must be called inside a tidy (or the caller disposes intermediates).
    */
   apply(params: readonly tf.Tensor[], x: tf.Tensor, ops: ModelOps): tf.Tensor2D;
+  /** apply() with the auxiliary outputs; models without any may omit it (the trainer then uses apply). */
+  forward?(params: readonly tf.Tensor[], x: tf.Tensor, ops: ModelOps): ModelOutput;
 }
 
 /** Images [n, 28, 28, 1] from n · 784 floats. */

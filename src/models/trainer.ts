@@ -8,8 +8,9 @@
  * (custom conv / matMul gradients) is fixed then.
  */
 import { layerView } from '../core/layout/parameterLayout.ts';
-import type { Model } from './model.ts';
+import type { Model, ModelOutput } from './model.ts';
 import { exampleShape } from './model.ts';
+import { loadImbalance } from './moe.ts';
 import {
   createOps,
   defaultKernelChoice,
@@ -119,6 +120,7 @@ export class TfTrainer implements Trainer {
     this.busy = true;
     let lossT: tf.Scalar | undefined;
     let gradT: tf.Tensor1D | undefined;
+    let loadT: tf.Tensor2D | undefined;
     try {
       [lossT, gradT] = tf.tidy(() => {
         const p = this.uploadParams(params);
@@ -138,35 +140,45 @@ export class TfTrainer implements Trainer {
             )
           : undefined;
         const f = (...ps: tf.Tensor[]) => {
-          const logits = this.model.apply(ps, x, this.ops);
-          return teacher && teacherLogits
-            ? distillationLoss(logits, teacherLogits, y, teacher.weights)
-            : softmaxCrossEntropy(logits, y);
+          const { logits, auxLoss, expertLoad } = this.forward(ps, x);
+          // the tape disposes what f made but does not return: keep the load for the diagnostics
+          if (expertLoad) loadT = tf.keep(expertLoad);
+          const loss =
+            teacher && teacherLogits
+              ? distillationLoss(logits, teacherLogits, y, teacher.weights)
+              : softmaxCrossEntropy(logits, y);
+          return auxLoss ? tf.add(loss, auxLoss) : loss;
         };
         const { value, grads } = tf.valueAndGrads(f)(p);
         const flat =
           grads.length === 1 ? tf.reshape(grads[0], [-1]) : tf.concat(grads.map((g) => tf.reshape(g, [-1])));
         return [value as tf.Scalar, flat as tf.Tensor1D];
       });
-      const [lossData, gradData] = await Promise.all([lossT.data(), gradT.data()]);
+      const [lossData, gradData, loadData] = await Promise.all([lossT.data(), gradT.data(), loadT?.array()]);
       if (gradData.length !== this.grad.length) {
         throw new Error(`trainer: gradient has ${gradData.length} values, layout has ${this.grad.length}`);
       }
       this.grad.set(gradData as Float32Array);
-      return { grad: this.grad, loss: lossData[0] };
+      const result: GradientResult = { grad: this.grad, loss: lossData[0] };
+      if (loadData) result.expertLoad = Math.max(...loadData.map((row) => loadImbalance(row)));
+      return result;
     } finally {
       lossT?.dispose();
       gradT?.dispose();
+      loadT?.dispose();
       this.busy = false;
     }
   }
 
-  /** Accuracy and mean cross-entropy over the first `limit` examples (all by default), in batches. */
+  /**
+   * Accuracy and mean cross-entropy over the first `limit` examples (all by default), in batches; for an MoE
+   * model also the expert load (max/mean routing assignments per expert over all those tokens, worst block).
+   */
   async evaluate(
     params: Float32Array,
     split: EvalSplit,
     limit?: number,
-  ): Promise<{ accuracy: number; loss: number }> {
+  ): Promise<{ accuracy: number; loss: number; expertLoad?: number }> {
     this.checkUsable();
     this.checkParams(params);
     const total = Math.min(split.count, limit ?? split.count);
@@ -179,11 +191,12 @@ export class TfTrainer implements Trainer {
     const p = this.uploadParams(params);
     let lossSum = 0;
     let correct = 0;
+    let assignments: number[][] | undefined; // [block][expert], summed over the batches
     const evalBatch = Math.max(1, Math.floor(this.evalBatchSize / targets));
     try {
       for (let start = 0; start < total; start += evalBatch) {
         const n = Math.min(evalBatch, total - start);
-        const [lossT, correctT] = tf.tidy(() => {
+        const [lossT, correctT, loadT] = tf.tidy(() => {
           const x = this.model.input(
             split.images.subarray(start * exampleSize, (start + n) * exampleSize),
             n,
@@ -192,30 +205,50 @@ export class TfTrainer implements Trainer {
             labelsToInt32(split.labels, start * targets, n * targets, classes),
             'int32',
           );
-          const logits = this.model.apply(p, x, this.ops);
+          const { logits, expertLoad } = this.forward(p, x);
           const oneHot = tf.oneHot(labels, classes) as tf.Tensor2D;
           const lossSumT = tf.mul(softmaxCrossEntropy(logits, oneHot), n * targets);
           const correctT = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
-          return [lossSumT, correctT];
+          return [lossSumT, correctT, expertLoad ? tf.mul(expertLoad, n * targets) : undefined];
         });
         try {
-          const [l, c] = await Promise.all([lossT.data(), correctT.data()]);
+          const [l, c, load] = await Promise.all([
+            lossT.data(),
+            correctT.data(),
+            (loadT as tf.Tensor2D | undefined)?.array(),
+          ]);
           lossSum += l[0];
           correct += c[0];
+          if (load) {
+            assignments ??= load.map((row) => row.map(() => 0));
+            load.forEach((row, b) => row.forEach((v, e) => (assignments![b][e] += v)));
+          }
         } finally {
           lossT.dispose();
           correctT.dispose();
+          loadT?.dispose();
         }
       }
     } finally {
       tf.dispose(p);
     }
-    return { accuracy: correct / (total * targets), loss: lossSum / (total * targets) };
+    const result: { accuracy: number; loss: number; expertLoad?: number } = {
+      accuracy: correct / (total * targets),
+      loss: lossSum / (total * targets),
+    };
+    if (assignments) result.expertLoad = Math.max(...assignments.map((row) => loadImbalance(row)));
+    return result;
   }
 
   dispose(): void {
     if (!this.disposed && this.teacher) tf.dispose(this.teacher.params);
     this.disposed = true;
+  }
+
+  private forward(params: readonly tf.Tensor[], x: tf.Tensor): ModelOutput {
+    return this.model.forward
+      ? this.model.forward(params, x, this.ops)
+      : { logits: this.model.apply(params, x, this.ops) };
   }
 
   private uploadParams(params: Float32Array): tf.Tensor[] {

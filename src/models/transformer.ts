@@ -16,10 +16,16 @@
  * contiguous within each), blocks.b.attn.proj.{weight [d, d], bias [d]}, blocks.b.ln2.{gain,bias} [d],
  * blocks.b.mlp.fc.{weight [d, ffn], bias [ffn]}, blocks.b.mlp.proj.{weight [ffn, d], bias [d]};
  * then lnf.{gain,bias} [d]. No output bias.
+ *
+ * With a `moe` section each block's MLP is a mixture of experts (moe.ts): the four mlp tensors are replaced by
+ * blocks.b.mlp.router.weight [d, E] and blocks.b.mlp.experts.e.{fc.weight [d, ffn], fc.bias [ffn],
+ * proj.weight [ffn, d], proj.bias [d]} for e < E.
  */
 import { buildLayout, layerView, type LayerSpec } from '../core/layout/parameterLayout.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
-import type { Model } from './model.ts';
+import type { Model, ModelOutput } from './model.ts';
+import { moeMlp } from './moe.ts';
+import { moeMlpTensors } from './moeSpec.ts';
 import type { ModelOps } from './ops.ts';
 import { tf } from './tf.ts';
 import { blockTensors } from './recursion.ts';
@@ -36,8 +42,10 @@ function layerSpecs(spec: TransformerSpec): LayerSpec[] {
     { name: 'embed.weight', shape: [spec.vocab.length, d] },
     { name: 'pos.weight', shape: [spec.context, d] },
   ];
+  const block = blockTensors(spec);
+  const perBlock = spec.moe === undefined ? block : [...block.slice(0, 8), ...moeMlpTensors(spec, spec.moe)];
   for (let b = 0; b < spec.layers; b++) {
-    for (const t of blockTensors(spec)) layers.push({ name: `blocks.${b}.${t.name}`, shape: t.shape });
+    for (const t of perBlock) layers.push({ name: `blocks.${b}.${t.name}`, shape: t.shape });
   }
   layers.push({ name: 'lnf.gain', shape: [d] }, { name: 'lnf.bias', shape: [d] });
   return layers;
@@ -55,7 +63,10 @@ export function causalMask(t: number): Float32Array {
   return m;
 }
 
-/** Tensors of one block in layout order (blockTensors): ln1 gain, bias, qkv W, b, proj W, b, ln2 gain, bias, fc W, b, proj W, b. */
+/**
+ * Tensors of one block in layout order (blockTensors): ln1 gain, bias, qkv W, b, proj W, b, ln2 gain, bias, then
+ * the MLP: fc W, b, proj W, b, or with moe the router and the experts' tensors (moeMlpTensors).
+ */
 export type BlockTensors = readonly tf.Tensor[];
 
 /** What a forward pass needs besides the blocks. */
@@ -83,6 +94,13 @@ export type SublayerProbe = (
 export interface TransformerForward {
   input(x: Float32Array, n: number): tf.Tensor2D;
   logits(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): tf.Tensor2D;
+  /** The logits and, with moe, the weighted mean load-balancing loss and the expert load per block. */
+  run(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): ModelOutput;
+}
+
+/** Tensors per block in the layout: 12, or 8 + 1 + 4E with moe. */
+export function tensorsPerBlock(spec: TransformerSpec): number {
+  return spec.moe === undefined ? 12 : 9 + 4 * spec.moe.experts;
 }
 
 export function transformerForward(spec: TransformerSpec): TransformerForward {
@@ -137,7 +155,7 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     return tf.add(ops.matMul(merged as tf.Tensor2D, wProj as tf.Tensor2D, false), bProj) as tf.Tensor2D;
   }
 
-  function logits(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): tf.Tensor2D {
+  function run(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): ModelOutput {
     const [n, t] = ids.shape as [number, number];
     const pos = tf.slice(w.pos, [0, 0], [t, d]);
     const oneHot = tf.oneHot(tf.reshape(ids, [n * t]) as tf.Tensor1D, v) as tf.Tensor2D;
@@ -148,32 +166,55 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     let maskValues = masks.get(t);
     if (maskValues === undefined) masks.set(t, (maskValues = causalMask(t)));
     const mask = tf.tensor2d(maskValues, [t, t]);
+    const auxes: tf.Scalar[] = [];
+    const loads: tf.Tensor1D[] = [];
     w.layers.forEach((p, layer) => {
       const attn = attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), n, t, ops, mask);
       probe?.(layer, 'attn', hidden, attn);
       hidden = tf.add(hidden, attn);
-      const fc = tf.add(ops.matMul(layerNorm(hidden, p[6], p[7]), p[8] as tf.Tensor2D, false), p[9]);
-      const mlp = tf.add(
-        ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false),
-        p[11],
-      ) as tf.Tensor2D;
+      const normed = layerNorm(hidden, p[6], p[7]);
+      let mlp: tf.Tensor2D;
+      if (spec.moe === undefined) {
+        const fc = tf.add(ops.matMul(normed, p[8] as tf.Tensor2D, false), p[9]);
+        mlp = tf.add(ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false), p[11]) as tf.Tensor2D;
+      } else {
+        const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
+        mlp = moe.out;
+        auxes.push(moe.aux);
+        loads.push(moe.load);
+      }
       probe?.(layer, 'mlp', hidden, mlp);
       hidden = tf.add(hidden, mlp);
     });
     const final = layerNorm(hidden, w.lnfGain, w.lnfBias);
-    return ops.matMul(final, tf.transpose(w.embed), false); // tied output projection: logits [N·T, V]
+    const logits = ops.matMul(final, tf.transpose(w.embed), false); // tied output projection: logits [N·T, V]
+    if (spec.moe === undefined) return { logits };
+    return {
+      logits,
+      auxLoss: tf.mul(tf.mean(tf.stack(auxes)), spec.moe.auxLossWeight) as tf.Scalar,
+      expertLoad: tf.stack(loads) as tf.Tensor2D,
+    };
   }
 
-  return { input, logits };
+  return { input, run, logits: (w, ids, ops, probe) => run(w, ids, ops, probe).logits };
 }
 
-/** A transformer's layout tensors as forward weights: each block is 12 consecutive tensors after embed and pos. */
-export function transformerWeights(params: readonly tf.Tensor[], numLayers: number): TransformerWeights {
-  const last = 2 + 12 * numLayers;
+/**
+ * A transformer's layout tensors as forward weights: each block is `perBlock` consecutive tensors (12 for dense
+ * MLPs, tensorsPerBlock) after embed and pos.
+ */
+export function transformerWeights(
+  params: readonly tf.Tensor[],
+  numLayers: number,
+  perBlock = 12,
+): TransformerWeights {
+  const last = 2 + perBlock * numLayers;
   return {
     embed: params[0] as tf.Tensor2D,
     pos: params[1] as tf.Tensor2D,
-    layers: Array.from({ length: numLayers }, (_, b) => params.slice(2 + 12 * b, 2 + 12 * (b + 1))),
+    layers: Array.from({ length: numLayers }, (_, b) =>
+      params.slice(2 + perBlock * b, 2 + perBlock * (b + 1)),
+    ),
     lnfGain: params[last],
     lnfBias: params[last + 1],
   };
@@ -188,11 +229,13 @@ export function createTransformer(spec: TransformerSpec): Model {
   const frozen: TransformerSpec = { ...spec };
   const layout = buildLayout(layerSpecs(frozen));
   const numLayers = frozen.layers;
+  const perBlock = tensorsPerBlock(frozen);
   const forward = transformerForward(frozen);
 
   /**
-   * GPT-2 initialisation: weights N(0, 0.02²), the two residual projections N(0, (0.02/√(2L))²), biases 0,
-   * LayerNorm gains 1. Layer i draws from its own stream, so it does not depend on the others.
+   * GPT-2 initialisation: weights N(0, 0.02²), the residual projections (attention's and each MLP's or
+   * expert's proj) N(0, (0.02/√(2L))²), biases 0, LayerNorm gains 1; an MoE router N(0, 0.02²) like any weight.
+   * Layer i draws from its own stream, so it does not depend on the others.
    */
   function initialParameters(seed: number): Float32Array {
     const params = new Float32Array(layout.totalSize);
@@ -200,7 +243,7 @@ export function createTransformer(spec: TransformerSpec): Model {
       const view = layerView(params, slot);
       if (slot.name.endsWith('.gain')) view.fill(1);
       else if (slot.name.endsWith('.weight')) {
-        const residual = slot.name.endsWith('attn.proj.weight') || slot.name.endsWith('mlp.proj.weight');
+        const residual = slot.name.endsWith('.proj.weight');
         const std = residual ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
         const rng = new Rng(deriveSeed(seed, INIT_STREAM, i));
         for (let k = 0; k < view.length; k++) view[k] = std * rng.normal();
@@ -215,6 +258,7 @@ export function createTransformer(spec: TransformerSpec): Model {
     io: { kind: 'sequence', numClasses: frozen.vocab.length },
     input: forward.input,
     initialParameters,
-    apply: (params, ids, ops) => forward.logits(transformerWeights(params, numLayers), ids, ops),
+    apply: (params, ids, ops) => forward.logits(transformerWeights(params, numLayers, perBlock), ids, ops),
+    forward: (params, ids, ops) => forward.run(transformerWeights(params, numLayers, perBlock), ids, ops),
   };
 }

@@ -2,15 +2,17 @@
  * What can be said about a transformer spec without tfjs: its parameter count and whether it can be built
  * (job-spec validation and admission use these; transformer.ts builds the model).
  */
+import { moeParameterCount, moeProblems } from './moeSpec.ts';
 import { recursionProblems, recursiveParameterCount } from './recursion.ts';
 import type { TransformerSpec } from './types.ts';
 
 /**
  * Parameters of a transformer spec: V·d + C·d + L·(4d² + 2d·f + 9d + f) + 2d; a recursive one stores K blocks
- * plus its relaxations (recursion.ts).
+ * plus its relaxations (recursion.ts); an MoE one E experts and a router per block (moeSpec.ts).
  */
 export function transformerParameterCount(spec: Omit<TransformerSpec, 'kind'>): number {
   if (spec.recursion !== undefined) return recursiveParameterCount({ ...spec, recursion: spec.recursion });
+  if (spec.moe !== undefined) return moeParameterCount({ ...spec, moe: spec.moe });
   const { dModel: d, ffn: f, layers: l, context: c } = spec;
   const v = spec.vocab.length;
   return v * d + c * d + l * (4 * d * d + 2 * d * f + 9 * d + f) + 2 * d;
@@ -32,6 +34,14 @@ export function transformerSpecProblems(spec: TransformerSpec): string[] {
   }
   if (spec.recursion !== undefined && Number.isInteger(spec.layers) && spec.layers > 0) {
     problems.push(...recursionProblems(spec.layers, spec.recursion));
+  }
+  if (spec.moe !== undefined) {
+    problems.push(...moeProblems(spec.moe));
+    if (spec.recursion !== undefined) {
+      problems.push(
+        'moe.experts cannot be combined with recursion (a recursive MoE student is not supported)',
+      );
+    }
   }
   return problems;
 }

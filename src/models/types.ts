@@ -29,6 +29,26 @@ export interface TransformerSpec {
    * by `recursion.blocks` shared blocks (docs/students.md, "Recursive students").
    */
   recursion?: RecursionSpec;
+  /**
+   * Present: every block's MLP is a mixture of `moe.experts` MLPs of width `ffn` behind a learned top-k router
+   * (moe.ts; docs/students.md, "Mixture-of-experts students").
+   */
+  moe?: MoeSpec;
+}
+
+/** A mixture-of-experts MLP sub-layer (src/models/moe.ts). */
+export interface MoeSpec {
+  /** E, experts per block (≥ 2). */
+  experts: number;
+  /** k, experts each token is routed to (1 ≤ k ≤ E); their gates are renormalised to sum to 1. */
+  topK: number;
+  /**
+   * Capacity factor c: each expert takes at most ⌈c·k·N/E⌉ of a forward pass's N tokens (earlier tokens first);
+   * a token over capacity skips that expert. Absent: no limit.
+   */
+  capacity?: number;
+  /** Weight of the load-balancing loss E·Σ_e f_e·P_e (mean over blocks) added to the training loss. */
+  auxLossWeight: number;
 }
 
 /** How a recursive student ties its L layers to K shared blocks (src/models/recursion.ts). */
@@ -60,7 +80,10 @@ export interface Batch {
 export interface GradientResult {
   /** Preallocated by the trainer and reused across calls: copy it if you keep it past the next call. */
   grad: Float32Array;
+  /** The minimised loss: cross-entropy or the distillation loss, plus an MoE's weighted auxiliary loss. */
   loss: number;
+  /** MoE models: max_e / mean_e of the batch's routing assignments per expert, worst block (1 = balanced). */
+  expertLoad?: number;
 }
 
 export interface Trainer {
@@ -79,6 +102,6 @@ export interface Trainer {
     params: Float32Array,
     split: { images: Float32Array; labels: Uint8Array; count: number },
     limit?: number,
-  ): Promise<{ accuracy: number; loss: number }>;
+  ): Promise<{ accuracy: number; loss: number; expertLoad?: number }>;
   dispose(): void;
 }

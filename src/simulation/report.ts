@@ -3,6 +3,7 @@
  * summary. Everything in it is labelled as an evaluation run: Byzantine workers here are simulated attackers.
  */
 import type { JobSpec } from '../config/jobSpec.ts';
+import { moeLabel } from '../models/moeSpec.ts';
 import type {
   CompressionSummary,
   HealthSummary,
@@ -179,6 +180,6 @@ function compressionLine(c: CompressionSummary): string {
 
 function modelLabel(m: JobSpec['model']): string {
   if (m.kind === 'transformer')
-    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn} ctx${m.context}`;
+    return `transformer d${m.dModel} L${m.layers} H${m.heads} ffn${m.ffn} ctx${m.context}${moeLabel(m.moe)}`;
   return m.kind === 'mlp' ? `mlp 784-${m.hidden.join('-')}-10` : 'cnn';
 }

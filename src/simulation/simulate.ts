@@ -80,6 +80,8 @@ export interface SimulationEvaluation {
   round: number;
   accuracy: number;
   loss: number;
+  /** MoE models: max/mean routing assignments per expert over the evaluated tokens, worst block. */
+  expertLoad?: number;
 }
 
 export interface RankHealth {
@@ -98,6 +100,8 @@ export interface RankHealth {
 export interface RoundSummary {
   round: number;
   trainLoss: number;
+  /** MoE models: the largest max/mean expert load among the honest workers' batches (worst block). */
+  expertLoad?: number;
   updateNorm: number;
   /** ‖mean of the honest workers' vectors‖ this round: what a clean mean would step by (NaN without honest ones). */
   honestMeanNorm: number;
@@ -347,10 +351,12 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         wireRoundTripInPlace(pulled, encoding);
       }
       // Honest vectors first: the omniscient and per-worker attacks see all of them.
+      let roundExpertLoad: number | undefined;
       for (const w of honest) {
-        const { vector, loss } = await w.gradient!.honest(pulled, round);
+        const { vector, loss, expertLoad } = await w.gradient!.honest(pulled, round);
         w.buffer.set(vector);
         w.loss = loss;
+        if (expertLoad !== undefined) roundExpertLoad = Math.max(roundExpertLoad ?? 1, expertLoad);
       }
       const honestVectors = honest.map((w) => w.buffer);
       const baseCtx = (rng: Rng): AttackContext => ({ honest: honestVectors, n, f: count, rng, round });
@@ -477,7 +483,12 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
-        evaluations.push({ round: completed, accuracy: ev.accuracy, loss: ev.loss });
+        evaluations.push({
+          round: completed,
+          accuracy: ev.accuracy,
+          loss: ev.loss,
+          ...(ev.expertLoad === undefined ? {} : { expertLoad: ev.expertLoad }),
+        });
       }
       const signals =
         guard?.observe({
@@ -491,6 +502,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       perRound.push({
         round,
         trainLoss: lastTrainLoss,
+        ...(roundExpertLoad === undefined ? {} : { expertLoad: roundExpertLoad }),
         updateNorm,
         honestMeanNorm,
         includedHonest,

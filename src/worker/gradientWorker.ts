@@ -24,6 +24,8 @@ export interface Contribution {
   vector: Float32Array;
   /** Loss on the honest batch. */
   loss: number;
+  /** MoE models: max/mean routing assignments per expert on the honest batch, worst block. */
+  expertLoad?: number;
   samples: number;
   /** For crash/straggle behaviours: send nothing, or send after a delay. */
   behaviour?: 'crash' | 'straggle';
@@ -69,11 +71,15 @@ export class GradientWorker {
   }
 
   /** Honest gradient (with worker momentum) for `round` at `params`, written into a reused buffer. */
-  async honest(params: Float32Array, round: number): Promise<{ vector: Float32Array; loss: number }> {
+  async honest(
+    params: Float32Array,
+    round: number,
+  ): Promise<{ vector: Float32Array; loss: number; expertLoad?: number }> {
     const batch = this.batcher.batchAt(round, this.batch);
     if (this.attack?.dataSide && this.attack.transformLabels)
       batch.y.set(this.attack.transformLabels(batch.y));
-    const { grad, loss } = await this.trainer.gradient(params, batch);
+    const { grad, loss, expertLoad } = await this.trainer.gradient(params, batch);
+    const load = expertLoad === undefined ? {} : { expertLoad };
     if (this.momentum) {
       const beta = this.spec.workers.momentum;
       const m = this.momentum;
@@ -83,9 +89,9 @@ export class GradientWorker {
       } else {
         for (let i = 0; i < m.length; i++) m[i] = beta * m[i] + (1 - beta) * grad[i];
       }
-      return { vector: m, loss };
+      return { vector: m, loss, ...load };
     }
-    return { vector: grad, loss };
+    return { vector: grad, loss, ...load };
   }
 
   /** A copy of the worker-momentum state (undefined: no momentum configured, or none accumulated yet). */
@@ -109,11 +115,11 @@ export class GradientWorker {
 
   /** What this worker sends for `round`. */
   async contribute(params: Float32Array, round: number): Promise<Contribution> {
-    const { vector, loss } = await this.honest(params, round);
+    const { vector, loss, expertLoad } = await this.honest(params, round);
     const samples = this.spec.data.batchSize;
     if (!this.attack || this.attack.dataSide) {
       this.out.set(vector);
-      return { vector: this.out, loss, samples };
+      return { vector: this.out, loss, samples, ...(expertLoad === undefined ? {} : { expertLoad }) };
     }
     if (this.attack.behaviour && round >= (this.attack.fromRound ?? 0)) {
       this.out.set(vector);

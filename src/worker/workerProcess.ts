@@ -530,7 +530,7 @@ async function trainLoop(
     const t3 = performance.now();
     if (log.level === 'debug' && round % 10 === 0) {
       log.debug(
-        `round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms`,
+        `round ${round}: wait ${(t0 - tWait).toFixed(0)} ms, pull ${(t1 - t0).toFixed(0)} ms, compute ${(t2 - t1).toFixed(0)} ms, push ${(t3 - t2).toFixed(0)} ms${contribution.expertLoad === undefined ? '' : `, expert load (max/mean) ${contribution.expertLoad.toFixed(2)}`}`,
       );
     }
     if (res.status === 'PUSH_STATUS_LATE')
