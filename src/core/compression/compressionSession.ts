@@ -94,6 +94,26 @@ export interface PlanRecord {
   budgetUsed: number;
   /** Error tables the median was taken over (0 for the baseline). */
   tables: number;
+  /** What an L-GreCo re-plan chose from (absent for the baseline). */
+  decision?: PlanDecision;
+}
+
+/** The knapsack an L-GreCo re-plan solved: the error budget, and per layer every candidate's S and median E. */
+export interface PlanDecision {
+  /** α · Σ E(baseline) on the median table. */
+  budget: number;
+  baselineBytes: number;
+  layers: {
+    name: string;
+    /** describeSetting of each candidate (the baseline first). */
+    settings: string[];
+    /** Expected wire bytes S of each candidate. */
+    bytes: number[];
+    /** Median squared error E of each candidate (null where a table entry was NaN). */
+    errors: number[];
+    /** Index of the chosen candidate. */
+    chosen: number;
+  }[];
 }
 
 export class PlanAuthority {
@@ -154,7 +174,8 @@ export class PlanAuthority {
     const valid = tables.filter((t) => t.length === this.tableLength);
     if (valid.length === 0) return null;
     const median = medianErrorTable(valid, this.tableLength);
-    const decision = chooseSettings(this.sizes, splitTable(median, this.candidates), this.spec.alpha);
+    const errors = splitTable(median, this.candidates);
+    const decision = chooseSettings(this.sizes, errors, this.spec.alpha);
     const next = planFromChoice(`lgreco-r${round + 1}`, this.candidates, decision.choice);
     try {
       this.bounds = planBytes(next, this.layout, this.maxPushBytes);
@@ -162,10 +183,26 @@ export class PlanAuthority {
       return null; // above the push limit: keep the current plan
     }
     this.plan = next;
-    return this.adopt(next, round + 1, decision.budgetUsed, valid.length);
+    return this.adopt(next, round + 1, decision.budgetUsed, valid.length, {
+      budget: decision.budget,
+      baselineBytes: decision.baselineBytes,
+      layers: this.candidates.map((cs, l) => ({
+        name: this.layout.layers[l].name,
+        settings: cs.map(describeSetting),
+        bytes: Array.from(this.sizes[l]),
+        errors: Array.from(errors[l]),
+        chosen: decision.choice[l],
+      })),
+    });
   }
 
-  private adopt(plan: CompressionPlan, fromRound: number, budgetUsed: number, tables: number): PlanRecord {
+  private adopt(
+    plan: CompressionPlan,
+    fromRound: number,
+    budgetUsed: number,
+    tables: number,
+    decision?: PlanDecision,
+  ): PlanRecord {
     this.workspace.reserveForPlan(plan, this.layout);
     const record: PlanRecord = {
       planId: plan.planId,
@@ -174,6 +211,7 @@ export class PlanAuthority {
       expectedBytes: plan.layers.reduce((s, _, l) => s + this.sizes[l][this.candidateIndex(plan, l)], 0),
       budgetUsed,
       tables,
+      ...(decision ? { decision } : {}),
     };
     this.history.push(record);
     return record;
