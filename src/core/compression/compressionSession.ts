@@ -24,6 +24,7 @@ import {
   describeSetting,
   layerByteBounds,
   planBytes,
+  sameSetting,
   uniformPlan,
   type CompressionPlan,
   type CompressorKind,
@@ -116,6 +117,15 @@ export interface PlanDecision {
   }[];
 }
 
+/**
+ * What a checkpoint keeps of a PlanAuthority: the plan in force and the plans before it. Candidates, sizes and
+ * the re-plan schedule follow from the spec and the layout, so this is the planner's whole state.
+ */
+export interface PlanAuthorityState {
+  plan: CompressionPlan;
+  history: PlanRecord[];
+}
+
 export class PlanAuthority {
   plan: CompressionPlan;
   bounds: PlanBytes;
@@ -148,6 +158,37 @@ export class PlanAuthority {
     this.bounds = planBytes(base, layout, maxPushBytes);
     this.plan = base;
     this.adopt(base, startRound, NaN, 0);
+  }
+
+  /** The plan in force and its history, for a checkpoint (a copy). */
+  saveState(): PlanAuthorityState {
+    return structuredClone({ plan: this.plan, history: this.history });
+  }
+
+  /**
+   * Continue under a saved plan (a resumed job keeps its plan id and settings until its next re-plan). The plan
+   * must fit the layout and its push limit, and every layer's setting must be one of that layer's candidates
+   * under this spec: a checkpoint of another spec or model is refused rather than half-applied.
+   */
+  restoreState(state: PlanAuthorityState): void {
+    const { plan, history } = state;
+    if (typeof plan?.planId !== 'string' || !Array.isArray(plan.layers) || !Array.isArray(history))
+      throw new Error('compression state: no plan');
+    checkPlan(plan, this.layout);
+    plan.layers.forEach((setting, l) => {
+      if (!this.candidates[l].some((c) => sameSetting(c, setting)))
+        throw new Error(
+          `compression state: layer ${l} '${this.layout.layers[l].name}' has ${describeSetting(setting)}, not a candidate of this job's spec`,
+        );
+    });
+    if (history.at(-1)?.planId !== plan.planId)
+      throw new Error(`compression state: plan '${plan.planId}' is not the last of its history`);
+    this.bounds = planBytes(plan, this.layout, this.maxPushBytes);
+    this.plan = structuredClone(plan);
+    this.workspace.reserveForPlan(this.plan, this.layout);
+    // JSON turns the baseline's NaN budget share into null
+    const records = structuredClone(history).map((r) => ({ ...r, budgetUsed: r.budgetUsed ?? NaN }));
+    this.history.splice(0, this.history.length, ...records);
   }
 
   /** The record of the current plan. */
