@@ -7,7 +7,9 @@
  * Setup (every run): Fashion-MNIST (full 60k/10k when installed), n = 12 workers of which the 2 highest ranks are
  * Byzantine (ALIE with the paper's z unless --attack), the default rule (what a spec that names no rule runs) with
  * f = 2; batch 25, random flips, worker momentum 0.9, SGD lr 0.1, weight decay 1e-4; the MLP 784-128-10 (or
- * --model cnn). Test accuracy every --eval-every rounds and after the last.
+ * --model cnn). Test accuracy every --eval-every rounds and after the last. --model lm: the character transformer
+ * of docs/specs/lm-tiny.yaml instead (defaults d = 64, 2 blocks; text from PHALANX_TEXT or the KJV, seqLen 64,
+ * batch 16, Adam lr 0.003, no worker momentum; accuracy = next-character accuracy on the held-out 10 %).
  *
  * Configurations: none (dense fp32) · uniform (every layer PowerSGD rank 4, bf16 factors; vectors and matrices it
  * would not shrink twofold in fp32) · lgreco (compressors powersgd, topk, qsgd around that baseline, α = 1,
@@ -22,7 +24,8 @@
  *                    on a quiet 2-core machine)
  *   --rounds N       (default 600; --quick 60)   --eval-every N (default 100; --quick 30)
  *   --warmup N --window N   L-GreCo schedule (default 100, 200; --quick 20, 20)
- *   --seeds 0,1,2    --model mlp|cnn   --attack NAME (default alie) --byzantine K (default 2)
+ *   --seeds 0,1,2    --model mlp|cnn|lm   --attack NAME (default alie) --byzantine K (default 2)
+ *   --workers N      n, Byzantine ones included (default 12)
  *   --split test|validation  what is evaluated (default test); validation holds out 10 % of the training set
  *                    (stratified, before sharding): choose settings there, report the test split
  *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
@@ -41,7 +44,8 @@ import type { SimulationReport } from '../src/simulation/report.ts';
 import type { PlanRecord } from '../src/core/compression/compressionSession.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
-const N = 12;
+const DEFAULT_WORKERS = 12;
+const MODELS = ['mlp', 'cnn', 'lm'] as const;
 
 /** Share of the training set held out (stratified, before sharding) under --split validation. */
 const VALIDATION_FRACTION = 0.1;
@@ -55,7 +59,8 @@ export interface BenchArgs {
   warmup: number;
   window: number;
   seeds: number[];
-  model: 'mlp' | 'cnn';
+  model: (typeof MODELS)[number];
+  workers: number;
   split: 'test' | 'validation';
   attack: string;
   byzantine: number;
@@ -80,6 +85,7 @@ export function parseCli(argv: string[]): BenchArgs {
       split: { type: 'string', default: 'test' },
       attack: { type: 'string', default: 'alie' },
       byzantine: { type: 'string', default: '2' },
+      workers: { type: 'string' },
       parallel: { type: 'string', default: '1' },
       backend: { type: 'string' },
       out: { type: 'string' },
@@ -94,7 +100,8 @@ export function parseCli(argv: string[]): BenchArgs {
     return n;
   };
   const quick = values.quick!;
-  if (values.model !== 'mlp' && values.model !== 'cnn') throw new Error(`--model: mlp or cnn`);
+  const model = MODELS.find((m) => m === values.model);
+  if (!model) throw new Error(`--model: ${MODELS.join(', ')}`);
   if (values.split !== 'test' && values.split !== 'validation')
     throw new Error(`--split: test or validation`);
   const seeds = values.seeds!.split(',').map((s) => int(s.trim(), '--seeds', 0));
@@ -104,7 +111,8 @@ export function parseCli(argv: string[]): BenchArgs {
     warmup: int(values.warmup, '--warmup', quick ? 20 : 100),
     window: int(values.window, '--window', quick ? 20 : 200, 1),
     seeds,
-    model: values.model,
+    model,
+    workers: int(values.workers, '--workers', DEFAULT_WORKERS, 1),
     split: values.split,
     attack: values.attack!,
     byzantine: int(values.byzantine, '--byzantine', 2),
@@ -133,19 +141,27 @@ export function runSpec(config: Config, seed: number, a: BenchArgs): JobSpecInpu
             window: a.window,
           };
   const validation = a.split === 'validation';
+  const lm = a.model === 'lm';
   return {
     name: `compression-${config}`,
     seed,
-    model: a.model === 'mlp' ? { kind: 'mlp', hidden: [128] } : { kind: 'cnn' },
-    data: {
-      kind: 'fashion-mnist',
-      batchSize: 25,
-      flip: true,
-      ...(validation ? { validation: VALIDATION_FRACTION } : {}),
-    },
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
+    model: lm
+      ? { kind: 'transformer' }
+      : a.model === 'mlp'
+        ? { kind: 'mlp', hidden: [128] }
+        : { kind: 'cnn' },
+    // text always holds out its last 10 % (the evaluated split whichever its name)
+    data: lm
+      ? { kind: 'text', seqLen: 64, batchSize: 16 }
+      : {
+          kind: 'fashion-mnist',
+          batchSize: 25,
+          flip: true,
+          ...(validation ? { validation: VALIDATION_FRACTION } : {}),
+        },
+    optimizer: lm ? { kind: 'adam', lr: 0.003 } : { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
     rounds: a.rounds,
-    workers: { min: N, max: N, momentum: 0.9 },
+    workers: { min: a.workers, max: a.workers, momentum: lm ? 0 : 0.9 },
     aggregation: { f: a.byzantine },
     checkpoint: { every: 0 },
     evaluation: { every: a.evalEvery, ...(validation ? { split: 'validation' as const } : {}) },
@@ -332,7 +348,7 @@ async function main(): Promise<void> {
   const todo = a.seeds.flatMap((seed) => CONFIGS.map((config) => ({ config, seed })));
   console.log(
     `compression: ${todo.length} runs (${CONFIGS.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.split} split, ${a.rounds} rounds, ` +
-      `n = ${N} with ${a.byzantine} × ${a.attack}, default rule, ${a.parallel} at a time; files in ${dir}`,
+      `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, ${a.parallel} at a time; files in ${dir}`,
   );
   const runs: Run[] = [];
   let next = 0;

@@ -60,6 +60,18 @@ describe('bench:compression: specs and the summary table', () => {
     expect([t.evaluation.split, t.data.validation]).to.deep.equal(['test', 0]);
   });
 
+  it('--model lm --workers 4: the character transformer on text, n = 4', () => {
+    const a = parseCli(['--quick', '--model', 'lm', '--workers', '4', '--byzantine', '0']);
+    const s = validateJobSpec(runSpec('lgreco', 2, a));
+    expect([s.model.kind, s.data.kind, s.workers.max, s.aggregation.f, s.compression.kind]).to.deep.equal([
+      'transformer',
+      'text',
+      4,
+      0,
+      'lgreco',
+    ]);
+  });
+
   it('--tables: each candidate of a re-plan with its S and E, the chosen one marked', () => {
     const text = formatDecision({
       planId: 'lgreco-r21',
