@@ -290,7 +290,7 @@ export function formatDecision(record: PlanRecord): string {
     l.settings.forEach((s, j) => {
       const e = l.errors[j];
       lines.push(
-        `    ${j === l.chosen ? '*' : ' '} ${s.padEnd(24)} S ${String(l.bytes[j]).padStart(8)}  E ${e === null ? 'NaN' : e.toExponential(3)}`,
+        `    ${j === l.chosen ? '*' : ' '} ${s.padEnd(24)} S ${String(l.bytes[j]).padStart(8)}  E ${e === null || !Number.isFinite(e) ? '∞' : e.toExponential(3)}`,
       );
     });
   }

@@ -110,7 +110,7 @@ export interface PlanDecision {
     settings: string[];
     /** Expected wire bytes S of each candidate. */
     bytes: number[];
-    /** Median squared error E of each candidate (null where a table entry was NaN). */
+    /** Median squared error E of each candidate (+∞ where the median is; null once through JSON). */
     errors: number[];
     /** Index of the chosen candidate. */
     chosen: number;
@@ -160,9 +160,10 @@ export class PlanAuthority {
     this.adopt(base, startRound, NaN, 0);
   }
 
-  /** The plan in force and its history, for a checkpoint (a copy). */
+  /** The plan in force and its history, for a checkpoint (a copy; the decision tables stay out, being reports). */
   saveState(): PlanAuthorityState {
-    return structuredClone({ plan: this.plan, history: this.history });
+    const history = this.history.map(({ decision: _, ...record }) => record);
+    return structuredClone({ plan: this.plan, history });
   }
 
   /**

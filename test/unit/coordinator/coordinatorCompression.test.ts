@@ -88,6 +88,9 @@ describe('coordinator: compression state of a job', () => {
     c.closeRound(0, [{ layerBytes: [], table: w.errorTable(0, g) }]);
     expect(c.authority.plan.planId).to.equal('lgreco-r1');
     const saved = c.saveState();
+    // the re-plan's candidate tables are reported, not checkpointed
+    expect(c.authority.history[1].decision?.layers).to.have.length(layout.layers.length);
+    expect((JSON.parse(saved) as { history: object[] }).history.some((h) => 'decision' in h)).to.equal(false);
     const resumed = CoordinatorCompression.create(spec, layout, 4, saved)!;
     expect(resumed.authority.plan).to.deep.equal(c.authority.plan);
     expect(resumed.wirePlan()).to.deep.equal(c.wirePlan());
