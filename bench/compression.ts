@@ -7,7 +7,9 @@
  * Setup (every run): Fashion-MNIST (full 60k/10k when installed), n = 12 workers of which the 2 highest ranks are
  * Byzantine (ALIE with the paper's z unless --attack), the default rule (what a spec that names no rule runs) with
  * f = 2; batch 25, random flips, worker momentum 0.9, SGD lr 0.1, weight decay 1e-4; the MLP 784-128-10 (or
- * --model cnn). Test accuracy every --eval-every rounds and after the last.
+ * --model cnn). Test accuracy every --eval-every rounds and after the last. --model lm: the character transformer
+ * of docs/specs/lm-tiny.yaml instead (defaults d = 64, 2 blocks; text from PHALANX_TEXT or the KJV, seqLen 64,
+ * batch 16, Adam lr 0.003, no worker momentum; accuracy = next-character accuracy on the held-out 10 %).
  *
  * Configurations: none (dense fp32) · uniform (every layer PowerSGD rank 4, bf16 factors; vectors and matrices it
  * would not shrink twofold in fp32) · lgreco (compressors powersgd, topk, qsgd around that baseline, α = 1,
@@ -22,8 +24,13 @@
  *                    on a quiet 2-core machine)
  *   --rounds N       (default 600; --quick 60)   --eval-every N (default 100; --quick 30)
  *   --warmup N --window N   L-GreCo schedule (default 100, 200; --quick 20, 20)
- *   --seeds 0,1,2    --model mlp|cnn   --attack NAME (default alie) --byzantine K (default 2)
+ *   --seeds 0,1,2    --model mlp|cnn|lm   --attack NAME (default alie) --byzantine K (default 2)
+ *   --workers N      n, Byzantine ones included (default 12)
+ *   --split test|validation  what is evaluated (default test); validation holds out 10 % of the training set
+ *                    (stratified, before sharding): choose settings there, report the test split
  *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
+ *   --tables         print what each L-GreCo re-plan of the first lgreco run chose from: per layer, every
+ *                    candidate's bytes S and median error E, the chosen one marked
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,9 +41,14 @@ import { parseArgs } from 'node:util';
 import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
 import { parameterCount } from '../src/models/parameterCount.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
+import type { PlanRecord } from '../src/core/compression/compressionSession.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
-const N = 12;
+const DEFAULT_WORKERS = 12;
+const MODELS = ['mlp', 'cnn', 'lm'] as const;
+
+/** Share of the training set held out (stratified, before sharding) under --split validation. */
+const VALIDATION_FRACTION = 0.1;
 
 export const CONFIGS = ['none', 'uniform', 'lgreco'] as const;
 export type Config = (typeof CONFIGS)[number];
@@ -47,13 +59,16 @@ export interface BenchArgs {
   warmup: number;
   window: number;
   seeds: number[];
-  model: 'mlp' | 'cnn';
+  model: (typeof MODELS)[number];
+  workers: number;
+  split: 'test' | 'validation';
   attack: string;
   byzantine: number;
   parallel: number;
   backend?: string;
   out?: string;
   json?: string;
+  tables: boolean;
 }
 
 export function parseCli(argv: string[]): BenchArgs {
@@ -67,12 +82,15 @@ export function parseCli(argv: string[]): BenchArgs {
       window: { type: 'string' },
       seeds: { type: 'string', default: '0,1,2' },
       model: { type: 'string', default: 'mlp' },
+      split: { type: 'string', default: 'test' },
       attack: { type: 'string', default: 'alie' },
       byzantine: { type: 'string', default: '2' },
+      workers: { type: 'string' },
       parallel: { type: 'string', default: '1' },
       backend: { type: 'string' },
       out: { type: 'string' },
       json: { type: 'string' },
+      tables: { type: 'boolean', default: false },
     },
   });
   const int = (v: string | undefined, name: string, fallback: number, min = 0): number => {
@@ -82,7 +100,10 @@ export function parseCli(argv: string[]): BenchArgs {
     return n;
   };
   const quick = values.quick!;
-  if (values.model !== 'mlp' && values.model !== 'cnn') throw new Error(`--model: mlp or cnn`);
+  const model = MODELS.find((m) => m === values.model);
+  if (!model) throw new Error(`--model: ${MODELS.join(', ')}`);
+  if (values.split !== 'test' && values.split !== 'validation')
+    throw new Error(`--split: test or validation`);
   const seeds = values.seeds!.split(',').map((s) => int(s.trim(), '--seeds', 0));
   return {
     rounds: int(values.rounds, '--rounds', quick ? 60 : 600, 1),
@@ -90,13 +111,16 @@ export function parseCli(argv: string[]): BenchArgs {
     warmup: int(values.warmup, '--warmup', quick ? 20 : 100),
     window: int(values.window, '--window', quick ? 20 : 200, 1),
     seeds,
-    model: values.model,
+    model,
+    workers: int(values.workers, '--workers', DEFAULT_WORKERS, 1),
+    split: values.split,
     attack: values.attack!,
     byzantine: int(values.byzantine, '--byzantine', 2),
     parallel: int(values.parallel, '--parallel', 1, 1),
     ...(values.backend ? { backend: values.backend } : {}),
     ...(values.out ? { out: values.out } : {}),
     ...(values.json ? { json: values.json } : {}),
+    tables: values.tables!,
   };
 }
 
@@ -116,17 +140,31 @@ export function runSpec(config: Config, seed: number, a: BenchArgs): JobSpecInpu
             warmup: a.warmup,
             window: a.window,
           };
+  const validation = a.split === 'validation';
+  const lm = a.model === 'lm';
   return {
     name: `compression-${config}`,
     seed,
-    model: a.model === 'mlp' ? { kind: 'mlp', hidden: [128] } : { kind: 'cnn' },
-    data: { kind: 'fashion-mnist', batchSize: 25, flip: true },
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
+    model: lm
+      ? { kind: 'transformer' }
+      : a.model === 'mlp'
+        ? { kind: 'mlp', hidden: [128] }
+        : { kind: 'cnn' },
+    // text always holds out its last 10 % (the evaluated split whichever its name)
+    data: lm
+      ? { kind: 'text', seqLen: 64, batchSize: 16 }
+      : {
+          kind: 'fashion-mnist',
+          batchSize: 25,
+          flip: true,
+          ...(validation ? { validation: VALIDATION_FRACTION } : {}),
+        },
+    optimizer: lm ? { kind: 'adam', lr: 0.003 } : { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
     rounds: a.rounds,
-    workers: { min: N, max: N, momentum: 0.9 },
+    workers: { min: a.workers, max: a.workers, momentum: lm ? 0 : 0.9 },
     aggregation: { f: a.byzantine },
     checkpoint: { every: 0 },
-    evaluation: { every: a.evalEvery },
+    evaluation: { every: a.evalEvery, ...(validation ? { split: 'validation' as const } : {}) },
     compression,
     simulate: { byzantine: { count: a.byzantine, attack: a.attack, options: {} } },
   };
@@ -236,6 +274,29 @@ export function formatTable(rows: Row[], rounds: number): string {
   return lines.join('\n');
 }
 
+/** The knapsack behind one L-GreCo plan, as text: per layer, each candidate's S and E, '*' on the chosen. */
+export function formatDecision(record: PlanRecord): string {
+  const d = record.decision;
+  if (!d) return `${record.planId}: the baseline (no decision)`;
+  const chosenBytes = d.layers.reduce((s, l) => s + l.bytes[l.chosen], 0);
+  const chosenError = d.layers.reduce((s, l) => s + l.errors[l.chosen], 0);
+  const lines = [
+    `${record.planId} (from round ${record.fromRound}, median of ${record.tables} tables): budget ΣE(baseline) = ` +
+      `${d.budget.toExponential(3)}, chosen ΣE = ${chosenError.toExponential(3)}; bytes ${chosenBytes} of the ` +
+      `baseline's ${d.baselineBytes} (${ratio(chosenBytes / d.baselineBytes)}×)`,
+  ];
+  for (const l of d.layers) {
+    lines.push(`  ${l.name}`);
+    l.settings.forEach((s, j) => {
+      const e = l.errors[j];
+      lines.push(
+        `    ${j === l.chosen ? '*' : ' '} ${s.padEnd(24)} S ${String(l.bytes[j]).padStart(8)}  E ${e === null || !Number.isFinite(e) ? '∞' : e.toExponential(3)}`,
+      );
+    });
+  }
+  return lines.join('\n');
+}
+
 function runChild(config: Config, seed: number, a: BenchArgs, dir: string): Promise<Run> {
   const base = path.join(dir, `${config}-seed${seed}`);
   const spec = runSpec(config, seed, a);
@@ -286,8 +347,8 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const todo = a.seeds.flatMap((seed) => CONFIGS.map((config) => ({ config, seed })));
   console.log(
-    `compression: ${todo.length} runs (${CONFIGS.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.rounds} rounds, ` +
-      `n = ${N} with ${a.byzantine} × ${a.attack}, default rule, ${a.parallel} at a time; files in ${dir}`,
+    `compression: ${todo.length} runs (${CONFIGS.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.split} split, ${a.rounds} rounds, ` +
+      `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, ${a.parallel} at a time; files in ${dir}`,
   );
   const runs: Run[] = [];
   let next = 0;
@@ -310,6 +371,10 @@ async function main(): Promise<void> {
   console.log(formatTable(summarise(runs), a.rounds));
   const lg = runs.find((r) => r.config === 'lgreco' && r.plans);
   if (lg?.plans) console.log(`\nL-GreCo plans (seed ${lg.seed}):\n  ${lg.plans.join('\n  ')}`);
+  if (a.tables && lg?.report?.compression) {
+    for (const record of lg.report.compression.plans.filter((r) => r.decision))
+      console.log(`\n${formatDecision(record)}`);
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

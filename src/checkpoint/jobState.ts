@@ -6,7 +6,8 @@
  *   optim.<name>      each optimizer tensor (SGD momentum, Adam moments), flat like the parameter vector
  *   metadata          jobId, round, spec (JSON), optimScalars (JSON), aggregationState (JSON, if the rule has one),
  *                     guardState (JSON: the divergence guard's rollbacks so far, detector state and verdict
- *                     `good`, if guarded)
+ *                     `good`, if guarded), compressionState (JSON: the compression plan in force and its
+ *                     history, if the job compresses)
  *   config `good`     the guard's verdict again, in config.json, so a rollback finds the newest good checkpoint
  *                     without reading the tensors
  *
@@ -32,6 +33,8 @@ export interface JobState {
   guard?: string;
   /** The guard's verdict: whether a rollback may go back to this state (absent: no verdict, counts as good). */
   good?: boolean;
+  /** The compression plan in force and its history as JSON text, if the job compresses. */
+  compression?: string;
 }
 
 /** The model a job state's parameters belong to: its spec and layout. */
@@ -56,6 +59,7 @@ export function encodeJobState(state: JobState, model: JobModel, keep?: number):
   };
   if (state.aggregation) metadata['aggregationState'] = state.aggregation;
   if (state.guard) metadata['guardState'] = state.guard;
+  if (state.compression) metadata['compressionState'] = state.compression;
   return {
     jobId: state.jobId,
     round: state.round,
@@ -107,5 +111,6 @@ export function decodeJobState(
     },
     aggregation: loaded.metadata['aggregationState'] || undefined,
     guard: loaded.metadata['guardState'] || undefined,
+    compression: loaded.metadata['compressionState'] || undefined,
   };
 }

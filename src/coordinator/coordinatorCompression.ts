@@ -1,10 +1,16 @@
 /**
  * A job's compression on the coordinator (compression.kind uniform | lgreco): the PlanAuthority of the pure core,
  * the plan as GetRound sends it, the byte buffers pushes assemble their layers in (one per push in flight, each
- * the size of the largest layer any candidate plan can send), and the round's traffic for its report.
+ * the size of the largest layer any candidate plan can send), and the round's traffic for its report. The plan
+ * and its history go into the job's checkpoints (`saveState`), so a resumed job continues under the same plan.
  */
 import type { JobSpec } from '../config/jobSpec.ts';
-import { PlanAuthority, roundCompression, sessionSpec } from '../core/compression/compressionSession.ts';
+import {
+  PlanAuthority,
+  roundCompression,
+  sessionSpec,
+  type PlanAuthorityState,
+} from '../core/compression/compressionSession.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import type { CompressionPlan as WirePlan } from '../gen/phalanx/v1/CompressionPlan.ts';
 import { planToWire } from '../transport/planWire.ts';
@@ -21,16 +27,26 @@ export class CoordinatorCompression {
   private readonly pool: Uint8Array[] = [];
   private wire: WirePlan | undefined;
 
-  /** undefined under compression.kind none. */
+  /**
+   * undefined under compression.kind none. Without `saved` the job starts from the baseline plan; with the JSON
+   * of a checkpoint's `saveState()` it continues under that plan (throws if it does not fit this spec and model).
+   */
   static create(
     spec: JobSpec,
     layout: ParameterLayout,
     startRound: number,
+    saved?: string,
   ): CoordinatorCompression | undefined {
     const s = sessionSpec(spec.compression);
-    return s
-      ? new CoordinatorCompression(new PlanAuthority(s, layout, spec.seed, startRound), spec.workers.max)
-      : undefined;
+    if (!s) return undefined;
+    const authority = new PlanAuthority(s, layout, spec.seed, startRound);
+    if (saved !== undefined) authority.restoreState(JSON.parse(saved) as PlanAuthorityState);
+    return new CoordinatorCompression(authority, spec.workers.max);
+  }
+
+  /** The plan and its history as JSON text, for the job's checkpoint. */
+  saveState(): string {
+    return JSON.stringify(this.authority.saveState());
   }
 
   private constructor(

@@ -265,6 +265,7 @@ export class JobRunner {
     let startRound = 0;
     let resumed: ComputeState | undefined;
     let guard: RuntimeGuardState | undefined;
+    let compression: string | undefined;
     let rollbackRound = 0;
     const checkpointDir = checkpointDirectory(spec, this.options.admission);
     if (resume) {
@@ -274,6 +275,7 @@ export class JobRunner {
         params = saved.params;
         resumed = { optimizer: saved.optimizer, aggregation: saved.aggregation };
         guard = saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
+        compression = saved.compression;
         startRound = manifest.round;
         rollbackRound = (await newestGoodCheckpoint(checkpointDir, job.id, manifest.round))?.round ?? 0;
         this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
@@ -344,6 +346,7 @@ export class JobRunner {
                 aggregation: state.aggregation,
                 guard: JSON.stringify(guardState),
                 good: guardState.good,
+                ...(rt.compression ? { compression: rt.compression.saveState() } : {}),
               },
               { spec: spec.model, layout: host.layout },
               spec.checkpoint.keep,
@@ -415,6 +418,7 @@ export class JobRunner {
       startRound,
       undefined,
       guard,
+      compression,
     );
     runtime.rollbackRound = rollbackRound;
     return { runtime, compute };

@@ -189,12 +189,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     private readonly clock: Clock = systemClock,
     /** The guard state of the checkpoint the job resumes from. */
     guardState?: RuntimeGuardState,
+    /** The compression state (CoordinatorCompression.saveState) of the checkpoint the job resumes from. */
+    compressionState?: string,
   ) {
     super();
     this.fingerprint = layoutFingerprint(model.layout);
     this.paramsVersion = startRound;
     this.engine = this.newEngine(startRound);
-    this.compression = CoordinatorCompression.create(spec, model.layout, startRound);
+    this.compression = CoordinatorCompression.create(spec, model.layout, startRound, compressionState);
     this.guard = spec.guard.enabled ? new DivergenceGuard(guardOptions(spec)) : undefined;
     this.restoreGuard(guardState);
     if (params.length !== model.layout.totalSize) {

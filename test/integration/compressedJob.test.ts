@@ -1,7 +1,8 @@
 /**
  * A compressed job end to end over real loopback gRPC: `phalanx launch` (coordinator + 3 worker processes) with
- * compression lgreco (re-planned twice from the workers' error tables), with uniform topk, and with uniform qsgd
- * under the median with a label-flipping worker. The coordinator's
+ * compression lgreco on the character transformer (its layers are the plan's layers; re-planned twice from the
+ * workers' error tables), with uniform topk, and with uniform qsgd under the median with a label-flipping worker.
+ * The coordinator's
  * round reports carry the plans and the bytes received, and `simulate()` (the same session, in process) ends
  * with the same parameters, the same plans and the same bytes: plans, error feedback, randk/qsgd seeds and
  * decoding are the same on both paths.
@@ -16,6 +17,7 @@ import { listCheckpoints } from '../../src/checkpoint/checkpoint.ts';
 import { checkpointParams } from '../support/checkpoints.ts';
 import type { LaunchReport } from '../../src/cli/launch.ts';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
+import { BUNDLED_EXCERPT } from '../../src/data/text.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 import { BIN } from '../support/processes.ts';
 import { maxAbsDiff } from '../support/arrays.ts';
@@ -67,20 +69,31 @@ async function launch(
 describe('integration: compressed jobs over gRPC match simulate()', function () {
   this.timeout(180_000);
   let dir: string;
+  const savedText = process.env.PHALANX_TEXT;
 
   before(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-compressed-'));
+    process.env.PHALANX_TEXT = BUNDLED_EXCERPT; // the launched processes inherit it
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    if (savedText === undefined) delete process.env.PHALANX_TEXT;
+    else process.env.PHALANX_TEXT = savedText;
+  });
 
-  it('lgreco: re-plans at rounds 2 and 5 from the error tables, same plans, bytes and parameters', async () => {
-    const spec = jobSpec('compressed-lgreco', {
-      kind: 'lgreco',
-      compressors: ['powersgd', 'topk', 'qsgd'],
-      baseline: { kind: 'powersgd', rank: 2 },
-      warmup: 2,
-      window: 3,
-    });
+  it('lgreco on the transformer LM: re-plans at rounds 2 and 5 from the error tables, same plans, bytes and parameters', async () => {
+    const spec: JobSpecInput = {
+      ...jobSpec('compressed-lgreco-lm', {
+        kind: 'lgreco',
+        compressors: ['powersgd', 'topk', 'qsgd'],
+        baseline: { kind: 'powersgd', rank: 2 },
+        warmup: 2,
+        window: 3,
+      }),
+      model: { kind: 'transformer', dModel: 16, layers: 1, heads: 2, ffn: 32, context: 16 },
+      data: { kind: 'text', seqLen: 16, batchSize: 4, maxTrain: 500, maxTest: 20 },
+      evaluation: { every: ROUNDS },
+    };
     const { params, report } = await launch(dir, spec);
     const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
     const c = report.compression!;
@@ -89,6 +102,11 @@ describe('integration: compressed jobs over gRPC match simulate()', function () 
       ['lgreco-r3', 3],
       ['lgreco-r6', 6],
     ]);
+    // every transformer tensor is a layer of the plan: matrices under PowerSGD, vectors dense in the baseline
+    const layers = sim.compression!.plans[0].settings;
+    expect(layers).to.have.length(4 + 12);
+    expect(layers.filter((s) => s.startsWith('powersgd')).length).to.be.greaterThan(2);
+    expect(sim.compression!.plans[2].settings).to.not.deep.equal(layers);
     expect(c.plans.map((p) => p.settings)).to.deep.equal(sim.compression!.plans.map((p) => p.settings));
     expect(c.bytes).to.equal(sim.compression!.bytes);
     expect(c.ratio).to.be.greaterThan(2);

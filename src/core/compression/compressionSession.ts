@@ -24,6 +24,7 @@ import {
   describeSetting,
   layerByteBounds,
   planBytes,
+  sameSetting,
   uniformPlan,
   type CompressionPlan,
   type CompressorKind,
@@ -94,6 +95,35 @@ export interface PlanRecord {
   budgetUsed: number;
   /** Error tables the median was taken over (0 for the baseline). */
   tables: number;
+  /** What an L-GreCo re-plan chose from (absent for the baseline). */
+  decision?: PlanDecision;
+}
+
+/** The knapsack an L-GreCo re-plan solved: the error budget, and per layer every candidate's S and median E. */
+export interface PlanDecision {
+  /** α · Σ E(baseline) on the median table. */
+  budget: number;
+  baselineBytes: number;
+  layers: {
+    name: string;
+    /** describeSetting of each candidate (the baseline first). */
+    settings: string[];
+    /** Expected wire bytes S of each candidate. */
+    bytes: number[];
+    /** Median squared error E of each candidate (+∞ where the median is; null once through JSON). */
+    errors: number[];
+    /** Index of the chosen candidate. */
+    chosen: number;
+  }[];
+}
+
+/**
+ * What a checkpoint keeps of a PlanAuthority: the plan in force and the plans before it. Candidates, sizes and
+ * the re-plan schedule follow from the spec and the layout, so this is the planner's whole state.
+ */
+export interface PlanAuthorityState {
+  plan: CompressionPlan;
+  history: PlanRecord[];
 }
 
 export class PlanAuthority {
@@ -130,6 +160,38 @@ export class PlanAuthority {
     this.adopt(base, startRound, NaN, 0);
   }
 
+  /** The plan in force and its history, for a checkpoint (a copy; the decision tables stay out, being reports). */
+  saveState(): PlanAuthorityState {
+    const history = this.history.map(({ decision: _, ...record }) => record);
+    return structuredClone({ plan: this.plan, history });
+  }
+
+  /**
+   * Continue under a saved plan (a resumed job keeps its plan id and settings until its next re-plan). The plan
+   * must fit the layout and its push limit, and every layer's setting must be one of that layer's candidates
+   * under this spec: a checkpoint of another spec or model is refused rather than half-applied.
+   */
+  restoreState(state: PlanAuthorityState): void {
+    const { plan, history } = state;
+    if (typeof plan?.planId !== 'string' || !Array.isArray(plan.layers) || !Array.isArray(history))
+      throw new Error('compression state: no plan');
+    checkPlan(plan, this.layout);
+    plan.layers.forEach((setting, l) => {
+      if (!this.candidates[l].some((c) => sameSetting(c, setting)))
+        throw new Error(
+          `compression state: layer ${l} '${this.layout.layers[l].name}' has ${describeSetting(setting)}, not a candidate of this job's spec`,
+        );
+    });
+    if (history.at(-1)?.planId !== plan.planId)
+      throw new Error(`compression state: plan '${plan.planId}' is not the last of its history`);
+    this.bounds = planBytes(plan, this.layout, this.maxPushBytes);
+    this.plan = structuredClone(plan);
+    this.workspace.reserveForPlan(this.plan, this.layout);
+    // JSON turns the baseline's NaN budget share into null
+    const records = structuredClone(history).map((r) => ({ ...r, budgetUsed: r.budgetUsed ?? NaN }));
+    this.history.splice(0, this.history.length, ...records);
+  }
+
   /** The record of the current plan. */
   get current(): PlanRecord {
     return this.history[this.history.length - 1];
@@ -154,7 +216,8 @@ export class PlanAuthority {
     const valid = tables.filter((t) => t.length === this.tableLength);
     if (valid.length === 0) return null;
     const median = medianErrorTable(valid, this.tableLength);
-    const decision = chooseSettings(this.sizes, splitTable(median, this.candidates), this.spec.alpha);
+    const errors = splitTable(median, this.candidates);
+    const decision = chooseSettings(this.sizes, errors, this.spec.alpha);
     const next = planFromChoice(`lgreco-r${round + 1}`, this.candidates, decision.choice);
     try {
       this.bounds = planBytes(next, this.layout, this.maxPushBytes);
@@ -162,10 +225,26 @@ export class PlanAuthority {
       return null; // above the push limit: keep the current plan
     }
     this.plan = next;
-    return this.adopt(next, round + 1, decision.budgetUsed, valid.length);
+    return this.adopt(next, round + 1, decision.budgetUsed, valid.length, {
+      budget: decision.budget,
+      baselineBytes: decision.baselineBytes,
+      layers: this.candidates.map((cs, l) => ({
+        name: this.layout.layers[l].name,
+        settings: cs.map(describeSetting),
+        bytes: Array.from(this.sizes[l]),
+        errors: Array.from(errors[l]),
+        chosen: decision.choice[l],
+      })),
+    });
   }
 
-  private adopt(plan: CompressionPlan, fromRound: number, budgetUsed: number, tables: number): PlanRecord {
+  private adopt(
+    plan: CompressionPlan,
+    fromRound: number,
+    budgetUsed: number,
+    tables: number,
+    decision?: PlanDecision,
+  ): PlanRecord {
     this.workspace.reserveForPlan(plan, this.layout);
     const record: PlanRecord = {
       planId: plan.planId,
@@ -174,6 +253,7 @@ export class PlanAuthority {
       expectedBytes: plan.layers.reduce((s, _, l) => s + this.sizes[l][this.candidateIndex(plan, l)], 0),
       budgetUsed,
       tables,
+      ...(decision ? { decision } : {}),
     };
     this.history.push(record);
     return record;

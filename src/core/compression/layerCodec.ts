@@ -40,7 +40,8 @@ function numelOf(shape: readonly number[]): number {
 
 /**
  * Encode one layer's gradient g under `setting` into `out` (capacity ≥ layerByteBounds(...).max) and update the
- * layer's error-feedback memory. Returns the number of bytes written.
+ * layer's error-feedback memory. Returns the number of bytes written. Throws CodecError('non-finite') if g + e
+ * holds NaN or ±Inf, leaving the memory as it was.
  */
 export function encodeLayer(
   setting: LayerSetting,
@@ -60,6 +61,15 @@ export function encodeLayer(
     );
   }
   const p = memory.compensate(gradient.subarray(0, numel));
+  // A non-finite p has no meaningful encoding (qsgd's max-scale would skip a NaN and send zeros, topk's
+  // selection is undefined): refuse it before anything is written or the memory moves.
+  for (let i = 0; i < numel; i++) {
+    if (!Number.isFinite(p[i]))
+      throw new CodecError(
+        'non-finite',
+        `${describeSetting(setting)}: the error-compensated gradient is ${p[i]} at element ${i}`,
+      );
+  }
   let written: number;
   switch (setting.kind) {
     case 'fp32':

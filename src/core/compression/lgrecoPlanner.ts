@@ -39,22 +39,45 @@ export interface CandidateSpec {
   bucket?: number;
 }
 
-/** Density multipliers around a centre: 2^(i/3), i = −3…3, i.e. ×0.5 … ×2 in geometric steps. */
-const DENSITY_STEPS = [-3, -2, -1, 0, 1, 2, 3].map((i) => 2 ** (i / 3));
+/**
+ * Density multipliers around a centre: 2^(i/2), i = −8…4, i.e. ×1/16 … ×4 in half-octave steps. A narrow grid
+ * (×½ … ×2) cannot reach the settings that free most bytes on a large layer.
+ */
+const DENSITY_STEPS = Array.from({ length: 13 }, (_, i) => 2 ** ((i - 8) / 2));
+
+/**
+ * PowerSGD ranks around r₀: every integer from max(1, ⌊r₀/4⌋) to 2r₀, then doubling up to 8r₀ (r₀ = 4:
+ * 1…8, 16, 32), so that a layer with a fast-decaying spectrum can go to rank 1 and one with a flat spectrum
+ * can buy error back with a high rank.
+ */
+export function rankGrid(r0: number): number[] {
+  const ranks: number[] = [];
+  for (let r = Math.max(1, Math.floor(r0 / 4)); r <= 2 * r0; r++) ranks.push(r);
+  for (let r = 4 * r0; r <= 8 * r0; r *= 2) ranks.push(r);
+  return ranks;
+}
+
+/**
+ * Wire bytes that the grids of a dense-baseline layer (a vector, or a matrix too small for PowerSGD) are
+ * centred on: one byte per element, a quarter of fp32 — an 8-bit code. The layer keeps its dense baseline as
+ * candidate 0, so the planner compresses it only when the error it costs is paid for elsewhere.
+ */
+const DENSE_CENTRE_BYTES_PER_ELEMENT = 1;
 
 /**
  * The candidate settings of one layer, the layer's baseline setting first. For the baseline's own family the
- * grid is around the baseline's parameter (ranks ⌊r₀/2⌋…2r₀, densities ×0.5…×2, bits ⌊b₀/2⌋…2b₀ within
- * [2, 8]); for the other families it is around the parameter whose bytes match the baseline's on this layer.
- * Only settings valid for the layer and smaller than the layer in fp32 are kept. A layer whose baseline is
- * dense (a vector under a PowerSGD baseline) has that one candidate.
+ * grid is around the baseline's parameter (ranks: rankGrid(r₀); densities ×1/16…×4; bits 2…8); for the other
+ * families it is around the parameter whose bytes match the baseline's on this layer. A layer whose baseline
+ * is dense (fp32/bf16: a vector, or a matrix PowerSGD would not shrink twofold) gets the grids of every listed
+ * family centred on one byte per element. Only settings valid for the layer and smaller than the layer in
+ * fp32 are kept.
  */
 export function layerCandidates(spec: CandidateSpec, slot: LayerSlot): LayerSetting[] {
   const base = settingForLayer(spec.baseline, slot);
   const out: LayerSetting[] = [base];
-  if (base.kind === 'fp32' || base.kind === 'bf16') return out;
   const numel = slot.size;
-  const baseBytes = expectedLayerBytes(base, slot.shape);
+  const dense = base.kind === 'fp32' || base.kind === 'bf16';
+  const centreBytes = dense ? DENSE_CENTRE_BYTES_PER_ELEMENT * numel : expectedLayerBytes(base, slot.shape);
   const add = (s: LayerSetting) => {
     try {
       checkSetting(s, slot.shape);
@@ -73,9 +96,10 @@ export function layerCandidates(spec: CandidateSpec, slot: LayerSlot): LayerSett
         if (m === null) break;
         const w = valueWidth(valuesFor(kind));
         const r0 =
-          base.kind === 'powersgd' ? base.rank : Math.max(1, Math.round(baseBytes / ((m.rows + m.cols) * w)));
-        for (let r = Math.max(1, Math.floor(r0 / 2)); r <= 2 * r0; r++)
-          add({ kind, rank: r, values: valuesFor(kind) });
+          base.kind === 'powersgd'
+            ? base.rank
+            : Math.max(1, Math.round(centreBytes / ((m.rows + m.cols) * w)));
+        for (const r of rankGrid(r0)) add({ kind, rank: r, values: valuesFor(kind) });
         break;
       }
       case 'topk':
@@ -84,21 +108,18 @@ export function layerCandidates(spec: CandidateSpec, slot: LayerSlot): LayerSett
         const w = valueWidth(values);
         let k0: number;
         if (base.kind === kind) k0 = base.k;
-        else if (kind === 'randk') k0 = baseBytes / w;
+        else if (kind === 'randk') k0 = centreBytes / w;
         else {
           // topk: value + varint of the mean gap per entry, the gap taken at a first guess of 2 index bytes
-          const guess = Math.max(1, baseBytes / (w + 2));
-          k0 = baseBytes / (w + varintLength(Math.ceil(numel / guess)));
+          const guess = Math.max(1, centreBytes / (w + 2));
+          k0 = centreBytes / (w + varintLength(Math.ceil(numel / guess)));
         }
         for (const f of DENSITY_STEPS) add({ kind, k: kFromDensity((k0 * f) / numel, numel), values });
         break;
       }
       case 'qsgd': {
         const bucket = base.kind === 'qsgd' ? base.bucket : (spec.bucket ?? 128);
-        const b0 = base.kind === 'qsgd' ? base.bits : 4;
-        const lo = Math.max(PLAN_LIMITS.minBits, Math.floor(b0 / 2));
-        const hi = Math.min(PLAN_LIMITS.maxBits, 2 * b0);
-        for (let b = lo; b <= hi; b++) add({ kind, bits: b, bucket });
+        for (let b = PLAN_LIMITS.minBits; b <= PLAN_LIMITS.maxBits; b++) add({ kind, bits: b, bucket });
         break;
       }
       default:

@@ -1,5 +1,12 @@
 import { expect } from 'chai';
-import { formatTable, parseCli, runSpec, summarise, type Run } from '../../../bench/compression.ts';
+import {
+  formatDecision,
+  formatTable,
+  parseCli,
+  runSpec,
+  summarise,
+  type Run,
+} from '../../../bench/compression.ts';
 import { validateJobSpec } from '../../../src/config/jobSpec.ts';
 
 describe('bench:compression: specs and the summary table', () => {
@@ -44,5 +51,57 @@ describe('bench:compression: specs and the summary table', () => {
     expect(table).to.contain('lgreco bytes ≤ 0.5 × uniform (mean over seeds): yes (0.4000)');
     expect(table).to.contain('lgreco accuracy ≥ uniform (mean): yes');
     expect(table).to.contain('uniform within 0.5 points of uncompressed (mean): NO (-1.00 pts)');
+  });
+
+  it('--split validation evaluates on a held-out tenth of the training set', () => {
+    const v = validateJobSpec(runSpec('lgreco', 0, parseCli(['--quick', '--split', 'validation'])));
+    expect([v.evaluation.split, v.data.validation]).to.deep.equal(['validation', 0.1]);
+    const t = validateJobSpec(runSpec('lgreco', 0, parseCli(['--quick'])));
+    expect([t.evaluation.split, t.data.validation]).to.deep.equal(['test', 0]);
+  });
+
+  it('--model lm --workers 4: the character transformer on text, n = 4', () => {
+    const a = parseCli(['--quick', '--model', 'lm', '--workers', '4', '--byzantine', '0']);
+    const s = validateJobSpec(runSpec('lgreco', 2, a));
+    expect([s.model.kind, s.data.kind, s.workers.max, s.aggregation.f, s.compression.kind]).to.deep.equal([
+      'transformer',
+      'text',
+      4,
+      0,
+      'lgreco',
+    ]);
+  });
+
+  it('--tables: each candidate of a re-plan with its S and E, the chosen one marked', () => {
+    const text = formatDecision({
+      planId: 'lgreco-r21',
+      fromRound: 21,
+      settings: ['powersgd rank 2 bf16', 'fp32'],
+      expectedBytes: 552,
+      budgetUsed: 0.9,
+      tables: 10,
+      decision: {
+        budget: 1,
+        baselineBytes: 1144,
+        layers: [
+          {
+            name: 'fc.weight',
+            settings: ['powersgd rank 4 bf16', 'powersgd rank 2 bf16'],
+            bytes: [1104, 552],
+            errors: [1, 0.9],
+            chosen: 1,
+          },
+          { name: 'fc.bias', settings: ['fp32'], bytes: [40], errors: [0], chosen: 0 },
+        ],
+      },
+    });
+    expect(text.split('\n')).to.deep.equal([
+      "lgreco-r21 (from round 21, median of 10 tables): budget ΣE(baseline) = 1.000e+0, chosen ΣE = 9.000e-1; bytes 592 of the baseline's 1144 (0.5175×)",
+      '  fc.weight',
+      '      powersgd rank 4 bf16     S     1104  E 1.000e+0',
+      '    * powersgd rank 2 bf16     S      552  E 9.000e-1',
+      '  fc.bias',
+      '    * fp32                     S       40  E 0.000e+0',
+    ]);
   });
 });

@@ -128,6 +128,36 @@ describe('compression codecs: error feedback', () => {
     { kind: 'qsgd', bits: 3, bucket: 50 },
     { kind: 'powersgd', rank: 2, values: 'bf16' },
   ];
+  it('every codec refuses a non-finite gradient before writing, and the memory stays as it was', () => {
+    const n = 24 * 16;
+    for (const setting of [{ kind: 'fp32' } as const, ...settings]) {
+      for (const bad of [NaN, Infinity]) {
+        const memory = new LayerMemory(n);
+        memory.error.set(gaussian(n, 3, 0.1));
+        const before = memory.error.slice();
+        const g = gaussian(n, 4);
+        g[17] = bad;
+        const out = new Uint8Array(layerByteBounds(setting, shape).max);
+        assert.throws(
+          () =>
+            encodeLayer(
+              setting,
+              shape,
+              g,
+              memory,
+              out,
+              { sharedSeed: 1, privateSeed: 2 },
+              new CodecWorkspace(),
+            ),
+          (e: Error & { code?: string }) => e.code === 'non-finite' && /at element 17/.test(e.message),
+          `${setting.kind} with ${bad}`,
+        );
+        assert.deepEqual(memory.error, before);
+        assert.ok(out.every((b) => b === 0));
+      }
+    }
+  });
+
   for (const setting of settings) {
     it(`${setting.kind}: Σ decoded + memory = Σ inputs over rounds`, () => {
       const n = 24 * 16;

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { checkPlan, type LayerSetting } from '../../../src/core/compression/compressionPlan.ts';
+import {
+  checkPlan,
+  expectedLayerBytes,
+  type LayerSetting,
+} from '../../../src/core/compression/compressionPlan.ts';
 import { CodecWorkspace } from '../../../src/core/compression/codecWorkspace.ts';
 import { medianErrorTable } from '../../../src/core/compression/errorTableMedian.ts';
 import { measureErrorTable, measureLayerErrors } from '../../../src/core/compression/layerErrors.ts';
@@ -9,6 +13,7 @@ import {
   layerCandidates,
   planCandidates,
   planFromChoice,
+  rankGrid,
   replanDue,
   sizeTable,
   solveErrorBudget,
@@ -140,26 +145,41 @@ function heterogeneousGradient(seed: number): Float32Array {
 }
 
 describe('L-GreCo: candidates, errors and the plan', () => {
-  it('grids ranks ⌊r₀/2⌋…2r₀ around the baseline, baseline first, vectors uncompressed', () => {
+  it('grids ranks 1…2r₀, 4r₀, 8r₀ and densities ×1/16…×4 around the baseline, baseline first', () => {
     const cs = planCandidates(spec, layout);
     assert.deepEqual(cs[0][0], { kind: 'powersgd', rank: 4, values: 'bf16' });
     const ranks = cs[3].filter((c) => c.kind === 'powersgd').map((c) => (c as { rank: number }).rank);
-    assert.deepEqual(ranks, [4, 2, 3, 5, 6, 7, 8]); // the baseline first
-    assert.deepEqual(cs[1], [{ kind: 'fp32' }]);
+    assert.deepEqual(ranks, [4, 1, 2, 3, 5, 6, 7, 8, 16, 32]); // the baseline first
+    assert.deepEqual(rankGrid(32), [8, 9, ...Array.from({ length: 54 }, (_, i) => 10 + i), 64, 128, 256]);
+    // a vector: its dense baseline first, then qsgd and topk settings around one byte per element
+    assert.deepEqual(cs[1][0], { kind: 'fp32' });
+    assert.ok(cs[1].every((c) => c.kind !== 'powersgd'));
+    assert.deepEqual(
+      cs[1].filter((c) => c.kind === 'qsgd').map((c) => (c as { bits: number }).bits),
+      [2, 3, 4, 5, 6, 7, 8],
+    );
+    assert.deepEqual(
+      cs[1].filter((c) => c.kind === 'topk').map((c) => (c as { k: number }).k),
+      [1, 2, 3, 5, 7, 9, 13, 19, 20],
+    );
     assert.ok(cs[3].some((c) => c.kind === 'topk') && cs[3].some((c) => c.kind === 'qsgd'));
     const qsgdBits = cs[3].filter((c) => c.kind === 'qsgd').map((c) => (c as { bits: number }).bits);
     assert.deepEqual(qsgdBits, [2, 3, 4, 5, 6, 7, 8]);
     // every candidate is valid and smaller than fp32
-    for (const l of [0, 2, 3, 4]) {
-      checkPlan({ planId: 'x', layers: cs.map((c, i) => (i === l ? c[c.length - 1] : c[0])) }, layout);
-    }
+    cs.forEach((layer, l) => {
+      for (const c of layer) {
+        checkPlan({ planId: 'x', layers: cs.map((other, i) => (i === l ? c : other[0])) }, layout);
+        if (c.kind !== 'fp32')
+          assert.ok(expectedLayerBytes(c, layout.layers[l].shape) < 4 * layout.layers[l].size);
+      }
+    });
     const topk = layerCandidates(
       { ...spec, baseline: { kind: 'topk', density: 0.01, values: 'bf16' } },
       layout.layers[3],
     );
     assert.deepEqual(
       topk.filter((c) => c.kind === 'topk').map((c) => (c as { k: number }).k),
-      [200, 100, 126, 159, 252, 317, 400],
+      [200, 13, 18, 25, 35, 50, 71, 100, 141, 283, 400, 566, 800],
     );
   });
 

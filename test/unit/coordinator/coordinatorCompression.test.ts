@@ -78,4 +78,31 @@ describe('coordinator: compression state of a job', () => {
     expect(c.authority.current.tables).to.equal(3);
     expect(c.wirePlan().planId).to.equal('lgreco-r3');
   });
+
+  it('a checkpoint keeps the plan: restored as saved, refused when it does not fit the spec', () => {
+    const spec = validateJobSpec({ seed: 3, compression: { kind: 'lgreco', warmup: 0, window: 5 } });
+    const c = CoordinatorCompression.create(spec, layout, 0)!;
+    const s = sessionSpec(spec.compression)!;
+    const g = Float32Array.from({ length: layout.totalSize }, (_, i) => Math.cos(i * 0.11));
+    const w = new WorkerCompressor(s, layout, spec.seed, 0);
+    c.closeRound(0, [{ layerBytes: [], table: w.errorTable(0, g) }]);
+    expect(c.authority.plan.planId).to.equal('lgreco-r1');
+    const saved = c.saveState();
+    // the re-plan's candidate tables are reported, not checkpointed
+    expect(c.authority.history[1].decision?.layers).to.have.length(layout.layers.length);
+    expect((JSON.parse(saved) as { history: object[] }).history.some((h) => 'decision' in h)).to.equal(false);
+    const resumed = CoordinatorCompression.create(spec, layout, 4, saved)!;
+    expect(resumed.authority.plan).to.deep.equal(c.authority.plan);
+    expect(resumed.wirePlan()).to.deep.equal(c.wirePlan());
+    expect(resumed.authority.history.map((h) => h.planId)).to.deep.equal(['baseline-r0', 'lgreco-r1']);
+    expect(Number.isNaN(resumed.authority.history[0].budgetUsed)).to.equal(true);
+    // another baseline rank: the saved settings are not this spec's candidates
+    const other = validateJobSpec({
+      seed: 3,
+      compression: { kind: 'lgreco', baseline: { kind: 'qsgd', bits: 4 }, compressors: ['qsgd'] },
+    });
+    expect(() => CoordinatorCompression.create(other, layout, 4, saved)).to.throw(/not a candidate/);
+    const uniform = validateJobSpec({ compression: { kind: 'uniform' } });
+    expect(() => CoordinatorCompression.create(uniform, layout, 4, saved)).to.throw(/not a candidate/);
+  });
 });
