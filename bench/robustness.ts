@@ -201,6 +201,15 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { rescale: 'agreement', signSpread: 3 },
   },
+  // Candidates of the rank selection (docs/robustness/flag-rank.md): r = n − 2f instead of the noise-edge count
+  { key: 'flag-r-n2f', label: 'flag, r = n − 2f', rule: 'flag', pre: [], options: { r: 'n-2f' } },
+  {
+    key: 'flag-r-n2f-agree',
+    label: 'flag, r = n − 2f, rescale agreement',
+    rule: 'flag',
+    pre: [],
+    options: { r: 'n-2f', rescale: 'agreement' },
+  },
   {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
+  byzantineRank,
   chooseRank,
   clippedMeanScores,
   createFlagAggregator,
@@ -676,6 +677,47 @@ describe('flag: known weaknesses and their options', () => {
     expect(Array.from(clippedMeanScores(Float64Array.of(1, -1, -1, 1), [2, 2]))).to.deep.equal([0, 0]);
   });
 
+  it("r = 'n-2f' averages many honest workers where r = 'auto' collapses onto one (noise-dominated gradients)", () => {
+    // 9 honest workers μ + 5·noise (pairwise cosines ≈ 0.04, as on Dirichlet shards) and 3 sending −(honest
+    // mean). The noise edge sees one direction (r = 1), and the flag median of nearly orthogonal vectors is the
+    // line through one worker: IRLS weights ×10³ on it, the update a single worker's gradient.
+    const d = 2000;
+    for (const seed of [1, 2, 3]) {
+      const rng = new Rng(seed);
+      const { vectors } = honestSet(rng, 9, d, 5);
+      const mean = new Float64Array(d);
+      for (const v of vectors) for (let k = 0; k < d; k++) mean[k] += v[k] / 9;
+      const flipped = Float32Array.from(mean, (x) => -x);
+      const all = [...vectors, flipped, flipped, flipped];
+      const single = Math.max(...vectors.map((v) => cosine(v, mean)));
+      const weightSpread = (res: AggregationResult) => {
+        const w = [...(diag(res).irlsWeights as number[])].filter((x) => x > 0).sort((a, b) => a - b);
+        return w[w.length - 1] / w[w.length >> 1];
+      };
+      const auto = run({ r: 'auto' }, all, 3);
+      expect(diag(auto).r).to.equal(1);
+      expect(weightSpread(auto)).to.be.greaterThan(100);
+      expect(cosine(auto.update, mean)).to.be.below(single + 0.1);
+      const bound = run({ r: 'n-2f' }, all, 3);
+      expect(diag(bound).r).to.equal(6);
+      expect(weightSpread(bound)).to.be.below(10);
+      // a sum of about 6 honest gradients: cos ≈ √6·c/√(1 + 5c²) with c ≈ 0.37, the cosine of one of them
+      expect(cosine(bound.update, mean)).to.be.greaterThan(0.75);
+      for (let i = 0; i < 12; i++) expect(bound.workers[i].included, `worker ${i}`).to.equal(i < 9);
+    }
+  });
+
+  it("byzantineRank: r = 'n-2f' is max(1, n − 2f), at most p − 1", () => {
+    expect(byzantineRank(12, 3, 12)).to.equal(6);
+    expect(byzantineRank(12, 2, 12)).to.equal(8);
+    expect(byzantineRank(12, 0, 12)).to.equal(11);
+    expect(byzantineRank(12, 5, 12)).to.equal(2);
+    expect(byzantineRank(12, 6, 12)).to.equal(1);
+    expect(byzantineRank(12, 3, 5)).to.equal(4);
+    expect(byzantineRank(1, 0, 1)).to.equal(1);
+    expect(diag(run({ r: 'n-2f' }, honestSet(new Rng(3), 7, 50, 1).vectors, 2)).r).to.equal(3);
+  });
+
   it("r = 'auto' counts the directions above the noise bulk of the cosine Gram", () => {
     const rng = new Rng(23);
     const d = 2000;
@@ -796,6 +838,7 @@ describe('flag: state, preconditions and options', () => {
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],
       [{ mode: 'reference', signAware: true }, /not available in mode 'reference'/],
       [{ mode: 'reference', r: 'auto' }, /not available in mode 'reference'/],
+      [{ mode: 'reference', r: 'n-2f' }, /not available in mode 'reference'/],
       [{ y0: [[1]] }, /'y0' requires mode 'reference'/],
       [{ mode: 'reference', r: 2, y0: [[1], [0]] }, /'y0' has 1 columns but r = 2/],
       [{ compat: 'byzfl' }, /ByzFL has no Flag Aggregator/],
