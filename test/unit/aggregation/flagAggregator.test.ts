@@ -462,17 +462,18 @@ describe('flag: known weaknesses and their options', () => {
     vectors.push(Float32Array.from(mu, (x) => -x));
     const n = vectors.length;
     const aware = run({}, vectors, 4);
-    const blind = run({ signAware: false, rescale: 'none' }, vectors, 4);
+    const blind = run({ signAware: false, rescale: 'none', r: 'auto' }, vectors, 4);
     for (let i = 0; i < n; i++) expect(aware.workers[i].included, `worker ${i}`).to.equal(i < 9);
     for (const w of aware.workers.slice(9)) expect(w.reason).to.match(/against the robust direction/);
     expect(cosine(aware.update, mu)).to.be.greaterThan(0.9);
-    // Sign blindness: flipped workers get the honest workers' trust, and the output loses their share.
+    // Sign blindness (at the noise edge's r = 1: with a larger r, −gᵢ and gᵢ share the subspace and their
+    // coefficients cancel instead): flipped workers get the honest workers' trust, and the output loses their share.
     const trustHonest = blind.workers.slice(0, 9).map((w) => w.trust);
     const trustFlipped = blind.workers.slice(9).map((w) => w.trust);
     expect(Math.min(...trustFlipped)).to.be.greaterThan(0.5 * Math.min(...trustHonest));
     expect(blind.workers.slice(9).every((w) => w.included && w.weight < 0)).to.equal(true);
     expect(norm(blind.update)).to.be.below(
-      0.8 * norm(run({ signAware: false, rescale: 'none' }, vectors.slice(0, 9)).update),
+      0.8 * norm(run({ signAware: false, rescale: 'none', r: 'auto' }, vectors.slice(0, 9)).update),
     );
   });
 
@@ -602,7 +603,8 @@ describe('flag: known weaknesses and their options', () => {
       ]),
     );
     vectors.push(vec([[0, -3]]));
-    const res = (options: Record<string, unknown>) => run(options, vectors, 1);
+    // r = 'auto' (r = 1 here): the geometry below is set up for one robust direction
+    const res = (options: Record<string, unknown>) => run({ r: 'auto', ...options }, vectors, 1);
     const included = (options: Record<string, unknown>) =>
       res(options)
         .workers.map((w) => (w.included ? 1 : 0))
@@ -616,9 +618,9 @@ describe('flag: known weaknesses and their options', () => {
     // the same honest workers in tight agreement: the cutoff stays at −0.3 and excludes the one at −0.48
     const tight = vectors.map((v) => Float32Array.from(v));
     for (let i = 0; i < 7; i++) tight[i][0] = 1;
-    expect(diag(run({ signSpread: 2 }, tight, 1)).signCutoff).to.equal(-0.3);
+    expect(diag(run({ r: 'auto', signSpread: 2 }, tight, 1)).signCutoff).to.equal(-0.3);
     expect(
-      run({ signSpread: 2 }, tight, 1)
+      run({ r: 'auto', signSpread: 2 }, tight, 1)
         .workers.map((w) => (w.included ? 1 : 0))
         .join(''),
     ).to.equal('111111100');
@@ -677,7 +679,7 @@ describe('flag: known weaknesses and their options', () => {
     expect(Array.from(clippedMeanScores(Float64Array.of(1, -1, -1, 1), [2, 2]))).to.deep.equal([0, 0]);
   });
 
-  it("r = 'n-2f' averages many honest workers where r = 'auto' collapses onto one (noise-dominated gradients)", () => {
+  it("r = 'n-2f' (the default) averages many honest workers where r = 'auto' collapses onto one (noise-dominated gradients)", () => {
     // 9 honest workers μ + 5·noise (pairwise cosines ≈ 0.04, as on Dirichlet shards) and 3 sending −(honest
     // mean). The noise edge sees one direction (r = 1), and the flag median of nearly orthogonal vectors is the
     // line through one worker: IRLS weights ×10³ on it, the update a single worker's gradient.
@@ -704,6 +706,8 @@ describe('flag: known weaknesses and their options', () => {
       // a sum of about 6 honest gradients: cos ≈ √6·c/√(1 + 5c²) with c ≈ 0.37, the cosine of one of them
       expect(cosine(bound.update, mean)).to.be.greaterThan(0.75);
       for (let i = 0; i < 12; i++) expect(bound.workers[i].included, `worker ${i}`).to.equal(i < 9);
+      // it is the default
+      expect(Array.from(run({}, all, 3).update)).to.deep.equal(Array.from(bound.update));
     }
   });
 
@@ -724,15 +728,15 @@ describe('flag: known weaknesses and their options', () => {
     // Two honest clusters (non-IID) of 6 workers each: two signal directions.
     const a = honestSet(rng, 6, d, 0.3).vectors;
     const b = honestSet(rng, 6, d, 0.3).vectors;
-    expect(diag(run({}, [...a, ...b], 3)).r).to.equal(2);
-    expect(diag(run({}, a, 1)).r).to.equal(1);
+    expect(diag(run({ r: 'auto' }, [...a, ...b], 3)).r).to.equal(2);
+    expect(diag(run({ r: 'auto' }, a, 1)).r).to.equal(1);
     // f identical colluders in a third direction carry f workers' worth of energy: they get their own direction
     // instead of capturing r = 1 (which is what happens with r = 1 in noisy regimes, see the module comment).
     const z = Float32Array.from({ length: d }, () => rng.normal());
-    const res = run({}, [...a, z, z, z], 3);
+    const res = run({ r: 'auto' }, [...a, z, z, z], 3);
     expect(diag(res).r).to.equal(2);
     expect(cosine(res.update, a[0])).to.be.greaterThan(0.8);
-    expect(diag(run({ rMax: 1 }, [...a, ...b], 3)).r).to.equal(1);
+    expect(diag(run({ r: 'auto', rMax: 1 }, [...a, ...b], 3)).r).to.equal(1);
     // Unit cases: noise edge 1.1·(1 + √(p/d))².
     expect(chooseRank([10, 9.5, 2, 1], 4, 1e6, 4)).to.equal(3);
     expect(chooseRank([10, 0.5, 0.4], 3, 1e6, 3)).to.equal(1);
@@ -757,7 +761,7 @@ describe('flag: known weaknesses and their options', () => {
     const rng = new Rng(25);
     const { vectors } = honestSet(rng, 6, 80, 0.5);
     vectors.push(Float32Array.from({ length: 80 }, () => rng.normal()));
-    const res = run({ minTrust: 0.2, signAware: false }, vectors, 1);
+    const res = run({ r: 'auto', minTrust: 0.2, signAware: false }, vectors, 1);
     expect(res.workers[6].included).to.equal(false);
     expect(res.workers[6].reason).to.match(/minTrust/);
     expect(res.workers.slice(0, 6).every((w) => w.included)).to.equal(true);

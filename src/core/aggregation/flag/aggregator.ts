@@ -25,9 +25,9 @@
  * Full IRLS of the flag median (relative objective change < `tolerance`, at most `maxIterations` steps) from a
  * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
  * then the options below. Defaults (FLAG_DEFAULTS):
- *   r: 'auto', rMax: n − 2f, lambda: 0, epsilon: 1e-7, maxIterations: 100, tolerance: 1e-6, signAware: true,
- *   signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis', minTrust: 0, rescale: 'median-norm',
- *   warmStart: false.
+ *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
+ *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis',
+ *   minTrust: 0, rescale: 'median-norm', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -40,7 +40,7 @@
  * Preconditions: n ≥ 1 vectors with at least one finite, non-zero one (p = the valid ones), r ≤ p, and
  * y0 (reference mode) with d rows. Cost: one O(p²d) Gram pass, p×p eigenproblems per IRLS step (λ > 0 adds a
  * p×p Cholesky and T = LᵀKL), one O(pd) output pass; warmStart adds r rows to the Gram pass and r output
- * columns. Why the defaults are what they are (sign awareness, r = 'auto', no rescaling, full IRLS):
+ * columns. Why the defaults are what they are (sign awareness, r = n − 2f, median-norm rescaling, full IRLS):
  * docs/aggregation.md.
  */
 import { PreconditionError } from '../types.ts';

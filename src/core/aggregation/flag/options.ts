@@ -61,7 +61,7 @@ export interface FlagOptions {
 /** Defaults of Phalanx mode (the reasons: docs/aggregation.md). */
 export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   mode: 'phalanx',
-  r: 'auto',
+  r: 'n-2f',
   rMax: null,
   lambda: 0,
   epsilon: 1e-7,
