@@ -120,7 +120,7 @@ const RULES: RuleDef[] = [
     label:
       `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')}` +
       (DEFAULT_AGGREGATION.rule === 'flag'
-        ? `, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold})`
+        ? `, r ${FLAG_DEFAULTS.r}, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold})`
         : ')'),
     ...DEFAULT_AGGREGATION,
   },
@@ -147,19 +147,20 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { r: 'auto', signAware: true, signThreshold: 0, minTrust: 0, rescale: 'none', warmStart: false },
   },
+  // r = 'auto' pinned: the rank these ran with before the default became r = n − 2f
   {
     key: 'flag-mn',
-    label: 'flag, median-norm, signThreshold 0',
+    label: 'flag, r auto, median-norm, signThreshold 0',
     rule: 'flag',
     pre: [],
-    options: { rescale: 'median-norm', signThreshold: 0 },
+    options: { r: 'auto', rescale: 'median-norm', signThreshold: 0 },
   },
   {
     key: 'flag-mn-t-0.3',
-    label: 'flag, median-norm, signThreshold −0.3',
+    label: 'flag, r auto, median-norm, signThreshold −0.3 (the default before r = n − 2f)',
     rule: 'flag',
     pre: [],
-    options: { rescale: 'median-norm', signThreshold: -0.3 },
+    options: { r: 'auto', rescale: 'median-norm', signThreshold: -0.3 },
   },
   // Candidates of the default selection on Dirichlet shards (docs/robustness/selection-dirichlet.md): the
   // default flag behind bucketing (s = 2) or NNM.
@@ -200,6 +201,15 @@ const RULES: RuleDef[] = [
     rule: 'flag',
     pre: [],
     options: { rescale: 'agreement', signSpread: 3 },
+  },
+  // Candidates of the rank selection (docs/robustness/flag-rank.md): r = n − 2f instead of the noise-edge count
+  { key: 'flag-r-n2f', label: 'flag, r = n − 2f', rule: 'flag', pre: [], options: { r: 'n-2f' } },
+  {
+    key: 'flag-r-n2f-agree',
+    label: 'flag, r = n − 2f, rescale agreement',
+    rule: 'flag',
+    pre: [],
+    options: { r: 'n-2f', rescale: 'agreement' },
   },
   {
     key: 'clip-nnm-flag-mn',

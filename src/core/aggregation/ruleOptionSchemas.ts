@@ -48,8 +48,8 @@ const flagShape = {
   compat: oneOf(['garfield', 'reference']).optional(),
   seed: z.number().optional(),
   r: z
-    .union([z.literal('auto'), boundedInt(1, MAX_INPUTS)], {
-      error: () => "'auto' or an integer in [1, 1024]",
+    .union([z.literal('auto'), z.literal('n-2f'), boundedInt(1, MAX_INPUTS)], {
+      error: () => "'auto', 'n-2f' or an integer in [1, 1024]",
     })
     .optional(),
   rMax: boundedInt(1, MAX_INPUTS).nullable().optional(),

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import {
+  byzantineRank,
   chooseRank,
   clippedMeanScores,
   createFlagAggregator,
@@ -461,17 +462,18 @@ describe('flag: known weaknesses and their options', () => {
     vectors.push(Float32Array.from(mu, (x) => -x));
     const n = vectors.length;
     const aware = run({}, vectors, 4);
-    const blind = run({ signAware: false, rescale: 'none' }, vectors, 4);
+    const blind = run({ signAware: false, rescale: 'none', r: 'auto' }, vectors, 4);
     for (let i = 0; i < n; i++) expect(aware.workers[i].included, `worker ${i}`).to.equal(i < 9);
     for (const w of aware.workers.slice(9)) expect(w.reason).to.match(/against the robust direction/);
     expect(cosine(aware.update, mu)).to.be.greaterThan(0.9);
-    // Sign blindness: flipped workers get the honest workers' trust, and the output loses their share.
+    // Sign blindness (at the noise edge's r = 1: with a larger r, −gᵢ and gᵢ share the subspace and their
+    // coefficients cancel instead): flipped workers get the honest workers' trust, and the output loses their share.
     const trustHonest = blind.workers.slice(0, 9).map((w) => w.trust);
     const trustFlipped = blind.workers.slice(9).map((w) => w.trust);
     expect(Math.min(...trustFlipped)).to.be.greaterThan(0.5 * Math.min(...trustHonest));
     expect(blind.workers.slice(9).every((w) => w.included && w.weight < 0)).to.equal(true);
     expect(norm(blind.update)).to.be.below(
-      0.8 * norm(run({ signAware: false, rescale: 'none' }, vectors.slice(0, 9)).update),
+      0.8 * norm(run({ signAware: false, rescale: 'none', r: 'auto' }, vectors.slice(0, 9)).update),
     );
   });
 
@@ -601,7 +603,8 @@ describe('flag: known weaknesses and their options', () => {
       ]),
     );
     vectors.push(vec([[0, -3]]));
-    const res = (options: Record<string, unknown>) => run(options, vectors, 1);
+    // r = 'auto' (r = 1 here): the geometry below is set up for one robust direction
+    const res = (options: Record<string, unknown>) => run({ r: 'auto', ...options }, vectors, 1);
     const included = (options: Record<string, unknown>) =>
       res(options)
         .workers.map((w) => (w.included ? 1 : 0))
@@ -615,9 +618,9 @@ describe('flag: known weaknesses and their options', () => {
     // the same honest workers in tight agreement: the cutoff stays at −0.3 and excludes the one at −0.48
     const tight = vectors.map((v) => Float32Array.from(v));
     for (let i = 0; i < 7; i++) tight[i][0] = 1;
-    expect(diag(run({ signSpread: 2 }, tight, 1)).signCutoff).to.equal(-0.3);
+    expect(diag(run({ r: 'auto', signSpread: 2 }, tight, 1)).signCutoff).to.equal(-0.3);
     expect(
-      run({ signSpread: 2 }, tight, 1)
+      run({ r: 'auto', signSpread: 2 }, tight, 1)
         .workers.map((w) => (w.included ? 1 : 0))
         .join(''),
     ).to.equal('111111100');
@@ -676,21 +679,64 @@ describe('flag: known weaknesses and their options', () => {
     expect(Array.from(clippedMeanScores(Float64Array.of(1, -1, -1, 1), [2, 2]))).to.deep.equal([0, 0]);
   });
 
+  it("r = 'n-2f' (the default) averages many honest workers where r = 'auto' collapses onto one (noise-dominated gradients)", () => {
+    // 9 honest workers μ + 5·noise (pairwise cosines ≈ 0.04, as on Dirichlet shards) and 3 sending −(honest
+    // mean). The noise edge sees one direction (r = 1), and the flag median of nearly orthogonal vectors is the
+    // line through one worker: IRLS weights ×10³ on it, the update a single worker's gradient.
+    const d = 2000;
+    for (const seed of [1, 2, 3]) {
+      const rng = new Rng(seed);
+      const { vectors } = honestSet(rng, 9, d, 5);
+      const mean = new Float64Array(d);
+      for (const v of vectors) for (let k = 0; k < d; k++) mean[k] += v[k] / 9;
+      const flipped = Float32Array.from(mean, (x) => -x);
+      const all = [...vectors, flipped, flipped, flipped];
+      const single = Math.max(...vectors.map((v) => cosine(v, mean)));
+      const weightSpread = (res: AggregationResult) => {
+        const w = [...(diag(res).irlsWeights as number[])].filter((x) => x > 0).sort((a, b) => a - b);
+        return w[w.length - 1] / w[w.length >> 1];
+      };
+      const auto = run({ r: 'auto' }, all, 3);
+      expect(diag(auto).r).to.equal(1);
+      expect(weightSpread(auto)).to.be.greaterThan(100);
+      expect(cosine(auto.update, mean)).to.be.below(single + 0.1);
+      const bound = run({ r: 'n-2f' }, all, 3);
+      expect(diag(bound).r).to.equal(6);
+      expect(weightSpread(bound)).to.be.below(10);
+      // a sum of about 6 honest gradients: cos ≈ √6·c/√(1 + 5c²) with c ≈ 0.37, the cosine of one of them
+      expect(cosine(bound.update, mean)).to.be.greaterThan(0.75);
+      for (let i = 0; i < 12; i++) expect(bound.workers[i].included, `worker ${i}`).to.equal(i < 9);
+      // it is the default
+      expect(Array.from(run({}, all, 3).update)).to.deep.equal(Array.from(bound.update));
+    }
+  });
+
+  it("byzantineRank: r = 'n-2f' is max(1, n − 2f), at most p − 1", () => {
+    expect(byzantineRank(12, 3, 12)).to.equal(6);
+    expect(byzantineRank(12, 2, 12)).to.equal(8);
+    expect(byzantineRank(12, 0, 12)).to.equal(11);
+    expect(byzantineRank(12, 5, 12)).to.equal(2);
+    expect(byzantineRank(12, 6, 12)).to.equal(1);
+    expect(byzantineRank(12, 3, 5)).to.equal(4);
+    expect(byzantineRank(1, 0, 1)).to.equal(1);
+    expect(diag(run({ r: 'n-2f' }, honestSet(new Rng(3), 7, 50, 1).vectors, 2)).r).to.equal(3);
+  });
+
   it("r = 'auto' counts the directions above the noise bulk of the cosine Gram", () => {
     const rng = new Rng(23);
     const d = 2000;
     // Two honest clusters (non-IID) of 6 workers each: two signal directions.
     const a = honestSet(rng, 6, d, 0.3).vectors;
     const b = honestSet(rng, 6, d, 0.3).vectors;
-    expect(diag(run({}, [...a, ...b], 3)).r).to.equal(2);
-    expect(diag(run({}, a, 1)).r).to.equal(1);
+    expect(diag(run({ r: 'auto' }, [...a, ...b], 3)).r).to.equal(2);
+    expect(diag(run({ r: 'auto' }, a, 1)).r).to.equal(1);
     // f identical colluders in a third direction carry f workers' worth of energy: they get their own direction
     // instead of capturing r = 1 (which is what happens with r = 1 in noisy regimes, see the module comment).
     const z = Float32Array.from({ length: d }, () => rng.normal());
-    const res = run({}, [...a, z, z, z], 3);
+    const res = run({ r: 'auto' }, [...a, z, z, z], 3);
     expect(diag(res).r).to.equal(2);
     expect(cosine(res.update, a[0])).to.be.greaterThan(0.8);
-    expect(diag(run({ rMax: 1 }, [...a, ...b], 3)).r).to.equal(1);
+    expect(diag(run({ r: 'auto', rMax: 1 }, [...a, ...b], 3)).r).to.equal(1);
     // Unit cases: noise edge 1.1·(1 + √(p/d))².
     expect(chooseRank([10, 9.5, 2, 1], 4, 1e6, 4)).to.equal(3);
     expect(chooseRank([10, 0.5, 0.4], 3, 1e6, 3)).to.equal(1);
@@ -715,7 +761,7 @@ describe('flag: known weaknesses and their options', () => {
     const rng = new Rng(25);
     const { vectors } = honestSet(rng, 6, 80, 0.5);
     vectors.push(Float32Array.from({ length: 80 }, () => rng.normal()));
-    const res = run({ minTrust: 0.2, signAware: false }, vectors, 1);
+    const res = run({ r: 'auto', minTrust: 0.2, signAware: false }, vectors, 1);
     expect(res.workers[6].included).to.equal(false);
     expect(res.workers[6].reason).to.match(/minTrust/);
     expect(res.workers.slice(0, 6).every((w) => w.included)).to.equal(true);
@@ -796,6 +842,7 @@ describe('flag: state, preconditions and options', () => {
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],
       [{ mode: 'reference', signAware: true }, /not available in mode 'reference'/],
       [{ mode: 'reference', r: 'auto' }, /not available in mode 'reference'/],
+      [{ mode: 'reference', r: 'n-2f' }, /not available in mode 'reference'/],
       [{ y0: [[1]] }, /'y0' requires mode 'reference'/],
       [{ mode: 'reference', r: 2, y0: [[1], [0]] }, /'y0' has 1 columns but r = 2/],
       [{ compat: 'byzfl' }, /ByzFL has no Flag Aggregator/],

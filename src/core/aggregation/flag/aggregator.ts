@@ -25,9 +25,9 @@
  * Full IRLS of the flag median (relative objective change < `tolerance`, at most `maxIterations` steps) from a
  * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
  * then the options below. Defaults (FLAG_DEFAULTS):
- *   r: 'auto', rMax: n − 2f, lambda: 0, epsilon: 1e-7, maxIterations: 100, tolerance: 1e-6, signAware: true,
- *   signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis', minTrust: 0, rescale: 'median-norm',
- *   warmStart: false.
+ *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
+ *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis',
+ *   minTrust: 0, rescale: 'median-norm', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -40,7 +40,7 @@
  * Preconditions: n ≥ 1 vectors with at least one finite, non-zero one (p = the valid ones), r ≤ p, and
  * y0 (reference mode) with d rows. Cost: one O(p²d) Gram pass, p×p eigenproblems per IRLS step (λ > 0 adds a
  * p×p Cholesky and T = LᵀKL), one O(pd) output pass; warmStart adds r rows to the Gram pass and r output
- * columns. Why the defaults are what they are (sign awareness, r = 'auto', no rescaling, full IRLS):
+ * columns. Why the defaults are what they are (sign awareness, r = n − 2f, median-norm rescaling, full IRLS):
  * docs/aggregation.md.
  */
 import { PreconditionError } from '../types.ts';
@@ -181,6 +181,18 @@ export function chooseRank(eigenvalues: ArrayLike<number>, p: number, d: number,
   return Math.max(1, Math.min(count, rMax, p - 1));
 }
 
+/**
+ * r = 'n-2f': max(1, n − 2f), at most p − 1. When honest gradients are noise-dominated (pairwise cosines near 0,
+ * as on Dirichlet shards), the flag median of p nearly orthogonal unit vectors is a subspace through r of them
+ * (objective ≈ p − r, while any subspace between them leaves every worker near 90°), so the IRLS weights pile
+ * onto r workers and the update is about a sum of r gradients: with the noise edge's small r (often 1) it is
+ * one worker's noise. n − 2f is the largest r that the n − f honest workers can still fill on their own after
+ * f outliers among them are set aside (the count trimmed mean averages); it is also the bound of r = 'auto'.
+ */
+export function byzantineRank(n: number, f: number, p: number): number {
+  return Math.max(1, Math.min(n - 2 * f, p - 1));
+}
+
 class FlagAggregator implements AggregationRule {
   readonly name = 'flag';
   private warm: WarmState | null = null;
@@ -259,6 +271,7 @@ class FlagAggregator implements AggregationRule {
     const rMax = o.rMax ?? Math.max(1, n - 2 * f);
     let r: number;
     if (o.r === 'auto') r = chooseRank(eigK.values, p, d, rMax);
+    else if (o.r === 'n-2f') r = byzantineRank(n, f, p);
     else {
       r = o.r;
       if (r > p) throw new PreconditionError(`flag needs r ≤ p (r = ${r}, p = ${p} valid vectors)`);

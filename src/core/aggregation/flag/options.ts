@@ -4,13 +4,18 @@
  */
 
 export type FlagMode = 'phalanx' | 'reference';
+export type FlagRank = 'auto' | 'n-2f';
 export type FlagRescale = 'none' | 'median-norm' | 'agreement';
 export type FlagSignDirection = 'principal-axis' | 'clipped-mean';
 
 export interface FlagOptions {
   mode: FlagMode;
-  /** Subspace dimension, or 'auto' (eigen-gap of the cosine Gram, Phalanx mode only). */
-  r: number | 'auto';
+  /**
+   * Subspace dimension: a number, 'auto' (eigenvalues of the cosine Gram above the noise edge, Phalanx mode only)
+   * or 'n-2f' (max(1, n − 2f), at most p − 1: the most workers the output can average while f attackers stay a
+   * minority of what it is fitted to; Phalanx mode only).
+   */
+  r: number | FlagRank;
   /** Upper bound for r = 'auto'; null = max(1, n − 2f). */
   rMax: number | null;
   /** Weight of the pairwise-difference columns (reference: λ/(p(p−1)) per column). */
@@ -56,7 +61,7 @@ export interface FlagOptions {
 /** Defaults of Phalanx mode (the reasons: docs/aggregation.md). */
 export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   mode: 'phalanx',
-  r: 'auto',
+  r: 'n-2f',
   rMax: null,
   lambda: 0,
   epsilon: 1e-7,
@@ -204,7 +209,8 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     let r: number;
     if (options.r === undefined) r = y0 ? y0.length : 1;
     else {
-      if (options.r === 'auto') fail("option r = 'auto' is not available in mode 'reference'");
+      if (options.r === 'auto' || options.r === 'n-2f')
+        fail(`option r = '${options.r}' is not available in mode 'reference'`);
       r = positiveInteger('r', options.r);
     }
     if (y0 && y0.length !== r) fail(`option 'y0' has ${y0.length} columns but r = ${r}`);
@@ -227,8 +233,9 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     };
   }
 
-  let r: number | 'auto' = FLAG_DEFAULTS.r;
-  if (options.r !== undefined) r = options.r === 'auto' ? 'auto' : positiveInteger('r', options.r);
+  let r: number | FlagRank = FLAG_DEFAULTS.r;
+  if (options.r !== undefined)
+    r = options.r === 'auto' || options.r === 'n-2f' ? options.r : positiveInteger('r', options.r);
   const rMax =
     options.rMax === undefined || options.rMax === null ? null : positiveInteger('rMax', options.rMax);
   if (rMax !== null && r !== 'auto') fail("option 'rMax' only applies to r = 'auto'");
