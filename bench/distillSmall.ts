@@ -10,12 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { saveCheckpoint } from '../src/checkpoint/modelCheckpoint.ts';
 import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
-import { toNamedTensors } from '../src/core/layout/namedTensors.ts';
 import { BUNDLED_EXCERPT } from '../src/data/text.ts';
-import { modelLayout } from '../src/models/registry.ts';
 import { simulate } from '../src/simulation/simulate.ts';
+import { trainBenchTeacher } from './support/benchTeacher.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,20 +42,7 @@ const studentModel = { kind: 'transformer', dModel: 32, layers: 1, heads: 2, ffn
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-distill-bench-'));
 try {
-  const teacherSpec = validateJobSpec({
-    ...common,
-    name: 'teacher',
-    seed: 1,
-    model: teacherModel,
-    rounds: teacherRounds,
-    evaluation: { every: teacherRounds },
-  });
-  const teacher = await simulate(teacherSpec, { backend: 'wasm' });
-  await saveCheckpoint(path.join(dir, 'teacher'), {
-    config: { model: teacherSpec.model },
-    tensors: toNamedTensors(teacher.params, modelLayout(teacherSpec.model)),
-  });
-  console.log(`teacher (${teacherRounds} rounds): ${teacher.finalLoss.toFixed(3)} nats/char held out`);
+  const teacher = await trainBenchTeacher(common, teacherModel, teacherRounds, dir);
 
   const runs: { seed: number; kd: number; scratch: number }[] = [];
   for (const seed of seeds) {
@@ -72,7 +57,7 @@ try {
         ...(kd
           ? {
               teacher: {
-                checkpoint: path.join(dir, 'teacher'),
+                checkpoint: teacher.checkpoint,
                 alpha: Number(values.alpha),
                 temperature: Number(values.temperature),
               },

@@ -20,15 +20,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { saveCheckpoint } from '../src/checkpoint/modelCheckpoint.ts';
 import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
-import { toNamedTensors } from '../src/core/layout/namedTensors.ts';
 import { BUNDLED_EXCERPT } from '../src/data/text.ts';
 import { activeParameterCount, denseEquivalent } from '../src/models/moeSpec.ts';
 import { parameterCount } from '../src/models/parameterCount.ts';
-import { modelLayout } from '../src/models/registry.ts';
 import type { MoeSpec, TransformerSpec } from '../src/models/types.ts';
 import { simulate } from '../src/simulation/simulate.ts';
+import { trainBenchTeacher } from './support/benchTeacher.ts';
 
 const { values } = parseArgs({
   options: {
@@ -74,20 +72,8 @@ const show = (s: Stats) => `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)} (worst $
 const started = Date.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-students-bench-'));
 try {
-  const teacherSpec = validateJobSpec({
-    ...common,
-    name: 'teacher',
-    seed: 1,
-    model: teacherModel,
-    rounds: teacherRounds,
-    evaluation: { every: teacherRounds },
-  });
-  const teacher = await simulate(teacherSpec, { backend: 'wasm' });
-  await saveCheckpoint(path.join(dir, 'teacher'), {
-    config: { model: teacherSpec.model },
-    tensors: toNamedTensors(teacher.params, modelLayout(teacherSpec.model)),
-  });
-  console.log(`teacher (${teacherRounds} rounds): ${teacher.finalLoss.toFixed(3)} nats/char held out`);
+  const teacher = await trainBenchTeacher(common, teacherModel, teacherRounds, dir);
+  const teacherSpec = teacher.spec;
 
   const student = (name: string, model: JobSpecInput['model'], seed: number) =>
     validateJobSpec({
@@ -97,7 +83,7 @@ try {
       model,
       rounds: studentRounds,
       evaluation: { every: studentRounds },
-      teacher: { checkpoint: path.join(dir, 'teacher'), ...kd },
+      teacher: { checkpoint: teacher.checkpoint, ...kd },
     });
   const moeSpec = student('moe', moeModel, seeds[0]).model as TransformerSpec & { moe: MoeSpec };
   const denseSpec = denseEquivalent(moeSpec);
