@@ -20,6 +20,7 @@ import type {
   WorkerRecord,
 } from '../../src/coordinator/state/stateStore.ts';
 import { StaleFenceError } from '../../src/coordinator/state/stateStore.ts';
+import { dropKeys } from '../support/redisKeys.ts';
 
 const REDIS_URL = process.env.PHALANX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -637,12 +638,7 @@ describe('StateStore: redis', () => {
 
   after(async () => {
     if (admin?.status !== 'ready') return;
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${runPrefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await dropKeys(runPrefix, admin);
     expect(await admin.scan('0', 'MATCH', `${runPrefix}*`, 'COUNT', 10_000)).to.have.nested.property(
       '[1].length',
       0,

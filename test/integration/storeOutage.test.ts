@@ -11,7 +11,6 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { DEFAULT_MEMORY_BUDGET_BYTES, SYSTEM_DATA_ROOT } from '../../src/coordinator/admission.ts';
 import { JobManager } from '../../src/coordinator/jobManager.ts';
 import { Leadership, parseLeaseConfig, type LeaseConfigInput } from '../../src/coordinator/leadership.ts';
@@ -21,6 +20,7 @@ import type { StateStore } from '../../src/coordinator/state/stateStore.ts';
 import { commitTerms } from '../support/commitLog.ts';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy.ts';
 import { sleep, tmpDir } from '../support/processes.ts';
+import { dropKeys } from '../support/redisKeys.ts';
 
 const REDIS_URL = process.env.PHALANX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROUNDS = 12;
@@ -36,20 +36,6 @@ const SPEC = {
   checkpoint: { every: 4 },
 };
 const WORKERS = ['worker-0', 'worker-1'];
-
-async function dropKeys(prefix: string): Promise<void> {
-  const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    await admin.quit();
-  }
-}
 
 /** Resolves once `check` holds; rejects with `what` if it does not within `limitMs` (a hang guard, not a timing claim). */
 async function until(what: string, check: () => boolean | Promise<boolean>, limitMs = 30_000): Promise<void> {

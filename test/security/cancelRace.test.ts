@@ -8,7 +8,6 @@ import { DEFAULT_MEMORY_BUDGET_BYTES, SYSTEM_DATA_ROOT } from '../../src/coordin
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { JobManager } from '../../src/coordinator/jobManager.ts';
 import {
   createStateStore,
@@ -26,24 +25,11 @@ import {
   register,
   submitJob,
 } from './support.ts';
+import { dropKeys } from '../support/redisKeys.ts';
 
 const REDIS_URL = process.env.PHALANX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROUNDS = 4;
 const SPEC = { ...IDLE_SPEC, name: 'cancel-race', workers: { ...IDLE_SPEC.workers, min: 1, max: 1 } };
-
-async function dropKeys(prefix: string): Promise<void> {
-  const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await admin.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    await admin.quit();
-  }
-}
 
 function untilIdle(manager: JobManager): Promise<void> {
   return new Promise((resolve) => {

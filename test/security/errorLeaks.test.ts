@@ -26,17 +26,9 @@ import {
   register,
   watchJob,
 } from './support.ts';
+import { dropKeys } from '../support/redisKeys.ts';
 
 const REDIS_URL = process.env.PHALANX_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function dropKeys(admin: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    if (keys.length > 0) await admin.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-}
 
 /**
  * The coordinator logged the error behind `ref` with its text and stack (the log line may follow the answer): one
@@ -121,7 +113,7 @@ describe('security: client errors are short and path-free', function () {
     jobs?.close();
     coord?.close();
     await coordinator?.proc.kill();
-    await dropKeys(admin, prefix);
+    await dropKeys(prefix, admin);
     await admin.quit();
   });
 
