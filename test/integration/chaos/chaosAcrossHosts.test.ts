@@ -436,46 +436,40 @@ describe('integration: chaos across hosts (network namespaces, mutual TLS, fault
     expect(rows.at(-1)!.maxDiff).to.equal(0);
   });
 
-  // Takes 45–55 s on the shared 2-core CI machine, more than a scenario may add to `npm test`: run on demand with
-  // PHALANX_CHAOS_REDIS_RESTART=1 (test/integration/storeOutage.test.ts covers the same coordinator paths in process).
-  const onDemand = process.env.PHALANX_CHAOS_REDIS_RESTART === '1' ? it : it.skip;
-  onDemand(
-    'restart Redis (kill -9, down longer than the lease; on demand: PHALANX_CHAOS_REDIS_RESTART=1): the leader stands down, the job resumes and completes',
-    async () => {
-      let disturbed: Proc[] = [];
-      let leader: Proc | undefined;
-      const { terms, ctx } = await scenario(
-        'kill -9 Redis, start it again 3 s later (lease 2 s)',
-        6,
-        async ({ a, aToken, store, id, workers }) => {
-          disturbed = workers;
-          leader = a.proc;
-          const faultAt = Date.now();
-          await stopRedis('SIGKILL');
-          await sleep(3000);
-          await startRedis(); // from its append-only file
-          while (!(await commitsOf(store, id)).some((c) => c.fence > aToken)) await sleep(20);
-          return { faultAt, movingAt: Date.now() };
-        },
-      );
-      // A's lease ran out while Redis was away: A stood down (it did not fail the job), and whoever took the lease
-      // next (A again or B) resumed from the checkpoint under a newer token.
-      expect(leader!.output()).to.match(/lost the lease \(token \d+\).*stepping down to standby/);
-      expect(
-        leader!
-          .output()
-          .split('\n')
-          .filter((l) => /internal error/.test(l)),
-      ).to.deep.equal([]);
-      expect(terms).to.have.length(2);
-      expect(terms[0].fence).to.equal(ctx.aToken);
-      const momentumRestarted = disturbed.some((w) =>
-        /no snapshot of that round; worker momentum starts over/.test(w.output()),
-      );
-      if (momentumRestarted) expect(rows.at(-1)!.maxDiff).to.be.greaterThan(0);
-      else expect(rows.at(-1)!.maxDiff).to.equal(0);
-    },
-  );
+  it('restart Redis (kill -9, down longer than the lease): the leader stands down, the job resumes and completes', async () => {
+    let disturbed: Proc[] = [];
+    let leader: Proc | undefined;
+    const { terms, ctx } = await scenario(
+      'kill -9 Redis, start it again 3 s later (lease 2 s)',
+      6,
+      async ({ a, aToken, store, id, workers }) => {
+        disturbed = workers;
+        leader = a.proc;
+        const faultAt = Date.now();
+        await stopRedis('SIGKILL');
+        await sleep(3000);
+        await startRedis(); // from its append-only file
+        while (!(await commitsOf(store, id)).some((c) => c.fence > aToken)) await sleep(20);
+        return { faultAt, movingAt: Date.now() };
+      },
+    );
+    // A's lease ran out while Redis was away: A stood down (it did not fail the job), and whoever took the lease
+    // next (A again or B) resumed from the checkpoint under a newer token.
+    expect(leader!.output()).to.match(/lost the lease \(token \d+\).*stepping down to standby/);
+    expect(
+      leader!
+        .output()
+        .split('\n')
+        .filter((l) => /internal error/.test(l)),
+    ).to.deep.equal([]);
+    expect(terms).to.have.length(2);
+    expect(terms[0].fence).to.equal(ctx.aToken);
+    const momentumRestarted = disturbed.some((w) =>
+      /no snapshot of that round; worker momentum starts over/.test(w.output()),
+    );
+    if (momentumRestarted) expect(rows.at(-1)!.maxDiff).to.be.greaterThan(0);
+    else expect(rows.at(-1)!.maxDiff).to.equal(0);
+  });
 
   it('100 ms latency, stalls and connection resets between workers and coordinators: the job completes', async () => {
     let disturbed: Proc[] = [];
