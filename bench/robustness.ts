@@ -142,7 +142,7 @@ const RULES: RuleDef[] = [
   // unscaled (a sum of unit vectors: the learning rate is the step length).
   {
     key: 'prev-default',
-    label: 'previous default (flag, unscaled)',
+    label: 'earlier default (flag, r auto, unscaled)',
     rule: 'flag',
     pre: [],
     options: { r: 'auto', signAware: true, signThreshold: 0, minTrust: 0, rescale: 'none', warmStart: false },
