@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
+import { validateJobSpec } from '../src/config/jobSpec.ts';
 import { BUNDLED_EXCERPT } from '../src/data/text.ts';
 import { simulate } from '../src/simulation/simulate.ts';
-import { trainBenchTeacher } from './support/benchTeacher.ts';
+import { BENCH_TEACHER_MODEL, DISTILL_BENCH_JOB, trainBenchTeacher } from './support/benchTeacher.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,15 +29,8 @@ const quick = values.quick;
 const teacherRounds = quick ? 60 : 300;
 const studentRounds = quick ? 30 : 150;
 const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 11 + i);
-const data = { kind: 'text', seqLen: 32, batchSize: 8, maxTest: 200 } as const;
-const common = {
-  data,
-  optimizer: { kind: 'adam', lr: 3e-3 },
-  workers: { min: 4, max: 4 },
-  aggregation: { rule: 'median', f: 1 },
-  checkpoint: { every: 0 },
-} satisfies Partial<JobSpecInput>;
-const teacherModel = { kind: 'transformer', dModel: 64, layers: 2, heads: 4, ffn: 128, context: 32 } as const;
+const common = DISTILL_BENCH_JOB;
+const teacherModel = BENCH_TEACHER_MODEL;
 const studentModel = { kind: 'transformer', dModel: 32, layers: 1, heads: 2, ffn: 64, context: 32 } as const;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-distill-bench-'));

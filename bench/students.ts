@@ -26,7 +26,7 @@ import { activeParameterCount, denseEquivalent } from '../src/models/moeSpec.ts'
 import { parameterCount } from '../src/models/parameterCount.ts';
 import type { MoeSpec, TransformerSpec } from '../src/models/types.ts';
 import { simulate } from '../src/simulation/simulate.ts';
-import { trainBenchTeacher } from './support/benchTeacher.ts';
+import { BENCH_TEACHER_MODEL, DISTILL_BENCH_JOB, trainBenchTeacher } from './support/benchTeacher.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,15 +44,8 @@ const studentRounds = values.rounds ? Number(values.rounds) : quick ? 300 : 600;
 const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 11 + i);
 const jsonPath = values.json ?? `bench/results/students${quick ? '-quick' : ''}.json`;
 const kd = { alpha: 0.5, temperature: 2 };
-const data = { kind: 'text', seqLen: 32, batchSize: 8, maxTest: 200 } as const;
-const common = {
-  data,
-  optimizer: { kind: 'adam', lr: 3e-3 },
-  workers: { min: 4, max: 4 },
-  aggregation: { rule: 'median', f: 1 },
-  checkpoint: { every: 0 },
-} satisfies Partial<JobSpecInput>;
-const teacherModel = { kind: 'transformer', dModel: 64, layers: 2, heads: 4, ffn: 128, context: 32 } as const;
+const common = DISTILL_BENCH_JOB;
+const teacherModel = BENCH_TEACHER_MODEL;
 const moe: MoeSpec = { experts: 4, topK: 2, auxLossWeight: 0.01 };
 const moeModel = { kind: 'transformer', dModel: 32, layers: 2, heads: 2, ffn: 64, context: 32, moe } as const;
 

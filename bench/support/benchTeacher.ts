@@ -9,6 +9,25 @@ import { toNamedTensors } from '../../src/core/layout/namedTensors.ts';
 import { modelLayout } from '../../src/models/registry.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 
+/** The job settings every run of the distillation benches shares: KJV characters, 4 workers, the median rule. */
+export const DISTILL_BENCH_JOB = {
+  data: { kind: 'text', seqLen: 32, batchSize: 8, maxTest: 200 },
+  optimizer: { kind: 'adam', lr: 3e-3 },
+  workers: { min: 4, max: 4 },
+  aggregation: { rule: 'median', f: 1 },
+  checkpoint: { every: 0 },
+} as const satisfies Partial<JobSpecInput>;
+
+/** The benches' teacher: a 2-layer character transformer. */
+export const BENCH_TEACHER_MODEL = {
+  kind: 'transformer',
+  dModel: 64,
+  layers: 2,
+  heads: 4,
+  ffn: 128,
+  context: 32,
+} as const;
+
 export interface BenchTeacher {
   spec: JobSpec;
   /** The checkpoint directory. */
