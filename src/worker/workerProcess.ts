@@ -305,23 +305,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
               source: dataset.data.source,
             });
           }
+          // The same job and model: the session (momentum, memories, snapshots) carries on; trainLoop puts back
+          // a round's state if the worker computes a round again.
           if (
-            session &&
-            session.jobId === joined.jobId &&
-            session.rank === joined.rank &&
-            session.worker.trainer === trainer
+            !session ||
+            session.jobId !== joined.jobId ||
+            session.rank !== joined.rank ||
+            session.worker.trainer !== trainer
           ) {
-            const what = session.snapshots.rejoin(joined.round, session.worker, session.compressor);
-            if ((spec.workers.momentum > 0 || session.compressor) && what !== 'continued') {
-              const state = session.compressor ? 'worker momentum and error feedback' : 'worker momentum';
-              log.info(
-                what === 'restored'
-                  ? `resumed at round ${joined.round}: ${state} restored from that round`
-                  : `resumed at round ${joined.round}: no snapshot of that round; ${state} ${session.compressor ? 'start' : 'starts'} over`,
-                { job: joined.jobId, round: joined.round, momentum: what },
-              );
-            }
-          } else {
             const worker = new GradientWorker(
               trainer,
               dataset.data.train,
@@ -469,7 +460,16 @@ async function trainLoop(
       lastDone = heldVersion - 1;
       continue;
     }
-    snapshots.beforeRound(round, worker, info.rollbackRound, compressor);
+    const what = snapshots.beforeRound(round, worker, info.rollbackRound, compressor);
+    if ((spec.workers.momentum > 0 || compressor) && what !== 'continued') {
+      const state = compressor ? 'worker momentum and error feedback' : 'worker momentum';
+      log.info(
+        what === 'restored'
+          ? `resumed at round ${round}: ${state} restored from that round`
+          : `resumed at round ${round}: no snapshot of that round; ${state} ${compressor ? 'start' : 'starts'} over`,
+        { job: jobId, round, momentum: what },
+      );
+    }
     const contribution = await worker.contribute(params, round);
     const t2 = performance.now();
     if (contribution.behaviour === 'crash') {

@@ -163,7 +163,13 @@ describe('store outage: Redis goes away and comes back', function () {
         if (r.jobId === job.id) reports.push(r);
       });
       stop = driveWorkers(rig.manager, job.id, (round) => round !== OUTAGE_ROUND || outageStarted);
-      await until('the outage round is open', () => rig.manager.runtime(job.id)?.round === OUTAGE_ROUND);
+      // The round before it may still be committing when the outage round opens: wait for its report.
+      await until(
+        'the outage round is open and the one before it committed',
+        () =>
+          rig.manager.runtime(job.id)?.round === OUTAGE_ROUND &&
+          reports.some((r) => r.round === OUTAGE_ROUND - 1),
+      );
       proxy.setDown(true);
       outageStarted = true;
       // The round closes, its commit fails; the next round collects but must not close.
@@ -205,8 +211,15 @@ describe('store outage: Redis goes away and comes back', function () {
     try {
       const job = await rig.manager.submit(JSON.stringify(SPEC));
       const firstToken = rig.leadership.fence!;
+      const reported: number[] = [];
+      rig.manager.on('round', (r) => {
+        if (r.jobId === job.id) reported.push(r.round);
+      });
       stop = driveWorkers(rig.manager, job.id, (round) => round !== OUTAGE_ROUND || outageStarted);
-      await until('the outage round is open', () => rig.manager.runtime(job.id)?.round === OUTAGE_ROUND);
+      await until(
+        'the outage round is open and the one before it committed',
+        () => rig.manager.runtime(job.id)?.round === OUTAGE_ROUND && reported.includes(OUTAGE_ROUND - 1),
+      );
       proxy.setDown(true);
       outageStarted = true;
       await until('the leader stands down', () => rig.logs.some((l) => /leadership: lost the lease/.test(l)));

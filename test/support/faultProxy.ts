@@ -17,8 +17,13 @@ export interface FaultProxy {
   resetAll(): number;
   /** Down: reset every open connection and reset each new one at once (the target looks unreachable). Up: forward again. */
   setDown(down: boolean): void;
-  /** Calls `fn` with the sending host's address and the size of every chunk from a client towards the target. */
+  /**
+   * Calls `fn` with the sending host's address and the size of every chunk from a client towards the target,
+   * before the chunk is forwarded: a `resetFrom` inside `fn` drops that chunk.
+   */
   onClientChunk(fn: ((from: string, bytes: number) => void) | undefined): void;
+  /** Reset the open connections of clients whose address ends with `from`. Returns how many there were. */
+  resetFrom(from: string): number;
   /** Connections reset so far. */
   resets(): number;
   close(): Promise<void>;
@@ -33,6 +38,8 @@ export async function startFaultProxy(
   let resetCount = 0;
   let down = false;
   const open = new Set<net.Socket>();
+  /** Each client socket with its upstream. */
+  const pairs = new Map<net.Socket, net.Socket>();
   let watcher: ((from: string, bytes: number) => void) | undefined;
 
   const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -64,9 +71,11 @@ export async function startFaultProxy(
     const upstream = net.connect(target.port, target.host);
     open.add(client);
     open.add(upstream);
+    pairs.set(client, upstream);
     const drop = () => {
       open.delete(client);
       open.delete(upstream);
+      pairs.delete(client);
       client.destroy();
       upstream.destroy();
     };
@@ -98,6 +107,17 @@ export async function startFaultProxy(
       stalledUntil = Math.max(stalledUntil, Date.now() + ms);
     },
     resetAll,
+    resetFrom(from) {
+      let n = 0;
+      for (const [client, upstream] of [...pairs]) {
+        if (!(client.remoteAddress ?? '').endsWith(from)) continue;
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+        n++;
+      }
+      resetCount += n;
+      return n;
+    },
     setDown(value) {
       down = value;
       if (down) resetAll();
