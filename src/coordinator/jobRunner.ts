@@ -211,7 +211,15 @@ export class JobRunner {
     this.runtimes.delete(id);
     let failed;
     try {
-      failed = await this.fenced(fence, () => this.queue.transition(id, 'fail', { error: message }, fence));
+      // Durable like a round's commit: a job whose failure could not be written while the store was away would
+      // stay `running` with no runtime until the next leader took over.
+      failed = await this.durable(
+        id,
+        'failure',
+        () => true,
+        fence,
+        () => this.queue.transition(id, 'fail', { error: message }, fence),
+      );
     } catch (e) {
       if (!isFencingError(e)) throw e;
       this.log(`job ${id}: not marked failed (${(e as Error).message}); leaving it to the current leader`);

@@ -5,6 +5,7 @@
  *   memory, no later round closes), and the job goes on when Redis answers again, each round committed once;
  * - an outage longer than the lease: the leader stands down without writing under its old token, is elected
  *   again once Redis is back and resumes the job from its checkpoint;
+ * - a job that fails while Redis is away is marked failed once Redis answers, not left `running` with no runtime;
  * - a leader deposed and elected again while a job's runtime is being built runs the job (it does not stay
  *   `starting` with nobody building it).
  * Two in-process workers push through the runtime's own entry points (no gRPC).
@@ -236,6 +237,49 @@ describe('store outage: Redis goes away and comes back', function () {
       // Resumed from the checkpoint of round 4: rounds 4 and 5 are computed again from its state.
       expect(terms[1].rounds).to.deep.equal([...Array(ROUNDS).keys()].slice(4));
       expect(await rig.store.jobFence(job.id)).to.equal(terms[1].fence);
+    } finally {
+      stop();
+      proxy.setDown(false);
+      await rig.close();
+    }
+  });
+
+  it('a job that fails while Redis is away is marked failed once it answers (not left running)', async () => {
+    // The checkpoint write of round 4 fails for a reason of its own (not the store) at the moment Redis goes away:
+    // the job fails, and its `fail` transition meets the outage.
+    let broke = false;
+    const rig = await coordinator(
+      proxiedUrl(),
+      { ttl: 5000, renew: 500, poll: 100 },
+      (store) =>
+        new Proxy(store, {
+          get(target, prop) {
+            if (prop === 'putCheckpointManifest')
+              return async () => {
+                if (!broke) {
+                  broke = true;
+                  proxy.setDown(true);
+                }
+                throw new Error('checkpoint volume full');
+              };
+            const value = Reflect.get(target, prop, target) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        }),
+    );
+    let stop = () => {};
+    try {
+      const job = await rig.manager.submit(JSON.stringify(SPEC));
+      stop = driveWorkers(rig.manager, job.id, () => true);
+      await until('the failure waits for the store', () =>
+        rig.logs.some((l) => /failure: the store does not answer/.test(l)),
+      );
+      await sleep(500);
+      proxy.setDown(false);
+      await until('the job is failed', async () => (await rig.store.getJob(job.id))?.state === 'failed');
+      expect(rig.logs.some((l) => /not marked failed/.test(l))).to.equal(false);
+      expect(rig.logs.some((l) => /failure: done after .* without the store/.test(l))).to.equal(true);
+      expect(rig.leadership.leading, 'still the leader').to.equal(true);
     } finally {
       stop();
       proxy.setDown(false);
