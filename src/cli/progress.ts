@@ -91,6 +91,7 @@ export function formatRound(r: RoundReport, ctx: RoundLineContext): string {
     (health.excluded.length ? `  excluded ${names(health.excluded)}` : '') +
     (health.missing.length ? `  missing ${names(health.missing)}` : '') +
     compressionNote(r) +
+    storeNote(r) +
     (rate !== undefined
       ? `  ${rate.toFixed(1)} r/s  eta ${formatDuration(Math.max(0, total - done) / rate)}`
       : '') +
@@ -134,4 +135,11 @@ function compressionNote(r: RoundReport): string {
   const c = r.compression;
   if (!c || !(c.bytes > 0)) return '';
   return `  sent ${(c.bytes / 1e3).toFixed(1)} kB (${c.ratio.toFixed(1)}× < fp32, plan ${c.planId})`;
+}
+
+/** "  store stalled 1.5 s (3 failed attempts)" when the round's commit waited for the state store. */
+function storeNote(r: RoundReport): string {
+  const s = r.storeStall;
+  if (!s || !(s.failedAttempts > 0)) return '';
+  return `  store stalled ${(s.waitedMs / 1e3).toFixed(1)} s (${s.failedAttempts} failed attempt${s.failedAttempts === 1 ? '' : 's'})`;
 }

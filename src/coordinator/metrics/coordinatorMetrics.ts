@@ -73,6 +73,7 @@ export class CoordinatorMetrics {
   private readonly missing: Gauge<'job_id'>;
   private readonly rollbacks: Gauge<'job_id'>;
   private readonly divergence: Counter<'job_id'>;
+  private readonly storeStallSeconds: Counter<'job_id'>;
   private readonly jobState: Gauge<'job_id' | 'state'>;
   // Per worker.
   private readonly wRounds: Counter<'job_id' | 'worker'>;
@@ -130,6 +131,11 @@ export class CoordinatorMetrics {
     this.compressionRatio = gauge(
       'phalanx_compression_ratio',
       'fp32 bytes of the last round’s pushes / bytes sent (compressed jobs only)',
+      job,
+    );
+    this.storeStallSeconds = counter(
+      'phalanx_store_stall_seconds_total',
+      'Time round commits waited for a state store that did not answer (the job paused meanwhile)',
       job,
     );
     this.flagRank = gauge(
@@ -232,6 +238,7 @@ export class CoordinatorMetrics {
     this.set(s, this.missing, job, report.missing.length);
     this.set(s, this.rollbacks, job, report.rollbacks);
     this.inc(s, this.divergence, job, report.divergence.length);
+    this.inc(s, this.storeStallSeconds, job, (report.storeStall?.waitedMs ?? 0) / 1000);
 
     for (const w of report.workers) this.observeWorker(s, report.jobId, w, true);
     for (const w of report.missing) this.observeWorker(s, report.jobId, w, false);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { formatRound } from '../../../src/cli/progress.ts';
 import type { RoundReport } from '../../../src/coordinator/roundReport.ts';
+import { packageDefinition } from '../../../src/transport/protocol.ts';
 
 function report(extra: Partial<RoundReport>): RoundReport {
   return {
@@ -60,5 +61,26 @@ describe('cli: progress line', () => {
     );
     // a dense round (or a report from the wire with the message unset) says nothing about it
     expect(formatRound(report({ compression: null as unknown as undefined }), ctx)).to.not.contain('sent');
+  });
+
+  it('says when the round waited for the state store, also after the report crossed the wire', () => {
+    const stalled = report({
+      storeStall: { failedAttempts: 3, waitedMs: 1480, lastError: "Stream isn't writeable" },
+    });
+    const watch = (
+      packageDefinition['phalanx.v1.Jobs'] as Record<
+        string,
+        { responseSerialize(v: unknown): Buffer; responseDeserialize(b: Buffer): unknown }
+      >
+    ).WatchJob;
+    const back = (
+      watch.responseDeserialize(watch.responseSerialize({ round: stalled })) as { round: RoundReport }
+    ).round;
+    expect(back.storeStall).to.deep.equal(stalled.storeStall);
+    expect(formatRound(back, ctx)).to.contain('  store stalled 1.5 s (3 failed attempts)  ');
+    const calm = (
+      watch.responseDeserialize(watch.responseSerialize({ round: report({}) })) as { round: RoundReport }
+    ).round;
+    expect(formatRound(calm, ctx)).to.not.contain('store stalled');
   });
 });

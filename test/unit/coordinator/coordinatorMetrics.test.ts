@@ -110,6 +110,14 @@ describe('coordinator metrics: round reports → series', () => {
     expect(await value(m, 'phalanx_missing_workers', job)).to.equal(2);
   });
 
+  it('adds up the time round commits waited for the state store', async () => {
+    const m = new CoordinatorMetrics();
+    m.observeRound(report('a', 0));
+    m.observeRound(report('a', 1, { storeStall: { failedAttempts: 3, waitedMs: 1500, lastError: 'down' } }));
+    m.observeRound(report('a', 2, { storeStall: { failedAttempts: 1, waitedMs: 250, lastError: 'down' } }));
+    expect(await value(m, 'phalanx_store_stall_seconds_total', { job_id: 'a' })).to.equal(1.75);
+  });
+
   it('keeps the last accuracy through rounds without an evaluation (NaN is not written)', async () => {
     const m = new CoordinatorMetrics();
     m.observeRound(report('a', 0, { testAccuracy: 0.6 }));
