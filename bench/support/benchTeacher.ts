@@ -1,6 +1,6 @@
 /**
  * The teacher of the distillation benches: a model trained by simulate() (wasm) on the bench's common job
- * settings, saved as a checkpoint directory `<dir>/teacher` that students name in `teacher.checkpoint`.
+ * settings (text or images), saved as a checkpoint directory `<dir>/teacher` that students name in `teacher.checkpoint`.
  */
 import path from 'node:path';
 import { saveCheckpoint } from '../../src/checkpoint/modelCheckpoint.ts';
@@ -34,6 +34,8 @@ export interface BenchTeacher {
   checkpoint: string;
   /** Held-out loss at the end of its training. */
   finalLoss: number;
+  /** Held-out accuracy at the end of its training (image models). */
+  finalAccuracy: number;
 }
 
 export async function trainBenchTeacher(
@@ -41,6 +43,7 @@ export async function trainBenchTeacher(
   model: JobSpecInput['model'],
   rounds: number,
   dir: string,
+  report: 'nats/char' | 'accuracy' = 'nats/char',
 ): Promise<BenchTeacher> {
   const spec = validateJobSpec({
     ...common,
@@ -56,6 +59,10 @@ export async function trainBenchTeacher(
     config: { model: spec.model },
     tensors: toNamedTensors(teacher.params, modelLayout(spec.model)),
   });
-  console.log(`teacher (${rounds} rounds): ${teacher.finalLoss.toFixed(3)} nats/char held out`);
-  return { spec, checkpoint, finalLoss: teacher.finalLoss };
+  console.log(
+    report === 'accuracy'
+      ? `teacher (${rounds} rounds): ${(100 * teacher.finalAccuracy).toFixed(2)} % held out`
+      : `teacher (${rounds} rounds): ${teacher.finalLoss.toFixed(3)} nats/char held out`,
+  );
+  return { spec, checkpoint, finalLoss: teacher.finalLoss, finalAccuracy: teacher.finalAccuracy };
 }
