@@ -212,20 +212,28 @@ const RULES: RuleDef[] = [
     options: { r: 'n-2f', rescale: 'agreement' },
   },
   // Candidates of the step selection (docs/robustness/selection-dirichlet.md): the flag selects the trusted
-  // workers, the step is their clipped mean, or its projection onto the flag subspace
+  // workers, the step is their clipped mean (its own length), or its projection onto the flag subspace
   {
     key: 'flag-tmean',
     label: 'flag, step trusted-mean',
     rule: 'flag',
     pre: [],
-    options: { step: 'trusted-mean' },
+    options: { step: 'trusted-mean', rescale: 'none' },
   },
   {
     key: 'flag-pmean',
     label: 'flag, step projected-mean',
     rule: 'flag',
     pre: [],
-    options: { step: 'projected-mean' },
+    options: { step: 'projected-mean', rescale: 'none' },
+  },
+  // ... or the direction of that clipped mean with the default's length (the median norm)
+  {
+    key: 'flag-tmean-mn',
+    label: 'flag, step trusted-mean, median-norm',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'trusted-mean' },
   },
   {
     key: 'clip-nnm-flag-mn',

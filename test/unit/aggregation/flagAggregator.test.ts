@@ -578,7 +578,7 @@ describe('flag: known weaknesses and their options', () => {
     vectors[4] = vectors[4].map((x) => 20 * x);
     const flipped = Float32Array.from(mu, (x) => -x);
     const all = [...vectors, flipped, flipped, flipped];
-    const res = run({ step: 'trusted-mean' }, all, 3);
+    const res = run({ step: 'trusted-mean', rescale: 'none' }, all, 3);
     for (let i = 0; i < 12; i++) expect(res.workers[i].included, `worker ${i}`).to.equal(i < 9);
     const norms = vectors.map((v) => norm(v));
     const m = [...norms].sort((a, b) => a - b)[4];
@@ -589,6 +589,10 @@ describe('flag: known weaknesses and their options', () => {
     // the subspace step is as long as one gradient (median-norm), the mean's is shorter on disagreeing workers
     expect(norm(run({}, all, 3).update)).to.be.closeTo(m, 1e-4 * m);
     expect(norm(res.update)).to.be.below(0.6 * m);
+    // with the default rescale, the clipped mean's direction at the median norm
+    const scaled = run({ step: 'trusted-mean' }, all, 3);
+    expect(cosine(scaled.update, expected)).to.be.closeTo(1, 1e-6);
+    expect(norm(scaled.update)).to.be.closeTo(m, 1e-4 * m);
   });
 
   it("step 'projected-mean' is the trusted clipped mean projected onto the flag subspace", () => {
@@ -596,9 +600,9 @@ describe('flag: known weaknesses and their options', () => {
     const d = 300;
     const { mu, vectors } = honestSet(rng, 9, d, 3);
     const all = [...vectors, ...[0, 1, 2].map(() => Float32Array.from(mu, (x) => -x))];
-    const mean = run({ step: 'trusted-mean' }, all, 3).update;
+    const mean = run({ step: 'trusted-mean', rescale: 'none' }, all, 3).update;
     for (const r of [1, 3, 6]) {
-      const proj = run({ step: 'projected-mean', r }, all, 3);
+      const proj = run({ step: 'projected-mean', rescale: 'none', r }, all, 3);
       for (let i = 0; i < 12; i++) expect(proj.workers[i].included, `r ${r} worker ${i}`).to.equal(i < 9);
       // an orthogonal projection: the residual is orthogonal to the result, which is no longer than the mean
       const residual = Float64Array.from(mean, (x, k) => x - proj.update[k]);
@@ -613,9 +617,17 @@ describe('flag: known weaknesses and their options', () => {
       1,
     );
     expect(honestOnly.workers[9].included).to.equal(false);
-    const full = run({ step: 'trusted-mean', r: 8 }, [...vectors, Float32Array.from(mu, (x) => -x)], 1);
+    const full = run(
+      { step: 'trusted-mean', rescale: 'none', r: 8 },
+      [...vectors, Float32Array.from(mu, (x) => -x)],
+      1,
+    );
     expect(relErr(honestOnly.update, full.update)).to.be.above(1e-3);
-    const spans = run({ step: 'projected-mean', r: 9 }, [...vectors, Float32Array.from(mu, (x) => -x)], 1);
+    const spans = run(
+      { step: 'projected-mean', rescale: 'none', r: 9 },
+      [...vectors, Float32Array.from(mu, (x) => -x)],
+      1,
+    );
     expect(relErr(spans.update, full.update)).to.be.below(1e-5);
   });
 
@@ -889,7 +901,6 @@ describe('flag: state, preconditions and options', () => {
       [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
       [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis' or 'clipped-mean'/],
       [{ step: 'median' }, /'step' must be 'subspace', 'trusted-mean' or 'projected-mean'/],
-      [{ step: 'trusted-mean', rescale: 'median-norm' }, /'rescale' only applies to step 'subspace'/],
       [{ mode: 'reference', step: 'trusted-mean' }, /not available in mode 'reference'/],
       [{ signAware: 'yes' }, /'signAware' must be true or false/],
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],

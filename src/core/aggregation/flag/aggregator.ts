@@ -359,7 +359,7 @@ class FlagAggregator implements AggregationRule {
     for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) outNorm2 += c[a] * KS[a * s + b] * c[b];
     const outNorm = Math.sqrt(Math.max(0, outNorm2));
     let alpha = 1;
-    if (o.step === 'subspace' && o.rescale !== 'none') {
+    if (o.rescale !== 'none') {
       let target = median(S.map((a) => norms[active[a]]));
       // agreement ‖(1/s)·Σ ĝᵢ‖ = √(1ᵀ K_S 1)/s: the length of a mean of s unit vectors
       if (o.rescale === 'agreement') target *= Math.sqrt(Math.max(0, sumAll(KS))) / s;

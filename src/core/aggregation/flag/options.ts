@@ -48,17 +48,17 @@ export interface FlagOptions {
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
   /**
-   * Output scaling: 'none' = the reference's (1/r)·YYᵀΣĝᵢ (a sum of unit vectors, norm ≤ p/r whatever the
-   * inputs), 'median-norm' = rescaled to the median norm of the included workers, or 'agreement' = that median
-   * norm times their agreement ‖(1/s)·Σᵢ ĝᵢ‖ ∈ [0, 1] (the length a mean of s equally long vectors has).
+   * Output scaling: 'none' = the step's own length (for 'subspace' the reference's (1/r)·YYᵀΣĝᵢ, a sum of unit
+   * vectors, norm ≤ p/r whatever the inputs), 'median-norm' = rescaled to the median norm of the included workers,
+   * or 'agreement' = that median norm times their agreement ‖(1/s)·Σᵢ ĝᵢ‖ ∈ [0, 1] (the length a mean of s
+   * equally long vectors has).
    */
   rescale: FlagRescale;
   /**
-   * What the update is: 'subspace' = the flag median's output (1/r)·YYᵀΣĝᵢ, scaled by `rescale`;
-   * 'trusted-mean' = the mean of the workers the sign and trust tests kept, each clipped to their median norm m,
-   * (1/s)·Σᵢ min(1, m/‖gᵢ‖)·gᵢ (the flag only selects; the step is a mean's, as long as the honest mean and not
-   * as long as one gradient); 'projected-mean' = that clipped mean projected onto the flag subspace, YYᵀ·(…).
-   * `rescale` applies to 'subspace' only.
+   * What the update is: 'subspace' = the flag median's output (1/r)·YYᵀΣĝᵢ; 'trusted-mean' = the mean of the
+   * workers the sign and trust tests kept, each clipped to their median norm m, (1/s)·Σᵢ min(1, m/‖gᵢ‖)·gᵢ (the
+   * flag only selects); 'projected-mean' = that clipped mean projected onto the flag subspace, YYᵀ·(…). `rescale`
+   * then sets its length ('none': the step's own).
    */
   step: FlagStep;
   /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
@@ -297,9 +297,6 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       );
     }
     step = options.step;
-  }
-  if (step !== 'subspace' && options.rescale !== undefined) {
-    fail(`option 'rescale' only applies to step 'subspace' (step '${step}' is a clipped mean's length)`);
   }
   const warmStart =
     options.warmStart === undefined ? FLAG_DEFAULTS.warmStart : bool('warmStart', options.warmStart);
