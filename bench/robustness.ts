@@ -236,6 +236,13 @@ const RULES: RuleDef[] = [
     options: { step: 'trusted-mean' },
   },
   {
+    key: 'flag-tmean-mn-cm',
+    label: 'flag, step trusted-mean, median-norm, sign test against the clipped mean',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'trusted-mean', signDirection: 'clipped-mean' },
+  },
+  {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',
     rule: 'flag',
@@ -353,7 +360,7 @@ function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobS
  * A recorded `resolved` with the flag options its checkout did not have filled in from today's defaults: an option
  * is added with a default that keeps the earlier behaviour, so a run that predates it ran with that default.
  */
-function withAddedFlagDefaults(resolved: unknown): unknown {
+export function withAddedFlagDefaults(resolved: unknown): unknown {
   const r = resolved as { rule?: unknown; options?: Record<string, unknown> } | undefined;
   if (!r || r.rule !== 'flag' || !r.options) return resolved;
   const options: Record<string, unknown> = {};

@@ -52,8 +52,10 @@ const ALL: Probe[] = [
   flagProbe('eps0.5', { epsilon: 0.5 }),
   flagProbe('r=n-2f', { r: 'n-2f' }),
   flagProbe('r=n-f-1', { r: 12 - f - 1 }),
-  flagProbe('trusted-mean', { step: 'trusted-mean' }),
-  flagProbe('projected-mean', { step: 'projected-mean' }),
+  flagProbe('trusted-mean', { step: 'trusted-mean', rescale: 'none' }),
+  flagProbe('projected-mean', { step: 'projected-mean', rescale: 'none' }),
+  flagProbe('tmean-mn', { step: 'trusted-mean' }),
+  flagProbe('tmean-mn-cm', { step: 'trusted-mean', signDirection: 'clipped-mean' }),
   pipelineProbe('tm-clip-nnm', 'trimmedMean', ['clip', 'nnm']),
   pipelineProbe('mean', 'mean', []),
 ];
