@@ -211,6 +211,37 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { r: 'n-2f', rescale: 'agreement' },
   },
+  // Candidates of the step selection (docs/robustness/selection-dirichlet.md): the flag selects the trusted
+  // workers, the step is their clipped mean (its own length), or its projection onto the flag subspace
+  {
+    key: 'flag-tmean',
+    label: 'flag, step trusted-mean',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'trusted-mean', rescale: 'none' },
+  },
+  {
+    key: 'flag-pmean',
+    label: 'flag, step projected-mean',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'projected-mean', rescale: 'none' },
+  },
+  // ... or the direction of that clipped mean with the default's length (the median norm)
+  {
+    key: 'flag-tmean-mn',
+    label: 'flag, step trusted-mean, median-norm',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'trusted-mean' },
+  },
+  {
+    key: 'flag-tmean-mn-cm',
+    label: 'flag, step trusted-mean, median-norm, sign test against the clipped mean',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'trusted-mean', signDirection: 'clipped-mean' },
+  },
   {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',
@@ -323,6 +354,19 @@ function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobS
   const options =
     aggregation.rule === 'flag' ? { ...flagDefaults, ...aggregation.options } : aggregation.options;
   return { rule: aggregation.rule, pre: aggregation.pre, options };
+}
+
+/**
+ * A recorded `resolved` with the flag options its checkout did not have filled in from today's defaults: an option
+ * is added with a default that keeps the earlier behaviour, so a run that predates it ran with that default.
+ */
+export function withAddedFlagDefaults(resolved: unknown): unknown {
+  const r = resolved as { rule?: unknown; options?: Record<string, unknown> } | undefined;
+  if (!r || r.rule !== 'flag' || !r.options) return resolved;
+  const options: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) options[k] = k in r.options ? r.options[k] : v;
+  for (const [k, v] of Object.entries(r.options)) if (!(k in options)) options[k] = v;
+  return { ...r, options };
 }
 
 const cellId = (rule: string, attack: string, f: number, data: string) => `${rule}/${attack}/f${f}/${data}`;
@@ -892,7 +936,8 @@ async function main(): Promise<void> {
       if (
         prev?.report &&
         JSON.stringify(prev.spec) === JSON.stringify(spec) &&
-        JSON.stringify(prev.resolved ?? legacyResolved(previousDefaults, spec)) === JSON.stringify(resolved)
+        JSON.stringify(withAddedFlagDefaults(prev.resolved ?? legacyResolved(previousDefaults, spec))) ===
+          JSON.stringify(resolved)
       ) {
         prev.resolved = resolved;
         continue;

@@ -52,6 +52,10 @@ const ALL: Probe[] = [
   flagProbe('eps0.5', { epsilon: 0.5 }),
   flagProbe('r=n-2f', { r: 'n-2f' }),
   flagProbe('r=n-f-1', { r: 12 - f - 1 }),
+  flagProbe('trusted-mean', { step: 'trusted-mean', rescale: 'none' }),
+  flagProbe('projected-mean', { step: 'projected-mean', rescale: 'none' }),
+  flagProbe('tmean-mn', { step: 'trusted-mean' }),
+  flagProbe('tmean-mn-cm', { step: 'trusted-mean', signDirection: 'clipped-mean' }),
   pipelineProbe('tm-clip-nnm', 'trimmedMean', ['clip', 'nnm']),
   pipelineProbe('mean', 'mean', []),
 ];
@@ -68,6 +72,7 @@ const cos = (a: Float32Array, b: Float32Array) => dot(a, b) / Math.sqrt(dot(a, a
 interface Acc {
   cos: number;
   rel: number;
+  len: number;
   byz: number;
   r: number;
   wmax: number;
@@ -110,20 +115,22 @@ function probe(vectors: Float32Array[], ids: string[]): void {
     const c = cos(res.update, mu);
     const diff = res.update.map((x, k) => x - mu[k]);
     const rel = Math.sqrt(dot(diff, diff)) / muNorm;
+    const len = Math.sqrt(dot(res.update, res.update)) / muNorm;
     const byz = res.workers.filter((w) => w.index >= h && w.weight !== 0).length;
     const dg = res.diagnostics as { r?: number; irlsWeights?: number[] } | undefined;
     const w = (dg?.irlsWeights ?? []).filter((x) => x > 0).sort((a, b) => a - b);
     const wmax = w.length ? w[w.length - 1] / w[w.length >> 1] : NaN;
-    const a = acc.get(p.name) ?? { cos: 0, rel: 0, byz: 0, r: 0, wmax: 0, count: 0 };
+    const a = acc.get(p.name) ?? { cos: 0, rel: 0, len: 0, byz: 0, r: 0, wmax: 0, count: 0 };
     a.cos += c;
     a.rel += rel;
+    a.len += len;
     a.byz += byz;
     a.r += dg?.r ?? NaN;
     a.wmax += Math.log10(wmax);
     a.count++;
     acc.set(p.name, a);
     line.push(
-      `  ${p.name.padEnd(12)} r ${String(dg?.r ?? '-').padStart(2)}  cos ${c.toFixed(3)}  ‖u−μ‖/‖μ‖ ${rel.toFixed(2)}  ` +
+      `  ${p.name.padEnd(12)} r ${String(dg?.r ?? '-').padStart(2)}  cos ${c.toFixed(3)}  ‖u−μ‖/‖μ‖ ${rel.toFixed(2)}  ‖u‖/‖μ‖ ${len.toFixed(2)}  ` +
         `byz used ${byz}  max/median IRLS weight ${wmax.toExponential(1)}`,
     );
   }
@@ -133,12 +140,12 @@ function probe(vectors: Float32Array[], ids: string[]): void {
 const result = await simulate(spec, {});
 console.log(`\nfinal validation accuracy (default rule) ${result.finalAccuracy.toFixed(3)}`);
 console.log(
-  'mean over probed rounds: probe, r, cos(update, μ), ‖u−μ‖/‖μ‖, Byzantine used, log10 max/median weight',
+  'mean over probed rounds: probe, r, cos(update, μ), ‖u−μ‖/‖μ‖, ‖u‖/‖μ‖, Byzantine used, log10 max/median weight',
 );
 for (const [name, a] of acc) {
   const m = (x: number) => x / a.count;
   console.log(
-    `${name.padEnd(12)} r ${m(a.r).toFixed(2)}  cos ${m(a.cos).toFixed(3)}  rel ${m(a.rel).toFixed(2)}  ` +
+    `${name.padEnd(12)} r ${m(a.r).toFixed(2)}  cos ${m(a.cos).toFixed(3)}  rel ${m(a.rel).toFixed(2)}  len ${m(a.len).toFixed(2)}  ` +
       `byz ${m(a.byz).toFixed(2)}  log10w ${m(a.wmax).toFixed(2)}`,
   );
 }

@@ -330,6 +330,7 @@ const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
   signSpread: fc.oneof(fc.constant(null), fc.double({ min: 0, max: 5, noNaN: true })),
   signDirection: fc.constantFrom('principal-axis', 'clipped-mean'),
   rescale: fc.constantFrom('none', 'median-norm', 'agreement'),
+  step: fc.constantFrom('subspace', 'trusted-mean', 'projected-mean'),
   warmStart: fc.boolean(),
   scale: fc.double({ min: -10, max: 10, noNaN: true }),
   k: fc.double({ min: -10, max: 10, noNaN: true }),

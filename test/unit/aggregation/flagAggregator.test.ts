@@ -569,6 +569,68 @@ describe('flag: known weaknesses and their options', () => {
     );
   });
 
+  it("step 'trusted-mean' is the mean of the kept workers clipped to their median norm; flipped ones take no part", () => {
+    // The flag only selects: 9 noisy honest workers (one 20× longer) and 3 sending −μ; the update is
+    // (1/9)·Σ min(1, m/‖gᵢ‖)·gᵢ over the 9 honest ones, so the long one counts as one median norm.
+    const rng = new Rng(31);
+    const d = 300;
+    const { mu, vectors } = honestSet(rng, 9, d, 3);
+    vectors[4] = vectors[4].map((x) => 20 * x);
+    const flipped = Float32Array.from(mu, (x) => -x);
+    const all = [...vectors, flipped, flipped, flipped];
+    const res = run({ step: 'trusted-mean', rescale: 'none' }, all, 3);
+    for (let i = 0; i < 12; i++) expect(res.workers[i].included, `worker ${i}`).to.equal(i < 9);
+    const norms = vectors.map((v) => norm(v));
+    const m = [...norms].sort((a, b) => a - b)[4];
+    const expected = new Float64Array(d);
+    vectors.forEach((v, i) => v.forEach((x, k) => (expected[k] += (Math.min(1, m / norms[i]) * x) / 9)));
+    expect(relErr(res.update, expected)).to.be.below(1e-5);
+    expect(diag(res).rescaleFactor).to.equal(1);
+    // the subspace step is as long as one gradient (median-norm), the mean's is shorter on disagreeing workers
+    expect(norm(run({}, all, 3).update)).to.be.closeTo(m, 1e-4 * m);
+    expect(norm(res.update)).to.be.below(0.6 * m);
+    // with the default rescale, the clipped mean's direction at the median norm
+    const scaled = run({ step: 'trusted-mean' }, all, 3);
+    expect(cosine(scaled.update, expected)).to.be.closeTo(1, 1e-6);
+    expect(norm(scaled.update)).to.be.closeTo(m, 1e-4 * m);
+  });
+
+  it("step 'projected-mean' is the trusted clipped mean projected onto the flag subspace", () => {
+    const rng = new Rng(32);
+    const d = 300;
+    const { mu, vectors } = honestSet(rng, 9, d, 3);
+    const all = [...vectors, ...[0, 1, 2].map(() => Float32Array.from(mu, (x) => -x))];
+    const mean = run({ step: 'trusted-mean', rescale: 'none' }, all, 3).update;
+    for (const r of [1, 3, 6]) {
+      const proj = run({ step: 'projected-mean', rescale: 'none', r }, all, 3);
+      for (let i = 0; i < 12; i++) expect(proj.workers[i].included, `r ${r} worker ${i}`).to.equal(i < 9);
+      // an orthogonal projection: the residual is orthogonal to the result, which is no longer than the mean
+      const residual = Float64Array.from(mean, (x, k) => x - proj.update[k]);
+      expect(Math.abs(cosine(residual, proj.update))).to.be.below(1e-4);
+      expect(norm(proj.update)).to.be.at.most(norm(mean) * (1 + 1e-6));
+      expect(norm(proj.update)).to.be.greaterThan(0.3 * norm(mean));
+    }
+    // a subspace through every kept worker (r = s) holds the mean itself
+    const honestOnly = run(
+      { step: 'projected-mean', r: 8 },
+      [...vectors, Float32Array.from(mu, (x) => -x)],
+      1,
+    );
+    expect(honestOnly.workers[9].included).to.equal(false);
+    const full = run(
+      { step: 'trusted-mean', rescale: 'none', r: 8 },
+      [...vectors, Float32Array.from(mu, (x) => -x)],
+      1,
+    );
+    expect(relErr(honestOnly.update, full.update)).to.be.above(1e-3);
+    const spans = run(
+      { step: 'projected-mean', rescale: 'none', r: 9 },
+      [...vectors, Float32Array.from(mu, (x) => -x)],
+      1,
+    );
+    expect(relErr(spans.update, full.update)).to.be.below(1e-5);
+  });
+
   it('signSpread lowers the sign cutoff to median − k·1.4826·MAD of the cosines, never above signThreshold', () => {
     expect(signThresholdFor([0.5, 0.5, 0.5, -1], -0.3, 3)).to.equal(-0.3); // tight: signThreshold stays
     expect(signThresholdFor([0.6, 0.2, 0.3, -0.4, -1], -0.3, null)).to.equal(-0.3);
@@ -838,6 +900,8 @@ describe('flag: state, preconditions and options', () => {
       [{ rescale: 'max' }, /'rescale' must be 'none', 'median-norm' or 'agreement'/],
       [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
       [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis' or 'clipped-mean'/],
+      [{ step: 'median' }, /'step' must be 'subspace', 'trusted-mean' or 'projected-mean'/],
+      [{ mode: 'reference', step: 'trusted-mean' }, /not available in mode 'reference'/],
       [{ signAware: 'yes' }, /'signAware' must be true or false/],
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],
       [{ mode: 'reference', signAware: true }, /not available in mode 'reference'/],

@@ -24,6 +24,15 @@ describe('aggregation and attacks: option schemas owned by the registries', () =
     );
   });
 
+  it("flag's step option: the schema names the choices", () => {
+    const check = (options: Record<string, unknown>) =>
+      checkAggregation({ rule: 'flag', f: 1, pre: [], options }, 4);
+    expect(check({ step: 'trusted-mean' })).to.deep.equal([]);
+    expect(check({ step: 'projected-mean' })).to.deep.equal([]);
+    expect(check({ step: 'mean' })[0].message).to.match(/'subspace', 'trusted-mean', 'projected-mean'/);
+    expect(check({ step: 'trusted-mean', rescale: 'none' })).to.deep.equal([]);
+  });
+
   it('attack issues name the option; unknown attacks list the valid ones', () => {
     expect(checkAttack('alie', { tau: 1, z: 1 })).to.deep.equal([
       { path: ['options', 'z'], message: "give 'tau' (μ + τσ) or 'z' (μ − zσ), not both" },

@@ -7,6 +7,7 @@ import {
   resolvedAggregation,
   runSpec,
   selectCells,
+  withAddedFlagDefaults,
 } from '../../../bench/robustness.ts';
 import { FLAG_DEFAULTS } from '../../../src/core/aggregation/flag/options.ts';
 
@@ -132,5 +133,22 @@ describe('bench:robustness grid', () => {
       pre: [],
       options: {},
     });
+  });
+
+  it('a run recorded before a flag option existed counts as run with its default, and only then', () => {
+    const now = resolvedAggregation(runSpec(cell('default/alie/f3/iid'), 0, 10, 5)) as {
+      options: Record<string, unknown>;
+    };
+    const { step: _step, ...before } = now.options;
+    expect(_step).to.equal('subspace');
+    const recorded = { rule: 'flag', pre: [], options: before };
+    expect(JSON.stringify(withAddedFlagDefaults(recorded))).to.equal(JSON.stringify(now));
+    // a recorded value that differs from today's still differs
+    const other = { rule: 'flag', pre: [], options: { ...before, rescale: 'none' } };
+    expect(JSON.stringify(withAddedFlagDefaults(other))).to.not.equal(JSON.stringify(now));
+    // other rules and missing records are left as they are
+    const median = { rule: 'median', pre: [], options: {} };
+    expect(withAddedFlagDefaults(median)).to.deep.equal(median);
+    expect(withAddedFlagDefaults(undefined)).to.equal(undefined);
   });
 });

@@ -27,7 +27,7 @@
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
  *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis',
- *   minTrust: 0, rescale: 'median-norm', warmStart: false.
+ *   minTrust: 0, rescale: 'median-norm', step: 'subspace', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -346,7 +346,15 @@ class FlagAggregator implements AggregationRule {
       final = irlsFlag(KS, s, rS, irlsOptions);
     }
     const { B, rEff } = final.fit;
-    const c = mixingCoefficients(KS, s, B, rEff, 1 / rS);
+    const c =
+      o.step === 'subspace'
+        ? mixingCoefficients(KS, s, B, rEff, 1 / rS)
+        : trustedMeanCoefficients(
+            KS,
+            S.map((a) => norms[active[a]]),
+            o.step === 'projected-mean' ? B : null,
+            rEff,
+          );
     let outNorm2 = 0;
     for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) outNorm2 += c[a] * KS[a * s + b] * c[b];
     const outNorm = Math.sqrt(Math.max(0, outNorm2));
@@ -732,6 +740,34 @@ export function clippedMeanScores(K: Float64Array, norms: number[]): Float64Arra
   }
   const cn = Math.sqrt(Math.max(0, cc));
   return kw.map((x) => (cn > 0 ? x / cn : 0));
+}
+
+/**
+ * Coefficients on the kept workers' unit vectors ĝᵢ of their clipped mean x = (1/s)·Σᵢ min(‖gᵢ‖, m)·ĝᵢ
+ * (m = their median norm), or with B (Y = Ĝ B orthonormal) of its projection onto the flag subspace,
+ * YYᵀx = Ĝ·B Bᵀ K w with wᵢ = min(‖gᵢ‖, m)/s.
+ */
+export function trustedMeanCoefficients(
+  K: Float64Array,
+  norms: number[],
+  B: Float64Array | null,
+  r: number,
+): Float64Array {
+  const s = norms.length;
+  const m = median(norms);
+  const w = Float64Array.from(norms, (x) => Math.min(x, m) / s);
+  if (B === null) return w;
+  const kw = new Float64Array(s);
+  for (let j = 0; j < s; j++) for (let l = 0; l < s; l++) kw[j] += K[j * s + l] * w[l];
+  const t = new Float64Array(r);
+  for (let k = 0; k < r; k++) for (let j = 0; j < s; j++) t[k] += B[j * r + k] * kw[j];
+  const c = new Float64Array(s);
+  for (let i = 0; i < s; i++) {
+    let acc = 0;
+    for (let k = 0; k < r; k++) acc += B[i * r + k] * t[k];
+    c[i] = acc;
+  }
+  return c;
 }
 
 /** For each worker, the median of its cosines to the other workers (K is the p×p cosine Gram matrix). */

@@ -7,6 +7,7 @@ export type FlagMode = 'phalanx' | 'reference';
 export type FlagRank = 'auto' | 'n-2f';
 export type FlagRescale = 'none' | 'median-norm' | 'agreement';
 export type FlagSignDirection = 'principal-axis' | 'clipped-mean';
+export type FlagStep = 'subspace' | 'trusted-mean' | 'projected-mean';
 
 export interface FlagOptions {
   mode: FlagMode;
@@ -47,11 +48,19 @@ export interface FlagOptions {
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
   /**
-   * Output scaling: 'none' = the reference's (1/r)·YYᵀΣĝᵢ (a sum of unit vectors, norm ≤ p/r whatever the
-   * inputs), 'median-norm' = rescaled to the median norm of the included workers, or 'agreement' = that median
-   * norm times their agreement ‖(1/s)·Σᵢ ĝᵢ‖ ∈ [0, 1] (the length a mean of s equally long vectors has).
+   * Output scaling: 'none' = the step's own length (for 'subspace' the reference's (1/r)·YYᵀΣĝᵢ, a sum of unit
+   * vectors, norm ≤ p/r whatever the inputs), 'median-norm' = rescaled to the median norm of the included workers,
+   * or 'agreement' = that median norm times their agreement ‖(1/s)·Σᵢ ĝᵢ‖ ∈ [0, 1] (the length a mean of s
+   * equally long vectors has).
    */
   rescale: FlagRescale;
+  /**
+   * What the update is: 'subspace' = the flag median's output (1/r)·YYᵀΣĝᵢ; 'trusted-mean' = the mean of the
+   * workers the sign and trust tests kept, each clipped to their median norm m, (1/s)·Σᵢ min(1, m/‖gᵢ‖)·gᵢ (the
+   * flag only selects); 'projected-mean' = that clipped mean projected onto the flag subspace, YYᵀ·(…). `rescale`
+   * then sets its length ('none': the step's own).
+   */
+  step: FlagStep;
   /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
   warmStart: boolean;
   /** Reference mode only: the start Y₀ as r float32 columns of length d (null = uniform weights). */
@@ -73,6 +82,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signDirection: 'principal-axis',
   minTrust: 0,
   rescale: 'median-norm',
+  step: 'subspace',
   warmStart: false,
 });
 
@@ -87,6 +97,7 @@ const PHALANX_KEYS = [
   'signDirection',
   'minTrust',
   'rescale',
+  'step',
   'warmStart',
 ];
 const REFERENCE_KEYS = ['y0'];
@@ -228,6 +239,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       signDirection: 'principal-axis',
       minTrust: 0,
       rescale: 'none',
+      step: 'subspace',
       warmStart: false,
       y0,
     };
@@ -277,6 +289,15 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     }
     rescale = options.rescale;
   }
+  let step: FlagStep = FLAG_DEFAULTS.step;
+  if (options.step !== undefined) {
+    if (options.step !== 'subspace' && options.step !== 'trusted-mean' && options.step !== 'projected-mean') {
+      fail(
+        `option 'step' must be 'subspace', 'trusted-mean' or 'projected-mean', got ${describe(options.step)}`,
+      );
+    }
+    step = options.step;
+  }
   const warmStart =
     options.warmStart === undefined ? FLAG_DEFAULTS.warmStart : bool('warmStart', options.warmStart);
   return {
@@ -293,6 +314,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     signDirection,
     minTrust,
     rescale,
+    step,
     warmStart,
     y0: null,
   };
