@@ -2,9 +2,13 @@
  * A worker process killed with SIGKILL and started again continues from the state it had (worker momentum, and
  * with compression the error-feedback memories), which the coordinator kept from the worker's last checkpoint
  * round: the job ends exactly where an undisturbed run of the same seed ends. Separate processes, real gRPC.
- * Every round is a checkpoint round here (checkpoint.every = 1), so the kill may land anywhere.
+ * Every round is a checkpoint round here (checkpoint.every = 1), so the kill may land anywhere. The states are
+ * part of the checkpoint: a coordinator that resumes the job (killed with the worker, restarted on the Redis store)
+ * hands them out too.
  */
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { JobsClient } from '../../src/cli/jobsClient.ts';
 import {
   listCheckpoints,
@@ -20,6 +24,7 @@ import {
 } from '../support/processes.ts';
 import { maxAbsDiff } from '../support/arrays.ts';
 
+const REDIS_URL = process.env['PHALANX_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const ROUNDS = 14;
 const WORKERS = 3;
 
@@ -64,17 +69,25 @@ describe('integration: a restarted worker continues from its state kept by the c
     await Promise.all(procs.splice(0).map((p) => p.kill('SIGKILL')));
   });
 
-  async function jobAt(id: string, until: (j: { round: number; state: string }) => boolean) {
+  async function jobAt(
+    id: string,
+    until: (j: { round: number; state: string }) => boolean,
+    client: JobsClient = jobs,
+  ) {
     for (;;) {
-      const job = await jobs.get(id);
+      const job = await client.get(id).catch(() => undefined);
+      if (!job) {
+        await sleep(100);
+        continue;
+      }
       if (until(job)) return job;
       if (['failed', 'cancelled'].includes(job.state)) throw new Error(`job ${job.state}: ${job.error}`);
       await sleep(100);
     }
   }
 
-  function startWorker(id: string, i: number): Proc {
-    const p = startWorkerProcess(coordinator.address, `worker-${i}`, ['--job', id]);
+  function startWorker(id: string, i: number, address = coordinator.address): Proc {
+    const p = startWorkerProcess(address, `worker-${i}`, ['--job', id]);
     procs.push(p);
     return p;
   }
@@ -132,4 +145,57 @@ describe('integration: a restarted worker continues from its state kept by the c
       );
     });
   }
+
+  it('the states are part of the checkpoint: a worker and the coordinator killed together, both restarted (Redis store), end where the undisturbed run ends', async () => {
+    const s = spec('wstate-resume', { checkpoint: { every: 2 } });
+    const undisturbed = await run(s);
+    const prefix = `phalanx-test-${randomBytes(4).toString('hex')}:`;
+    const dir = tmpDir('wstate-resume');
+    const args = [
+      '--store',
+      'redis',
+      '--redis-url',
+      REDIS_URL,
+      '--redis-prefix',
+      prefix,
+      '--checkpoint-dir',
+      dir,
+    ];
+    const first = await startCoordinatorProcess(args);
+    procs.push(first.proc);
+    let client = new JobsClient(first.address, { token: first.adminToken });
+    try {
+      const { id } = await client.submit(JSON.stringify(s));
+      const workers = [...Array(WORKERS).keys()].map((i) => startWorker(id, i, first.address));
+      await jobAt(id, (j) => j.round >= 5, client);
+      await Promise.all([first.proc.kill('SIGKILL'), workers[2].kill('SIGKILL')]);
+      client.close();
+      // The same data directory: the same admin token, the credential worker names are bound to.
+      const second = await startCoordinatorProcess([
+        ...args,
+        '--port',
+        String(first.port),
+        '--data-dir',
+        first.dataDir,
+      ]);
+      procs.push(second.proc);
+      const resumedAt = Number((await second.proc.waitFor(/resumed from checkpoint at round (\d+)/))[1]);
+      await second.proc.waitFor(/the checkpoint holds the state of 3 worker\(s\) entering round/);
+      client = new JobsClient(second.address, { token: second.adminToken });
+      const restarted = startWorker(id, 2, second.address);
+      const done = await jobAt(id, (j) => ['completed', 'failed', 'cancelled'].includes(j.state), client);
+      expect(done.state, done.error).to.equal('completed');
+      expect(restarted.output()).to.include(
+        `joined at round ${resumedAt}: worker momentum restored from the coordinator`,
+      );
+      const final = await readCheckpoint((await listCheckpoints(dir, id)).at(-1)!);
+      expect(maxDiff(final, undisturbed.final)).to.equal(0);
+    } finally {
+      client.close();
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    }
+  });
 });
