@@ -287,7 +287,7 @@ export class CoordinatorClient {
 
   /**
    * This worker's own state entering `round` as the coordinator keeps it (the parts concatenated), or undefined
-   * when it keeps none for that round (NOT_FOUND).
+   * when it keeps none for that round.
    */
   pullWorkerState(
     jobId: string,
@@ -319,7 +319,8 @@ export class CoordinatorClient {
       stream.on('error', (e: grpc.ServiceError) => {
         if (failed) return;
         failed = true;
-        if (e.code === grpc.status.NOT_FOUND) resolve(undefined);
+        // UNIMPLEMENTED: a coordinator of an earlier version, which keeps no worker state.
+        if (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.UNIMPLEMENTED) resolve(undefined);
         else reject(e);
       });
       stream.on('end', () => {
