@@ -461,14 +461,17 @@ async function trainLoop(
     if (stateful && snapshots.lastComputed < 0 && round > 0) {
       // A new session (this process started, or the job or rank changed): the coordinator may hold this worker's
       // state entering the round (it sent it at a checkpoint round), else momentum and memories start from zero.
-      const state = parts.errorFeedback ? 'worker momentum and error feedback' : 'worker momentum';
+      const named = [parts.momentum && 'worker momentum', parts.errorFeedback && 'error feedback'].filter(
+        Boolean,
+      );
+      const state = named.join(' and ');
       const size = worker.trainer.layout.totalSize;
       const kept = await client.pullWorkerState(jobId, round, stateElements(parts, size));
       if (kept) restoreState(kept, worker, compressor);
       log.info(
         kept
           ? `joined at round ${round}: ${state} restored from the coordinator (its state entering round ${round})`
-          : `joined at round ${round}: ${state} ${parts.errorFeedback ? 'start' : 'starts'} from zero`,
+          : `joined at round ${round}: ${state} ${named.length > 1 ? 'start' : 'starts'} from zero`,
         { job: jobId, round, momentum: kept ? 'restored' : 'reset' },
       );
     }
