@@ -4,6 +4,9 @@
  *
  *   <layer name>      the parameters after `round` rounds, one tensor per layout layer (fc1.weight, …)
  *   optim.<name>      each optimizer tensor (SGD momentum, Adam moments), flat like the parameter vector
+ *   worker.<name>.momentum, worker.<name>.error
+ *                     each worker's own state entering `round` (worker momentum, error-feedback memories), by
+ *                     worker name, flat like the parameter vector (src/coordinator/workerStates.ts)
  *   metadata          jobId, round, spec (JSON), optimScalars (JSON), aggregationState (JSON, if the rule has one),
  *                     guardState (JSON: the divergence guard's rollbacks so far, detector state and verdict
  *                     `good`, if guarded), compressionState (JSON: the compression plan in force and its
@@ -35,6 +38,8 @@ export interface JobState {
   good?: boolean;
   /** The compression plan in force and its history as JSON text, if the job compresses. */
   compression?: string;
+  /** Workers' own states entering `round`, by tensor name (`worker.<name>.momentum`, `worker.<name>.error`). */
+  workers?: Map<string, Float32Array>;
 }
 
 /** The model a job state's parameters belong to: its spec and layout. */
@@ -44,6 +49,7 @@ export interface JobModel {
 }
 
 const OPTIM = 'optim.';
+const WORKER = 'worker.';
 const LEGACY_PARAMS = 'params';
 
 export function encodeJobState(state: JobState, model: JobModel, keep?: number): WriteCheckpointInput {
@@ -51,6 +57,7 @@ export function encodeJobState(state: JobState, model: JobModel, keep?: number):
   for (const [name, t] of Object.entries(state.optimizer.tensors)) {
     extra.set(`${OPTIM}${name}`, { data: t, shape: [t.length] });
   }
+  for (const [name, t] of state.workers ?? []) extra.set(name, { data: t, shape: [t.length] });
   const metadata: Record<string, string> = {
     jobId: state.jobId,
     round: String(state.round),
@@ -97,8 +104,10 @@ export function decodeJobState(
     }
   }
   const tensors: Record<string, Float32Array> = {};
+  const workers = new Map<string, Float32Array>();
   for (const [name, t] of loaded.tensors) {
     if (name.startsWith(OPTIM)) tensors[name.slice(OPTIM.length)] = t.data;
+    if (name.startsWith(WORKER)) workers.set(name, t.data);
   }
   return {
     jobId,
@@ -112,5 +121,6 @@ export function decodeJobState(
     aggregation: loaded.metadata['aggregationState'] || undefined,
     guard: loaded.metadata['guardState'] || undefined,
     compression: loaded.metadata['compressionState'] || undefined,
+    ...(workers.size ? { workers } : {}),
   };
 }

@@ -38,6 +38,11 @@ export class LruMap<K, V> {
     return this;
   }
 
+  /** Every entry, least recent first, without touching recency. */
+  all(): IterableIterator<[K, V]> {
+    return this.entries.entries();
+  }
+
   delete(key: K): boolean {
     return this.entries.delete(key);
   }

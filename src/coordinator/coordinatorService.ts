@@ -25,6 +25,7 @@ import type { PushDecoder } from '../core/compression/compressionSession.ts';
 import { kindOfEncoding } from '../transport/planWire.ts';
 import type { TeacherChunk } from '../gen/phalanx/v1/TeacherChunk.ts';
 import { openTeacher } from './teacherFeed.ts';
+import { pullWorkerState, pushWorkerState, type WorkerStateDeps } from './workerStateService.ts';
 
 /** Concurrent PushGradient streams one worker may hold open, and all workers together. */
 export const PUSH_STREAMS_PER_WORKER = 2;
@@ -73,6 +74,13 @@ export function coordinatorHandlers(
     if (rt) return rt;
     throw new StatusError(grpc.status.NOT_FOUND, `job '${jobId}' is not running on this coordinator`);
   }
+
+  const stateDeps: WorkerStateDeps = {
+    authenticate,
+    runtimeFor,
+    auth,
+    streams: new ConcurrencyLimiter(PULL_STREAMS_PER_WORKER, PUSH_STREAMS_TOTAL),
+  };
 
   return {
     RegisterWorker: unary(async (call) => {
@@ -257,6 +265,10 @@ export function coordinatorHandlers(
       const push = new PushReceiver(call, callback, authenticate, runtimeFor, pushStreams);
       push.run();
     },
+
+    PushWorkerState: (call, callback) => pushWorkerState(call, callback, stateDeps),
+
+    PullWorkerState: (call) => pullWorkerState(call, stateDeps),
   };
 }
 

@@ -275,6 +275,7 @@ export class JobRunner {
     let guard: RuntimeGuardState | undefined;
     let compression: string | undefined;
     let rollbackRound = 0;
+    let workerStates: Map<string, Float32Array> | undefined;
     const checkpointDir = checkpointDirectory(spec, this.options.admission);
     if (resume) {
       const manifest = await this.store.getCheckpointManifest(job.id);
@@ -284,6 +285,7 @@ export class JobRunner {
         resumed = { optimizer: saved.optimizer, aggregation: saved.aggregation };
         guard = saved.guard === undefined ? undefined : (JSON.parse(saved.guard) as RuntimeGuardState);
         compression = saved.compression;
+        workerStates = saved.workers;
         startRound = manifest.round;
         rollbackRound = (await newestGoodCheckpoint(checkpointDir, job.id, manifest.round))?.round ?? 0;
         this.log(`job ${job.id}: resumed from checkpoint at round ${startRound} (${manifest.path})`);
@@ -355,6 +357,7 @@ export class JobRunner {
                 guard: JSON.stringify(guardState),
                 good: guardState.good,
                 ...(rt.compression ? { compression: rt.compression.saveState() } : {}),
+                workers: rt.workerStates.tensorsAt(rt.round),
               },
               { spec: spec.model, layout: host.layout },
               spec.checkpoint.keep,
@@ -402,6 +405,7 @@ export class JobRunner {
           await durable(`rollback to round ${manifest.round}`, () =>
             this.store.setJobRound(job.id, manifest.round, fence),
           );
+          rt.workerStates.load(manifest.round, saved.workers ?? new Map());
           return { round: manifest.round, guard: savedGuard };
         },
         onComplete: async (result: JobResult) => {
@@ -429,6 +433,12 @@ export class JobRunner {
       compression,
     );
     runtime.rollbackRound = rollbackRound;
+    if (workerStates) {
+      const n = runtime.workerStates.load(startRound, workerStates);
+      this.log(
+        `job ${job.id}: the checkpoint holds the state of ${n} worker(s) entering round ${startRound}`,
+      );
+    }
     return { runtime, compute };
   }
 }

@@ -40,6 +40,7 @@ import {
 } from './roundReport.ts';
 import { TypedEmitter } from './typedEmitter.ts';
 import { sharedFloat32 } from './roundComputeProtocol.ts';
+import { WorkerStates } from './workerStates.ts';
 import { CoordinatorCompression, type PushWire } from './coordinatorCompression.ts';
 
 /** What the engine needs from the model side (built by the job manager from the spec). */
@@ -176,6 +177,8 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
   private readonly departures = new Map<string, Participant & { reason: string; at: number }>();
   /** Gradient compression (compression.kind uniform | lgreco): the plan pushes must follow; undefined = dense. */
   readonly compression: CoordinatorCompression | undefined;
+  /** Each worker's own state entering checkpoint rounds, by name (docs/high-availability.md). */
+  readonly workerStates: WorkerStates;
 
   constructor(
     readonly jobId: string,
@@ -198,6 +201,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     this.engine = this.newEngine(startRound);
     this.compression = CoordinatorCompression.create(spec, model.layout, startRound, compressionState);
     this.guard = spec.guard.enabled ? new DivergenceGuard(guardOptions(spec)) : undefined;
+    this.workerStates = new WorkerStates(
+      {
+        size: model.layout.totalSize,
+        momentum: spec.workers.momentum > 0,
+        error: this.compression !== undefined,
+      },
+      2 * spec.workers.max,
+    );
     this.restoreGuard(guardState);
     if (params.length !== model.layout.totalSize) {
       throw new Error(`parameters have ${params.length} elements, layout needs ${model.layout.totalSize}`);

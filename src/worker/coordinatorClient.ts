@@ -22,6 +22,7 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
 import type { CompressionPlan } from '../core/compression/compressionPlan.ts';
 import { layerEncoding } from '../transport/planWire.ts';
+import type { WorkerStateChunk, WorkerStateChunk__Output } from '../gen/phalanx/v1/WorkerStateChunk.ts';
 import type { TeacherChunk__Output } from '../gen/phalanx/v1/TeacherChunk.ts';
 import { TeacherDownload, TeacherRefusedError, type Teacher } from './teacherDownload.ts';
 
@@ -249,6 +250,84 @@ export class CoordinatorClient {
       })().catch((e: unknown) => {
         call.cancel();
         reject(e instanceof Error ? e : new Error(String(e)));
+      });
+    });
+  }
+
+  /**
+   * Send this worker's own state entering `round` (a checkpoint round): the parts the job keeps (momentum, then
+   * the error-feedback memories), concatenated, in chunks of ≤ 1 MiB.
+   */
+  pushWorkerState(
+    state: { jobId: string; round: number; momentum: boolean; errorFeedback: boolean; values: Float32Array },
+    timeoutMs = 120_000,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const call = this.raw.PushWorkerState(this.md(), this.deadline(timeoutMs), (err) =>
+        err ? reject(err) : resolve(),
+      );
+      const { values, ...header } = state;
+      void (async () => {
+        const messages: WorkerStateChunk[] = [{ header }];
+        const per = CHUNK_BYTES / 4;
+        for (let at = 0; at < values.length; at += per) {
+          const part = values.subarray(at, Math.min(values.length, at + per));
+          messages.push({
+            data: { offset: at, data: Buffer.from(part.buffer, part.byteOffset, part.byteLength) },
+          });
+        }
+        for (const msg of messages) if (!call.write(msg)) await drained(call, ['close', 'error']);
+        call.end();
+      })().catch((e: unknown) => {
+        call.cancel();
+        reject(e instanceof Error ? e : new Error(String(e)));
+      });
+    });
+  }
+
+  /**
+   * This worker's own state entering `round` as the coordinator keeps it (the parts concatenated), or undefined
+   * when it keeps none for that round.
+   */
+  pullWorkerState(
+    jobId: string,
+    round: number,
+    expected: number,
+    timeoutMs = 120_000,
+  ): Promise<Float32Array | undefined> {
+    return new Promise((resolve, reject) => {
+      const stream = this.raw.PullWorkerState({ jobId, round }, this.md(), this.deadline(timeoutMs));
+      const values = new Float32Array(expected);
+      let received = 0;
+      let failed = false;
+      const fail = (e: Error) => {
+        if (failed) return;
+        failed = true;
+        stream.cancel();
+        reject(e);
+      };
+      stream.on('data', (chunk: WorkerStateChunk__Output) => {
+        if (failed || !chunk.data) return;
+        const { offset, data } = chunk.data;
+        if (offset !== received || data.length % 4 !== 0 || received + data.length / 4 > expected)
+          return fail(
+            new Error(`worker state: a chunk of ${data.length} bytes at ${offset} of ${expected} values`),
+          );
+        new Uint8Array(values.buffer, offset * 4, data.length).set(data);
+        received += data.length / 4;
+      });
+      stream.on('error', (e: grpc.ServiceError) => {
+        if (failed) return;
+        failed = true;
+        // UNIMPLEMENTED: a coordinator of an earlier version, which keeps no worker state.
+        if (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.UNIMPLEMENTED) resolve(undefined);
+        else reject(e);
+      });
+      stream.on('end', () => {
+        if (failed) return;
+        if (received !== expected)
+          reject(new Error(`worker state ended after ${received} of ${expected} values`));
+        else resolve(values);
       });
     });
   }

@@ -19,6 +19,7 @@ import { CodecError } from '../core/compression/codecError.ts';
 import { planFromWire } from '../transport/planWire.ts';
 import { GradientWorker, type ByzantineConfig } from './gradientWorker.ts';
 import { MomentumSnapshots } from './momentumSnapshots.ts';
+import { currentState, restoreState, stateElements, stateParts } from './workerStateSync.ts';
 import { phaseWord } from '../transport/wireVocabulary.ts';
 import { AttackError } from '../core/attacks/types.ts';
 import { createLogger, type LogFields, type Logger } from '../logging/logger.ts';
@@ -331,11 +332,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
                 ? new WorkerCompressor(compressing, trainer.layout, spec.seed, joined.rank)
                 : undefined,
             };
-            if (spec.workers.momentum > 0 && joined.round > 0)
-              log.info(`joined at round ${joined.round}: worker momentum starts from zero`, {
-                job: joined.jobId,
-                round: joined.round,
-              });
           }
         } catch (e) {
           if (e instanceof AttackError) throw new WorkerStopError(`--byzantine: ${e.message}`, 2);
@@ -460,6 +456,25 @@ async function trainLoop(
       lastDone = heldVersion - 1;
       continue;
     }
+    const parts = stateParts(worker, compressor);
+    const stateful = parts.momentum || parts.errorFeedback;
+    if (stateful && snapshots.lastComputed < 0 && round > 0) {
+      // A new session (this process started, or the job or rank changed): the coordinator may hold this worker's
+      // state entering the round (it sent it at a checkpoint round), else momentum and memories start from zero.
+      const named = [parts.momentum && 'worker momentum', parts.errorFeedback && 'error feedback'].filter(
+        Boolean,
+      );
+      const state = named.join(' and ');
+      const size = worker.trainer.layout.totalSize;
+      const kept = await client.pullWorkerState(jobId, round, stateElements(parts, size));
+      if (kept) restoreState(kept, worker, compressor);
+      log.info(
+        kept
+          ? `joined at round ${round}: ${state} restored from the coordinator (its state entering round ${round})`
+          : `joined at round ${round}: ${state} ${named.length > 1 ? 'start' : 'starts'} from zero`,
+        { job: jobId, round, momentum: kept ? 'restored' : 'reset' },
+      );
+    }
     const what = snapshots.beforeRound(round, worker, info.rollbackRound, compressor);
     if ((spec.workers.momentum > 0 || compressor) && what !== 'continued') {
       const state = compressor ? 'worker momentum and error feedback' : 'worker momentum';
@@ -478,6 +493,23 @@ async function trainLoop(
     }
     if (contribution.behaviour === 'straggle')
       await new Promise((r) => setTimeout(r, contribution.delayMs ?? 0));
+    /**
+     * Before the push of round R − 1 when R is a checkpoint round: the state entering R (this round's update
+     * done), so that the checkpoint of R, written once R − 1 closes, holds it. A failed send only costs a
+     * restarted process its state; the push goes on.
+     */
+    const sendState = async () => {
+      const next = round + 1;
+      const every = spec.checkpoint.every;
+      if (!stateful || every <= 0 || next % every !== 0 || next >= spec.rounds) return;
+      const values = currentState(worker, compressor);
+      if (!values) return;
+      try {
+        await client.pushWorkerState({ jobId, round: next, ...parts, values });
+      } catch (e) {
+        log.warn(`state entering round ${next} not sent: ${(e as Error).message}`, { job: jobId, round });
+      }
+    };
     let res;
     try {
       if (compressor) {
@@ -498,6 +530,7 @@ async function trainLoop(
             log.warn(`round ${round}: cannot encode: ${e.message}`, { job: jobId, round });
           }
         }
+        await sendState();
         res = await pushPlanned(client, layers, {
           jobId,
           round,
@@ -510,6 +543,7 @@ async function trainLoop(
           ...(errorTable ? { errorTable } : {}),
         });
       } else {
+        await sendState();
         res = await client.push(contribution.vector, worker.trainer.layout, {
           jobId,
           round,
