@@ -226,10 +226,29 @@ describe('models: Mixture-of-Recursions student', function () {
         const g = layerView(grad, slot);
         expect(Math.max(...Array.from(g, Math.abs)), slot.name).to.be.above(0);
       }
-      const ev = await trainer.evaluate(params, { images: x, labels: y, count: n });
-      expect(ev.meanDepth).to.be.within(1, 3);
     } finally {
       trainer.dispose();
+    }
+  });
+
+  it('evaluation reports the token-weighted mean depth, whatever the evaluation batch', async () => {
+    const spec = student({ blocks: 1, mor: mor([1, 0.5, 0.25]) }, { ...base, layers: 3 });
+    const params = randomParams(spec, 21);
+    const n = 5;
+    const t = 8;
+    const x = randomIds(n, t, base.vocab.length, 12);
+    const y = Uint8Array.from(randomIds(n, t, base.vocab.length, 13));
+    // one pass over all n sequences, then one evaluation batch per sequence
+    const whole = run(spec, params, x, n).meanDepth!;
+    expect(whole).to.be.above(1).and.below(3);
+    for (const evalBatchSize of [n * t, t]) {
+      const trainer = await createTrainer(spec, { evalBatchSize });
+      try {
+        const ev = await trainer.evaluate(params, { images: x, labels: y, count: n });
+        expect(ev.meanDepth).to.be.closeTo(whole, 1e-6);
+      } finally {
+        trainer.dispose();
+      }
     }
   });
 });
