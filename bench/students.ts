@@ -21,7 +21,8 @@
  * auxiliary weight 0.1) against the recursive student with the same block at full depth (3 recursions, every
  * token), which has the same parameters but the MoR routers (2·(d + 1)). Reported: held-out nats/char and the
  * mean recursions per held-out token, with the compute ratio mean depth / 3 (block applications per token;
- * the dense wasm implementation does not realise it). Fixed beforehand, not tuned on these results.
+ * the dense wasm implementation does not realise it). A third student runs the same block twice for every token
+ * (Σ c_t = 2 recursions): the MoR's target compute without routing. Fixed beforehand, not tuned on these results.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -73,6 +74,8 @@ const recursiveModel = {
 } as const;
 const mor: MorSpec = { capacities: [1, 2 / 3, 1 / 3], auxLossWeight: 0.1 };
 const morModel = { ...recursiveModel, recursion: { ...recursiveModel.recursion, mor } };
+/** The same block run for Σ c_t = 2 recursions by every token: the MoR's target compute without routing. */
+const shallowModel = { ...recursiveModel, layers: 2 } as const;
 
 interface Stats {
   mean: number;
@@ -178,19 +181,29 @@ try {
   async function morVsRecursive() {
     const morSpec = student('mor', morModel, seeds[0]).model as TransformerSpec;
     const recursiveSpec = student('recursive', recursiveModel, seeds[0]).model as TransformerSpec;
-    const runs: { seed: number; mor: number; recursive: number; meanDepth: number }[] = [];
+    const runs: { seed: number; mor: number; recursive: number; shallow: number; meanDepth: number }[] = [];
     for (const seed of seeds) {
       const morRun = await simulate(student('mor', morModel, seed), { backend: 'wasm' });
       const recursiveRun = await simulate(student('recursive', recursiveModel, seed), { backend: 'wasm' });
+      const shallowRun = await simulate(student('shallow', shallowModel, seed), { backend: 'wasm' });
       const meanDepth = morRun.evaluations.at(-1)?.meanDepth ?? NaN;
-      runs.push({ seed, mor: morRun.finalLoss, recursive: recursiveRun.finalLoss, meanDepth });
+      runs.push({
+        seed,
+        mor: morRun.finalLoss,
+        recursive: recursiveRun.finalLoss,
+        shallow: shallowRun.finalLoss,
+        meanDepth,
+      });
       console.log(
-        `seed ${seed}: MoR ${morRun.finalLoss.toFixed(3)} (mean depth ${meanDepth.toFixed(2)}), recursive ${recursiveRun.finalLoss.toFixed(3)} nats/char`,
+        `seed ${seed}: MoR ${morRun.finalLoss.toFixed(3)} (mean depth ${meanDepth.toFixed(2)}), recursive ${recursiveRun.finalLoss.toFixed(3)}, 2 recursions ${shallowRun.finalLoss.toFixed(3)} nats/char`,
       );
     }
     const morStats = stats(runs.map((r) => r.mor));
     const recursiveStats = stats(runs.map((r) => r.recursive));
+    const shallowStats = stats(runs.map((r) => r.shallow));
     const diff = stats(runs.map((r) => r.mor - r.recursive));
+    const diffShallow = stats(runs.map((r) => r.mor - r.shallow));
+    const shallowSpec = student('shallow', shallowModel, seeds[0]).model as TransformerSpec;
     const depth = stats(runs.map((r) => r.meanDepth));
     const ratio = stats(runs.map((r) => r.meanDepth / recursions));
     const capacities = mor.capacities.map((c) => c.toFixed(2)).join(', ');
@@ -205,7 +218,11 @@ try {
     console.log(
       `| MoR, capacities ${capacities}, aux ${mor.auxLossWeight} | ${parameterCount(morSpec).toLocaleString('en')} | ${show(morStats)} | ${show(depth)} | ${show(ratio)} |`,
     );
-    console.log(`| MoR − recursive, paired by seed | | ${show(diff)} | | |`);
+    console.log(
+      `| recursive, 1 block × 2 recursions | ${parameterCount(shallowSpec).toLocaleString('en')} | ${show(shallowStats)} | 2 | 0.667 |`,
+    );
+    console.log(`| MoR − recursive × 3, paired by seed | | ${show(diff)} | | |`);
+    console.log(`| MoR − recursive × 2, paired by seed | | ${show(diffShallow)} | | |`);
     return {
       recursiveModel: recursiveSpec,
       morModel: morSpec,
@@ -214,6 +231,9 @@ try {
       mor: morStats,
       recursive: recursiveStats,
       morMinusRecursive: diff,
+      shallowModel: shallowSpec,
+      shallow: shallowStats,
+      morMinusShallow: diffShallow,
       morMeanDepth: depth,
       morComputeRatio: ratio,
     };
