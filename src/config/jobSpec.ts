@@ -132,6 +132,13 @@ const transformerSchema = section({
       .default('stepwise'),
     /** Rank of each tied layer's LoRA; 0 = purely recursive, ≥ dModel = full rank. */
     loraRank: z.number().int().min(0).max(4096).default(0),
+    /** Present: Mixture-of-Recursions routing (schedule cycle, layers = R·blocks; docs/students.md). */
+    mor: section({
+      /** Fraction of tokens running each of the R recursions: 1 first, non-increasing, each in (0, 1]. */
+      capacities: z.array(z.number()).min(1).max(64),
+      /** Weight of the router's auxiliary loss. */
+      auxLossWeight: z.number().min(0).max(100).default(0.01),
+    }).optional(),
   }).optional(),
   /** Present: each block's MLP is a mixture of `experts` MLPs of width ffn, top-k routed (docs/students.md). */
   moe: section({
@@ -147,9 +154,9 @@ const transformerSchema = section({
   for (const problem of transformerSpecProblems(model).filter(
     (p) => !p.endsWith('must be a positive integer'),
   )) {
-    const nested = /^(recursion|moe)\.(\w+) (.*)$/.exec(problem);
+    const nested = /^(recursion|moe)\.([\w.]+) (.*)$/.exec(problem);
     if (nested !== null) {
-      ctx.addIssue({ code: 'custom', path: [nested[1], nested[2]], message: nested[3] });
+      ctx.addIssue({ code: 'custom', path: [nested[1], ...nested[2].split('.')], message: nested[3] });
       continue;
     }
     const field = problem.startsWith('vocab') ? 'vocab' : problem.startsWith('dModel') ? 'heads' : undefined;

@@ -20,6 +20,8 @@ export interface ModelOutput {
   auxLoss?: tf.Scalar;
   /** An MoE's share of routing assignments per expert, [blocks, experts] (each row sums to 1). */
   expertLoad?: tf.Tensor2D;
+  /** A Mixture-of-Recursions student's mean recursions run per token over the pass, a scalar. */
+  meanDepth?: tf.Scalar;
 }
 
 export interface Model {

@@ -39,7 +39,7 @@ export interface MoeOutput {
  * A value that blocks gradients: `compute(x)` is treated as a constant of x (its gradient is zero). For the
  * routing masks, which are step functions of the router probabilities (and TopK has no gradient in tfjs).
  */
-function constantOf(compute: (x: tf.Tensor) => tf.Tensor): (x: tf.Tensor) => tf.Tensor {
+export function constantOf(compute: (x: tf.Tensor) => tf.Tensor): (x: tf.Tensor) => tf.Tensor {
   return tf.customGrad((...args) => {
     const [x] = args as [tf.Tensor, tf.GradSaveFunc];
     return { value: compute(x), gradFunc: () => [tf.zerosLike(x)] };

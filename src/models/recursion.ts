@@ -14,6 +14,7 @@ import { lowRankFactors, svd, energyCaptured } from '../core/linalg/svd.ts';
 import type { LayerSpec } from '../core/layout/parameterLayout.ts';
 import type { NamedTensors } from '../core/layout/namedTensors.ts';
 import { shapeText, sameShape } from '../core/layout/namedTensors.ts';
+import { morParameterCountOrZero, morProblems, morRouterTensors } from './morSpec.ts';
 import type { RecursionInit, RecursionSchedule, RecursionSpec, TransformerSpec } from './types.ts';
 
 /** The weight matrices of a block ([in, out] each), in block order. */
@@ -92,6 +93,7 @@ export function recursionProblems(layers: number, r: RecursionSpec): string[] {
   if (!Number.isInteger(r.loraRank) || r.loraRank < 0) {
     problems.push(`recursion.loraRank must be a non-negative integer, got ${r.loraRank}`);
   }
+  if (r.mor !== undefined) problems.push(...morProblems(layers, { ...r, mor: r.mor }));
   return problems;
 }
 
@@ -142,7 +144,10 @@ function teacherSpecOf(spec: TransformerSpec): TransformerSpec {
   return teacher;
 }
 
-/** The student's layout: embed, pos, blocks.0..K−1, lnf, then the relaxations of each tied layer. */
+/**
+ * The student's layout: embed, pos, blocks.0..K−1, lnf, then the relaxations of each tied layer, then the MoR
+ * routers (morSpec.ts) when there is a mor section.
+ */
 export function recursiveLayerSpecs(spec: TransformerSpec & { recursion: RecursionSpec }): LayerSpec[] {
   const { dModel: d, recursion: r } = spec;
   const plan = tyingPlan(spec.layers, r.blocks, r.schedule);
@@ -154,7 +159,8 @@ export function recursiveLayerSpecs(spec: TransformerSpec & { recursion: Recursi
     for (const t of blockTensors(spec)) layers.push({ name: `blocks.${k}.${t.name}`, shape: t.shape });
   }
   layers.push({ name: 'lnf.gain', shape: [d] }, { name: 'lnf.bias', shape: [d] });
-  if (r.loraRank === 0) return layers;
+  const routers = r.mor === undefined ? [] : morRouterTensors(d, r.mor);
+  if (r.loraRank === 0) return [...layers, ...routers];
   const vectors = blockTensors(spec).filter((t) => t.shape.length === 1);
   for (let l = 0; l < spec.layers; l++) {
     if (!plan.tied[l]) continue;
@@ -168,17 +174,23 @@ export function recursiveLayerSpecs(spec: TransformerSpec & { recursion: Recursi
     }
     for (const v of vectors) layers.push({ name: `relax.${l}.${v.name}`, shape: v.shape });
   }
-  return layers;
+  return [...layers, ...routers];
 }
 
 /**
- * V·d + C·d + K·(4d² + 2d·f + 9d + f) + 2d, plus per tied layer Σ_W r_W·(in_W + out_W) + 9d + f when r > 0.
+ * V·d + C·d + K·(4d² + 2d·f + 9d + f) + 2d, plus per tied layer Σ_W r_W·(in_W + out_W) + 9d + f when r > 0,
+ * plus d + 1 per routed recursion of a mor section.
  */
 export function recursiveParameterCount(
   spec: Omit<TransformerSpec, 'kind'> & { recursion: RecursionSpec },
 ): number {
   const { dModel: d, ffn: f, context: c, recursion: r } = spec;
-  const base = spec.vocab.length * d + c * d + r.blocks * (4 * d * d + 2 * d * f + 9 * d + f) + 2 * d;
+  const base =
+    spec.vocab.length * d +
+    c * d +
+    r.blocks * (4 * d * d + 2 * d * f + 9 * d + f) +
+    2 * d +
+    morParameterCountOrZero(d, r.mor);
   // an invalid plan is reported by recursionProblems; count it as untied rather than throw here
   if (r.loraRank === 0 || recursionProblems(spec.layers, r).length > 0) return base;
   const tied = tyingPlan(spec.layers, r.blocks, r.schedule).tied.filter(Boolean).length;

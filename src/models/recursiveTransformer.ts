@@ -3,12 +3,15 @@
  * (recursion.ts: the tying plan, the layout and the construction from a teacher). Tied layer ℓ of block k runs
  * the block with W_k + a_ℓ·b_ℓ for each weight matrix (a depth-wise LoRA; a·b is formed inside the gradient
  * tape, so a, b and W_k all get gradients) and v_k + relax_ℓ for each vector. Layers whose block runs only there
- * use the block as is. The forward pass is transformer.ts's, given the per-depth effective blocks.
+ * use the block as is. The forward pass is transformer.ts's, given the per-depth effective blocks; with a
+ * `recursion.mor` section it is mor.ts's, which routes tokens between recursions.
  */
 import { buildLayout, layerView } from '../core/layout/parameterLayout.ts';
 import { fromNamedTensors, toNamedTensors } from '../core/layout/namedTensors.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
 import type { Model } from './model.ts';
+import { morRun } from './mor.ts';
+import { routedRecursions } from './morSpec.ts';
 import type { ModelOps } from './ops.ts';
 import { recursiveFromTeacher, recursiveLayerSpecs, tyingPlan } from './recursion.ts';
 import { tf } from './tf.ts';
@@ -25,6 +28,8 @@ export type RecursiveSpec = TransformerSpec & { recursion: RecursionSpec };
 
 const LORA_STREAM = 0x10a4;
 const LORA_STD = 0.02;
+const ROUTER_STREAM = 0x3022;
+const ROUTER_STD = 0.02;
 /** Positions of the weight matrices (qkv, attn proj, fc, mlp proj) and of the vectors within a block's 12 tensors. */
 const MATRIX_SLOTS = [2, 4, 8, 10];
 const VECTOR_SLOTS = [0, 1, 3, 5, 6, 7, 9, 11];
@@ -44,7 +49,15 @@ export function unrolledSpec(spec: TransformerSpec): TransformerSpec {
 export function createRecursiveTransformer(spec: RecursiveSpec): Model {
   const problems = transformerSpecProblems(spec);
   if (problems.length > 0) throw new Error(`transformer: ${problems.join('; ')}`);
-  const frozen: RecursiveSpec = { ...spec, recursion: { ...spec.recursion } };
+  const frozen: RecursiveSpec = {
+    ...spec,
+    recursion: {
+      ...spec.recursion,
+      ...(spec.recursion.mor
+        ? { mor: { ...spec.recursion.mor, capacities: [...spec.recursion.mor.capacities] } }
+        : {}),
+    },
+  };
   const r = frozen.recursion;
   const layout = buildLayout(recursiveLayerSpecs(frozen));
   const plan = tyingPlan(frozen.layers, r.blocks, r.schedule);
@@ -62,7 +75,8 @@ export function createRecursiveTransformer(spec: RecursiveSpec): Model {
 
   /**
    * Scratch initialisation: a GPT-2-initialised teacher of depth L (transformer.ts) tied with block k ← layer k,
-   * LoRA a ~ N(0, 0.02²) and b = 0 (so every tied layer starts as its block), vector relaxations 0.
+   * LoRA a ~ N(0, 0.02²) and b = 0 (so every tied layer starts as its block), vector relaxations 0; MoR router
+   * weights N(0, 0.02²) like an MoE router, biases 0.
    */
   function initialParameters(seed: number): Float32Array {
     const teacher = createTransformer(unrolledSpec(frozen));
@@ -78,6 +92,9 @@ export function createRecursiveTransformer(spec: RecursiveSpec): Model {
       else if (slot.name.startsWith('lora.') && slot.name.endsWith('.a')) {
         const rng = new Rng(deriveSeed(seed, LORA_STREAM, i));
         for (let k = 0; k < view.length; k++) view[k] = LORA_STD * rng.normal();
+      } else if (slot.name.startsWith('mor.router.') && slot.name.endsWith('.weight')) {
+        const rng = new Rng(deriveSeed(seed, ROUTER_STREAM, i));
+        for (let k = 0; k < view.length; k++) view[k] = ROUTER_STD * rng.normal();
       }
     });
     return params;
@@ -111,13 +128,29 @@ export function createRecursiveTransformer(spec: RecursiveSpec): Model {
     };
   }
 
+  const mor = r.mor;
+  if (mor === undefined) {
+    return {
+      spec: frozen,
+      layout,
+      io: { kind: 'sequence', numClasses: frozen.vocab.length },
+      input: forward.input,
+      initialParameters,
+      apply: (params, ids, ops) => forward.logits(weights(params, ops), ids, ops),
+    };
+  }
+  // the routers are the layout's last tensors (recursiveLayerSpecs)
+  const routerStart = layout.layers.length - 2 * routedRecursions(mor).length;
+  const run = (params: readonly tf.Tensor[], ids: tf.Tensor, ops: ModelOps) =>
+    morRun(forward, weights(params, ops), params.slice(routerStart), mor, r.blocks, ids, ops);
   return {
     spec: frozen,
     layout,
     io: { kind: 'sequence', numClasses: frozen.vocab.length },
     input: forward.input,
     initialParameters,
-    apply: (params, ids, ops) => forward.logits(weights(params, ops), ids, ops),
+    apply: (params, ids, ops) => run(params, ids, ops).logits,
+    forward: run,
   };
 }
 

@@ -21,7 +21,7 @@ import {
 import { createModel } from './registry.ts';
 import { checkDistillationWeights, distillationLoss, type DistillationWeights } from './distillationLoss.ts';
 import { tf } from './tf.ts';
-import type { Batch, GradientResult, ModelSpec, Trainer } from './types.ts';
+import type { Batch, EvalResult, GradientResult, ModelSpec, Trainer } from './types.ts';
 
 /** A distillation job's teacher: its model, flat parameters and the loss weights. */
 export interface TrainerTeacher {
@@ -172,13 +172,10 @@ export class TfTrainer implements Trainer {
 
   /**
    * Accuracy and mean cross-entropy over the first `limit` examples (all by default), in batches; for an MoE
-   * model also the expert load (max/mean routing assignments per expert over all those tokens, worst block).
+   * model also the expert load (max/mean routing assignments per expert over all those tokens, worst block), for
+   * a Mixture-of-Recursions model the mean recursions run per token.
    */
-  async evaluate(
-    params: Float32Array,
-    split: EvalSplit,
-    limit?: number,
-  ): Promise<{ accuracy: number; loss: number; expertLoad?: number }> {
+  async evaluate(params: Float32Array, split: EvalSplit, limit?: number): Promise<EvalResult> {
     this.checkUsable();
     this.checkParams(params);
     const total = Math.min(split.count, limit ?? split.count);
@@ -192,11 +189,12 @@ export class TfTrainer implements Trainer {
     let lossSum = 0;
     let correct = 0;
     let assignments: number[][] | undefined; // [block][expert], summed over the batches
+    let depthSum: number | undefined; // recursions run, summed over the tokens
     const evalBatch = Math.max(1, Math.floor(this.evalBatchSize / targets));
     try {
       for (let start = 0; start < total; start += evalBatch) {
         const n = Math.min(evalBatch, total - start);
-        const [lossT, correctT, loadT] = tf.tidy(() => {
+        const [lossT, correctT, loadT, depthT] = tf.tidy(() => {
           const x = this.model.input(
             split.images.subarray(start * exampleSize, (start + n) * exampleSize),
             n,
@@ -205,17 +203,23 @@ export class TfTrainer implements Trainer {
             labelsToInt32(split.labels, start * targets, n * targets, classes),
             'int32',
           );
-          const { logits, expertLoad } = this.forward(p, x);
+          const { logits, expertLoad, meanDepth } = this.forward(p, x);
           const oneHot = tf.oneHot(labels, classes) as tf.Tensor2D;
           const lossSumT = tf.mul(softmaxCrossEntropy(logits, oneHot), n * targets);
           const correctT = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
-          return [lossSumT, correctT, expertLoad ? tf.mul(expertLoad, n * targets) : undefined];
+          return [
+            lossSumT,
+            correctT,
+            expertLoad ? tf.mul(expertLoad, n * targets) : undefined,
+            meanDepth ? tf.mul(meanDepth, n * targets) : undefined,
+          ];
         });
         try {
-          const [l, c, load] = await Promise.all([
+          const [l, c, load, depth] = await Promise.all([
             lossT.data(),
             correctT.data(),
             (loadT as tf.Tensor2D | undefined)?.array(),
+            depthT?.data(),
           ]);
           lossSum += l[0];
           correct += c[0];
@@ -223,20 +227,23 @@ export class TfTrainer implements Trainer {
             assignments ??= load.map((row) => row.map(() => 0));
             load.forEach((row, b) => row.forEach((v, e) => (assignments![b][e] += v)));
           }
+          if (depth) depthSum = (depthSum ?? 0) + depth[0];
         } finally {
           lossT.dispose();
           correctT.dispose();
           loadT?.dispose();
+          depthT?.dispose();
         }
       }
     } finally {
       tf.dispose(p);
     }
-    const result: { accuracy: number; loss: number; expertLoad?: number } = {
+    const result: EvalResult = {
       accuracy: correct / (total * targets),
       loss: lossSum / (total * targets),
     };
     if (assignments) result.expertLoad = Math.max(...assignments.map((row) => loadImbalance(row)));
+    if (depthSum !== undefined) result.meanDepth = depthSum / (total * targets);
     return result;
   }
 

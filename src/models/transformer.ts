@@ -90,9 +90,39 @@ export type SublayerProbe = (
   fx: tf.Tensor2D,
 ) => void;
 
-/** The pre-LN forward pass of a transformer of this shape over any sequence of blocks (pure tfjs). */
+/** The embedded input of a forward pass: the residual stream [N·T, d] and what every block needs. */
+export interface Embedded {
+  hidden: tf.Tensor2D;
+  n: number;
+  t: number;
+  /** causalMask(t) as a tensor. */
+  mask: tf.Tensor;
+}
+
+/** One block's result: the residual stream after it and, with moe, its load-balancing loss and expert load. */
+export interface BlockOutput {
+  hidden: tf.Tensor2D;
+  aux?: tf.Scalar;
+  load?: tf.Tensor1D;
+}
+
+/**
+ * The pre-LN forward pass of a transformer of this shape over any sequence of blocks (pure tfjs). run() is
+ * embed, block for each of w.layers in order, then head; the parts serve students that route between blocks.
+ */
 export interface TransformerForward {
   input(x: Float32Array, n: number): tf.Tensor2D;
+  embed(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps): Embedded;
+  block(
+    hidden: tf.Tensor2D,
+    p: BlockTensors,
+    layer: number,
+    at: Embedded,
+    ops: ModelOps,
+    probe?: SublayerProbe,
+  ): BlockOutput;
+  /** Final LayerNorm and the tied output projection: logits [N·T, V]. */
+  head(w: TransformerWeights, hidden: tf.Tensor2D, ops: ModelOps): tf.Tensor2D;
   logits(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): tf.Tensor2D;
   /** The logits and, with moe, the weighted mean load-balancing loss and the expert load per block. */
   run(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): ModelOutput;
@@ -155,39 +185,62 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     return tf.add(ops.matMul(merged as tf.Tensor2D, wProj as tf.Tensor2D, false), bProj) as tf.Tensor2D;
   }
 
-  function run(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): ModelOutput {
+  function embed(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps): Embedded {
     const [n, t] = ids.shape as [number, number];
     const pos = tf.slice(w.pos, [0, 0], [t, d]);
     const oneHot = tf.oneHot(tf.reshape(ids, [n * t]) as tf.Tensor1D, v) as tf.Tensor2D;
-    let hidden = tf.reshape(tf.add(tf.reshape(ops.matMul(oneHot, w.embed, true), [n, t, d]), pos), [
+    const hidden = tf.reshape(tf.add(tf.reshape(ops.matMul(oneHot, w.embed, true), [n, t, d]), pos), [
       n * t,
       d,
     ]) as tf.Tensor2D;
     let maskValues = masks.get(t);
     if (maskValues === undefined) masks.set(t, (maskValues = causalMask(t)));
-    const mask = tf.tensor2d(maskValues, [t, t]);
+    return { hidden, n, t, mask: tf.tensor2d(maskValues, [t, t]) };
+  }
+
+  function block(
+    hidden: tf.Tensor2D,
+    p: BlockTensors,
+    layer: number,
+    at: Embedded,
+    ops: ModelOps,
+    probe?: SublayerProbe,
+  ): BlockOutput {
+    const attn = attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), at.n, at.t, ops, at.mask);
+    probe?.(layer, 'attn', hidden, attn);
+    const mid = tf.add(hidden, attn) as tf.Tensor2D;
+    const normed = layerNorm(mid, p[6], p[7]);
+    if (spec.moe === undefined) {
+      const fc = tf.add(ops.matMul(normed, p[8] as tf.Tensor2D, false), p[9]);
+      const mlp = tf.add(
+        ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false),
+        p[11],
+      ) as tf.Tensor2D;
+      probe?.(layer, 'mlp', mid, mlp);
+      return { hidden: tf.add(mid, mlp) as tf.Tensor2D };
+    }
+    const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
+    probe?.(layer, 'mlp', mid, moe.out);
+    return { hidden: tf.add(mid, moe.out) as tf.Tensor2D, aux: moe.aux, load: moe.load };
+  }
+
+  function head(w: TransformerWeights, hidden: tf.Tensor2D, ops: ModelOps): tf.Tensor2D {
+    const final = layerNorm(hidden, w.lnfGain, w.lnfBias);
+    return ops.matMul(final, tf.transpose(w.embed), false); // tied output projection: logits [N·T, V]
+  }
+
+  function run(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): ModelOutput {
+    const at = embed(w, ids, ops);
+    let hidden = at.hidden;
     const auxes: tf.Scalar[] = [];
     const loads: tf.Tensor1D[] = [];
     w.layers.forEach((p, layer) => {
-      const attn = attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), n, t, ops, mask);
-      probe?.(layer, 'attn', hidden, attn);
-      hidden = tf.add(hidden, attn);
-      const normed = layerNorm(hidden, p[6], p[7]);
-      let mlp: tf.Tensor2D;
-      if (spec.moe === undefined) {
-        const fc = tf.add(ops.matMul(normed, p[8] as tf.Tensor2D, false), p[9]);
-        mlp = tf.add(ops.matMul(gelu(fc as tf.Tensor2D), p[10] as tf.Tensor2D, false), p[11]) as tf.Tensor2D;
-      } else {
-        const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
-        mlp = moe.out;
-        auxes.push(moe.aux);
-        loads.push(moe.load);
-      }
-      probe?.(layer, 'mlp', hidden, mlp);
-      hidden = tf.add(hidden, mlp);
+      const out = block(hidden, p, layer, at, ops, probe);
+      hidden = out.hidden;
+      if (out.aux) auxes.push(out.aux);
+      if (out.load) loads.push(out.load);
     });
-    const final = layerNorm(hidden, w.lnfGain, w.lnfBias);
-    const logits = ops.matMul(final, tf.transpose(w.embed), false); // tied output projection: logits [N·T, V]
+    const logits = head(w, hidden, ops);
     if (spec.moe === undefined) return { logits };
     return {
       logits,
@@ -196,7 +249,7 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     };
   }
 
-  return { input, run, logits: (w, ids, ops, probe) => run(w, ids, ops, probe).logits };
+  return { input, embed, block, head, run, logits: (w, ids, ops, probe) => run(w, ids, ops, probe).logits };
 }
 
 /**

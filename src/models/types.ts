@@ -61,6 +61,22 @@ export interface RecursionSpec {
   init: RecursionInit;
   /** Rank of each tied layer's LoRA (clamped per matrix to min(in, out)); 0 = purely recursive. */
   loraRank: number;
+  /**
+   * Present: a Mixture-of-Recursions student (mor.ts): a per-token router decides before each recursion whether
+   * a token runs it (docs/students.md, "Mixture-of-Recursions students"). Needs schedule cycle and K | L.
+   */
+  mor?: MorSpec;
+}
+
+/** Mixture-of-Recursions routing of a recursive student with R = L / K recursions (src/models/morSpec.ts). */
+export interface MorSpec {
+  /**
+   * capacities[t]: the fraction of tokens meant to run recursion t (t < R): capacities[0] = 1, non-increasing,
+   * each in (0, 1]. A recursion with capacity 1 runs every token ungated and has no router.
+   */
+  capacities: number[];
+  /** Weight of the router's auxiliary loss (binary cross-entropy against the batch's top-k selection). */
+  auxLossWeight: number;
 }
 
 export type RecursionSchedule = 'cycle' | 'middle-cycle';
@@ -86,6 +102,16 @@ export interface GradientResult {
   expertLoad?: number;
 }
 
+/** What an evaluation reports (Trainer.evaluate). */
+export interface EvalResult {
+  accuracy: number;
+  loss: number;
+  /** MoE models: max/mean routing assignments per expert over the evaluated tokens, worst block. */
+  expertLoad?: number;
+  /** Mixture-of-Recursions models: the mean number of recursions run per evaluated token. */
+  meanDepth?: number;
+}
+
 export interface Trainer {
   readonly layout: ParameterLayout;
   readonly spec: ModelSpec;
@@ -102,6 +128,6 @@ export interface Trainer {
     params: Float32Array,
     split: { images: Float32Array; labels: Uint8Array; count: number },
     limit?: number,
-  ): Promise<{ accuracy: number; loss: number; expertLoad?: number }>;
+  ): Promise<EvalResult>;
   dispose(): void;
 }

@@ -82,6 +82,8 @@ export interface SimulationEvaluation {
   loss: number;
   /** MoE models: max/mean routing assignments per expert over the evaluated tokens, worst block. */
   expertLoad?: number;
+  /** Mixture-of-Recursions models: the mean number of recursions run per evaluated token. */
+  meanDepth?: number;
 }
 
 export interface RankHealth {
@@ -488,6 +490,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           accuracy: ev.accuracy,
           loss: ev.loss,
           ...(ev.expertLoad === undefined ? {} : { expertLoad: ev.expertLoad }),
+          ...(ev.meanDepth === undefined ? {} : { meanDepth: ev.meanDepth }),
         });
       }
       const signals =
