@@ -5,7 +5,7 @@
  * refused before it is kept. A pull answers only the caller's own state.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { WorkerStateChunk__Output } from '../gen/phalanx/v1/WorkerStateChunk.ts';
+import type { PushWorkerStateRequest__Output } from '../gen/phalanx/v1/PushWorkerStateRequest.ts';
 import type { WorkerStateChunk } from '../gen/phalanx/v1/WorkerStateChunk.ts';
 import type { PullWorkerStateRequest__Output } from '../gen/phalanx/v1/PullWorkerStateRequest.ts';
 import type { PushWorkerStateResponse } from '../gen/phalanx/v1/PushWorkerStateResponse.ts';
@@ -51,7 +51,7 @@ function acquire(deps: WorkerStateDeps, identity: WorkerIdentity): () => void {
 }
 
 export function pushWorkerState(
-  call: grpc.ServerReadableStream<WorkerStateChunk__Output, PushWorkerStateResponse>,
+  call: grpc.ServerReadableStream<PushWorkerStateRequest__Output, PushWorkerStateResponse>,
   callback: grpc.sendUnaryData<PushWorkerStateResponse>,
   deps: WorkerStateDeps,
 ): void {
@@ -61,7 +61,7 @@ export function pushWorkerState(
   let release: () => void = () => {};
   let identity: WorkerIdentity | undefined;
   let upload: { rt: JobRuntime; round: number; values: Float32Array; written: number } | undefined;
-  const queue: WorkerStateChunk__Output[] = [];
+  const queue: PushWorkerStateRequest__Output[] = [];
 
   const finishWith = (e: unknown) => {
     if (done) return;
@@ -119,7 +119,7 @@ export function pushWorkerState(
     upload.written += n;
   };
 
-  const handle = (msg: WorkerStateChunk__Output) => {
+  const handle = (msg: PushWorkerStateRequest__Output) => {
     try {
       if (msg.part === 'header' && msg.header) onHeader(msg.header);
       else if (msg.part === 'data' && msg.data) onData(msg.data.offset, msg.data.data);
@@ -145,7 +145,7 @@ export function pushWorkerState(
   };
 
   call.pause();
-  call.on('data', (msg: WorkerStateChunk__Output) => {
+  call.on('data', (msg: PushWorkerStateRequest__Output) => {
     if (done) return;
     if (ready) handle(msg);
     else queue.push(msg);

@@ -22,7 +22,8 @@ import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { authMetadata, CHANNEL_OPTIONS, CHUNK_BYTES, proto } from '../transport/protocol.ts';
 import type { CompressionPlan } from '../core/compression/compressionPlan.ts';
 import { layerEncoding } from '../transport/planWire.ts';
-import type { WorkerStateChunk, WorkerStateChunk__Output } from '../gen/phalanx/v1/WorkerStateChunk.ts';
+import type { PushWorkerStateRequest } from '../gen/phalanx/v1/PushWorkerStateRequest.ts';
+import type { WorkerStateChunk__Output } from '../gen/phalanx/v1/WorkerStateChunk.ts';
 import type { TeacherChunk__Output } from '../gen/phalanx/v1/TeacherChunk.ts';
 import { TeacherDownload, TeacherRefusedError, type Teacher } from './teacherDownload.ts';
 
@@ -268,7 +269,7 @@ export class CoordinatorClient {
       );
       const { values, ...header } = state;
       void (async () => {
-        const messages: WorkerStateChunk[] = [{ header }];
+        const messages: PushWorkerStateRequest[] = [{ header }];
         const per = CHUNK_BYTES / 4;
         for (let at = 0; at < values.length; at += per) {
           const part = values.subarray(at, Math.min(values.length, at + per));
