@@ -258,6 +258,11 @@ export function recursiveFromTeacher(
   }
   copy('lnf.gain', [spec.dModel]);
   copy('lnf.bias', [spec.dModel]);
+  // MoR routers have no teacher counterpart: they start at zero (every token continues, each routed recursion's
+  // update gated by σ(0) = ½) and learn from there.
+  if (r.mor !== undefined)
+    for (const t of morRouterTensors(spec.dModel, r.mor))
+      out.set(t.name, { data: new Float32Array(t.shape.reduce((a, b) => a * b, 1)), shape: [...t.shape] });
   if (r.loraRank === 0) return out;
   for (let l = 0; l < spec.layers; l++) {
     if (!plan.tied[l]) continue;

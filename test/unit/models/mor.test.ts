@@ -15,6 +15,10 @@ import type { ModelOutput } from '../../../src/models/model.ts';
 import { createOps } from '../../../src/models/ops.ts';
 import { parameterCount } from '../../../src/models/parameterCount.ts';
 import { recursiveLayerSpecs } from '../../../src/models/recursion.ts';
+import {
+  recursiveParametersFromTeacher,
+  type RecursiveSpec,
+} from '../../../src/models/recursiveTransformer.ts';
 import { createModel } from '../../../src/models/registry.ts';
 import { tf } from '../../../src/models/tf.ts';
 import { createTrainer } from '../../../src/models/trainer.ts';
@@ -250,5 +254,19 @@ describe('models: Mixture-of-Recursions student', function () {
         trainer.dispose();
       }
     }
+  });
+
+  it('built from a teacher: the blocks come from the teacher, the routers start at zero (every token continues)', () => {
+    const spec = student({ blocks: 2, mor: mor([1, 0.5]) });
+    const teacher = randomParams(base, 11);
+    const params = recursiveParametersFromTeacher(spec as RecursiveSpec, teacher);
+    const layout = createModel(spec).layout;
+    expect(params.length).to.equal(layout.totalSize);
+    const routers = layout.layers.filter((slot) => slot.name.startsWith('mor.router.'));
+    expect(routers.length).to.equal(2);
+    for (const slot of routers) expect([...layerView(params, slot)].every((x) => x === 0)).to.equal(true);
+    const out = run(spec, params, randomIds(2, 8, base.vocab.length, 12), 2);
+    expect(out.meanDepth).to.equal(2);
+    expect(out.logits.every(Number.isFinite)).to.equal(true);
   });
 });
