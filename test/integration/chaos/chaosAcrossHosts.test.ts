@@ -481,7 +481,7 @@ describe('integration: chaos across hosts (network namespaces, mutual TLS, fault
         disturbed = workers;
         const faultAt = Date.now();
         for (const p of proxies.values()) p.setLatency(100);
-        for (let k = 0; k < 3; k++) {
+        for (let k = 0; k < 2; k++) {
           const r = (await store.getJob(id))?.round ?? 0;
           await waitForJob(store, id, (j) => j.round >= r + 2 || j.state === 'completed');
           for (const p of proxies.values()) p.stall(2000);
