@@ -18,6 +18,7 @@ import { SYSTEM_DATA_DIR } from '../src/data/fashionMnist.ts';
 import { parameterCount } from '../src/models/parameterCount.ts';
 import { simulate } from '../src/simulation/simulate.ts';
 import { trainBenchTeacher } from './support/benchTeacher.ts';
+import { seedStats, type SeedStats } from './support/seedStats.ts';
 
 const { values } = parseArgs({
   options: {
@@ -53,19 +54,10 @@ const studentModels: { label: string; model: JobSpecInput['model'] }[] = [
   { label: 'MLP 784-64-10', model: { kind: 'mlp', hidden: [64] } },
 ];
 
-interface Stats {
-  mean: number;
-  std: number;
-  worst: number;
-}
-/** Mean, sample standard deviation and the smallest (worst) accuracy. */
-function stats(xs: number[]): Stats {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
-  return { mean, std, worst: Math.min(...xs) };
-}
+/** Accuracies: the smallest seed is the worst. */
+const stats = (xs: number[]) => seedStats(xs, 'lower');
 const pct = (x: number) => (100 * x).toFixed(2);
-const show = (s: Stats) => `${pct(s.mean)} ± ${pct(s.std)} (worst ${pct(s.worst)})`;
+const show = (s: SeedStats) => `${pct(s.mean)} ± ${pct(s.std)} (worst ${pct(s.worst)})`;
 
 const started = Date.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-distill-images-'));

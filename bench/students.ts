@@ -34,6 +34,7 @@ import { activeParameterCount, denseEquivalent } from '../src/models/moeSpec.ts'
 import { parameterCount } from '../src/models/parameterCount.ts';
 import type { MoeSpec, MorSpec, TransformerSpec } from '../src/models/types.ts';
 import { simulate } from '../src/simulation/simulate.ts';
+import { seedStats, type SeedStats } from './support/seedStats.ts';
 import { BENCH_TEACHER_MODEL, DISTILL_BENCH_JOB, trainBenchTeacher } from './support/benchTeacher.ts';
 
 const { values } = parseArgs({
@@ -77,18 +78,9 @@ const morModel = { ...recursiveModel, recursion: { ...recursiveModel.recursion, 
 /** The same block run for Σ c_t = 2 recursions by every token: the MoR's target compute without routing. */
 const shallowModel = { ...recursiveModel, layers: 2 } as const;
 
-interface Stats {
-  mean: number;
-  std: number;
-  worst: number;
-}
-/** Mean, sample standard deviation and the largest (worst) value. */
-function stats(xs: number[]): Stats {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
-  return { mean, std, worst: Math.max(...xs) };
-}
-const show = (s: Stats) => `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)} (worst ${s.worst.toFixed(3)})`;
+/** Losses, depths and loads: the largest seed is the worst. */
+const stats = (xs: number[]) => seedStats(xs, 'higher');
+const show = (s: SeedStats) => `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)} (worst ${s.worst.toFixed(3)})`;
 
 const started = Date.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-students-bench-'));
