@@ -8,7 +8,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { JobSpec, JobSpecInput } from '../config/jobSpec.ts';
 import { validateJobSpec } from '../config/jobSpec.ts';
 import { startCoordinator } from '../coordinator/server.ts';
@@ -20,8 +19,9 @@ import { ProgressPrinter } from './progress.ts';
 import { createCertificates } from './certs.ts';
 import { createLogger, resolveLogFormat, silentLogger, type LogFormat } from '../logging/logger.ts';
 import { moeLabel } from '../models/moeSpec.ts';
+import { PHALANX_BIN } from '../packageRoot.ts';
 
-export const BIN = fileURLToPath(new URL('../../bin/phalanx.js', import.meta.url));
+export const BIN = PHALANX_BIN;
 
 export interface LaunchOptions {
   spec: JobSpecInput;

@@ -56,6 +56,7 @@ import { listPreAggregators, listRules } from '../core/aggregation/registry.ts';
 import { LogConfigError } from '../logging/logger.ts';
 import { addLogOptions, serviceLogger, type LogFlags } from './logOptions.ts';
 import { BACKEND_ORDER } from '../worker/backendOrder.ts';
+import { packagePath } from '../packageRoot.ts';
 
 // tfjs-heavy modules load only for the commands that need them, so `phalanx coordinator` (whose gRPC thread
 // must keep a small heap) and the job tools start without tfjs.
@@ -182,7 +183,7 @@ function loadSpecFile(file: string): JobSpecInput {
 
 /** The version in the package's own package.json (the one `npm` installed or the checkout). */
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  const pkg = JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as {
     version: string;
   };
   return pkg.version;

@@ -9,6 +9,7 @@ import type { JobSpec } from '../config/jobSpec.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
 import { PublicError } from './grpcStatus.ts';
 import type { ModelHost } from './jobRuntime.ts';
+import { threadEntry } from '../packageRoot.ts';
 
 export interface CoordinatorModelHost extends ModelHost {
   layout: ParameterLayout;
@@ -24,7 +25,7 @@ type FromWorker =
   /** The job cannot run as specified; `error` is written for the submitter. */
   | { type: 'refused'; error: string };
 
-const BOOT = new URL('./modelHostWorker.boot.mjs', import.meta.url);
+const BOOT = threadEntry('src/coordinator', 'modelHostWorker');
 
 export async function buildModelHost(spec: JobSpec): Promise<CoordinatorModelHost> {
   const worker = new Worker(BOOT, { workerData: { spec } });

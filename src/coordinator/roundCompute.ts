@@ -28,6 +28,7 @@ import {
   type ThreadInit,
   type ToThread,
 } from './roundComputeProtocol.ts';
+import { threadEntry } from '../packageRoot.ts';
 
 export { sharedFloat32, type ComputeConfig, type ComputeState } from './roundComputeProtocol.ts';
 
@@ -37,7 +38,7 @@ export interface RoundComputeOptions {
   log?: (message: string) => void;
 }
 
-const BOOT = new URL('./roundComputeWorker.boot.mjs', import.meta.url);
+const BOOT = threadEntry('src/coordinator', 'roundComputeWorker');
 
 type Reply = Exclude<FromThread, { type: 'ready' | 'log' | 'failed' | 'snapshot' }>;
 

@@ -13,9 +13,9 @@
  * channel, i.e. 784 floats per example in row-major order.
  */
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, sep } from 'node:path';
 import { asImages, asLabels, readIdxFile } from './idx.ts';
+import { packagePath } from '../packageRoot.ts';
 
 export const FASHION_MNIST_CLASSES = [
   'T-shirt/top',
@@ -34,7 +34,7 @@ export const IMAGE_SIDE = 28;
 export const IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE;
 
 export const SYSTEM_DATA_DIR = '/usr/share/datasets/fashion-mnist';
-export const BUNDLED_SUBSET_DIR = fileURLToPath(new URL('../../data/fashion-mnist-subset/', import.meta.url));
+export const BUNDLED_SUBSET_DIR = packagePath('data', 'fashion-mnist-subset') + sep;
 export const DATA_ENV_VAR = 'PHALANX_DATA';
 
 export const FILE_BASENAMES = {

@@ -17,8 +17,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DatasetSplit } from './fashionMnist.ts';
+import { packagePath } from '../packageRoot.ts';
 
 /** The sorted distinct characters of the whole KJV text as loaded here (63). */
 export const KJV_VOCABULARY = "\n !'(),-.:;?ABCDEFGHIJKLMNOPQRSTUVWYZabcdefghijklmnopqrstuvwxyz";
@@ -26,7 +26,7 @@ export const KJV_VOCABULARY = "\n !'(),-.:;?ABCDEFGHIJKLMNOPQRSTUVWYZabcdefghijk
 export const HELD_OUT_FRACTION = 0.1;
 export const TEXT_ENV_VAR = 'PHALANX_TEXT';
 export const DEBIAN_BIBLE_DATA = '/usr/lib/bible.data';
-export const BUNDLED_EXCERPT = fileURLToPath(new URL('../../data/kjv-excerpt/kjv-excerpt.txt', import.meta.url));
+export const BUNDLED_EXCERPT = packagePath('data', 'kjv-excerpt', 'kjv-excerpt.txt');
 
 const HOW_TO_GET =
   'Install the KJV with `apt-get install bible-kjv-text bible-kjv`, or set data.source (or ' +

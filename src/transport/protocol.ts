@@ -5,13 +5,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ProtoGrpcType as CoordinatorProto } from '../gen/coordinator.ts';
 import type { ProtoGrpcType as JobsProto } from '../gen/jobs.ts';
 import type { ProtoGrpcType as AdminProto } from '../gen/admin.ts';
+import { packagePath } from '../packageRoot.ts';
 
-export const PROTO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../proto');
+export const PROTO_DIR = packagePath('proto');
 export const PROTO_FILES = [
   'phalanx/v1/tensor.proto',
   'phalanx/v1/coordinator.proto',

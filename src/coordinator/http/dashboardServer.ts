@@ -14,7 +14,6 @@ import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { CoordinatorAuth } from '../auth/authenticator.ts';
 import { requireJobsAccess, requireRead } from '../auth/access.ts';
 import { mayReadJob, type Principal } from '../auth/roles.ts';
@@ -26,6 +25,7 @@ import { StartupError } from '../startupError.ts';
 import type { TlsFiles } from '../../transport/tls.ts';
 import { cookieName, httpStatusOf, principalOf, requestToken } from './dashboardAuth.ts';
 import { errorPage, jobListPage, jobPage } from './dashboardPages.ts';
+import { packagePath } from '../../packageRoot.ts';
 
 export interface DashboardConfig {
   host: string;
@@ -77,7 +77,7 @@ const TYPES: Record<string, string> = {
 /** The static files, read once at start: the page's own modules and CSS, and uPlot's browser build. */
 function loadAssets(): Map<string, { body: Buffer; type: string }> {
   const assets = new Map<string, { body: Buffer; type: string }>();
-  const own = fileURLToPath(new URL('../dashboard/static/', import.meta.url));
+  const own = packagePath('src', 'coordinator', 'dashboard', 'static');
   for (const name of ['job.js', 'model.js', 'heatmap.js', 'dashboard.css'])
     assets.set(`/static/${name}`, {
       body: readFileSync(path.join(own, name)),

@@ -28,6 +28,39 @@ describe('cli: startup weight', function () {
     expect(out).to.match(/tfjs-modules-loaded 0\n/);
   });
 
+  it('the bundle the integration tests spawn (dist/phalanx.mjs) loads no tfjs for --version either', () => {
+    const out = run([
+      '--import',
+      path.join(ROOT, 'test/support/countTfjsOnExit.mjs'),
+      'dist/phalanx.mjs',
+      '--version',
+    ]);
+    expect(out).to.match(/^0\.\d+\.\d+\ntfjs-modules-loaded 0\n$/);
+  });
+
+  it('a worker from the bundle gets the wasm backend from the one tfjs it loads (no second tfjs-core)', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        'dist/phalanx.mjs',
+        'worker',
+        '--coordinator',
+        '127.0.0.1:1',
+        '--backend',
+        'wasm',
+        '--connect-timeout',
+        '1s',
+      ],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, PHALANX_LOG_FORMAT: 'json' } },
+    );
+    const out = r.stdout + r.stderr;
+    expect(out).to.match(/"msg":"tfjs backend: wasm — /);
+    // A second tfjs-core (one bundled, one under the external wasm backend) announces itself with this warning and
+    // leaves the wasm backend registered where the bundled tfjs never looks.
+    expect(out).not.to.match(/Platform node has already been set/);
+    expect(r.status, out).to.equal(1);
+  });
+
   it('the coordinator server module loads no tfjs; the worker backend module does (the probe sees tfjs)', () => {
     const script = `
       import { createRequire } from 'node:module';
