@@ -67,11 +67,7 @@ describe('integration: the CLI explains a job (status, watch, submit)', function
     expect(out.code, out.stderr).to.equal(0);
     return (JSON.parse(out.stdout) as { id: string }).id;
   };
-  const exitOf = (p: Proc) =>
-    new Promise<number | null>((resolve) => {
-      if (p.child.exitCode !== null) resolve(p.child.exitCode);
-      else p.child.once('exit', (code) => resolve(code));
-    });
+  const exitOf = (p: Proc) => p.exit();
 
   before(async () => {
     coordinator = await startCoordinatorProcess(['--checkpoint-dir', path.join(dir, 'ckpt')]);

@@ -164,9 +164,7 @@ describe('integration: a distillation job over loopback gRPC', function () {
     expect(none.messages + unknown.messages + outsider.messages).to.equal(0);
 
     expect(await waitTerminal(job.id)).to.equal('completed');
-    await Promise.all(
-      workers.map((w) => new Promise((r) => (w.child.exitCode !== null ? r(0) : w.child.once('exit', r)))),
-    );
+    await Promise.all(workers.map((w) => w.exit()));
     for (const w of workers) {
       const pulls = logLines(w.output()).filter((l) => l.msg.startsWith('teacher: '));
       expect(pulls, w.output().slice(-2000)).to.have.length(1);
@@ -206,14 +204,7 @@ describe('integration: a distillation job over loopback gRPC', function () {
       startWorkerProcess(address, `bad-${i}`, ['--job', job.id, '--backend', 'wasm']),
     );
     procs.push(...workers);
-    const codes = await Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<number | null>((r) =>
-            w.child.exitCode !== null ? r(w.child.exitCode) : w.child.once('exit', r),
-          ),
-      ),
-    );
+    const codes = await Promise.all(workers.map((w) => w.exit()));
     for (const [i, w] of workers.entries()) {
       expect(codes[i], w.output().slice(-2000)).to.equal(1);
       expect(w.output()).to.match(/teacher refused: checksum mismatch/);

@@ -232,7 +232,7 @@ describe('integration: divergence guard rollback (separate processes, real gRPC)
       data: { batchSize: 32, maxTrain: 3000, maxTest: 500 },
       optimizer: { kind: 'sgd', lr: 0.1 },
       rounds,
-      workers: { min: 3, max: 3, roundTimeout, heartbeatTtl: '3s', momentum: 0.9 },
+      workers: { min: 3, max: 3, roundTimeout, momentum: 0.9 },
       aggregation: { rule: 'mean', f: 1 },
       checkpoint,
       evaluation: { every: evaluationEvery, limit: 500 },

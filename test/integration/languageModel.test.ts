@@ -72,7 +72,7 @@ describe('integration: the language-model task, distributed and simulated', func
       let output = '';
       child.stdout.on('data', (b: Buffer) => (output += b.toString()));
       child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
       expect(code, `phalanx launch failed:\n${output.slice(-3000)}`).to.equal(0);
       const report = JSON.parse(readFileSync(reportFile, 'utf8')) as {
         job: string;

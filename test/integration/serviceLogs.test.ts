@@ -6,11 +6,7 @@
 import { expect } from 'chai';
 import { logLines, startCoordinatorProcess, startProcess, type Proc } from '../support/processes.ts';
 
-function exitOf(proc: Proc): Promise<number | null> {
-  const child = proc.child;
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
+const exitOf = (proc: Proc): Promise<number | null> => proc.exit();
 
 describe('integration: service logs', function () {
   this.timeout(120_000);

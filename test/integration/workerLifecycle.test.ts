@@ -34,11 +34,7 @@ const SPEC = {
   checkpoint: { every: 0 },
 };
 
-function exitOf(proc: Proc): Promise<number | null> {
-  const child = proc.child;
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-}
+const exitOf = (proc: Proc): Promise<number | null> => proc.exit();
 
 describe('integration: worker lifecycle', function () {
   this.timeout(240_000);

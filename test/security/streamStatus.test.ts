@@ -141,11 +141,7 @@ describe('security: the CLI when the coordinator goes away mid-watch', function 
         ]);
         await watcher.waitFor(/waiting for workers 0\/2/);
         await coordinator.proc.kill(signal);
-        const exited = new Promise<number | null>((resolve) => {
-          if (watcher!.child.exitCode !== null) resolve(watcher!.child.exitCode);
-          else watcher!.child.once('exit', (code) => resolve(code));
-        });
-        expect(await exited).to.equal(4);
+        expect(await watcher.exit()).to.equal(4);
         expect(watcher.output()).to.include(
           `phalanx: lost connection to the coordinator at ${coordinator.address} (`,
         );

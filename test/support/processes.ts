@@ -16,6 +16,8 @@ export interface Proc {
   output(): string;
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** The exit code once the process has exited and its output has been read to the end (null: a signal). */
+  exit(): Promise<number | null>;
 }
 
 /** Where a process runs: `netns` names a network namespace (`ip netns exec` execs node in place, same pid). */
@@ -45,6 +47,14 @@ export function startProcess(
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // 'exit' can come before the last output has been read from the pipes; 'close' comes after both.
+  let closed = false;
+  const closedWith = new Promise<number | null>((resolve) =>
+    child.once('close', (code) => {
+      closed = true;
+      resolve(code);
+    }),
+  );
   return {
     child,
     output: () => text,
@@ -59,7 +69,7 @@ export function startProcess(
           if (m) {
             clearTimeout(t);
             resolve(m);
-          } else if (child.exitCode !== null) {
+          } else if (closed) {
             clearTimeout(t);
             reject(new Error(`process exited (${child.exitCode}) before ${pattern}:\n${text.slice(-3000)}`));
           } else {
@@ -67,7 +77,7 @@ export function startProcess(
           }
         };
         check();
-        child.once('exit', () => waiters.push(check) && check());
+        child.once('close', () => waiters.push(check) && check());
       });
     },
     async kill(signal = 'SIGTERM') {
@@ -77,6 +87,7 @@ export function startProcess(
       await exited;
       clearTimeout(t);
     },
+    exit: () => closedWith,
   };
 }
 
