@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { drained } from '../transport/drain.ts';
+import { readServerStream } from '../transport/serverStream.ts';
 import type { CoordinatorClient as GenCoordinatorClient } from '../gen/phalanx/v1/Coordinator.ts';
 import type { GetRoundResponse__Output } from '../gen/phalanx/v1/GetRoundResponse.ts';
 import type { JoinJobResponse__Output } from '../gen/phalanx/v1/JoinJobResponse.ts';
@@ -202,35 +203,14 @@ export class CoordinatorClient {
 
   /** The job's teacher, received whole and verified (TeacherRefusedError otherwise). */
   pullTeacher(jobId: string, timeoutMs = 600_000): Promise<Teacher> {
-    return new Promise((resolve, reject) => {
-      const stream = this.raw.PullTeacher({ jobId }, this.md(), this.deadline(timeoutMs));
-      const download = new TeacherDownload();
-      let failed = false;
-      const fail = (e: Error) => {
-        if (failed) return;
-        failed = true;
-        stream.cancel();
-        reject(e);
-      };
-      stream.on('data', (chunk: TeacherChunk__Output) => {
-        if (failed) return;
-        try {
-          if (chunk.header) download.header(chunk.header);
-          else if (chunk.data) download.data(chunk.data.offset, chunk.data.data);
-          else throw new TeacherRefusedError('an empty message in the stream');
-        } catch (e) {
-          fail(e as Error);
-        }
-      });
-      stream.on('error', (e) => fail(e));
-      stream.on('end', () => {
-        if (failed) return;
-        try {
-          resolve(download.finish());
-        } catch (e) {
-          reject(e as Error);
-        }
-      });
+    const download = new TeacherDownload();
+    return readServerStream(this.raw.PullTeacher({ jobId }, this.md(), this.deadline(timeoutMs)), {
+      chunk(chunk: TeacherChunk__Output) {
+        if (chunk.header) download.header(chunk.header);
+        else if (chunk.data) download.data(chunk.data.offset, chunk.data.data);
+        else throw new TeacherRefusedError('an empty message in the stream');
+      },
+      end: () => download.finish(),
     });
   }
 
@@ -296,41 +276,34 @@ export class CoordinatorClient {
     expected: number,
     timeoutMs = 120_000,
   ): Promise<Float32Array | undefined> {
-    return new Promise((resolve, reject) => {
-      const stream = this.raw.PullWorkerState({ jobId, round }, this.md(), this.deadline(timeoutMs));
-      const values = new Float32Array(expected);
-      let received = 0;
-      let failed = false;
-      const fail = (e: Error) => {
-        if (failed) return;
-        failed = true;
-        stream.cancel();
-        reject(e);
-      };
-      stream.on('data', (chunk: WorkerStateChunk__Output) => {
-        if (failed || !chunk.data) return;
-        const { offset, data } = chunk.data;
-        if (offset !== received || data.length % 4 !== 0 || received + data.length / 4 > expected)
-          return fail(
-            new Error(`worker state: a chunk of ${data.length} bytes at ${offset} of ${expected} values`),
-          );
-        new Uint8Array(values.buffer, offset * 4, data.length).set(data);
-        received += data.length / 4;
-      });
-      stream.on('error', (e: grpc.ServiceError) => {
-        if (failed) return;
-        failed = true;
-        // UNIMPLEMENTED: a coordinator of an earlier version, which keeps no worker state.
-        if (e.code === grpc.status.NOT_FOUND || e.code === grpc.status.UNIMPLEMENTED) resolve(undefined);
-        else reject(e);
-      });
-      stream.on('end', () => {
-        if (failed) return;
-        if (received !== expected)
-          reject(new Error(`worker state ended after ${received} of ${expected} values`));
-        else resolve(values);
-      });
-    });
+    const values = new Float32Array(expected);
+    let received = 0;
+    return readServerStream<WorkerStateChunk__Output, Float32Array | undefined>(
+      this.raw.PullWorkerState({ jobId, round }, this.md(), this.deadline(timeoutMs)),
+      {
+        chunk(chunk) {
+          if (!chunk.data) return;
+          const { offset, data } = chunk.data;
+          if (offset !== received || data.length % 4 !== 0 || received + data.length / 4 > expected)
+            throw new Error(
+              `worker state: a chunk of ${data.length} bytes at ${offset} of ${expected} values`,
+            );
+          new Uint8Array(values.buffer, offset * 4, data.length).set(data);
+          received += data.length / 4;
+        },
+        end() {
+          if (received !== expected)
+            throw new Error(`worker state ended after ${received} of ${expected} values`);
+          return values;
+        },
+        // NOT_FOUND: no state stored for that round; UNIMPLEMENTED: a coordinator of an earlier version, which
+        // keeps no worker state.
+        error: (e) =>
+          e.code === grpc.status.NOT_FOUND || e.code === grpc.status.UNIMPLEMENTED
+            ? { result: undefined }
+            : undefined,
+      },
+    );
   }
 
   /** Push a dense gradient: header, then per-layer chunks of ≤ 1 MiB, in layout order. */
