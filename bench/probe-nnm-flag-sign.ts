@@ -89,6 +89,18 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : 0.5 * (s[m - 1] + s[m]);
 };
 
+/** Σᵢ min(1, m/‖xᵢ‖)·xᵢ with m the median norm. */
+function clippedMean(vectors: Float32Array[]): Float32Array {
+  const norms = vectors.map((x) => Math.sqrt(dot(x, x)));
+  const m = median(norms);
+  const out = new Float32Array(vectors[0].length);
+  vectors.forEach((x, i) => {
+    const c = norms[i] > m ? m / norms[i] : 1;
+    for (let k = 0; k < x.length; k++) out[k] += c * x[k];
+  });
+  return out;
+}
+
 function probe(result: AggregationResult): void {
   const n = raw.length;
   const h = n - byz;
@@ -106,6 +118,8 @@ function probe(result: AggregationResult): void {
   const directions: Record<string, Float32Array> = {
     median: createRule('median').aggregate({ vectors: raw, workerIds: ids, f }).update,
     trimmedMean: createRule('trimmedMean').aggregate({ vectors: raw, workerIds: ids, f }).update,
+    mean: createRule('mean').aggregate({ vectors: raw, workerIds: ids, f }).update,
+    clippedMean: clippedMean(raw),
   };
   const rawByzScore: Record<string, number> = {};
   const rawHonestBelow: Record<string, number> = {};
@@ -118,6 +132,10 @@ function probe(result: AggregationResult): void {
   const fs = ((flagRaw.diagnostics?.signScores ?? []) as (number | null)[]).map((x) => x ?? 0);
   rawByzScore.flagAxis = fs.slice(h).reduce((a, b) => a + b, 0) / Math.max(1, byz);
   rawHonestBelow.flagAxis = fs.slice(0, h).filter((x) => x < -0.3).length;
+  for (const t of [-0.5, -0.7]) {
+    rawByzScore[`flagAxis<${t}`] = fs.slice(h).filter((x) => x < t).length;
+    rawHonestBelow[`flagAxis<${t}`] = fs.slice(0, h).filter((x) => x < t).length;
+  }
   capturing = false;
   const filtered = createAggregationPipeline({
     rule: 'flag-original',
