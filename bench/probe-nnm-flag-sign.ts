@@ -3,7 +3,8 @@
  * bench rule under one attack cell and logs, every round, what the flag saw after NNM: the cosine of the
  * aggregate to the honest mean μ (mean of the raw honest vectors), the flag's sign scores of the mixed vectors of
  * honest and Byzantine workers, and which were excluded. It also scores the raw (pre-NNM) vectors against robust
- * directions of the raw inputs (coordinate-wise median, coordinate-wise trimmed mean, the flag's principal axis),
+ * directions of the raw inputs (coordinate-wise median, coordinate-wise trimmed mean, mean, clipped mean, the
+ * flag's principal axis, the last also counted below −0.5 and −0.7),
  * and re-aggregates the round with NNM + flag with NNM's sign screen (`nnm` option signThreshold −0.3) for comparison. The
  * training trajectory is the probed rule's; the comparisons do not feed back.
  *
