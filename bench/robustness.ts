@@ -172,6 +172,24 @@ const RULES: RuleDef[] = [
     options: {},
   },
   { key: 'nnm-flag', label: 'nnm+flag', rule: 'flag', pre: ['nnm'], options: {} },
+  // ... with NNM's sign screen: the flag's sign test on the raw inputs (cosine to its robust direction < −0.3, at
+  // most f) drops them before mixing (docs/robustness/selection-dirichlet.md, 2026-12-02)
+  {
+    key: 'nnm-sign-flag',
+    label: 'nnm(signThreshold −0.3)+flag',
+    rule: 'flag',
+    pre: ['nnm'],
+    options: { preOptions: { nnm: { signThreshold: -0.3 } } },
+  },
+  // ... the same with the screen's cutoff at −0.7 (chosen on the validation probe of seed 100: fewer honest inputs
+  // below it, the flipped ones still at about −0.97 when the axis is oriented right)
+  {
+    key: 'nnm-sign0.7-flag',
+    label: 'nnm(signThreshold −0.7)+flag',
+    rule: 'flag',
+    pre: ['nnm'],
+    options: { preOptions: { nnm: { signThreshold: -0.7 } } },
+  },
   // ... or with its step scaled to the trusted workers' agreement, or its sign test relative to their spread
   {
     key: 'flag-agree',

@@ -122,7 +122,7 @@ export const RULE_OPTION_SCHEMAS: Readonly<Record<string, z.ZodType>> = Object.f
 /** Option schemas by canonical pre-aggregator name (registry.ts). */
 export const PRE_OPTION_SCHEMAS: Readonly<Record<string, z.ZodType>> = Object.freeze({
   clip: optionsObject({ c: boundedNumber({ min: 0, max: 1e12 }).optional() }),
-  nnm: optionsObject({ f: count }),
+  nnm: optionsObject({ f: count, signThreshold: boundedNumber({ min: -1, max: 1 }).optional() }),
   arc: optionsObject({ f: count }),
   bucketing: optionsObject({
     s: boundedInt(1, MAX_INPUTS).optional(),
@@ -220,6 +220,12 @@ export function checkAggregation(
       issues.push({
         path: at,
         message: `${name} needs f < n (f = ${fPre}, n = ${n} inputs with workers.max = ${workers})`,
+      });
+    }
+    if (name === 'nnm' && o['signThreshold'] !== undefined && fPre > 0 && !(2 * fPre < n)) {
+      issues.push({
+        path: at,
+        message: `nnm's sign screen needs 2f < n (f = ${fPre}, n = ${n} inputs with workers.max = ${workers})`,
       });
     }
     if (name === 'bucketing') n = Math.ceil(n / (o['s'] ?? 2));

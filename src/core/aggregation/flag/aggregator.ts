@@ -309,7 +309,7 @@ class FlagAggregator implements AggregationRule {
               K,
               active.map((i) => norms[i]),
             )
-          : this.robustDirectionScores(first.P, p, rEff0, K);
+          : robustDirectionScores(first.P, p, rEff0, K);
       signCutoff = signThresholdFor(signScores, o.signThreshold, o.signSpread);
       for (let a = 0; a < p; a++) {
         if (signScores[a] < signCutoff - SIGN_SLACK) {
@@ -495,51 +495,6 @@ class FlagAggregator implements AggregationRule {
     };
   }
 
-  /**
-   * Cosine of each worker to the robust direction u = Y a: a is the principal axis of the projections Pᵢ inside
-   * the subspace (sign-blind), oriented by Σᵢ mᵢ·⟨Pᵢ, a⟩ where mᵢ is worker i's median cosine to the others.
-   * With an honest majority, honest workers have mᵢ > 0 and point along u, and flipped attackers have mᵢ < 0
-   * and point against it, so every worker votes for the same orientation. (A plain one-worker-one-vote majority
-   * of signs fails when honest gradients are noisy: with 4 honest and 2 flipped, two honest workers on the
-   * wrong side of the axis are enough to hand the direction to the attackers — seen in the 6-worker demo.)
-   * Ties fall back to that majority vote, then the sum of projections, then the lowest index.
-   */
-  private robustDirectionScores(P: Float64Array, p: number, r: number, K: Float64Array): Float64Array {
-    let axis: Float64Array;
-    if (r === 1) axis = Float64Array.of(1);
-    else {
-      const C = new Float64Array(r * r);
-      for (let i = 0; i < p; i++) {
-        for (let k = 0; k < r; k++) for (let l = 0; l < r; l++) C[k * r + l] += P[i * r + k] * P[i * r + l];
-      }
-      const e = symmetricEigen(C, r);
-      axis = new Float64Array(r);
-      for (let k = 0; k < r; k++) axis[k] = e.vectors[k * r];
-    }
-    const proj = new Float64Array(p);
-    let vote = 0;
-    let sum = 0;
-    let firstSign = 0;
-    for (let i = 0; i < p; i++) {
-      let x = 0;
-      for (let k = 0; k < r; k++) x += P[i * r + k] * axis[k];
-      proj[i] = x;
-      sum += x;
-      if (x > SIGN_SLACK) vote++;
-      else if (x < -SIGN_SLACK) vote--;
-      if (firstSign === 0 && Math.abs(x) > SIGN_SLACK) firstSign = Math.sign(x);
-    }
-    const centrality = medianCosines(K, p);
-    let oriented = 0;
-    for (let i = 0; i < p; i++) oriented += centrality[i] * proj[i];
-    const flip =
-      oriented < -SIGN_SLACK ||
-      (Math.abs(oriented) <= SIGN_SLACK &&
-        (vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)))));
-    if (flip) for (let i = 0; i < p; i++) proj[i] = -proj[i];
-    return proj;
-  }
-
   private aggregateReference(input: AggregationInput): AggregationResult {
     const o = this.options;
     const { vectors, workerIds } = input;
@@ -689,6 +644,82 @@ class FlagAggregator implements AggregationRule {
       },
     };
   }
+}
+
+/**
+ * Cosine of each worker to the robust direction u = Y a: a is the principal axis of the projections Pᵢ inside
+ * the subspace (sign-blind), oriented by Σᵢ mᵢ·⟨Pᵢ, a⟩ where mᵢ is worker i's median cosine to the others.
+ * With an honest majority, honest workers have mᵢ > 0 and point along u, and flipped attackers have mᵢ < 0
+ * and point against it, so every worker votes for the same orientation. (A plain one-worker-one-vote majority
+ * of signs fails when honest gradients are noisy: with 4 honest and 2 flipped, two honest workers on the
+ * wrong side of the axis are enough to hand the direction to the attackers — seen in the 6-worker demo.)
+ * Ties fall back to that majority vote, then the sum of projections, then the lowest index.
+ */
+function robustDirectionScores(P: Float64Array, p: number, r: number, K: Float64Array): Float64Array {
+  let axis: Float64Array;
+  if (r === 1) axis = Float64Array.of(1);
+  else {
+    const C = new Float64Array(r * r);
+    for (let i = 0; i < p; i++) {
+      for (let k = 0; k < r; k++) for (let l = 0; l < r; l++) C[k * r + l] += P[i * r + k] * P[i * r + l];
+    }
+    const e = symmetricEigen(C, r);
+    axis = new Float64Array(r);
+    for (let k = 0; k < r; k++) axis[k] = e.vectors[k * r];
+  }
+  const proj = new Float64Array(p);
+  let vote = 0;
+  let sum = 0;
+  let firstSign = 0;
+  for (let i = 0; i < p; i++) {
+    let x = 0;
+    for (let k = 0; k < r; k++) x += P[i * r + k] * axis[k];
+    proj[i] = x;
+    sum += x;
+    if (x > SIGN_SLACK) vote++;
+    else if (x < -SIGN_SLACK) vote--;
+    if (firstSign === 0 && Math.abs(x) > SIGN_SLACK) firstSign = Math.sign(x);
+  }
+  const centrality = medianCosines(K, p);
+  let oriented = 0;
+  for (let i = 0; i < p; i++) oriented += centrality[i] * proj[i];
+  const flip =
+    oriented < -SIGN_SLACK ||
+    (Math.abs(oriented) <= SIGN_SLACK &&
+      (vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)))));
+  if (flip) for (let i = 0; i < p; i++) proj[i] = -proj[i];
+  return proj;
+}
+
+/**
+ * The sign test's scores of raw inputs with the Phalanx defaults (r = n − 2f, the flag median by IRLS, the
+ * principal axis of the projections oriented by the workers' median cosines): each vector's cosine to that
+ * robust direction, 0 for a zero or non-finite vector. Used by NNM's sign screen, before mixing.
+ */
+export function flagSignScores(vectors: Float32Array[], f: number): Float64Array {
+  const workerIds = vectors.map((_, i) => `x${i}`);
+  const { n, R, N, norms, status } = prepare({ vectors, workerIds, f }, []);
+  const out = new Float64Array(n);
+  const active: number[] = [];
+  for (let i = 0; i < n; i++) if (status[i] === 'ok') active.push(i);
+  const p = active.length;
+  if (p < 2) return out;
+  const K = new Float64Array(p * p);
+  for (let a = 0; a < p; a++) {
+    for (let b = 0; b < p; b++)
+      K[a * p + b] = R[active[a] * N + active[b]] / (norms[active[a]] * norms[active[b]]);
+  }
+  const d = FLAG_DEFAULTS;
+  const fit = irlsFlag(K, p, byzantineRank(n, f, p), {
+    lambda: d.lambda,
+    epsilon: d.epsilon,
+    maxIterations: d.maxIterations,
+    tolerance: d.tolerance,
+  });
+  if (fit.fit.rEff === 0) return out;
+  const scores = robustDirectionScores(fit.P, p, fit.fit.rEff, K);
+  active.forEach((i, a) => (out[i] = scores[a]));
+  return out;
 }
 
 /** Factory registered as `flag`. Options: see {@link FlagOptions} and the module comment. */
