@@ -25,7 +25,7 @@
  * (Σ c_t = 2 recursions): the MoR's target compute without routing. Fixed beforehand, not tuned on these results.
  *
  * Recursive students (`--students recursive`, not in the default set: it has its own 4-layer teacher and takes
- * ~TODO min with --quick): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
+ * ≈ 42 min with --quick): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
