@@ -1,6 +1,6 @@
 /**
  * Students distilled from a teacher checkpoint
- * (npm run bench:students [-- --quick] [--seeds 3] [--json FILE] [--rounds N] [--students moe,mor]).
+ * (npm run bench:students [-- --quick] [--seeds 3] [--json FILE] [--rounds N] [--students moe,mor,recursive]).
  *
  * A character transformer teacher is trained on the bundled KJV excerpt and saved as a checkpoint; then, for
  * each seed, students are distilled from it (α·T²·KL + (1 − α)·CE) with the same data, rounds and optimizer:
@@ -23,6 +23,9 @@
  * mean recursions per held-out token, with the compute ratio mean depth / 3 (block applications per token;
  * the dense wasm implementation does not realise it). A third student runs the same block twice for every token
  * (Σ c_t = 2 recursions): the MoR's target compute without routing. Fixed beforehand, not tuned on these results.
+ *
+ * Recursive students (`--students recursive`, not in the default set: it has its own 4-layer teacher and takes
+ * ≈ 42 min with --quick): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,7 +38,13 @@ import { parameterCount } from '../src/models/parameterCount.ts';
 import type { MoeSpec, MorSpec, TransformerSpec } from '../src/models/types.ts';
 import { simulate } from '../src/simulation/simulate.ts';
 import { seedStats, type SeedStats } from './support/seedStats.ts';
-import { BENCH_TEACHER_MODEL, DISTILL_BENCH_JOB, trainBenchTeacher } from './support/benchTeacher.ts';
+import {
+  BENCH_TEACHER_4_LAYERS,
+  BENCH_TEACHER_MODEL,
+  DISTILL_BENCH_JOB,
+  trainBenchTeacher,
+} from './support/benchTeacher.ts';
+import { recursiveComparison } from './support/recursiveComparison.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,20 +53,25 @@ const { values } = parseArgs({
     json: { type: 'string' },
     /** Override both round counts (a smoke run). */
     rounds: { type: 'string' },
-    /** Which comparisons to run: moe (E5, MoE vs dense) and/or mor (MoR vs recursive). */
+    /** Which comparisons to run: moe (E5, MoE vs dense), mor (MoR vs recursive), recursive (E1–E4). */
     students: { type: 'string', default: 'moe,mor' },
   },
 });
 const which = new Set(values.students.split(','));
 for (const w of which)
-  if (w !== 'moe' && w !== 'mor') throw new Error(`--students: unknown '${w}' (moe, mor)`);
+  if (w !== 'moe' && w !== 'mor' && w !== 'recursive')
+    throw new Error(`--students: unknown '${w}' (moe, mor, recursive)`);
 process.env.PHALANX_TEXT ??= BUNDLED_EXCERPT;
 const quick = values.quick;
 const teacherRounds = values.rounds ? Number(values.rounds) : quick ? 300 : 600;
 const studentRounds = values.rounds ? Number(values.rounds) : quick ? 300 : 600;
 const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 11 + i);
-const onlyMor = !which.has('moe');
-const jsonPath = values.json ?? `bench/results/students${onlyMor ? '-mor' : ''}${quick ? '-quick' : ''}.json`;
+const only = which.size === 1 && !which.has('moe') ? `-${[...which][0]}` : '';
+const jsonPath = values.json ?? `bench/results/students${only}${quick ? '-quick' : ''}.json`;
+/** The recursive students' teacher trains for 600 rounds even with --quick: it must be worth distilling. */
+const recursiveTeacherRounds = values.rounds ? Number(values.rounds) : 600;
+/** Ten students per seed: 150 rounds each with --quick (≈ 40 min on one shared core), 400 otherwise. */
+const recursiveStudentRounds = values.rounds ? Number(values.rounds) : quick ? 150 : 400;
 const kd = { alpha: 0.5, temperature: 2 };
 const common = DISTILL_BENCH_JOB;
 const teacherModel = BENCH_TEACHER_MODEL;
@@ -85,8 +99,9 @@ const show = (s: SeedStats) => `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)} (wor
 const started = Date.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-students-bench-'));
 try {
-  const teacher = await trainBenchTeacher(common, teacherModel, teacherRounds, dir);
-  const teacherSpec = teacher.spec;
+  const twoLayer = which.has('moe') || which.has('mor');
+  const teacher = twoLayer ? await trainBenchTeacher(common, teacherModel, teacherRounds, dir) : undefined;
+  const teacherSpec = teacher?.spec;
 
   const student = (name: string, model: JobSpecInput['model'], seed: number) =>
     validateJobSpec({
@@ -96,22 +111,41 @@ try {
       model,
       rounds: studentRounds,
       evaluation: { every: studentRounds },
-      teacher: { checkpoint: teacher.checkpoint, ...kd },
+      teacher: { checkpoint: teacher!.checkpoint, ...kd },
     });
   const results: Record<string, unknown> = {
     quick,
-    teacherRounds,
-    studentRounds,
     seeds,
     workers: 4,
     rule: 'median',
     backend: 'wasm',
     kd,
-    teacherModel,
-    teacher: teacher.finalLoss,
   };
+  if (teacher)
+    Object.assign(results, { teacherRounds, studentRounds, teacherModel, teacher: teacher.finalLoss });
   if (which.has('moe')) Object.assign(results, await moeVsDense());
   if (which.has('mor')) Object.assign(results, await morVsRecursive());
+  if (which.has('recursive')) {
+    const recursiveDir = path.join(dir, 'recursive');
+    mkdirSync(recursiveDir);
+    const recursiveTeacher = await trainBenchTeacher(
+      common,
+      BENCH_TEACHER_4_LAYERS,
+      recursiveTeacherRounds,
+      recursiveDir,
+    );
+    Object.assign(
+      results,
+      { recursiveTeacherRounds, recursiveStudentRounds },
+      await recursiveComparison({
+        common,
+        teacher: recursiveTeacher,
+        kd,
+        rounds: recursiveStudentRounds,
+        seeds,
+      }),
+    );
+  }
   console.log(`(${((Date.now() - started) / 60_000).toFixed(1)} min)`);
   mkdirSync(path.dirname(jsonPath), { recursive: true });
   writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
@@ -141,7 +175,7 @@ try {
     console.log('| model | parameters (stored / active) | nats/char | max/mean expert load |');
     console.log('|---|---|---|---|');
     console.log(
-      `| teacher d64 L2 ffn128 (${teacherRounds} rounds) | ${count(teacherSpec.model as TransformerSpec)} | ${teacher.finalLoss.toFixed(3)} | — |`,
+      `| teacher d64 L2 ffn128 (${teacherRounds} rounds) | ${count(teacherSpec!.model as TransformerSpec)} | ${teacher!.finalLoss.toFixed(3)} | — |`,
     );
     console.log(
       `| MoE d32 L2, top-2 of 4 experts of ffn 64 | ${count(moeSpec)} | ${show(moeStats)} | ${show(load)} |`,
@@ -157,7 +191,7 @@ try {
       moeModel: moeSpec,
       denseModel: denseSpec,
       parameters: {
-        teacher: parameterCount(teacherSpec.model),
+        teacher: parameterCount(teacherSpec!.model),
         moe: { stored: parameterCount(moeSpec), active: activeParameterCount(moeSpec) },
         dense: parameterCount(denseSpec),
       },

@@ -28,8 +28,24 @@ export const BENCH_TEACHER_MODEL = {
   context: 32,
 } as const;
 
+/**
+ * The recursive students' teacher: 4 layers, so a student can tie them into K = 2 blocks (bench:students
+ * --students recursive). Width 32 (2 heads) and ffn 128: the smallest that still learns words, so that the ten
+ * students × three seeds of that comparison fit in well under an hour on wasm.
+ */
+export const BENCH_TEACHER_4_LAYERS = {
+  kind: 'transformer',
+  dModel: 32,
+  layers: 4,
+  heads: 2,
+  ffn: 128,
+  context: 32,
+} as const;
+
 export interface BenchTeacher {
   spec: JobSpec;
+  /** Its trained parameters, flat in its layout order. */
+  params: Float32Array;
   /** The checkpoint directory. */
   checkpoint: string;
   /** Held-out loss at the end of its training. */
@@ -64,5 +80,11 @@ export async function trainBenchTeacher(
       ? `teacher (${rounds} rounds): ${(100 * teacher.finalAccuracy).toFixed(2)} % held out`
       : `teacher (${rounds} rounds): ${teacher.finalLoss.toFixed(3)} nats/char held out`,
   );
-  return { spec, checkpoint, finalLoss: teacher.finalLoss, finalAccuracy: teacher.finalAccuracy };
+  return {
+    spec,
+    params: teacher.params,
+    checkpoint,
+    finalLoss: teacher.finalLoss,
+    finalAccuracy: teacher.finalAccuracy,
+  };
 }

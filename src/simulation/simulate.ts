@@ -19,7 +19,8 @@
  * JobRuntime.closeRound does: the vectors ordered by rank go through
  * createAggregationPipeline(spec.aggregation) (a failing round is skipped, 10 in a row fail the run; a
  * non-finite update is not applied), optimizer.step, evaluation on the split `evaluation.split` names (test set or
- * validation split) after every `evaluation.every`-th round and after the last one. Initial parameters: trainer.initialParameters(spec.seed).
+ * validation split) after every `evaluation.every`-th round and after the last one. Initial parameters:
+ * opts.initialParams if given (a distributed job has no such option), else trainer.initialParameters(spec.seed).
  *
  * Same spec and seed, no Byzantine workers or only data-side ones ⇒ the same parameters as `phalanx launch` with
  * the same tfjs backend (test/integration/simulateMatchesDistributed.test.ts). The distributed run needs
@@ -70,6 +71,11 @@ export interface SimulationOptions {
   backend?: BackendPreference;
   /** Preloaded dataset (must be what loadFashionMnist gives for spec.data). */
   data?: FashionMnist;
+  /**
+   * Start from these parameters instead of trainer.initialParameters(spec.seed), e.g. a recursive student
+   * converted from its teacher (recursiveParametersFromTeacher). A distributed job has no such option.
+   */
+  initialParams?: Float32Array;
 }
 
 /** How a simulated worker produces its vector. */
@@ -303,7 +309,9 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
     if (shared && shared.attack.name.startsWith('optimal'))
       shadow = createAggregationPipeline(aggregationSpec);
     let optimizer = createOptimizer(spec.optimizer, d);
-    const params = trainer.initialParameters(spec.seed);
+    const params = opts.initialParams?.slice() ?? trainer.initialParameters(spec.seed);
+    if (params.length !== d)
+      throw new Error(`simulate: initialParams has ${params.length} numbers, the model ${d}`);
     log(
       `simulating ${spec.rounds} rounds: ${n} workers (${count} byzantine: ${attackName ?? 'none'}${count ? `, ${byzRole}` : ''}), ` +
         `rule ${spec.aggregation.rule}${spec.aggregation.pre.length ? ` after ${spec.aggregation.pre.join('+')}` : ''}, f = ${spec.aggregation.f}, ${d} parameters`,
