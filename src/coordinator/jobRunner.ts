@@ -243,6 +243,7 @@ export class JobRunner {
   ): Promise<{ runtime: JobRuntime; dispose: () => Promise<void> }> {
     const spec = validateJobSpec(JSON.parse(job.spec));
     const host = await buildModelHost(spec);
+    if (host.startLine && !resume) this.log(`job ${job.id}: ${host.startLine}`);
     let compute: RoundCompute | undefined;
     const dispose = async () => {
       await Promise.all([host.dispose(), compute?.dispose()]);

@@ -13,13 +13,15 @@ import { threadEntry } from '../packageRoot.ts';
 
 export interface CoordinatorModelHost extends ModelHost {
   layout: ParameterLayout;
-  /** Initial parameters for the job's seed (a fresh copy each call). */
+  /** The job's initial parameters (studentInit.ts: its teacher or its seed; a fresh copy each call). */
   initialParameters(): Float32Array;
+  /** For a recursive student, a line saying where it started (teacher or seed). */
+  startLine?: string;
   dispose(): Promise<void>;
 }
 
 type FromWorker =
-  | { type: 'ready'; layout: ParameterLayout; params: Float32Array }
+  | { type: 'ready'; layout: ParameterLayout; params: Float32Array; line?: string }
   | { type: 'evaluated'; id: number; accuracy?: number; loss?: number; error?: string }
   | { type: 'failed'; error: string }
   /** The job cannot run as specified; `error` is written for the submitter. */
@@ -40,36 +42,39 @@ export async function buildModelHost(spec: JobSpec): Promise<CoordinatorModelHos
     for (const p of pending.values()) p.reject(e);
     pending.clear();
   };
-  const ready = await new Promise<{ layout: ParameterLayout; params: Float32Array }>((resolve, reject) => {
-    worker.on('message', (m: FromWorker) => {
-      if (m.type === 'ready') resolve(m);
-      else if (m.type === 'refused') {
-        const e = new PublicError(m.error);
+  const ready = await new Promise<{ layout: ParameterLayout; params: Float32Array; line?: string }>(
+    (resolve, reject) => {
+      worker.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') resolve(m);
+        else if (m.type === 'refused') {
+          const e = new PublicError(m.error);
+          fail(e);
+          reject(e);
+          void worker.terminate();
+        } else if (m.type === 'failed') {
+          const e = new Error(`model host: ${m.error}`);
+          fail(e);
+          reject(e);
+        } else {
+          const p = pending.get(m.id);
+          pending.delete(m.id);
+          if (m.error !== undefined) p?.reject(new Error(`evaluation failed: ${m.error}`));
+          else p?.resolve({ accuracy: m.accuracy!, loss: m.loss! });
+        }
+      });
+      worker.on('error', (e) => {
         fail(e);
         reject(e);
-        void worker.terminate();
-      } else if (m.type === 'failed') {
-        const e = new Error(`model host: ${m.error}`);
-        fail(e);
-        reject(e);
-      } else {
-        const p = pending.get(m.id);
-        pending.delete(m.id);
-        if (m.error !== undefined) p?.reject(new Error(`evaluation failed: ${m.error}`));
-        else p?.resolve({ accuracy: m.accuracy!, loss: m.loss! });
-      }
-    });
-    worker.on('error', (e) => {
-      fail(e);
-      reject(e);
-    });
-    worker.on('exit', (code) => {
-      if (code !== 0) fail(new Error(`model host thread exited with code ${code}`));
-    });
-  });
+      });
+      worker.on('exit', (code) => {
+        if (code !== 0) fail(new Error(`model host thread exited with code ${code}`));
+      });
+    },
+  );
   return {
     layout: ready.layout,
     initialParameters: () => ready.params.slice(),
+    ...(ready.line ? { startLine: ready.line } : {}),
     evaluate(params: Float32Array) {
       if (failure) return Promise.reject(failure);
       const id = nextId++;

@@ -11,9 +11,29 @@ import { loadTrainingLabels } from '../data/fashionMnist.ts';
 import { loadJobData } from '../data/jobData.ts';
 import { evaluationSplit, rankShard } from '../data/partition.ts';
 import { ShardingError } from '../data/sharding.ts';
+import { loadCheckpoint } from '../checkpoint/modelCheckpoint.ts';
+import { fromNamedTensors } from '../core/layout/namedTensors.ts';
+import { modelLayout } from '../models/registry.ts';
+import {
+  initialParametersLine,
+  jobInitialParameters,
+  startsFromTeacher,
+  type TeacherWeights,
+} from '../models/studentInit.ts';
 
 const { spec } = workerData as { spec: JobSpec };
 const port = parentPort!;
+
+/** The job's teacher, read only when a recursive student can start from it (admission checked its sha256). */
+async function teacherOfShape(): Promise<TeacherWeights | undefined> {
+  if (!spec.teacher || spec.model.kind !== 'transformer' || !spec.model.recursion) return undefined;
+  const loaded = await loadCheckpoint(spec.teacher.checkpoint);
+  if (!startsFromTeacher(spec.model, loaded.config.model)) return undefined;
+  return {
+    spec: loaded.config.model,
+    params: fromNamedTensors(loaded.tensors, modelLayout(loaded.config.model)),
+  };
+}
 
 async function main(): Promise<void> {
   const trainer = await createTrainer(spec.model);
@@ -38,8 +58,10 @@ async function main(): Promise<void> {
       return;
     }
   }
-  const params = trainer.initialParameters(spec.seed);
-  port.postMessage({ type: 'ready', layout: trainer.layout, params }, [params.buffer as ArrayBuffer]);
+  const start = jobInitialParameters(spec.model, spec.seed, trainer, await teacherOfShape());
+  const params = start.params;
+  const line = initialParametersLine(spec.model, start.from);
+  port.postMessage({ type: 'ready', layout: trainer.layout, params, line }, [params.buffer as ArrayBuffer]);
   port.on('message', (m: { type: 'evaluate'; id: number; params: Float32Array }) => {
     trainer.evaluate(m.params, evaluated, spec.evaluation.limit).then(
       (r) => port.postMessage({ type: 'evaluated', id: m.id, accuracy: r.accuracy, loss: r.loss }),

@@ -20,7 +20,7 @@
  * createAggregationPipeline(spec.aggregation) (a failing round is skipped, 10 in a row fail the run; a
  * non-finite update is not applied), optimizer.step, evaluation on the split `evaluation.split` names (test set or
  * validation split) after every `evaluation.every`-th round and after the last one. Initial parameters:
- * opts.initialParams if given (a distributed job has no such option), else trainer.initialParameters(spec.seed).
+ * opts.initialParams if given (a distributed job has no such option), else jobInitialParameters (studentInit.ts).
  *
  * Same spec and seed, no Byzantine workers or only data-side ones ⇒ the same parameters as `phalanx launch` with
  * the same tfjs backend (test/integration/simulateMatchesDistributed.test.ts). The distributed run needs
@@ -56,6 +56,7 @@ import { createTrainer, type TrainerOptions } from '../models/trainer.ts';
 import { loadCheckpoint } from '../checkpoint/modelCheckpoint.ts';
 import { fromNamedTensors } from '../core/layout/namedTensors.ts';
 import { modelLayout } from '../models/registry.ts';
+import { initialParametersLine, jobInitialParameters } from '../models/studentInit.ts';
 import { teacherProblems } from '../models/teacherCompatibility.ts';
 import type { Trainer } from '../models/types.ts';
 import { selectBackend, type BackendPreference } from '../worker/backend.ts';
@@ -72,8 +73,9 @@ export interface SimulationOptions {
   /** Preloaded dataset (must be what loadFashionMnist gives for spec.data). */
   data?: FashionMnist;
   /**
-   * Start from these parameters instead of trainer.initialParameters(spec.seed), e.g. a recursive student
-   * converted from its teacher (recursiveParametersFromTeacher). A distributed job has no such option.
+   * Start from these parameters instead of the job's own start (jobInitialParameters: the teacher for a
+   * recursive student of its teacher's unrolled shape, else the seed), e.g. another init or LoRA rank than the
+   * spec's. A distributed job has no such option.
    */
   initialParams?: Float32Array;
 }
@@ -252,7 +254,8 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
 
   const selection = await selectBackend(opts.backend ?? 'auto');
   log(`tfjs backend: ${selection.backend} — ${selection.reason}`);
-  const trainer: Trainer = await createTrainer(spec.model, await localTeacher(spec, log));
+  const trainerOptions = await localTeacher(spec, log);
+  const trainer: Trainer = await createTrainer(spec.model, trainerOptions);
   try {
     const data =
       opts.data ?? (await loadJobData(spec, { maxTrain: spec.data.maxTrain, maxTest: spec.data.maxTest }));
@@ -309,7 +312,14 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
     if (shared && shared.attack.name.startsWith('optimal'))
       shadow = createAggregationPipeline(aggregationSpec);
     let optimizer = createOptimizer(spec.optimizer, d);
-    const params = opts.initialParams?.slice() ?? trainer.initialParameters(spec.seed);
+    let params: Float32Array;
+    if (opts.initialParams) params = opts.initialParams.slice();
+    else {
+      const start = jobInitialParameters(spec.model, spec.seed, trainer, trainerOptions.teacher);
+      params = start.params;
+      const line = initialParametersLine(spec.model, start.from);
+      if (line) log(line);
+    }
     if (params.length !== d)
       throw new Error(`simulate: initialParams has ${params.length} numbers, the model ${d}`);
     log(

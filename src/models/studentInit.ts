@@ -1,0 +1,49 @@
+/**
+ * Where a job's model starts. A recursive student (MoR included) of a distillation job whose teacher is its
+ * unrolled transformer — a plain transformer with the same vocabulary, width, heads, FFN width, context and depth
+ * L = `layers` — starts from the teacher: `recursion.init` picks the teacher layers each shared block starts as,
+ * and depth-wise LoRA starts from the truncated SVD of the residuals (recursion.ts). Every other model, and a
+ * recursive student whose teacher has another shape, starts from its seeded initialisation. The coordinator and
+ * simulate() both start here, so a job starts from the same vector in either.
+ */
+import type { ModelSpec, Trainer } from './types.ts';
+import { recursiveParametersFromTeacher, unrolledSpec, type RecursiveSpec } from './recursiveTransformer.ts';
+
+export interface TeacherWeights {
+  spec: ModelSpec;
+  params: Float32Array;
+}
+
+const SHAPE_FIELDS = ['vocab', 'dModel', 'layers', 'heads', 'ffn', 'context'] as const;
+
+/** The student is recursive and the teacher is exactly its unrolled transformer. */
+export function startsFromTeacher(
+  student: ModelSpec,
+  teacher: ModelSpec | undefined,
+): student is RecursiveSpec {
+  if (student.kind !== 'transformer' || !student.recursion || student.moe) return false;
+  if (!teacher || teacher.kind !== 'transformer' || teacher.recursion || teacher.moe) return false;
+  const unrolled = unrolledSpec(student);
+  return SHAPE_FIELDS.every((k) => teacher[k] === unrolled[k]);
+}
+
+/** The job's initial parameters and where they came from (for the log). */
+export function jobInitialParameters(
+  model: ModelSpec,
+  seed: number,
+  trainer: Pick<Trainer, 'initialParameters'>,
+  teacher?: TeacherWeights,
+): { params: Float32Array; from: 'teacher' | 'seed' } {
+  if (teacher && startsFromTeacher(model, teacher.spec))
+    return { params: recursiveParametersFromTeacher(model, teacher.params), from: 'teacher' };
+  return { params: trainer.initialParameters(seed), from: 'seed' };
+}
+
+/** One log line saying how a student started. */
+export function initialParametersLine(model: ModelSpec, from: 'teacher' | 'seed'): string | undefined {
+  if (model.kind !== 'transformer' || !model.recursion) return undefined;
+  const r = model.recursion;
+  return from === 'teacher'
+    ? `student starts from its teacher: ${r.blocks} blocks (init ${r.init}), LoRA rank ${r.loraRank}`
+    : 'student starts from its seed (no teacher of its unrolled shape)';
+}
