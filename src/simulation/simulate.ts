@@ -43,6 +43,7 @@ import {
 } from '../core/round/divergenceGuard.ts';
 import { wireRoundTripInPlace } from '../core/compression/denseCodec.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
+import type { AggregationResult } from '../core/aggregation/types.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
@@ -78,6 +79,12 @@ export interface SimulationOptions {
    * spec's. A distributed job has no such option.
    */
   initialParams?: Float32Array;
+  /**
+   * Called after each round's aggregation with the vectors the rule saw (in delivery order, valid only during
+   * the call), each one's role, and the rule's result (undefined for a skipped round): for per-parameter
+   * studies of what the rule keeps (bench/moeSparsity.ts).
+   */
+  onAggregate?(round: number, vectors: Float32Array[], roles: WorkerRole[], result?: AggregationResult): void;
 }
 
 /** How a simulated worker produces its vector. */
@@ -463,6 +470,12 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
               delivered.map((e) => e.w.name),
             );
       if (skipReason) skippedRounds++;
+      opts.onAggregate?.(
+        round,
+        delivered.map((e) => e.vector),
+        delivered.map((e) => e.w.role),
+        result,
+      );
 
       const health: WorkerRoundHealth[] = closed.deliveries.map((d, i) =>
         deliveredWorker({ ...d.participant, loss: d.payload.loss }, result?.workers[i], skipReason),
