@@ -10,7 +10,11 @@
  *   starved   the honest workers sent signal (routed > 0) but ratio < 0.1 (zero counts too);
  *   excluded  honest workers the rule gave weight 0 (its per-worker health), and whether every honest worker
  *             that routed to the block was among them.
- * Summarised per block over rounds and seeds; held-out nats/char per run (mean ± std, worst seed).
+ * Configurations `<rule>/expert` aggregate each expert block over the workers that routed to it (simulate's
+ * perExpertAggregation, src/core/aggregation/perGroup.ts); the default set is the four plain ones.
+ * Summarised per block over rounds and seeds; held-out nats/char per run (mean ± std, worst seed). --quick: 150
+ * student rounds, 2 seeds (≈ 10 min on one core); otherwise 300 rounds (bench:students --quick's), 3 seeds.
+ * --batchSize overrides the students' sequences per batch (8): a stress setting with sparser routing per worker.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -34,15 +38,18 @@ const { values } = parseArgs({
     teacherRounds: { type: 'string' },
     /** Comma-separated rule configurations to run (default: all of CONFIGS). */
     configs: { type: 'string' },
+    /** A stress setting, not bench:students': fewer sequences per worker batch (sparser routing per worker). */
+    batchSize: { type: 'string' },
     json: { type: 'string' },
   },
 });
 process.env.PHALANX_TEXT ??= BUNDLED_EXCERPT;
 const quick = values.quick;
 const teacherRounds = Number(values.teacherRounds ?? 300);
-const studentRounds = Number(values.rounds ?? (quick ? 100 : 300));
+const studentRounds = Number(values.rounds ?? (quick ? 150 : 300));
 const seeds = Array.from({ length: Number(values.seeds ?? (quick ? 2 : 3)) }, (_, i) => 11 + i);
 const jsonPath = values.json ?? `bench/results/moe-sparsity${quick ? '-quick' : ''}.json`;
+const batchSize = Number(values.batchSize ?? DISTILL_BENCH_JOB.data.batchSize);
 const kd = { alpha: 0.5, temperature: 2 };
 const n = 5;
 const moe: MoeSpec = { experts: 4, topK: 2, auxLossWeight: 0.01 };
@@ -55,12 +62,18 @@ interface Config {
   rule: string;
   options?: Record<string, unknown>;
   byzantine: number;
+  /** simulate's perExpertAggregation (src/core/aggregation/perGroup.ts). */
+  perExpert?: boolean;
 }
 const CONFIGS: Config[] = [
   { name: 'median', rule: 'median', byzantine: 0 },
   { name: 'median+alie', rule: 'median', byzantine: 1 },
   { name: 'flag', rule: 'flag', byzantine: 0 },
   { name: 'flag+alie', rule: 'flag', byzantine: 1 },
+  { name: 'median/expert', rule: 'median', byzantine: 0, perExpert: true },
+  { name: 'median/expert+alie', rule: 'median', byzantine: 1, perExpert: true },
+  { name: 'flag/expert', rule: 'flag', byzantine: 0, perExpert: true },
+  { name: 'flag/expert+alie', rule: 'flag', byzantine: 1, perExpert: true },
 ];
 const chosen = values.configs
   ? values.configs.split(',').map((c) => {
@@ -68,7 +81,7 @@ const chosen = values.configs
       if (!config) throw new Error(`--configs: unknown '${c}' (${CONFIGS.map((k) => k.name).join(', ')})`);
       return config;
     })
-  : CONFIGS;
+  : CONFIGS.filter((c) => !c.perExpert);
 
 /** A parameter group: its name and its slots. */
 interface Group {
@@ -105,6 +118,8 @@ interface GroupTally {
   ratios: number[];
   /** Rounds where every honest worker that routed to the block had weight 0. */
   allRoutedExcluded: number;
+  /** Per-expert aggregation: rounds the block had too few senders for the rule and kept the all-worker value. */
+  fellBack: number;
 }
 
 const newTally = (): GroupTally => ({
@@ -116,6 +131,7 @@ const newTally = (): GroupTally => ({
   zero: 0,
   ratios: [],
   allRoutedExcluded: 0,
+  fellBack: 0,
 });
 
 function median(xs: number[]): number {
@@ -137,7 +153,8 @@ try {
   const spec = (config: Config, seed: number) =>
     validateJobSpec({
       ...DISTILL_BENCH_JOB,
-      name: `moe-${config.name.replace('+', '-')}`,
+      data: { ...DISTILL_BENCH_JOB.data, batchSize },
+      name: `moe-${config.name.replace(/[+/]/g, '-')}`,
       seed,
       model: moeModel,
       rounds: studentRounds,
@@ -172,6 +189,8 @@ try {
           for (let j = 0; j < d; j++) honestMean[j] += v[j] / honestIdx.length;
         }
         const excluded = new Set(honestIdx.filter((i) => !result.workers[i].included));
+        const perGroup = result.diagnostics?.perGroup as { fallbacks: { group: string }[] } | undefined;
+        for (const fb of perGroup?.fallbacks ?? []) tallies.get(fb.group)!.fellBack++;
         honestWorkerRounds += honestIdx.length;
         honestExcluded += excluded.size;
         for (const g of groups) {
@@ -192,7 +211,11 @@ try {
           if (routed.every((i) => excluded.has(i))) t.allRoutedExcluded++;
         }
       };
-      const run = await simulate(spec(config, seed), { backend: 'wasm', onAggregate: observe });
+      const run = await simulate(spec(config, seed), {
+        backend: 'wasm',
+        onAggregate: observe,
+        perExpertAggregation: config.perExpert ?? false,
+      });
       losses.push(run.finalLoss);
       console.log(
         `${config.name} seed ${seed}: ${run.finalLoss.toFixed(3)} nats/char, honest inclusion ${(100 * run.health.honestInclusion).toFixed(1)} %`,
@@ -209,6 +232,7 @@ try {
         starved: t.starved,
         zero: t.zero,
         allRoutedExcluded: t.allRoutedExcluded,
+        fellBack: t.fellBack,
         ratioMedian: median(t.ratios),
         ratioMin: Math.min(...t.ratios),
       };
@@ -218,12 +242,12 @@ try {
       `\n${config.name} (n = ${n}, f = 1, ${config.byzantine} Byzantine): held-out ${show(loss)} nats/char; honest worker-rounds excluded ${honestExcluded}/${honestWorkerRounds}`,
     );
     console.log(
-      '| block | mean routed honest | rounds some honest unrouted | starved (ratio < 0.1) | zero | all routed excluded | ‖agg‖/‖honest mean‖ median (min) |',
+      '| block | mean routed honest | rounds some honest unrouted | starved (ratio < 0.1) | zero | all routed excluded | too few senders | ‖agg‖/‖honest mean‖ median (min) |',
     );
-    console.log('|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const r of perGroup)
       console.log(
-        `| ${r.group} | ${r.meanRoutedHonest.toFixed(2)} | ${r.roundsPartlyRouted}/${r.rounds} | ${r.starved} | ${r.zero} | ${r.allRoutedExcluded} | ${r.ratioMedian.toFixed(3)} (${r.ratioMin.toFixed(3)}) |`,
+        `| ${r.group} | ${r.meanRoutedHonest.toFixed(2)} | ${r.roundsPartlyRouted}/${r.rounds} | ${r.starved} | ${r.zero} | ${r.allRoutedExcluded} | ${r.fellBack} | ${r.ratioMedian.toFixed(3)} (${r.ratioMin.toFixed(3)}) |`,
       );
     console.log('');
     results.push({ ...config, losses, loss, honestWorkerRounds, honestExcluded, perGroup });
@@ -242,6 +266,7 @@ try {
         attack: 'alie',
         teacherRounds,
         studentRounds,
+        batchSize,
         teacher: teacher.finalLoss,
         moeModel,
         kd,

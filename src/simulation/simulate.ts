@@ -43,7 +43,9 @@ import {
 } from '../core/round/divergenceGuard.ts';
 import { wireRoundTripInPlace } from '../core/compression/denseCodec.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
-import type { AggregationResult } from '../core/aggregation/types.ts';
+import { createPerGroupPipeline } from '../core/aggregation/perGroup.ts';
+import type { AggregationResult, AggregationSpec } from '../core/aggregation/types.ts';
+import { moeExpertGroups } from '../models/moeSpec.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
@@ -84,6 +86,11 @@ export interface SimulationOptions {
    * the call), each one's role, and the rule's result (undefined for a skipped round): for per-parameter
    * studies of what the rule keeps (bench/moeSparsity.ts).
    */
+  /**
+   * Mixture-of-experts models: aggregate each expert block (`blocks.b.mlp.experts.e.*`) over the workers that
+   * sent a non-zero gradient for it (src/core/aggregation/perGroup.ts). Off by default; simulate only so far.
+   */
+  perExpertAggregation?: boolean;
   onAggregate?(round: number, vectors: Float32Array[], roles: WorkerRole[], result?: AggregationResult): void;
 }
 
@@ -313,11 +320,14 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       pre: spec.aggregation.pre,
       options: spec.aggregation.options,
     };
-    let pipeline = createAggregationPipeline(aggregationSpec);
+    // opts.perExpertAggregation: each expert block aggregated over the workers that routed tokens to it.
+    const expertGroups = opts.perExpertAggregation ? moeExpertGroups(trainer.layout.layers) : [];
+    const buildPipeline = (s: AggregationSpec): AggregationPipeline =>
+      expertGroups.length ? createPerGroupPipeline(s, expertGroups) : createAggregationPipeline(s);
+    let pipeline = buildPipeline(aggregationSpec);
     // The line-search attacks probe the aggregation: give them a copy so the job's stateful rules stay untouched.
     let shadow: AggregationPipeline | undefined;
-    if (shared && shared.attack.name.startsWith('optimal'))
-      shadow = createAggregationPipeline(aggregationSpec);
+    if (shared && shared.attack.name.startsWith('optimal')) shadow = buildPipeline(aggregationSpec);
     let optimizer = createOptimizer(spec.optimizer, d);
     let params: Float32Array;
     if (opts.initialParams) params = opts.initialParams.slice();
@@ -578,10 +588,10 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         rollbacks++;
         const back = lastGood;
         aggregationSpec = fallbackAggregation(spec);
-        pipeline = createAggregationPipeline(aggregationSpec);
+        pipeline = buildPipeline(aggregationSpec);
         // The snapshot's rule state is the fallback's only if it was taken after an earlier rollback.
         if (back.fallback) pipeline.loadState(structuredClone(back.aggregation));
-        if (shadow) shadow = createAggregationPipeline(aggregationSpec);
+        if (shadow) shadow = buildPipeline(aggregationSpec);
         optimizer = createOptimizer(spec.optimizer, d);
         optimizer.loadState(back.optimizer);
         stepper = new RoundStepper(pipeline, optimizer, log);
