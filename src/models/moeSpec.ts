@@ -7,7 +7,8 @@
  *   total  = d·E + E·(2df + f + d),   active = d·E + k·(2df + f + d),
  * against 2df + f + d for a dense MLP of width f.
  */
-import type { LayerSpec } from '../core/layout/parameterLayout.ts';
+import type { ParameterGroup } from '../core/aggregation/perGroup.ts';
+import type { LayerSlot, LayerSpec } from '../core/layout/parameterLayout.ts';
 import type { MoeSpec, TransformerSpec } from './types.ts';
 
 type Shape = Pick<TransformerSpec, 'dModel' | 'ffn'>;
@@ -94,4 +95,14 @@ export function denseEquivalent<S extends TransformerSpec>(spec: S & { moe: MoeS
 /** ' moe top<k>-of-<E>' for model descriptions, '' without moe. */
 export function moeLabel(moe: MoeSpec | undefined): string {
   return moe === undefined ? '' : ` moe top${moe.topK}-of-${moe.experts}`;
+}
+
+/** One parameter group per expert of each block (its fc and proj tensors), for per-expert aggregation. */
+export function moeExpertGroups(slots: readonly LayerSlot[]): ParameterGroup[] {
+  const groups = new Map<string, { offset: number; size: number }[]>();
+  for (const { name, offset, size } of slots) {
+    const m = /^(blocks\.\d+\.mlp\.experts\.\d+)\./.exec(name);
+    if (m) groups.set(m[1], [...(groups.get(m[1]) ?? []), { offset, size }]);
+  }
+  return [...groups].map(([name, ranges]) => ({ name, ranges }));
 }

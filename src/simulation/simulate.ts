@@ -43,6 +43,9 @@ import {
 } from '../core/round/divergenceGuard.ts';
 import { wireRoundTripInPlace } from '../core/compression/denseCodec.ts';
 import { createAggregationPipeline, type AggregationPipeline } from '../core/aggregation/pipeline.ts';
+import { createPerGroupPipeline } from '../core/aggregation/perGroup.ts';
+import type { AggregationResult, AggregationSpec } from '../core/aggregation/types.ts';
+import { moeExpertGroups } from '../models/moeSpec.ts';
 import { createAttack } from '../core/attacks/registry.ts';
 import type { Attack, AttackContext } from '../core/attacks/types.ts';
 import { RoundStepper } from '../core/roundStep.ts';
@@ -78,6 +81,17 @@ export interface SimulationOptions {
    * spec's. A distributed job has no such option.
    */
   initialParams?: Float32Array;
+  /**
+   * Called after each round's aggregation with the vectors the rule saw (in delivery order, valid only during
+   * the call), each one's role, and the rule's result (undefined for a skipped round): for per-parameter
+   * studies of what the rule keeps (bench/moeSparsity.ts).
+   */
+  /**
+   * Mixture-of-experts models: aggregate each expert block (`blocks.b.mlp.experts.e.*`) over the workers that
+   * sent a non-zero gradient for it (src/core/aggregation/perGroup.ts). Off by default; simulate only so far.
+   */
+  perExpertAggregation?: boolean;
+  onAggregate?(round: number, vectors: Float32Array[], roles: WorkerRole[], result?: AggregationResult): void;
 }
 
 /** How a simulated worker produces its vector. */
@@ -306,11 +320,14 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       pre: spec.aggregation.pre,
       options: spec.aggregation.options,
     };
-    let pipeline = createAggregationPipeline(aggregationSpec);
+    // opts.perExpertAggregation: each expert block aggregated over the workers that routed tokens to it.
+    const expertGroups = opts.perExpertAggregation ? moeExpertGroups(trainer.layout.layers) : [];
+    const buildPipeline = (s: AggregationSpec): AggregationPipeline =>
+      expertGroups.length ? createPerGroupPipeline(s, expertGroups) : createAggregationPipeline(s);
+    let pipeline = buildPipeline(aggregationSpec);
     // The line-search attacks probe the aggregation: give them a copy so the job's stateful rules stay untouched.
     let shadow: AggregationPipeline | undefined;
-    if (shared && shared.attack.name.startsWith('optimal'))
-      shadow = createAggregationPipeline(aggregationSpec);
+    if (shared && shared.attack.name.startsWith('optimal')) shadow = buildPipeline(aggregationSpec);
     let optimizer = createOptimizer(spec.optimizer, d);
     let params: Float32Array;
     if (opts.initialParams) params = opts.initialParams.slice();
@@ -463,6 +480,12 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
               delivered.map((e) => e.w.name),
             );
       if (skipReason) skippedRounds++;
+      opts.onAggregate?.(
+        round,
+        delivered.map((e) => e.vector),
+        delivered.map((e) => e.w.role),
+        result,
+      );
 
       const health: WorkerRoundHealth[] = closed.deliveries.map((d, i) =>
         deliveredWorker({ ...d.participant, loss: d.payload.loss }, result?.workers[i], skipReason),
@@ -565,10 +588,10 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
         rollbacks++;
         const back = lastGood;
         aggregationSpec = fallbackAggregation(spec);
-        pipeline = createAggregationPipeline(aggregationSpec);
+        pipeline = buildPipeline(aggregationSpec);
         // The snapshot's rule state is the fallback's only if it was taken after an earlier rollback.
         if (back.fallback) pipeline.loadState(structuredClone(back.aggregation));
-        if (shadow) shadow = createAggregationPipeline(aggregationSpec);
+        if (shadow) shadow = buildPipeline(aggregationSpec);
         optimizer = createOptimizer(spec.optimizer, d);
         optimizer.loadState(back.optimizer);
         stepper = new RoundStepper(pipeline, optimizer, log);
