@@ -82,15 +82,15 @@ export interface SimulationOptions {
    */
   initialParams?: Float32Array;
   /**
-   * Called after each round's aggregation with the vectors the rule saw (in delivery order, valid only during
-   * the call), each one's role, and the rule's result (undefined for a skipped round): for per-parameter
-   * studies of what the rule keeps (bench/moeSparsity.ts).
-   */
-  /**
    * Mixture-of-experts models: aggregate each expert block (`blocks.b.mlp.experts.e.*`) over the workers that
    * sent a non-zero gradient for it (src/core/aggregation/perGroup.ts). Off by default; simulate only so far.
    */
   perExpertAggregation?: boolean;
+  /**
+   * Called after each round's aggregation with the vectors the rule saw (in delivery order, valid only during
+   * the call), each one's role, and the rule's result (undefined for a skipped round): for per-parameter
+   * studies of what the rule keeps (bench/moeSparsity.ts).
+   */
   onAggregate?(round: number, vectors: Float32Array[], roles: WorkerRole[], result?: AggregationResult): void;
 }
 
