@@ -81,12 +81,6 @@ function scatter(into: Float32Array, g: ParameterGroup, values: Float32Array): v
   }
 }
 
-function isUsable(x: Float32Array, d: number): boolean {
-  if (x.length !== d) return false;
-  for (let j = 0; j < d; j++) if (!Number.isFinite(x[j])) return false;
-  return true;
-}
-
 /** The pipeline of `spec`, with each of `groups` aggregated over its senders as described above. */
 export function createPerGroupPipeline(
   spec: AggregationSpec,
@@ -97,11 +91,21 @@ export function createPerGroupPipeline(
   const perGroup = groups.map(() => createAggregationPipeline({ ...spec, expectedLength: undefined }));
   const sizes = groups.map((g) => g.ranges.reduce((s, r) => s + r.size, 0));
 
+  let checkedLength: number | undefined;
   const aggregate = (vectors: Float32Array[], workerIds: string[]): AggregationResult => {
     const whole = base.aggregate(vectors, workerIds);
     const d = whole.update.length;
-    checkGroups(groups, d);
-    const valid = vectors.flatMap((x, i) => (isUsable(x, d) ? [i] : []));
+    if (d !== checkedLength) {
+      checkGroups(groups, d);
+      checkedLength = d;
+    }
+    // The base pipeline's validation already judged each vector (wrong length, NaN or ±Inf).
+    const invalid = new Set(
+      whole.workers
+        .filter((w) => w.reasonCode === 'wrong-length' || w.reasonCode === 'non-finite')
+        .map((w) => w.index),
+    );
+    const valid = vectors.flatMap((_, i) => (invalid.has(i) ? [] : [i]));
     const update = whole.update.slice();
     const aggregated: string[] = [];
     const fallbacks: GroupFallback[] = [];

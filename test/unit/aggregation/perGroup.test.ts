@@ -28,6 +28,12 @@ describe('per-group aggregation', () => {
     expectClose(plain.update.subarray(2), [0, 0]);
   });
 
+  it('a vector the validation refuses (NaN outside the group) is not one of the group’s senders', () => {
+    const withNaN = [...vectors, f32([[NaN, 1, 100, 100]])[0]];
+    const r = createPerGroupPipeline(median, [expert]).aggregate(withNaN, ids(8));
+    expectClose(r.update.subarray(2), [3, 5]);
+  });
+
   it('aggregates a group over the workers that sent it, and the rest over everyone', () => {
     const r = createPerGroupPipeline(median, [expert]).aggregate(vectors, ids(7));
     // Dense part: the median of all seven; the expert: the median of the three senders.
