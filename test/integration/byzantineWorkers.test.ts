@@ -42,13 +42,22 @@ describe('integration: Byzantine worker processes', function () {
       }),
     );
     const args = ['--job', job.id];
+    // The faulty workers join first: rounds need three accepted gradients, so none closes before the honest
+    // workers come, and every round has all six as participants (a slow start cannot let a round close first).
+    procs.push(
+      startWorkerProcess(coordinator.address, 'worker-3', [...args, '--byzantine', 'signflip']),
+      startWorkerProcess(coordinator.address, 'worker-4', [...args, '--byzantine', 'nan']),
+      startWorkerProcess(coordinator.address, 'worker-5', [...args, '--byzantine', 'wrongSize']),
+    );
+    const joinedBy = Date.now() + 60_000;
+    while (((await jobs.get(job.id)).detail?.participants.length ?? 0) < 3) {
+      if (Date.now() > joinedBy) throw new Error('the three faulty workers did not join within 60 s');
+      await sleep(200);
+    }
     procs.push(
       startWorkerProcess(coordinator.address, 'worker-0', args),
       startWorkerProcess(coordinator.address, 'worker-1', args),
       startWorkerProcess(coordinator.address, 'worker-2', args),
-      startWorkerProcess(coordinator.address, 'worker-3', [...args, '--byzantine', 'signflip']),
-      startWorkerProcess(coordinator.address, 'worker-4', [...args, '--byzantine', 'nan']),
-      startWorkerProcess(coordinator.address, 'worker-5', [...args, '--byzantine', 'wrongSize']),
     );
     const started = Date.now();
     let state = '';
