@@ -14,6 +14,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RoundReport, WorkerRoundHealth } from '../roundReport.ts';
 import type { JobRecord } from '../state/stateStore.ts';
 import { isTerminal } from '../../core/jobLifecycle.ts';
+import { roundHealth } from '../roundHealth.ts';
 
 export interface CoordinatorMetricsOptions {
   /** How long an ended job's series stay (so a scrape after the end still sees its final values). */
@@ -45,6 +46,12 @@ interface JobSeries {
 }
 
 /** `REASON_AGAINST_ROBUST_DIRECTION` → `against_robust_direction` (the `reason` label). */
+/**
+ * The `reason` label of a worker the rule included with a negligible share of the update (roundHealth): not a
+ * wire code, since the rule did include it, but it did not count, as `watch` and `status` say.
+ */
+export const NEGLIGIBLE_SHARE_LABEL = 'negligible_share';
+
 export function reasonLabel(code: string | undefined): string {
   return (code ?? 'REASON_UNSPECIFIED').replace(/^REASON_/, '').toLowerCase();
 }
@@ -145,7 +152,7 @@ export class CoordinatorMetrics {
     );
     this.excluded = gauge(
       'phalanx_excluded_workers',
-      'Workers that delivered a gradient in the last round but were not included',
+      'Workers that delivered a gradient in the last round but did not count (excluded, or a negligible share)',
       job,
     );
     this.missing = gauge(
@@ -171,7 +178,7 @@ export class CoordinatorMetrics {
     );
     this.wIncluded = gauge(
       'phalanx_worker_included',
-      '1 if the rule included the worker in the last round',
+      '1 if the worker counted in the last update (the rule included it with a non-negligible share)',
       worker,
     );
     this.wWeight = gauge(
@@ -234,14 +241,16 @@ export class CoordinatorMetrics {
     if (report.compression) this.setFinite(s, this.compressionRatio, job, report.compression.ratio);
     if (report.rule === 'flag' && report.diagnostics)
       this.set(s, this.flagRank, job, report.diagnostics.flagRank);
-    this.set(s, this.excluded, job, report.workers.filter((w) => !w.included).length);
+    const health = roundHealth(report);
+    const negligible = new Set(health.excluded.filter((e) => e.worker.included).map((e) => e.worker));
+    this.set(s, this.excluded, job, health.excluded.length);
     this.set(s, this.missing, job, report.missing.length);
     this.set(s, this.rollbacks, job, report.rollbacks);
     this.inc(s, this.divergence, job, report.divergence.length);
     this.inc(s, this.storeStallSeconds, job, (report.storeStall?.waitedMs ?? 0) / 1000);
 
-    for (const w of report.workers) this.observeWorker(s, report.jobId, w, true);
-    for (const w of report.missing) this.observeWorker(s, report.jobId, w, false);
+    for (const w of report.workers) this.observeWorker(s, report.jobId, w, true, negligible.has(w));
+    for (const w of report.missing) this.observeWorker(s, report.jobId, w, false, false);
   }
 
   /** A job changed state; an ended job's series are removed after the grace period. */
@@ -266,11 +275,18 @@ export class CoordinatorMetrics {
     return [...this.jobs.keys()];
   }
 
-  private observeWorker(s: JobSeries, jobId: string, w: WorkerRoundHealth, delivered: boolean): void {
+  private observeWorker(
+    s: JobSeries,
+    jobId: string,
+    w: WorkerRoundHealth,
+    delivered: boolean,
+    negligible: boolean,
+  ): void {
     const labels = { job_id: jobId, worker: w.name };
     this.inc(s, this.wRounds, labels);
+    const counted = w.included && !negligible;
     if (delivered) {
-      this.set(s, this.wIncluded, labels, w.included ? 1 : 0);
+      this.set(s, this.wIncluded, labels, counted ? 1 : 0);
       this.set(s, this.wWeight, labels, w.weight);
       this.set(s, this.wTrust, labels, w.trust);
       this.setFinite(s, this.wNorm, labels, w.norm);
@@ -281,8 +297,8 @@ export class CoordinatorMetrics {
       this.set(s, this.wWeight, labels, 0);
       this.set(s, this.wTrust, labels, 0);
     }
-    if (w.included) return;
-    const reason = reasonLabel(w.reasonCode);
+    if (counted) return;
+    const reason = negligible ? NEGLIGIBLE_SHARE_LABEL : reasonLabel(w.reasonCode);
     this.inc(s, this.wFlags, { ...labels, reason });
     if (reason === 'late') this.inc(s, this.wLate, labels);
     if (reason === 'rejected') this.inc(s, this.wRejected, labels);

@@ -166,6 +166,20 @@ describe('coordinator metrics: round reports → series', () => {
     expect(await value(m, 'phalanx_worker_rounds_total', w5)).to.equal(2);
   });
 
+  it('counts a worker the rule included with a negligible share as not included, as watch and status do', async () => {
+    const m = new CoordinatorMetrics();
+    // Flag weights normalised gradients: worker-2's share is 8e-5 / 0.5 of the largest, below 1e-3.
+    const r = report('a', 0);
+    r.workers.push(worker('worker-2', { weight: 0.00008 }));
+    m.observeRound(r);
+    const w2 = { job_id: 'a', worker: 'worker-2' };
+    expect(await value(m, 'phalanx_worker_included', w2)).to.equal(0);
+    expect(await value(m, 'phalanx_worker_weight', w2)).to.equal(0.00008);
+    expect(await value(m, 'phalanx_worker_flags_total', { ...w2, reason: 'negligible_share' })).to.equal(1);
+    expect(await value(m, 'phalanx_excluded_workers', { job_id: 'a' })).to.equal(2);
+    expect(await value(m, 'phalanx_worker_included', { job_id: 'a', worker: 'worker-0' })).to.equal(1);
+  });
+
   it('labels reasons by the wire code without its prefix', () => {
     expect(reasonLabel('REASON_AGAINST_ROBUST_DIRECTION')).to.equal('against_robust_direction');
     expect(reasonLabel(undefined)).to.equal('unspecified');
