@@ -6,6 +6,9 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { proto } from '../../src/transport/protocol.ts';
 import { BIN, startCoordinatorProcess, startProcess, tmpDir, type Proc } from '../support/processes.ts';
 import {
   IDLE_SPEC,
@@ -153,4 +156,49 @@ describe('security: the CLI when the coordinator goes away mid-watch', function 
       }
     });
   }
+
+  // A stream reset without a dropped connection (a proxy in between, a server tearing its streams down) reaches
+  // the client as CANCELLED 'Call cancelled'. grpc-js also reports a dropped connection that way when it has not
+  // yet seen the drop, a race the kill tests above cannot force. A fake coordinator resets the stream on purpose.
+  it('says it lost the coordinator when the watch stream is reset (CANCELLED), exit 4, not that the job was cancelled', async () => {
+    const jobs = proto.phalanx.v1.Jobs.service;
+    const job = {
+      id: 'reset-job',
+      name: 'reset',
+      state: 'running',
+      round: 2,
+      totalRounds: 9,
+      specJson: '{}',
+    };
+    const frame = (message: Buffer) => {
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(message.length, 1);
+      return Buffer.concat([head, message]);
+    };
+    const server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      if (headers[':path'] === '/phalanx.v1.Jobs/GetJob') {
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(frame(jobs.GetJob.responseSerialize(job)));
+      } else {
+        stream.write(frame(jobs.WatchJob.responseSerialize({ job })));
+        setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 500);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const watcher = startProcess(['watch', 'reset-job', '--coordinator', address, '--token', 'unused']);
+    try {
+      expect(await watcher.exit(), watcher.output()).to.equal(4);
+      expect(watcher.output()).to.include(
+        `phalanx: lost connection to the coordinator at ${address} (Call cancelled)`,
+      );
+      expect(watcher.output()).to.not.match(/CANCELLED|job reset-job cancelled/);
+    } finally {
+      await watcher.kill('SIGKILL');
+      server.close();
+    }
+  });
 });
