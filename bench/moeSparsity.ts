@@ -10,8 +10,8 @@
  *   starved   the honest workers sent signal (routed > 0) but ratio < 0.1 (zero counts too);
  *   excluded  honest workers the rule gave weight 0 (its per-worker health), and whether every honest worker
  *             that routed to the block was among them.
- * Configurations `<rule>/expert` aggregate each expert block over the workers that routed to it (simulate's
- * perExpertAggregation, src/core/aggregation/perGroup.ts); the default set is the four plain ones.
+ * Configurations `<rule>/expert` aggregate each expert block over the workers that routed to it (the job
+ * spec's aggregation.perExpert, src/core/aggregation/perGroup.ts); the default set is the four plain ones.
  * Summarised per block over rounds and seeds; held-out nats/char per run (mean ± std, worst seed). --quick: 150
  * student rounds, 2 seeds (≈ 10 min on one core); otherwise 300 rounds (bench:students --quick's), 3 seeds.
  * --batchSize overrides the students' sequences per batch (8): a stress setting with sparser routing per worker.
@@ -62,7 +62,7 @@ interface Config {
   rule: string;
   options?: Record<string, unknown>;
   byzantine: number;
-  /** simulate's perExpertAggregation (src/core/aggregation/perGroup.ts). */
+  /** The spec's aggregation.perExpert (src/core/aggregation/perGroup.ts). */
   perExpert?: boolean;
 }
 const CONFIGS: Config[] = [
@@ -161,7 +161,12 @@ try {
       evaluation: { every: studentRounds },
       teacher: { checkpoint: teacher.checkpoint, ...kd },
       workers: { min: n, max: n },
-      aggregation: { rule: config.rule, f: 1, options: config.options ?? {} },
+      aggregation: {
+        rule: config.rule,
+        f: 1,
+        options: config.options ?? {},
+        perExpert: config.perExpert ?? false,
+      },
       ...(config.byzantine ? { simulate: { byzantine: { count: config.byzantine, attack: 'alie' } } } : {}),
     } satisfies JobSpecInput);
   const groups = parameterGroups(modelLayout(spec(CONFIGS[0], seeds[0]).model).layers);
@@ -214,7 +219,6 @@ try {
       const run = await simulate(spec(config, seed), {
         backend: 'wasm',
         onAggregate: observe,
-        perExpertAggregation: config.perExpert ?? false,
       });
       losses.push(run.finalLoss);
       console.log(

@@ -295,6 +295,11 @@ const aggregationSchema = section({
     .default([]),
   /** The rule's options, plus `preOptions: { <pre-aggregator>: {...} }`. */
   options: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * Mixture-of-experts models: each expert block is aggregated over the workers that sent a non-zero gradient
+   * for it (src/core/aggregation/perGroup.ts), under this rule or the guard's fallback.
+   */
+  perExpert: z.boolean().default(false),
   /** Compute budget of one round's aggregation; a round that exceeds it is skipped, with the reason. */
   deadline: duration(1000)
     .pipe(
@@ -554,6 +559,14 @@ export const jobSpecSchema = section({
       code: 'custom',
       path: ['evaluation', 'split'],
       message: "'validation' needs data.validation > 0 (e.g. data: { validation: 0.1 })",
+    });
+  }
+  if (spec.aggregation.perExpert && !(spec.model.kind === 'transformer' && spec.model.moe)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['aggregation', 'perExpert'],
+      message:
+        'needs a mixture-of-experts model (model: { kind: transformer, moe: { experts: 4 } }); remove aggregation.perExpert or add model.moe',
     });
   }
   const parameters = parameterCount(spec.model);

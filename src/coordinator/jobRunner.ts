@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { fallbackAggregation, validateJobSpec, type JobSpec } from '../config/jobSpec.ts';
 import { newestGoodCheckpoint, readCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { decodeJobState, encodeJobState } from '../checkpoint/jobState.ts';
+import { moeExpertGroups } from '../models/moeSpec.ts';
 import { JobRuntime, type JobResult, type RuntimeGuardState } from './jobRuntime.ts';
 import { buildModelHost, type CoordinatorModelHost } from './modelHost.ts';
 import { RoundCompute, type ComputeState } from './roundCompute.ts';
@@ -300,9 +301,12 @@ export class JobRunner {
     const { rule, f, pre, options } = spec.aggregation;
     const aggregation = (rollbacks: number) =>
       rollbacks > 0 ? fallbackAggregation(spec) : { rule, f, pre, options };
+    // aggregation.perExpert: each expert block over the workers that routed tokens to it, under either rule.
+    const groups = spec.aggregation.perExpert ? moeExpertGroups(host.layout.layers) : undefined;
     const compute = await RoundCompute.start(
       {
         aggregation: aggregation(guard?.rollbacks ?? 0),
+        groups,
         optimizer: spec.optimizer,
         size: host.layout.totalSize,
       },
@@ -377,6 +381,7 @@ export class JobRunner {
           const manifest = newest && (await newestGoodCheckpoint(checkpointDir, job.id, newest.round));
           const fallback = {
             aggregation: aggregation(rt.rollbacks + 1),
+            groups,
             optimizer: spec.optimizer,
             size: host.layout.totalSize,
           };

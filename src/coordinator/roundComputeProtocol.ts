@@ -11,6 +11,7 @@
  * and the optimizer state stay as the last good round left them. A round already optimizing is let finish (the
  * optimizer is one O(d) pass).
  */
+import type { ParameterGroup } from '../core/aggregation/perGroup.ts';
 import type { OptimizerSpec } from '../core/optim/types.ts';
 import type { RoundStepResult } from '../core/roundStep.ts';
 
@@ -21,6 +22,8 @@ export const ABANDONED = 3;
 
 export interface ComputeConfig {
   aggregation: { rule: string; f: number; pre: string[]; options: Record<string, unknown> };
+  /** Present and non-empty: each group aggregated over the workers that sent signal for it (aggregation.perExpert). */
+  groups?: ParameterGroup[];
   optimizer: OptimizerSpec;
   /** Number of parameters. */
   size: number;

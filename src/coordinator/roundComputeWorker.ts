@@ -4,6 +4,7 @@
  * roundComputeProtocol.ts for the messages and the control word that makes an abandoned round harmless.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { createPerGroupPipeline } from '../core/aggregation/perGroup.ts';
 import { createAggregationPipeline } from '../core/aggregation/pipeline.ts';
 import { createOptimizer } from '../core/optim/index.ts';
 import { AggregationStalledError, RoundStepper, type AggregatorLike } from '../core/roundStep.ts';
@@ -36,7 +37,9 @@ function post(message: FromThread, transfer: ArrayBuffer[] = []): void {
 
 function main(): void {
   const { config } = init;
-  const pipeline = createAggregationPipeline(config.aggregation);
+  const pipeline = config.groups?.length
+    ? createPerGroupPipeline(config.aggregation, config.groups)
+    : createAggregationPipeline(config.aggregation);
   const tensors: Float32Array[] = [];
   const optimizer = createOptimizer(config.optimizer, config.size, (length) => {
     const previous = init.optimizerTensors?.[tensors.length];

@@ -1,3 +1,4 @@
+import type { GroupFallback } from '../core/aggregation/perGroup.ts';
 import type { WorkerHealth } from '../core/aggregation/types.ts';
 import { reasonWireName, type ReasonCode } from '../core/reasonCodes.ts';
 import type { Reason__Output } from '../gen/phalanx/v1/Reason.ts';
@@ -54,8 +55,11 @@ export interface RoundReport {
   bytesReceived: number;
   /** Parameter bytes streamed to workers (PullParameters) while this round collected. */
   bytesSent?: number;
-  /** Flag's subspace rank (0 for other rules) and the delivered workers the rule did not include. */
-  diagnostics?: { flagRank: number; excluded: number };
+  /**
+   * Flag's subspace rank (0 for other rules), the delivered workers the rule did not include and, with
+   * aggregation.perExpert, the expert blocks that fell back to the all-worker aggregate (src/core/aggregation/perGroup.ts).
+   */
+  diagnostics?: RuleDiagnostics;
   finishedAtMs: number;
   /** Signs of divergence the guard saw in this round (src/core/round/divergenceGuard.ts); empty if none. */
   divergence: string[];
@@ -67,6 +71,13 @@ export interface RoundReport {
   compression?: RoundCompression;
   /** The round's commit waited for a store that did not answer (the job paused at this round meanwhile). */
   storeStall?: StoreWait;
+}
+
+export interface RuleDiagnostics {
+  flagRank: number;
+  excluded: number;
+  /** Only with aggregation.perExpert and only when some group fell back. */
+  groupFallbacks?: GroupFallback[];
 }
 
 /** Compressed traffic of one round (src/core/compression/compressionSession.ts roundCompression). */
@@ -135,16 +146,21 @@ export function missingWorker(
   };
 }
 
-/** The round's rule diagnostics: Flag's chosen rank r (0 for other rules) and the delivered workers not included. */
+/**
+ * The round's rule diagnostics: Flag's chosen rank r (0 for other rules), the delivered workers not included and
+ * the per-group fallbacks of a per-expert pipeline, if any.
+ */
 export function ruleDiagnostics(
   rule: string,
   diagnostics: Record<string, unknown> | undefined,
   workers: readonly WorkerRoundHealth[],
-): { flagRank: number; excluded: number } {
+): RuleDiagnostics {
   const r = diagnostics?.['r'];
+  const fallbacks = (diagnostics?.['perGroup'] as { fallbacks?: GroupFallback[] } | undefined)?.fallbacks;
   return {
     flagRank: rule === 'flag' && typeof r === 'number' && Number.isFinite(r) ? r : 0,
     excluded: workers.filter((w) => !w.included).length,
+    ...(fallbacks?.length ? { groupFallbacks: fallbacks } : {}),
   };
 }
 

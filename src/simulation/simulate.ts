@@ -17,9 +17,10 @@
  *     The optimal* line-search attacks get `aggregate` = a copy of the job's pipeline (state synced each round).
  * The round is a RoundEngine (the coordinator's), closed when every rank has answered. Then exactly what
  * JobRuntime.closeRound does: the vectors ordered by rank go through
- * createAggregationPipeline(spec.aggregation) (a failing round is skipped, 10 in a row fail the run; a
- * non-finite update is not applied), optimizer.step, evaluation on the split `evaluation.split` names (test set or
- * validation split) after every `evaluation.every`-th round and after the last one. Initial parameters:
+ * createAggregationPipeline(spec.aggregation) (createPerGroupPipeline over the expert blocks with
+ * aggregation.perExpert; a failing round is skipped, 10 in a row fail the run; a non-finite update is not
+ * applied), optimizer.step, evaluation on the split `evaluation.split` names (test set or validation split) after
+ * every `evaluation.every`-th round and after the last one. Initial parameters:
  * opts.initialParams if given (a distributed job has no such option), else jobInitialParameters (studentInit.ts).
  *
  * Same spec and seed, no Byzantine workers or only data-side ones ⇒ the same parameters as `phalanx launch` with
@@ -81,11 +82,6 @@ export interface SimulationOptions {
    * spec's. A distributed job has no such option.
    */
   initialParams?: Float32Array;
-  /**
-   * Mixture-of-experts models: aggregate each expert block (`blocks.b.mlp.experts.e.*`) over the workers that
-   * sent a non-zero gradient for it (src/core/aggregation/perGroup.ts). Off by default; simulate only so far.
-   */
-  perExpertAggregation?: boolean;
   /**
    * Called after each round's aggregation with the vectors the rule saw (in delivery order, valid only during
    * the call), each one's role, and the rule's result (undefined for a skipped round): for per-parameter
@@ -320,8 +316,9 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       pre: spec.aggregation.pre,
       options: spec.aggregation.options,
     };
-    // opts.perExpertAggregation: each expert block aggregated over the workers that routed tokens to it.
-    const expertGroups = opts.perExpertAggregation ? moeExpertGroups(trainer.layout.layers) : [];
+    // aggregation.perExpert: each expert block aggregated over the workers that routed tokens to it, as the
+    // coordinator's round-compute thread does (under the guard's fallback rule too).
+    const expertGroups = spec.aggregation.perExpert ? moeExpertGroups(trainer.layout.layers) : [];
     const buildPipeline = (s: AggregationSpec): AggregationPipeline =>
       expertGroups.length ? createPerGroupPipeline(s, expertGroups) : createAggregationPipeline(s);
     let pipeline = buildPipeline(aggregationSpec);

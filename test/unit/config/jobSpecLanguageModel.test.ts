@@ -94,4 +94,18 @@ describe('config: job spec for the language-model task', () => {
       "model.kind: must be 'mlp', 'cnn' or 'transformer'",
     );
   });
+
+  it('aggregation.perExpert: off by default, accepted on an MoE transformer, refused (naming the field) otherwise', () => {
+    expect(validateJobSpec(lm).aggregation.perExpert).to.equal(false);
+    const moe = { ...lm, model: { kind: 'transformer', moe: { experts: 4, topK: 2 } } };
+    expect(validateJobSpec({ ...moe, aggregation: { perExpert: true } }).aggregation.perExpert).to.equal(
+      true,
+    );
+    const refused = [
+      'aggregation.perExpert: needs a mixture-of-experts model (model: { kind: transformer, moe: { experts: 4 } }); remove aggregation.perExpert or add model.moe',
+    ];
+    expect(issues({ ...lm, aggregation: { perExpert: true } })).to.deep.equal(refused);
+    expect(issues({ aggregation: { perExpert: true } })).to.deep.equal(refused);
+    expect(issues({ ...moe, aggregation: { perExpert: 'yes' } })[0]).to.match(/^aggregation\.perExpert: /);
+  });
 });

@@ -5,6 +5,7 @@
  * the last good state.
  */
 import { expect } from 'chai';
+import { createPerGroupPipeline } from '../../../src/core/aggregation/perGroup.ts';
 import { createAggregationPipeline } from '../../../src/core/aggregation/pipeline.ts';
 import { createOptimizer, type OptimizerSpec } from '../../../src/core/optim/index.ts';
 import { Rng } from '../../../src/core/random.ts';
@@ -15,6 +16,7 @@ import {
   sharedFloat32,
   type ComputeConfig,
 } from '../../../src/coordinator/roundCompute.ts';
+import { ruleDiagnostics } from '../../../src/coordinator/roundReport.ts';
 
 /** n gradients of length d for one round, in shared memory (as the runtime's push buffers are). */
 function roundInputs(seed: number, n: number, d: number): { vectors: Float32Array[]; ids: string[] } {
@@ -58,7 +60,9 @@ function expectSameStep(got: RoundStepResult, want: RoundStepResult, label: stri
 }
 
 function reference(config: ComputeConfig, params: Float32Array) {
-  const pipeline = createAggregationPipeline(config.aggregation);
+  const pipeline = config.groups
+    ? createPerGroupPipeline(config.aggregation, config.groups)
+    : createAggregationPipeline(config.aggregation);
   const optimizer = createOptimizer(config.optimizer, config.size);
   return { pipeline, optimizer, stepper: new RoundStepper(pipeline, optimizer), params: params.slice() };
 }
@@ -246,6 +250,49 @@ describe('RoundCompute (worker thread, shared memory)', function () {
         await compute.dispose();
       }
     });
+  });
+
+  it('groups (aggregation.perExpert): each group over its senders, as in process; fallbacks reach the report', async () => {
+    // 'few': 2 of 6 workers send it, too few for the median with f = 1; 'most': 4 of 6 do.
+    const groups = [
+      { name: 'few', ranges: [{ offset: 0, size: 100 }] },
+      {
+        name: 'most',
+        ranges: [
+          { offset: 200, size: 50 },
+          { offset: 400, size: 50 },
+        ],
+      },
+    ];
+    const config: ComputeConfig = {
+      aggregation: { rule: 'median', f: 1, pre: [], options: {} },
+      groups,
+      optimizer: SGD,
+      size: d,
+    };
+    const p0 = initialParams(d);
+    const ref = reference(config, p0);
+    const compute = await RoundCompute.start(config, p0, { deadlineMs: 60_000 });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const { vectors, ids } = roundInputs(2000 + round, 6, d);
+        for (let i = 0; i < 4; i++) vectors[i].fill(0, 0, 100);
+        for (let i = 0; i < 2; i++) [200, 400].forEach((o) => vectors[i].fill(0, o, o + 50));
+        const want = ref.stepper.step(round, ref.params, vectors, ids);
+        const got = await compute.step(round, vectors, ids);
+        expectSameStep(got, want, `round ${round}`);
+        expect(bytes(compute.params).equals(bytes(ref.params)), `round ${round}: params bits`).to.equal(true);
+        const plain = createAggregationPipeline(config.aggregation).aggregate(vectors, ids).update;
+        // the median of 6 with 2 zeros differs from the median of the 4 senders
+        expect(got.result!.update[200]).to.not.equal(plain[200]);
+        const report = ruleDiagnostics('median', got.result!.diagnostics, []);
+        expect(report.groupFallbacks).to.deep.equal([
+          { group: 'few', senders: 2, reason: 'median needs 2f < n (n=2, f=1)' },
+        ]);
+      }
+    } finally {
+      await compute.dispose();
+    }
   });
 
   it('names deadlines the way the spec writes them', () => {
