@@ -83,4 +83,18 @@ describe('cli: progress line', () => {
     ).round;
     expect(formatRound(calm, ctx)).to.not.contain('store stalled');
   });
+  it("carries a per-expert round's group fallbacks across WatchJob's proto", () => {
+    const watch = (
+      packageDefinition['phalanx.v1.Jobs'] as Record<
+        string,
+        { responseSerialize(v: unknown): Buffer; responseDeserialize(b: Buffer): unknown }
+      >
+    ).WatchJob;
+    const groupFallbacks = [{ group: 'block0.expert2', senders: 2, reason: 'median: needs n > 2f' }];
+    const sent = report({ diagnostics: { flagRank: 0, excluded: 0, groupFallbacks } });
+    const back = (
+      watch.responseDeserialize(watch.responseSerialize({ round: sent })) as { round: RoundReport }
+    ).round;
+    expect(back.diagnostics?.groupFallbacks).to.deep.equal(groupFallbacks);
+  });
 });
