@@ -116,6 +116,14 @@ export function formatRoundDetails(r: RoundReport, limit = 10): string[] {
         `    ${e.kind} ${e.worker.name}${e.worker.byzantine ? ` [byzantine ${e.worker.byzantine}]` : ''}: ${e.reason}`,
     );
   if (rows.length > limit) lines.push(`    … and ${rows.length - limit} more`);
+  const fallbacks = r.diagnostics?.groupFallbacks ?? [];
+  if (fallbacks.length) {
+    const shown = fallbacks.slice(0, 3).map((g) => `${g.group} (${g.senders} senders: ${g.reason})`);
+    if (fallbacks.length > 3) shown.push(`${fallbacks.length - 3} more`);
+    lines.push(
+      `    per-expert: ${fallbacks.length} block(s) kept the all-worker aggregate: ${shown.join('; ')}`,
+    );
+  }
   return lines;
 }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { formatRound } from '../../../src/cli/progress.ts';
+import { formatRound, formatRoundDetails } from '../../../src/cli/progress.ts';
 import type { RoundReport } from '../../../src/coordinator/roundReport.ts';
 import { packageDefinition } from '../../../src/transport/protocol.ts';
 
@@ -96,5 +96,8 @@ describe('cli: progress line', () => {
       watch.responseDeserialize(watch.responseSerialize({ round: sent })) as { round: RoundReport }
     ).round;
     expect(back.diagnostics?.groupFallbacks).to.deep.equal(groupFallbacks);
+    expect(formatRoundDetails(back)).to.deep.equal([
+      '    per-expert: 1 block(s) kept the all-worker aggregate: block0.expert2 (2 senders: median: needs n > 2f)',
+    ]);
   });
 });
