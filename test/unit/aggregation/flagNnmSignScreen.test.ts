@@ -5,6 +5,8 @@
  * test on the inputs before mixing.
  */
 import { expect } from 'chai';
+import { flagSignScores } from '../../../src/core/aggregation/flag/aggregator.ts';
+import { computeGram } from '../../../src/core/aggregation/kernels/registry.ts';
 import { createAggregationPipeline } from '../../../src/core/aggregation/pipeline.ts';
 import { createPreAggregator } from '../../../src/core/aggregation/registry.ts';
 import { Rng } from '../../../src/core/random.ts';
@@ -104,6 +106,16 @@ describe('nnm: sign screen', () => {
     expect(screened.vectors.length).to.equal(honest.length);
     expect(Array.from(screened.mixing)).to.deep.equal(Array.from(plain.mixing));
     screened.vectors.forEach((v, i) => expect(Array.from(v)).to.deep.equal(Array.from(plain.vectors[i])));
+  });
+
+  it("scores from the caller's Gram matrix exactly as from its own", () => {
+    const vectors = [...honest, ...[0, 1].map(() => Float32Array.from(mu, (m) => -m))];
+    const own = flagSignScores(vectors, 2);
+    expect(Array.from(flagSignScores(vectors, 2, computeGram(vectors)))).to.deep.equal(Array.from(own));
+    expect(own[9]).to.be.below(-0.3);
+    expect(() => flagSignScores(vectors, 2, new Float64Array(4))).to.throw(
+      /gram has 4 entries for 10 vectors/,
+    );
   });
 
   it('needs 2f < n with the screen on', () => {

@@ -124,10 +124,11 @@ function validateInput(input: AggregationInput): { n: number; d: number } {
   return { n, d };
 }
 
-function prepare(input: AggregationInput, extra: Float32Array[]): Prepared {
+/** `gram`: the inputs' Gram matrix when the caller already has it (only without extra vectors). */
+function prepare(input: AggregationInput, extra: Float32Array[], gram?: Float64Array): Prepared {
   const { n, d } = validateInput(input);
   const all = extra.length > 0 ? [...input.vectors, ...extra] : input.vectors;
-  const R = computeGram(all);
+  const R = gram && extra.length === 0 ? gram : computeGram(all);
   const N = all.length;
   const norms = new Float64Array(n);
   const status: Status[] = [];
@@ -694,11 +695,15 @@ function robustDirectionScores(P: Float64Array, p: number, r: number, K: Float64
 /**
  * The sign test's scores of raw inputs with the Phalanx defaults (r = n − 2f, the flag median by IRLS, the
  * principal axis of the projections oriented by the workers' median cosines): each vector's cosine to that
- * robust direction, 0 for a zero or non-finite vector. Used by NNM's sign screen, before mixing.
+ * robust direction, 0 for a zero or non-finite vector. Used by NNM's sign screen, before mixing, which passes
+ * the n × n Gram matrix of `vectors` it has already computed (`gram`, float64, row-major).
  */
-export function flagSignScores(vectors: Float32Array[], f: number): Float64Array {
+export function flagSignScores(vectors: Float32Array[], f: number, gram?: Float64Array): Float64Array {
   const workerIds = vectors.map((_, i) => `x${i}`);
-  const { n, R, N, norms, status } = prepare({ vectors, workerIds, f }, []);
+  if (gram && gram.length !== vectors.length * vectors.length) {
+    throw new Error(`flagSignScores: gram has ${gram.length} entries for ${vectors.length} vectors`);
+  }
+  const { n, R, N, norms, status } = prepare({ vectors, workerIds, f }, [], gram);
   const out = new Float64Array(n);
   const active: number[] = [];
   for (let i = 0; i < n; i++) if (status[i] === 'ok') active.push(i);

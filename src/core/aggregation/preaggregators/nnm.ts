@@ -43,7 +43,7 @@ export const createNnm: PreAggregatorFactory = (options) => {
     let kept = Array.from({ length: n }, (_, i) => i);
     if (signThreshold !== undefined && f > 0) {
       precondition(2 * f < n, 'nnm', '2f < n (sign screen)', n, f);
-      const scores = flagSignScores(vectors, f);
+      const scores = flagSignScores(vectors, f, gram);
       const below = kept.filter((i) => scores[i] < signThreshold);
       below.sort((a, b) => scores[a] - scores[b] || b - a);
       const dropped = new Set(below.slice(0, f));
