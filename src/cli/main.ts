@@ -371,7 +371,7 @@ addLogOptions(program.command('coordinator').description('run the coordinator (g
       const { startCoordinator } = await import('../coordinator/server.ts');
       const c = await startCoordinator({
         host: opts.host,
-        port: Number(opts.port),
+        port: portOption(opts.port, '--port') ?? 7070,
         healthPort: portOption(opts.healthPort, '--health-port'),
         store: storeConfig(opts),
         dataDir: opts.dataDir,
@@ -379,7 +379,7 @@ addLogOptions(program.command('coordinator').description('run the coordinator (g
         dataRoots: opts.dataRoot,
         memoryBudgetBytes: byteSizeOption(opts.memoryBudget, '--memory-budget'),
         id: opts.id,
-        heartbeatTtlMs: Number(opts.heartbeatTtl),
+        heartbeatTtlMs: positiveIntegerOption(opts.heartbeatTtl, '--heartbeat-ttl'),
         lease,
         advertise: opts.advertise,
         tls: { cert: opts.tlsCert, key: opts.tlsKey, ca: opts.tlsCa },
@@ -619,7 +619,7 @@ async function runLaunch(base: JobSpecInput, opts: LaunchCliOptions): Promise<vo
     attack: opts.attack,
     attackOptions,
     store: storeConfig({ store: opts.store, redisUrl: opts.redisUrl }),
-    port: Number(opts.port),
+    port: portOption(opts.port, '--port') ?? 0,
     dashboardPort: portOption(opts.dashboardPort, '--dashboard-port'),
     dataDir: opts.dataDir,
     checkpointDir: opts.checkpointDir,

@@ -362,9 +362,13 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           log.info('session not recognised; registering again');
           registered = false;
         } else if (
-          isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED)
+          isStatus(e, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED) ||
+          // A server that lacks RegisterWorker (another service, an HTTP/2 proxy's 404) is a wrong address.
+          (!registered && isStatus(e, grpc.status.UNIMPLEMENTED))
         ) {
-          const reason = unreachableReason(e);
+          const reason = isStatus(e, grpc.status.UNIMPLEMENTED)
+            ? `not a Phalanx coordinator: ${(e as grpc.ServiceError).details}`
+            : unreachableReason(e);
           const now = Date.now();
           unreachableSince ??= now;
           const limit = options.connectTimeoutMs;
@@ -395,7 +399,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           });
           delay = Math.min(delay, pollMs);
         } else {
-          log.error(`error: ${(e as Error).message}`, { err: (e as Error).message });
+          log.error(
+            `coordinator at ${client.address}: ${(e as Error).message}; retrying in ${formatDelay(delay)}`,
+            { coordinator: client.address, err: (e as Error).message, retryInMs: Math.round(delay) },
+          );
         }
         await sleep(delay, options.signal);
       }

@@ -1,7 +1,7 @@
 /** The `phalanx` command's basics as a user meets them: exit codes, one-line errors, --version, help text. */
 import { expect } from 'chai';
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import { listAttacks } from '../../src/core/attacks/registry.ts';
@@ -39,6 +39,19 @@ describe('integration: phalanx CLI basics', function () {
       const { code, stderr } = await phalanx(['launch', '--workers']);
       expect(stderr).to.match(/argument missing/);
       expect(code).to.equal(2);
+    });
+
+    it('a port or a TTL that is not a number (coordinator, launch)', async () => {
+      const dir = tmpDir('cli-basics');
+      const port = await phalanx(['coordinator', '--insecure-open', '--port', 'abc', '--data-dir', dir]);
+      expect(port.stderr.trim()).to.equal("phalanx: --port must be a port number in [0, 65535] (got 'abc')");
+      expect(port.code).to.equal(2);
+      const ttl = await phalanx(['coordinator', '--insecure-open', '--port', '0', '--heartbeat-ttl', 'abc']);
+      expect(ttl.stderr.trim()).to.equal("phalanx: --heartbeat-ttl must be a positive integer, got 'abc'");
+      expect(ttl.code).to.equal(2);
+      const launch = await phalanx(['launch', '--port', 'abc', '--data-dir', dir]);
+      expect(launch.stderr.trim()).to.match(/^phalanx: --port must be a port number/);
+      expect(launch.code).to.equal(2);
     });
 
     it('a value outside the choices', async () => {
@@ -82,6 +95,30 @@ describe('integration: phalanx CLI basics', function () {
       expect(stderr).to.match(/unknown attack 'alien'/);
       for (const a of listAttacks()) expect(stderr).to.include(a);
       expect(code).to.equal(2);
+    });
+
+    it('launch --rule alien: exit 2 before anything starts, lists the valid rules', async () => {
+      const { code, stderr } = await phalanx(['launch', '--rule', 'alien', '--data-dir', dir]);
+      expect(stderr).not.to.match(/^\s+at /m);
+      expect(stderr).to.match(/^phalanx: invalid job spec:\n {2}- aggregation\.rule: unknown rule 'alien'/);
+      for (const r of listRules()) expect(stderr).to.include(r);
+      expect(code).to.equal(2);
+    });
+
+    it('coordinator whose --data-dir cannot be used (a file, or a broken admin.token): names it, exit 1', async () => {
+      const file = path.join(dir, 'not-a-dir');
+      writeFileSync(file, '');
+      const under = await phalanx(['coordinator', '--insecure-open', '--port', '0', '--data-dir', file]);
+      oneLine(under.stderr);
+      expect(under.stderr).to.include(`data dir ${file}: cannot use ${file}/admin.token (ENOTDIR`);
+      expect(under.code).to.equal(1);
+      const broken = path.join(dir, 'broken');
+      mkdirSync(broken, { recursive: true });
+      writeFileSync(path.join(broken, 'admin.token'), 'garbage\n');
+      const token = await phalanx(['coordinator', '--insecure-open', '--port', '0', '--data-dir', broken]);
+      oneLine(token.stderr);
+      expect(token.stderr).to.include('admin.token does not hold a Phalanx admin token');
+      expect(token.code).to.equal(1);
     });
 
     it('worker --byzantine alien fails at start with exit 2', async () => {

@@ -4,7 +4,8 @@
  * setting refused at start.
  */
 import { expect } from 'chai';
-import { logLines, startCoordinatorProcess, startProcess, type Proc } from '../support/processes.ts';
+import { spawnSync } from 'node:child_process';
+import { BIN, logLines, startCoordinatorProcess, startProcess, type Proc } from '../support/processes.ts';
 
 const exitOf = (proc: Proc): Promise<number | null> => proc.exit();
 
@@ -73,6 +74,28 @@ describe('integration: service logs', function () {
       expect(line).to.match(
         /^\[w-pretty\] cannot reach coordinator at 127\.0\.0\.1:1 \(ECONNREFUSED\); retrying in /,
       );
+  });
+
+  it('a worker whose stdout is a terminal (a pseudo-TTY from script(1)) logs human lines, no JSON', async function () {
+    const env = { ...process.env };
+    delete env['PHALANX_LOG_FORMAT'];
+    const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+    const command = [process.execPath, BIN, 'worker', '--coordinator', '127.0.0.1:1', '--name', 'w-tty']
+      .concat(['--backend', 'cpu', '--connect-timeout', '2s'])
+      .map(quote)
+      .join(' ');
+    const run = spawnSync('script', ['-qec', command, '/dev/null'], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    if (run.error && (run.error as NodeJS.ErrnoException).code === 'ENOENT') this.skip(); // no script(1)
+    const lines = run.stdout.split(/\r?\n/).filter((l) => l !== '');
+    expect(run.status, run.stdout).to.equal(1);
+    expect(lines.some((l) => l.startsWith('{'))).to.equal(false);
+    expect(lines.at(-1)).to.match(/^phalanx: worker w-tty: cannot reach coordinator at 127\.0\.0\.1:1 /);
+    const retries = lines.filter((l) => /^\[w-tty\] cannot reach coordinator at 127\.0\.0\.1:1 /.test(l));
+    expect(retries.length).to.be.greaterThan(0);
   });
 
   it('a wrong PHALANX_LOG_FORMAT or --log-level is a usage error (exit 2) naming the valid values', async () => {

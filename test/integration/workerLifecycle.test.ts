@@ -149,9 +149,57 @@ describe('integration: worker lifecycle', function () {
       );
       expect(r).to.include({ coordinator: '127.0.0.1:1', reason: 'ECONNREFUSED', worker: 'lost-0' });
     }
+    // Backoff: the first wait is drawn from [0.5, 1] s, the second from [1, 2] s.
+    const waits = retries.map((r) => Number(r['retryInMs']));
+    expect(waits[1]).to.be.greaterThan(waits[0]);
     expect(w.output()).to.contain(
       'phalanx: worker lost-0: cannot reach coordinator at 127.0.0.1:1 (ECONNREFUSED) for 4.0s; giving up (--connect-timeout 4.0s)',
     );
+  });
+
+  it('names an address that answers but is not a Phalanx coordinator, and gives up after --connect-timeout', async () => {
+    // A gRPC server without the Coordinator service: what a wrong port on a gRPC or HTTP/2 host answers.
+    const server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const address = `127.0.0.1:${port}`;
+    const w = track(
+      startProcess([
+        'worker',
+        '--coordinator',
+        address,
+        '--name',
+        'wrong-0',
+        '--backend',
+        'cpu',
+        '--connect-timeout',
+        '3s',
+      ]),
+    );
+    try {
+      const outcome = await Promise.race([
+        exitOf(w),
+        new Promise((resolve) => setTimeout(resolve, 60_000, 'still retrying after 60 s')),
+      ]);
+      expect(outcome, w.output()).to.equal(1);
+      const retries = logLines(w.output()).filter((l) => l.level === 'warn');
+      expect(retries.length).to.be.greaterThan(0);
+      for (const r of retries) {
+        expect(r.msg).to.match(
+          new RegExp(
+            `^cannot reach coordinator at ${address} \\(not a Phalanx coordinator: .+\\); retrying in`,
+          ),
+        );
+      }
+      expect(w.output()).to.contain(
+        `phalanx: worker wrong-0: cannot reach coordinator at ${address} (not a Phalanx`,
+      );
+    } finally {
+      server.forceShutdown();
+    }
   });
 
   it('stops with exit 1 and the reason when it cannot work on the job it joined (no retry loop)', async () => {

@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'nod
 import path from 'node:path';
 import type { AccessTokenRecord, StateStore } from '../state/stateStore.ts';
 import { parseRole, type Role } from './roles.ts';
+import { StartupError } from '../startupError.ts';
 
 const TOKEN_PATTERN = /^(t-[0-9a-f]{16})\.[A-Za-z0-9_-]{32}$/;
 /** Most worker identities one token may admit, and the longest lifetime it may have. */
@@ -103,20 +104,32 @@ export async function ensureAdminToken(
   const file = path.resolve(dataDir, ADMIN_TOKEN_FILE);
   let token: string | undefined;
   let created = false;
+  // A data directory the coordinator cannot use is a setup mistake: said in one line (StartupError).
   try {
-    token = readFileSync(file, 'utf8').trim();
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (token === undefined) {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      token = mintToken({ role: 'admin', count: MAX_TOKEN_COUNT }, Date.now()).token;
+      writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+      chmodSync(file, 0o600);
+      created = true;
+    }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  if (token === undefined) {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    token = mintToken({ role: 'admin', count: MAX_TOKEN_COUNT }, Date.now()).token;
-    writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600);
-    created = true;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code !== 'string') throw e;
+    throw new StartupError(
+      `data dir ${dataDir}: cannot use ${file} (${code}; see --data-dir / PHALANX_DATA_DIR)`,
+    );
   }
   const m = TOKEN_PATTERN.exec(token);
-  if (!m) throw new Error(`${file} does not hold a Phalanx admin token: delete it to have a new one created`);
+  if (!m)
+    throw new StartupError(
+      `${file} does not hold a Phalanx admin token: delete it to have a new one created`,
+    );
   await store.putAccessToken({
     id: m[1],
     hash: sha256Hex(token),
