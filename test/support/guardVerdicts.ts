@@ -37,7 +37,7 @@ export function checkpointVerdicts(
     expect(r.replay, `round ${r.round} is a replay before any signal`).to.equal(false);
     expect(
       r.workers.some((w) => w.included),
-      `round ${r.round} was aggregated`,
+      `round ${r.round} was aggregated (missing: ${r.missing.map((w) => `${w.name}: ${w.reason}`).join('; ')})`,
     ).to.equal(true);
     const evaluated = Number.isFinite(r.testAccuracy) || Number.isFinite(r.testLoss);
     const signals = guard.observe({
