@@ -28,7 +28,7 @@
  * (Σ c_t = 2 recursions): the MoR's target compute without routing. Fixed beforehand, not tuned on these results.
  *
  * Recursive students (`--students recursive`, not in the default set: it has its own 4-layer teacher and takes
- * ≈ 42 min with --quick): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
+ * ≈ 40–70 min with --quick on 2 shared cores): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
