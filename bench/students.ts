@@ -1,16 +1,19 @@
 /**
  * Students distilled from a teacher checkpoint
- * (npm run bench:students [-- --quick] [--seeds 3] [--json FILE] [--rounds N] [--students moe,mor,recursive]).
+ * (npm run bench:students [-- --quick] [--seeds 3] [--json FILE] [--rounds N] [--students moe,mor,recursive]
+ * [--engine coordinator|simulate]).
  *
  * A character transformer teacher is trained on the bundled KJV excerpt and saved as a checkpoint; then, for
  * each seed, students are distilled from it (α·T²·KL + (1 − α)·CE) with the same data, rounds and optimizer:
  *   - moe:   top-2-of-4 mixture-of-experts MLPs (src/models/moe.ts), Switch load-balancing loss;
  *   - dense: the ordinary transformer with the MoE's active parameter count (moeSpec.ts denseEquivalent).
- * Every run goes through `simulate()`: the worker and round code of a distributed job in one process (equal to
- * `phalanx launch` on the same backend, test/integration/simulateMatchesDistributed.test.ts), 4 workers, median
- * rule, wasm. Reported: held-out nats/char (the test split: the last 10% of the text), mean ± std over seeds and
- * the worst seed, the paired difference, and the MoE's expert load (max/mean routing assignments per expert over
- * the held-out tokens, worst block). Hyper-parameters are fixed beforehand (the values of bench/distillSmall.ts,
+ * Every run, the teachers' included, goes through the coordinator (support/trainJob.ts: `launch()`, a gRPC
+ * coordinator in this process and 4 worker processes over loopback, memory store, wasm), median rule; the final
+ * parameters come from the job's last checkpoint. `--engine simulate` runs the same jobs through `simulate()`
+ * (the same worker and round code in one process; same results on the same backend). Reported: held-out
+ * nats/char (the test split: the last 10% of the text), mean ± std over seeds and the worst seed, the paired
+ * difference, and the MoE's expert load (max/mean routing assignments per expert over the held-out tokens,
+ * worst block). Hyper-parameters are fixed beforehand (the values of bench/distillSmall.ts,
  * Switch's aux weight 0.01), not tuned on these results.
  *
  * E5 (issue 10): the MoE student is no worse than the dense one (mean paired difference MoE − dense ≤ 0) and its
@@ -25,7 +28,7 @@
  * (Σ c_t = 2 recursions): the MoR's target compute without routing. Fixed beforehand, not tuned on these results.
  *
  * Recursive students (`--students recursive`, not in the default set: it has its own 4-layer teacher and takes
- * ≈ 42 min with --quick): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
+ * ≈ 40–70 min with --quick on 2 shared cores): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -36,7 +39,6 @@ import { BUNDLED_EXCERPT } from '../src/data/text.ts';
 import { activeParameterCount, denseEquivalent } from '../src/models/moeSpec.ts';
 import { parameterCount } from '../src/models/parameterCount.ts';
 import type { MoeSpec, MorSpec, TransformerSpec } from '../src/models/types.ts';
-import { simulate } from '../src/simulation/simulate.ts';
 import { seedStats, type SeedStats } from './support/seedStats.ts';
 import {
   BENCH_TEACHER_4_LAYERS,
@@ -45,6 +47,7 @@ import {
   trainBenchTeacher,
 } from './support/benchTeacher.ts';
 import { recursiveComparison } from './support/recursiveComparison.ts';
+import { ENGINES, trainJob, type Engine } from './support/trainJob.ts';
 
 const { values } = parseArgs({
   options: {
@@ -55,8 +58,13 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     /** Which comparisons to run: moe (E5, MoE vs dense), mor (MoR vs recursive), recursive (E1–E4). */
     students: { type: 'string', default: 'moe,mor' },
+    /** coordinator: launch() with worker processes over gRPC; simulate: the same code in one process. */
+    engine: { type: 'string', default: 'coordinator' },
   },
 });
+const engine = values.engine as Engine;
+if (!ENGINES.includes(engine))
+  throw new Error(`--engine: unknown '${values.engine}' (${ENGINES.join(', ')})`);
 const which = new Set(values.students.split(','));
 for (const w of which)
   if (w !== 'moe' && w !== 'mor' && w !== 'recursive')
@@ -100,7 +108,9 @@ const started = Date.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-students-bench-'));
 try {
   const twoLayer = which.has('moe') || which.has('mor');
-  const teacher = twoLayer ? await trainBenchTeacher(common, teacherModel, teacherRounds, dir) : undefined;
+  const teacher = twoLayer
+    ? await trainBenchTeacher(common, teacherModel, teacherRounds, dir, 'nats/char', engine)
+    : undefined;
   const teacherSpec = teacher?.spec;
 
   const student = (name: string, model: JobSpecInput['model'], seed: number) =>
@@ -116,6 +126,7 @@ try {
   const results: Record<string, unknown> = {
     quick,
     seeds,
+    engine,
     workers: 4,
     rule: 'median',
     backend: 'wasm',
@@ -133,6 +144,8 @@ try {
       BENCH_TEACHER_4_LAYERS,
       recursiveTeacherRounds,
       recursiveDir,
+      'nats/char',
+      engine,
     );
     Object.assign(
       results,
@@ -143,6 +156,7 @@ try {
         kd,
         rounds: recursiveStudentRounds,
         seeds,
+        engine,
       }),
     );
   }
@@ -155,9 +169,9 @@ try {
     const denseSpec = denseEquivalent(moeSpec);
     const runs: { seed: number; moe: number; dense: number; expertLoad: number }[] = [];
     for (const seed of seeds) {
-      const moeRun = await simulate(student('moe', moeModel, seed), { backend: 'wasm' });
-      const denseRun = await simulate(student('dense', denseSpec, seed), { backend: 'wasm' });
-      const expertLoad = moeRun.evaluations.at(-1)?.expertLoad ?? NaN;
+      const moeRun = await trainJob(student('moe', moeModel, seed), { engine });
+      const denseRun = await trainJob(student('dense', denseSpec, seed), { engine });
+      const expertLoad = moeRun.expertLoad ?? NaN;
       runs.push({ seed, moe: moeRun.finalLoss, dense: denseRun.finalLoss, expertLoad });
       console.log(
         `seed ${seed}: MoE ${moeRun.finalLoss.toFixed(3)} (expert load ${expertLoad.toFixed(2)}), dense ${denseRun.finalLoss.toFixed(3)} nats/char`,
@@ -209,10 +223,10 @@ try {
     const recursiveSpec = student('recursive', recursiveModel, seeds[0]).model as TransformerSpec;
     const runs: { seed: number; mor: number; recursive: number; shallow: number; meanDepth: number }[] = [];
     for (const seed of seeds) {
-      const morRun = await simulate(student('mor', morModel, seed), { backend: 'wasm' });
-      const recursiveRun = await simulate(student('recursive', recursiveModel, seed), { backend: 'wasm' });
-      const shallowRun = await simulate(student('shallow', shallowModel, seed), { backend: 'wasm' });
-      const meanDepth = morRun.evaluations.at(-1)?.meanDepth ?? NaN;
+      const morRun = await trainJob(student('mor', morModel, seed), { engine });
+      const recursiveRun = await trainJob(student('recursive', recursiveModel, seed), { engine });
+      const shallowRun = await trainJob(student('shallow', shallowModel, seed), { engine });
+      const meanDepth = morRun.meanDepth ?? NaN;
       runs.push({
         seed,
         mor: morRun.finalLoss,

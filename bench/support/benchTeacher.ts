@@ -1,13 +1,14 @@
 /**
- * The teacher of the distillation benches: a model trained by simulate() (wasm) on the bench's common job
- * settings (text or images), saved as a checkpoint directory `<dir>/teacher` that students name in `teacher.checkpoint`.
+ * The teacher of the distillation benches: a model trained on the bench's common job settings (text or images)
+ * by simulate() or through the coordinator (trainJob.ts; wasm either way), saved as a checkpoint directory
+ * `<dir>/teacher` that students name in `teacher.checkpoint`.
  */
 import path from 'node:path';
 import { saveCheckpoint } from '../../src/checkpoint/modelCheckpoint.ts';
 import { validateJobSpec, type JobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { toNamedTensors } from '../../src/core/layout/namedTensors.ts';
 import { modelLayout } from '../../src/models/registry.ts';
-import { simulate } from '../../src/simulation/simulate.ts';
+import { trainJob, type Engine } from './trainJob.ts';
 
 /** The job settings every run of the distillation benches shares: KJV characters, 4 workers, the median rule. */
 export const DISTILL_BENCH_JOB = {
@@ -60,6 +61,7 @@ export async function trainBenchTeacher(
   rounds: number,
   dir: string,
   report: 'nats/char' | 'accuracy' = 'nats/char',
+  engine: Engine = 'simulate',
 ): Promise<BenchTeacher> {
   const spec = validateJobSpec({
     ...common,
@@ -69,7 +71,7 @@ export async function trainBenchTeacher(
     rounds,
     evaluation: { every: rounds },
   });
-  const teacher = await simulate(spec, { backend: 'wasm' });
+  const teacher = await trainJob(spec, { engine });
   const checkpoint = path.join(dir, 'teacher');
   await saveCheckpoint(checkpoint, {
     config: { model: spec.model },

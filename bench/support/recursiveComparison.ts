@@ -2,9 +2,10 @@
  * bench:students --students recursive: recursive (layer-tied, depth-wise LoRA) students of a 4-layer teacher
  * (docs/students.md "Recursive students"), experiments E1–E4 of the recursive-students issue plus one run with a
  * Byzantine worker. Every student is K = 2 blocks of the teacher's width under `cycle` (layers 0, 1, 0, 1), is
- * distilled through simulate() with the bench's common job (4 workers, median, Adam 3e-3, α 0.5, T 2) and starts
- * from recursiveParametersFromTeacher (simulate's initialParams) or, for the scratch student, from its seeded
- * initialisation. All choices below are fixed beforehand:
+ * distilled through the coordinator (trainJob.ts; or simulate() with --engine simulate) with the bench's common
+ * job (4 workers, median, Adam 3e-3, α 0.5, T 2) and starts where the job does (studentInit.ts): from
+ * recursiveParametersFromTeacher by its recursion.init, or, for the scratch student (recursion.init scratch),
+ * from its seeded initialisation. All choices below are fixed beforehand:
  *   - E1: full-rank (loraRank = dModel) students of every init reproduce the teacher's logits (max |Δlogit|).
  *   - E2: step-0 and final held-out loss for scratch and each init × loraRank {0, 8}.
  *   - E3: the stepwise rank-0 student (0.51× the teacher's parameters) against the scratch student of the same
@@ -23,12 +24,13 @@ import { createModel } from '../../src/models/registry.ts';
 import { tf } from '../../src/models/tf.ts';
 import { createTrainer, type EvalSplit, type TfTrainer } from '../../src/models/trainer.ts';
 import type { ModelSpec, TransformerSpec } from '../../src/models/types.ts';
-import { simulate } from '../../src/simulation/simulate.ts';
 import type { BenchTeacher } from './benchTeacher.ts';
 import { seedStats, type SeedStats } from './seedStats.ts';
+import { trainJob, type Engine } from './trainJob.ts';
 
 type Init = 'stepwise' | 'average' | 'lower';
 const INITS: Init[] = ['lower', 'stepwise', 'average'];
+type Arm = Init | 'scratch';
 /** E2's LoRA arm: rank 8 (0.69× the teacher's parameters at d 64). */
 const E2_RANK = 8;
 const E4_RANKS = [0, 4, 8, 16];
@@ -42,20 +44,21 @@ export interface RecursiveComparisonOptions {
   kd: { alpha: number; temperature: number };
   rounds: number;
   seeds: number[];
+  engine: Engine;
 }
 
 const stats = (xs: number[]) => seedStats(xs, 'higher');
 const show = (s: SeedStats) => `${s.mean.toFixed(3)} ± ${s.std.toFixed(3)} (worst ${s.worst.toFixed(3)})`;
 
 /** A student's name: scratch, or init/rank. */
-const arm = (init: Init | 'scratch', rank: number) => (init === 'scratch' ? 'scratch' : `${init} r${rank}`);
+const arm = (init: Arm, rank: number) => (init === 'scratch' ? 'scratch' : `${init} r${rank}`);
 
 export async function recursiveComparison(o: RecursiveComparisonOptions) {
   const teacherModel = o.teacher.spec.model as TransformerSpec;
   const seqLen = o.teacher.spec.data.seqLen ?? 32;
   const maxTest = o.teacher.spec.data.maxTest ?? 200;
   const splits = heldOutSplits(loadText(), teacherModel.vocab, seqLen, maxTest);
-  const spec = (init: Init, loraRank: number): RecursiveSpec => ({
+  const spec = (init: Arm, loraRank: number): RecursiveSpec => ({
     ...teacherModel,
     recursion: { blocks: BLOCKS, schedule: 'cycle', init, loraRank },
   });
@@ -85,7 +88,7 @@ export async function recursiveComparison(o: RecursiveComparisonOptions) {
   const teacherValidation = (await evaluate(teacherModel, o.teacher.params, splits.validation)).loss;
   const teacherTest = (await evaluate(teacherModel, o.teacher.params, splits.test)).loss;
 
-  const arms: { init: Init | 'scratch'; rank: number }[] = [{ init: 'scratch', rank: 0 }];
+  const arms: { init: Arm; rank: number }[] = [{ init: 'scratch', rank: 0 }];
   for (const init of INITS) for (const rank of [0, E2_RANK]) arms.push({ init, rank });
   for (const rank of E4_RANKS)
     if (!arms.some((a) => a.init === 'stepwise' && a.rank === rank)) arms.push({ init: 'stepwise', rank });
@@ -117,17 +120,17 @@ export async function recursiveComparison(o: RecursiveComparisonOptions) {
   for (const seed of o.seeds) {
     for (const a of arms) {
       const name = arm(a.init, a.rank);
-      const model = spec(a.init === 'scratch' ? 'lower' : a.init, a.rank);
-      const s = job(name.replace(' ', '-'), model, seed);
-      let initial: Float32Array | undefined;
-      if (a.init !== 'scratch') {
+      const s = job(name.replace(' ', '-'), spec(a.init, a.rank), seed);
+      // Where the job starts (studentInit.ts), for the step-0 loss: the conversion, or the seed for scratch.
+      let start: Float32Array;
+      if (a.init === 'scratch') start = createModel(s.model).initialParameters(seed);
+      else {
         if (!converts.has(name)) converts.set(name, converted(a.init, a.rank));
-        initial = converts.get(name);
+        start = converts.get(name)!;
       }
-      const start = initial ?? createModel(s.model).initialParameters(seed);
       const step0Test = (await evaluate(s.model, start, splits.test)).loss;
       const started = Date.now();
-      const result = await simulate(s, { backend: 'wasm', initialParams: start });
+      const result = await trainJob(s, { engine: o.engine });
       const validation = (await evaluate(s.model, result.params, splits.validation)).loss;
       runs.push({
         seed,
@@ -145,17 +148,16 @@ export async function recursiveComparison(o: RecursiveComparisonOptions) {
     const byz = job('stepwise-r0-byzantine', spec('stepwise', 0), seed, {
       workers: { min: BYZANTINE.workers, max: BYZANTINE.workers },
       aggregation: { rule: defaultRule, f: BYZANTINE.count },
-      simulate: { byzantine: { count: BYZANTINE.count, attack: BYZANTINE.attack } },
     });
-    const result = await simulate(byz, { backend: 'wasm', initialParams: converted('stepwise', 0) });
+    const result = await trainJob(byz, { engine: o.engine, byzantine: BYZANTINE });
     byzantineRuns.push({
       seed,
       test: result.finalLoss,
-      byzantineInclusion: result.health.byzantineInclusion,
+      byzantineInclusion: result.byzantineInclusion,
       skippedRounds: result.skippedRounds,
     });
     console.log(
-      `seed ${seed} stepwise r0, ${BYZANTINE.count} of ${BYZANTINE.workers} workers ${BYZANTINE.attack}, rule ${byz.aggregation.rule}: ${result.finalLoss.toFixed(3)} test (Byzantine vectors included in ${(100 * result.health.byzantineInclusion).toFixed(0)} % of rounds)`,
+      `seed ${seed} stepwise r0, ${BYZANTINE.count} of ${BYZANTINE.workers} workers ${BYZANTINE.attack}, rule ${byz.aggregation.rule}: ${result.finalLoss.toFixed(3)} test (Byzantine vectors included in ${(100 * result.byzantineInclusion).toFixed(0)} % of rounds)`,
     );
   }
 
@@ -257,7 +259,7 @@ export async function recursiveComparison(o: RecursiveComparisonOptions) {
 }
 
 /**
- * The held-out text's sequences: the first `maxTest` are the test split simulate() evaluates; the next ones (at
+ * The held-out text's sequences: the first `maxTest` are the test split every job evaluates; the next ones (at
  * most as many) are the validation split E4 is judged on. Neither is trained on.
  */
 function heldOutSplits(text: LoadedText, vocab: string, seqLen: number, maxTest: number) {

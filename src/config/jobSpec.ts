@@ -127,8 +127,11 @@ const transformerSchema = section({
     schedule: z
       .enum(['cycle', 'middle-cycle'], { error: () => "must be 'cycle' or 'middle-cycle'" })
       .default('cycle'),
+    /** Teacher layers each shared block starts from; scratch: the seeded initialisation (see studentInit.ts). */
     init: z
-      .enum(['stepwise', 'average', 'lower'], { error: () => "must be 'stepwise', 'average' or 'lower'" })
+      .enum(['stepwise', 'average', 'lower', 'scratch'], {
+        error: () => "must be 'stepwise', 'average', 'lower' or 'scratch'",
+      })
       .default('stepwise'),
     /** Rank of each tied layer's LoRA; 0 = purely recursive, ≥ dModel = full rank. */
     loraRank: z.number().int().min(0).max(4096).default(0),

@@ -15,7 +15,7 @@ import type { LayerSpec } from '../core/layout/parameterLayout.ts';
 import type { NamedTensors } from '../core/layout/namedTensors.ts';
 import { shapeText, sameShape } from '../core/layout/namedTensors.ts';
 import { morParameterCountOrZero, morProblems, morRouterTensors } from './morSpec.ts';
-import type { RecursionInit, RecursionSchedule, RecursionSpec, TransformerSpec } from './types.ts';
+import type { RecursionSchedule, RecursionSpec, TeacherLayerInit, TransformerSpec } from './types.ts';
 
 /** The weight matrices of a block ([in, out] each), in block order. */
 export const BLOCK_MATRICES = ['attn.qkv', 'attn.proj', 'mlp.fc', 'mlp.proj'] as const;
@@ -87,8 +87,10 @@ export function recursionProblems(layers: number, r: RecursionSpec): string[] {
   if (r.schedule !== 'cycle' && r.schedule !== 'middle-cycle') {
     problems.push(`recursion.schedule must be 'cycle' or 'middle-cycle', got '${String(r.schedule)}'`);
   }
-  if (r.init !== 'stepwise' && r.init !== 'average' && r.init !== 'lower') {
-    problems.push(`recursion.init must be 'stepwise', 'average' or 'lower', got '${String(r.init)}'`);
+  if (r.init !== 'stepwise' && r.init !== 'average' && r.init !== 'lower' && r.init !== 'scratch') {
+    problems.push(
+      `recursion.init must be 'stepwise', 'average', 'lower' or 'scratch', got '${String(r.init)}'`,
+    );
   }
   if (!Number.isInteger(r.loraRank) || r.loraRank < 0) {
     problems.push(`recursion.loraRank must be a non-negative integer, got ${r.loraRank}`);
@@ -122,7 +124,7 @@ export function tyingPlan(layers: number, blocks: number, schedule: RecursionSch
  *   average:  block k ← the mean of the layers it runs at (members[k]).
  * A block running at a single depth always starts as that layer.
  */
-export function initSources(plan: TyingPlan, init: RecursionInit): number[][] {
+export function initSources(plan: TyingPlan, init: TeacherLayerInit): number[][] {
   const { layers: l, blocks: k, schedule } = plan;
   return plan.members.map((members, b) => {
     if (members.length === 1 || init === 'average') return members;
@@ -241,6 +243,8 @@ export function recursiveFromTeacher(
   teacher: NamedTensors,
 ): NamedTensors {
   const r = spec.recursion;
+  if (r.init === 'scratch')
+    throw new Error('recursion.init scratch: the student starts from its seed, not its teacher');
   const plan = tyingPlan(spec.layers, r.blocks, r.schedule);
   const sources = initSources(plan, r.init);
   const out: NamedTensors = new Map();
@@ -301,7 +305,7 @@ function residualOf(
 export interface TyingEnergy {
   blocks: number;
   schedule: RecursionSchedule;
-  init: RecursionInit;
+  init: TeacherLayerInit;
   /** Σ‖R‖²_F / Σ‖W_teacher‖²_F over the tied layers' matrices: how far tying moves the weights. */
   residualFraction: number;
   /** For each rank: the fraction of Σ‖R‖²_F the rank-r truncated SVDs capture. */
@@ -312,7 +316,7 @@ export interface TyingEnergy {
 export function tyingEnergy(
   teacherSpec: TransformerSpec,
   teacher: NamedTensors,
-  recursion: Omit<RecursionSpec, 'loraRank'>,
+  recursion: Omit<RecursionSpec, 'loraRank' | 'init'> & { init: TeacherLayerInit },
   ranks: readonly number[],
 ): TyingEnergy {
   const spec = { ...teacherSpecOf(teacherSpec), recursion: { ...recursion, loraRank: 0 } };

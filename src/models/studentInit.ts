@@ -2,8 +2,9 @@
  * Where a job's model starts. A recursive student (MoR included) of a distillation job whose teacher is its
  * unrolled transformer — a plain transformer with the same vocabulary, width, heads, FFN width, context and depth
  * L = `layers` — starts from the teacher: `recursion.init` picks the teacher layers each shared block starts as,
- * and depth-wise LoRA starts from the truncated SVD of the residuals (recursion.ts). Every other model, and a
- * recursive student whose teacher has another shape, starts from its seeded initialisation. The coordinator and
+ * and depth-wise LoRA starts from the truncated SVD of the residuals (recursion.ts). Every other model, a
+ * recursive student whose teacher has another shape and one with `recursion.init: scratch` start from their
+ * seeded initialisation. The coordinator and
  * simulate() both start here, so a job starts from the same vector in either.
  */
 import type { ModelSpec, Trainer } from './types.ts';
@@ -22,6 +23,7 @@ export function startsFromTeacher(
   teacher: ModelSpec | undefined,
 ): student is RecursiveSpec {
   if (student.kind !== 'transformer' || !student.recursion || student.moe) return false;
+  if (student.recursion.init === 'scratch') return false;
   if (!teacher || teacher.kind !== 'transformer' || teacher.recursion || teacher.moe) return false;
   const unrolled = unrolledSpec(student);
   return SHAPE_FIELDS.every((k) => teacher[k] === unrolled[k]);
@@ -45,5 +47,7 @@ export function initialParametersLine(model: ModelSpec, from: 'teacher' | 'seed'
   const r = model.recursion;
   return from === 'teacher'
     ? `student starts from its teacher: ${r.blocks} blocks (init ${r.init}), LoRA rank ${r.loraRank}`
-    : 'student starts from its seed (no teacher of its unrolled shape)';
+    : r.init === 'scratch'
+      ? 'student starts from its seed (recursion.init scratch)'
+      : 'student starts from its seed (no teacher of its unrolled shape)';
 }

@@ -14,7 +14,7 @@ import type { ModelOps } from './ops.ts';
 import { recursionProblems, tyingEnergy, type TyingEnergy } from './recursion.ts';
 import { tf } from './tf.ts';
 import { createTransformer, transformerForward, transformerWeights } from './transformer.ts';
-import type { RecursionInit, RecursionSchedule, TransformerSpec } from './types.ts';
+import type { TeacherLayerInit, RecursionSchedule, TransformerSpec } from './types.ts';
 
 export interface SublayerImportance {
   layer: number;
@@ -59,7 +59,7 @@ export function layerImportance(
 export interface TyingPlanChoice {
   blocks: number;
   schedule: RecursionSchedule;
-  init: RecursionInit;
+  init: TeacherLayerInit;
 }
 
 /**

@@ -57,7 +57,11 @@ export interface RecursionSpec {
   blocks: number;
   /** cycle: layer ℓ runs block ℓ mod K; middle-cycle: first and last layers unique, the middle cycles. */
   schedule: RecursionSchedule;
-  /** Which teacher layers a shared block starts from when built from a teacher. */
+  /**
+   * Which teacher layers a shared block starts from when built from a teacher; `scratch`: the seeded
+   * initialisation even when the teacher has the student's unrolled shape (the baseline a converted student is
+   * compared with).
+   */
   init: RecursionInit;
   /** Rank of each tied layer's LoRA (clamped per matrix to min(in, out)); 0 = purely recursive. */
   loraRank: number;
@@ -80,7 +84,9 @@ export interface MorSpec {
 }
 
 export type RecursionSchedule = 'cycle' | 'middle-cycle';
-export type RecursionInit = 'stepwise' | 'average' | 'lower';
+/** The initialisations that start a recursive student from its teacher's layers. */
+export type TeacherLayerInit = 'stepwise' | 'average' | 'lower';
+export type RecursionInit = TeacherLayerInit | 'scratch';
 
 /**
  * A batch of examples. Images: x = float32 NHWC (28x28x1 flattened per example), y = one class id each.

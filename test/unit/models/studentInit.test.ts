@@ -56,4 +56,16 @@ describe('models: where a job starts (studentInit)', () => {
     expect(maxAbsDiff(fromSeed.params, trainer.initialParameters(3))).to.equal(0);
     expect(maxAbsDiff(fromSeed.params, fromTeacher.params)).to.be.greaterThan(0);
   });
+
+  it('recursion.init scratch starts from the seed even with a teacher of the unrolled shape', () => {
+    const scratch = model({ recursion: { blocks: 2, init: 'scratch', loraRank: 2 } }) as RecursiveSpec;
+    expect(startsFromTeacher(scratch, teacher)).to.equal(false);
+    const trainer = createRecursiveTransformer(scratch);
+    const teacherParams = createTransformer(teacher as TransformerSpec).initialParameters(7);
+    const start = jobInitialParameters(scratch, 3, trainer, { spec: teacher, params: teacherParams });
+    expect(start.from).to.equal('seed');
+    expect(maxAbsDiff(start.params, trainer.initialParameters(3))).to.equal(0);
+    // The seeded start does not depend on recursion.init: the same vector as any other init's layout.
+    expect(maxAbsDiff(start.params, createRecursiveTransformer(student).initialParameters(3))).to.equal(0);
+  });
 });
