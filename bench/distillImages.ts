@@ -1,11 +1,13 @@
 /**
- * Fashion-MNIST distillation (npm run bench:distill-images [-- --seeds 3] [--json FILE] [--quick]).
+ * Fashion-MNIST distillation
+ * (npm run bench:distill-images [-- --seeds 3] [--json FILE] [--quick] [--engine coordinator|simulate]).
  *
  * A CNN teacher (431,080 parameters) is trained on a training subset and saved as a checkpoint; then, for each seed
  * and each student size, an MLP student is trained on the same examples, rounds and optimizer twice: with
- * knowledge distillation (α·T²·KL(teacher ‖ student) + (1 − α)·CE) and without (CE only, no teacher). Every run
- * goes through `simulate()` (the worker and round code of a distributed job in one process), 4 workers, the
- * median rule, wasm. Reported: test accuracy on the test set, mean ± std over seeds, the worst seed, and the
+ * knowledge distillation (α·T²·KL(teacher ‖ student) + (1 − α)·CE) and without (CE only, no teacher). Every run,
+ * the teacher's included, is a job through the gRPC coordinator (support/trainJob.ts: launch(), 4 worker
+ * processes over loopback, final parameters from the job's last checkpoint), the median rule, wasm;
+ * `--engine simulate` runs the same jobs through simulate(). Reported: test accuracy on the test set, mean ± std over seeds, the worst seed, and the
  * paired difference KD − CE per seed. α and T are fixed beforehand (α 0.5, T 2, the values of the text benches),
  * not tuned on these results.
  */
@@ -16,9 +18,9 @@ import { parseArgs } from 'node:util';
 import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
 import { SYSTEM_DATA_DIR } from '../src/data/fashionMnist.ts';
 import { parameterCount } from '../src/models/parameterCount.ts';
-import { simulate } from '../src/simulation/simulate.ts';
 import { trainBenchTeacher } from './support/benchTeacher.ts';
 import { seedStats, type SeedStats } from './support/seedStats.ts';
+import { ENGINES, trainJob, type Engine } from './support/trainJob.ts';
 
 const { values } = parseArgs({
   options: {
@@ -27,13 +29,20 @@ const { values } = parseArgs({
     json: { type: 'string' },
     /** Override both round counts (a smoke run). */
     rounds: { type: 'string' },
+    /** coordinator: every job through launch(); simulate: in one process. */
+    engine: { type: 'string', default: 'coordinator' },
   },
 });
+const engine = values.engine as Engine;
+if (!ENGINES.includes(engine))
+  throw new Error(`--engine: unknown '${values.engine}' (${ENGINES.join(', ')})`);
 const quick = values.quick;
 const teacherRounds = values.rounds ? Number(values.rounds) : quick ? 200 : 500;
 const studentRounds = values.rounds ? Number(values.rounds) : quick ? 200 : 400;
 const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 21 + i);
-const jsonPath = values.json ?? `bench/results/distill-images${quick ? '-quick' : ''}.json`;
+const jsonPath =
+  values.json ??
+  `bench/results/distill-images${quick ? '-quick' : ''}${engine === 'simulate' ? '-simulate' : ''}.json`;
 const kd = { alpha: 0.5, temperature: 2 };
 // Where the images come from (src/data/fashionMnist.ts): the Debian dataset when installed, else the bundled subset.
 const testSet = existsSync(SYSTEM_DATA_DIR)
@@ -62,7 +71,7 @@ const show = (s: SeedStats) => `${pct(s.mean)} ± ${pct(s.std)} (worst ${pct(s.w
 const started = Date.now();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'phalanx-distill-images-'));
 try {
-  const teacher = await trainBenchTeacher(common, teacherModel, teacherRounds, dir, 'accuracy');
+  const teacher = await trainBenchTeacher(common, teacherModel, teacherRounds, dir, 'accuracy', engine);
   const student = (name: string, model: JobSpecInput['model'], seed: number, withKd: boolean) =>
     validateJobSpec({
       ...common,
@@ -77,8 +86,8 @@ try {
   for (const { label, model } of studentModels) {
     const runs: { seed: number; kd: number; ce: number }[] = [];
     for (const seed of seeds) {
-      const withKd = await simulate(student('kd', model, seed, true), { backend: 'wasm' });
-      const ce = await simulate(student('ce', model, seed, false), { backend: 'wasm' });
+      const withKd = await trainJob(student('kd', model, seed, true), { engine });
+      const ce = await trainJob(student('ce', model, seed, false), { engine });
       runs.push({ seed, kd: withKd.finalAccuracy, ce: ce.finalAccuracy });
       console.log(
         `${label}, seed ${seed}: KD ${pct(withKd.finalAccuracy)} %, CE only ${pct(ce.finalAccuracy)} %`,
@@ -115,7 +124,8 @@ try {
     jsonPath,
     `${JSON.stringify(
       {
-        command: `npm run bench:distill-images --${quick ? ' --quick' : ''} --seeds ${seeds.length}`,
+        command: `npm run bench:distill-images --${quick ? ' --quick' : ''} --seeds ${seeds.length}${engine === 'simulate' ? ' --engine simulate' : ''}`,
+        engine,
         quick,
         teacherRounds,
         studentRounds,
@@ -124,6 +134,7 @@ try {
         testSet,
         kd,
         backend: 'wasm',
+        workers: common.workers.max,
         teacher: {
           model: teacher.spec.model,
           parameters: parameterCount(teacher.spec.model),
