@@ -151,6 +151,10 @@ const transformerSchema = section({
     capacity: z.number().positive().max(64).optional(),
     /** Weight of the load-balancing loss (Switch: 0.01). */
     auxLossWeight: z.number().min(0).max(100).default(0.01),
+    /** Where the experts start given a dense teacher of the student's shape (studentInit.ts); scratch: the seed. */
+    init: z
+      .enum(['scratch', 'upcycle', 'split'], { error: () => "must be 'scratch', 'upcycle' or 'split'" })
+      .default('scratch'),
   }).optional(),
 }).superRefine((model, ctx) => {
   // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.
@@ -570,6 +574,14 @@ export const jobSpecSchema = section({
       path: ['aggregation', 'perExpert'],
       message:
         'needs a mixture-of-experts model (model: { kind: transformer, moe: { experts: 4 } }); remove aggregation.perExpert or add model.moe',
+    });
+  }
+  const moeInit = spec.model.kind === 'transformer' ? spec.model.moe?.init : undefined;
+  if (moeInit !== undefined && moeInit !== 'scratch' && !spec.teacher) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['model', 'moe', 'init'],
+      message: `'${moeInit}' builds the experts from a teacher's MLP: add a teacher section or use 'scratch'`,
     });
   }
   const parameters = parameterCount(spec.model);

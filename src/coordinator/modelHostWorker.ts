@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { JobSpec } from '../config/jobSpec.ts';
+import type { ModelSpec } from '../models/types.ts';
 import { createTrainer } from '../models/trainer.ts';
 import { loadTrainingLabels } from '../data/fashionMnist.ts';
 import { loadJobData } from '../data/jobData.ts';
@@ -17,6 +18,7 @@ import { modelLayout } from '../models/registry.ts';
 import {
   initialParametersLine,
   jobInitialParameters,
+  mayStartFromTeacher,
   startsFromTeacher,
   type TeacherWeights,
 } from '../models/studentInit.ts';
@@ -24,15 +26,19 @@ import {
 const { spec } = workerData as { spec: JobSpec };
 const port = parentPort!;
 
-/** The job's teacher, read only when a recursive student can start from it (admission checked its sha256). */
-async function teacherOfShape(): Promise<TeacherWeights | undefined> {
-  if (!spec.teacher || spec.model.kind !== 'transformer' || !spec.model.recursion) return undefined;
+/**
+ * The job's teacher spec, with its weights only when the student starts from it (admission checked its sha256);
+ * read only for a student that may start from a teacher.
+ */
+async function teacherOfShape(): Promise<{ spec?: ModelSpec; weights?: TeacherWeights }> {
+  if (!spec.teacher || !mayStartFromTeacher(spec.model)) return {};
   const loaded = await loadCheckpoint(spec.teacher.checkpoint);
-  if (!startsFromTeacher(spec.model, loaded.config.model)) return undefined;
-  return {
+  if (!startsFromTeacher(spec.model, loaded.config.model)) return { spec: loaded.config.model };
+  const weights = {
     spec: loaded.config.model,
     params: fromNamedTensors(loaded.tensors, modelLayout(loaded.config.model)),
   };
+  return { spec: weights.spec, weights };
 }
 
 async function main(): Promise<void> {
@@ -58,9 +64,10 @@ async function main(): Promise<void> {
       return;
     }
   }
-  const start = jobInitialParameters(spec.model, spec.seed, trainer, await teacherOfShape());
+  const teacher = await teacherOfShape();
+  const start = jobInitialParameters(spec.model, spec.seed, trainer, teacher.weights);
   const params = start.params;
-  const line = initialParametersLine(spec.model, start.from);
+  const line = initialParametersLine(spec.model, start.from, teacher.spec);
   port.postMessage({ type: 'ready', layout: trainer.layout, params, line }, [params.buffer as ArrayBuffer]);
   port.on('message', (m: { type: 'evaluate'; id: number; params: Float32Array }) => {
     trainer.evaluate(m.params, evaluated, spec.evaluation.limit).then(

@@ -42,6 +42,9 @@ export function moeProblems(moe: MoeSpec): string[] {
   if (!(moe.auxLossWeight >= 0 && Number.isFinite(moe.auxLossWeight))) {
     problems.push(`moe.auxLossWeight must be a non-negative number, got ${moe.auxLossWeight}`);
   }
+  if (moe.init !== undefined && !['scratch', 'upcycle', 'split'].includes(moe.init)) {
+    problems.push(`moe.init must be 'scratch', 'upcycle' or 'split', got '${String(moe.init)}'`);
+  }
   return problems;
 }
 

@@ -4,6 +4,7 @@
  * images into 10 classes, or text with the same vocabulary (token id i is the same character in both), with a
  * teacher context that covers the job's sequences. Pure: returns one line per problem, each with its fix.
  */
+import { moeTeacherMismatch } from './moeFromTeacher.ts';
 import type { ModelSpec } from './types.ts';
 
 const IMAGE_KINDS = new Set<ModelSpec['kind']>(['mlp', 'cnn']);
@@ -38,6 +39,14 @@ export function teacherProblems(
       `the teacher's context is ${teacher.context} positions, shorter than data.seqLen ${data.seqLen}: ` +
         `lower data.seqLen to at most ${teacher.context}`,
     );
+  }
+  const init = student.moe?.init ?? 'scratch';
+  if (init !== 'scratch') {
+    const mismatch = moeTeacherMismatch(student, teacher);
+    if (mismatch !== undefined)
+      problems.push(
+        `model.moe.init ${init}: ${mismatch}; use a dense teacher of the student's shape or 'scratch'`,
+      );
   }
   return problems;
 }

@@ -49,7 +49,15 @@ export interface MoeSpec {
   capacity?: number;
   /** Weight of the load-balancing loss E·Σ_e f_e·P_e (mean over blocks) added to the training loss. */
   auxLossWeight: number;
+  /**
+   * Where the experts start in a distillation job with a dense teacher of the student's shape (moeFromTeacher.ts):
+   * upcycle copies the teacher's MLP into every expert (teacher ffn = ffn), split cuts it into E slices (teacher
+   * ffn = E·ffn). Absent or scratch: the seeded initialisation.
+   */
+  init?: MoeInit;
 }
+
+export type MoeInit = 'scratch' | 'upcycle' | 'split';
 
 /** How a recursive student ties its L layers to K shared blocks (src/models/recursion.ts). */
 export interface RecursionSpec {

@@ -331,7 +331,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
     else {
       const start = jobInitialParameters(spec.model, spec.seed, trainer, trainerOptions.teacher);
       params = start.params;
-      const line = initialParametersLine(spec.model, start.from);
+      const line = initialParametersLine(spec.model, start.from, trainerOptions.teacher?.spec);
       if (line) log(line);
     }
     if (params.length !== d)

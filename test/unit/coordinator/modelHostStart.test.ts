@@ -1,6 +1,7 @@
 /**
  * The coordinator's model host (its tfjs thread) and simulate() start a recursive student of a distillation job
  * from its teacher, as jobInitialParameters says: the coordinator's round-0 parameters are the converted teacher.
+ * An MoE student with moe.init upcycle/split starts from the teacher's MLPs the same way.
  */
 import { expect } from 'chai';
 import { saveCheckpoint } from '../../../src/checkpoint/modelCheckpoint.ts';
@@ -13,6 +14,8 @@ import {
   recursiveParametersFromTeacher,
   type RecursiveSpec,
 } from '../../../src/models/recursiveTransformer.ts';
+import { moeParametersFromTeacher, type MoeStudentSpec } from '../../../src/models/moeFromTeacher.ts';
+import { modelLayout } from '../../../src/models/registry.ts';
 import { createTransformer } from '../../../src/models/transformer.ts';
 import type { TransformerSpec } from '../../../src/models/types.ts';
 import { simulate } from '../../../src/simulation/simulate.ts';
@@ -84,5 +87,24 @@ describe('coordinator: a recursive student starts from its teacher', function ()
     } finally {
       await host.dispose();
     }
+  });
+
+  it('an MoE student with moe.init split starts from the sliced teacher MLPs in the host and simulate()', async () => {
+    const spec = job({ ...TEACHER, ffn: 8, moe: { experts: 4, init: 'split' } });
+    const host = await buildModelHost(spec);
+    const student = spec.model as MoeStudentSpec;
+    const layout = modelLayout(student);
+    const seeded = createTransformer(student).initialParameters(spec.seed);
+    const teacherLayout = modelLayout({ ...TEACHER, vocab: student.vocab });
+    const expected = moeParametersFromTeacher(student, layout, seeded, teacherLayout, teacherParams);
+    try {
+      expect(maxAbsDiff(host.initialParameters(), expected)).to.equal(0);
+      expect(host.startLine).to.equal('student starts from its teacher: 4 experts split from its FFN');
+    } finally {
+      await host.dispose();
+    }
+    const lines: string[] = [];
+    await simulate(spec, { backend: 'cpu', log: (l) => lines.push(l) });
+    expect(lines).to.include('student starts from its teacher: 4 experts split from its FFN');
   });
 });

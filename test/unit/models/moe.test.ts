@@ -281,7 +281,7 @@ describe('models: mixture-of-experts transformer', function () {
   it('the job spec accepts a moe section and names the field of a bad one', () => {
     const base = { kind: 'transformer', vocab: 'abc', dModel: 8, heads: 2, ffn: 8, context: 8 };
     const ok = modelSchema.parse({ ...base, moe: { experts: 4 } });
-    expect(ok).to.deep.include({ moe: { experts: 4, topK: 2, auxLossWeight: 0.01 } });
+    expect(ok).to.deep.include({ moe: { experts: 4, topK: 2, auxLossWeight: 0.01, init: 'scratch' } });
     const bad = modelSchema.safeParse({ ...base, moe: { experts: 4, topK: 5 } });
     expect(bad.success).to.equal(false);
     expect(bad.error!.issues[0].path).to.deep.equal(['moe', 'topK']);
