@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { logits, maxDiff } from '../../support/modelLogits.ts';
 import { JobSpecError, validateJobSpec } from '../../../src/config/jobSpec.ts';
 import { toNamedTensors, type NamedTensors } from '../../../src/core/layout/namedTensors.ts';
 import { layerView } from '../../../src/core/layout/parameterLayout.ts';
@@ -8,7 +9,6 @@ import {
   moeTeacherMismatch,
   type MoeStudentSpec,
 } from '../../../src/models/moeFromTeacher.ts';
-import { createOps } from '../../../src/models/ops.ts';
 import { createModel, modelLayout } from '../../../src/models/registry.ts';
 import {
   initialParametersLine,
@@ -16,7 +16,6 @@ import {
   startsFromTeacher,
 } from '../../../src/models/studentInit.ts';
 import { teacherProblems } from '../../../src/models/teacherCompatibility.ts';
-import { tf } from '../../../src/models/tf.ts';
 import type { MoeSpec, TransformerSpec } from '../../../src/models/types.ts';
 import { selectBackend } from '../../../src/worker/backend.ts';
 
@@ -49,22 +48,6 @@ function randomParams(spec: TransformerSpec, seed: number): Float32Array {
     for (let i = 0; i < view.length; i++) view[i] = (gain ? 1 : 0) + 0.3 * rng.normal();
   }
   return params;
-}
-
-function logits(spec: TransformerSpec, params: Float32Array, ids: Float32Array, n: number): Float32Array {
-  const model = createModel(spec);
-  const ops = createOps({ conv: 'builtin', matMul: 'builtin' });
-  return tf.tidy(() => {
-    const p = model.layout.layers.map((slot) => tf.tensor(layerView(params, slot), slot.shape));
-    return model.apply(p, model.input(ids, n), ops).dataSync() as Float32Array;
-  });
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
 }
 
 /** A dense MLP on x [d] in plain JS: act(x·W1 + b1)·W2 + b2 (any per-unit activation keeps the split identity). */

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { maxDiff } from '../../support/modelLogits.ts';
 import { modelSchema } from '../../../src/config/jobSpec.ts';
 import { layerView } from '../../../src/core/layout/parameterLayout.ts';
 import { Rng } from '../../../src/core/random.ts';
@@ -72,13 +73,6 @@ function run(spec: TransformerSpec, params: Float32Array, ids: Float32Array, n: 
       auxLoss: out.auxLoss?.dataSync()[0],
     };
   });
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
 }
 
 /** The MoR parameters with every router bias set to `bias` (and the weights kept). */

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
+import { logits, maxDiff } from '../../support/modelLogits.ts';
 import { fromPyTorch, toPyTorch } from '../../../src/checkpoint/pytorchLayout.ts';
 import { modelSchema } from '../../../src/config/jobSpec.ts';
 import { fromNamedTensors, toNamedTensors } from '../../../src/core/layout/namedTensors.ts';
 import { layerView } from '../../../src/core/layout/parameterLayout.ts';
 import { Adam } from '../../../src/core/optim/adam.ts';
 import { Rng } from '../../../src/core/random.ts';
-import { createOps } from '../../../src/models/ops.ts';
 import { parameterCount } from '../../../src/models/parameterCount.ts';
 import { recursiveFromTeacher, recursionProblems, tyingPlan } from '../../../src/models/recursion.ts';
 import {
@@ -13,8 +13,7 @@ import {
   recursiveParametersFromTeacher,
   type RecursiveSpec,
 } from '../../../src/models/recursiveTransformer.ts';
-import { createModel, modelLayout } from '../../../src/models/registry.ts';
-import { tf } from '../../../src/models/tf.ts';
+import { modelLayout } from '../../../src/models/registry.ts';
 import { createTrainer } from '../../../src/models/trainer.ts';
 import { createTransformer } from '../../../src/models/transformer.ts';
 import type { RecursionSpec, TransformerSpec } from '../../../src/models/types.ts';
@@ -53,22 +52,6 @@ function randomTeacher(spec: TransformerSpec, seed: number): Float32Array {
 function randomIds(n: number, t: number, v: number, seed: number): Float32Array {
   const rng = new Rng(seed);
   return Float32Array.from({ length: n * t }, () => rng.int(v));
-}
-
-function logits(spec: TransformerSpec, params: Float32Array, ids: Float32Array, n: number): Float32Array {
-  const model = createModel(spec);
-  const ops = createOps({ conv: 'builtin', matMul: 'builtin' });
-  return tf.tidy(() => {
-    const p = model.layout.layers.map((slot) => tf.tensor(layerView(params, slot), slot.shape));
-    return model.apply(p, model.input(ids, n), ops).dataSync() as Float32Array;
-  });
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
 }
 
 describe('models: recursive transformer (Relaxed Recursive Transformer)', function () {
