@@ -29,6 +29,9 @@
  *   --split test|validation  what is evaluated (default test); validation holds out 10 % of the training set
  *                    (stratified, before sharding): choose settings there, report the test split
  *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
+ *   --error-model step|feedback   what L-GreCo's E counts (compression.errorModel; default step)
+ *   --configs LIST   which of none,uniform,lgreco to run (default all)
+ *   --merge FILE     add an earlier --json file's runs of the other configurations (same setup) to the table
  *   --tables         print what each L-GreCo re-plan of the first lgreco run chose from: per layer, every
  *                    candidate's bytes S and median error E, the chosen one marked
  */
@@ -42,6 +45,7 @@ import { validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
 import { parameterCount } from '../src/models/parameterCount.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
 import type { PlanRecord } from '../src/core/compression/compressionSession.ts';
+import type { ErrorModel } from '../src/core/compression/layerErrors.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
 const DEFAULT_WORKERS = 12;
@@ -51,6 +55,7 @@ const MODELS = ['mlp', 'cnn', 'lm'] as const;
 const VALIDATION_FRACTION = 0.1;
 
 export const CONFIGS = ['none', 'uniform', 'lgreco'] as const;
+const ERROR_MODELS = ['step', 'feedback'] as const satisfies readonly ErrorModel[];
 export type Config = (typeof CONFIGS)[number];
 
 export interface BenchArgs {
@@ -69,6 +74,21 @@ export interface BenchArgs {
   out?: string;
   json?: string;
   tables: boolean;
+  errorModel: ErrorModel;
+  configs: Config[];
+  merge?: string;
+}
+
+/** Settings two bench files must share for their runs to sit in one table. */
+const SAME_SETUP = ['rounds', 'evalEvery', 'model', 'workers', 'split', 'attack', 'byzantine'] as const;
+
+/** Runs of an earlier --json file, for the configurations this run does not make (--merge). */
+export function mergedRuns(file: { args: Partial<BenchArgs>; runs: Run[] }, a: BenchArgs): Run[] {
+  for (const k of SAME_SETUP) {
+    if (file.args[k] !== a[k])
+      throw new Error(`--merge: the file's ${k} is ${String(file.args[k])}, this run's is ${String(a[k])}`);
+  }
+  return file.runs.filter((r) => !a.configs.includes(r.config) && a.seeds.includes(r.seed));
 }
 
 export function parseCli(argv: string[]): BenchArgs {
@@ -91,6 +111,9 @@ export function parseCli(argv: string[]): BenchArgs {
       out: { type: 'string' },
       json: { type: 'string' },
       tables: { type: 'boolean', default: false },
+      'error-model': { type: 'string', default: 'step' },
+      configs: { type: 'string', default: CONFIGS.join(',') },
+      merge: { type: 'string' },
     },
   });
   const int = (v: string | undefined, name: string, fallback: number, min = 0): number => {
@@ -105,6 +128,13 @@ export function parseCli(argv: string[]): BenchArgs {
   if (values.split !== 'test' && values.split !== 'validation')
     throw new Error(`--split: test or validation`);
   const seeds = values.seeds!.split(',').map((s) => int(s.trim(), '--seeds', 0));
+  const errorModel = ERROR_MODELS.find((m) => m === values['error-model']);
+  if (!errorModel) throw new Error(`--error-model: ${ERROR_MODELS.join(' or ')}`);
+  const configs = values.configs!.split(',').map((c) => {
+    const found = CONFIGS.find((k) => k === c.trim());
+    if (!found) throw new Error(`--configs: a list of ${CONFIGS.join(', ')} (got '${c}')`);
+    return found;
+  });
   return {
     rounds: int(values.rounds, '--rounds', quick ? 60 : 600, 1),
     evalEvery: int(values['eval-every'], '--eval-every', quick ? 30 : 100),
@@ -121,6 +151,9 @@ export function parseCli(argv: string[]): BenchArgs {
     ...(values.out ? { out: values.out } : {}),
     ...(values.json ? { json: values.json } : {}),
     tables: values.tables!,
+    errorModel,
+    configs,
+    ...(values.merge ? { merge: values.merge } : {}),
   };
 }
 
@@ -139,6 +172,7 @@ export function runSpec(config: Config, seed: number, a: BenchArgs): JobSpecInpu
             alpha: 1,
             warmup: a.warmup,
             window: a.window,
+            errorModel: a.errorModel,
           };
   const validation = a.split === 'validation';
   const lm = a.model === 'lm';
@@ -345,12 +379,17 @@ async function main(): Promise<void> {
   const a = parseCli(process.argv.slice(2));
   const dir = a.out ?? mkdtempSync(path.join(os.tmpdir(), 'phalanx-bench-compression-'));
   mkdirSync(dir, { recursive: true });
-  const todo = a.seeds.flatMap((seed) => CONFIGS.map((config) => ({ config, seed })));
+  const todo = a.seeds.flatMap((seed) => a.configs.map((config) => ({ config, seed })));
+  const merged = a.merge
+    ? mergedRuns(JSON.parse(readFileSync(a.merge, 'utf8')) as { args: BenchArgs; runs: Run[] }, a)
+    : [];
   console.log(
-    `compression: ${todo.length} runs (${CONFIGS.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.split} split, ${a.rounds} rounds, ` +
-      `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, ${a.parallel} at a time; files in ${dir}`,
+    `compression: ${todo.length} runs (${a.configs.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.split} split, ${a.rounds} rounds, ` +
+      `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, L-GreCo error model ${a.errorModel}, ` +
+      `${a.parallel} at a time; files in ${dir}`,
   );
-  const runs: Run[] = [];
+  if (merged.length) console.log(`  + ${merged.length} runs of ${a.merge}`);
+  const runs: Run[] = [...merged];
   let next = 0;
   const worker = async () => {
     while (next < todo.length) {

@@ -19,6 +19,7 @@ import {
   type CompressorKind,
   type UniformSetting,
 } from '../core/compression/compressionPlan.ts';
+import type { ErrorModel } from '../core/compression/layerErrors.ts';
 
 /** Bounds of a job spec (README "Limits"). */
 export const LIMITS = Object.freeze({
@@ -353,8 +354,9 @@ const baselineSchema = z.discriminatedUnion(
 );
 
 const ADAPTIVE = ['powersgd', 'topk', 'randk', 'qsgd'] as const;
+const ERROR_MODELS = ['step', 'feedback'] as const satisfies readonly ErrorModel[];
 /** Fields that only L-GreCo reads. */
-const LGRECO_ONLY = ['compressors', 'alpha', 'window', 'warmup'] as const;
+const LGRECO_ONLY = ['compressors', 'alpha', 'window', 'warmup', 'errorModel'] as const;
 
 /**
  * Gradient compression (docs/compression.md). `none`: dense gradients in `encoding`; `uniform`: every layer with
@@ -377,6 +379,13 @@ const compressionSchema = section({
   alpha: boundedNumber({ gt: 0, max: 100 }).optional(),
   window: positive(LIMITS.maxRounds).optional(),
   warmup: count(LIMITS.maxRounds).optional(),
+  /**
+   * What the planner's E measures: 'step', one round's squared error on p = g + e; 'feedback', the squared
+   * error-feedback memory a setting would hold in steady state, from its contraction on the fresh gradient g.
+   */
+  errorModel: z
+    .enum(ERROR_MODELS, { error: () => `must be ${ERROR_MODELS.map((m) => `'${m}'`).join(' or ')}` })
+    .optional(),
 })
   .superRefine((c, ctx) => {
     if (c.kind !== 'lgreco') {
@@ -417,6 +426,7 @@ const compressionSchema = section({
           alpha: c.alpha ?? 1,
           window: c.window ?? 200,
           warmup: c.warmup ?? 100,
+          errorModel: c.errorModel ?? 'step',
         };
     }
   });
@@ -432,6 +442,7 @@ export type CompressionSpec =
       alpha: number;
       window: number;
       warmup: number;
+      errorModel: ErrorModel;
     };
 
 const checkpointSchema = section({

@@ -36,7 +36,7 @@ import { createErrorFeedback, type LayerMemory } from './errorFeedback.ts';
 import { medianErrorTable } from './errorTableMedian.ts';
 import { LayerAssembler } from './layerAssembler.ts';
 import { encodeLayer, validateAndDecodeLayer } from './layerCodec.ts';
-import { measureErrorTable } from './layerErrors.ts';
+import { measureErrorTable, type ErrorModel } from './layerErrors.ts';
 import {
   chooseSettings,
   planCandidates,
@@ -58,6 +58,8 @@ export type SessionSpec =
       alpha: number;
       window: number;
       warmup: number;
+      /** Absent: 'step'. */
+      errorModel?: ErrorModel;
     };
 
 /** A compression spec that compresses, or null (kind none). */
@@ -433,15 +435,23 @@ export class WorkerCompressor {
     return views;
   }
 
-  /** The error table of this round's p = g + e (before encoding; the memories are not changed). */
+  /**
+   * This round's error table (the memories are not changed): under the step model on p = g + e (before
+   * encoding), under the feedback model on the gradient g alone.
+   */
   errorTable(round: number, gradient: Float32Array): Float64Array {
-    const p = this.p;
-    for (const [l, slot] of this.layout.layers.entries()) {
-      const e = this.memories[l].error;
-      for (let i = 0; i < slot.size; i++) p[slot.offset + i] = gradient[slot.offset + i] + e[i];
+    const model = this.spec.kind === 'lgreco' ? (this.spec.errorModel ?? 'step') : 'step';
+    let measured = gradient;
+    if (model === 'step') {
+      measured = this.p;
+      for (const [l, slot] of this.layout.layers.entries()) {
+        const e = this.memories[l].error;
+        for (let i = 0; i < slot.size; i++) measured[slot.offset + i] = gradient[slot.offset + i] + e[i];
+      }
     }
-    return measureErrorTable(p, this.layout, sessionCandidates(this.spec, this.layout), {
+    return measureErrorTable(measured, this.layout, sessionCandidates(this.spec, this.layout), {
       seed: tableSeed(this.jobSeed, round),
+      model,
     });
   }
 }

@@ -8,6 +8,15 @@
  *   powersgd r: ‖M‖² − ‖P̂ᵀM‖² after `iterations` subspace iterations from a seeded Gaussian Q (L-GreCo's
  *   'Power' estimate). Gram–Schmidt is triangular, so the first r columns of one rank-R run are exactly a
  *   rank-r run: every rank comes from one run at the largest rank.
+ *
+ * Two error models (the job's `compression.errorModel`) say which vector the table is measured on and what it
+ * counts:
+ *   step:     E = the one-round error above, on p = g + e (L-GreCo's statistic);
+ *   feedback: E = the squared error-feedback memory the setting would settle at, from its contraction on the
+ *             fresh gradient g alone (feedbackErrors).
+ * The step model's p carries the memory the current plan left behind, so a layer the plan starved looks costly
+ * at the next re-plan and one it fed looks cheap, and plans can swing between the two. The feedback model's
+ * table depends on the gradient only, and it prices a setting by what error feedback pays for it over time.
  */
 import type { ParameterLayout } from '../layout/parameterLayout.ts';
 import { Rng } from '../random.ts';
@@ -15,6 +24,8 @@ import { matrixShape, type LayerSetting } from './compressionPlan.ts';
 import { orthonormalizeColumns } from './powerSgd.ts';
 import { qsgdLevels } from './qsgd.ts';
 import { roundToWire, type ValueEncoding } from './valueCodec.ts';
+
+export type ErrorModel = 'step' | 'feedback';
 
 export interface ErrorOptions {
   /** Subspace iterations of the PowerSGD estimate (L-GreCo's default: 5). */
@@ -77,19 +88,24 @@ export function measureLayerErrors(
   return out;
 }
 
-/** The flat L × |C| table of a whole vector (layer by layer, candidates in order). */
+/**
+ * The flat L × |C| table of a whole vector (layer by layer, candidates in order): step errors, or under
+ * `model: 'feedback'` their steady-state memories (feedbackErrors) with N the layer's own ‖x‖².
+ */
 export function measureErrorTable(
   flat: Float32Array,
   layout: ParameterLayout,
   candidates: readonly LayerSetting[][],
-  options: ErrorOptions = {},
+  options: ErrorOptions & { model?: ErrorModel } = {},
 ): Float64Array {
-  const rows = layout.layers.map((slot, l) =>
-    measureLayerErrors(flat.subarray(slot.offset, slot.offset + slot.size), slot.shape, candidates[l], {
+  const rows = layout.layers.map((slot, l) => {
+    const x = flat.subarray(slot.offset, slot.offset + slot.size);
+    const step = measureLayerErrors(x, slot.shape, candidates[l], {
       ...options,
       seed: (options.seed ?? 0) + l,
-    }),
-  );
+    });
+    return options.model === 'feedback' ? feedbackErrors(step, sumSquares(x)) : step;
+  });
   const table = new Float64Array(rows.reduce((n, r) => n + r.length, 0));
   let at = 0;
   for (const r of rows) {
@@ -97,6 +113,25 @@ export function measureErrorTable(
     at += r.length;
   }
   return table;
+}
+
+/**
+ * The steady-state memory of error feedback, per candidate, from one-round errors E on a gradient of squared norm
+ * N. With ρ = E/N, a compressor that keeps ‖x − C(x)‖ ≤ √ρ·‖x‖ (δ-contractive, δ = 1 − ρ) and a memory
+ * e' = (g + e) − C(g + e) gives ‖e'‖ ≤ √ρ·(‖g‖ + ‖e‖), whose fixed point is ‖e‖ = √ρ/(1 − √ρ)·‖g‖:
+ *   M = N·ρ/(1 − √ρ)²   (≈ 4(1 − δ)/δ²·N for small δ, the memory bound of EF-SGD analyses).
+ * ρ ≥ 1 (a setting that sends nothing of the layer's mass) never settles: +∞, so the planner cannot choose it.
+ * N = 0: nothing to compress, M = 0.
+ */
+export function feedbackErrors(stepErrors: Float64Array, normSq: number): Float64Array {
+  const out = new Float64Array(stepErrors.length);
+  if (!(normSq > 0)) return out;
+  for (let i = 0; i < out.length; i++) {
+    const rho = Math.max(0, stepErrors[i]) / normSq;
+    const root = Math.sqrt(rho);
+    out[i] = Number.isNaN(rho) ? NaN : root >= 1 ? Infinity : (normSq * rho) / ((1 - root) * (1 - root));
+  }
+  return out;
 }
 
 function sumSquares(p: Float32Array): number {

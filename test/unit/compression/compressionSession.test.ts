@@ -7,8 +7,11 @@ import { CodecError } from '../../../src/core/compression/codecError.ts';
 import {
   PlanAuthority,
   WorkerCompressor,
+  sessionCandidates,
+  tableSeed,
   type SessionSpec,
 } from '../../../src/core/compression/compressionSession.ts';
+import { measureErrorTable } from '../../../src/core/compression/layerErrors.ts';
 import type { LayerSetting } from '../../../src/core/compression/compressionPlan.ts';
 import { buildLayout, type ParameterLayout } from '../../../src/core/layout/parameterLayout.ts';
 import { deriveSeed } from '../../../src/core/random.ts';
@@ -135,6 +138,26 @@ describe('compression: session (plan schedule, robust re-plans, pushes)', () => 
       run(5, 2, 4, (t) => t.map(() => 0), 0).history.map((h) => h.settings),
       honest,
     );
+  });
+
+  it('measures its table on p = g + e under the step model and on g alone under the feedback model', () => {
+    for (const errorModel of ['step', 'feedback'] as const) {
+      const spec: SessionSpec = { ...lgreco, errorModel };
+      const wk = new WorkerCompressor(spec, layout, SEED, 0);
+      const plan = new PlanAuthority(spec, layout, SEED).plan;
+      for (let round = 0; round < 3; round++) wk.encode(plan, round, gradient(0, round)); // memories ≠ 0
+      const g = gradient(0, 3);
+      const p = g.slice();
+      wk.saveState().forEach((m, l) => {
+        const slot = layout.layers[l];
+        for (let i = 0; i < slot.size; i++) p[slot.offset + i] += m.error[i];
+      });
+      const options = { seed: tableSeed(SEED, 3), model: errorModel };
+      const onP = measureErrorTable(p, layout, sessionCandidates(spec, layout), options);
+      const onG = measureErrorTable(g, layout, sessionCandidates(spec, layout), options);
+      assert.notDeepEqual([...onP], [...onG], 'the memories are not empty');
+      assert.deepEqual([...wk.errorTable(3, g)], [...(errorModel === 'step' ? onP : onG)], errorModel);
+    }
   });
 
   it('memories survive a re-plan (Σ decoded + e = Σ g) and decoded pushes equal what the worker sent', () => {

@@ -6,7 +6,11 @@ import {
 } from '../../../src/core/compression/compressionPlan.ts';
 import { CodecWorkspace } from '../../../src/core/compression/codecWorkspace.ts';
 import { medianErrorTable } from '../../../src/core/compression/errorTableMedian.ts';
-import { measureErrorTable, measureLayerErrors } from '../../../src/core/compression/layerErrors.ts';
+import {
+  feedbackErrors,
+  measureErrorTable,
+  measureLayerErrors,
+} from '../../../src/core/compression/layerErrors.ts';
 import { validateAndDecodeLayer } from '../../../src/core/compression/layerCodec.ts';
 import {
   chooseSettings,
@@ -302,5 +306,56 @@ describe('L-GreCo: robust statistics', () => {
   it('ignores tables of the wrong length', () => {
     const med = medianErrorTable([honest, honest, new Float64Array(3)], honest.length);
     assert.deepEqual(med, honest);
+  });
+});
+
+describe('L-GreCo: the feedback error model', () => {
+  it('prices a setting by the memory error feedback settles at: N·ρ/(1 − √ρ)², ∞ when ρ ≥ 1', () => {
+    const m = feedbackErrors(Float64Array.of(0, 1, 4, 5, NaN, -1), 4);
+    assert.deepEqual([...m.slice(0, 4)], [0, 4, Infinity, Infinity]); // ρ = 0, ¼ (√ρ = ½ → 4·¼/¼), 1, 1.25
+    assert.ok(Number.isNaN(m[4]), 'NaN stays unusable');
+    assert.equal(m[5], 0, 'a negative error counts as 0');
+    // small δ = 1 − ρ: the EF-SGD bound 4(1 − δ)/δ²·N, within 1 %
+    const delta = 0.01;
+    const near = feedbackErrors(Float64Array.of((1 - delta) * 3), 3)[0];
+    const bound = ((4 * (1 - delta)) / (delta * delta)) * 3;
+    assert.ok(Math.abs(near / bound - 1) < 0.01, `${near} vs ${bound}`);
+    // the fixed point: ‖e‖ = √ρ(‖g‖ + ‖e‖) at ‖g‖² = N
+    const N = 2.5;
+    const rho = 0.36;
+    const e = Math.sqrt(feedbackErrors(Float64Array.of(rho * N), N)[0]);
+    assert.ok(Math.abs(e - Math.sqrt(rho) * (Math.sqrt(N) + e)) < 1e-12);
+    // a zero layer: nothing to compress
+    assert.deepEqual([...feedbackErrors(Float64Array.of(0, 0), 0)], [0, 0]);
+  });
+
+  it('is increasing in the one-round error and convex, so halving a large layer costs more than it did', () => {
+    const steps = Float64Array.from({ length: 50 }, (_, i) => (i / 50) * 0.99);
+    const m = feedbackErrors(steps, 1);
+    for (let i = 1; i < m.length; i++) assert.ok(m[i] > m[i - 1]);
+    for (let i = 2; i < m.length; i++) assert.ok(m[i] - m[i - 1] > m[i - 1] - m[i - 2]);
+  });
+
+  it('measureErrorTable under the feedback model: each layer priced with its own ‖x‖²', () => {
+    const layout = buildLayout([
+      { name: 'a.weight', shape: [30, 20] },
+      { name: 'a.bias', shape: [20] },
+      { name: 'b.weight', shape: [20, 8] },
+    ]);
+    const x = gaussian(layout.totalSize, 9);
+    const cs = planCandidates(
+      { compressors: ['powersgd', 'topk', 'qsgd'], baseline: { kind: 'powersgd', rank: 2, values: 'bf16' } },
+      layout,
+    );
+    const step = measureErrorTable(x, layout, cs, { seed: 4 });
+    const feedback = measureErrorTable(x, layout, cs, { seed: 4, model: 'feedback' });
+    let at = 0;
+    layout.layers.forEach((slot, l) => {
+      let n = 0;
+      for (let i = slot.offset; i < slot.offset + slot.size; i++) n += x[i] * x[i];
+      const want = feedbackErrors(step.subarray(at, at + cs[l].length), n);
+      assert.deepEqual([...feedback.subarray(at, at + cs[l].length)], [...want], slot.name);
+      at += cs[l].length;
+    });
   });
 });

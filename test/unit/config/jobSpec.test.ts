@@ -229,6 +229,7 @@ describe('config: job spec', () => {
       alpha: 1,
       window: 200,
       warmup: 100,
+      errorModel: 'step',
     });
     // the issue's spec, verbatim
     const issueSpec = parseJobSpec(
@@ -272,6 +273,18 @@ describe('config: job spec', () => {
     ]);
     expect(issues({ compression: { kind: 'lgreco', compressors: ['topk', 'topk'] } })).to.deep.equal([
       'compression.compressors: lists a compressor twice',
+    ]);
+    expect(validateJobSpec({ compression: { kind: 'lgreco' } }).compression).to.include({
+      errorModel: 'step',
+    });
+    expect(
+      validateJobSpec({ compression: { kind: 'lgreco', errorModel: 'feedback' } }).compression,
+    ).to.include({ errorModel: 'feedback' });
+    expect(issues({ compression: { kind: 'lgreco', errorModel: 'delta' } })).to.deep.equal([
+      "compression.errorModel: must be 'step' or 'feedback'",
+    ]);
+    expect(issues({ compression: { kind: 'uniform', errorModel: 'feedback' } })).to.deep.equal([
+      'compression.errorModel: only with kind: lgreco (set kind: lgreco, or remove errorModel)',
     ]);
     expect(issues({ compression: { kind: 'lgreco', alpha: 0, window: 0 } })).to.deep.equal([
       'compression.alpha: must be greater than 0',
