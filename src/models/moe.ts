@@ -36,6 +36,8 @@ export interface MoeOutput {
   aux: tf.Scalar;
   /** f_e above, [E]: the share of routing assignments per expert (before capacity). */
   load: tf.Tensor1D;
+  /** The router's logits [N, E] (x·W_r for the linear router), before the softmax. */
+  logits: tf.Tensor2D;
 }
 
 /**
@@ -133,6 +135,7 @@ export function routedExperts(
     out,
     aux: loadBalancingLoss(probs, chosen, k),
     load: tf.div(tf.sum(chosen, 0), k * n) as tf.Tensor1D,
+    logits,
   };
 }
 

@@ -115,13 +115,14 @@ export interface BlockOptions {
 }
 
 /**
- * One block's result: the residual stream after it and, with moe, its load-balancing loss and expert load, and
- * with an rmoe router its state h_i for the next block.
+ * One block's result: the residual stream after it and, with moe, its load-balancing loss, expert load and
+ * router logits [N·T, E], and with an rmoe router its state h_i for the next block.
  */
 export interface BlockOutput {
   hidden: tf.Tensor2D;
   aux?: tf.Scalar;
   load?: tf.Tensor1D;
+  routerLogits?: tf.Tensor2D;
   routerState?: tf.Tensor2D;
 }
 
@@ -242,7 +243,12 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     if (routerHidden(spec.moe) === undefined) {
       const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
       probe?.(layer, 'mlp', mid, moe.out);
-      return { hidden: tf.add(mid, moe.out) as tf.Tensor2D, aux: moe.aux, load: moe.load };
+      return {
+        hidden: tf.add(mid, moe.out) as tf.Tensor2D,
+        aux: moe.aux,
+        load: moe.load,
+        routerLogits: moe.logits,
+      };
     }
     if (at.routerGru === undefined) throw new Error('transformer: an rmoe router needs the shared GRU cell');
     const router = rmoeRouter(
@@ -259,6 +265,7 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
       hidden: tf.add(mid, moe.out) as tf.Tensor2D,
       aux: moe.aux,
       load: moe.load,
+      routerLogits: router.logits,
       routerState: router.state,
     };
   }
