@@ -226,6 +226,28 @@ describe('models: the rmoe router (a GRU carried across depth)', function () {
     trainer.dispose();
   });
 
+  it('on wasm (explicit-transpose matMul): the cpu gradient, and no leaked tensors', async () => {
+    const params = randomParams(6);
+    const batch = randomBatch(2, 8, spec.vocab.length, 9);
+    const cpu = await createTrainer(spec);
+    const ref = Float32Array.from((await cpu.gradient(params, batch)).grad);
+    cpu.dispose();
+    await selectBackend('wasm');
+    try {
+      const wasm = await createTrainer(spec);
+      expect(wasm.kernels.matMul).to.equal('explicit-transpose');
+      await wasm.gradient(params, batch); // warm-up allocations
+      const before = tf.memory().numTensors;
+      const { grad } = await wasm.gradient(params, batch);
+      expect(tf.memory().numTensors).to.equal(before);
+      const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expect(maxDiff(grad, ref) / scale).to.be.below(1e-4);
+      wasm.dispose();
+    } finally {
+      await selectBackend('cpu');
+    }
+  });
+
   it('layout, tensor counts and parameter counts match (total, active, dense equivalent)', () => {
     const layout = modelLayout(spec);
     const names = layout.layers.map((s) => s.name);
