@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { toPyTorch } from '../../../src/checkpoint/pytorchLayout.ts';
 import { modelSchema } from '../../../src/config/jobSpec.ts';
+import { toNamedTensors } from '../../../src/core/layout/namedTensors.ts';
 import { layerView } from '../../../src/core/layout/parameterLayout.ts';
 import { Rng } from '../../../src/core/random.ts';
 import {
@@ -288,6 +290,12 @@ describe('models: the rmoe router (a GRU carried across depth)', function () {
       32, 96,
     ]);
     expect(moeLabel(spec.moe)).to.equal(' moe top2-of-4 rmoe5');
+    // In PyTorch layout the shared cell is an nn.GRUCell's weight_ih [3p, p]: rows r, z, n
+    const params = randomParams(8);
+    const torch = toPyTorch('transformer', toNamedTensors(params, layout)).get('router.gru.ih.weight')!;
+    expect(torch.shape).to.deep.equal([15, 5]);
+    const ours = tensorOf(params, 'router.gru.ih.weight');
+    expect(torch.data[(5 + 2) * 5 + 3], 'z gate, unit 2, input 3').to.equal(ours[3 * 15 + 5 + 2]);
     // per-expert aggregation groups hold the experts only
     const groups = moeExpertGroups(layout.layers);
     expect(groups).to.have.length(spec.layers * moe.experts);
