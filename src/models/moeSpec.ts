@@ -13,7 +13,7 @@ import type { ParameterGroup } from '../core/aggregation/perGroup.ts';
 import type { LayerSlot, LayerSpec } from '../core/layout/parameterLayout.ts';
 import type { MoeSpec, TransformerSpec } from './types.ts';
 
-/** p of an rmoe router when moe.routerHidden is absent: small beside the d = 64 students it serves. */
+/** p of an rmoe router when moe.routerHidden is absent: half the width of a d = 64 student. */
 export const DEFAULT_ROUTER_HIDDEN = 32;
 
 type Shape = Pick<TransformerSpec, 'dModel' | 'ffn'>;

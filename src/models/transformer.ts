@@ -107,7 +107,7 @@ export interface Embedded {
   routerGru?: RouterGru;
 }
 
-/** What a block passes to the next besides the residual stream. */
+/** What a block may take besides its tensors and the residual stream. */
 export interface BlockOptions {
   probe?: SublayerProbe;
   /** The rmoe router's state h_{i−1} [N·T, p] from the block before (absent for the first block: h_0 = 0). */
