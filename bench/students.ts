@@ -1,12 +1,15 @@
 /**
  * Students distilled from a teacher checkpoint
  * (npm run bench:students [-- --quick] [--seeds 3] [--json FILE] [--rounds N] [--students moe,mor,recursive]
- * [--engine coordinator|simulate]).
+ * [--engine coordinator|simulate] [--router linear|rmoe]).
  *
  * A character transformer teacher is trained on the bundled KJV excerpt and saved as a checkpoint; then, for
  * each seed, students are distilled from it (α·T²·KL + (1 − α)·CE) with the same data, rounds and optimizer:
  *   - moe:   top-2-of-4 mixture-of-experts MLPs (src/models/moe.ts), Switch load-balancing loss;
  *   - dense: the ordinary transformer with the MoE's active parameter count (moeSpec.ts denseEquivalent).
+ * `--router rmoe` gives the MoE student the recurrent router (src/models/rmoeRouter.ts, GRU width 32) instead of
+ * the linear one; the dense student then matches its active count, router included. Results go to a file of
+ * their own (students-rmoe[-quick].json).
  * Every run, the teachers' included, goes through the coordinator (support/trainJob.ts: `launch()`, a gRPC
  * coordinator in this process and 4 worker processes over loopback, memory store, wasm), median rule; the final
  * parameters come from the job's last checkpoint. `--engine simulate` runs the same jobs through `simulate()`
@@ -60,6 +63,8 @@ const { values } = parseArgs({
     students: { type: 'string', default: 'moe,mor' },
     /** coordinator: launch() with worker processes over gRPC; simulate: the same code in one process. */
     engine: { type: 'string', default: 'coordinator' },
+    /** The MoE student's router: linear (E5 as measured) or rmoe (a GRU carried across depth). */
+    router: { type: 'string', default: 'linear' },
   },
 });
 const engine = values.engine as Engine;
@@ -69,13 +74,16 @@ const which = new Set(values.students.split(','));
 for (const w of which)
   if (w !== 'moe' && w !== 'mor' && w !== 'recursive')
     throw new Error(`--students: unknown '${w}' (moe, mor, recursive)`);
+const router = values.router;
+if (router !== 'linear' && router !== 'rmoe') throw new Error(`--router: unknown '${router}' (linear, rmoe)`);
 process.env.PHALANX_TEXT ??= BUNDLED_EXCERPT;
 const quick = values.quick;
 const teacherRounds = values.rounds ? Number(values.rounds) : quick ? 300 : 600;
 const studentRounds = values.rounds ? Number(values.rounds) : quick ? 300 : 600;
 const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 11 + i);
 const only = which.size === 1 && !which.has('moe') ? `-${[...which][0]}` : '';
-const jsonPath = values.json ?? `bench/results/students${only}${quick ? '-quick' : ''}.json`;
+const routerTag = router === 'rmoe' ? '-rmoe' : '';
+const jsonPath = values.json ?? `bench/results/students${only}${routerTag}${quick ? '-quick' : ''}.json`;
 /** The recursive students' teacher trains for 600 rounds even with --quick: it must be worth distilling. */
 const recursiveTeacherRounds = values.rounds ? Number(values.rounds) : 600;
 /** Ten students per seed: 150 rounds each with --quick (≈ 40 min on one shared core), 400 otherwise. */
@@ -83,7 +91,12 @@ const recursiveStudentRounds = values.rounds ? Number(values.rounds) : quick ? 1
 const kd = { alpha: 0.5, temperature: 2 };
 const common = DISTILL_BENCH_JOB;
 const teacherModel = BENCH_TEACHER_MODEL;
-const moe: MoeSpec = { experts: 4, topK: 2, auxLossWeight: 0.01 };
+const moe: MoeSpec = {
+  experts: 4,
+  topK: 2,
+  auxLossWeight: 0.01,
+  ...(router === 'rmoe' ? { router } : {}),
+};
 const moeModel = { kind: 'transformer', dModel: 32, layers: 2, heads: 2, ffn: 64, context: 32, moe } as const;
 const recursions = 3;
 const recursiveModel = {
@@ -127,6 +140,7 @@ try {
     quick,
     seeds,
     engine,
+    router,
     workers: 4,
     rule: 'median',
     backend: 'wasm',
@@ -192,7 +206,7 @@ try {
       `| teacher d64 L2 ffn128 (${teacherRounds} rounds) | ${count(teacherSpec!.model as TransformerSpec)} | ${teacher!.finalLoss.toFixed(3)} | — |`,
     );
     console.log(
-      `| MoE d32 L2, top-2 of 4 experts of ffn 64 | ${count(moeSpec)} | ${show(moeStats)} | ${show(load)} |`,
+      `| MoE d32 L2, top-2 of 4 experts of ffn 64${router === 'rmoe' ? ', rmoe router' : ''} | ${count(moeSpec)} | ${show(moeStats)} | ${show(load)} |`,
     );
     console.log(`| dense d32 L2 ffn ${denseSpec.ffn} | ${count(denseSpec)} | ${show(denseStats)} | — |`);
     console.log(`| MoE − dense, paired by seed | | ${show(diff)} | |`);

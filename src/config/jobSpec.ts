@@ -156,6 +156,10 @@ const transformerSchema = section({
     init: z
       .enum(['scratch', 'upcycle', 'split'], { error: () => "must be 'scratch', 'upcycle' or 'split'" })
       .default('scratch'),
+    /** How blocks score experts: linear (x·W_r per block) or rmoe (a GRU carried across depth); absent = linear. */
+    router: z.enum(['linear', 'rmoe'], { error: () => "must be 'linear' or 'rmoe'" }).optional(),
+    /** Width p of the rmoe router's GRU (router rmoe only; absent: 32). */
+    routerHidden: positive(1024).optional(),
   }).optional(),
 }).superRefine((model, ctx) => {
   // Bounds are the fields' own schemas; here only what relates fields (heads | dModel) or the vocabulary.

@@ -13,6 +13,9 @@
  * which is 1 when either is uniform (f_e = 1/E or P_e = 1/E) and at most E (everything on one expert). f is a
  * count and carries no gradient; the router learns to balance through P.
  *
+ * With router rmoe the logits x·W_r come from a GRU carried across the blocks instead (rmoeRouter.ts); the rest
+ * is the same.
+ *
  * Computed densely: every expert runs on every token and the gates (0 for unchosen experts) weigh the results.
  * The E experts' first layers form one [d, E·f] matmul and their second layers one [E·f, d] matmul, so the cost
  * is that of one dense MLP of width E·f. On the wasm backend at this size it is faster than dispatching tokens
@@ -33,6 +36,8 @@ export interface MoeOutput {
   aux: tf.Scalar;
   /** f_e above, [E]: the share of routing assignments per expert (before capacity). */
   load: tf.Tensor1D;
+  /** The router's logits [N, E] (x·W_r for the linear router), before the softmax. */
+  logits: tf.Tensor2D;
 }
 
 /**
@@ -84,21 +89,34 @@ export function loadBalancingLoss(probs: tf.Tensor2D, chosen: tf.Tensor2D, k: nu
 
 /** The MoE MLP applied to x [N, d] (already layer-normed). Pure tfjs; call inside a tidy or a gradient tape. */
 export function moeMlp(x: tf.Tensor2D, t: MoeTensors, moe: MoeSpec, ops: ModelOps): MoeOutput {
+  return routedExperts(x, ops.matMul(x, t[0] as tf.Tensor2D, false), t.slice(1), moe, ops);
+}
+
+/**
+ * The experts behind any router: x [N, d], the router's logits [N, E] and the experts' tensors (per expert fc W,
+ * b, proj W, b). moeMlp with the linear router; the rmoe router (rmoeRouter.ts) computes its logits otherwise.
+ */
+export function routedExperts(
+  x: tf.Tensor2D,
+  logits: tf.Tensor2D,
+  experts: MoeTensors,
+  moe: MoeSpec,
+  ops: ModelOps,
+): MoeOutput {
   const { experts: e, topK: k } = moe;
   const n = x.shape[0];
-  const router = t[0] as tf.Tensor2D;
   const fcW = [];
   const fcB = [];
   const projW = [];
   const projB = [];
   for (let i = 0; i < e; i++) {
-    fcW.push(t[1 + 4 * i]);
-    fcB.push(t[2 + 4 * i]);
-    projW.push(t[3 + 4 * i]);
-    projB.push(t[4 + 4 * i]);
+    fcW.push(experts[4 * i]);
+    fcB.push(experts[1 + 4 * i]);
+    projW.push(experts[2 + 4 * i]);
+    projB.push(experts[3 + 4 * i]);
   }
   const f = fcW[0].shape[1] as number;
-  const probs = tf.softmax(ops.matMul(x, router, false)) as tf.Tensor2D;
+  const probs = tf.softmax(logits) as tf.Tensor2D;
   const chosen = topKMask(probs, k);
   const picked = tf.mul(probs, chosen);
   let gates = tf.div(picked, tf.sum(picked, 1, true)) as tf.Tensor2D;
@@ -117,6 +135,7 @@ export function moeMlp(x: tf.Tensor2D, t: MoeTensors, moe: MoeSpec, ops: ModelOp
     out,
     aux: loadBalancingLoss(probs, chosen, k),
     load: tf.div(tf.sum(chosen, 0), k * n) as tf.Tensor1D,
+    logits,
   };
 }
 

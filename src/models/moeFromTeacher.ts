@@ -8,10 +8,12 @@
  *   split (F = E·f): expert e takes the hidden units [e·f, (e+1)·f) — fc columns, fc bias entries, proj rows — and
  *     proj bias / E, so Σ_e expert_e(x) = MLP(x) (the GELU acts per hidden unit).
  *
- * The router has no teacher counterpart and keeps the student's seeded values. Pure: no tfjs.
+ * The router (linear, or rmoe's per-block projections and shared GRU) has no teacher counterpart and keeps the
+ * student's seeded values; upcycle's identity holds for any router. Pure: no tfjs.
  */
 import { toNamedTensors, fromNamedTensors, type NamedTensors } from '../core/layout/namedTensors.ts';
 import type { ParameterLayout } from '../core/layout/parameterLayout.ts';
+import { isRouterTensor } from './moeSpec.ts';
 import type { ModelSpec, MoeSpec, TransformerSpec } from './types.ts';
 
 export type MoeStudentSpec = TransformerSpec & { moe: MoeSpec & { init: 'upcycle' | 'split' } };
@@ -58,25 +60,25 @@ export function moeFromTeacher(
     return t.data;
   };
   for (const [name, t] of seeded) {
-    const m = /^(blocks\.\d+)\.mlp\.(router\.weight|experts\.(\d+)\.(fc|proj)\.(weight|bias))$/.exec(name);
+    if (isRouterTensor(name)) {
+      out.set(name, { data: t.data.slice(), shape: [...t.shape] });
+      continue;
+    }
+    const m = /^(blocks\.\d+)\.mlp\.experts\.(\d+)\.(fc|proj)\.(weight|bias)$/.exec(name);
     if (!m) {
       out.set(name, { data: get(name).slice(), shape: [...t.shape] });
       continue;
     }
-    if (m[2] === 'router.weight') {
-      out.set(name, { data: t.data.slice(), shape: [...t.shape] });
-      continue;
-    }
-    const e = Number(m[3]);
-    const source = get(`${m[1]}.mlp.${m[4]}.${m[5]}`);
+    const e = Number(m[2]);
+    const source = get(`${m[1]}.mlp.${m[3]}.${m[4]}`);
     // Upcycle copies hidden units [0, f) into every expert; split gives expert e the units [e·f, (e+1)·f).
     const lo = init === 'upcycle' ? 0 : e * f;
     let data: Float32Array;
-    if (m[4] === 'fc' && m[5] === 'weight') {
+    if (m[3] === 'fc' && m[4] === 'weight') {
       data = new Float32Array(d * f);
       for (let i = 0; i < d; i++) data.set(source.subarray(i * F + lo, i * F + lo + f), i * f);
-    } else if (m[4] === 'fc') data = source.slice(lo, lo + f);
-    else if (m[5] === 'weight') data = source.slice(lo * d, (lo + f) * d);
+    } else if (m[3] === 'fc') data = source.slice(lo, lo + f);
+    else if (m[4] === 'weight') data = source.slice(lo * d, (lo + f) * d);
     else data = init === 'upcycle' ? source.slice() : source.map((v) => v / E);
     out.set(name, { data, shape: [...t.shape] });
   }

@@ -19,14 +19,17 @@
  *
  * With a `moe` section each block's MLP is a mixture of experts (moe.ts): the four mlp tensors are replaced by
  * blocks.b.mlp.router.weight [d, E] and blocks.b.mlp.experts.e.{fc.weight [d, ffn], fc.bias [ffn],
- * proj.weight [ffn, d], proj.bias [d]} for e < E.
+ * proj.weight [ffn, d], proj.bias [d]} for e < E. With moe.router rmoe (rmoeRouter.ts) the router weight is
+ * replaced by blocks.b.mlp.router.{in.weight [d, p], out.weight [p, E]}, and the GRU cell shared by all blocks
+ * follows lnf: router.gru.{ih.weight [p, 3p], ih.bias [3p], hh.weight [p, 3p], hh.bias [3p]} (gates r, z, n).
  */
 import { buildLayout, layerView, type LayerSpec } from '../core/layout/parameterLayout.ts';
 import { deriveSeed, Rng } from '../core/random.ts';
 import type { Model, ModelOutput } from './model.ts';
-import { moeMlp } from './moe.ts';
-import { moeMlpTensors } from './moeSpec.ts';
+import { moeMlp, routedExperts } from './moe.ts';
+import { moeMlpTensors, routerGruTensors, routerHidden } from './moeSpec.ts';
 import type { ModelOps } from './ops.ts';
+import { rmoeRouter, type RouterGru } from './rmoeRouter.ts';
 import { tf } from './tf.ts';
 import { blockTensors } from './recursion.ts';
 import { transformerSpecProblems } from './transformerSpec.ts';
@@ -48,6 +51,7 @@ function layerSpecs(spec: TransformerSpec): LayerSpec[] {
     for (const t of perBlock) layers.push({ name: `blocks.${b}.${t.name}`, shape: t.shape });
   }
   layers.push({ name: 'lnf.gain', shape: [d] }, { name: 'lnf.bias', shape: [d] });
+  if (spec.moe !== undefined) layers.push(...routerGruTensors(spec.moe));
   return layers;
 }
 
@@ -77,6 +81,8 @@ export interface TransformerWeights {
   layers: readonly BlockTensors[];
   lnfGain: tf.Tensor;
   lnfBias: tf.Tensor;
+  /** The rmoe router's shared GRU cell (routerGruTensors); absent for a linear router or a dense model. */
+  routerGru?: RouterGru;
 }
 
 /**
@@ -97,13 +103,27 @@ export interface Embedded {
   t: number;
   /** causalMask(t) as a tensor. */
   mask: tf.Tensor;
+  /** The rmoe router's shared GRU cell (w.routerGru), which every block's router steps. */
+  routerGru?: RouterGru;
 }
 
-/** One block's result: the residual stream after it and, with moe, its load-balancing loss and expert load. */
+/** What a block may take besides its tensors and the residual stream. */
+export interface BlockOptions {
+  probe?: SublayerProbe;
+  /** The rmoe router's state h_{i−1} [N·T, p] from the block before (absent for the first block: h_0 = 0). */
+  routerState?: tf.Tensor2D;
+}
+
+/**
+ * One block's result: the residual stream after it and, with moe, its load-balancing loss, expert load and
+ * router logits [N·T, E], and with an rmoe router its state h_i for the next block.
+ */
 export interface BlockOutput {
   hidden: tf.Tensor2D;
   aux?: tf.Scalar;
   load?: tf.Tensor1D;
+  routerLogits?: tf.Tensor2D;
+  routerState?: tf.Tensor2D;
 }
 
 /**
@@ -119,7 +139,7 @@ export interface TransformerForward {
     layer: number,
     at: Embedded,
     ops: ModelOps,
-    probe?: SublayerProbe,
+    options?: BlockOptions,
   ): BlockOutput;
   /** Final LayerNorm and the tied output projection: logits [N·T, V]. */
   head(w: TransformerWeights, hidden: tf.Tensor2D, ops: ModelOps): tf.Tensor2D;
@@ -128,9 +148,10 @@ export interface TransformerForward {
   run(w: TransformerWeights, ids: tf.Tensor, ops: ModelOps, probe?: SublayerProbe): ModelOutput;
 }
 
-/** Tensors per block in the layout: 12, or 8 + 1 + 4E with moe. */
+/** Tensors per block in the layout: 12, or 8 + 1 + 4E with moe (8 + 2 + 4E with an rmoe router). */
 export function tensorsPerBlock(spec: TransformerSpec): number {
-  return spec.moe === undefined ? 12 : 9 + 4 * spec.moe.experts;
+  if (spec.moe === undefined) return 12;
+  return (routerHidden(spec.moe) === undefined ? 9 : 10) + 4 * spec.moe.experts;
 }
 
 export function transformerForward(spec: TransformerSpec): TransformerForward {
@@ -195,7 +216,7 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     ]) as tf.Tensor2D;
     let maskValues = masks.get(t);
     if (maskValues === undefined) masks.set(t, (maskValues = causalMask(t)));
-    return { hidden, n, t, mask: tf.tensor2d(maskValues, [t, t]) };
+    return { hidden, n, t, mask: tf.tensor2d(maskValues, [t, t]), routerGru: w.routerGru };
   }
 
   function block(
@@ -204,7 +225,7 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     layer: number,
     at: Embedded,
     ops: ModelOps,
-    probe?: SublayerProbe,
+    { probe, routerState }: BlockOptions = {},
   ): BlockOutput {
     const attn = attention(layerNorm(hidden, p[0], p[1]), p.slice(2, 6), at.n, at.t, ops, at.mask);
     probe?.(layer, 'attn', hidden, attn);
@@ -219,9 +240,34 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
       probe?.(layer, 'mlp', mid, mlp);
       return { hidden: tf.add(mid, mlp) as tf.Tensor2D };
     }
-    const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
+    if (routerHidden(spec.moe) === undefined) {
+      const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
+      probe?.(layer, 'mlp', mid, moe.out);
+      return {
+        hidden: tf.add(mid, moe.out) as tf.Tensor2D,
+        aux: moe.aux,
+        load: moe.load,
+        routerLogits: moe.logits,
+      };
+    }
+    if (at.routerGru === undefined) throw new Error('transformer: an rmoe router needs the shared GRU cell');
+    const router = rmoeRouter(
+      normed,
+      p[8] as tf.Tensor2D,
+      p[9] as tf.Tensor2D,
+      at.routerGru,
+      routerState,
+      ops,
+    );
+    const moe = routedExperts(normed, router.logits, p.slice(10), spec.moe, ops);
     probe?.(layer, 'mlp', mid, moe.out);
-    return { hidden: tf.add(mid, moe.out) as tf.Tensor2D, aux: moe.aux, load: moe.load };
+    return {
+      hidden: tf.add(mid, moe.out) as tf.Tensor2D,
+      aux: moe.aux,
+      load: moe.load,
+      routerLogits: router.logits,
+      routerState: router.state,
+    };
   }
 
   function head(w: TransformerWeights, hidden: tf.Tensor2D, ops: ModelOps): tf.Tensor2D {
@@ -234,9 +280,11 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
     let hidden = at.hidden;
     const auxes: tf.Scalar[] = [];
     const loads: tf.Tensor1D[] = [];
+    let routerState: tf.Tensor2D | undefined;
     w.layers.forEach((p, layer) => {
-      const out = block(hidden, p, layer, at, ops, probe);
+      const out = block(hidden, p, layer, at, ops, { probe, routerState });
       hidden = out.hidden;
+      routerState = out.routerState;
       if (out.aux) auxes.push(out.aux);
       if (out.load) loads.push(out.load);
     });
@@ -254,7 +302,7 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
 
 /**
  * A transformer's layout tensors as forward weights: each block is `perBlock` consecutive tensors (12 for dense
- * MLPs, tensorsPerBlock) after embed and pos.
+ * MLPs, tensorsPerBlock) after embed and pos; after lnf, the rmoe router's four GRU tensors if there are any.
  */
 export function transformerWeights(
   params: readonly tf.Tensor[],
@@ -270,7 +318,20 @@ export function transformerWeights(
     ),
     lnfGain: params[last],
     lnfBias: params[last + 1],
+    routerGru: params.length > last + 2 ? params.slice(last + 2) : undefined,
   };
+}
+
+/**
+ * The standard deviation a weight starts with: 0.02, 0.02/√(2L) for the residual projections. The rmoe router's
+ * input projection and GRU weights are fan-in scaled, 1/√(rows), so its state is O(1) at the start (at 0.02 the
+ * three small matrices in a row would leave h, and every gradient through it, near zero); its output projection
+ * keeps 0.02, so routing starts near uniform like the linear router's.
+ */
+function initStd(name: string, shape: readonly number[], layers: number): number {
+  if (name.endsWith('.proj.weight')) return 0.02 / Math.sqrt(2 * layers);
+  if (/(^|\.)router\.(in|gru\.ih|gru\.hh)\.weight$/.test(name)) return 1 / Math.sqrt(shape[0]);
+  return 0.02;
 }
 
 export function createTransformer(spec: TransformerSpec): Model {
@@ -296,8 +357,7 @@ export function createTransformer(spec: TransformerSpec): Model {
       const view = layerView(params, slot);
       if (slot.name.endsWith('.gain')) view.fill(1);
       else if (slot.name.endsWith('.weight')) {
-        const residual = slot.name.endsWith('.proj.weight');
-        const std = residual ? 0.02 / Math.sqrt(2 * numLayers) : 0.02;
+        const std = initStd(slot.name, slot.shape, numLayers);
         const rng = new Rng(deriveSeed(seed, INIT_STREAM, i));
         for (let k = 0; k < view.length; k++) view[k] = std * rng.normal();
       }

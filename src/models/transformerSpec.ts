@@ -8,7 +8,7 @@ import type { TransformerSpec } from './types.ts';
 
 /**
  * Parameters of a transformer spec: V·d + C·d + L·(4d² + 2d·f + 9d + f) + 2d; a recursive one stores K blocks
- * plus its relaxations (recursion.ts); an MoE one E experts and a router per block (moeSpec.ts).
+ * plus its relaxations (recursion.ts); an MoE one E experts and a router per block (moeSpec.ts; an rmoe router adds one shared GRU).
  */
 export function transformerParameterCount(spec: Omit<TransformerSpec, 'kind'>): number {
   if (spec.recursion !== undefined) return recursiveParameterCount({ ...spec, recursion: spec.recursion });
@@ -39,7 +39,8 @@ export function transformerSpecProblems(spec: TransformerSpec): string[] {
     problems.push(...moeProblems(spec.moe));
     if (spec.recursion !== undefined) {
       problems.push(
-        'moe.experts cannot be combined with recursion (a recursive MoE student is not supported)',
+        'moe.experts cannot be combined with recursion (a recursive MoE student, linear or rmoe router, is ' +
+          'not supported): remove model.moe or model.recursion',
       );
     }
   }

@@ -55,9 +55,17 @@ export interface MoeSpec {
    * ffn = E·ffn). Absent or scratch: the seeded initialisation.
    */
   init?: MoeInit;
+  /**
+   * How each block scores the experts (moe.ts, rmoeRouter.ts). Absent or linear: logits = x·W_r per block. rmoe:
+   * a GRU carried across depth (one cell shared by all blocks) between a per-block projection in and out.
+   */
+  router?: MoeRouter;
+  /** p, the width of the rmoe router's GRU state (router rmoe only; default DEFAULT_ROUTER_HIDDEN, moeSpec.ts). */
+  routerHidden?: number;
 }
 
 export type MoeInit = 'scratch' | 'upcycle' | 'split';
+export type MoeRouter = 'linear' | 'rmoe';
 
 /** How a recursive student ties its L layers to K shared blocks (src/models/recursion.ts). */
 export interface RecursionSpec {

@@ -25,7 +25,21 @@ const SPECS: ModelSpec[] = [
   { kind: 'mlp', hidden: [32, 16] },
   { kind: 'cnn' },
   { kind: 'transformer', vocab: ' .abcdefgh', dModel: 16, layers: 2, heads: 2, ffn: 32, context: 8 },
+  {
+    kind: 'transformer',
+    vocab: ' .abcdefgh',
+    dModel: 16,
+    layers: 2,
+    heads: 2,
+    ffn: 8,
+    context: 8,
+    moe: { experts: 3, topK: 2, auxLossWeight: 0.01, init: 'scratch', router: 'rmoe', routerHidden: 4 },
+  },
 ];
+
+/** 'mlp', 'cnn', 'transformer', or 'transformer (moe, rmoe router)'. */
+const title = (spec: ModelSpec) =>
+  spec.kind === 'transformer' && spec.moe ? `${spec.kind} (moe, ${spec.moe.router} router)` : spec.kind;
 
 describe('checkpoint: a directory of named tensors and config.json', () => {
   let dir: string;
@@ -37,7 +51,7 @@ describe('checkpoint: a directory of named tensors and config.json', () => {
   });
 
   for (const spec of SPECS) {
-    it(`round-trips a ${spec.kind} exactly, one tensor per layout layer, with its architecture`, async () => {
+    it(`round-trips a ${title(spec)} exactly, one tensor per layout layer, with its architecture`, async () => {
       const model = createModel(spec);
       const params = model.initialParameters(42);
       const target = path.join(dir, spec.kind);

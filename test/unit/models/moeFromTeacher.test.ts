@@ -131,6 +131,30 @@ describe('models: MoE students from a dense teacher (moeFromTeacher)', function 
     );
   });
 
+  it("upcycle with the rmoe router: the teacher's function exactly at step 0, the router tensors the seed's", () => {
+    const reference = logits(TEACHER, teacherParams, ids, n);
+    for (const topK of [1, 2]) {
+      const spec = moeStudent({ topK, router: 'rmoe', routerHidden: 4 });
+      const model = createModel(spec);
+      const start = jobInitialParameters(spec, 3, model, { spec: TEACHER, params: teacherParams });
+      expect(start.from).to.equal('teacher');
+      expect(maxDiff(logits(spec, start.params, ids, n), reference), `top${topK}`).to.be.below(1e-5);
+      const s = toNamedTensors(start.params, model.layout);
+      const z = toNamedTensors(model.initialParameters(3), model.layout);
+      const router = [...s.keys()].filter((name) => /(^|\.)router\./.test(name));
+      expect(router).to.have.length(2 * TEACHER.layers + 4);
+      for (const name of router) expect(maxDiff(s.get(name)!.data, z.get(name)!.data), name).to.equal(0);
+    }
+    // split starts too (its experts differ, so only the layout is checked here)
+    const split = moeStudent({ init: 'split', router: 'rmoe' }, 3);
+    const start = jobInitialParameters(split, 3, createModel(split), {
+      spec: TEACHER,
+      params: teacherParams,
+    });
+    expect(start.from).to.equal('teacher');
+    expect(start.params.length).to.equal(modelLayout(split).totalSize);
+  });
+
   it('a teacher of another shape, or scratch, starts from the seed and says why; admission refuses the misfit', () => {
     const upcycle = moeStudent({});
     const split = moeStudent({ init: 'split' }, 3);
