@@ -142,13 +142,21 @@ describe('compression: session (plan schedule, robust re-plans, pushes)', () => 
 
   it('measures its table on p = g + e under the step model and on g alone under the feedback model', () => {
     for (const errorModel of ['step', 'feedback'] as const) {
-      const spec: SessionSpec = { ...lgreco, errorModel };
-      const wk = new WorkerCompressor(spec, layout, SEED, 0);
+      const spec: SessionSpec = {
+        kind: 'lgreco',
+        baseline: lgreco.baseline,
+        compressors: ['powersgd', 'topk', 'qsgd'],
+        alpha: 1,
+        window: 4,
+        warmup: 3,
+        errorModel,
+      };
+      const wk: WorkerCompressor = new WorkerCompressor(spec, layout, SEED, 0);
       const plan = new PlanAuthority(spec, layout, SEED).plan;
       for (let round = 0; round < 3; round++) wk.encode(plan, round, gradient(0, round)); // memories ≠ 0
       const g = gradient(0, 3);
       const p = g.slice();
-      wk.saveState().forEach((m, l) => {
+      wk.saveState().forEach((m: { error: Float32Array }, l: number) => {
         const slot = layout.layers[l];
         for (let i = 0; i < slot.size; i++) p[slot.offset + i] += m.error[i];
       });
