@@ -29,6 +29,7 @@
  *   --split test|validation  what is evaluated (default test); validation holds out 10 % of the training set
  *                    (stratified, before sharding): choose settings there, report the test split
  *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
+ *   --baseline powersgd:4|topk:0.01|qsgd:4   the uniform baseline (default PowerSGD rank 4, bf16 factors)
  *   --error-model step|feedback   what L-GreCo's E counts (compression.errorModel; default step)
  *   --configs LIST   which of none,uniform,lgreco to run (default all)
  *   --merge FILE     add an earlier --json file's runs of the other configurations (same setup) to the table
@@ -77,7 +78,13 @@ export interface BenchArgs {
   errorModel: ErrorModel;
   configs: Config[];
   merge?: string;
+  baseline: Baseline;
 }
+
+export type Baseline =
+  | { kind: 'powersgd'; rank: number }
+  | { kind: 'topk'; density: number }
+  | { kind: 'qsgd'; bits: number; bucket: number };
 
 /** Settings two bench files must share for their runs to sit in one table. */
 const SAME_SETUP = ['rounds', 'evalEvery', 'model', 'workers', 'split', 'attack', 'byzantine'] as const;
@@ -88,7 +95,12 @@ export function mergedRuns(file: { args: Partial<BenchArgs>; runs: Run[] }, a: B
     if (file.args[k] !== a[k])
       throw new Error(`--merge: the file's ${k} is ${String(file.args[k])}, this run's is ${String(a[k])}`);
   }
-  return file.runs.filter((r) => !a.configs.includes(r.config) && a.seeds.includes(r.seed));
+  // compressed runs of another baseline are other experiments: only the uncompressed ones carry over then
+  const sameBaseline =
+    JSON.stringify(file.args.baseline ?? { kind: 'powersgd', rank: 4 }) === JSON.stringify(a.baseline);
+  return file.runs.filter(
+    (r) => !a.configs.includes(r.config) && a.seeds.includes(r.seed) && (sameBaseline || r.config === 'none'),
+  );
 }
 
 export function parseCli(argv: string[]): BenchArgs {
@@ -114,6 +126,7 @@ export function parseCli(argv: string[]): BenchArgs {
       'error-model': { type: 'string', default: 'step' },
       configs: { type: 'string', default: CONFIGS.join(',') },
       merge: { type: 'string' },
+      baseline: { type: 'string', default: 'powersgd:4' },
     },
   });
   const int = (v: string | undefined, name: string, fallback: number, min = 0): number => {
@@ -154,12 +167,32 @@ export function parseCli(argv: string[]): BenchArgs {
     errorModel,
     configs,
     ...(values.merge ? { merge: values.merge } : {}),
+    baseline: parseBaseline(values.baseline!),
   };
+}
+
+/** --baseline powersgd:RANK | topk:DENSITY | qsgd:BITS (bucket 128) — the uniform setting both compressed configs start from. */
+export function parseBaseline(text: string): Baseline {
+  const [kind, param] = text.split(':');
+  const value = Number(param);
+  const bad = () => new Error(`--baseline: powersgd:RANK, topk:DENSITY or qsgd:BITS (got '${text}')`);
+  if (param === undefined || !Number.isFinite(value)) throw bad();
+  if (kind === 'powersgd') return { kind, rank: value };
+  if (kind === 'topk') return { kind, density: value };
+  if (kind === 'qsgd') return { kind, bits: value, bucket: 128 };
+  throw bad();
+}
+
+/** How a baseline reads in tables: 'PowerSGD r4', 'top-k 1%', 'QSGD 4 bits'. */
+export function describeBaseline(b: Baseline): string {
+  if (b.kind === 'powersgd') return `PowerSGD r${b.rank}`;
+  if (b.kind === 'topk') return `top-k ${+(100 * b.density).toPrecision(3)}%`;
+  return `QSGD ${b.bits} bits`;
 }
 
 /** The job spec of one run. */
 export function runSpec(config: Config, seed: number, a: BenchArgs): JobSpecInput {
-  const baseline = { kind: 'powersgd' as const, rank: 4 };
+  const baseline = a.baseline;
   const compression: JobSpecInput['compression'] =
     config === 'none'
       ? { kind: 'none' }
@@ -385,7 +418,8 @@ async function main(): Promise<void> {
     : [];
   console.log(
     `compression: ${todo.length} runs (${a.configs.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.split} split, ${a.rounds} rounds, ` +
-      `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, L-GreCo error model ${a.errorModel}, ` +
+      `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, baseline ${describeBaseline(a.baseline)}, ` +
+      `L-GreCo error model ${a.errorModel}, ` +
       `${a.parallel} at a time; files in ${dir}`,
   );
   if (merged.length) console.log(`  + ${merged.length} runs of ${a.merge}`);

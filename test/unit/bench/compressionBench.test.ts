@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import {
   formatDecision,
   formatTable,
+  mergedRuns,
   parseCli,
   runSpec,
   summarise,
@@ -27,6 +28,49 @@ describe('bench:compression: specs and the summary table', () => {
       20,
       { kind: 'powersgd', rank: 4, values: 'bf16' },
     ]);
+  });
+
+  it('--baseline, --error-model and --configs reach the specs; bad values name the option', () => {
+    const a = parseCli([
+      '--baseline',
+      'topk:0.01',
+      '--error-model',
+      'feedback',
+      '--configs',
+      'uniform,lgreco',
+    ]);
+    expect(a.configs).to.deep.equal(['uniform', 'lgreco']);
+    const lg = validateJobSpec(runSpec('lgreco', 0, a)).compression;
+    expect(lg.kind === 'lgreco' && [lg.baseline, lg.errorModel]).to.deep.equal([
+      { kind: 'topk', density: 0.01, values: 'bf16' },
+      'feedback',
+    ]);
+    const u = validateJobSpec(runSpec('uniform', 0, parseCli(['--baseline', 'qsgd:4']))).compression;
+    expect(u.kind === 'uniform' && u.baseline).to.deep.equal({ kind: 'qsgd', bits: 4, bucket: 128 });
+    expect(() => parseCli(['--baseline', 'zip:3'])).to.throw('--baseline: powersgd:RANK');
+    expect(() => parseCli(['--baseline', 'topk'])).to.throw('--baseline');
+    expect(() => parseCli(['--error-model', 'delta'])).to.throw('--error-model: step or feedback');
+    expect(() => parseCli(['--configs', 'none,gzip'])).to.throw(
+      "--configs: a list of none, uniform, lgreco (got 'gzip')",
+    );
+  });
+
+  it('--merge takes an earlier file’s other runs of the same setup; compressed ones only with the same baseline', () => {
+    const earlier = parseCli(['--quick']);
+    const runs: Run[] = [
+      { config: 'none', seed: 0, accuracy: 0.8 },
+      { config: 'uniform', seed: 0, accuracy: 0.79 },
+      { config: 'lgreco', seed: 0, accuracy: 0.78 },
+      { config: 'none', seed: 7, accuracy: 0.8 },
+    ];
+    const file = { args: earlier, runs };
+    const same = parseCli(['--quick', '--configs', 'lgreco']);
+    expect(mergedRuns(file, same).map((r) => r.config)).to.deep.equal(['none', 'uniform']);
+    const other = parseCli(['--quick', '--configs', 'lgreco', '--baseline', 'powersgd:8']);
+    expect(mergedRuns(file, other).map((r) => r.config)).to.deep.equal(['none']);
+    expect(() => mergedRuns(file, parseCli(['--configs', 'lgreco']))).to.throw(
+      "--merge: the file's rounds is 60, this run's is 600",
+    );
   });
 
   it('pairs ratios and accuracy differences by seed; mean ± sample std and worst', () => {
