@@ -30,8 +30,9 @@
  * the dense wasm implementation does not realise it). A third student runs the same block twice for every token
  * (Σ c_t = 2 recursions): the MoR's target compute without routing. Fixed beforehand, not tuned on these results.
  *
- * Recursive students (`--students recursive`, not in the default set: it has its own 4-layer teacher and takes
- * ≈ 40–70 min with --quick on 2 shared cores): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts.
+ * Recursive students (`--students recursive`; it has its own 4-layer teacher and takes ≈ 40–70 min with --quick
+ * on 2 shared cores): E1–E4 and a Byzantine run, bench/support/recursiveComparison.ts. The default runs all three
+ * comparisons, so one command prints E1–E5 and MoR; `--students moe,mor` or `--students recursive` runs a part.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -60,7 +61,7 @@ const { values } = parseArgs({
     /** Override both round counts (a smoke run). */
     rounds: { type: 'string' },
     /** Which comparisons to run: moe (E5, MoE vs dense), mor (MoR vs recursive), recursive (E1–E4). */
-    students: { type: 'string', default: 'moe,mor' },
+    students: { type: 'string', default: 'moe,mor,recursive' },
     /** coordinator: launch() with worker processes over gRPC; simulate: the same code in one process. */
     engine: { type: 'string', default: 'coordinator' },
     /** The MoE student's router: linear (E5 as measured) or rmoe (a GRU carried across depth). */
