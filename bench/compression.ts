@@ -30,7 +30,7 @@
  *                    (stratified, before sharding): choose settings there, report the test split
  *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
  *   --baseline powersgd:4|topk:0.01|qsgd:4   the uniform baseline (default PowerSGD rank 4, bf16 factors)
- *   --error-model step|feedback   what L-GreCo's E counts (compression.errorModel; default step)
+ *   --error-model step|feedback   what L-GreCo's E counts (compression.errorModel; default feedback)
  *   --configs LIST   which of none,uniform,lgreco to run (default all)
  *   --merge FILE     add an earlier --json file's runs of the other configurations (same setup) to the table
  *   --tables         print what each L-GreCo re-plan of the first lgreco run chose from: per layer, every
@@ -123,7 +123,7 @@ export function parseCli(argv: string[]): BenchArgs {
       out: { type: 'string' },
       json: { type: 'string' },
       tables: { type: 'boolean', default: false },
-      'error-model': { type: 'string', default: 'step' },
+      'error-model': { type: 'string', default: 'feedback' },
       configs: { type: 'string', default: CONFIGS.join(',') },
       merge: { type: 'string' },
       baseline: { type: 'string', default: 'powersgd:4' },

@@ -430,7 +430,7 @@ const compressionSchema = section({
           alpha: c.alpha ?? 1,
           window: c.window ?? 200,
           warmup: c.warmup ?? 100,
-          errorModel: c.errorModel ?? 'step',
+          errorModel: c.errorModel ?? 'feedback',
         };
     }
   });

@@ -58,8 +58,7 @@ export type SessionSpec =
       alpha: number;
       window: number;
       warmup: number;
-      /** Absent: 'step'. */
-      errorModel?: ErrorModel;
+      errorModel: ErrorModel;
     };
 
 /** A compression spec that compresses, or null (kind none). */
@@ -440,7 +439,7 @@ export class WorkerCompressor {
    * encoding), under the feedback model on the gradient g alone.
    */
   errorTable(round: number, gradient: Float32Array): Float64Array {
-    const model = this.spec.kind === 'lgreco' ? (this.spec.errorModel ?? 'step') : 'step';
+    const model = this.spec.kind === 'lgreco' ? this.spec.errorModel : 'step';
     let measured = gradient;
     if (model === 'step') {
       measured = this.p;

@@ -31,6 +31,7 @@ const lgreco: SessionSpec = {
   alpha: 1,
   window: 4,
   warmup: 3,
+  errorModel: 'step',
 };
 const SEED = 5;
 
