@@ -29,7 +29,7 @@ import type { Model, ModelOutput } from './model.ts';
 import { moeMlp, routedExperts } from './moe.ts';
 import { moeMlpTensors, routerGruTensors, routerHidden } from './moeSpec.ts';
 import type { ModelOps } from './ops.ts';
-import { rmoeRouter, type RouterGru } from './rmoeRouter.ts';
+import { rmoeRouter, type RouterGru, type RouterStep } from './rmoeRouter.ts';
 import { tf } from './tf.ts';
 import { blockTensors } from './recursion.ts';
 import { transformerSpecProblems } from './transformerSpec.ts';
@@ -240,33 +240,22 @@ export function transformerForward(spec: TransformerSpec): TransformerForward {
       probe?.(layer, 'mlp', mid, mlp);
       return { hidden: tf.add(mid, mlp) as tf.Tensor2D };
     }
-    if (routerHidden(spec.moe) === undefined) {
-      const moe = moeMlp(normed, p.slice(8), spec.moe, ops);
-      probe?.(layer, 'mlp', mid, moe.out);
-      return {
-        hidden: tf.add(mid, moe.out) as tf.Tensor2D,
-        aux: moe.aux,
-        load: moe.load,
-        routerLogits: moe.logits,
-      };
+    let router: RouterStep | undefined;
+    if (routerHidden(spec.moe) !== undefined) {
+      if (at.routerGru === undefined)
+        throw new Error('transformer: an rmoe router needs the shared GRU cell');
+      router = rmoeRouter(normed, p[8] as tf.Tensor2D, p[9] as tf.Tensor2D, at.routerGru, routerState, ops);
     }
-    if (at.routerGru === undefined) throw new Error('transformer: an rmoe router needs the shared GRU cell');
-    const router = rmoeRouter(
-      normed,
-      p[8] as tf.Tensor2D,
-      p[9] as tf.Tensor2D,
-      at.routerGru,
-      routerState,
-      ops,
-    );
-    const moe = routedExperts(normed, router.logits, p.slice(10), spec.moe, ops);
+    const moe = router
+      ? routedExperts(normed, router.logits, p.slice(10), spec.moe, ops)
+      : moeMlp(normed, p.slice(8), spec.moe, ops);
     probe?.(layer, 'mlp', mid, moe.out);
     return {
       hidden: tf.add(mid, moe.out) as tf.Tensor2D,
       aux: moe.aux,
       load: moe.load,
-      routerLogits: router.logits,
-      routerState: router.state,
+      routerLogits: moe.logits,
+      ...(router ? { routerState: router.state } : {}),
     };
   }
 

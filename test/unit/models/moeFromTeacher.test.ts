@@ -1,8 +1,7 @@
 import { expect } from 'chai';
-import { logits, maxDiff } from '../../support/modelLogits.ts';
+import { logits, maxDiff, randomParams } from '../../support/modelLogits.ts';
 import { JobSpecError, validateJobSpec } from '../../../src/config/jobSpec.ts';
 import { toNamedTensors, type NamedTensors } from '../../../src/core/layout/namedTensors.ts';
-import { layerView } from '../../../src/core/layout/parameterLayout.ts';
 import { Rng } from '../../../src/core/random.ts';
 import {
   moeParametersFromTeacher,
@@ -35,19 +34,6 @@ function moeStudent(moe: Partial<MoeSpec>, ffn = TEACHER.ffn): MoeStudentSpec {
     ffn,
     moe: { experts: 4, topK: 2, auxLossWeight: 0.01, init: 'upcycle', ...moe },
   } as MoeStudentSpec;
-}
-
-/** Random parameters with O(1) entries so every tensor matters, LayerNorm gains around 1. */
-function randomParams(spec: TransformerSpec, seed: number): Float32Array {
-  const layout = modelLayout(spec);
-  const rng = new Rng(seed);
-  const params = new Float32Array(layout.totalSize);
-  for (const slot of layout.layers) {
-    const view = layerView(params, slot);
-    const gain = slot.name.endsWith('.gain');
-    for (let i = 0; i < view.length; i++) view[i] = (gain ? 1 : 0) + 0.3 * rng.normal();
-  }
-  return params;
 }
 
 /** A dense MLP on x [d] in plain JS: act(x·W1 + b1)·W2 + b2 (any per-unit activation keeps the split identity). */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { maxDiff } from '../../support/modelLogits.ts';
+import { maxDiff, randomParams } from '../../support/modelLogits.ts';
 import { modelSchema } from '../../../src/config/jobSpec.ts';
 import { layerView } from '../../../src/core/layout/parameterLayout.ts';
 import { Rng } from '../../../src/core/random.ts';
@@ -41,19 +41,6 @@ function student(recursion: Partial<RecursionSpec>, spec: TransformerSpec = base
 }
 
 const mor = (capacities: number[], auxLossWeight = 0.01): MorSpec => ({ capacities, auxLossWeight });
-
-/** Random parameters with O(1) entries (LayerNorm gains around 1) so every block and router matters. */
-function randomParams(spec: TransformerSpec, seed: number): Float32Array {
-  const model = createModel(spec);
-  const rng = new Rng(seed);
-  const params = new Float32Array(model.layout.totalSize);
-  for (const slot of model.layout.layers) {
-    const view = layerView(params, slot);
-    const gain = slot.name.endsWith('.gain');
-    for (let i = 0; i < view.length; i++) view[i] = (gain ? 1 : 0) + 0.3 * rng.normal();
-  }
-  return params;
-}
 
 function randomIds(n: number, t: number, v: number, seed: number): Float32Array {
   const rng = new Rng(seed);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { expectLiveGradients, randomParams } from '../../support/modelLogits.ts';
 import { toPyTorch } from '../../../src/checkpoint/pytorchLayout.ts';
 import { modelSchema } from '../../../src/config/jobSpec.ts';
 import { toNamedTensors } from '../../../src/core/layout/namedTensors.ts';
@@ -36,19 +37,6 @@ const ops = createOps({ conv: 'builtin', matMul: 'builtin' });
 const n = 2;
 const idRng = new Rng(13);
 const ids = Float32Array.from({ length: n * spec.context }, () => idRng.int(spec.vocab.length));
-
-/** Random parameters with O(1) entries so the GRU's gates are far from their zero-input values. */
-function randomParams(seed: number): Float32Array {
-  const layout = modelLayout(spec);
-  const rng = new Rng(seed);
-  const params = new Float32Array(layout.totalSize);
-  for (const slot of layout.layers) {
-    const view = layerView(params, slot);
-    const gain = slot.name.endsWith('.gain');
-    for (let i = 0; i < view.length; i++) view[i] = (gain ? 1 : 0) + 0.4 * rng.normal();
-  }
-  return params;
-}
 
 function tensorOf(params: Float32Array, name: string): Float32Array {
   const slot = modelLayout(spec).layers.find((s) => s.name === name);
@@ -171,7 +159,7 @@ describe('models: the rmoe router (a GRU carried across depth)', function () {
   });
 
   it("every block's router logits equal a float64 GRU reference carried from block to block", () => {
-    const params = randomParams(3);
+    const params = randomParams(spec, 3, 0.4);
     const pass = routerPass(params);
     const want = referenceLogits(params, pass.mids);
     expect(pass.logits).to.have.length(spec.layers);
@@ -186,7 +174,7 @@ describe('models: the rmoe router (a GRU carried across depth)', function () {
   it("the state is carried: block 0's router projection changes block 1's logits through h alone", () => {
     // Identical experts in every block: the MLP output does not depend on the gates, so block 0's routing
     // cannot reach block 1 through the residual stream, only through the router state.
-    const params = randomParams(4);
+    const params = randomParams(spec, 4, 0.4);
     const layout = modelLayout(spec);
     for (let b = 0; b < spec.layers; b++) {
       for (const part of ['fc.weight', 'fc.bias', 'proj.weight', 'proj.bias']) {
@@ -214,22 +202,12 @@ describe('models: the rmoe router (a GRU carried across depth)', function () {
     expect(Number.isFinite(loss)).to.equal(true);
     const routerSlots = trainer.layout.layers.filter((s) => /(^|\.)router\./.test(s.name));
     expect(routerSlots.map((s) => s.name)).to.have.length(2 * spec.layers + 4);
-    for (const slot of routerSlots) {
-      const g = layerView(grad, slot);
-      expect(
-        g.every((v) => Number.isFinite(v)),
-        slot.name,
-      ).to.equal(true);
-      expect(
-        g.some((v) => v !== 0),
-        `${slot.name} has a zero gradient`,
-      ).to.equal(true);
-    }
+    expectLiveGradients(grad, routerSlots);
     trainer.dispose();
   });
 
   it('on wasm (explicit-transpose matMul): the cpu gradient, and no leaked tensors', async () => {
-    const params = randomParams(6);
+    const params = randomParams(spec, 6, 0.4);
     const batch = randomBatch(2, 8, spec.vocab.length, 9);
     const cpu = await createTrainer(spec);
     const ref = Float32Array.from((await cpu.gradient(params, batch)).grad);
@@ -291,7 +269,7 @@ describe('models: the rmoe router (a GRU carried across depth)', function () {
     ]);
     expect(moeLabel(spec.moe)).to.equal(' moe top2-of-4 rmoe5');
     // In PyTorch layout the shared cell is an nn.GRUCell's weight_ih [3p, p]: rows r, z, n
-    const params = randomParams(8);
+    const params = randomParams(spec, 8, 0.4);
     const torch = toPyTorch('transformer', toNamedTensors(params, layout)).get('router.gru.ih.weight')!;
     expect(torch.shape).to.deep.equal([15, 5]);
     const ours = tensorOf(params, 'router.gru.ih.weight');
