@@ -72,9 +72,10 @@ function run(
   rounds: number,
   lie: (t: Float64Array) => Float64Array,
   noise = 0.01,
+  spec: SessionSpec = lgreco,
 ): PlanAuthority {
-  const authority = new PlanAuthority(lgreco, layout, SEED);
-  const workers = Array.from({ length: n }, (_, w) => new WorkerCompressor(lgreco, layout, SEED, w));
+  const authority = new PlanAuthority(spec, layout, SEED);
+  const workers = Array.from({ length: n }, (_, w) => new WorkerCompressor(spec, layout, SEED, w));
   const dst = new Float32Array(layout.totalSize);
   const buffer = new Uint8Array(authority.maxLayerBytes);
   for (let round = 0; round < rounds; round++) {
@@ -122,23 +123,34 @@ describe('compression: session (plan schedule, robust re-plans, pushes)', () => 
     // Honest workers that agree: the median is then exactly their table. (When they disagree, a liar can shift each
     // median entry within the honest range, and near-tied candidates can then swap; lgrecoPlanner.test.ts bounds
     // the entries.)
-    const honest = run(5, 0, 4, (t) => t, 0).history.map((h) => h.settings);
     const liars: [string, (t: Float64Array) => Float64Array][] = [
       ['inflate everything', (t) => t.map(() => 1e30)],
       ['zero everything', (t) => t.map(() => 0)],
       ['NaN', (t) => t.map(() => NaN)],
       ['negative', (t) => t.map(() => -1e30)],
       ['inflate the baseline only', (t) => t.map((v, i) => (i % 7 === 0 ? 1e12 : v))],
+      ['∞ everywhere but the cheapest settings', (t) => t.map((v, i) => (i % 7 === 0 ? Infinity : 0))],
     ];
-    for (const [what, lie] of liars) {
-      const lied = run(5, 1, 4, lie, 0).history.map((h) => h.settings);
-      assert.deepEqual(lied, honest, `one liar (${what}) moved the plan`);
+    for (const errorModel of ['step', 'feedback'] as const) {
+      const spec: SessionSpec = {
+        kind: 'lgreco',
+        baseline: lgreco.baseline,
+        compressors: ['powersgd', 'topk', 'qsgd'],
+        alpha: 1,
+        window: 4,
+        warmup: 3,
+        errorModel,
+      };
+      const plans = (a: PlanAuthority) => a.history.map((h) => h.settings);
+      const honest = plans(run(5, 0, 4, (t) => t, 0, spec));
+      assert.ok(honest.length > 1, 'a re-plan happened');
+      for (const [what, lie] of liars) {
+        const lied = plans(run(5, 1, 4, lie, 0, spec));
+        assert.deepEqual(lied, honest, `one liar (${what}) moved the ${errorModel} plan`);
+      }
+      // two liars out of five still cannot
+      assert.deepEqual(plans(run(5, 2, 4, (t) => t.map(() => 0), 0, spec)), honest, errorModel);
     }
-    // two liars out of five still cannot
-    assert.deepEqual(
-      run(5, 2, 4, (t) => t.map(() => 0), 0).history.map((h) => h.settings),
-      honest,
-    );
   });
 
   it('measures its table on p = g + e under the step model and on g alone under the feedback model', () => {
