@@ -12,8 +12,8 @@
  * Two error models (the job's `compression.errorModel`) say which vector the table is measured on and what it
  * counts:
  *   step:     E = the one-round error above, on p = g + e (L-GreCo's statistic);
- *   feedback: (the job default) E = the squared error-feedback memory the setting would settle at, from its contraction on the
- *             fresh gradient g alone (feedbackErrors).
+ *   feedback: E = the squared error-feedback memory the setting would settle at, from its contraction on the
+ *             fresh gradient g alone (feedbackErrors); the job default.
  * The step model's p carries the memory the current plan left behind, so a layer the plan starved looks costly
  * at the next re-plan and one it fed looks cheap, and plans can swing between the two. The feedback model's
  * table depends on the gradient only, and it prices a setting by what error feedback pays for it over time.
