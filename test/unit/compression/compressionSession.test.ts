@@ -11,7 +11,7 @@ import {
   tableSeed,
   type SessionSpec,
 } from '../../../src/core/compression/compressionSession.ts';
-import { measureErrorTable } from '../../../src/core/compression/layerErrors.ts';
+import { measureErrorTable, type ErrorModel } from '../../../src/core/compression/layerErrors.ts';
 import type { LayerSetting } from '../../../src/core/compression/compressionPlan.ts';
 import { buildLayout, type ParameterLayout } from '../../../src/core/layout/parameterLayout.ts';
 import { deriveSeed } from '../../../src/core/random.ts';
@@ -34,6 +34,11 @@ const lgreco: SessionSpec = {
   errorModel: 'step',
 };
 const SEED = 5;
+
+/** The fixture's spec under another error model. */
+function withErrorModel(errorModel: ErrorModel): SessionSpec {
+  return { ...(lgreco as Extract<SessionSpec, { kind: 'lgreco' }>), errorModel };
+}
 
 /**
  * Worker w's gradient in a round: per layer a signal shared by every worker (rank 1 on fc1, full rank on fc2,
@@ -132,15 +137,7 @@ describe('compression: session (plan schedule, robust re-plans, pushes)', () => 
       ['∞ everywhere but the cheapest settings', (t) => t.map((v, i) => (i % 7 === 0 ? Infinity : 0))],
     ];
     for (const errorModel of ['step', 'feedback'] as const) {
-      const spec: SessionSpec = {
-        kind: 'lgreco',
-        baseline: lgreco.baseline,
-        compressors: ['powersgd', 'topk', 'qsgd'],
-        alpha: 1,
-        window: 4,
-        warmup: 3,
-        errorModel,
-      };
+      const spec = withErrorModel(errorModel);
       const plans = (a: PlanAuthority) => a.history.map((h) => h.settings);
       const honest = plans(run(5, 0, 4, (t) => t, 0, spec));
       assert.ok(honest.length > 1, 'a re-plan happened');
@@ -155,15 +152,7 @@ describe('compression: session (plan schedule, robust re-plans, pushes)', () => 
 
   it('measures its table on p = g + e under the step model and on g alone under the feedback model', () => {
     for (const errorModel of ['step', 'feedback'] as const) {
-      const spec: SessionSpec = {
-        kind: 'lgreco',
-        baseline: lgreco.baseline,
-        compressors: ['powersgd', 'topk', 'qsgd'],
-        alpha: 1,
-        window: 4,
-        warmup: 3,
-        errorModel,
-      };
+      const spec = withErrorModel(errorModel);
       const wk: WorkerCompressor = new WorkerCompressor(spec, layout, SEED, 0);
       const plan = new PlanAuthority(spec, layout, SEED).plan;
       for (let round = 0; round < 3; round++) wk.encode(plan, round, gradient(0, round)); // memories ≠ 0
