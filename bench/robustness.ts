@@ -253,6 +253,14 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { step: 'trusted-mean' },
   },
+  // ... or that clipped mean's direction at the length of a mean of the trusted workers (agreement)
+  {
+    key: 'flag-tmean-agree',
+    label: 'flag, step trusted-mean, rescale agreement',
+    rule: 'flag',
+    pre: [],
+    options: { step: 'trusted-mean', rescale: 'agreement' },
+  },
   {
     key: 'flag-tmean-mn-cm',
     label: 'flag, step trusted-mean, median-norm, sign test against the clipped mean',
