@@ -18,7 +18,7 @@
  *   trust_j = Σᵢ |Mᵢⱼ|·trustᵢ / Σᵢ |Mᵢⱼ|, the mixing-weighted trust of the rule inputs it feeds: its own
  *   vector for clip/ARC, its bucket for bucketing, the NNM neighbourhoods that contain it for NNM.
  *   included = weight_j > 0; an excluded worker takes the rule's reason for the input it feeds most (its own
- *   when tied).
+ *   when tied), or, when a pre-aggregator's own test dropped its vector (NNM's sign screen), that test's reason.
  * - norm and cosine always refer to the worker's raw (validated) vector and the final update.
  */
 import { createPreAggregator, createRule } from './registry.ts';
@@ -160,15 +160,13 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
           h.reason = flagExclusionText(code, h.reasonFacts.score, h.reasonFacts.threshold, h.cosine);
         }
       }
-      // A worker a pre-aggregator's test dropped feeds no rule input: say which test, not 'zero weight'.
+      // A worker a pre-aggregator's own test dropped feeds no rule input: it carries that test's reason.
       for (const [j, sc] of screened) {
         const h = health[valid[j]];
         if (h.included) continue;
-        h.reasonCode = 'against-robust-direction';
-        h.reasonFacts = { score: sc.score, threshold: sc.threshold };
-        h.reason =
-          `${sc.test}: points against the robust direction (sign score ${sc.score.toFixed(3)} < ` +
-          `signThreshold ${sc.threshold}); dropped before mixing`;
+        h.reasonCode = sc.reasonCode;
+        h.reason = sc.reason;
+        if (sc.reasonFacts) h.reasonFacts = sc.reasonFacts;
       }
     }
     return {

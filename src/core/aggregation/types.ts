@@ -83,12 +83,12 @@ export interface PreAggregation {
   screened?: ScreenedInput[];
 }
 
-/** An input a pre-aggregator dropped: index into its inputs, the test's score and its threshold. */
+/** An input a pre-aggregator dropped (index into its inputs), with the health reason its worker is to carry. */
 export interface ScreenedInput {
   input: number;
-  test: string;
-  score: number;
-  threshold: number;
+  reasonCode: ReasonCode;
+  reason: string;
+  reasonFacts?: { score: number; threshold: number };
 }
 
 export type RuleFactory = (options: Record<string, unknown>) => AggregationRule;

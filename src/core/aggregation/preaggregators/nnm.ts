@@ -50,7 +50,14 @@ export const createNnm: PreAggregatorFactory = (options) => {
       const dropped = new Set(below.slice(0, f));
       kept = kept.filter((i) => !dropped.has(i));
       for (const i of dropped) {
-        screened.push({ input: i, test: 'nnm sign screen', score: scores[i], threshold: signThreshold });
+        screened.push({
+          input: i,
+          reasonCode: 'against-robust-direction',
+          reason:
+            `nnm sign screen: points against the robust direction (sign score ${scores[i].toFixed(3)} < ` +
+            `signThreshold ${signThreshold}); dropped before mixing`,
+          reasonFacts: { score: scores[i], threshold: signThreshold },
+        });
       }
     }
     const m = kept.length;
