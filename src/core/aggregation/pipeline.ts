@@ -18,7 +18,7 @@
  *   trust_j = Σᵢ |Mᵢⱼ|·trustᵢ / Σᵢ |Mᵢⱼ|, the mixing-weighted trust of the rule inputs it feeds: its own
  *   vector for clip/ARC, its bucket for bucketing, the NNM neighbourhoods that contain it for NNM.
  *   included = weight_j > 0; an excluded worker takes the rule's reason for the input it feeds most (its own
- *   when tied).
+ *   when tied), or, when a pre-aggregator's own test dropped its vector (NNM's sign screen), that test's reason.
  * - norm and cosine always refer to the worker's raw (validated) vector and the final update.
  */
 import { createPreAggregator, createRule } from './registry.ts';
@@ -28,6 +28,7 @@ import {
   type AggregationRule,
   type AggregationSpec,
   type PreAggregator,
+  type ScreenedInput,
   type WorkerHealth,
 } from './types.ts';
 import { normSq as sumOfSquares } from './kernels/linear.ts';
@@ -105,6 +106,7 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
     const idsValid = valid.map((i) => workerIds[i]);
     let current = vValid;
     let mixing: Float64Array | null = null; // rows: current vectors, columns: valid workers
+    const screened = new Map<number, ScreenedInput>(); // valid worker → the pre-aggregator test that dropped it
     let result: AggregationResult;
     try {
       if (valid.length === 0) {
@@ -118,6 +120,10 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
           const r = pre.applyTracked(current, f);
           out = r.vectors;
           m = r.mixing;
+          for (const sc of r.screened ?? []) {
+            const j = mixing === null ? sc.input : soleSource(mixing, sc.input, valid.length);
+            if (j >= 0) screened.set(j, sc);
+          }
         } else {
           out = pre.apply(current, f);
           m = untrackedMixing(out.length, nIn);
@@ -153,6 +159,14 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
         if (h.reasonFacts && (code === 'against-robust-direction' || code === 'low-trust')) {
           h.reason = flagExclusionText(code, h.reasonFacts.score, h.reasonFacts.threshold, h.cosine);
         }
+      }
+      // A worker a pre-aggregator's own test dropped feeds no rule input: it carries that test's reason.
+      for (const [j, sc] of screened) {
+        const h = health[valid[j]];
+        if (h.included) continue;
+        h.reasonCode = sc.reasonCode;
+        h.reason = sc.reason;
+        if (sc.reasonFacts) h.reasonFacts = sc.reasonFacts;
       }
     }
     return {
@@ -200,6 +214,17 @@ function majorityLength(vectors: Float32Array[]): number {
     }
   }
   return best;
+}
+
+/** The one worker (column) row i of the mixing matrix draws on, or −1 when it mixes several or none. */
+function soleSource(mixing: Float64Array, i: number, nv: number): number {
+  let source = -1;
+  for (let j = 0; j < nv; j++) {
+    if (mixing[i * nv + j] === 0) continue;
+    if (source >= 0) return -1;
+    source = j;
+  }
+  return source;
 }
 
 /** Without tracking: identity when the count is unchanged, otherwise every output from all inputs equally. */

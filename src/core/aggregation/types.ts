@@ -76,6 +76,19 @@ export interface PreAggregator {
 export interface PreAggregation {
   vectors: Float32Array[];
   mixing: Float64Array;
+  /**
+   * Inputs the pre-aggregator removed by a test of its own (NNM's sign screen), with the score and threshold the
+   * test compared, so that the pipeline can report why those workers got no weight.
+   */
+  screened?: ScreenedInput[];
+}
+
+/** An input a pre-aggregator dropped (index into its inputs), with the health reason its worker is to carry. */
+export interface ScreenedInput {
+  input: number;
+  reasonCode: ReasonCode;
+  reason: string;
+  reasonFacts?: { score: number; threshold: number };
 }
 
 export type RuleFactory = (options: Record<string, unknown>) => AggregationRule;

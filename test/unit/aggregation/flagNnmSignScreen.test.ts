@@ -118,6 +118,34 @@ describe('nnm: sign screen', () => {
     );
   });
 
+  it("reports a worker the screen dropped as against the robust direction, with the screen's score", () => {
+    const flipped = [0, 1].map(() => Float32Array.from(mu, (m) => -m));
+    const vectors = [...honest, ...flipped];
+    const scores = flagSignScores(vectors, 2);
+    for (const pre of [['nnm'], ['clip', 'nnm']]) {
+      const pipeline = createAggregationPipeline({
+        rule: 'flag',
+        f: 2,
+        pre,
+        options: { preOptions: { nnm: { signThreshold: -0.3 } } },
+      });
+      const { workers } = pipeline.aggregate(vectors, ids(vectors.length));
+      for (const w of workers.slice(0, 8))
+        expect(w.reason ?? '', pre.join('+')).not.to.match(/nnm sign screen/);
+      for (const w of workers.slice(8)) {
+        expect(w.included, pre.join('+')).to.equal(false);
+        expect(w.reasonCode, pre.join('+')).to.equal('against-robust-direction');
+        expect(w.reason).to.match(
+          /^nnm sign screen: points against the robust direction \(sign score -0\.\d{3} < signThreshold -0\.3\); dropped before mixing$/,
+        );
+        expect(w.reasonFacts!.threshold).to.equal(-0.3);
+      }
+      // the scores are the raw inputs' (clipping rescales vectors, not their directions)
+      expect(workers[8].reasonFacts!.score).to.be.closeTo(scores[8], 1e-9);
+      expect(workers[9].reasonFacts!.score).to.be.closeTo(scores[9], 1e-9);
+    }
+  });
+
   it('needs 2f < n with the screen on', () => {
     expect(() => createPreAggregator('nnm(signThreshold=-0.3)').apply(honest.slice(0, 4), 2)).to.throw(
       /2f < n/,

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createAttack, listAttacks } from '../../../src/core/attacks/registry.ts';
+import { meanPlusStd } from '../../../src/core/attacks/alie.ts';
 import { flipLabels } from '../../../src/core/attacks/labelflip.ts';
 import { AttackError, type AttackContext } from '../../../src/core/attacks/types.ts';
 import { Rng } from '../../../src/core/random.ts';
@@ -189,6 +190,43 @@ describe('attacks: alie, ipm, mimic', () => {
       AttackError,
       /out of range/,
     );
+  });
+});
+
+describe('attacks: meanPlusStd', () => {
+  /** The definition, one coordinate at a time: float64 sums in worker order, one rounding. */
+  function reference(vectors: Float32Array[], c: number, ddof: number, d: number): Float32Array {
+    const m = vectors.length;
+    const out = new Float32Array(d);
+    for (let k = 0; k < d; k++) {
+      let s = 0;
+      for (let i = 0; i < m; i++) s += vectors[i][k];
+      const mu = s * (1 / m);
+      let q = 0;
+      for (let i = 0; i < m; i++) {
+        const t = vectors[i][k] - mu;
+        q += t * t;
+      }
+      out[k] = m - ddof > 0 ? mu + c * Math.sqrt(q / (m - ddof)) : mu;
+    }
+    return out;
+  }
+
+  it('equals the per-coordinate definition bit for bit, across sizes (its scratch grows and is reused)', () => {
+    const rng = new Rng(11);
+    for (const [m, d, c, ddof] of [
+      [10, 1000, 1.5, 1],
+      [3, 50, -0.43, 1],
+      [1, 20, 1.5, 1],
+      [7, 3000, 0, 0],
+      [4, 10, 3, 2],
+    ] as const) {
+      const vectors = Array.from({ length: m }, () =>
+        Float32Array.from({ length: d }, () => 1e3 * rng.normal()),
+      );
+      const got = meanPlusStd(vectors, c, ddof, new Float32Array(d));
+      expect(Array.from(got), `m=${m} d=${d}`).to.deep.equal(Array.from(reference(vectors, c, ddof, d)));
+    }
   });
 });
 

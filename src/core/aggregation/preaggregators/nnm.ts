@@ -24,7 +24,7 @@
 import { squaredDistancesFromGram } from '../kernels/gram.ts';
 import { combineRows, computeGram } from '../kernels/registry.ts';
 import { flagSignScores } from '../flag/aggregator.ts';
-import type { PreAggregation, PreAggregator, PreAggregatorFactory } from '../types.ts';
+import type { PreAggregation, PreAggregator, PreAggregatorFactory, ScreenedInput } from '../types.ts';
 import { checkPreInput, precondition, readOptionalNumber, Workspace } from '../util.ts';
 
 export const createNnm: PreAggregatorFactory = (options) => {
@@ -41,6 +41,7 @@ export const createNnm: PreAggregatorFactory = (options) => {
     precondition(f < n, 'nnm', 'f < n', n, f);
     const gram = computeGram(vectors, ws.f64('gram', n * n));
     let kept = Array.from({ length: n }, (_, i) => i);
+    const screened: ScreenedInput[] = [];
     if (signThreshold !== undefined && f > 0) {
       precondition(2 * f < n, 'nnm', '2f < n (sign screen)', n, f);
       const scores = flagSignScores(vectors, f, gram);
@@ -48,6 +49,16 @@ export const createNnm: PreAggregatorFactory = (options) => {
       below.sort((a, b) => scores[a] - scores[b] || b - a);
       const dropped = new Set(below.slice(0, f));
       kept = kept.filter((i) => !dropped.has(i));
+      for (const i of dropped) {
+        screened.push({
+          input: i,
+          reasonCode: 'against-robust-direction',
+          reason:
+            `nnm sign screen: points against the robust direction (sign score ${scores[i].toFixed(3)} < ` +
+            `signThreshold ${signThreshold}); dropped before mixing`,
+          reasonFacts: { score: scores[i], threshold: signThreshold },
+        });
+      }
     }
     const m = kept.length;
     const k = m - f;
@@ -69,7 +80,7 @@ export const createNnm: PreAggregatorFactory = (options) => {
     // yᵢ = inv·Σₜ x_{terms[i][t]}, float64 in neighbourhood order
     const scales = new Array<number>(m).fill(inv);
     combineRows(vectors, terms, new Array<null>(m).fill(null), scales, out, ws);
-    return { vectors: out, mixing };
+    return screened.length > 0 ? { vectors: out, mixing, screened } : { vectors: out, mixing };
   };
   const pre: PreAggregator = {
     name: 'nnm',
