@@ -140,16 +140,21 @@ export interface BarChart {
   reference?: { label: string; value: number };
 }
 
+/** Narrowest bar area (pixels) a bar chart keeps, however long its labels and notes. */
+export const MIN_BAR_AREA = 480;
+
 /** Horizontal bars from the left axis; the axis starts at a round value below the smallest bar. */
-export function drawBarChart(chart: BarChart, width = 1100): Canvas {
+export function drawBarChart(chart: BarChart, minWidth = 1100): Canvas {
   const barH = 34;
   const gap = 16;
   const top = 30 + 2 * LINE_HEIGHT;
   const height = top + chart.bars.length * (barH + gap) + 90;
-  const c = new Canvas(width, height);
   const labelWidth = Math.max(...chart.bars.map((b) => Canvas.textWidth(b.label, TEXT)), 0);
-  const left = labelWidth + 30;
   const noteWidth = Math.max(...chart.bars.map((b) => Canvas.textWidth(` 0.000 ${b.note ?? ''}`, TEXT)), 0);
+  // labels left of the bars and notes right of them must not squeeze the bars: the canvas grows instead
+  const width = Math.max(minWidth, labelWidth + 30 + MIN_BAR_AREA + noteWidth + 20);
+  const c = new Canvas(width, height);
+  const left = labelWidth + 30;
   const right = width - noteWidth - 20;
   const bottom = top + chart.bars.length * (barH + gap);
   c.text(20, 16, chart.title, BLACK, TEXT);
