@@ -77,8 +77,8 @@ export interface PreAggregation {
   vectors: Float32Array[];
   mixing: Float64Array;
   /**
-   * Inputs the pre-aggregator removed by a test of its own (NNM's sign screen), with the score and threshold the
-   * test compared, so that the pipeline can report why those workers got no weight.
+   * Inputs the pre-aggregator removed by a test of its own (NNM's sign screen), each with the health reason its
+   * worker carries: it feeds no rule input, so no rule reason reaches it.
    */
   screened?: ScreenedInput[];
 }

@@ -69,7 +69,7 @@ export const createAlie: AttackFactory = (options) => {
 /**
  * out = μ + c·σ (σ with ddof; 0 when |H| ≤ ddof), float64 per coordinate, one rounding. Row by row into float64
  * scratch (sums in worker order, so the result is the same as a per-coordinate loop, bit for bit): a column walk
- * across m arrays is several times slower at d ≈ 10⁵.
+ * across m arrays takes about twice as long at d ≈ 10⁵.
  */
 export function meanPlusStd(
   vectors: Float32Array[],
