@@ -268,6 +268,9 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { step: 'trusted-mean', signDirection: 'clipped-mean' },
   },
+  // Candidate: each worker's say in the flag median and the output is its length relative to the median norm
+  // (capped at 1), so a tiny −ε·μ no longer gets a full vote by being normalised
+  { key: 'flag-vote', label: 'flag, vote norm', rule: 'flag', pre: [], options: { vote: 'norm' } },
   {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',

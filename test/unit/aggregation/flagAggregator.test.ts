@@ -595,6 +595,102 @@ describe('flag: known weaknesses and their options', () => {
     expect(norm(scaled.update)).to.be.closeTo(m, 1e-4 * m);
   });
 
+  it("vote 'norm': a worker shorter than the median counts in proportion to its length, a longer one counts 1", () => {
+    const rng = new Rng(33);
+    const d = 200;
+    const { vectors } = honestSet(rng, 9, d, 3);
+    // equal lengths: every ωᵢ = 1, the same result as vote 'unit'
+    const equal = vectors.map((v) => v.map((x) => x / norm(v)));
+    const u = run({}, equal, 2);
+    const w = run({ vote: 'norm' }, equal, 2);
+    expect(relErr(w.update, u.update)).to.be.below(1e-7);
+    for (const x of diag(w).votes as number[]) expect(x).to.be.closeTo(1, 1e-6);
+    expect(diag(u).votes).to.equal(null);
+    // a vector 10⁻⁶ as long as the others: under 'unit' its direction moves the subspace and the output, under
+    // 'norm' it has no say (ω ≈ 10⁻⁶), whichever way it points
+    const dir = Float32Array.from({ length: d }, () => rng.normal());
+    const tiny = (sign: number) => dir.map((x) => (sign * 1e-6 * norm(vectors[0]) * x) / norm(dir));
+    const long = vectors[3].map((x) => 50 * x);
+    for (const vote of ['unit', 'norm']) {
+      const plus = run({ vote, signAware: false }, [...vectors, tiny(1)], 2);
+      const minus = run({ vote, signAware: false }, [...vectors, tiny(-1)], 2);
+      const moved = relErr(plus.update, minus.update);
+      if (vote === 'unit') expect(moved, vote).to.be.above(1e-2);
+      else expect(moved, vote).to.be.below(1e-5);
+    }
+    const votes = diag(run({ vote: 'norm' }, [...vectors.slice(0, 3), long, ...vectors.slice(4), tiny(1)], 2))
+      .votes as number[];
+    expect(votes[3]).to.equal(1); // 50× the median: capped at one vote
+    expect(votes[9]).to.be.below(1e-5);
+    const m = [...vectors.map((v) => norm(v)), 50 * norm(vectors[3]), 1e-6 * norm(vectors[0])].sort(
+      (a, b) => a - b,
+    );
+    const median = 0.5 * (m[4] + m[5]);
+    expect(votes[0]).to.be.closeTo(Math.min(1, norm(vectors[0]) / median), 1e-6);
+  });
+
+  it("vote 'norm' is the weighted flag median Σᵢ ωᵢ·√(1 − ‖Yᵀĝᵢ‖²) and output (1/r)·YYᵀΣᵢ ωᵢĝᵢ (direct d-space IRLS)", () => {
+    const rng = new Rng(34);
+    const d = 10;
+    const p = 7;
+    const vectors = Array.from({ length: p }, (_, i) =>
+      Float32Array.from({ length: d }, () => (0.2 + 0.4 * i) * (rng.normal() + 0.4)),
+    );
+    const norms = vectors.map((v) => norm(v));
+    const sorted = [...norms].sort((a, b) => a - b);
+    const omega = norms.map((x) => Math.min(1, x / sorted[3]));
+    const G = vectors.map((v, i) => Float64Array.from(v, (x) => x / norms[i]));
+    const topR = (w2: number[], r: number): number[][] => {
+      const M = new Float64Array(d * d);
+      G.forEach((g, i) => {
+        for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) M[a * d + b] += w2[i] * g[a] * g[b];
+      });
+      const e = symmetricEigen(M, d);
+      return Array.from({ length: d }, (_, a) => Array.from({ length: r }, (_, k) => e.vectors[a * d + k]));
+    };
+    const ratio = (Y: number[][], g: Float64Array): number => {
+      let q = 0;
+      for (let k = 0; k < Y[0].length; k++) {
+        let t = 0;
+        for (let a = 0; a < d; a++) t += Y[a][k] * g[a];
+        q += t * t;
+      }
+      return q;
+    };
+    const J = (Y: number[][]): number =>
+      G.reduce((acc, g, i) => acc + omega[i] * Math.sqrt(Math.max(0, 1 - ratio(Y, g))), 0);
+    for (const r of [1, 2, 3]) {
+      for (const steps of [0, 1, 3]) {
+        let Y = topR(
+          omega.map((w) => w / Math.sqrt(1 + 1e-7)),
+          r,
+        );
+        for (let t = 0; t < steps; t++) {
+          const next = topR(
+            G.map((g, i) => omega[i] / Math.sqrt(Math.abs(1 - ratio(Y, g)) + 1e-7)),
+            r,
+          );
+          if (J(next) > J(Y)) break;
+          Y = next;
+        }
+        const sum = new Float64Array(d);
+        G.forEach((g, i) => g.forEach((x, a) => (sum[a] += omega[i] * x)));
+        const out = new Float64Array(d);
+        for (let k = 0; k < r; k++) {
+          let c = 0;
+          for (let a = 0; a < d; a++) c += Y[a][k] * sum[a];
+          for (let a = 0; a < d; a++) out[a] += (Y[a][k] * c) / r;
+        }
+        const res = run(
+          { vote: 'norm', r, maxIterations: steps, tolerance: 0, signAware: false, rescale: 'none' },
+          vectors,
+        );
+        expect(relErr(res.update, out), `r ${r}, ${steps} steps`).to.be.below(1e-6);
+        expect(diag(res).objective as number).to.be.closeTo(J(Y), 1e-9);
+      }
+    }
+  });
+
   it("step 'projected-mean' is the trusted clipped mean projected onto the flag subspace", () => {
     const rng = new Rng(32);
     const d = 300;
@@ -901,6 +997,8 @@ describe('flag: state, preconditions and options', () => {
       [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
       [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis' or 'clipped-mean'/],
       [{ step: 'median' }, /'step' must be 'subspace', 'trusted-mean' or 'projected-mean'/],
+      [{ vote: 'size' }, /'vote' must be 'unit' or 'norm'/],
+      [{ mode: 'reference', vote: 'norm' }, /not available in mode 'reference'/],
       [{ mode: 'reference', step: 'trusted-mean' }, /not available in mode 'reference'/],
       [{ signAware: 'yes' }, /'signAware' must be true or false/],
       [{ mode: 'fast' }, /'mode' must be 'phalanx' or 'reference'/],

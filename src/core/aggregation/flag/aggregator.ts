@@ -27,7 +27,7 @@
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
  *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis',
- *   minTrust: 0, rescale: 'median-norm', step: 'subspace', warmStart: false.
+ *   minTrust: 0, rescale: 'median-norm', step: 'subspace', vote: 'unit', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -35,7 +35,8 @@
  * weakness); weight = α·cᵢ, the coefficient of ĝᵢ in the update (α = rescale factor); included = not zero,
  * non-finite, sign-excluded or below minTrust; cosine to the update from K. Diagnostics: r, iterations, objective
  * (and its history), converged, irlsWeights (wᵢ² = (sᵢ + ε)^(−1/2) at the final subspace), reconstructionRatios,
- * coefficients (cᵢ before rescaling), signScores, eigenvalues of K, subspaceEigenvalues, rescaleFactor, excluded.
+ * coefficients (cᵢ before rescaling), signScores, votes (ωᵢ, vote 'norm'), eigenvalues of K, subspaceEigenvalues,
+ * rescaleFactor, excluded.
  *
  * Preconditions: n ≥ 1 vectors with at least one finite, non-zero one (p = the valid ones), r ≤ p, and
  * y0 (reference mode) with d rows. Cost: one O(p²d) Gram pass, p×p eigenproblems per IRLS step (λ > 0 adds a
@@ -278,11 +279,18 @@ class FlagAggregator implements AggregationRule {
       if (r > p) throw new PreconditionError(`flag needs r ≤ p (r = ${r}, p = ${p} valid vectors)`);
     }
 
+    // vote 'norm': ωᵢ = min(1, ‖gᵢ‖/m), m = the valid workers' median norm (null = 1 each).
+    let votes: Float64Array | null = null;
+    if (o.vote === 'norm') {
+      const m = median(active.map((i) => norms[i]));
+      votes = Float64Array.from(active, (i) => Math.min(1, norms[i] / m));
+    }
     const irlsOptions = {
       lambda: o.lambda,
       epsilon: o.epsilon,
       maxIterations: o.maxIterations,
       tolerance: o.tolerance,
+      votes,
     };
     let start: { P: Float64Array; r: number } | null = null;
     if (warm && warm.r === r) {
@@ -310,7 +318,7 @@ class FlagAggregator implements AggregationRule {
               K,
               active.map((i) => norms[i]),
             )
-          : robustDirectionScores(first.P, p, rEff0, K);
+          : robustDirectionScores(first.P, p, rEff0, K, votes);
       signCutoff = signThresholdFor(signScores, o.signThreshold, o.signSpread);
       for (let a = 0; a < p; a++) {
         if (signScores[a] < signCutoff - SIGN_SLACK) {
@@ -339,17 +347,18 @@ class FlagAggregator implements AggregationRule {
     let KS: Float64Array = K;
     let rS = r;
     const refit = s < p;
+    const votesS = votes && refit ? Float64Array.from(S, (a) => votes[a]) : votes;
     if (refit) {
       KS = subMatrix(K, p, S, S);
       rS = Math.min(r, s);
       // Fresh start on the kept set: a warm start from the first fit would keep its lock on an attacker's line
       // (the excluded worker's direction is still in that subspace).
-      final = irlsFlag(KS, s, rS, irlsOptions);
+      final = irlsFlag(KS, s, rS, { ...irlsOptions, votes: votesS });
     }
     const { B, rEff } = final.fit;
     const c =
       o.step === 'subspace'
-        ? mixingCoefficients(KS, s, B, rEff, 1 / rS)
+        ? mixingCoefficients(KS, s, B, rEff, 1 / rS, votesS)
         : trustedMeanCoefficients(
             KS,
             S.map((a) => norms[active[a]]),
@@ -487,6 +496,7 @@ class FlagAggregator implements AggregationRule {
         coefficients,
         signScores: signScores ? scores : null,
         signCutoff,
+        votes: votes ? Array.from({ length: n }, (_, i) => (pos[i] >= 0 ? votes[pos[i]] : 0)) : null,
         excluded: workers.filter((w) => !w.included).map((w) => w.index),
         eigenvalues: Array.from(eigK.values),
         subspaceEigenvalues: Array.from(final.fit.mu.subarray(0, rEff)),
@@ -654,15 +664,23 @@ class FlagAggregator implements AggregationRule {
  * and point against it, so every worker votes for the same orientation. (A plain one-worker-one-vote majority
  * of signs fails when honest gradients are noisy: with 4 honest and 2 flipped, two honest workers on the
  * wrong side of the axis are enough to hand the direction to the attackers — seen in the 6-worker demo.)
- * Ties fall back to that majority vote, then the sum of projections, then the lowest index.
+ * Ties fall back to that majority vote, then the sum of projections, then the lowest index. With `votes` ωᵢ
+ * (vote 'norm'), worker i's projection weighs ωᵢ in the axis (Σᵢ ωᵢ·PᵢPᵢᵀ) and in the orientation.
  */
-function robustDirectionScores(P: Float64Array, p: number, r: number, K: Float64Array): Float64Array {
+function robustDirectionScores(
+  P: Float64Array,
+  p: number,
+  r: number,
+  K: Float64Array,
+  votes: Float64Array | null = null,
+): Float64Array {
   let axis: Float64Array;
   if (r === 1) axis = Float64Array.of(1);
   else {
     const C = new Float64Array(r * r);
     for (let i = 0; i < p; i++) {
-      for (let k = 0; k < r; k++) for (let l = 0; l < r; l++) C[k * r + l] += P[i * r + k] * P[i * r + l];
+      const w = votes === null ? 1 : votes[i];
+      for (let k = 0; k < r; k++) for (let l = 0; l < r; l++) C[k * r + l] += w * P[i * r + k] * P[i * r + l];
     }
     const e = symmetricEigen(C, r);
     axis = new Float64Array(r);
@@ -683,7 +701,7 @@ function robustDirectionScores(P: Float64Array, p: number, r: number, K: Float64
   }
   const centrality = medianCosines(K, p);
   let oriented = 0;
-  for (let i = 0; i < p; i++) oriented += centrality[i] * proj[i];
+  for (let i = 0; i < p; i++) oriented += (votes === null ? 1 : votes[i]) * centrality[i] * proj[i];
   const flip =
     oriented < -SIGN_SLACK ||
     (Math.abs(oriented) <= SIGN_SLACK &&

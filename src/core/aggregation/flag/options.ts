@@ -8,6 +8,7 @@ export type FlagRank = 'auto' | 'n-2f';
 export type FlagRescale = 'none' | 'median-norm' | 'agreement';
 export type FlagSignDirection = 'principal-axis' | 'clipped-mean';
 export type FlagStep = 'subspace' | 'trusted-mean' | 'projected-mean';
+export type FlagVote = 'unit' | 'norm';
 
 export interface FlagOptions {
   mode: FlagMode;
@@ -61,6 +62,14 @@ export interface FlagOptions {
    * then sets its length ('none': the step's own).
    */
   step: FlagStep;
+  /**
+   * Each worker's say: 'unit' = every unit vector ĝᵢ counts once (the flag median as published); 'norm' = worker i
+   * counts ωᵢ = min(1, ‖gᵢ‖/m), m = the median norm of the valid workers, in the flag median's objective
+   * Σᵢ ωᵢ·√(1 − ‖Yᵀĝᵢ‖²), in the sign test's axis and in the output (1/r)·YYᵀΣᵢ ωᵢĝᵢ. A vector much shorter
+   * than the others (a tiny −ε·μ) no longer gets a full vote by being normalised; a longer one is capped at 1, as
+   * unit normalisation caps it, so no worker gains by its length.
+   */
+  vote: FlagVote;
   /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
   warmStart: boolean;
   /** Reference mode only: the start Y₀ as r float32 columns of length d (null = uniform weights). */
@@ -83,6 +92,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   minTrust: 0,
   rescale: 'median-norm',
   step: 'subspace',
+  vote: 'unit',
   warmStart: false,
 });
 
@@ -98,6 +108,7 @@ const PHALANX_KEYS = [
   'minTrust',
   'rescale',
   'step',
+  'vote',
   'warmStart',
 ];
 const REFERENCE_KEYS = ['y0'];
@@ -240,6 +251,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       minTrust: 0,
       rescale: 'none',
       step: 'subspace',
+      vote: 'unit',
       warmStart: false,
       y0,
     };
@@ -298,6 +310,13 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     }
     step = options.step;
   }
+  let vote: FlagVote = FLAG_DEFAULTS.vote;
+  if (options.vote !== undefined) {
+    if (options.vote !== 'unit' && options.vote !== 'norm') {
+      fail(`option 'vote' must be 'unit' or 'norm', got ${describe(options.vote)}`);
+    }
+    vote = options.vote;
+  }
   const warmStart =
     options.warmStart === undefined ? FLAG_DEFAULTS.warmStart : bool('warmStart', options.warmStart);
   return {
@@ -315,6 +334,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     minTrust,
     rescale,
     step,
+    vote,
     warmStart,
     y0: null,
   };

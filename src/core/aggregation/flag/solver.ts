@@ -44,12 +44,14 @@ export function irlsWeights(
   r: number,
   lambda: number,
   epsilon: number,
+  votes: Float64Array | null = null,
 ): FlagWeights {
   const w2 = new Float64Array(p);
   for (let i = 0; i < p; i++) {
     let q = 0;
     for (let k = 0; k < r; k++) q += P[i * r + k] * P[i * r + k];
-    w2[i] = 1 / Math.sqrt(Math.abs(1 - q) + epsilon);
+    // Objective Σᵢ ωᵢ·√sᵢ: its majoriser at sᵢ⁰ weighs sᵢ by ωᵢ/√sᵢ⁰.
+    w2[i] = (votes === null ? 1 : votes[i]) / Math.sqrt(Math.abs(1 - q) + epsilon);
   }
   let pair2: Float64Array | null = null;
   if (lambda > 0 && p >= 2) {
@@ -73,8 +75,13 @@ export function irlsWeights(
 }
 
 /** Weights of a start with no information (P = 0): all sᵢ = s_ij = 1, the reference's high-dimension limit. */
-export function uniformWeights(p: number, lambda: number, epsilon: number): FlagWeights {
-  return irlsWeights(new Float64Array(p), p, 1, lambda, epsilon);
+export function uniformWeights(
+  p: number,
+  lambda: number,
+  epsilon: number,
+  votes: Float64Array | null = null,
+): FlagWeights {
+  return irlsWeights(new Float64Array(p), p, 1, lambda, epsilon, votes);
 }
 
 /** Top-r subspace of the weighted problem: see the module comment. `warmU` warm-starts the eigensolver. */
@@ -177,15 +184,22 @@ export function reconstructionRatios(P: Float64Array, p: number, r: number): Flo
 }
 
 /**
- * Flag-median objective Σᵢ √max(0, 1 − ‖Pᵢ‖²) (the reference's "sine" cost), plus, when `pairScale2` > 0, the
- * pairwise terms the IRLS step also majorises: pairScale2 · Σ_{i≠j} √|1 − ‖Pᵢ − Pⱼ‖²|.
+ * Flag-median objective Σᵢ ωᵢ·√max(0, 1 − ‖Pᵢ‖²) (the reference's "sine" cost; ωᵢ = `votes`, 1 without), plus,
+ * when `pairScale2` > 0, the pairwise terms the IRLS step also majorises: pairScale2 · Σ_{i≠j} √|1 − ‖Pᵢ − Pⱼ‖²|.
  */
-export function flagObjective(P: Float64Array, p: number, r: number, pairScale2 = 0): number {
+export function flagObjective(
+  P: Float64Array,
+  p: number,
+  r: number,
+  pairScale2 = 0,
+  votes: Float64Array | null = null,
+): number {
   let J = 0;
   for (let i = 0; i < p; i++) {
     let q = 0;
     for (let k = 0; k < r; k++) q += P[i * r + k] * P[i * r + k];
-    J += Math.sqrt(Math.max(0, 1 - q));
+    const term = Math.sqrt(Math.max(0, 1 - q));
+    J += votes === null ? term : votes[i] * term;
   }
   if (pairScale2 > 0) {
     let pairs = 0;
@@ -204,18 +218,23 @@ export function flagObjective(P: Float64Array, p: number, r: number, pairScale2 
   return J;
 }
 
-/** Mixing coefficients c = scale · B Bᵀ K 1 (the output is Ĝ c; scale = 1/r in the reference). */
+/**
+ * Mixing coefficients c = scale · B Bᵀ K ω (the output is Ĝ c = scale · Y Yᵀ Σᵢ ωᵢĝᵢ; scale = 1/r in the
+ * reference, ω = `votes`, all ones without).
+ */
 export function mixingCoefficients(
   K: Float64Array,
   p: number,
   B: Float64Array,
   r: number,
   scale: number,
+  votes: Float64Array | null = null,
 ): Float64Array {
   const k1 = new Float64Array(p);
   for (let i = 0; i < p; i++) {
     let s = 0;
-    for (let j = 0; j < p; j++) s += K[i * p + j];
+    if (votes === null) for (let j = 0; j < p; j++) s += K[i * p + j];
+    else for (let j = 0; j < p; j++) s += K[i * p + j] * votes[j];
     k1[i] = s;
   }
   const t = new Float64Array(r);
@@ -238,6 +257,8 @@ export interface IrlsOptions {
   epsilon: number;
   maxIterations: number;
   tolerance: number;
+  /** Each worker's say ωᵢ in the objective Σᵢ ωᵢ·√sᵢ (null: 1 each, the flag median as published). */
+  votes?: Float64Array | null;
 }
 
 export interface IrlsResult {
@@ -266,23 +287,24 @@ export function irlsFlag(
   startP: { P: Float64Array; r: number } | null = null,
 ): IrlsResult {
   const { lambda, epsilon, maxIterations, tolerance } = options;
+  const votes = options.votes ?? null;
   const pairScale = p >= 2 ? lambda / (p * (p - 1)) : 0;
   const pairScale2 = pairScale * pairScale;
   const w0 = startP
-    ? irlsWeights(startP.P, p, startP.r, lambda, epsilon)
-    : uniformWeights(p, lambda, epsilon);
+    ? irlsWeights(startP.P, p, startP.r, lambda, epsilon, votes)
+    : uniformWeights(p, lambda, epsilon, votes);
   let fit = fitSubspace(K, p, w0, r);
   let P = projections(K, p, fit.B, fit.rEff);
-  let J = flagObjective(P, p, fit.rEff, pairScale2);
+  let J = flagObjective(P, p, fit.rEff, pairScale2, votes);
   const history = [J];
   let iterations = 0;
   let converged = false;
   while (iterations < maxIterations) {
     iterations++;
-    const w = irlsWeights(P, p, fit.rEff, lambda, epsilon);
+    const w = irlsWeights(P, p, fit.rEff, lambda, epsilon, votes);
     const next = fitSubspace(K, p, w, r, fit.U);
     const nextP = projections(K, p, next.B, next.rEff);
-    const nextJ = flagObjective(nextP, p, next.rEff, pairScale2);
+    const nextJ = flagObjective(nextP, p, next.rEff, pairScale2, votes);
     const change = Math.abs(J - nextJ) / Math.max(J, Number.MIN_VALUE);
     if (nextJ > J) {
       converged = change < tolerance;
