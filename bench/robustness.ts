@@ -120,7 +120,7 @@ const RULES: RuleDef[] = [
     label:
       `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')}` +
       (DEFAULT_AGGREGATION.rule === 'flag'
-        ? `, r ${FLAG_DEFAULTS.r}, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold})`
+        ? `, r ${FLAG_DEFAULTS.r}, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold}, vote ${FLAG_DEFAULTS.vote})`
         : ')'),
     ...DEFAULT_AGGREGATION,
   },
@@ -268,9 +268,18 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { step: 'trusted-mean', signDirection: 'clipped-mean' },
   },
-  // Candidate: each worker's say in the flag median and the output is its length relative to the median norm
-  // (capped at 1), so a tiny −ε·μ no longer gets a full vote by being normalised
+  // Each worker's say in the flag median and the output is its length relative to the median norm (capped at 1),
+  // so a tiny −ε·μ no longer gets a full vote by being normalised (selection-dirichlet.md, last section)
   { key: 'flag-vote', label: 'flag, vote norm', rule: 'flag', pre: [], options: { vote: 'norm' } },
+  // The default pinned with vote 'unit' (r = n − 2f, median-norm, sign −0.3, one vote per unit vector):
+  // robustness-quick-vote.json compares it on the test set with vote 'norm', the default of that grid
+  {
+    key: 'flag-unit',
+    label: 'flag, r n−2f, median-norm, sign −0.3, vote unit (the default)',
+    rule: 'flag',
+    pre: [],
+    options: { r: 'n-2f', rescale: 'median-norm', signThreshold: -0.3, vote: 'unit' },
+  },
   {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',
@@ -386,14 +395,23 @@ function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobS
 }
 
 /**
- * A recorded `resolved` with the flag options its checkout did not have filled in from today's defaults: an option
- * is added with a default that keeps the earlier behaviour, so a run that predates it ran with that default.
+ * The behaviour each flag option stands for in runs recorded before it existed, should today's default differ:
+ * `vote` came in as 'unit' (robustness-quick-vote.json ran a grid with 'norm' as the default).
+ */
+const FLAG_OPTIONS_AS_ADDED: Readonly<Record<string, unknown>> = { vote: 'unit' };
+
+/**
+ * A recorded `resolved` with the flag options its checkout did not have filled in: an option is added with a
+ * default that keeps the earlier behaviour, so a run that predates it ran with that behaviour
+ * (FLAG_OPTIONS_AS_ADDED where today's default has changed since, else today's default).
  */
 export function withAddedFlagDefaults(resolved: unknown): unknown {
   const r = resolved as { rule?: unknown; options?: Record<string, unknown> } | undefined;
   if (!r || r.rule !== 'flag' || !r.options) return resolved;
   const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) options[k] = k in r.options ? r.options[k] : v;
+  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) {
+    options[k] = k in r.options ? r.options[k] : k in FLAG_OPTIONS_AS_ADDED ? FLAG_OPTIONS_AS_ADDED[k] : v;
+  }
   for (const [k, v] of Object.entries(r.options)) if (!(k in options)) options[k] = v;
   return { ...r, options };
 }

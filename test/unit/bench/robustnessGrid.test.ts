@@ -146,6 +146,16 @@ describe('bench:robustness grid', () => {
     // a recorded value that differs from today's still differs
     const other = { rule: 'flag', pre: [], options: { ...before, rescale: 'none' } };
     expect(JSON.stringify(withAddedFlagDefaults(other))).to.not.equal(JSON.stringify(now));
+    // vote came in as 'unit': a run recorded without it ran with 'unit', whatever today's default, and a run that
+    // recorded 'norm' (robustness-quick-vote.json, when it was the default) is not today's default run
+    const { vote: _vote, ...beforeVote } = now.options;
+    const legacy = withAddedFlagDefaults({ rule: 'flag', pre: [], options: beforeVote }) as typeof now;
+    expect(legacy.options.vote).to.equal('unit');
+    expect(JSON.stringify(legacy)).to.equal(
+      JSON.stringify({ ...now, options: { ...now.options, vote: 'unit' } }),
+    );
+    const asNorm = { rule: 'flag', pre: [], options: { ...now.options, vote: 'norm' } };
+    expect(JSON.stringify(withAddedFlagDefaults(asNorm))).to.not.equal(JSON.stringify(now));
     // other rules and missing records are left as they are
     const median = { rule: 'median', pre: [], options: {} };
     expect(withAddedFlagDefaults(median)).to.deep.equal(median);
