@@ -22,7 +22,9 @@ export function demoSpec(): JobSpecInput {
     // 0.4 → 80.8 ± 1.6 % after 400 rounds under this attack.
     optimizer: { kind: 'sgd', lr: 0.2, momentum: 0, weightDecay: 0 },
     rounds: 400,
-    workers: { min: 1, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
+    // min = max: the job starts when all six have joined and every round waits for all six, so the run does not
+    // depend on how fast the worker processes start (with min 1 the first rounds ran on whoever was up).
+    workers: { min: 6, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
     aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
     checkpoint: { every: 100, keep: 2 },
     evaluation: { every: 50, limit: 2000 },
