@@ -95,6 +95,17 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return s / (norm(a) * norm(b));
 }
 
+/** ‖Yᵀx‖² for Y given as d rows of r columns. */
+function projectedNorm2(Y: number[][], x: Float64Array): number {
+  let q = 0;
+  for (let k = 0; k < Y[0].length; k++) {
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += Y[i][k] * x[i];
+    q += s * s;
+  }
+  return q;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Direct (d-space) implementation of the reference, used to check the Gram form: builds the weighted d×q matrix X
 // explicitly and takes the top-r eigenvectors of X Xᵀ (d×d).
@@ -111,15 +122,7 @@ function directReference(
     const nv = Math.max(norm(v), 1e-12);
     return Float64Array.from(v, (x) => x / nv);
   });
-  const proj = (Y: number[][], x: Float64Array): number => {
-    let q = 0;
-    for (let k = 0; k < Y[0].length; k++) {
-      let s = 0;
-      for (let i = 0; i < d; i++) s += Y[i][k] * x[i];
-      q += s * s;
-    }
-    return q;
-  };
+  const proj = projectedNorm2;
   const J = (Y: number[][]): number => G.reduce((acc, g) => acc + Math.sqrt(Math.max(0, 1 - proj(Y, g))), 0);
   const cols: Float64Array[] = [];
   for (const g of G) {
@@ -648,15 +651,7 @@ describe('flag: known weaknesses and their options', () => {
       const e = symmetricEigen(M, d);
       return Array.from({ length: d }, (_, a) => Array.from({ length: r }, (_, k) => e.vectors[a * d + k]));
     };
-    const ratio = (Y: number[][], g: Float64Array): number => {
-      let q = 0;
-      for (let k = 0; k < Y[0].length; k++) {
-        let t = 0;
-        for (let a = 0; a < d; a++) t += Y[a][k] * g[a];
-        q += t * t;
-      }
-      return q;
-    };
+    const ratio = projectedNorm2;
     const J = (Y: number[][]): number =>
       G.reduce((acc, g, i) => acc + omega[i] * Math.sqrt(Math.max(0, 1 - ratio(Y, g))), 0);
     for (const r of [1, 2, 3]) {
