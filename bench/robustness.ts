@@ -395,23 +395,14 @@ function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobS
 }
 
 /**
- * The behaviour each flag option stands for in runs recorded before it existed, should today's default differ:
- * `vote` came in as 'unit' (robustness-quick-vote.json ran a grid with 'norm' as the default).
- */
-const FLAG_OPTIONS_AS_ADDED: Readonly<Record<string, unknown>> = { vote: 'unit' };
-
-/**
- * A recorded `resolved` with the flag options its checkout did not have filled in: an option is added with a
- * default that keeps the earlier behaviour, so a run that predates it ran with that behaviour
- * (FLAG_OPTIONS_AS_ADDED where today's default has changed since, else today's default).
+ * A recorded `resolved` with the flag options its checkout did not have filled in from today's defaults: an option
+ * is added with a default that keeps the earlier behaviour, so a run that predates it ran with that default.
  */
 export function withAddedFlagDefaults(resolved: unknown): unknown {
   const r = resolved as { rule?: unknown; options?: Record<string, unknown> } | undefined;
   if (!r || r.rule !== 'flag' || !r.options) return resolved;
   const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) {
-    options[k] = k in r.options ? r.options[k] : k in FLAG_OPTIONS_AS_ADDED ? FLAG_OPTIONS_AS_ADDED[k] : v;
-  }
+  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) options[k] = k in r.options ? r.options[k] : v;
   for (const [k, v] of Object.entries(r.options)) if (!(k in options)) options[k] = v;
   return { ...r, options };
 }

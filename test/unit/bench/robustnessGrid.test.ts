@@ -146,8 +146,8 @@ describe('bench:robustness grid', () => {
     // a recorded value that differs from today's still differs
     const other = { rule: 'flag', pre: [], options: { ...before, rescale: 'none' } };
     expect(JSON.stringify(withAddedFlagDefaults(other))).to.not.equal(JSON.stringify(now));
-    // vote came in as 'unit': a run recorded without it ran with 'unit', whatever today's default, and a run that
-    // recorded 'norm' (robustness-quick-vote.json, when it was the default) is not today's default run
+    // vote came in as 'unit': a run recorded without it ran with 'unit', and a run that recorded 'norm'
+    // (robustness-quick-vote.json, when it was the default) is not today's default run
     const { vote: _vote, ...beforeVote } = now.options;
     const legacy = withAddedFlagDefaults({ rule: 'flag', pre: [], options: beforeVote }) as typeof now;
     expect(legacy.options.vote).to.equal('unit');
