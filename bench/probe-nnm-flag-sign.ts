@@ -38,7 +38,7 @@ const cell = allCells().find((c) => c.id === `${values.rule}/${values.attack}/f$
 if (!cell) throw new Error(`no cell ${values.rule}/${values.attack}/f${f}/${values.data}`);
 if (cell.rule.rule !== 'flag') throw new Error(`rule ${values.rule} does not end in flag`);
 const spec = validateJobSpec(
-  runSpec(cell, Number(values.seed), Number(values.rounds), 0, { model: 'mlp', split: 'validation' }),
+  runSpec(cell, Number(values.seed), Number(values.rounds), 0, { model: 'mlp', split: 'validation', ema: 0 }),
 );
 const byz = spec.simulate?.byzantine?.count ?? 0;
 

@@ -64,7 +64,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { JobSpecError, validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
+import { DEFAULT_EMA, JobSpecError, validateJobSpec, type JobSpecInput } from '../src/config/jobSpec.ts';
 import { FLAG_DEFAULTS } from '../src/core/aggregation/flag/options.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
 import { drawBarChart, drawLineChart, type LineSeries } from './support/charts.ts';
@@ -79,8 +79,10 @@ export const MODELS = ['cnn', 'mlp'] as const;
 export interface Setting {
   model: (typeof MODELS)[number];
   split: 'test' | 'validation';
+  /** optimizer.ema: the decay of the iterate average evaluated (0: the live parameters). */
+  ema: number;
 }
-const DEFAULT_SETTING: Setting = { model: 'cnn', split: 'test' };
+const DEFAULT_SETTING: Setting = { model: 'cnn', split: 'test', ema: DEFAULT_EMA };
 /** Share of the training set held out (stratified, before sharding) when --split validation. */
 const VALIDATION_FRACTION = 0.1;
 const QUICK_EVAL_EVERY = 100;
@@ -407,6 +409,13 @@ export function withAddedFlagDefaults(resolved: unknown): unknown {
   return { ...r, options };
 }
 
+/** A spec recorded before optimizer.ema existed ran without an iterate average: ema 0. */
+export function withRecordedEma(spec: JobSpecInput): JobSpecInput {
+  const optimizer = spec.optimizer as Record<string, unknown> | undefined;
+  if (!optimizer || 'ema' in optimizer) return spec;
+  return { ...spec, optimizer: { ...optimizer, ema: 0 } as JobSpecInput['optimizer'] };
+}
+
 const cellId = (rule: string, attack: string, f: number, data: string) => `${rule}/${attack}/f${f}/${data}`;
 const cleanOf = (c: Cell) => cellId('mean', 'none', c.f, c.data.key);
 const runKey = (cell: string, seed: number) => `${cell}@${seed}`;
@@ -441,6 +450,7 @@ export function parseCli(argv: string[]) {
       'no-run': { type: 'boolean', default: false },
       model: { type: 'string' },
       split: { type: 'string' },
+      ema: { type: 'string' },
     },
   });
   const int = (v: string | undefined, flag: string, min: number): number | undefined => {
@@ -468,8 +478,10 @@ export function parseCli(argv: string[]) {
   const split = values.split ?? 'test';
   if (split !== 'test' && split !== 'validation')
     throw new Error(`--split must be 'test' or 'validation' (got '${split}')`);
+  const ema = values.ema === undefined ? DEFAULT_EMA : Number(values.ema);
+  if (!(ema >= 0 && ema < 1)) throw new Error(`--ema must be a number in [0, 1) (got '${values.ema}')`);
   return {
-    setting: { model, split } as Setting,
+    setting: { model, split, ema } as Setting,
     mode: modes[0],
     cells: list(values.cells),
     rules: list(values.rules),
@@ -513,7 +525,7 @@ export function runSpec(
       ...cell.data.data,
       ...(validation ? { validation: VALIDATION_FRACTION } : {}),
     },
-    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
+    optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4, ema: setting.ema },
     rounds,
     workers: { min: n, max: n, momentum: 0.9 },
     aggregation: { rule: cell.rule.rule, f: cell.f, pre: cell.rule.pre, options: cell.rule.options },
@@ -973,7 +985,7 @@ async function main(): Promise<void> {
       const resolved = resolvedAggregation(spec);
       if (
         prev?.report &&
-        JSON.stringify(prev.spec) === JSON.stringify(spec) &&
+        JSON.stringify(withRecordedEma(prev.spec)) === JSON.stringify(spec) &&
         JSON.stringify(withAddedFlagDefaults(prev.resolved ?? legacyResolved(previousDefaults, spec))) ===
           JSON.stringify(resolved)
       ) {

@@ -13,10 +13,12 @@ import {
   saveCheckpoint,
   TENSORS_FILE,
   type CheckpointConfig,
+  type LoadedCheckpoint,
 } from '../checkpoint/modelCheckpoint.ts';
 import { toPyTorch } from '../checkpoint/pytorchLayout.ts';
 import { readPyTorchTensors, readTensorFile, writeTensorFile } from '../checkpoint/tensorFiles.ts';
-import { l2Norm, shapeText, type NamedTensors } from '../core/layout/namedTensors.ts';
+import { l2Norm, shapeText, toNamedTensors, type NamedTensors } from '../core/layout/namedTensors.ts';
+import { averageOf } from '../core/optim/parameterAverage.ts';
 import type { ModelSpec } from '../models/types.ts';
 import { moeLabel } from '../models/moeSpec.ts';
 
@@ -195,16 +197,22 @@ export async function inspectCommand(target: string, json: boolean): Promise<voi
 /**
  * The model tensors of a checkpoint as one safetensors file: ours (names and layouts as in the checkpoint, the
  * config in the metadata as `phalanx.config`) or PyTorch's (state_dict names and layouts, metadata format=pt).
- * Extra tensors (optimizer state) are not exported.
+ * `weights: 'delivered'` takes the iterate average of a job trained with optimizer.ema (the model it evaluated
+ * and reported), else the live parameters; 'live' always the live ones. Optimizer state is not exported.
  */
 export async function exportCommand(
   target: string,
   out: string,
   format: 'safetensors' | 'pytorch',
+  weights: 'delivered' | 'live' = 'delivered',
 ): Promise<void> {
   const loaded = await loadCheckpoint(target);
   const { config } = loaded;
-  const tensors = format === 'pytorch' ? toPyTorch(config.model.kind, loaded.tensors) : loaded.tensors;
+  const average = weights === 'delivered' ? checkpointAverage(loaded) : undefined;
+  // The model registry loads tfjs: only when there is an average to lay out (`phalanx --version` stays light).
+  const layoutOf = async () => (await import('../models/registry.ts')).modelLayout(config.model);
+  const model = average ? toNamedTensors(average, await layoutOf()) : loaded.tensors;
+  const tensors = format === 'pytorch' ? toPyTorch(config.model.kind, model) : model;
   const about = {
     format: config.format,
     version: config.version,
@@ -214,7 +222,9 @@ export async function exportCommand(
     ...(config.jobId === undefined ? {} : { jobId: config.jobId }),
     ...(config.round === undefined ? {} : { round: config.round }),
   };
-  const metadata: Record<string, string> = { 'phalanx.config': JSON.stringify(about) };
+  const metadata: Record<string, string> = {
+    'phalanx.config': JSON.stringify({ ...about, weights: average ? 'iterate average' : 'live' }),
+  };
   if (format === 'pytorch') metadata['format'] = 'pt';
   const file = path.resolve(out);
   let bytes: number;
@@ -226,7 +236,8 @@ export async function exportCommand(
     );
   }
   console.log(
-    `phalanx: wrote ${file} (${tensors.size} tensors, ${config.parameters.toLocaleString('en')} parameters, ${format === 'pytorch' ? 'PyTorch layout' : 'our layout'}, ${formatBytes(bytes)})`,
+    `phalanx: wrote ${file} (${tensors.size} tensors, ${config.parameters.toLocaleString('en')} parameters, ${format === 'pytorch' ? 'PyTorch layout' : 'our layout'}, ${formatBytes(bytes)})` +
+      (average ? ': the iterate average (optimizer.ema; --weights live for the live parameters)' : ''),
   );
 }
 
@@ -241,4 +252,17 @@ export async function importCommand(file: string, model: ModelSpec, out: string)
   console.log(
     `phalanx: wrote checkpoint ${path.resolve(out)} (${describeModel(model)}, ${config.parameters.toLocaleString('en')} parameters)`,
   );
+}
+
+/** The iterate average a job checkpoint holds (optimizer.ema, after its first step), if any. */
+function checkpointAverage(loaded: LoadedCheckpoint): Float32Array | undefined {
+  const t = loaded.extra.get('optim.average');
+  if (!t) return undefined;
+  let scalars: Record<string, number>;
+  try {
+    scalars = JSON.parse(loaded.metadata['optimScalars'] ?? '{}') as Record<string, number>;
+  } catch {
+    throw new CheckpointError(`${loaded.dir}: optimScalars in the metadata is not JSON`);
+  }
+  return averageOf({ tensors: { average: t.data }, scalars });
 }

@@ -1109,9 +1109,22 @@ checkpoint
       .choices(['safetensors', 'pytorch'])
       .default('safetensors'),
   )
-  .action(async (target: string, opts: { out: string; format: 'safetensors' | 'pytorch' }) => {
-    await exportCommand(target, opts.out, opts.format);
-  });
+  .addOption(
+    new Option(
+      '--weights <which>',
+      'delivered: the iterate average of a job trained with optimizer.ema (else the live parameters); live: the parameters workers trained on',
+    )
+      .choices(['delivered', 'live'])
+      .default('delivered'),
+  )
+  .action(
+    async (
+      target: string,
+      opts: { out: string; format: 'safetensors' | 'pytorch'; weights: 'delivered' | 'live' },
+    ) => {
+      await exportCommand(target, opts.out, opts.format, opts.weights);
+    },
+  );
 
 checkpoint
   .command('import <file>')

@@ -264,6 +264,12 @@ const dataSchema = section({
   });
 
 const rate = boundedNumber({ gt: 0, max: 1e6 });
+/**
+ * Decay β of the iterate average θ̄ ← β·θ̄ + (1 − β)·θ that the job evaluates and delivers (workers still train
+ * on θ; src/core/optim/parameterAverage.ts). 0 = off: the live parameters are the model.
+ */
+export const DEFAULT_EMA = 0.95;
+const ema = boundedNumber({ min: 0, lt: 1 }).default(DEFAULT_EMA);
 const optimizerSchema = z.discriminatedUnion(
   'kind',
   [
@@ -273,6 +279,7 @@ const optimizerSchema = z.discriminatedUnion(
       momentum: boundedNumber({ min: 0, max: 1 }).default(0),
       weightDecay: boundedNumber({ min: 0, max: 1 }).default(0),
       nesterov: z.boolean().default(false),
+      ema,
     }).refine((o) => !o.nesterov || o.momentum > 0, { path: ['nesterov'], message: 'needs momentum > 0' }),
     section({
       kind: z.literal('adam'),
@@ -281,6 +288,7 @@ const optimizerSchema = z.discriminatedUnion(
       beta2: boundedNumber({ min: 0, lt: 1 }).default(0.999),
       eps: boundedNumber({ gt: 0, max: 1 }).default(1e-8),
       weightDecay: boundedNumber({ min: 0, max: 1 }).default(0),
+      ema,
     }),
   ],
   { error: () => "must be 'sgd' or 'adam'" },

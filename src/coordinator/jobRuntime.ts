@@ -57,6 +57,8 @@ export interface RoundComputer {
   step(round: number, vectors: Float32Array[], workerIds: string[]): Promise<RoundStepResult>;
   /** A round closed without quorum: nothing is aggregated, but it counts toward the consecutive-skip limit. */
   skip(round: number, reason: string): Promise<RoundStepResult>;
+  /** optimizer.ema > 0: a copy of the iterate average (undefined before the first step). */
+  averaged?(): Promise<Float32Array | undefined>;
 }
 
 /** The divergence guard's part of a job's state: what checkpoints keep and a rollback or resume restores. */
@@ -543,7 +545,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       let evaluateMs = 0;
       if (isLast || (evalEvery > 0 && completedRounds % evalEvery === 0)) {
         const evaluating = performance.now();
-        const ev = await this.model.evaluate(this.params);
+        const ev = await this.model.evaluate(await this.deliveredParams());
         evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
@@ -637,6 +639,11 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     this.openRound(back.round);
   }
 
+  /** The model the job delivers: the iterate average with optimizer.ema > 0 (once there is one), else params. */
+  private async deliveredParams(): Promise<Float32Array> {
+    return (this.spec.optimizer.ema > 0 && (await this.compute.averaged?.())) || this.params;
+  }
+
   /** Write a checkpoint of the current state; a good one becomes the rollback target once it is persisted. */
   private async checkpoint(): Promise<void> {
     const round = this.round;
@@ -649,7 +656,9 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
     this.status = 'completed';
     this.engine.end();
     clearTimeout(this.timer);
-    if (!Number.isFinite(this.lastEval.accuracy)) this.lastEval = await this.model.evaluate(this.params);
+    if (!Number.isFinite(this.lastEval.accuracy)) {
+      this.lastEval = await this.model.evaluate(await this.deliveredParams());
+    }
     const result: JobResult = {
       rounds: this.round,
       testAccuracy: this.lastEval.accuracy,

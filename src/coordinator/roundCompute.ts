@@ -14,6 +14,7 @@
  * job, arriving during the optimizer pass, would read the array mid-update — for a round that is closing, so that
  * worker's push is answered LATE and it pulls again.
  */
+import { averageOf } from '../core/optim/parameterAverage.ts';
 import { Worker } from 'node:worker_threads';
 import { AggregationStalledError, countSkip, type RoundStepResult } from '../core/roundStep.ts';
 import {
@@ -124,6 +125,12 @@ export class RoundCompute {
       const reply = await this.request({ type: 'save', id: this.nextId++ });
       return (reply as Extract<Reply, { type: 'saved' }>).state;
     });
+  }
+
+  /** optimizer.ema > 0: a copy of the iterate average, taken between steps (undefined before the first). */
+  async averaged(): Promise<Float32Array | undefined> {
+    if (!this.config.optimizer.ema) return undefined;
+    return averageOf((await this.saveState()).optimizer);
   }
 
   loadState(state: ComputeState): Promise<void> {

@@ -143,9 +143,12 @@ export function formatSimulationSummary(report: SimulationReport): string {
   const byz = report.byzantine
     ? `byzantine vectors included ${pct(h.byzantineInclusion)} of the time (in ${h.roundsWithByzantineIncluded} rounds)`
     : 'no byzantine workers';
+  const averaged = report.evaluations.some((e) => e.live);
+  const liveEvals = report.evaluations.map((e) => `${e.round}: ${pct(e.live?.accuracy ?? NaN)}`).join('  ');
   return [
     `simulation ${report.name}: ${report.rounds} rounds, ${report.workers} workers (${attack}), rule ${rule}, f = ${report.f} — ${report.wallSeconds.toFixed(1)} s`,
-    `  ${report.evaluatedOn} accuracy  ${evals}`,
+    `  ${report.evaluatedOn} accuracy${averaged ? ` (iterate average, ema ${report.optimizer.ema})` : ''}  ${evals}`,
+    ...(averaged ? [`  ${report.evaluatedOn} accuracy (live parameters)  ${liveEvals}`] : []),
     `  ${report.evaluatedOn} loss (nats per target; per char for a language model)  ${evalLosses}`,
     `  final ${pct(report.finalAccuracy)}  best ${pct(report.bestAccuracy)}  worst ${pct(report.worstAccuracy)}  ` +
       `final train loss ${report.finalTrainLoss.toFixed(4)}${report.skippedRounds ? `  skipped rounds ${report.skippedRounds}` : ''}` +

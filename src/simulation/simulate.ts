@@ -96,8 +96,11 @@ export type WorkerRole = 'honest' | 'data-side' | 'per-worker' | 'omniscient';
 export interface SimulationEvaluation {
   /** Completed rounds at evaluation time. */
   round: number;
+  /** Of the delivered model: the iterate average with optimizer.ema > 0, else the live parameters. */
   accuracy: number;
   loss: number;
+  /** With optimizer.ema > 0: the live parameters' accuracy and loss (the average's are above). */
+  live?: { accuracy: number; loss: number };
   /** MoE models: max/mean routing assignments per expert over the evaluated tokens, worst block. */
   expertLoad?: number;
   /** Mixture-of-Recursions models: the mean number of recursions run per evaluated token. */
@@ -140,7 +143,10 @@ export interface HealthSummary {
 }
 
 export interface SimulationResult {
+  /** The live parameters (what workers would pull next). */
   params: Float32Array;
+  /** With optimizer.ema > 0: the iterate average, the model the job delivers (a copy). */
+  averagedParams?: Float32Array;
   rounds: number;
   n: number;
   byzantine: number;
@@ -519,7 +525,9 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       let evaluateMs = 0;
       if (isLast || (every > 0 && completed % every === 0)) {
         const evaluating = performance.now();
-        const ev = await trainer.evaluate(params, evaluated, spec.evaluation.limit);
+        const averaged = optimizer.averaged?.();
+        const ev = await trainer.evaluate(averaged ?? params, evaluated, spec.evaluation.limit);
+        const live = averaged && (await trainer.evaluate(params, evaluated, spec.evaluation.limit));
         evaluateMs = performance.now() - evaluating;
         testAccuracy = ev.accuracy;
         testLoss = ev.loss;
@@ -527,6 +535,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           round: completed,
           accuracy: ev.accuracy,
           loss: ev.loss,
+          ...(live ? { live: { accuracy: live.accuracy, loss: live.loss } } : {}),
           ...(ev.expertLoad === undefined ? {} : { expertLoad: ev.expertLoad }),
           ...(ev.meanDepth === undefined ? {} : { meanDepth: ev.meanDepth }),
         });
@@ -623,8 +632,10 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       rs.length ? rs.reduce((s, r) => s + r.included, 0) / (rs.length * perRound.length) : NaN;
     const accuracies = evaluations.map((e) => e.accuracy);
     const final = evaluations.at(-1);
+    const averagedParams = optimizer.averaged?.()?.slice();
     return {
       params,
+      ...(averagedParams ? { averagedParams } : {}),
       rounds: spec.rounds,
       n,
       byzantine: count,

@@ -168,6 +168,42 @@ describe('integration: phalanx checkpoint', function () {
     expect(plain(toPyTorch('transformer', file.tensors))).to.deep.equal(plain(exported.tensors));
   });
 
+  it('export of a job trained with optimizer.ema writes the iterate average; --weights live the parameters', async () => {
+    const average = params(3);
+    const dir = await writeCheckpoint(
+      path.join(root, 'ema'),
+      encodeJobState(
+        {
+          jobId: 'job-ema',
+          round: 7,
+          spec: '{}',
+          params: params(7),
+          optimizer: {
+            tensors: { momentum: new Float32Array(layout.totalSize), average },
+            scalars: { step: 7, averagedSteps: 7 },
+          },
+        },
+        { spec: mlp, layout },
+      ),
+    ).then((m) => path.dirname(m.path));
+    const flat = async (file: string) =>
+      Float32Array.from(
+        [...(await readTensorFile(file)).tensors.values()].flatMap((t) => Array.from(t.data)),
+      );
+    const delivered = path.join(root, 'ema-delivered.safetensors');
+    const run = await phalanx(['checkpoint', 'export', dir, '--out', delivered]);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.include(
+      ': the iterate average (optimizer.ema; --weights live for the live parameters)',
+    );
+    expect(Array.from(await flat(delivered))).to.deep.equal(Array.from(average));
+    const live = path.join(root, 'ema-live.safetensors');
+    expect((await phalanx(['checkpoint', 'export', dir, '--out', live, '--weights', 'live'])).code).to.equal(
+      0,
+    );
+    expect(Array.from(await flat(live))).to.deep.equal(Array.from(params(7)));
+  });
+
   it('import turns a PyTorch state_dict into a checkpoint, and names a mismatch in one line', async () => {
     const out = path.join(root, 'imported');
     const ok = await phalanx([

@@ -13,8 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { listCheckpoints } from '../../src/checkpoint/checkpoint.ts';
-import { checkpointParams } from '../support/checkpoints.ts';
+import { listCheckpoints, type CheckpointManifest } from '../../src/checkpoint/checkpoint.ts';
+import { checkpointAverage, checkpointParams } from '../support/checkpoints.ts';
 import { validateJobSpec, type JobSpecInput } from '../../src/config/jobSpec.ts';
 import { simulate } from '../../src/simulation/simulate.ts';
 import { BIN } from '../support/processes.ts';
@@ -49,6 +49,15 @@ async function launchAndReadParams(
   spec: JobSpecInput,
   byzantine?: { count: number; attack: string },
 ): Promise<Float32Array> {
+  return checkpointParams(await launch(dir, spec, byzantine));
+}
+
+/** Runs `phalanx launch` as a child process; returns the manifest of its final checkpoint. */
+async function launch(
+  dir: string,
+  spec: JobSpecInput,
+  byzantine?: { count: number; attack: string },
+): Promise<CheckpointManifest> {
   const config = path.join(dir, `${spec.name}.yaml`);
   const reportFile = path.join(dir, `${spec.name}.report.json`);
   writeFileSync(config, YAML.stringify(spec));
@@ -72,7 +81,7 @@ async function launchAndReadParams(
   const manifests = await listCheckpoints(path.join(dir, 'checkpoints'), report.job);
   const last = manifests.at(-1);
   expect(last?.round, 'final checkpoint').to.equal(ROUNDS);
-  return checkpointParams(last!);
+  return last!;
 }
 
 describe('integration: simulate() matches a distributed phalanx launch', function () {
@@ -119,6 +128,30 @@ describe('integration: simulate() matches a distributed phalanx launch', functio
       testAccuracy: number;
     };
     expect(report.testAccuracy).to.be.closeTo(sim.finalAccuracy, 1e-9);
+  });
+
+  it('iterate average (optimizer.ema): same parameters, same average, and both evaluate the average', async () => {
+    const spec = jobSpec(
+      'simdist-ema',
+      { rule: 'mean', f: 0 },
+      { optimizer: { kind: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 1e-4, ema: 0.6 } },
+    );
+    const manifest = await launch(dir, spec);
+    const sim = await simulate(validateJobSpec(spec), { backend: 'wasm' });
+    expect(maxAbsDiff(sim.params, await checkpointParams(manifest))).to.be.at.most(1e-6);
+    const average = await checkpointAverage(manifest);
+    expect(average, 'the checkpoint keeps the average').to.be.instanceOf(Float32Array);
+    expect(maxAbsDiff(sim.averagedParams!, average!)).to.be.at.most(1e-6);
+    // The average is not the live parameters, and what both sides report is the average's accuracy.
+    expect(maxAbsDiff(sim.averagedParams!, sim.params)).to.be.greaterThan(1e-4);
+    const final = sim.evaluations.at(-1)!;
+    expect(final.live, 'simulate reports the live accuracy beside it').to.not.equal(undefined);
+    const report = JSON.parse(readFileSync(path.join(dir, `${spec.name}.report.json`), 'utf8')) as {
+      testAccuracy: number;
+      testLoss: number;
+    };
+    expect(report.testLoss).to.be.closeTo(sim.finalLoss, 1e-6);
+    expect(report.testLoss).to.not.be.closeTo(final.live!.loss, 1e-6);
   });
 
   it('median with one label-flipping (data-side) Byzantine worker: same parameters', async () => {

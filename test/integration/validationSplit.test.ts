@@ -49,8 +49,9 @@ describe('integration: the validation split', function () {
     const spec = validateJobSpec(base);
     const held = subsetSplit(data.train, validationIndices(data.train.labels, spec.data, spec.seed));
     expect(held.count).to.equal(500);
-    const expected = await trainer.evaluate(onValidation.params, held);
-    const onTestSet = await trainer.evaluate(onTest.params, data.test);
+    // What is evaluated is the delivered model: the iterate average (optimizer.ema) when there is one.
+    const expected = await trainer.evaluate(onValidation.averagedParams ?? onValidation.params, held);
+    const onTestSet = await trainer.evaluate(onTest.averagedParams ?? onTest.params, data.test);
     expect(onValidation.finalAccuracy).to.equal(expected.accuracy);
     expect(onValidation.finalLoss).to.equal(expected.loss);
     expect(onTest.finalAccuracy).to.equal(onTestSet.accuracy);

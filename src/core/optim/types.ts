@@ -2,9 +2,13 @@
  * Server-side optimizers: the coordinator applies the aggregated update (a gradient estimate) to the
  * authoritative parameters. State is flat Float32Arrays so it checkpoints as tensors.
  */
-export type OptimizerSpec =
+export type OptimizerSpec = (
   | { kind: 'sgd'; lr: number; momentum: number; weightDecay: number; nesterov?: boolean }
-  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number };
+  | { kind: 'adam'; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }
+) & {
+  /** Decay β of the iterate average the job delivers (parameterAverage.ts); 0 or absent: the live parameters. */
+  ema?: number;
+};
 
 export interface Optimizer {
   readonly spec: OptimizerSpec;
@@ -15,6 +19,8 @@ export interface Optimizer {
   /** Named state tensors + scalars for checkpoints. */
   saveState(): { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
   loadState(state: { tensors: Record<string, Float32Array>; scalars: Record<string, number> }): void;
+  /** The iterate average to evaluate and deliver instead of the live parameters, once there is one. */
+  averaged?(): Float32Array | undefined;
 }
 
 /** Allocates the optimizer's state tensors (e.g. from shared memory, so they outlive a worker thread). */

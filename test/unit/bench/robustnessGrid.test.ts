@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { validateJobSpec } from '../../../src/config/jobSpec.ts';
+import { DEFAULT_EMA, validateJobSpec } from '../../../src/config/jobSpec.ts';
 import {
   allCells,
   cellStats,
@@ -8,6 +8,7 @@ import {
   runSpec,
   selectCells,
   withAddedFlagDefaults,
+  withRecordedEma,
 } from '../../../bench/robustness.ts';
 import { FLAG_DEFAULTS } from '../../../src/core/aggregation/flag/options.ts';
 
@@ -41,7 +42,7 @@ describe('bench:robustness grid', () => {
       seed: 0,
       model: { kind: 'cnn' },
       data: { kind: 'fashion-mnist', batchSize: 25, flip: true },
-      optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4 },
+      optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4, ema: DEFAULT_EMA },
       rounds: 800,
       workers: { min: 12, max: 12, momentum: 0.9 },
       aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
@@ -77,7 +78,7 @@ describe('bench:robustness grid', () => {
     const args = parseCli(['--quick']);
     const cells = selectCells(args);
     expect(cells).to.have.length(2 * 6 * 2 * 2 + 2 * 2);
-    expect(args.setting).to.deep.equal({ model: 'mlp', split: 'test' });
+    expect(args.setting).to.deep.equal({ model: 'mlp', split: 'test', ema: DEFAULT_EMA });
     expect([args.rounds, args.evalEvery]).to.deep.equal([300, 100]);
     expect(cells.filter((c) => c.attack.attack === null).map((c) => c.id)).to.have.members([
       'mean/none/f2/iid',
@@ -98,9 +99,24 @@ describe('bench:robustness grid', () => {
     expect(spec.data).to.deep.include({ validation: 0.1 });
     expect(spec.evaluation).to.deep.equal({ every: 50, split: 'validation' });
     expect(() => validateJobSpec(spec)).not.to.throw();
-    expect(parseCli(['--required']).setting).to.deep.equal({ model: 'cnn', split: 'test' });
+    expect(parseCli(['--required']).setting).to.deep.equal({ model: 'cnn', split: 'test', ema: DEFAULT_EMA });
+    expect(parseCli(['--quick', '--ema', '0.5']).setting.ema).to.equal(0.5);
+    expect(() => parseCli(['--quick', '--ema', '1'])).to.throw(/--ema must be a number in \[0, 1\)/);
     expect(() => parseCli(['--split', 'train'])).to.throw(/--split must be 'test' or 'validation'/);
     expect(() => parseCli(['--model', 'resnet'])).to.throw(/--model must be one of cnn, mlp/);
+  });
+
+  it('a run recorded before optimizer.ema ran without an average: it matches --ema 0 and no other decay', () => {
+    const setting = { model: 'mlp' as const, split: 'test' as const };
+    const now0 = runSpec(cell('default/alie/f3/iid'), 0, 10, 5, { ...setting, ema: 0 });
+    const now9 = runSpec(cell('default/alie/f3/iid'), 0, 10, 5, { ...setting, ema: 0.9 });
+    const { ema, ...before } = now0.optimizer as { ema: number };
+    expect(ema).to.equal(0);
+    const recorded = { ...now0, optimizer: before as typeof now0.optimizer };
+    expect(JSON.stringify(withRecordedEma(recorded))).to.equal(JSON.stringify(now0));
+    expect(JSON.stringify(withRecordedEma(recorded))).to.not.equal(JSON.stringify(now9));
+    expect(withRecordedEma(now9)).to.equal(now9);
+    expect(validateJobSpec(now9).optimizer.ema).to.equal(0.9);
   });
 
   it('the previous default stays pinned: flag alone, unscaled, whatever the defaults of this checkout', () => {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import {
+  DEFAULT_EMA,
   fallbackAggregation,
   JobSpecError,
   LIMITS,
@@ -58,6 +59,7 @@ describe('config: job spec', () => {
       beta2: 0.999,
       eps: 1e-8,
       weightDecay: 0,
+      ema: DEFAULT_EMA,
     });
     expect(validateJobSpec({ model: { kind: 'mlp' } }).model).to.deep.equal(defaults.model);
   });
@@ -87,6 +89,10 @@ describe('config: job spec', () => {
     expect(issues({ optimizer: { kind: 'adam', beta2: 1 } })).to.deep.equal([
       'optimizer.beta2: must be less than 1',
     ]);
+    expect(issues({ optimizer: { kind: 'sgd', ema: 1 } })).to.deep.equal([
+      'optimizer.ema: must be less than 1',
+    ]);
+    expect(issues({ optimizer: { kind: 'adam', ema: -0.1 } })).to.deep.equal(['optimizer.ema: at least 0']);
     expect(issues({ optimizer: { kind: 'sgd', nesterov: true } })).to.deep.equal([
       'optimizer.nesterov: needs momentum > 0',
     ]);
