@@ -24,7 +24,9 @@ export function demoSpec(): JobSpecInput {
     rounds: 400,
     // min = max: the job starts when all six have joined and every round waits for all six, so the run does not
     // depend on how fast the worker processes start (with min 1 the first rounds ran on whoever was up).
-    workers: { min: 6, max: 6, roundTimeout: '10s', heartbeatTtl: '6s', momentum: 0.9 },
+    // heartbeatTtl 30 s: on a loaded machine a worker still loading tfjs and the data sent no heartbeat for 6 s,
+    // was dropped, and round 0 closed without quorum, which shifted the whole run by a round.
+    workers: { min: 6, max: 6, roundTimeout: '10s', heartbeatTtl: '30s', momentum: 0.9 },
     aggregation: { rule: 'flag', f: 2, pre: [], options: {} },
     checkpoint: { every: 100, keep: 2 },
     evaluation: { every: 50, limit: 2000 },

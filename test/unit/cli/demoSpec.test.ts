@@ -12,4 +12,10 @@ describe('cli: the demo job', () => {
     expect(workers.max).to.equal(6);
     expect(workers.min).to.equal(workers.max);
   });
+
+  it('keeps a worker that is busy starting up on a loaded machine (heartbeatTtl 30 s, not the 6 s default)', () => {
+    // With 6 s, six workers loading tfjs beside other jobs missed heartbeats, were dropped and rejoined after
+    // round 0 had closed without quorum: the run shifted by a round and ended elsewhere.
+    expect(validateJobSpec(demoSpec()).workers.heartbeatTtl).to.be.at.least(30_000);
+  });
 });
