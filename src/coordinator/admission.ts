@@ -54,13 +54,16 @@ export interface MemoryEstimate {
 
 /**
  * Coordinator memory of one job: P float32 parameters times the copies it holds — the parameters, the update, the
- * serialised parameter feed (half for bf16), the optimizer state (SGD momentum 1, Adam 2), and the push buffers:
+ * serialised parameter feed (half for bf16), the optimizer state (SGD momentum 1, Adam 2, the iterate average of
+ * optimizer.ema 1), and the push buffers:
  * one per worker for the open round plus the pool the runtime keeps for reuse (up to workers.max + 4 more).
  */
 export function jobMemory(spec: JobSpec): MemoryEstimate {
   const parameters = parameterCount(spec.model);
   const feed = spec.compression.encoding === 'bf16' ? 0.5 : 1;
-  const optimizer = spec.optimizer.kind === 'adam' ? 2 : spec.optimizer.momentum > 0 ? 1 : 0;
+  const optimizer =
+    (spec.optimizer.kind === 'adam' ? 2 : spec.optimizer.momentum > 0 ? 1 : 0) +
+    (spec.optimizer.ema > 0 ? 1 : 0);
   const pushBuffers = 2 * spec.workers.max + 4;
   const copies = 2 + feed + optimizer + pushBuffers;
   return { parameters, copies, bytes: Math.ceil(4 * parameters * copies) };

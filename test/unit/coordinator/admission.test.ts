@@ -27,19 +27,21 @@ describe('coordinator: admission', () => {
   });
 
   it('estimates coordinator memory from the spec: 4 bytes × parameters × copies', () => {
-    // mlp [128]: 101,770 parameters; params + update + feed + 2·8 + 4 push buffers, SGD without momentum
+    // mlp [128]: 101,770 parameters; params + update + feed + the iterate average + 2·8 + 4 push buffers, SGD
+    // without momentum
     expect(jobMemory(validateJobSpec({}))).to.deep.equal({
       parameters: 101_770,
-      copies: 23,
-      bytes: 4 * 101_770 * 23,
+      copies: 24,
+      bytes: 4 * 101_770 * 24,
     });
+    expect(jobMemory(validateJobSpec({ optimizer: { kind: 'sgd', ema: 0 } })).copies).to.equal(23);
     // Adam keeps two moments; bf16 halves the serialised feed
     const adam = jobMemory(
       validateJobSpec({ optimizer: { kind: 'adam' }, compression: { encoding: 'bf16' } }),
     );
-    expect(adam.copies).to.equal(2 + 0.5 + 2 + 20);
+    expect(adam.copies).to.equal(2 + 0.5 + 2 + 1 + 20);
     expect(jobMemory(validateJobSpec({ model: { kind: 'cnn' }, workers: { max: 12 } })).bytes).to.equal(
-      4 * 431_080 * 31,
+      4 * 431_080 * 32,
     );
   });
 
