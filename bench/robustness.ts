@@ -6,7 +6,8 @@
  * Setup (every run): Fashion-MNIST (full 60k/10k when installed), pixels in [0, 1], random horizontal flips; the
  * 431,080-parameter CNN; 800 rounds; batch 25 per worker; SGD lr 0.1, no server momentum, weight decay 1e-4
  * (applied by the server optimizer); worker momentum 0.9 (m ← 0.9·m + 0.1·g); test accuracy on the whole test
- * set every 100 rounds and after the last.
+ * set every 100 rounds and after the last, of the model the job delivers: the iterate average of optimizer.ema
+ * (the job default; the reports keep the live parameters' accuracy beside it, `--ema 0` evaluates those).
  *
  * Grid: a cell is rule × attack × f × data; each cell runs once per seed (default seeds 0, 1, 2).
  * - f ∈ {1, 2, 3, 5} of n = 12: 12 − f honest + f Byzantine workers (the highest ranks), declared f = f. A rule
@@ -49,6 +50,8 @@
  *   --model cnn|mlp     the network (default cnn; --quick: mlp)
  *   --split test|validation  what is evaluated (default test); validation holds out 10 % of the training set
  *                       (stratified, before sharding): choose defaults with it, report with test
+ *   --ema B             optimizer.ema of every run (default: the job default); 0 = no iterate average. A run
+ *                       recorded before the option existed counts as --ema 0
  *   --parallel K        runs at a time (default 2), each `phalanx simulate` in a child process (one tfjs thread)
  *   --backend NAME      tfjs backend of the children (default: what a worker picks)
  *   --json FILE         every run's report (all evaluations), rewritten after every run; when FILE exists, its
