@@ -14,8 +14,8 @@
  * job, arriving during the optimizer pass, would read the array mid-update — for a round that is closing, so that
  * worker's push is answered LATE and it pulls again.
  */
-import { averageOf } from '../core/optim/parameterAverage.ts';
 import { Worker } from 'node:worker_threads';
+import { averageOf } from '../core/optim/parameterAverage.ts';
 import { AggregationStalledError, countSkip, type RoundStepResult } from '../core/roundStep.ts';
 import {
   ABANDONED,
