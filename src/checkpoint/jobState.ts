@@ -103,24 +103,27 @@ export function decodeJobState(
       throw new CheckpointError(`${where} does not fit the job's model: ${(err as Error).message}`);
     }
   }
-  const tensors: Record<string, Float32Array> = {};
   const workers = new Map<string, Float32Array>();
-  for (const [name, t] of loaded.tensors) {
-    if (name.startsWith(OPTIM)) tensors[name.slice(OPTIM.length)] = t.data;
-    if (name.startsWith(WORKER)) workers.set(name, t.data);
-  }
+  for (const [name, t] of loaded.tensors) if (name.startsWith(WORKER)) workers.set(name, t.data);
   return {
     jobId,
     round,
     spec: loaded.metadata['spec'] ?? '',
     params,
-    optimizer: {
-      tensors,
-      scalars: JSON.parse(loaded.metadata['optimScalars'] ?? '{}') as Record<string, number>,
-    },
+    optimizer: optimizerStateOf(loaded.tensors, loaded.metadata),
     aggregation: loaded.metadata['aggregationState'] || undefined,
     guard: loaded.metadata['guardState'] || undefined,
     compression: loaded.metadata['compressionState'] || undefined,
     ...(workers.size ? { workers } : {}),
   };
+}
+
+/** The optimizer state a checkpoint holds: its `optim.<name>` tensors (by name) and scalars (metadata). */
+export function optimizerStateOf(
+  tensors: NamedTensors,
+  metadata: Record<string, string>,
+): { tensors: Record<string, Float32Array>; scalars: Record<string, number> } {
+  const state: Record<string, Float32Array> = {};
+  for (const [name, t] of tensors) if (name.startsWith(OPTIM)) state[name.slice(OPTIM.length)] = t.data;
+  return { tensors: state, scalars: JSON.parse(metadata['optimScalars'] ?? '{}') as Record<string, number> };
 }

@@ -13,8 +13,8 @@ import {
   saveCheckpoint,
   TENSORS_FILE,
   type CheckpointConfig,
-  type LoadedCheckpoint,
 } from '../checkpoint/modelCheckpoint.ts';
+import { optimizerStateOf } from '../checkpoint/jobState.ts';
 import { toPyTorch } from '../checkpoint/pytorchLayout.ts';
 import { readPyTorchTensors, readTensorFile, writeTensorFile } from '../checkpoint/tensorFiles.ts';
 import { l2Norm, shapeText, toNamedTensors, type NamedTensors } from '../core/layout/namedTensors.ts';
@@ -208,7 +208,8 @@ export async function exportCommand(
 ): Promise<void> {
   const loaded = await loadCheckpoint(target);
   const { config } = loaded;
-  const average = weights === 'delivered' ? checkpointAverage(loaded) : undefined;
+  const average =
+    weights === 'delivered' ? averageOf(optimizerStateOf(loaded.extra, loaded.metadata)) : undefined;
   // The model registry loads tfjs: only when there is an average to lay out (`phalanx --version` stays light).
   const layoutOf = async () => (await import('../models/registry.ts')).modelLayout(config.model);
   const model = average ? toNamedTensors(average, await layoutOf()) : loaded.tensors;
@@ -252,17 +253,4 @@ export async function importCommand(file: string, model: ModelSpec, out: string)
   console.log(
     `phalanx: wrote checkpoint ${path.resolve(out)} (${describeModel(model)}, ${config.parameters.toLocaleString('en')} parameters)`,
   );
-}
-
-/** The iterate average a job checkpoint holds (optimizer.ema, after its first step), if any. */
-function checkpointAverage(loaded: LoadedCheckpoint): Float32Array | undefined {
-  const t = loaded.extra.get('optim.average');
-  if (!t) return undefined;
-  let scalars: Record<string, number>;
-  try {
-    scalars = JSON.parse(loaded.metadata['optimScalars'] ?? '{}') as Record<string, number>;
-  } catch {
-    throw new CheckpointError(`${loaded.dir}: optimScalars in the metadata is not JSON`);
-  }
-  return averageOf({ tensors: { average: t.data }, scalars });
 }

@@ -641,7 +641,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
 
   /** The model the job delivers: the iterate average with optimizer.ema > 0 (once there is one), else params. */
   private async deliveredParams(): Promise<Float32Array> {
-    return (this.spec.optimizer.ema > 0 && (await this.compute.averaged?.())) || this.params;
+    return (await this.compute.averaged?.()) ?? this.params;
   }
 
   /** Write a checkpoint of the current state; a good one becomes the rollback target once it is persisted. */

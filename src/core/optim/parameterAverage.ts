@@ -36,7 +36,7 @@ export class AveragedOptimizer implements Optimizer {
   }
 
   step(params: Float32Array, update: Float32Array): void {
-    if (this.averagedSteps === 0 && params.length === this.size) this.average.set(params);
+    if (this.averagedSteps === 0) this.average.set(params);
     this.inner.step(params, update);
     const a = this.average;
     const b = this.decay;

@@ -122,11 +122,11 @@ function directReference(
     const nv = Math.max(norm(v), 1e-12);
     return Float64Array.from(v, (x) => x / nv);
   });
-  const proj = projectedNorm2;
-  const J = (Y: number[][]): number => G.reduce((acc, g) => acc + Math.sqrt(Math.max(0, 1 - proj(Y, g))), 0);
+  const J = (Y: number[][]): number =>
+    G.reduce((acc, g) => acc + Math.sqrt(Math.max(0, 1 - projectedNorm2(Y, g))), 0);
   const cols: Float64Array[] = [];
   for (const g of G) {
-    const w = (Math.abs(1 - proj(y0, g)) + eps) ** -0.25;
+    const w = (Math.abs(1 - projectedNorm2(y0, g)) + eps) ** -0.25;
     cols.push(g.map((x) => w * x));
   }
   if (lambda > 0) {
@@ -134,7 +134,7 @@ function directReference(
       for (let j = 0; j < p; j++) {
         if (i === j) continue;
         const diff = G[i].map((x, k) => x - G[j][k]);
-        const w = ((Math.abs(1 - proj(y0, diff)) + eps) ** -0.25 * lambda) / (p * (p - 1));
+        const w = ((Math.abs(1 - projectedNorm2(y0, diff)) + eps) ** -0.25 * lambda) / (p * (p - 1));
         cols.push(diff.map((x) => w * x));
       }
     }
@@ -154,7 +154,7 @@ function directReference(
     for (let i = 0; i < d; i++) s += Y[i][k] * sum[i];
     for (let i = 0; i < d; i++) out[i] += (Y[i][k] * s) / r;
   }
-  const ratios = Float64Array.from(G, (g) => proj(Y, g));
+  const ratios = Float64Array.from(G, (g) => projectedNorm2(Y, g));
   return { out, ratios };
 }
 
@@ -651,9 +651,8 @@ describe('flag: known weaknesses and their options', () => {
       const e = symmetricEigen(M, d);
       return Array.from({ length: d }, (_, a) => Array.from({ length: r }, (_, k) => e.vectors[a * d + k]));
     };
-    const ratio = projectedNorm2;
     const J = (Y: number[][]): number =>
-      G.reduce((acc, g, i) => acc + omega[i] * Math.sqrt(Math.max(0, 1 - ratio(Y, g))), 0);
+      G.reduce((acc, g, i) => acc + omega[i] * Math.sqrt(Math.max(0, 1 - projectedNorm2(Y, g))), 0);
     for (const r of [1, 2, 3]) {
       for (const steps of [0, 1, 3]) {
         let Y = topR(
@@ -662,7 +661,7 @@ describe('flag: known weaknesses and their options', () => {
         );
         for (let t = 0; t < steps; t++) {
           const next = topR(
-            G.map((g, i) => omega[i] / Math.sqrt(Math.abs(1 - ratio(Y, g)) + 1e-7)),
+            G.map((g, i) => omega[i] / Math.sqrt(Math.abs(1 - projectedNorm2(Y, g)) + 1e-7)),
             r,
           );
           if (J(next) > J(Y)) break;
