@@ -125,7 +125,9 @@ const RULES: RuleDef[] = [
     label:
       `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')}` +
       (DEFAULT_AGGREGATION.rule === 'flag'
-        ? `, r ${FLAG_DEFAULTS.r}, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold}, vote ${FLAG_DEFAULTS.vote})`
+        ? `, r ${FLAG_DEFAULTS.r}, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold}` +
+          (FLAG_DEFAULTS.signDirection === 'combined' ? ` and axis ${FLAG_DEFAULTS.signAxisThreshold}` : '') +
+          `, vote ${FLAG_DEFAULTS.vote})`
         : ')'),
     ...DEFAULT_AGGREGATION,
   },
@@ -285,6 +287,30 @@ const RULES: RuleDef[] = [
     pre: [],
     options: { r: 'n-2f', rescale: 'median-norm', signThreshold: -0.3, vote: 'unit' },
   },
+  // The default until 2026-12-03, pinned: the sign test on the principal axis alone
+  {
+    key: 'flag-axis',
+    label: 'flag, principal-axis sign test (the default before 2026-12-03)',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'principal-axis' },
+  },
+  // The sign test's two references (docs/robustness/sign-test.md): the mean clipped to the (f+1)-th longest norm,
+  // and the principal axis at −0.8; with the subspace step, or with the trusted workers' clipped mean as the step
+  {
+    key: 'flag-comb',
+    label: 'flag, combined sign test',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'combined' },
+  },
+  {
+    key: 'flag-comb-tmean',
+    label: 'flag, combined sign test, step trusted-mean',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'combined', step: 'trusted-mean' },
+  },
   {
     key: 'clip-nnm-flag-mn',
     label: 'clip+nnm+flag, median-norm',
@@ -400,14 +426,23 @@ function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobS
 }
 
 /**
+ * Flag options whose default is not the behaviour they had when they came in: signDirection came in as
+ * 'principal-axis' (the only sign test there was) and became 'combined' on 2026-12-03.
+ */
+const BEHAVIOUR_BEFORE: Readonly<Record<string, unknown>> = { signDirection: 'principal-axis' };
+
+/**
  * A recorded `resolved` with the flag options its checkout did not have filled in from today's defaults: an option
- * is added with a default that keeps the earlier behaviour, so a run that predates it ran with that default.
+ * is added with a default that keeps the earlier behaviour (or with that behaviour, BEHAVIOUR_BEFORE, where the
+ * default changed since), so a run that predates it ran with that value.
  */
 export function withAddedFlagDefaults(resolved: unknown): unknown {
   const r = resolved as { rule?: unknown; options?: Record<string, unknown> } | undefined;
   if (!r || r.rule !== 'flag' || !r.options) return resolved;
   const options: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) options[k] = k in r.options ? r.options[k] : v;
+  for (const [k, v] of Object.entries(FLAG_DEFAULTS)) {
+    options[k] = k in r.options ? r.options[k] : k in BEHAVIOUR_BEFORE ? BEHAVIOUR_BEFORE[k] : v;
+  }
   for (const [k, v] of Object.entries(r.options)) if (!(k in options)) options[k] = v;
   return { ...r, options };
 }

@@ -45,8 +45,10 @@ export function flagExclusionText(
   score: number,
   threshold: number,
   cosine: number,
+  /** The option that set the threshold: signThreshold, or signAxisThreshold for the combined test's axis. */
+  option: 'signThreshold' | 'signAxisThreshold' = 'signThreshold',
 ): string {
   return code === 'against-robust-direction'
-    ? `flag: points against the robust direction (sign score ${score.toFixed(3)} < signThreshold ${threshold}; cosine to the update ${cosine.toFixed(3)})`
+    ? `flag: points against the robust direction (${option === 'signThreshold' ? 'sign' : 'principal-axis'} score ${score.toFixed(3)} < ${option} ${threshold}; cosine to the update ${cosine.toFixed(3)})`
     : `flag: reconstruction ratio ${score.toFixed(3)} below minTrust ${threshold} (cosine to the update ${cosine.toFixed(3)})`;
 }

@@ -157,7 +157,13 @@ export function createAggregationPipeline(spec: AggregationSpec): AggregationPip
       for (const h of health) {
         const code = h.reasonCode;
         if (h.reasonFacts && (code === 'against-robust-direction' || code === 'low-trust')) {
-          h.reason = flagExclusionText(code, h.reasonFacts.score, h.reasonFacts.threshold, h.cosine);
+          h.reason = flagExclusionText(
+            code,
+            h.reasonFacts.score,
+            h.reasonFacts.threshold,
+            h.cosine,
+            h.reasonFacts.option,
+          );
         }
       }
       // A worker a pre-aggregator's own test dropped feeds no rule input: it carries that test's reason.

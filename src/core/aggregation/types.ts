@@ -27,7 +27,7 @@ export interface WorkerHealth {
    * The numbers a threshold test compared (Flag's sign score or reconstruction ratio and its threshold): the text
    * is rebuilt from them when the record's cosine changes (pipeline with pre-aggregators).
    */
-  reasonFacts?: { score: number; threshold: number };
+  reasonFacts?: { score: number; threshold: number; option?: 'signAxisThreshold' };
 }
 
 export interface AggregationInput {
@@ -88,7 +88,7 @@ export interface ScreenedInput {
   input: number;
   reasonCode: ReasonCode;
   reason: string;
-  reasonFacts?: { score: number; threshold: number };
+  reasonFacts?: { score: number; threshold: number; option?: 'signAxisThreshold' };
 }
 
 export type RuleFactory = (options: Record<string, unknown>) => AggregationRule;

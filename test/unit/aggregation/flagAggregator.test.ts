@@ -12,6 +12,7 @@ import {
   chooseRank,
   clippedMeanScores,
   createFlagAggregator,
+  longestNormBeyond,
   signThresholdFor,
 } from '../../../src/core/aggregation/flag/aggregator.ts';
 import { blockedGram } from '../../../src/core/aggregation/kernels/gram.ts';
@@ -755,8 +756,9 @@ describe('flag: known weaknesses and their options', () => {
       ]),
     );
     vectors.push(vec([[0, -3]]));
-    // r = 'auto' (r = 1 here): the geometry below is set up for one robust direction
-    const res = (options: Record<string, unknown>) => run({ r: 'auto', ...options }, vectors, 1);
+    // r = 'auto' (r = 1 here) and the principal axis' sign test: the geometry below is set up for one robust direction
+    const res = (options: Record<string, unknown>) =>
+      run({ r: 'auto', signDirection: 'principal-axis', ...options }, vectors, 1);
     const included = (options: Record<string, unknown>) =>
       res(options)
         .workers.map((w) => (w.included ? 1 : 0))
@@ -770,9 +772,10 @@ describe('flag: known weaknesses and their options', () => {
     // the same honest workers in tight agreement: the cutoff stays at −0.3 and excludes the one at −0.48
     const tight = vectors.map((v) => Float32Array.from(v));
     for (let i = 0; i < 7; i++) tight[i][0] = 1;
-    expect(diag(run({ r: 'auto', signSpread: 2 }, tight, 1)).signCutoff).to.equal(-0.3);
+    const axisSpread = { r: 'auto', signDirection: 'principal-axis', signSpread: 2 };
+    expect(diag(run(axisSpread, tight, 1)).signCutoff).to.equal(-0.3);
     expect(
-      run({ r: 'auto', signSpread: 2 }, tight, 1)
+      run(axisSpread, tight, 1)
         .workers.map((w) => (w.included ? 1 : 0))
         .join(''),
     ).to.equal('111111100');
@@ -812,11 +815,73 @@ describe('flag: known weaknesses and their options', () => {
       run(options, vectors, 2)
         .workers.map((w) => (w.included ? 1 : 0))
         .join('');
-    expect(included({})).to.equal('11111100000');
+    expect(included({ signDirection: 'principal-axis' })).to.equal('11111100000');
     expect(included({ signDirection: 'clipped-mean' })).to.equal('11111111100');
+    expect(included({})).to.equal('11111111100');
     const scores = diag(run({ signDirection: 'clipped-mean' }, vectors, 2)).signScores as number[];
     expect(Math.min(...scores.slice(0, 9))).to.be.greaterThan(0);
     expect(Math.max(...scores.slice(9))).to.be.below(-0.9);
+  });
+
+  it('signDirection combined excludes copies of −μ that outweigh long honest shards at the median norm', () => {
+    // Non-IID shards: nine honest gradients on orthogonal axes, four of them 10 long and five 1 long (norms differ
+    // several-fold when shards differ); three attackers send −μ, μ the honest mean (‖μ‖ ≈ 2.2). Clipped at the median
+    // norm (2.2) the long gradients count 2.2 each, and Σ clip(gₕ) = 0.22·Σ long + Σ short has ⟨·, μ⟩ ≈ 10.5 < 3‖μ‖²
+    // ≈ 15: that mean points along −μ and turns against the honest workers. Clipped at the (f+1)-th longest
+    // norm (10) nothing honest is shortened and the copies score −1.
+    const d = 12;
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < 9; i++) {
+      const v = new Float32Array(d);
+      v[i] = i < 4 ? 10 : 1;
+      vectors.push(v);
+    }
+    const mu = new Float32Array(d);
+    for (const v of vectors) for (let k = 0; k < d; k++) mu[k] += v[k] / 9;
+    for (let j = 0; j < 3; j++) vectors.push(mu.map((x) => -x));
+    const included = (options: Record<string, unknown>) =>
+      run(options, vectors, 3)
+        .workers.map((w) => (w.included ? 1 : 0))
+        .join('');
+    expect(included({ signDirection: 'clipped-mean' })).to.not.equal('111111111000');
+    const combined = run({ signDirection: 'combined' }, vectors, 3);
+    expect(combined.workers.map((w) => (w.included ? 1 : 0)).join('')).to.equal('111111111000');
+    const scores = diag(combined).signScores as number[];
+    for (const x of scores.slice(9)) expect(x).to.be.closeTo(-1, 1e-9);
+    expect(Math.min(...scores.slice(0, 9))).to.be.greaterThan(0);
+    expect(combined.workers[9].reason).to.match(/against/);
+  });
+
+  it('signDirection combined still excludes colluders the clipped mean follows, by the principal axis', () => {
+    // Four noisy honest workers (cosine to μ ≈ 0.16) and two sending −4·μ̂: every mean of the six points along
+    // the attackers, who then agree with it; their principal-axis scores sit near −0.9, below −0.8.
+    let admitted = 0;
+    let honestExcluded = 0;
+    for (let seed = 0; seed < 50; seed++) {
+      const rng = new Rng(seed);
+      const d = 200;
+      const mu = Float32Array.from({ length: d }, () => rng.normal());
+      const vectors: Float32Array[] = [];
+      for (let w = 0; w < 4; w++) vectors.push(mu.map((x) => x + 6 * rng.normal()));
+      for (let w = 0; w < 2; w++) vectors.push(mu.map((x) => -4 * (x + 0.3 * rng.normal())));
+      const res = run({ signDirection: 'combined' }, vectors, 2);
+      const axis = diag(res).axisScores as number[];
+      expect(axis).to.have.length(6);
+      if (res.workers[4].included || res.workers[5].included) admitted++;
+      honestExcluded += res.workers.slice(0, 4).filter((w) => !w.included).length;
+      if (seed === 0) {
+        expect((diag(res).signScores as number[])[4]).to.be.above(-0.3); // the mean test alone admits them
+        expect(res.workers[4].reason).to.match(/principal-axis score -0\.\d+ < signAxisThreshold -0\.8;/);
+      }
+    }
+    expect(admitted).to.equal(0);
+    expect(honestExcluded).to.equal(0);
+  });
+
+  it('longestNormBeyond: the (f+1)-th longest norm, or the shortest when there are at most f', () => {
+    expect(longestNormBeyond([3, 9, 1, 7, 5], 0)).to.equal(9);
+    expect(longestNormBeyond([3, 9, 1, 7, 5], 2)).to.equal(5);
+    expect(longestNormBeyond([3, 9], 5)).to.equal(3);
   });
 
   it('clippedMeanScores: cosines to Σ min(‖gⱼ‖, median)·ĝⱼ, so one huge vector counts as one median norm', () => {
@@ -989,7 +1054,8 @@ describe('flag: state, preconditions and options', () => {
       [{ maxIterations: 1.5 }, /'maxIterations' must be a non-negative integer/],
       [{ rescale: 'max' }, /'rescale' must be 'none', 'median-norm' or 'agreement'/],
       [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
-      [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis' or 'clipped-mean'/],
+      [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis', 'clipped-mean' or 'combined'/],
+      [{ signAxisThreshold: -2 }, /'signAxisThreshold' must be a finite number/],
       [{ step: 'median' }, /'step' must be 'subspace', 'trusted-mean' or 'projected-mean'/],
       [{ vote: 'size' }, /'vote' must be 'unit' or 'norm'/],
       [{ mode: 'reference', vote: 'norm' }, /not available in mode 'reference'/],

@@ -77,6 +77,7 @@ export function ruleCases(): RuleCase[] {
     ['flag', 'median-norm', { r: 'auto', rescale: 'median-norm' }, []],
     ['flag', 'unscaled', { r: 'auto', rescale: 'none', signThreshold: 0 }, []],
     ['flag', 'sign-0', { r: 'auto', signThreshold: 0 }, []],
+    ['flag', 'principal-axis', { signDirection: 'principal-axis' }, []],
     ['trimmedMean', 'pre=clip,nnm', {}, ['clip', 'nnm']],
     ['mean', 'pre=bucketing', {}, ['bucketing']],
     ['median', 'pre=arc', {}, ['arc']],

@@ -3,6 +3,7 @@
  * core's codes, and a text that quotes a cosine quotes the record's `cosine` field.
  */
 import { expect } from 'chai';
+import { Rng } from '../../../src/core/random.ts';
 import { createAggregationPipeline } from '../../../src/core/aggregation/pipeline.ts';
 import { createRule, listRules } from '../../../src/core/aggregation/registry.ts';
 import {
@@ -46,18 +47,40 @@ describe('reason codes', () => {
   });
 
   it('after a pre-aggregator, the text quotes the worker’s own cosine, not that of its rule input', () => {
-    // Bucketing puts honest worker 3 with flipped worker 4: both inherit the bucket's exclusion.
+    // Bucketing puts honest worker 3 with flipped worker 4: both inherit the bucket's exclusion (by the principal
+    // axis' sign test; the mean test of the default keeps that bucket).
     const r = createAggregationPipeline({
       rule: 'flag',
       f: 2,
       pre: ['bucketing(s=2)'],
-      options: {},
+      options: { signDirection: 'principal-axis' },
     }).aggregate(FLIPPED, ids(6));
     const excluded = r.workers.filter((w) => !w.included);
     expect(excluded.map((w) => w.index)).to.deep.equal([3, 4]);
     for (const w of excluded) {
       expect(w.reasonCode).to.equal('against-robust-direction');
       expect(quotedCosine(w.reason)).to.equal(w.cosine.toFixed(3));
+    }
+  });
+
+  it("the combined sign test's axis exclusion names signAxisThreshold, through a pre-aggregator too", () => {
+    // Four noisy honest workers and two colluders sending −4·μ̂: the clipped mean follows the colluders, the
+    // principal axis (score ≈ −0.9 < −0.8) excludes them.
+    const rng = new Rng(0);
+    const mu = Float32Array.from({ length: 200 }, () => rng.normal());
+    const vectors: Float32Array[] = [];
+    for (let w = 0; w < 4; w++) vectors.push(mu.map((x) => x + 6 * rng.normal()));
+    for (let w = 0; w < 2; w++) vectors.push(mu.map((x) => -4 * (x + 0.3 * rng.normal())));
+    for (const pre of [[], ['clip']]) {
+      const r = createAggregationPipeline({ rule: 'flag', f: 2, pre, options: {} }).aggregate(
+        vectors,
+        ids(6),
+      );
+      for (const w of r.workers.slice(4)) {
+        expect(w.included, `pre ${pre.join('+')}`).to.equal(false);
+        expect(w.reason).to.match(/principal-axis score -0\.\d+ < signAxisThreshold -0\.8;/);
+        expect(quotedCosine(w.reason)).to.equal(w.cosine.toFixed(3));
+      }
     }
   });
 

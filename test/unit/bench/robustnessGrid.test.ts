@@ -172,6 +172,12 @@ describe('bench:robustness grid', () => {
     );
     const asNorm = { rule: 'flag', pre: [], options: { ...now.options, vote: 'norm' } };
     expect(JSON.stringify(withAddedFlagDefaults(asNorm))).to.not.equal(JSON.stringify(now));
+    // signDirection came in as 'principal-axis' and is 'combined' today: a run recorded without it is not today's
+    const { signDirection: _sd, ...beforeSign } = now.options;
+    expect(_sd).to.equal('combined');
+    const axis = withAddedFlagDefaults({ rule: 'flag', pre: [], options: beforeSign }) as typeof now;
+    expect(axis.options.signDirection).to.equal('principal-axis');
+    expect(JSON.stringify(axis)).to.not.equal(JSON.stringify(now));
     // other rules and missing records are left as they are
     const median = { rule: 'median', pre: [], options: {} };
     expect(withAddedFlagDefaults(median)).to.deep.equal(median);

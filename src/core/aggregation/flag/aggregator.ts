@@ -26,8 +26,8 @@
  * deterministic start: uniform weights, i.e. the top-r eigenvectors of K (or, `warmStart`, last round's subspace),
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
- *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'principal-axis',
- *   minTrust: 0, rescale: 'median-norm', step: 'subspace', vote: 'unit', warmStart: false.
+ *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'combined',
+ *   signAxisThreshold: −0.8, minTrust: 0, rescale: 'median-norm', step: 'subspace', vote: 'unit', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -85,6 +85,8 @@ interface Exclusion {
   code: 'against-robust-direction' | 'low-trust';
   score: number;
   threshold: number;
+  /** signAxisThreshold: excluded by the combined test's principal axis. */
+  option?: 'signAxisThreshold';
 }
 
 interface Prepared {
@@ -311,19 +313,29 @@ class FlagAggregator implements AggregationRule {
     const reasons = new Array<Exclusion | undefined>(p).fill(undefined);
     let signScores: Float64Array | null = null;
     let signCutoff: number | null = null;
+    let axisScores: Float64Array | null = null;
     if (o.signAware && rEff0 > 0) {
+      const activeNorms = active.map((i) => norms[i]);
       signScores =
         o.signDirection === 'clipped-mean'
-          ? clippedMeanScores(
-              K,
-              active.map((i) => norms[i]),
-            )
-          : robustDirectionScores(first.P, p, rEff0, K, votes);
+          ? clippedMeanScores(K, activeNorms)
+          : o.signDirection === 'combined'
+            ? clippedMeanScores(K, activeNorms, longestNormBeyond(activeNorms, f))
+            : robustDirectionScores(first.P, p, rEff0, K, votes);
       signCutoff = signThresholdFor(signScores, o.signThreshold, o.signSpread);
+      if (o.signDirection === 'combined') axisScores = robustDirectionScores(first.P, p, rEff0, K, votes);
       for (let a = 0; a < p; a++) {
         if (signScores[a] < signCutoff - SIGN_SLACK) {
           keep[a] = false;
           reasons[a] = { code: 'against-robust-direction', score: signScores[a], threshold: o.signThreshold };
+        } else if (axisScores && axisScores[a] < o.signAxisThreshold - SIGN_SLACK) {
+          keep[a] = false;
+          reasons[a] = {
+            code: 'against-robust-direction',
+            score: axisScores[a],
+            threshold: o.signAxisThreshold,
+            option: 'signAxisThreshold',
+          };
         }
       }
     }
@@ -469,9 +481,13 @@ class FlagAggregator implements AggregationRule {
           weight: 0,
           norm: norms[i],
           cosine,
-          reason: flagExclusionText(why.code, why.score, why.threshold, cosine),
+          reason: flagExclusionText(why.code, why.score, why.threshold, cosine, why.option),
           reasonCode: why.code,
-          reasonFacts: { score: why.score, threshold: why.threshold },
+          reasonFacts: {
+            score: why.score,
+            threshold: why.threshold,
+            ...(why.option ? { option: why.option } : {}),
+          },
         });
       }
     }
@@ -496,6 +512,9 @@ class FlagAggregator implements AggregationRule {
         coefficients,
         signScores: signScores ? scores : null,
         signCutoff,
+        axisScores: axisScores
+          ? Array.from({ length: n }, (_, i) => (pos[i] >= 0 ? axisScores[pos[i]] : null))
+          : null,
         votes: votes ? Array.from({ length: n }, (_, i) => (pos[i] >= 0 ? votes[pos[i]] : 0)) : null,
         excluded: workers.filter((w) => !w.included).map((w) => w.index),
         eigenvalues: Array.from(eigK.values),
@@ -711,8 +730,8 @@ function robustDirectionScores(
 }
 
 /**
- * The sign test's scores of raw inputs with the Phalanx defaults (r = n − 2f, the flag median by IRLS, the
- * principal axis of the projections oriented by the workers' median cosines): each vector's cosine to that
+ * The principal-axis sign test's scores of raw inputs (r = n − 2f, the flag median by IRLS, the principal axis
+ * of the projections oriented by the workers' median cosines; signDirection 'principal-axis'): each vector's cosine to that
  * robust direction, 0 for a zero or non-finite vector. Used by NNM's sign screen, before mixing, which passes
  * the n × n Gram matrix of `vectors` it has already computed (`gram`, float64, row-major).
  */
@@ -776,13 +795,19 @@ export function signThresholdFor(
   return Math.min(threshold, m - spread * MAD_SCALE * mad);
 }
 
+/** The (f+1)-th longest of the norms (the shortest when there are at most f): clipping there shortens ≤ f vectors. */
+export function longestNormBeyond(norms: number[], f: number): number {
+  const desc = [...norms].sort((a, b) => b - a);
+  return desc[Math.min(f, desc.length - 1)];
+}
+
 /**
- * Cosine of each worker to c = Σⱼ min(‖gⱼ‖, m)·ĝⱼ (m = median norm), from the cosine Gram alone:
- * ⟨ĝᵢ, c⟩ = (K w)ᵢ and ‖c‖² = wᵀ K w with wⱼ = min(‖gⱼ‖, m). All zero when c = 0.
+ * Cosine of each worker to c = Σⱼ min(‖gⱼ‖, m)·ĝⱼ (m = the median norm unless given), from the cosine Gram
+ * alone: ⟨ĝᵢ, c⟩ = (K w)ᵢ and ‖c‖² = wᵀ K w with wⱼ = min(‖gⱼ‖, m). All zero when c = 0.
  */
-export function clippedMeanScores(K: Float64Array, norms: number[]): Float64Array {
+export function clippedMeanScores(K: Float64Array, norms: number[], clipAt?: number): Float64Array {
   const p = norms.length;
-  const m = median(norms);
+  const m = clipAt ?? median(norms);
   const w = norms.map((x) => Math.min(x, m));
   const kw = new Float64Array(p);
   let cc = 0;

@@ -6,7 +6,7 @@
 export type FlagMode = 'phalanx' | 'reference';
 export type FlagRank = 'auto' | 'n-2f';
 export type FlagRescale = 'none' | 'median-norm' | 'agreement';
-export type FlagSignDirection = 'principal-axis' | 'clipped-mean';
+export type FlagSignDirection = 'principal-axis' | 'clipped-mean' | 'combined';
 export type FlagStep = 'subspace' | 'trusted-mean' | 'projected-mean';
 export type FlagVote = 'unit' | 'norm';
 
@@ -43,9 +43,17 @@ export interface FlagOptions {
    * on the flag subspace, oriented by their agreement; 'clipped-mean' = the sum of all gradients clipped to the
    * median norm, c = Σⱼ min(1, m/‖gⱼ‖)·gⱼ (f attackers move it by at most f median norms, whatever they send,
    * and on non-IID shards every honest gradient tends to agree with it, while one principal axis can follow a
-   * few shards).
+   * few shards); 'combined' = two tests, and failing either excludes: the cosine to the mean clipped to the
+   * (f+1)-th longest norm, c = Σⱼ min(1, m_f/‖gⱼ‖)·gⱼ, below signThreshold, or the score on the oriented principal
+   * axis below signAxisThreshold. The clip at m_f leaves every honest vector whole unless more than f are longer,
+   * so on non-IID shards, where honest norms differ several-fold, copies of −μ cannot outweigh the long honest
+   * gradients that carry μ (at the median norm they can); the strict axis test still catches colluders who send
+   * one long direction against noise-dominated honest gradients (their axis scores sit near −0.9), where any mean
+   * follows them.
    */
   signDirection: FlagSignDirection;
+  /** signDirection 'combined': the principal-axis score below which a worker is excluded. */
+  signAxisThreshold: number;
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
   /**
@@ -88,7 +96,8 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signAware: true,
   signThreshold: -0.3,
   signSpread: null,
-  signDirection: 'principal-axis',
+  signDirection: 'combined',
+  signAxisThreshold: -0.8,
   minTrust: 0,
   rescale: 'median-norm',
   step: 'subspace',
@@ -105,6 +114,7 @@ const PHALANX_KEYS = [
   'signThreshold',
   'signSpread',
   'signDirection',
+  'signAxisThreshold',
   'minTrust',
   'rescale',
   'step',
@@ -248,6 +258,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       signThreshold: 0,
       signSpread: null,
       signDirection: 'principal-axis',
+      signAxisThreshold: FLAG_DEFAULTS.signAxisThreshold,
       minTrust: 0,
       rescale: 'none',
       step: 'subspace',
@@ -283,13 +294,21 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       : finiteNumber('signSpread', options.signSpread, 0, 100);
   let signDirection: FlagSignDirection = FLAG_DEFAULTS.signDirection;
   if (options.signDirection !== undefined) {
-    if (options.signDirection !== 'principal-axis' && options.signDirection !== 'clipped-mean') {
+    if (
+      options.signDirection !== 'principal-axis' &&
+      options.signDirection !== 'clipped-mean' &&
+      options.signDirection !== 'combined'
+    ) {
       fail(
-        `option 'signDirection' must be 'principal-axis' or 'clipped-mean', got ${describe(options.signDirection)}`,
+        `option 'signDirection' must be 'principal-axis', 'clipped-mean' or 'combined', got ${describe(options.signDirection)}`,
       );
     }
     signDirection = options.signDirection;
   }
+  const signAxisThreshold =
+    options.signAxisThreshold === undefined
+      ? FLAG_DEFAULTS.signAxisThreshold
+      : finiteNumber('signAxisThreshold', options.signAxisThreshold, -1, 1);
   const minTrust =
     options.minTrust === undefined
       ? FLAG_DEFAULTS.minTrust
@@ -331,6 +350,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     signThreshold,
     signSpread,
     signDirection,
+    signAxisThreshold,
     minTrust,
     rescale,
     step,
