@@ -1,9 +1,10 @@
 /**
  * A distillation job resumed mid-run: a transformer student distilled from a teacher checkpoint by 2 worker
  * processes (worker momentum on) over loopback gRPC, on the Redis store; the coordinator is killed with SIGKILL
- * after its second checkpoint and started again on the same port. It resumes from its newest checkpoint, the
- * workers rejoin (keeping the teacher they verified) and restore their momentum of that round, and the job ends
- * with exactly the parameters and optimizer state of the same job run without interruption.
+ * after its second checkpoint (at round 9 or soon after) and started again on the same port. It resumes from its
+ * newest checkpoint, the workers rejoin (keeping the teacher they verified) and restore their momentum of that
+ * round, and the job ends with exactly the parameters and optimizer state of the same job run without
+ * interruption.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +29,9 @@ import {
 import { dropKeys } from '../support/redisKeys.ts';
 
 const REDIS_URL = process.env['PHALANX_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-const ROUNDS = 12;
+// Long enough that the job cannot finish between the poll that sees round 9 and the kill: a tiny student on a
+// fast machine runs several rounds in one poll interval, and a job that completed has nothing to resume.
+const ROUNDS = 40;
 const TEXT = { kind: 'text', seqLen: 16, batchSize: 4, maxTrain: 400, maxTest: 40 } as const;
 const TEACHER_MODEL = { kind: 'transformer', dModel: 32, layers: 2, heads: 2, ffn: 64, context: 16 } as const;
 
@@ -144,14 +147,19 @@ describe('integration: a distillation job resumed after its coordinator is kille
     const second = await startCoordinatorProcess([...args, '--port', String(first.port)], env);
     procs.push(second.proc);
     const m = await second.proc.waitFor(/resumed from checkpoint at round (\d+)/, 60_000);
-    expect(Number(m[1])).to.equal(8);
+    // The newest checkpoint at the kill: round 8, or a later one if rounds ran on while the kill was sent.
+    const resumedAt = Number(m[1]);
+    expect(resumedAt % 4).to.equal(0);
+    expect(resumedAt).to.be.within(8, ROUNDS - 4);
     const again = new JobsClient(second.address, { token: second.adminToken });
     clients.push(again);
     const done = await finished(again, job.id);
     expect(done.state, done.error).to.equal('completed');
     expect(done.round).to.equal(ROUNDS);
     for (const w of ws)
-      expect(w.output()).to.match(/resumed at round 8: worker momentum restored from that round/);
+      expect(w.output()).to.contain(
+        `resumed at round ${resumedAt}: worker momentum restored from that round`,
+      );
 
     // The same job, uninterrupted, on a coordinator of its own.
     const refDir = await checkpointDir('distill-resume-ref');
