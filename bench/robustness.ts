@@ -126,7 +126,10 @@ const RULES: RuleDef[] = [
       `default (${[...DEFAULT_AGGREGATION.pre, DEFAULT_AGGREGATION.rule].join('+')}` +
       (DEFAULT_AGGREGATION.rule === 'flag'
         ? `, r ${FLAG_DEFAULTS.r}, ${FLAG_DEFAULTS.rescale}, sign ${FLAG_DEFAULTS.signThreshold}` +
-          (FLAG_DEFAULTS.signDirection === 'combined' ? ` and axis ${FLAG_DEFAULTS.signAxisThreshold}` : '') +
+          (FLAG_DEFAULTS.signDirection === 'combined'
+            ? ` and axis ${FLAG_DEFAULTS.signAxisThreshold}` +
+              (FLAG_DEFAULTS.signAxisSpread === null ? '' : ` (spread ${FLAG_DEFAULTS.signAxisSpread})`)
+            : '') +
           `, vote ${FLAG_DEFAULTS.vote})`
         : ')'),
     ...DEFAULT_AGGREGATION,
@@ -310,6 +313,15 @@ const RULES: RuleDef[] = [
     rule: 'flag',
     pre: [],
     options: { signDirection: 'combined', step: 'trusted-mean' },
+  },
+  // ... with the axis cutoff following the workers' agreement on the axis (signAxisSpread 3): −0.3 where they
+  // agree, down to −0.8 where they spread (screened, not adopted: docs/robustness/sign-test.md)
+  {
+    key: 'flag-comb-spread',
+    label: 'flag, combined sign test, axis cutoff by spread (k = 3)',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'combined', signAxisSpread: 3 },
   },
   {
     key: 'clip-nnm-flag-mn',

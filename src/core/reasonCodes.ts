@@ -45,10 +45,14 @@ export function flagExclusionText(
   score: number,
   threshold: number,
   cosine: number,
-  /** The option that set the threshold: signThreshold, or signAxisThreshold for the combined test's axis. */
+  /** What set the threshold: signThreshold, or (signAxisThreshold) the combined test's axis cutoff. */
   option: 'signThreshold' | 'signAxisThreshold' = 'signThreshold',
 ): string {
+  const test =
+    option === 'signThreshold'
+      ? `sign score ${score.toFixed(3)} < signThreshold ${threshold}`
+      : `principal-axis score ${score.toFixed(3)} < axis cutoff ${Number(threshold.toFixed(3))}`;
   return code === 'against-robust-direction'
-    ? `flag: points against the robust direction (${option === 'signThreshold' ? 'sign' : 'principal-axis'} score ${score.toFixed(3)} < ${option} ${threshold}; cosine to the update ${cosine.toFixed(3)})`
+    ? `flag: points against the robust direction (${test}; cosine to the update ${cosine.toFixed(3)})`
     : `flag: reconstruction ratio ${score.toFixed(3)} below minTrust ${threshold} (cosine to the update ${cosine.toFixed(3)})`;
 }

@@ -63,6 +63,7 @@ const flagShape = {
   signSpread: boundedNumber({ min: 0, max: 100 }).nullable().optional(),
   signDirection: oneOf(['principal-axis', 'clipped-mean', 'combined']).optional(),
   signAxisThreshold: boundedNumber({ min: -1, max: 1 }).optional(),
+  signAxisSpread: boundedNumber({ min: 0, max: 100 }).nullable().optional(),
   minTrust: boundedNumber({ min: 0, max: 1 }).optional(),
   rescale: oneOf(['none', 'median-norm', 'agreement']).optional(),
   step: oneOf(['subspace', 'trusted-mean', 'projected-mean']).optional(),

@@ -818,6 +818,8 @@ describe('flag: known weaknesses and their options', () => {
     expect(included({ signDirection: 'principal-axis' })).to.equal('11111100000');
     expect(included({ signDirection: 'clipped-mean' })).to.equal('11111111100');
     expect(included({})).to.equal('11111111100');
+    // an axis cutoff that follows the agreement rises with the six and turns against the other shard again
+    expect(included({ signAxisSpread: 3 })).to.equal('11111100000');
     const scores = diag(run({ signDirection: 'clipped-mean' }, vectors, 2)).signScores as number[];
     expect(Math.min(...scores.slice(0, 9))).to.be.greaterThan(0);
     expect(Math.max(...scores.slice(9))).to.be.below(-0.9);
@@ -871,11 +873,47 @@ describe('flag: known weaknesses and their options', () => {
       honestExcluded += res.workers.slice(0, 4).filter((w) => !w.included).length;
       if (seed === 0) {
         expect((diag(res).signScores as number[])[4]).to.be.above(-0.3); // the mean test alone admits them
-        expect(res.workers[4].reason).to.match(/principal-axis score -0\.\d+ < signAxisThreshold -0\.8;/);
+        expect(res.workers[4].reason).to.match(/principal-axis score -0\.\d+ < axis cutoff -0\.\d+;/);
       }
     }
     expect(admitted).to.equal(0);
     expect(honestExcluded).to.equal(0);
+  });
+
+  it('signAxisSpread: the axis cutoff rises to signThreshold where the workers agree on the axis', () => {
+    // Four honest workers along e0 (axis scores 0.54–0.70) and two colluders at −0.3·e0 + 0.95·e1 (axis −0.75,
+    // clipped-mean cosine +0.2): the fixed cutoff −0.8 (the default, signAxisSpread null) admits them; with k = 3
+    // the cutoff is min(−0.3, median − 3·1.4826·MAD) = −0.3 and excludes them.
+    const rng = new Rng(3);
+    const d = 64;
+    const vectors: Float32Array[] = [];
+    for (let w = 0; w < 4; w++) {
+      const v = new Float32Array(d);
+      v[0] = 1;
+      for (let k = 2; k < d; k++) v[k] = 0.15 * rng.normal();
+      vectors.push(v);
+    }
+    for (let w = 0; w < 2; w++) {
+      const v = new Float32Array(d);
+      v[0] = -0.3;
+      v[1] = 0.95;
+      for (let k = 2; k < d; k++) v[k] = 0.02 * rng.normal();
+      vectors.push(v);
+    }
+    const fixed = run({}, vectors, 2); // the default: signAxisSpread null
+    expect(fixed.workers.map((w) => (w.included ? 1 : 0)).join('')).to.equal('111111');
+    expect(diag(fixed).axisCutoff).to.equal(-0.8);
+    const spread = run({ signAxisSpread: 3 }, vectors, 2);
+    expect(diag(run({ signAxisSpread: null }, vectors, 2)).axisCutoff).to.equal(-0.8);
+    expect(spread.workers.map((w) => (w.included ? 1 : 0)).join('')).to.equal('111100');
+    expect(diag(spread).axisCutoff).to.equal(-0.3);
+    const axis = diag(spread).axisScores as number[];
+    expect(Math.max(...axis.slice(4))).to.be.within(-0.8, -0.3);
+    expect(spread.workers[4].reason).to.match(/principal-axis score -0\.7\d+ < axis cutoff -0\.3;/);
+    // the axis test is the combined test's: with the axis alone there is no axis cutoff
+    expect(diag(run({ signAxisSpread: 3, signDirection: 'principal-axis' }, vectors, 2)).axisCutoff).to.equal(
+      null,
+    );
   });
 
   it('longestNormBeyond: the (f+1)-th longest norm, or the shortest when there are at most f', () => {
@@ -1056,6 +1094,7 @@ describe('flag: state, preconditions and options', () => {
       [{ signSpread: -1 }, /'signSpread' must be a finite number ≥ 0/],
       [{ signDirection: 'mean' }, /'signDirection' must be 'principal-axis', 'clipped-mean' or 'combined'/],
       [{ signAxisThreshold: -2 }, /'signAxisThreshold' must be a finite number/],
+      [{ signAxisSpread: -1 }, /'signAxisSpread' must be a finite number/],
       [{ step: 'median' }, /'step' must be 'subspace', 'trusted-mean' or 'projected-mean'/],
       [{ vote: 'size' }, /'vote' must be 'unit' or 'norm'/],
       [{ mode: 'reference', vote: 'norm' }, /not available in mode 'reference'/],

@@ -63,7 +63,7 @@ describe('reason codes', () => {
     }
   });
 
-  it("the combined sign test's axis exclusion names signAxisThreshold, through a pre-aggregator too", () => {
+  it("the combined sign test's axis exclusion names the axis cutoff, through a pre-aggregator too", () => {
     // Four noisy honest workers and two colluders sending −4·μ̂: the clipped mean follows the colluders, the
     // principal axis (score ≈ −0.9 < −0.8) excludes them.
     const rng = new Rng(0);
@@ -78,7 +78,7 @@ describe('reason codes', () => {
       );
       for (const w of r.workers.slice(4)) {
         expect(w.included, `pre ${pre.join('+')}`).to.equal(false);
-        expect(w.reason).to.match(/principal-axis score -0\.\d+ < signAxisThreshold -0\.8;/);
+        expect(w.reason).to.match(/principal-axis score -0\.\d+ < axis cutoff -0\.\d+;/);
         expect(quotedCosine(w.reason)).to.equal(w.cosine.toFixed(3));
       }
     }

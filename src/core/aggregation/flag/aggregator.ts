@@ -27,7 +27,7 @@
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
  *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'combined',
- *   signAxisThreshold: −0.8, minTrust: 0, rescale: 'median-norm', step: 'subspace', vote: 'unit', warmStart: false.
+ *   signAxisThreshold: −0.8, signAxisSpread: null, minTrust: 0, rescale: 'median-norm', step: 'subspace', vote: 'unit', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -314,6 +314,7 @@ class FlagAggregator implements AggregationRule {
     let signScores: Float64Array | null = null;
     let signCutoff: number | null = null;
     let axisScores: Float64Array | null = null;
+    let axisCutoff: number | null = null;
     if (o.signAware && rEff0 > 0) {
       const activeNorms = active.map((i) => norms[i]);
       signScores =
@@ -323,17 +324,23 @@ class FlagAggregator implements AggregationRule {
             ? clippedMeanScores(K, activeNorms, longestNormBeyond(activeNorms, f))
             : robustDirectionScores(first.P, p, rEff0, K, votes);
       signCutoff = signThresholdFor(signScores, o.signThreshold, o.signSpread);
-      if (o.signDirection === 'combined') axisScores = robustDirectionScores(first.P, p, rEff0, K, votes);
+      if (o.signDirection === 'combined') {
+        axisScores = robustDirectionScores(first.P, p, rEff0, K, votes);
+        axisCutoff =
+          o.signAxisSpread === null
+            ? o.signAxisThreshold
+            : Math.max(o.signAxisThreshold, signThresholdFor(axisScores, o.signThreshold, o.signAxisSpread));
+      }
       for (let a = 0; a < p; a++) {
         if (signScores[a] < signCutoff - SIGN_SLACK) {
           keep[a] = false;
           reasons[a] = { code: 'against-robust-direction', score: signScores[a], threshold: o.signThreshold };
-        } else if (axisScores && axisScores[a] < o.signAxisThreshold - SIGN_SLACK) {
+        } else if (axisScores && axisCutoff !== null && axisScores[a] < axisCutoff - SIGN_SLACK) {
           keep[a] = false;
           reasons[a] = {
             code: 'against-robust-direction',
             score: axisScores[a],
-            threshold: o.signAxisThreshold,
+            threshold: axisCutoff,
             option: 'signAxisThreshold',
           };
         }
@@ -512,6 +519,7 @@ class FlagAggregator implements AggregationRule {
         coefficients,
         signScores: signScores ? scores : null,
         signCutoff,
+        axisCutoff,
         axisScores: axisScores
           ? Array.from({ length: n }, (_, i) => (pos[i] >= 0 ? axisScores[pos[i]] : null))
           : null,

@@ -54,6 +54,13 @@ export interface FlagOptions {
   signDirection: FlagSignDirection;
   /** signDirection 'combined': the principal-axis score below which a worker is excluded. */
   signAxisThreshold: number;
+  /**
+   * signDirection 'combined', k (null = off, the default): the axis cutoff follows the workers' agreement on the
+   * axis, max(signAxisThreshold, min(signThreshold, median − k·1.4826·MAD)) of their axis scores. Where the
+   * workers agree it rises to signThreshold and catches flippers near −0.5; where they spread it stays at
+   * signAxisThreshold. A tight majority then also raises it against an honest minority shard.
+   */
+  signAxisSpread: number | null;
   /** Exclude workers whose reconstruction ratio is below this (0 = off). */
   minTrust: number;
   /**
@@ -98,6 +105,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signSpread: null,
   signDirection: 'combined',
   signAxisThreshold: -0.8,
+  signAxisSpread: null,
   minTrust: 0,
   rescale: 'median-norm',
   step: 'subspace',
@@ -115,6 +123,7 @@ const PHALANX_KEYS = [
   'signSpread',
   'signDirection',
   'signAxisThreshold',
+  'signAxisSpread',
   'minTrust',
   'rescale',
   'step',
@@ -259,6 +268,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       signSpread: null,
       signDirection: 'principal-axis',
       signAxisThreshold: FLAG_DEFAULTS.signAxisThreshold,
+      signAxisSpread: null,
       minTrust: 0,
       rescale: 'none',
       step: 'subspace',
@@ -309,6 +319,13 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     options.signAxisThreshold === undefined
       ? FLAG_DEFAULTS.signAxisThreshold
       : finiteNumber('signAxisThreshold', options.signAxisThreshold, -1, 1);
+  // null turns it off; only a missing option takes the default
+  const signAxisSpread =
+    options.signAxisSpread === undefined
+      ? FLAG_DEFAULTS.signAxisSpread
+      : options.signAxisSpread === null
+        ? null
+        : finiteNumber('signAxisSpread', options.signAxisSpread, 0, 100);
   const minTrust =
     options.minTrust === undefined
       ? FLAG_DEFAULTS.minTrust
@@ -351,6 +368,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     signSpread,
     signDirection,
     signAxisThreshold,
+    signAxisSpread,
     minTrust,
     rescale,
     step,
