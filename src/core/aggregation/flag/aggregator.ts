@@ -27,7 +27,8 @@
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
  *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'combined',
- *   signAxisThreshold: −0.8, signAxisSpread: null, minTrust: 0, rescale: 'median-norm', step: 'subspace', vote: 'unit', warmStart: false.
+ *   signAxisThreshold: −0.8, signAxisSpread: null, minTrust: 0, rescale: 'median-norm', step: 'subspace',
+ *   vote: 'unit', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).
  *
@@ -739,9 +740,9 @@ function robustDirectionScores(
 
 /**
  * The principal-axis sign test's scores of raw inputs (r = n − 2f, the flag median by IRLS, the principal axis
- * of the projections oriented by the workers' median cosines; signDirection 'principal-axis'): each vector's cosine to that
- * robust direction, 0 for a zero or non-finite vector. Used by NNM's sign screen, before mixing, which passes
- * the n × n Gram matrix of `vectors` it has already computed (`gram`, float64, row-major).
+ * of the projections oriented by the workers' median cosines; signDirection 'principal-axis'): each vector's
+ * cosine to that robust direction, 0 for a zero or non-finite vector. Used by NNM's sign screen, before mixing,
+ * which passes the n × n Gram matrix of `vectors` it has already computed (`gram`, float64, row-major).
  */
 export function flagSignScores(vectors: Float32Array[], f: number, gram?: Float64Array): Float64Array {
   const workerIds = vectors.map((_, i) => `x${i}`);
