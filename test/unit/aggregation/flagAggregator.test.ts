@@ -23,6 +23,7 @@ import { cholesky, symmetricEigen } from '../../../src/core/aggregation/flag/sym
 import { PreconditionError } from '../../../src/core/aggregation/types.ts';
 import type { AggregationResult } from '../../../src/core/aggregation/types.ts';
 import { Rng } from '../../../src/core/random.ts';
+import { noisyCollusionRound } from './helpers.ts';
 
 interface FaEntry {
   output: number[];
@@ -860,12 +861,7 @@ describe('flag: known weaknesses and their options', () => {
     let admitted = 0;
     let honestExcluded = 0;
     for (let seed = 0; seed < 50; seed++) {
-      const rng = new Rng(seed);
-      const d = 200;
-      const mu = Float32Array.from({ length: d }, () => rng.normal());
-      const vectors: Float32Array[] = [];
-      for (let w = 0; w < 4; w++) vectors.push(mu.map((x) => x + 6 * rng.normal()));
-      for (let w = 0; w < 2; w++) vectors.push(mu.map((x) => -4 * (x + 0.3 * rng.normal())));
+      const vectors = noisyCollusionRound(seed, 6);
       const res = run({ signDirection: 'combined' }, vectors, 2);
       const axis = diag(res).axisScores as number[];
       expect(axis).to.have.length(6);

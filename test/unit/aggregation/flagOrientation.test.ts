@@ -5,35 +5,15 @@
  */
 import { expect } from 'chai';
 import { createFlagAggregator } from '../../../src/core/aggregation/flag/aggregator.ts';
-import { Rng } from '../../../src/core/random.ts';
-
-function round(seed: number, noise: number): { vectors: Float32Array[]; byzantine: number[] } {
-  const rng = new Rng(seed);
-  const d = 200;
-  const mu = new Float32Array(d);
-  for (let k = 0; k < d; k++) mu[k] = rng.normal();
-  const vectors: Float32Array[] = [];
-  // Honest: μ plus `noise`× as much Gaussian noise per coordinate (cosine to μ ≈ 1/√(1 + noise²)).
-  for (let w = 0; w < 4; w++) {
-    const g = new Float32Array(d);
-    for (let k = 0; k < d; k++) g[k] = mu[k] + noise * rng.normal();
-    vectors.push(g);
-  }
-  // Two colluders send −4·μ̂, each with its own small estimation noise.
-  for (let w = 0; w < 2; w++) {
-    const g = new Float32Array(d);
-    for (let k = 0; k < d; k++) g[k] = -4 * (mu[k] + 0.3 * rng.normal());
-    vectors.push(g);
-  }
-  return { vectors, byzantine: [4, 5] };
-}
+import { noisyCollusionRound } from './helpers.ts';
 
 describe('flag: orientation of the robust direction with noisy honest workers', () => {
   function attackerRounds(noise: number): number[] {
     const failures: number[] = [];
     for (let seed = 0; seed < 200; seed++) {
       const rule = createFlagAggregator({});
-      const { vectors, byzantine } = round(seed, noise);
+      const vectors = noisyCollusionRound(seed, noise);
+      const byzantine = [4, 5];
       const res = rule.aggregate({ vectors, workerIds: vectors.map((_, i) => `w${i}`), f: 2 });
       if (byzantine.some((b) => res.workers[b].included)) failures.push(seed);
     }

@@ -79,3 +79,17 @@ export function norm2(x: ArrayLike<number>): number {
   for (let k = 0; k < x.length; k++) s += x[k] * x[k];
   return Math.sqrt(s);
 }
+
+/**
+ * One round of the demo's attack at test scale: d = 200, four honest workers sending μ plus `noise`× as much
+ * Gaussian noise per coordinate (cosine to μ ≈ 1/√(1 + noise²)), then two colluders sending −4·μ̂, each with its
+ * own small estimation noise. Indices 4 and 5 are the colluders.
+ */
+export function noisyCollusionRound(seed: number, noise: number): Float32Array[] {
+  const rng = new Rng(seed);
+  const mu = Float32Array.from({ length: 200 }, () => rng.normal());
+  const vectors: Float32Array[] = [];
+  for (let w = 0; w < 4; w++) vectors.push(mu.map((x) => x + noise * rng.normal()));
+  for (let w = 0; w < 2; w++) vectors.push(mu.map((x) => -4 * (x + 0.3 * rng.normal())));
+  return vectors;
+}

@@ -3,7 +3,6 @@
  * core's codes, and a text that quotes a cosine quotes the record's `cosine` field.
  */
 import { expect } from 'chai';
-import { Rng } from '../../../src/core/random.ts';
 import { createAggregationPipeline } from '../../../src/core/aggregation/pipeline.ts';
 import { createRule, listRules } from '../../../src/core/aggregation/registry.ts';
 import {
@@ -13,7 +12,7 @@ import {
   reasonWireName,
 } from '../../../src/core/reasonCodes.ts';
 import { Reason } from '../../../src/gen/phalanx/v1/Reason.ts';
-import { gaussian, ids } from './helpers.ts';
+import { gaussian, ids, noisyCollusionRound } from './helpers.ts';
 
 /** Four honest workers around one direction and two flipped ones: Flag's sign test excludes the flipped. */
 const FLIPPED = [
@@ -66,11 +65,7 @@ describe('reason codes', () => {
   it("the combined sign test's axis exclusion names the axis cutoff, through a pre-aggregator too", () => {
     // Four noisy honest workers and two colluders sending −4·μ̂: the clipped mean follows the colluders, the
     // principal axis (score ≈ −0.9 < −0.8) excludes them.
-    const rng = new Rng(0);
-    const mu = Float32Array.from({ length: 200 }, () => rng.normal());
-    const vectors: Float32Array[] = [];
-    for (let w = 0; w < 4; w++) vectors.push(mu.map((x) => x + 6 * rng.normal()));
-    for (let w = 0; w < 2; w++) vectors.push(mu.map((x) => -4 * (x + 0.3 * rng.normal())));
+    const vectors = noisyCollusionRound(0, 6);
     for (const pre of [[], ['clip']]) {
       const r = createAggregationPipeline({ rule: 'flag', f: 2, pre, options: {} }).aggregate(
         vectors,
