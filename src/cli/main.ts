@@ -41,6 +41,8 @@ import { CheckpointError } from '../checkpoint/modelCheckpoint.ts';
 import { TeacherReportError } from './teacherReportError.ts';
 import { ShardingError } from '../data/sharding.ts';
 import { StartupError } from '../coordinator/startupError.ts';
+import { AggregationStalledError } from '../core/roundStep.ts';
+import { DivergenceError } from '../core/round/divergenceGuard.ts';
 import {
   DEFAULT_METRICS_HOST,
   MetricsListenSchema,
@@ -1230,7 +1232,12 @@ program.parseAsync(process.argv).catch((e: unknown) => {
     console.error(`phalanx: ${(e as Error).message}`);
     process.exit(2);
   }
-  if (e instanceof StartupError || e instanceof CheckpointError) {
+  if (
+    e instanceof StartupError ||
+    e instanceof CheckpointError ||
+    e instanceof AggregationStalledError ||
+    e instanceof DivergenceError
+  ) {
     console.error(`phalanx: ${e.message}`);
     process.exit(EXIT.failure);
   }

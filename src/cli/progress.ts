@@ -3,7 +3,7 @@
  * evaluation; elsewhere (CI, pipes), a plain line every evaluation round and every ~5% of the run.
  */
 import type { RoundReport, WorkerRoundHealth } from '../coordinator/roundReport.ts';
-import { roundHealth } from '../coordinator/roundHealth.ts';
+import { roundHealth, skippedBecause } from '../coordinator/roundHealth.ts';
 import { formatDuration, formatNumber, formatPercent } from './format.ts';
 
 export class ProgressPrinter {
@@ -76,6 +76,7 @@ export function formatRound(r: RoundReport, ctx: RoundLineContext): string {
   const done = r.round + 1;
   const total = ctx.total;
   const health = roundHealth(r);
+  const skipped = skippedBecause(r);
   const names = (ws: { worker: WorkerRoundHealth }[]) => ws.map((w) => w.worker.name).join(',');
   const evalLoss = ctx.evalLoss ?? NaN;
   const acc =
@@ -84,11 +85,13 @@ export function formatRound(r: RoundReport, ctx: RoundLineContext): string {
   return (
     `round ${String(done).padStart(String(total).length)}/${total}  ` +
     `loss ${formatNumber(r.trainLoss)}  ${ctx.split === 'validation' ? 'val' : 'test'} acc ${acc}  ` +
-    `included ${health.included.length}/${(r.workers ?? []).length}` +
-    (health.byzantineIncluded.length
-      ? ` (byzantine ${health.byzantineIncluded.map((w) => w.name).join(',')} among them)`
-      : '') +
-    (health.excluded.length ? `  excluded ${names(health.excluded)}` : '') +
+    (skipped !== undefined
+      ? `skipped (${skipped})`
+      : `included ${health.included.length}/${(r.workers ?? []).length}` +
+        (health.byzantineIncluded.length
+          ? ` (byzantine ${health.byzantineIncluded.map((w) => w.name).join(',')} among them)`
+          : '') +
+        (health.excluded.length ? `  excluded ${names(health.excluded)}` : '')) +
     (health.missing.length ? `  missing ${names(health.missing)}` : '') +
     compressionNote(r) +
     storeNote(r) +

@@ -11,7 +11,7 @@
  * that pulls hardest, below what float32 training noise hides.
  */
 import { resolveRuleName } from '../core/aggregation/registry.ts';
-import type { RoundReport, WorkerRoundHealth } from './roundReport.ts';
+import { wireReason, type RoundReport, type WorkerRoundHealth } from './roundReport.ts';
 
 export const NEGLIGIBLE_SHARE = 1e-3;
 
@@ -66,4 +66,15 @@ export function roundHealth(r: RoundReport): RoundHealth {
 function compact(x: number): string {
   if (x === 0 || !Number.isFinite(x)) return String(x);
   return Math.abs(x) < 0.01 ? x.toExponential(1) : x.toPrecision(2);
+}
+
+/**
+ * Why the round applied no update, when it was skipped (no quorum, a rule precondition, the compute deadline):
+ * every delivered worker then carries the round-skipped code and the reason. Undefined for an aggregated round.
+ */
+export function skippedBecause(r: RoundReport): string | undefined {
+  const delivered = r.workers ?? [];
+  const code = wireReason('round-skipped');
+  if (delivered.length === 0 || !delivered.every((w) => w.reasonCode === code)) return undefined;
+  return delivered[0].reason.replace(/^round skipped: /, '');
 }

@@ -540,15 +540,18 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           ...(ev.meanDepth === undefined ? {} : { meanDepth: ev.meanDepth }),
         });
       }
+      // As in JobRuntime: a round skipped for want of quorum applied nothing and carries no training loss.
       const signals =
-        guard?.observe({
-          round,
-          loss: guardLoss(health),
-          updateNorm: result ? updateNorm : undefined,
-          ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
-            ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
-            : {}),
-        }) ?? [];
+        why === 'no-quorum'
+          ? []
+          : (guard?.observe({
+              round,
+              loss: guardLoss(health),
+              updateNorm: result ? updateNorm : undefined,
+              ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
+                ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
+                : {}),
+            }) ?? []);
       perRound.push({
         round,
         trainLoss: lastTrainLoss,

@@ -4,6 +4,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
+import { demoSpec } from '../../src/cli/demoSpec.ts';
 import { listAttacks } from '../../src/core/attacks/registry.ts';
 import { listPreAggregators, listRules } from '../../src/core/aggregation/registry.ts';
 import { BIN, tmpDir } from '../support/processes.ts';
@@ -103,6 +104,28 @@ describe('integration: phalanx CLI basics', function () {
       expect(stderr).to.match(/^phalanx: invalid job spec:\n {2}- aggregation\.rule: unknown rule 'alien'/);
       for (const r of listRules()) expect(stderr).to.include(r);
       expect(code).to.equal(2);
+    });
+
+    it('simulate whose aggregation stalls (crashed workers below workers.min): the reason, exit 1', async () => {
+      const config = path.join(dir, 'stall.json');
+      writeFileSync(config, JSON.stringify({ ...demoSpec(), rounds: 20 }));
+      const args = [
+        'simulate',
+        '--config',
+        config,
+        '--byzantine',
+        '2',
+        '--attack',
+        'crash',
+        '--backend',
+        'cpu',
+      ];
+      const { code, stderr } = await phalanx(args);
+      oneLine(stderr);
+      expect(stderr.trim()).to.equal(
+        'phalanx: aggregation failed 10 rounds in a row: quorum not met: 4 of workers.min = 6 gradients accepted',
+      );
+      expect(code).to.equal(1);
     });
 
     it('coordinator whose --data-dir cannot be used (a file, or a broken admin.token): names it, exit 1', async () => {
