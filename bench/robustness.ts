@@ -14,9 +14,10 @@
  *   whose precondition fails at (n = 12, f) (e.g. krum needs n > 2f + 2) is skipped, with the reason in the table.
  * - data: iid (shards by worker) · dir1 · dir0.3 (`data: { shardBy: 'dirichlet', alpha }`: label proportions of
  *   each shard drawn from Dirichlet(α)). A heterogeneity the checkout's job spec refuses is reported unavailable.
- * - Clean reference: the mean with no attackers and the 12 − f honest workers only (ByzFL's clean run), per f and
- *   data: it is what the honest workers reach on their own shards, so a cell's gap to it is the attack's damage
- *   alone, not the loss of the Byzantine workers' data. It is added to every selection, and shown in every column.
+ * - Clean reference: the mean of the 12 − f honest workers alone, per f and data. The data is sharded into 12 as
+ *   in the attacked cells and the f Byzantine ranks are absent (crashed from round 0), so the honest workers train
+ *   on exactly the shards they hold under attack: a cell's gap to it is the attack's damage alone, not the loss of
+ *   the Byzantine workers' data. It is added to every selection, and shown in every column.
  * - Omniscient attacks see all honest vectors of the round and every Byzantine worker sends the same vector (see
  *   src/simulation/simulate.ts); label flip is data-side.
  *
@@ -553,7 +554,7 @@ export function parseCli(argv: string[]) {
 
 type Args = ReturnType<typeof parseCli>;
 
-/** The job spec of one run. Cells of the earlier table (f = 2, iid) give exactly the spec they ran. */
+/** The job spec of one run. */
 export function runSpec(
   cell: Cell,
   seed: number,
@@ -561,8 +562,12 @@ export function runSpec(
   evalEvery: number,
   setting: Setting = DEFAULT_SETTING,
 ): JobSpecInput {
-  const byzantine = cell.attack.attack ? cell.f : 0;
-  const n = N - cell.f + byzantine;
+  // Every run shards the data into N: the attacked cells' Byzantine ranks hold f of the shards. Without an attack
+  // those f ranks are absent (crashed from round 0), so the 12 − f honest workers train on the same shards they
+  // hold in the attacked cells, and a cell's gap to the clean reference is the attack's damage alone.
+  const attack = cell.attack.attack;
+  const clean = attack === null;
+  const honest = N - cell.f;
   const validation = setting.split === 'validation';
   return {
     name: `robustness-${cell.rule.key}-${cell.attack.key}-f${cell.f}-${cell.data.key}`.replace(/\./g, '-'),
@@ -577,12 +582,14 @@ export function runSpec(
     },
     optimizer: { kind: 'sgd', lr: 0.1, momentum: 0, weightDecay: 1e-4, ema: setting.ema },
     rounds,
-    workers: { min: n, max: n, momentum: 0.9 },
+    workers: { min: clean ? honest : N, max: N, momentum: 0.9 },
     aggregation: { rule: cell.rule.rule, f: cell.f, pre: cell.rule.pre, options: cell.rule.options },
     checkpoint: { every: 0 },
     evaluation: { every: evalEvery, ...(validation ? { split: 'validation' as const } : {}) },
     simulate: {
-      byzantine: { count: byzantine, attack: cell.attack.attack ?? 'signflip', options: cell.attack.options },
+      byzantine: clean
+        ? { count: cell.f, attack: 'crash', options: {} }
+        : { count: cell.f, attack, options: cell.attack.options },
     },
   };
 }

@@ -757,6 +757,31 @@ program
       );
   });
 
+program
+  .command('shards')
+  .description(
+    "what each worker of a job trains on: its shard's size and class mix, and the share of each class the simulated Byzantine ranks hold",
+  )
+  .requiredOption('--config <job.yaml>', 'job spec file')
+  .option('--byzantine <k>', 'Byzantine ranks (overrides simulate.byzantine.count)')
+  .option('--seed <n>', 'seed (overrides the spec)')
+  .option('--json', 'print the summary as JSON')
+  .action(async (opts: { config: string; byzantine?: string; seed?: string; json?: boolean }) => {
+    const input = loadSpecFile(opts.config);
+    // As in simulate: the job spec's schema checks both (its error names the field).
+    if (opts.seed !== undefined) input.seed = Number(opts.seed);
+    if (opts.byzantine !== undefined) {
+      input.simulate = { byzantine: { ...(input.simulate?.byzantine ?? {}), count: Number(opts.byzantine) } };
+    }
+    const spec = validateJobSpec(input);
+    const { shardsRefusal, jobShards, formatShards } = await import('./shardsCommand.ts');
+    const refusal = shardsRefusal(spec);
+    if (refusal) throw new UsageError(refusal);
+    const summary = await jobShards(spec);
+    if (opts.json) console.log(JSON.stringify(summary, null, 2));
+    else for (const line of formatShards(spec, summary)) console.log(line);
+  });
+
 addClientAuthOptions(
   program.command('submit <jobFile>').description('submit a job spec (YAML or JSON) to a coordinator'),
 )

@@ -6,6 +6,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { demoSpec } from '../../src/cli/demoSpec.ts';
 import { listAttacks } from '../../src/core/attacks/registry.ts';
+import { FASHION_MNIST_CLASSES } from '../../src/data/fashionMnist.ts';
 import { listPreAggregators, listRules } from '../../src/core/aggregation/registry.ts';
 import { BIN, tmpDir } from '../support/processes.ts';
 
@@ -128,6 +129,17 @@ describe('integration: phalanx CLI basics', function () {
       expect(code).to.equal(1);
     });
 
+    it('shards of a text job: nothing to show, says why, exit 2', async () => {
+      const config = path.join(dir, 'text-shards.json');
+      writeFileSync(config, JSON.stringify({ model: { kind: 'transformer' }, data: { kind: 'text' } }));
+      const { code, stderr } = await phalanx(['shards', '--config', config]);
+      oneLine(stderr);
+      expect(stderr.trim()).to.equal(
+        'phalanx: data.kind text is sharded by sequence: no classes to show (phalanx shards reads image labels)',
+      );
+      expect(code).to.equal(2);
+    });
+
     it('coordinator whose --data-dir cannot be used (a file, or a broken admin.token): names it, exit 1', async () => {
       const file = path.join(dir, 'not-a-dir');
       writeFileSync(file, '');
@@ -226,6 +238,39 @@ describe('integration: phalanx CLI basics', function () {
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     expect(stderr).to.equal('');
     expect(code).to.equal(0);
+  });
+
+  it('shards: one row per rank with its class mix, and the Byzantine ranks’ share of each class', async () => {
+    const config = path.join(tmpDir('cli-shards'), 'job.json');
+    const job = {
+      seed: 1,
+      workers: { min: 12, max: 12 },
+      data: { kind: 'fashion-mnist', shardBy: 'dirichlet', alpha: 0.3 },
+      simulate: { byzantine: { count: 3, attack: 'labelflip' } },
+    };
+    writeFileSync(config, JSON.stringify(job));
+    const { code, stdout } = await phalanx(['shards', '--config', config, '--byzantine', '2']);
+    expect(code).to.equal(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines[0]).to.match(
+      /^12 shards of \d+ training examples, Dirichlet α = 0\.3 label proportions, seed 1;/,
+    );
+    expect(lines[1].trim().split(/\s{2,}/)).to.deep.equal(['rank', 'examples', ...FASHION_MNIST_CLASSES]);
+    expect(lines.slice(2, 14).map((l) => l.trim().split(/\s+/)[0])).to.deep.equal([
+      ...Array.from({ length: 10 }, (_, i) => String(i)),
+      '10*',
+      '11*',
+    ]);
+    expect(lines[14]).to.equal(
+      "* Byzantine in simulate (simulate.byzantine.count 2): of each class's training examples they hold",
+    );
+    expect(lines[15]).to.match(/^ {2}T-shirt\/top \d+%, Trouser \d+%, .*, Ankle boot \d+%$/);
+    const json = JSON.parse((await phalanx(['shards', '--config', config, '--json'])).stdout) as {
+      byzantineRanks: number[];
+      ranks: unknown[];
+    };
+    expect(json.byzantineRanks).to.deep.equal([9, 10, 11]);
+    expect(json.ranks).to.have.length(12);
   });
 
   it('worker --help names its default name instead of showing its own PID', async () => {
