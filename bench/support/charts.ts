@@ -61,7 +61,6 @@ function yRange(values: number[]): { lo: number; hi: number; step: number } {
 
 const tickLabel = (v: number, step: number) => v.toFixed(Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
 
-/** Accuracy-style line chart: one line per series, markers, error bars, legend on the right. */
 /** The left and bottom axis lines, and the x label centred under the plot area. */
 function drawAxes(c: Canvas, xLabel: string, left: number, top: number, right: number, bottom: number): void {
   c.line(left, top, left, bottom, BLACK, 2);
@@ -69,10 +68,16 @@ function drawAxes(c: Canvas, xLabel: string, left: number, top: number, right: n
   c.text((left + right) / 2 - Canvas.textWidth(xLabel, TEXT) / 2, bottom + 40, xLabel, BLACK, TEXT);
 }
 
-export function drawLineChart(chart: LineChart, width = 1100, height = 620): Canvas {
-  const c = new Canvas(width, height);
+/** Narrowest plot area (pixels) a line chart keeps, however long its legend. */
+export const MIN_PLOT_AREA = 560;
+
+/** Accuracy-style line chart: one line per series, markers, error bars, legend on the right. */
+export function drawLineChart(chart: LineChart, minWidth = 1100, height = 620): Canvas {
   const legendWidth = Math.max(...chart.series.map((s) => Canvas.textWidth(s.label, TEXT)), 0) + 60;
   const left = 90;
+  // a long legend must not squeeze the plot: the canvas grows instead
+  const width = Math.max(minWidth, left + MIN_PLOT_AREA + legendWidth + 20);
+  const c = new Canvas(width, height);
   const top = 30 + 3 * LINE_HEIGHT;
   const right = width - legendWidth - 20;
   const bottom = height - 70;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { drawBarChart, MIN_BAR_AREA } from '../../../bench/support/charts.ts';
+import { drawBarChart, drawLineChart, MIN_BAR_AREA, MIN_PLOT_AREA } from '../../../bench/support/charts.ts';
 import type { Canvas } from '../../../bench/support/raster.ts';
 
 /** The longest horizontal run of pixels of one colour, over all rows. */
@@ -42,5 +42,35 @@ describe('bench charts: bar chart', () => {
   it('keeps the requested width when everything fits', () => {
     const chart = drawBarChart({ title: 't', xLabel: 'x', bars: [{ label: 'a', value: 0.5 }] });
     expect(chart.width).to.equal(1100);
+  });
+});
+
+describe('bench charts: line chart', () => {
+  const line = (label: string) => ({
+    title: 'accuracy vs f',
+    yLabel: 'test accuracy',
+    xLabel: 'f',
+    series: [
+      {
+        label,
+        color: [10, 20, 200] as [number, number, number],
+        points: [
+          { x: 2, y: 0.7 },
+          { x: 3, y: 0.7 },
+        ],
+      },
+      { label: 'clean mean', dashed: true, points: [{ x: 2, y: 0.8 }] },
+    ],
+  });
+
+  it('keeps its plot area when the legend is long (the canvas grows instead)', () => {
+    const chart = drawLineChart(line(`default (flag, r n-2f, median-norm, sign -0.3) ${'x'.repeat(60)}`));
+    expect(chart.width).to.be.above(1100);
+    // the series is flat from the first x to the last: most of the plot area's width
+    expect(longestRun(chart, [10, 20, 200])).to.be.at.least(MIN_PLOT_AREA / 2);
+  });
+
+  it('keeps the requested width when everything fits', () => {
+    expect(drawLineChart(line('default')).width).to.equal(1100);
   });
 });
