@@ -11,10 +11,7 @@ export function shardsRefusal(spec: JobSpec): string | undefined {
   if (spec.data.kind !== 'fashion-mnist') {
     return `data.kind ${spec.data.kind} is sharded by sequence: no classes to show (phalanx shards reads image labels)`;
   }
-  const byzantine = spec.simulate?.byzantine.count ?? 0;
-  if (byzantine > spec.workers.max) {
-    return `simulate.byzantine.count (${byzantine}) exceeds workers.max (${spec.workers.max})`;
-  }
+  // simulate.byzantine.count ≤ workers.max is the job spec's own check.
   return undefined;
 }
 
