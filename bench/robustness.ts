@@ -410,7 +410,7 @@ export interface Cell {
   data: DataDef;
 }
 
-interface Run {
+export interface Run {
   key: string;
   cell: string;
   seed: number;
@@ -782,7 +782,7 @@ export function cellStats(runs: { seed: number; finalAccuracy?: number }[]): Cel
 
 const fmt = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(3));
 
-interface Grid {
+export interface Grid {
   cells: Cell[];
   runs: Map<string, Run>;
   skipped: Map<string, string>;
@@ -863,7 +863,75 @@ function printTables(grid: Grid, args: Args): void {
       );
     }
   }
+  const gaps = gapsToClean(grid);
+  if (gaps.length) {
+    out.push(
+      '',
+      "**Against the clean reference of the same seed** (a run's final accuracy minus that of the clean mean with the " +
+        'same f, data and seed: what the attack cost, on the same shards)',
+      '',
+    );
+    out.push('| rule | runs | mean gap | runs below it | worst gap | run | runs < 70 % |');
+    out.push('|---|---|---|---|---|---|---|');
+    const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
+    for (const g of gaps) {
+      out.push(
+        `| ${g.rule.label} | ${g.runs} | ${signed(g.meanGap)} | ${g.below} | ${signed(g.worstGap)} | ${g.worstRun} | ${g.under70} |`,
+      );
+    }
+  }
   console.log(`\n${out.join('\n')}`);
+}
+
+export interface CleanGap {
+  rule: RuleDef;
+  /** Attacked runs with a clean run of the same (f, data, seed). */
+  runs: number;
+  meanGap: number;
+  /** Runs that ended below their clean run. */
+  below: number;
+  worstGap: number;
+  /** The run with the worst gap, as cell@seed. */
+  worstRun: string;
+  /** Runs that ended below 70 %. */
+  under70: number;
+}
+
+/**
+ * Per rule, every attacked run against the clean run of the same f, data and seed: accuracy − clean accuracy. A
+ * failed run counts as accuracy 0 (as in the cell statistics); a run without its clean run is left out.
+ */
+export function gapsToClean(grid: Grid): CleanGap[] {
+  const res: CleanGap[] = [];
+  const accuracy = (r: Run | undefined) =>
+    r?.report
+      ? Number.isFinite(r.report.finalAccuracy)
+        ? r.report.finalAccuracy
+        : 0
+      : r?.error
+        ? 0
+        : undefined;
+  for (const rule of RULES) {
+    let g: CleanGap | undefined;
+    let sum = 0;
+    for (const c of grid.cells) {
+      if (c.rule !== rule || c.attack.attack === null || grid.skipped.has(c.id)) continue;
+      for (const seed of grid.seeds) {
+        const a = accuracy(grid.runs.get(runKey(c.id, seed)));
+        const clean = accuracy(grid.runs.get(runKey(cleanOf(c), seed)));
+        if (a === undefined || clean === undefined) continue;
+        const gap = a - clean;
+        g ??= { rule, runs: 0, meanGap: 0, below: 0, worstGap: Infinity, worstRun: '', under70: 0 };
+        g.runs++;
+        sum += gap;
+        if (gap < 0) g.below++;
+        if (a < 0.7) g.under70++;
+        if (gap < g.worstGap) Object.assign(g, { worstGap: gap, worstRun: runKey(c.id, seed) });
+      }
+    }
+    if (g) res.push({ ...g, meanGap: sum / g.runs });
+  }
+  return res;
 }
 
 interface RuleWorst {

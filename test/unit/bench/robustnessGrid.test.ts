@@ -3,13 +3,16 @@ import { DEFAULT_EMA, validateJobSpec } from '../../../src/config/jobSpec.ts';
 import {
   allCells,
   cellStats,
+  gapsToClean,
   parseCli,
   resolvedAggregation,
   runSpec,
   selectCells,
   withAddedFlagDefaults,
   withRecordedEma,
+  type Run,
 } from '../../../bench/robustness.ts';
+import type { SimulationReport } from '../../../src/simulation/report.ts';
 import { FLAG_DEFAULTS } from '../../../src/core/aggregation/flag/options.ts';
 
 const cell = (id: string) => {
@@ -19,6 +22,35 @@ const cell = (id: string) => {
 };
 
 describe('bench:robustness grid', () => {
+  it('gapsToClean: each attacked run against the clean run of the same f, data and seed', () => {
+    const ids = ['mean/none/f2/iid', 'default/signflip/f2/iid', 'default/alie/f2/iid', 'default/none/f2/iid'];
+    const cells = ids.map(cell);
+    const runs = new Map<string, Run>();
+    const put = (id: string, seed: number, acc: number | 'failed') =>
+      runs.set(`${id}@${seed}`, {
+        key: `${id}@${seed}`,
+        cell: id,
+        seed,
+        spec: {},
+        ...(acc === 'failed' ? { error: 'exit 1' } : { report: { finalAccuracy: acc } as SimulationReport }),
+      });
+    put('mean/none/f2/iid', 0, 0.78);
+    put('mean/none/f2/iid', 1, 0.7);
+    put('default/signflip/f2/iid', 0, 0.8);
+    put('default/signflip/f2/iid', 1, 0.65);
+    put('default/alie/f2/iid', 0, 'failed');
+    put('default/alie/f2/iid', 2, 0.5); // seed 2 has no clean run: left out
+    put('default/none/f2/iid', 0, 0.1); // not attacked: left out
+    const grid = { cells, runs, skipped: new Map<string, string>(), seeds: [0, 1, 2] };
+    const [g, ...rest] = gapsToClean(grid);
+    expect(rest).to.deep.equal([]); // the mean has only its clean cell here
+    expect(g.rule.key).to.equal('default');
+    expect(g.runs).to.equal(3);
+    expect(g.meanGap).to.be.closeTo((0.02 - 0.05 - 0.78) / 3, 1e-12);
+    expect([g.below, g.under70, g.worstRun]).to.deep.equal([2, 2, 'default/alie/f2/iid@0']);
+    expect(g.worstGap).to.be.closeTo(-0.78, 1e-12);
+  });
+
   it('cellStats: mean, sample std and the worst seed; a failed seed counts as 0', () => {
     const s = cellStats([
       { seed: 0, finalAccuracy: 0.8 },
