@@ -15,7 +15,7 @@ import { fallbackAggregation, guardOptions, type JobSpec } from '../config/jobSp
 import {
   DivergenceError,
   DivergenceGuard,
-  guardLoss,
+  observeClosedRound,
   type DivergenceSignal,
   type GuardState,
 } from '../core/round/divergenceGuard.ts';
@@ -551,18 +551,14 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
         testLoss = ev.loss;
         this.lastEval = ev;
       }
-      // A round skipped for want of quorum applied nothing and carries no training loss: nothing to judge.
-      const signals =
-        why === 'no-quorum'
-          ? []
-          : (this.guard?.observe({
-              round,
-              loss: guardLoss(workers),
-              updateNorm: result ? updateNorm : undefined,
-              ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
-                ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
-                : {}),
-            }) ?? []);
+      const signals = observeClosedRound(this.guard, {
+        round,
+        noQuorum: why === 'no-quorum',
+        workers,
+        updateNorm: result ? updateNorm : undefined,
+        testAccuracy,
+        testLoss,
+      });
       const report: RoundReport = {
         jobId: this.jobId,
         round,

@@ -39,7 +39,7 @@ import { RoundEngine, type Clock } from '../core/round/roundEngine.ts';
 import {
   DivergenceError,
   DivergenceGuard,
-  guardLoss,
+  observeClosedRound,
   type GuardState,
 } from '../core/round/divergenceGuard.ts';
 import { wireRoundTripInPlace } from '../core/compression/denseCodec.ts';
@@ -540,18 +540,14 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
           ...(ev.meanDepth === undefined ? {} : { meanDepth: ev.meanDepth }),
         });
       }
-      // As in JobRuntime: a round skipped for want of quorum applied nothing and carries no training loss.
-      const signals =
-        why === 'no-quorum'
-          ? []
-          : (guard?.observe({
-              round,
-              loss: guardLoss(health),
-              updateNorm: result ? updateNorm : undefined,
-              ...(Number.isFinite(testAccuracy) || Number.isFinite(testLoss)
-                ? { evaluation: { loss: testLoss, accuracy: testAccuracy } }
-                : {}),
-            }) ?? []);
+      const signals = observeClosedRound(guard, {
+        round,
+        noQuorum: why === 'no-quorum',
+        workers: health,
+        updateNorm: result ? updateNorm : undefined,
+        testAccuracy,
+        testLoss,
+      });
       perRound.push({
         round,
         trainLoss: lastTrainLoss,

@@ -245,6 +245,32 @@ export function guardLoss(workers: readonly { included: boolean; loss: number }[
   return losses.length ? median(losses) : NaN;
 }
 
+/** What a driver (the coordinator's JobRuntime, `phalanx simulate`) tells the guard about one closed round. */
+export interface ClosedRound {
+  round: number;
+  /** Skipped for want of quorum: nothing was applied and no loss reported, so there is nothing to judge. */
+  noQuorum: boolean;
+  /** The delivered workers' health: whether each counted, and the loss it reported. */
+  workers: readonly { included: boolean; loss: number }[];
+  /** Norm of the aggregate; undefined when the round was not aggregated. */
+  updateNorm: number | undefined;
+  /** The round's evaluation (NaN: none this round). */
+  testAccuracy: number;
+  testLoss: number;
+}
+
+/** The guard's signals for a closed round, the same way in both drivers (none without a guard). */
+export function observeClosedRound(guard: DivergenceGuard | undefined, r: ClosedRound): DivergenceSignal[] {
+  if (!guard || r.noQuorum) return [];
+  const evaluated = Number.isFinite(r.testAccuracy) || Number.isFinite(r.testLoss);
+  return guard.observe({
+    round: r.round,
+    loss: guardLoss(r.workers),
+    updateNorm: r.updateNorm,
+    ...(evaluated ? { evaluation: { loss: r.testLoss, accuracy: r.testAccuracy } } : {}),
+  });
+}
+
 function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import {
   DivergenceGuard,
   guardLoss,
+  observeClosedRound,
   type DivergenceKind,
   type GuardObservation,
   type GuardState,
@@ -287,6 +288,29 @@ describe('divergence guard', () => {
     expect(guardLoss([w(0.5), w(0.6), w(0.7), w(1e30), w(1e30, false)])).to.be.closeTo(0.65, 1e-12);
     expect(guardLoss([w(0.5), w(NaN), w(0.7)])).to.be.closeTo(0.6, 1e-12);
     expect(Number.isNaN(guardLoss([w(NaN), w(0.7, false)]))).to.equal(true);
+  });
+
+  it('a closed round: judged with its included workers’ losses, its evaluation only when there was one', () => {
+    const guard = new DivergenceGuard();
+    const workers = [
+      { included: true, loss: 2 },
+      { included: false, loss: NaN },
+    ];
+    const round = { round: 0, noQuorum: false, workers, updateNorm: 1, testAccuracy: NaN, testLoss: NaN };
+    expect(observeClosedRound(undefined, round)).to.deep.equal([]);
+    expect(observeClosedRound(guard, round)).to.deep.equal([]);
+    expect(guard.save().losses).to.deep.equal([2]);
+    // skipped for want of quorum: no worker counted and no loss, yet nothing is signalled or learnt
+    const skipped = { ...round, round: 1, noQuorum: true, workers: [{ included: false, loss: NaN }] };
+    expect(observeClosedRound(guard, { ...skipped, updateNorm: undefined })).to.deep.equal([]);
+    expect(guard.save().losses).to.deep.equal([2]);
+    // the same round counted as aggregated is a non-finite training loss
+    const kinds = observeClosedRound(guard, { ...skipped, noQuorum: false }).map((x) => x.kind);
+    expect(kinds).to.deep.equal(['non-finite']);
+    expect(observeClosedRound(guard, { ...round, round: 3, testAccuracy: 0.8, testLoss: 0.5 })).to.deep.equal(
+      [],
+    );
+    expect(guard.save().bestAccuracy).to.equal(0.8);
   });
 
   it('refuses options that would disable a test silently', () => {
