@@ -2,8 +2,8 @@
  * Probe of what the workers' gradients look like to the rule, in one bench cell: trains the MLP with the cell's
  * rule and attack (validation split by default) and summarises, over all rounds, each input's norm relative to the
  * round's median honest norm, the mean pairwise cosine within honest workers, within Byzantine ones and across,
- * and the cosine of every input to the mean clipped at the (f+1)-th longest norm (the default's sign-test
- * reference), over the whole vector and over the output layer alone. It also counts the Byzantine inputs the rule
+ * each input's median cosine to the other inputs, and the cosine of every input to the mean clipped at the
+ * (f+1)-th longest norm (the default's sign-test reference), over the whole vector and over the output layer alone. It also counts the Byzantine inputs the rule
  * included. Diagnostics only: nothing here feeds back into training.
  *
  *   node --import tsx bench/probe-worker-geometry.ts --cell default/labelflip/f3/dir0.3 --seed 107
@@ -59,6 +59,7 @@ function clippedMeanCosines(vs: Float32Array[], from: number): number[] {
 const acc = {
   norm: { honest: [] as number[], byzantine: [] as number[] },
   pair: { honest: [] as number[], byzantine: [] as number[], across: [] as number[] },
+  medianToOthers: { honest: [] as number[], byzantine: [] as number[] },
   whole: { honest: [] as number[], byzantine: [] as number[] },
   output: { honest: [] as number[], byzantine: [] as number[] },
   byzantineIncluded: 0,
@@ -73,9 +74,12 @@ const result = await simulate(spec, {
     const honestNorms = norms.filter((_, j) => honest[j]).sort((a, b) => a - b);
     const median = honestNorms[honestNorms.length >> 1];
     norms.forEach((n, j) => (honest[j] ? acc.norm.honest : acc.norm.byzantine).push(n / median));
-    for (let i = 0; i < vectors.length; i++) {
-      for (let j = i + 1; j < vectors.length; j++) {
+    const p = vectors.length;
+    const cosines = vectors.map(() => new Array<number>(p).fill(1));
+    for (let i = 0; i < p; i++) {
+      for (let j = i + 1; j < p; j++) {
         const c = dot(vectors[i], vectors[j], 0) / (norms[i] * norms[j] || 1);
+        cosines[i][j] = cosines[j][i] = c;
         (honest[i] && honest[j]
           ? acc.pair.honest
           : !honest[i] && !honest[j]
@@ -84,6 +88,12 @@ const result = await simulate(spec, {
         ).push(c);
       }
     }
+    cosines.forEach((row, i) => {
+      const others = row.filter((_, j) => j !== i).sort((a, b) => a - b);
+      const h = others.length >> 1;
+      const m = others.length % 2 ? others[h] : (others[h - 1] + others[h]) / 2;
+      (honest[i] ? acc.medianToOthers.honest : acc.medianToOthers.byzantine).push(m);
+    });
     const d = vectors[0].length;
     clippedMeanCosines(vectors, 0).forEach((c, j) =>
       (honest[j] ? acc.whole.honest : acc.whole.byzantine).push(c),
@@ -120,6 +130,14 @@ console.log(
   `| mean pairwise cosine within the group | ${mean(acc.pair.honest)} | ${mean(acc.pair.byzantine)} |`,
 );
 console.log(`| mean pairwise cosine across the groups | ${mean(acc.pair.across)} | |`);
+console.log(
+  `| median cosine to the other inputs (q10 / q50 / q90) | ${quantiles(acc.medianToOthers.honest)} | ${quantiles(acc.medianToOthers.byzantine)} |`,
+);
+for (const t of [-0.05, -0.1]) {
+  console.log(
+    `| … share below ${t} | ${below(acc.medianToOthers.honest, t)} | ${below(acc.medianToOthers.byzantine, t)} |`,
+  );
+}
 for (const [name, part] of [
   ['whole vector', acc.whole],
   ['output layer', acc.output],
