@@ -553,7 +553,7 @@ export class JobRuntime extends TypedEmitter<JobRuntimeEvents> {
       }
       const signals = observeClosedRound(this.guard, {
         round,
-        noQuorum: why === 'no-quorum',
+        aggregated: result !== undefined,
         workers,
         updateNorm: result ? updateNorm : undefined,
         testAccuracy,

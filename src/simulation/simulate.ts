@@ -542,7 +542,7 @@ export async function simulate(spec: JobSpec, opts: SimulationOptions = {}): Pro
       }
       const signals = observeClosedRound(guard, {
         round,
-        noQuorum: why === 'no-quorum',
+        aggregated: result !== undefined,
         workers: health,
         updateNorm: result ? updateNorm : undefined,
         testAccuracy,

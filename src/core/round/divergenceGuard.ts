@@ -248,8 +248,12 @@ export function guardLoss(workers: readonly { included: boolean; loss: number }[
 /** What a driver (the coordinator's JobRuntime, `phalanx simulate`) tells the guard about one closed round. */
 export interface ClosedRound {
   round: number;
-  /** Skipped for want of quorum: nothing was applied and no loss reported, so there is nothing to judge. */
-  noQuorum: boolean;
+  /**
+   * The rule produced an aggregate. False when the round was skipped (no quorum, or the rule could not run, e.g.
+   * every worker excluded): nothing was applied and no included worker reported a loss, so there is nothing to
+   * judge. A non-finite aggregate is aggregated, and its norm is a signal.
+   */
+  aggregated: boolean;
   /** The delivered workers' health: whether each counted, and the loss it reported. */
   workers: readonly { included: boolean; loss: number }[];
   /** Norm of the aggregate; undefined when the round was not aggregated. */
@@ -261,7 +265,7 @@ export interface ClosedRound {
 
 /** The guard's signals for a closed round, the same way in both drivers (none without a guard). */
 export function observeClosedRound(guard: DivergenceGuard | undefined, r: ClosedRound): DivergenceSignal[] {
-  if (!guard || r.noQuorum) return [];
+  if (!guard || !r.aggregated) return [];
   const evaluated = Number.isFinite(r.testAccuracy) || Number.isFinite(r.testLoss);
   return guard.observe({
     round: r.round,

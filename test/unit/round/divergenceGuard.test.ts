@@ -296,16 +296,17 @@ describe('divergence guard', () => {
       { included: true, loss: 2 },
       { included: false, loss: NaN },
     ];
-    const round = { round: 0, noQuorum: false, workers, updateNorm: 1, testAccuracy: NaN, testLoss: NaN };
+    const round = { round: 0, aggregated: true, workers, updateNorm: 1, testAccuracy: NaN, testLoss: NaN };
     expect(observeClosedRound(undefined, round)).to.deep.equal([]);
     expect(observeClosedRound(guard, round)).to.deep.equal([]);
     expect(guard.save().losses).to.deep.equal([2]);
-    // skipped for want of quorum: no worker counted and no loss, yet nothing is signalled or learnt
-    const skipped = { ...round, round: 1, noQuorum: true, workers: [{ included: false, loss: NaN }] };
+    // skipped (no quorum, or the rule excluded everyone): no worker counted and no loss, yet nothing is signalled
+    // or learnt
+    const skipped = { ...round, round: 1, aggregated: false, workers: [{ included: false, loss: NaN }] };
     expect(observeClosedRound(guard, { ...skipped, updateNorm: undefined })).to.deep.equal([]);
     expect(guard.save().losses).to.deep.equal([2]);
     // the same round counted as aggregated is a non-finite training loss
-    const kinds = observeClosedRound(guard, { ...skipped, noQuorum: false }).map((x) => x.kind);
+    const kinds = observeClosedRound(guard, { ...skipped, aggregated: true }).map((x) => x.kind);
     expect(kinds).to.deep.equal(['non-finite']);
     expect(observeClosedRound(guard, { ...round, round: 3, testAccuracy: 0.8, testLoss: 0.5 })).to.deep.equal(
       [],
