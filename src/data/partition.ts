@@ -23,18 +23,42 @@ export function rankShard(
     throw new Error(`rankShard: rank must be an integer in [0, ${numShards}), got ${rank}`);
   }
   const pool = splitValidation(trainLabels, data.validation, seed).train;
-  let local: Uint32Array;
-  if (data.shardBy === 'dirichlet') {
-    // A validated spec always has alpha here (its default is stated in the job spec schema).
-    if (data.alpha === undefined) throw new Error('rankShard: shardBy dirichlet needs alpha');
-    const poolLabels = new Uint8Array(pool.length);
-    for (let i = 0; i < pool.length; i++) poolLabels[i] = trainLabels[pool[i]];
-    local = dirichletShards(poolLabels, numShards, data.alpha, seed, data.batchSize)[rank];
-  } else {
-    local = shardIndices(pool.length, numShards, rank, seed);
-  }
+  const local =
+    data.shardBy === 'dirichlet'
+      ? dirichletPoolShards(trainLabels, pool, data, seed, numShards)[rank]
+      : shardIndices(pool.length, numShards, rank, seed);
   // pool is sorted, so mapping sorted positions keeps the shard sorted.
   return local.map((i) => pool[i]);
+}
+
+/** rankShard of every rank 0..numShards−1, partitioning once. */
+export function allRankShards(
+  trainLabels: Uint8Array,
+  data: DataSection,
+  seed: number,
+  numShards: number,
+): Uint32Array[] {
+  const pool = splitValidation(trainLabels, data.validation, seed).train;
+  const locals =
+    data.shardBy === 'dirichlet'
+      ? dirichletPoolShards(trainLabels, pool, data, seed, numShards)
+      : Array.from({ length: numShards }, (_, rank) => shardIndices(pool.length, numShards, rank, seed));
+  return locals.map((local) => local.map((i) => pool[i]));
+}
+
+/** The Dirichlet shards of the training pool, as positions into `pool`. */
+function dirichletPoolShards(
+  trainLabels: Uint8Array,
+  pool: Uint32Array,
+  data: DataSection,
+  seed: number,
+  numShards: number,
+): Uint32Array[] {
+  // A validated spec always has alpha here (its default is stated in the job spec schema).
+  if (data.alpha === undefined) throw new Error('rankShard: shardBy dirichlet needs alpha');
+  const poolLabels = new Uint8Array(pool.length);
+  for (let i = 0; i < pool.length; i++) poolLabels[i] = trainLabels[pool[i]];
+  return dirichletShards(poolLabels, numShards, data.alpha, seed, data.batchSize);
 }
 
 /** Sorted indices into the training split of the held-out validation examples (empty if data.validation = 0). */

@@ -5,7 +5,7 @@
  * ranks attack (or crash): no aggregation rule can learn from data only attackers hold. Pure.
  */
 import { NUM_CLASSES } from './fashionMnist.ts';
-import { rankShard, type DataSection } from './partition.ts';
+import { allRankShards, type DataSection } from './partition.ts';
 
 export interface RankShard {
   rank: number;
@@ -36,9 +36,10 @@ export function summariseShards(
   }
   const ranks: RankShard[] = [];
   const classTotals = new Array<number>(NUM_CLASSES).fill(0);
+  const shards = allRankShards(trainLabels, data, seed, workers);
   for (let rank = 0; rank < workers; rank++) {
     const classCounts = new Array<number>(NUM_CLASSES).fill(0);
-    const shard = rankShard(trainLabels, data, seed, workers, rank);
+    const shard = shards[rank];
     for (const i of shard) classCounts[trainLabels[i]]++;
     for (let k = 0; k < NUM_CLASSES; k++) classTotals[k] += classCounts[k];
     ranks.push({ rank, examples: shard.length, classCounts });
