@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { validateJobSpec } from '../src/config/jobSpec.ts';
+import { clippedMeanScores, longestNormBeyond } from '../src/core/aggregation/flag/aggregator.ts';
 import { simulate } from '../src/simulation/simulate.ts';
 import { allCells, runSpec } from './robustness.ts';
 
@@ -43,17 +44,22 @@ function dot(a: Float32Array, b: Float32Array, from: number): number {
   return s;
 }
 
-/** Cosine of each vector to Σⱼ min(1, m/‖gⱼ‖)·gⱼ, m the (f+1)-th longest norm, on coordinates from `from` on. */
-function clippedMeanCosines(vs: Float32Array[], from: number): number[] {
+/** The cosine Gram of the vectors on coordinates from `from` on, and their norms there. */
+function cosineGram(vs: Float32Array[], from: number): { K: Float64Array; norms: number[] } {
+  const p = vs.length;
   const norms = vs.map((v) => Math.sqrt(dot(v, v, from)));
-  const m = [...norms].sort((a, b) => b - a)[Math.min(f, norms.length - 1)];
-  const c = new Float32Array(vs[0].length);
-  vs.forEach((v, j) => {
-    const w = norms[j] > m ? m / norms[j] : 1;
-    for (let i = from; i < v.length; i++) c[i] += w * v[i];
-  });
-  const cn = Math.sqrt(dot(c, c, from));
-  return vs.map((v, j) => dot(v, c, from) / (norms[j] * cn || 1));
+  const K = new Float64Array(p * p);
+  for (let i = 0; i < p; i++) {
+    for (let j = i; j < p; j++) {
+      K[i * p + j] = K[j * p + i] = i === j ? 1 : dot(vs[i], vs[j], from) / (norms[i] * norms[j] || 1);
+    }
+  }
+  return { K, norms };
+}
+
+/** Cosine of each vector to the default's sign-test reference (the aggregator's own clippedMeanScores). */
+function clippedMeanCosines({ K, norms }: { K: Float64Array; norms: number[] }): number[] {
+  return Array.from(clippedMeanScores(K, norms, longestNormBeyond(norms, f)));
 }
 
 const acc = {
@@ -70,16 +76,16 @@ const result = await simulate(spec, {
   backend: 'wasm',
   onAggregate(_round, vectors, roles, aggregated) {
     const honest = roles.map((r) => r === 'honest');
-    const norms = vectors.map((v) => Math.sqrt(dot(v, v, 0)));
+    const whole = cosineGram(vectors, 0);
+    const { norms } = whole;
+    const p = vectors.length;
     const honestNorms = norms.filter((_, j) => honest[j]).sort((a, b) => a - b);
     const median = honestNorms[honestNorms.length >> 1];
     norms.forEach((n, j) => (honest[j] ? acc.norm.honest : acc.norm.byzantine).push(n / median));
-    const p = vectors.length;
-    const cosines = vectors.map(() => new Array<number>(p).fill(1));
+    const cosines = Array.from({ length: p }, (_, i) => Array.from(whole.K.subarray(i * p, (i + 1) * p)));
     for (let i = 0; i < p; i++) {
       for (let j = i + 1; j < p; j++) {
-        const c = dot(vectors[i], vectors[j], 0) / (norms[i] * norms[j] || 1);
-        cosines[i][j] = cosines[j][i] = c;
+        const c = cosines[i][j];
         (honest[i] && honest[j]
           ? acc.pair.honest
           : !honest[i] && !honest[j]
@@ -95,10 +101,8 @@ const result = await simulate(spec, {
       (honest[i] ? acc.medianToOthers.honest : acc.medianToOthers.byzantine).push(m);
     });
     const d = vectors[0].length;
-    clippedMeanCosines(vectors, 0).forEach((c, j) =>
-      (honest[j] ? acc.whole.honest : acc.whole.byzantine).push(c),
-    );
-    clippedMeanCosines(vectors, d - OUTPUT_LAYER).forEach((c, j) =>
+    clippedMeanCosines(whole).forEach((c, j) => (honest[j] ? acc.whole.honest : acc.whole.byzantine).push(c));
+    clippedMeanCosines(cosineGram(vectors, d - OUTPUT_LAYER)).forEach((c, j) =>
       (honest[j] ? acc.output.honest : acc.output.byzantine).push(c),
     );
     aggregated?.workers.forEach((w, j) => {
