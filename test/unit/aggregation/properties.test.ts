@@ -58,6 +58,13 @@ function sizes(c: RuleCase, nMax = 15) {
     .map(({ n, d, fRaw, seed }) => ({ n, d, f: fRaw % (c.maxF(n) + 1), seed }));
 }
 
+/** Whether two workers hold exactly the same value in some coordinate (float32 draws can collide). */
+function hasEqualValues(x: Float32Array[]): boolean {
+  const d = x[0]?.length ?? 0;
+  for (let k = 0; k < d; k++) if (new Set(x.map((v) => v[k])).size < x.length) return true;
+  return false;
+}
+
 describe('aggregation properties: permutation invariance of the update', () => {
   for (const c of ALL) {
     it(label(c), () => {
@@ -76,7 +83,9 @@ describe('aggregation properties: permutation invariance of the update', () => {
           fc.pre(!a.diagnostics?.tieBroken && !b.diagnostics?.tieBroken);
           // absolute floor for outputs that cancel to ~0: 1e-6 of the input scale
           expectClose(b.update, a.update, 1e-5, '', 1e-6 * Math.max(...x.map((v) => normInf(v))));
-          // health follows the worker
+          // health follows the worker, unless two workers hold the same value in a coordinate: then which of
+          // them a coordinate-wise rule counts as selected is decided by index (the update is the same)
+          if (hasEqualValues(x)) return;
           perm.forEach((i, t) => {
             expect(b.workers[t].included).to.equal(a.workers[i].included);
             expect(b.workers[t].trust).to.be.closeTo(a.workers[i].trust, 1e-6);
