@@ -131,7 +131,7 @@ const RULES: RuleDef[] = [
             ? ` and axis ${FLAG_DEFAULTS.signAxisThreshold}` +
               (FLAG_DEFAULTS.signAxisSpread === null ? '' : ` (spread ${FLAG_DEFAULTS.signAxisSpread})`)
             : '') +
-          `, vote ${FLAG_DEFAULTS.vote})`
+          `, vote ${FLAG_DEFAULTS.vote}, step ${FLAG_DEFAULTS.step})`
         : ')'),
     ...DEFAULT_AGGREGATION,
   },
@@ -156,7 +156,16 @@ const RULES: RuleDef[] = [
     label: 'earlier default (flag, r auto, unscaled)',
     rule: 'flag',
     pre: [],
-    options: { r: 'auto', signAware: true, signThreshold: 0, minTrust: 0, rescale: 'none', warmStart: false },
+    options: {
+      r: 'auto',
+      signAware: true,
+      signThreshold: 0,
+      signDirection: 'principal-axis',
+      minTrust: 0,
+      rescale: 'none',
+      step: 'subspace',
+      warmStart: false,
+    },
   },
   // r = 'auto' pinned: the rank these ran with before the default became r = n − 2f
   {
@@ -294,19 +303,20 @@ const RULES: RuleDef[] = [
   // The default until 2026-12-03, pinned: the sign test on the principal axis alone
   {
     key: 'flag-axis',
-    label: 'flag, principal-axis sign test (the default before 2026-12-03)',
+    label: 'flag, axis sign test (default before the two sign tests)',
     rule: 'flag',
     pre: [],
-    options: { signDirection: 'principal-axis' },
+    options: { signDirection: 'principal-axis', step: 'subspace' },
   },
   // The sign test's two references (docs/robustness/sign-test.md): the mean clipped to the (f+1)-th longest norm,
-  // and the principal axis at −0.8; with the subspace step, or with the trusted workers' clipped mean as the step
+  // and the principal axis at −0.8; with the subspace step (the default until the trusted-mean step, 2026-12-03),
+  // or with the trusted workers' clipped mean as the step (today's default)
   {
     key: 'flag-comb',
-    label: 'flag, combined sign test',
+    label: 'flag, two sign tests, subspace step (previous default)',
     rule: 'flag',
     pre: [],
-    options: { signDirection: 'combined' },
+    options: { signDirection: 'combined', step: 'subspace' },
   },
   {
     key: 'flag-comb-tmean',
@@ -322,7 +332,7 @@ const RULES: RuleDef[] = [
     label: 'flag, combined sign test, axis cutoff by spread (k = 3)',
     rule: 'flag',
     pre: [],
-    options: { signDirection: 'combined', signAxisSpread: 3 },
+    options: { signDirection: 'combined', signAxisSpread: 3, step: 'subspace' },
   },
   {
     key: 'clip-nnm-flag-mn',
@@ -440,9 +450,13 @@ function resolveWith(flagDefaults: Readonly<Record<string, unknown>>, spec: JobS
 
 /**
  * Flag options whose default is not the behaviour they had when they came in: signDirection came in as
- * 'principal-axis' (the only sign test there was) and became 'combined' on 2026-12-03.
+ * 'principal-axis' (the only sign test there was) and became 'combined' on 2026-12-03; step came in as 'subspace'
+ * (the flag median's output) and became 'trusted-mean' on 2026-12-03, after the sign tests.
  */
-const BEHAVIOUR_BEFORE: Readonly<Record<string, unknown>> = { signDirection: 'principal-axis' };
+const BEHAVIOUR_BEFORE: Readonly<Record<string, unknown>> = {
+  signDirection: 'principal-axis',
+  step: 'subspace',
+};
 
 /**
  * A recorded `resolved` with the flag options its checkout did not have filled in from today's defaults: an option

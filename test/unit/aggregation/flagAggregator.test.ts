@@ -271,7 +271,7 @@ describe('flag: Gram form vs direct d×q computation', () => {
       Float32Array.from({ length: d }, () => rng.normal() + 0.3),
     );
     for (const r of [1, 2, 4]) {
-      const res = run({ r, maxIterations: 0, signAware: false, rescale: 'none' }, vectors);
+      const res = run({ r, maxIterations: 0, signAware: false, rescale: 'none', step: 'subspace' }, vectors);
       const G = vectors.map((v) => Float64Array.from(v, (x) => x / norm(v)));
       const GGt = new Float64Array(d * d);
       for (const g of G)
@@ -467,7 +467,7 @@ describe('flag: known weaknesses and their options', () => {
     vectors.push(Float32Array.from(mu, (x) => -x));
     const n = vectors.length;
     const aware = run({}, vectors, 4);
-    const blind = run({ signAware: false, rescale: 'none', r: 'auto' }, vectors, 4);
+    const blind = run({ signAware: false, rescale: 'none', r: 'auto', step: 'subspace' }, vectors, 4);
     for (let i = 0; i < n; i++) expect(aware.workers[i].included, `worker ${i}`).to.equal(i < 9);
     for (const w of aware.workers.slice(9)) expect(w.reason).to.match(/against the robust direction/);
     expect(cosine(aware.update, mu)).to.be.greaterThan(0.9);
@@ -478,7 +478,10 @@ describe('flag: known weaknesses and their options', () => {
     expect(Math.min(...trustFlipped)).to.be.greaterThan(0.5 * Math.min(...trustHonest));
     expect(blind.workers.slice(9).every((w) => w.included && w.weight < 0)).to.equal(true);
     expect(norm(blind.update)).to.be.below(
-      0.8 * norm(run({ signAware: false, rescale: 'none', r: 'auto' }, vectors.slice(0, 9)).update),
+      0.8 *
+        norm(
+          run({ signAware: false, rescale: 'none', r: 'auto', step: 'subspace' }, vectors.slice(0, 9)).update,
+        ),
     );
   });
 
@@ -524,9 +527,9 @@ describe('flag: known weaknesses and their options', () => {
       const scaled = vectors.map((v) => v.map((x) => x * s));
       const base = norm(run({}, vectors, 2).update);
       expect(norm(run({}, scaled, 2).update) / base).to.be.closeTo(s, s * 1e-4);
-      // unscaled: the same length at every scale
-      expect(norm(run({ rescale: 'none' }, scaled, 2).update)).to.be.closeTo(
-        norm(run({ rescale: 'none' }, vectors, 2).update),
+      // the unscaled flag median (a sum of unit vectors): the same length at every scale
+      expect(norm(run({ rescale: 'none', step: 'subspace' }, scaled, 2).update)).to.be.closeTo(
+        norm(run({ rescale: 'none', step: 'subspace' }, vectors, 2).update),
         1e-4,
       );
     }
@@ -592,12 +595,14 @@ describe('flag: known weaknesses and their options', () => {
     expect(relErr(res.update, expected)).to.be.below(1e-5);
     expect(diag(res).rescaleFactor).to.equal(1);
     // the subspace step is as long as one gradient (median-norm), the mean's is shorter on disagreeing workers
-    expect(norm(run({}, all, 3).update)).to.be.closeTo(m, 1e-4 * m);
+    expect(norm(run({ step: 'subspace' }, all, 3).update)).to.be.closeTo(m, 1e-4 * m);
     expect(norm(res.update)).to.be.below(0.6 * m);
     // with the default rescale, the clipped mean's direction at the median norm
     const scaled = run({ step: 'trusted-mean' }, all, 3);
     expect(cosine(scaled.update, expected)).to.be.closeTo(1, 1e-6);
     expect(norm(scaled.update)).to.be.closeTo(m, 1e-4 * m);
+    // and that is the default
+    expect(Array.from(run({}, all, 3).update)).to.deep.equal(Array.from(scaled.update));
   });
 
   it("vote 'norm': a worker shorter than the median counts in proportion to its length, a longer one counts 1", () => {
@@ -611,14 +616,14 @@ describe('flag: known weaknesses and their options', () => {
     expect(relErr(w.update, u.update)).to.be.below(1e-7);
     for (const x of diag(w).votes as number[]) expect(x).to.be.closeTo(1, 1e-6);
     expect(diag(u).votes).to.equal(null);
-    // a vector 10⁻⁶ as long as the others: under 'unit' its direction moves the subspace and the output, under
-    // 'norm' it has no say (ω ≈ 10⁻⁶), whichever way it points
+    // a vector 10⁻⁶ as long as the others: under 'unit' its direction moves the subspace and the flag median's
+    // output, under 'norm' it has no say (ω ≈ 10⁻⁶), whichever way it points
     const dir = Float32Array.from({ length: d }, () => rng.normal());
     const tiny = (sign: number) => dir.map((x) => (sign * 1e-6 * norm(vectors[0]) * x) / norm(dir));
     const long = vectors[3].map((x) => 50 * x);
     for (const vote of ['unit', 'norm']) {
-      const plus = run({ vote, signAware: false }, [...vectors, tiny(1)], 2);
-      const minus = run({ vote, signAware: false }, [...vectors, tiny(-1)], 2);
+      const plus = run({ vote, signAware: false, step: 'subspace' }, [...vectors, tiny(1)], 2);
+      const minus = run({ vote, signAware: false, step: 'subspace' }, [...vectors, tiny(-1)], 2);
       const moved = relErr(plus.update, minus.update);
       if (vote === 'unit') expect(moved, vote).to.be.above(1e-2);
       else expect(moved, vote).to.be.below(1e-5);
@@ -678,7 +683,15 @@ describe('flag: known weaknesses and their options', () => {
           for (let a = 0; a < d; a++) out[a] += (Y[a][k] * c) / r;
         }
         const res = run(
-          { vote: 'norm', r, maxIterations: steps, tolerance: 0, signAware: false, rescale: 'none' },
+          {
+            vote: 'norm',
+            r,
+            maxIterations: steps,
+            tolerance: 0,
+            signAware: false,
+            rescale: 'none',
+            step: 'subspace',
+          },
           vectors,
         );
         expect(relErr(res.update, out), `r ${r}, ${steps} steps`).to.be.below(1e-6);
@@ -947,18 +960,18 @@ describe('flag: known weaknesses and their options', () => {
         const w = [...(diag(res).irlsWeights as number[])].filter((x) => x > 0).sort((a, b) => a - b);
         return w[w.length - 1] / w[w.length >> 1];
       };
-      const auto = run({ r: 'auto' }, all, 3);
+      const auto = run({ r: 'auto', step: 'subspace' }, all, 3);
       expect(diag(auto).r).to.equal(1);
       expect(weightSpread(auto)).to.be.greaterThan(100);
       expect(cosine(auto.update, mean)).to.be.below(single + 0.1);
-      const bound = run({ r: 'n-2f' }, all, 3);
+      const bound = run({ r: 'n-2f', step: 'subspace' }, all, 3);
       expect(diag(bound).r).to.equal(6);
       expect(weightSpread(bound)).to.be.below(10);
       // a sum of about 6 honest gradients: cos ≈ √6·c/√(1 + 5c²) with c ≈ 0.37, the cosine of one of them
       expect(cosine(bound.update, mean)).to.be.greaterThan(0.75);
       for (let i = 0; i < 12; i++) expect(bound.workers[i].included, `worker ${i}`).to.equal(i < 9);
-      // it is the default
-      expect(Array.from(run({}, all, 3).update)).to.deep.equal(Array.from(bound.update));
+      // it is the default rank
+      expect(Array.from(run({ step: 'subspace' }, all, 3).update)).to.deep.equal(Array.from(bound.update));
     }
   });
 
@@ -1072,8 +1085,10 @@ describe('flag: state, preconditions and options', () => {
       PreconditionError,
       /y0 with d = 2/,
     );
-    // One worker: the update is the worker itself (median-norm, the default), or its direction unscaled.
-    const single = run({ rescale: 'none' }, [Float32Array.of(3, 4)]);
+    // One worker: the update is the worker itself (median-norm, the default, or the trusted mean unscaled), or
+    // its direction (the flag median unscaled).
+    expect(Array.from(run({ rescale: 'none' }, [Float32Array.of(3, 4)]).update)).to.deep.equal([3, 4]);
+    const single = run({ rescale: 'none', step: 'subspace' }, [Float32Array.of(3, 4)]);
     expect(Array.from(single.update)).to.deep.equal([Math.fround(0.6), Math.fround(0.8)]);
     const rescaled = run({}, [Float32Array.of(3, 4)]);
     expect(Array.from(rescaled.update)).to.deep.equal([3, 4]);
@@ -1186,8 +1201,11 @@ describe('flag: properties (fast-check)', () => {
           for (const options of [{}, { rescale: 'median-norm' }]) {
             expect(norm(run(options, vectors, f).update)).to.be.at.most(maxHonest * (1 + 1e-5));
           }
-          // Without rescaling the FA output is bounded by p/r whatever the inputs.
-          for (const options of [{ rescale: 'none' }, { signAware: false, rescale: 'none' }]) {
+          // Without rescaling the flag median's output is bounded by p/r whatever the inputs.
+          for (const options of [
+            { rescale: 'none', step: 'subspace' },
+            { signAware: false, rescale: 'none', step: 'subspace' },
+          ]) {
             const plain = run(options, vectors, f);
             expect(diag(plain).rescaleFactor).to.equal(1);
             expect(norm(plain.update)).to.be.at.most(

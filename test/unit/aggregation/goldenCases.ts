@@ -78,6 +78,7 @@ export function ruleCases(): RuleCase[] {
     ['flag', 'unscaled', { r: 'auto', rescale: 'none', signThreshold: 0 }, []],
     ['flag', 'sign-0', { r: 'auto', signThreshold: 0 }, []],
     ['flag', 'principal-axis', { signDirection: 'principal-axis' }, []],
+    ['flag', 'subspace-step', { step: 'subspace' }, []],
     ['trimmedMean', 'pre=clip,nnm', {}, ['clip', 'nnm']],
     ['mean', 'pre=bucketing', {}, ['bucketing']],
     ['median', 'pre=arc', {}, ['arc']],

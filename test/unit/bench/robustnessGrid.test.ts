@@ -195,13 +195,20 @@ describe('bench:robustness grid', () => {
     const now = resolvedAggregation(runSpec(cell('default/alie/f3/iid'), 0, 10, 5)) as {
       options: Record<string, unknown>;
     };
-    const { step: _step, ...before } = now.options;
-    expect(_step).to.equal('subspace');
+    // warmStart came in as false, today's default: a run recorded without it counts as today's
+    const { warmStart: _warm, ...before } = now.options;
+    expect(_warm).to.equal(false);
     const recorded = { rule: 'flag', pre: [], options: before };
     expect(JSON.stringify(withAddedFlagDefaults(recorded))).to.equal(JSON.stringify(now));
     // a recorded value that differs from today's still differs
     const other = { rule: 'flag', pre: [], options: { ...before, rescale: 'none' } };
     expect(JSON.stringify(withAddedFlagDefaults(other))).to.not.equal(JSON.stringify(now));
+    // step came in as 'subspace' and is 'trusted-mean' today: a run recorded without it ran the subspace step
+    const { step: _step, ...beforeStep } = now.options;
+    expect(_step).to.equal('trusted-mean');
+    const subspace = withAddedFlagDefaults({ rule: 'flag', pre: [], options: beforeStep }) as typeof now;
+    expect(subspace.options.step).to.equal('subspace');
+    expect(JSON.stringify(subspace)).to.not.equal(JSON.stringify(now));
     // vote came in as 'unit': a run recorded without it ran with 'unit', and a run that recorded 'norm'
     // (robustness-quick-vote.json, when it was the default) is not today's default run
     const { vote: _vote, ...beforeVote } = now.options;

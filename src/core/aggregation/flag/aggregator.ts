@@ -27,7 +27,7 @@
  * then the options below. Defaults (FLAG_DEFAULTS):
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
  *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'combined',
- *   signAxisThreshold: −0.8, signAxisSpread: null, minTrust: 0, rescale: 'median-norm', step: 'subspace',
+ *   signAxisThreshold: −0.8, signAxisSpread: null, minTrust: 0, rescale: 'median-norm', step: 'trusted-mean',
  *   vote: 'unit', warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
  * excluded workers take no part in the output's linear combination (nor in the subspace).

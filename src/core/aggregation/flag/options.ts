@@ -71,10 +71,11 @@ export interface FlagOptions {
    */
   rescale: FlagRescale;
   /**
-   * What the update is: 'subspace' = the flag median's output (1/r)·YYᵀΣĝᵢ; 'trusted-mean' = the mean of the
-   * workers the sign and trust tests kept, each clipped to their median norm m, (1/s)·Σᵢ min(1, m/‖gᵢ‖)·gᵢ (the
-   * flag only selects); 'projected-mean' = that clipped mean projected onto the flag subspace, YYᵀ·(…). `rescale`
-   * then sets its length ('none': the step's own).
+   * What the update is: 'trusted-mean' (default) = the mean of the workers the sign and trust tests kept, each
+   * clipped to their median norm m, (1/s)·Σᵢ min(1, m/‖gᵢ‖)·gᵢ (the flag only selects); 'subspace' = the flag
+   * median's output (1/r)·YYᵀΣĝᵢ, which on non-IID shards is about a sum of r workers' gradients; 'projected-mean'
+   * = that clipped mean projected onto the flag subspace, YYᵀ·(…). `rescale` then sets its length ('none': the
+   * step's own).
    */
   step: FlagStep;
   /**
@@ -108,7 +109,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   signAxisSpread: null,
   minTrust: 0,
   rescale: 'median-norm',
-  step: 'subspace',
+  step: 'trusted-mean',
   vote: 'unit',
   warmStart: false,
 });
