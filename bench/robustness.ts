@@ -1084,6 +1084,24 @@ function legacyResolved(flagDefaults: Record<string, unknown> | undefined, spec:
   return flagDefaults ? resolveWith(flagDefaults, spec) : undefined;
 }
 
+/**
+ * Whether a recorded run is the run this checkout would make: it has a report, the same spec, and the same
+ * resolved aggregation (a record from before an option existed counts as run with that option's behaviour then).
+ * `fileFlagDefaults`: the flag defaults its results file recorded, for runs from before runs recorded `resolved`.
+ */
+export function recordIsCurrent(
+  prev: Run | undefined,
+  spec: JobSpecInput,
+  fileFlagDefaults?: Record<string, unknown>,
+): boolean {
+  return (
+    !!prev?.report &&
+    JSON.stringify(withRecordedEma(prev.spec)) === JSON.stringify(spec) &&
+    JSON.stringify(withAddedFlagDefaults(prev.resolved ?? legacyResolved(fileFlagDefaults, spec))) ===
+      JSON.stringify(resolvedAggregation(spec))
+  );
+}
+
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
   if (args.list) {
@@ -1115,6 +1133,7 @@ async function main(): Promise<void> {
     for (const r of previous.runs ?? []) runs.set(r.key, r);
   }
   const todo: Run[] = [];
+  let stale = 0;
   for (const c of cells) {
     if (skipped.has(c.id)) continue;
     for (const seed of args.seeds) {
@@ -1122,18 +1141,16 @@ async function main(): Promise<void> {
       const spec = runSpec(c, seed, args.rounds, args.evalEvery, args.setting);
       const prev = runs.get(key);
       const resolved = resolvedAggregation(spec);
-      if (
-        prev?.report &&
-        JSON.stringify(withRecordedEma(prev.spec)) === JSON.stringify(spec) &&
-        JSON.stringify(withAddedFlagDefaults(prev.resolved ?? legacyResolved(previousDefaults, spec))) ===
-          JSON.stringify(resolved)
-      ) {
-        prev.resolved = resolved;
+      if (recordIsCurrent(prev, spec, previousDefaults)) {
+        prev!.resolved = resolved;
         continue;
       }
       const run: Run = { key, cell: c.id, seed, spec, resolved };
       // --no-run reads a file, it never replaces what it holds (a stale run still prints, as it ran)
-      if (args.noRun && prev) continue;
+      if (args.noRun && prev) {
+        stale++;
+        continue;
+      }
       runs.set(key, run);
       todo.push(run);
     }
@@ -1173,7 +1190,18 @@ async function main(): Promise<void> {
     writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
   };
   for (const d of unavailableData) console.log(`robustness: skipping ${d}`);
-  if (todo.length === 0) console.log(`robustness: every selected run is done (${args.json ?? 'no --json'})`);
+  if (stale > 0) {
+    console.log(
+      `robustness: ${stale} of the selected runs in ${args.json} are stale (their spec or resolved options differ ` +
+        "from this checkout's): the tables show them as they ran; without --no-run they would run again",
+    );
+  }
+  if (args.noRun && todo.length > 0) {
+    console.log(`robustness: ${todo.length} of the selected runs are not in ${args.json ?? '(no --json)'}`);
+  }
+  if (todo.length === 0 && stale === 0) {
+    console.log(`robustness: every selected run is done (${args.json ?? 'no --json'})`);
+  }
   if (!args.noRun && todo.length > 0) {
     const dir = args.out ?? mkdtempSync(path.join(os.tmpdir(), 'phalanx-robustness-'));
     mkdirSync(dir, { recursive: true });

@@ -5,6 +5,7 @@ import {
   cellStats,
   gapsToClean,
   parseCli,
+  recordIsCurrent,
   resolvedAggregation,
   runSpec,
   selectCells,
@@ -189,6 +190,34 @@ describe('bench:robustness grid', () => {
       pre: [],
       options: {},
     });
+  });
+
+  it('a recorded run is kept only when its report, spec and resolved aggregation are what this checkout would run', () => {
+    const spec = runSpec(cell('flag-comb/alie/f3/iid'), 0, 10, 5);
+    const run = (over: Partial<Run>): Run => ({
+      key: 'flag-comb/alie/f3/iid@0',
+      cell: 'flag-comb/alie/f3/iid',
+      seed: 0,
+      spec,
+      resolved: resolvedAggregation(spec),
+      report: { finalAccuracy: 0.8 } as SimulationReport,
+      ...over,
+    });
+    expect(recordIsCurrent(run({}), spec)).to.equal(true);
+    expect(recordIsCurrent(undefined, spec)).to.equal(false);
+    expect(recordIsCurrent(run({ report: undefined, error: 'exit 1' }), spec)).to.equal(false);
+    expect(recordIsCurrent(run({ spec: { ...spec, rounds: 11 } }), spec)).to.equal(false);
+    // the pinned previous default: a record that ran the trusted-mean step is not its run
+    const r = resolvedAggregation(spec) as { options: Record<string, unknown> };
+    expect(r.options.step).to.equal('subspace');
+    const other = { ...r, options: { ...r.options, step: 'trusted-mean' } };
+    expect(recordIsCurrent(run({ resolved: other }), spec)).to.equal(false);
+    // a record from before `step` existed ran the subspace step: it is this key's run, not the default's
+    const { step: _s, ...withoutStep } = r.options;
+    expect(recordIsCurrent(run({ resolved: { ...r, options: withoutStep } }), spec)).to.equal(true);
+    const defaultSpec = runSpec(cell('default/alie/f3/iid'), 0, 10, 5);
+    const asDefault = run({ spec: defaultSpec, resolved: { ...r, options: withoutStep } });
+    expect(recordIsCurrent(asDefault, defaultSpec)).to.equal(false);
   });
 
   it('a run recorded before a flag option existed counts as run with its default, and only then', () => {
