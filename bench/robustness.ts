@@ -1093,7 +1093,7 @@ export function recordIsCurrent(
   prev: Run | undefined,
   spec: JobSpecInput,
   fileFlagDefaults?: Record<string, unknown>,
-): boolean {
+): prev is Run {
   return (
     !!prev?.report &&
     JSON.stringify(withRecordedEma(prev.spec)) === JSON.stringify(spec) &&
@@ -1142,7 +1142,7 @@ async function main(): Promise<void> {
       const prev = runs.get(key);
       const resolved = resolvedAggregation(spec);
       if (recordIsCurrent(prev, spec, previousDefaults)) {
-        prev!.resolved = resolved;
+        prev.resolved = resolved;
         continue;
       }
       const run: Run = { key, cell: c.id, seed, spec, resolved };

@@ -55,7 +55,7 @@ function dirichletPoolShards(
   numShards: number,
 ): Uint32Array[] {
   // A validated spec always has alpha here (its default is stated in the job spec schema).
-  if (data.alpha === undefined) throw new Error('rankShard: shardBy dirichlet needs alpha');
+  if (data.alpha === undefined) throw new Error('partition: shardBy dirichlet needs alpha');
   const poolLabels = new Uint8Array(pool.length);
   for (let i = 0; i < pool.length; i++) poolLabels[i] = trainLabels[pool[i]];
   return dirichletShards(poolLabels, numShards, data.alpha, seed, data.batchSize);
