@@ -44,6 +44,8 @@ const SETTINGS: LayerSetting[] = [
   { kind: 'qsgd', bits: 8, bucket: 128 },
   { kind: 'powersgd', rank: 1, values: 'bf16' },
   { kind: 'powersgd', rank: 4, values: 'bf16' },
+  { kind: 'powersgd', rank: 4, values: 'int8' },
+  { kind: 'powersgd', rank: 4, values: 'int4' },
 ];
 
 /** Median wall time (ms) of `reps` runs after one warm-up. */

@@ -31,6 +31,8 @@
  *   --parallel K     runs at a time (default 1)   --backend NAME   --out DIR   --json FILE (every run's report)
  *   --baseline powersgd:4|topk:0.01|qsgd:4   the uniform baseline (default PowerSGD rank 4, bf16 factors)
  *   --error-model step|feedback   what L-GreCo's E counts (compression.errorModel; default feedback)
+ *   --factor-values LIST   PowerSGD factor encodings L-GreCo may choose, e.g. bf16 or bf16,int8,int4
+ *                    (compression.factorValues; default the job spec's)
  *   --configs LIST   which of none,uniform,lgreco to run (default all)
  *   --merge FILE     add an earlier --json file's runs of the other configurations (same setup) to the table
  *   --tables         print what each L-GreCo re-plan of the first lgreco run chose from: per layer, every
@@ -47,6 +49,7 @@ import { parameterCount } from '../src/models/parameterCount.ts';
 import type { SimulationReport } from '../src/simulation/report.ts';
 import type { PlanRecord } from '../src/core/compression/compressionSession.ts';
 import type { ErrorModel } from '../src/core/compression/layerErrors.ts';
+import { FACTOR_ENCODINGS, type FactorEncoding } from '../src/core/compression/compressionPlan.ts';
 
 const BIN = fileURLToPath(new URL('../bin/phalanx.js', import.meta.url));
 const DEFAULT_WORKERS = 12;
@@ -76,6 +79,8 @@ export interface BenchArgs {
   json?: string;
   tables: boolean;
   errorModel: ErrorModel;
+  /** compression.factorValues of the lgreco runs; absent: the job spec's default. */
+  factorValues?: FactorEncoding[];
   configs: Config[];
   merge?: string;
   baseline: Baseline;
@@ -124,6 +129,7 @@ export function parseCli(argv: string[]): BenchArgs {
       json: { type: 'string' },
       tables: { type: 'boolean', default: false },
       'error-model': { type: 'string', default: 'feedback' },
+      'factor-values': { type: 'string' },
       configs: { type: 'string', default: CONFIGS.join(',') },
       merge: { type: 'string' },
       baseline: { type: 'string', default: 'powersgd:4' },
@@ -143,6 +149,11 @@ export function parseCli(argv: string[]): BenchArgs {
   const seeds = values.seeds!.split(',').map((s) => int(s.trim(), '--seeds', 0));
   const errorModel = ERROR_MODELS.find((m) => m === values['error-model']);
   if (!errorModel) throw new Error(`--error-model: ${ERROR_MODELS.join(' or ')}`);
+  const factorValues = values['factor-values']?.split(',').map((v) => {
+    const found = FACTOR_ENCODINGS.find((e) => e === v.trim());
+    if (!found) throw new Error(`--factor-values: a list of ${FACTOR_ENCODINGS.join(', ')} (got '${v}')`);
+    return found;
+  });
   const configs = values.configs!.split(',').map((c) => {
     const found = CONFIGS.find((k) => k === c.trim());
     if (!found) throw new Error(`--configs: a list of ${CONFIGS.join(', ')} (got '${c}')`);
@@ -165,6 +176,7 @@ export function parseCli(argv: string[]): BenchArgs {
     ...(values.json ? { json: values.json } : {}),
     tables: values.tables!,
     errorModel,
+    ...(factorValues ? { factorValues } : {}),
     configs,
     ...(values.merge ? { merge: values.merge } : {}),
     baseline: parseBaseline(values.baseline!),
@@ -206,6 +218,7 @@ export function runSpec(config: Config, seed: number, a: BenchArgs): JobSpecInpu
             warmup: a.warmup,
             window: a.window,
             errorModel: a.errorModel,
+            ...(a.factorValues ? { factorValues: a.factorValues } : {}),
           };
   const validation = a.split === 'validation';
   const lm = a.model === 'lm';
@@ -419,7 +432,7 @@ async function main(): Promise<void> {
   console.log(
     `compression: ${todo.length} runs (${a.configs.join(', ')} × seeds ${a.seeds.join(',')}), ${a.model}, ${a.split} split, ${a.rounds} rounds, ` +
       `n = ${a.workers} with ${a.byzantine} × ${a.attack}, default rule, baseline ${describeBaseline(a.baseline)}, ` +
-      `L-GreCo error model ${a.errorModel}, ` +
+      `L-GreCo error model ${a.errorModel}, factors ${(a.factorValues ?? ['the spec default']).join('/')}, ` +
       `${a.parallel} at a time; files in ${dir}`,
   );
   if (merged.length) console.log(`  + ${merged.length} runs of ${a.merge}`);

@@ -15,8 +15,10 @@ import { parameterCount } from '../models/parameterCount.ts';
 import { transformerSpecProblems } from '../models/transformerSpec.ts';
 import { parseDuration } from './duration.ts';
 import {
+  FACTOR_ENCODINGS,
   PLAN_LIMITS,
   type CompressorKind,
+  type FactorEncoding,
   type UniformSetting,
 } from '../core/compression/compressionPlan.ts';
 import type { ErrorModel } from '../core/compression/layerErrors.ts';
@@ -331,6 +333,13 @@ const aggregationSchema = section({
 /** Value encoding of compressed values (topk/randk values, PowerSGD factors). */
 const valueEncoding = z.enum(['fp32', 'bf16'], { error: () => "must be 'fp32' or 'bf16'" });
 const density = boundedNumber({ gt: 0, max: 1 });
+/** PowerSGD factors: fp32/bf16 values or 8-/4-bit integer codes with per-column scales. */
+const factorEncoding = z.enum(FACTOR_ENCODINGS, {
+  error: () =>
+    `must be ${FACTOR_ENCODINGS.map((e) => `'${e}'`)
+      .join(', ')
+      .replace(/, ([^,]*)$/, ' or $1')}`,
+});
 
 /** The uniform baseline: one compressor setting applied to every layer (src/core/compression/compressionPlan.ts). */
 const baselineSchema = z.discriminatedUnion(
@@ -339,7 +348,7 @@ const baselineSchema = z.discriminatedUnion(
     section({
       kind: z.literal('powersgd'),
       rank: positive(PLAN_LIMITS.maxRank).default(4),
-      values: valueEncoding.default('bf16'),
+      values: factorEncoding.default('bf16'),
     }),
     section({
       kind: z.literal('topk'),
@@ -368,7 +377,7 @@ const baselineSchema = z.discriminatedUnion(
 const ADAPTIVE = ['powersgd', 'topk', 'randk', 'qsgd'] as const;
 const ERROR_MODELS = ['step', 'feedback'] as const satisfies readonly ErrorModel[];
 /** Fields that only L-GreCo reads. */
-const LGRECO_ONLY = ['compressors', 'alpha', 'window', 'warmup', 'errorModel'] as const;
+const LGRECO_ONLY = ['compressors', 'alpha', 'window', 'warmup', 'errorModel', 'factorValues'] as const;
 
 /**
  * Gradient compression (docs/compression.md). `none`: dense gradients in `encoding`; `uniform`: every layer with
@@ -398,6 +407,12 @@ const compressionSchema = section({
   errorModel: z
     .enum(ERROR_MODELS, { error: () => `must be ${ERROR_MODELS.map((m) => `'${m}'`).join(' or ')}` })
     .optional(),
+  /** Encodings the planner may give PowerSGD factors, each with the whole rank grid. */
+  factorValues: z
+    .array(factorEncoding)
+    .min(1, 'at least one encoding (e.g. [bf16, int8, int4])')
+    .max(FACTOR_ENCODINGS.length, `at most ${FACTOR_ENCODINGS.length} entries`)
+    .optional(),
 })
   .superRefine((c, ctx) => {
     if (c.kind !== 'lgreco') {
@@ -421,6 +436,9 @@ const compressionSchema = section({
     if (c.compressors && new Set(c.compressors).size !== c.compressors.length) {
       ctx.addIssue({ code: 'custom', path: ['compressors'], message: 'lists a compressor twice' });
     }
+    if (c.factorValues && new Set(c.factorValues).size !== c.factorValues.length) {
+      ctx.addIssue({ code: 'custom', path: ['factorValues'], message: 'lists an encoding twice' });
+    }
   })
   .transform((c): CompressionSpec => {
     const baseline: UniformSetting = c.baseline ?? { kind: 'powersgd', rank: 4, values: 'bf16' };
@@ -439,6 +457,7 @@ const compressionSchema = section({
           window: c.window ?? 200,
           warmup: c.warmup ?? 100,
           errorModel: c.errorModel ?? 'feedback',
+          factorValues: c.factorValues ?? defaultFactorValues(baseline),
         };
     }
   });
@@ -455,7 +474,17 @@ export type CompressionSpec =
       window: number;
       warmup: number;
       errorModel: ErrorModel;
+      factorValues: FactorEncoding[];
     };
+
+/** The baseline's own factor encoding (or bf16 when the baseline is not PowerSGD) and the integer codes. */
+export function defaultFactorValues(baseline: UniformSetting): FactorEncoding[] {
+  const own: FactorEncoding = baseline.kind === 'powersgd' ? baseline.values : 'bf16';
+  return [own, ...DEFAULT_CODED_FACTORS.filter((e) => e !== own)];
+}
+
+/** Integer factor codes L-GreCo may choose by default. */
+export const DEFAULT_CODED_FACTORS: readonly FactorEncoding[] = ['int8', 'int4'];
 
 const checkpointSchema = section({
   every: count(LIMITS.maxRounds).default(50),

@@ -9,6 +9,7 @@ import {
   checkPlan,
   type CompressionPlan,
   type CompressorKind,
+  type FactorEncoding,
   type LayerSetting,
   type ValueEncoding,
 } from '../core/compression/compressionPlan.ts';
@@ -34,8 +35,20 @@ export function kindOfEncoding(wire: string | number | undefined): CompressorKin
   return undefined;
 }
 
+const FACTOR_TO_WIRE: Record<FactorEncoding, Encoding__Output> = {
+  fp32: 'ENCODING_FP32',
+  bf16: 'ENCODING_BF16',
+  int8: 'ENCODING_INT8_CODES',
+  int4: 'ENCODING_INT4_CODES',
+};
+
 function valuesOf(wire: string | number | undefined): ValueEncoding | undefined {
   return wire === 'ENCODING_FP32' ? 'fp32' : wire === 'ENCODING_BF16' ? 'bf16' : undefined;
+}
+
+function factorValuesOf(wire: string | number | undefined): FactorEncoding | undefined {
+  for (const [values, w] of Object.entries(FACTOR_TO_WIRE)) if (w === wire) return values as FactorEncoding;
+  return undefined;
 }
 
 export function planToWire(plan: CompressionPlan): WirePlan {
@@ -45,7 +58,7 @@ export function planToWire(plan: CompressionPlan): WirePlan {
       const out: WireSetting = { encoding: KIND_TO_WIRE[s.kind] };
       if (s.kind === 'topk' || s.kind === 'randk')
         Object.assign(out, { k: s.k, values: KIND_TO_WIRE[s.values] });
-      if (s.kind === 'powersgd') Object.assign(out, { rank: s.rank, values: KIND_TO_WIRE[s.values] });
+      if (s.kind === 'powersgd') Object.assign(out, { rank: s.rank, values: FACTOR_TO_WIRE[s.values] });
       if (s.kind === 'qsgd') Object.assign(out, { bits: s.bits, bucket: s.bucket });
       return out;
     }),
@@ -69,9 +82,11 @@ export function planFromWire(
       case 'randk':
         if (!values) break;
         return { kind, k: w.k ?? 0, values };
-      case 'powersgd':
-        if (!values) break;
-        return { kind, rank: w.rank ?? 0, values };
+      case 'powersgd': {
+        const factors = factorValuesOf(w.values);
+        if (!factors) break;
+        return { kind, rank: w.rank ?? 0, values: factors };
+      }
       case 'qsgd':
         return { kind, bits: w.bits ?? 0, bucket: w.bucket ?? 0 };
       default:

@@ -35,6 +35,8 @@ const BASELINES = [
   { kind: 'randk', density: 0.05, values: 'fp32' },
   { kind: 'qsgd', bits: 3, bucket: 100 },
   { kind: 'powersgd', rank: 2, values: 'fp32' },
+  { kind: 'powersgd', rank: 1, values: 'int8' },
+  { kind: 'powersgd', rank: 2, values: 'int4' },
 ];
 
 type Mutation =

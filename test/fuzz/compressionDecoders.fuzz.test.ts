@@ -37,6 +37,7 @@ const CODES = new Set([
   'non-finite',
   'negative-scale',
   'nonzero-padding',
+  'code-out-of-range',
   'non-finite-output',
 ]);
 
@@ -53,6 +54,9 @@ const CASES: { setting: LayerSetting; shape: number[] }[] = [
   { setting: { kind: 'qsgd', bits: 2, bucket: 1024 }, shape: [37] },
   { setting: { kind: 'powersgd', rank: 2, values: 'fp32' }, shape: [7, 5] },
   { setting: { kind: 'powersgd', rank: 3, values: 'bf16' }, shape: [2, 2, 3, 4] },
+  { setting: { kind: 'powersgd', rank: 2, values: 'int8' }, shape: [9, 6] },
+  { setting: { kind: 'powersgd', rank: 1, values: 'int4' }, shape: [5, 3] },
+  { setting: { kind: 'powersgd', rank: 3, values: 'int4' }, shape: [2, 2, 3, 4] },
 ];
 
 function numel(shape: number[]): number {

@@ -81,7 +81,7 @@ describe('integration: compressed jobs over gRPC match simulate()', function () 
     else process.env.PHALANX_TEXT = savedText;
   });
 
-  it('lgreco on the transformer LM: re-plans at rounds 2 and 5 from the error tables, same plans, bytes and parameters', async () => {
+  it('lgreco on the transformer LM: re-plans at rounds 2 and 5 from the error tables, same plans (integer-coded factors among them), bytes and parameters', async () => {
     const spec: JobSpecInput = {
       ...jobSpec('compressed-lgreco-lm', {
         kind: 'lgreco',
@@ -108,6 +108,9 @@ describe('integration: compressed jobs over gRPC match simulate()', function () 
     expect(layers.filter((s) => s.startsWith('powersgd')).length).to.be.greaterThan(2);
     expect(sim.compression!.plans[2].settings).to.not.deep.equal(layers);
     expect(c.plans.map((p) => p.settings)).to.deep.equal(sim.compression!.plans.map((p) => p.settings));
+    // the re-plans use PowerSGD factors in integer codes (the default candidates), so both paths carry them
+    const coded = c.plans.slice(1).flatMap((p) => p.settings.filter((s) => / int[48]$/.test(s)));
+    expect(coded, JSON.stringify(c.plans)).to.not.be.empty;
     expect(c.bytes).to.equal(sim.compression!.bytes);
     expect(c.ratio).to.be.greaterThan(2);
     expect(maxAbsDiff(sim.params, params)).to.be.at.most(1e-6);

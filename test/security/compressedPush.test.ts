@@ -1,6 +1,6 @@
 /**
  * Hostile compressed pushes against a live coordinator process, one job per new encoding (uniform topk, randk,
- * qsgd, powersgd): every defect gets its exact gRPC status and a message naming the layer and the problem, the
+ * qsgd, powersgd with bf16 factors, int8 and int4 factor codes): every defect gets its exact gRPC status and a message naming the layer and the problem, the
  * round stays open with nothing committed, and afterwards honest compressed pushes from the same workers are
  * accepted and the job goes on to its next round.
  */
@@ -304,6 +304,72 @@ const ENCODINGS: { baseline: Record<string, unknown>; cases: Case[] }[] = [
       },
     ],
   },
+  {
+    // fc1.weight [784, 8] at rank 1: P's scale (4 bytes), 784 codes, Q's scale at 788, 8 codes: 800 bytes
+    baseline: { kind: 'powersgd', rank: 1, values: 'int8' },
+    cases: [
+      {
+        what: 'a NaN scale',
+        code: INVALID_ARGUMENT,
+        message: /^non-finite: layer 0 'fc1.weight': powersgd: P scale 0 is not finite/,
+        push: (v, j, p) => parts(j, 0, p, [replace(v[0], 0, f32(NaN)), v[1], v[2], v[3]]),
+      },
+      {
+        what: 'a negative scale of Q',
+        code: INVALID_ARGUMENT,
+        message: /^negative-scale: layer 0 'fc1.weight': powersgd: Q scale 0/,
+        push: (v, j, p) => parts(j, 0, p, [replace(v[0], 788, f32(-1)), v[1], v[2], v[3]]),
+      },
+      {
+        what: 'the code −128, outside the symmetric range',
+        code: INVALID_ARGUMENT,
+        message: /^code-out-of-range: layer 0 'fc1.weight': powersgd: P code 3 is -128/,
+        push: (v, j, p) => parts(j, 0, p, [replace(v[0], 4 + 3, [0x80]), v[1], v[2], v[3]]),
+      },
+      {
+        what: 'finite scales whose product overflows',
+        code: INVALID_ARGUMENT,
+        message: /^non-finite-output: layer 2 'fc2.weight'/,
+        push: (v, j, p) =>
+          parts(j, 0, p, [
+            v[0],
+            v[1],
+            Uint8Array.from([...f32(3e38), ...Array(8).fill(127), ...f32(3e38), ...Array(10).fill(127)]),
+            v[3],
+          ]),
+      },
+      {
+        what: 'bf16 factors under an int8 plan (another length)',
+        code: RESOURCE_EXHAUSTED,
+        message: /^too-large: layer 0 'fc1.weight': 1000 bytes, the plan allows at most 800/,
+        push: (v, j, p) => parts(j, 0, p, [new Uint8Array(1584), v[1], v[2], v[3]]),
+      },
+    ],
+  },
+  {
+    // fc1.weight at rank 1 in 4-bit codes: 4 + 392 bytes of P, 4 + 4 of Q
+    baseline: { kind: 'powersgd', rank: 1, values: 'int4' },
+    cases: [
+      {
+        what: 'the code −8, outside the symmetric range',
+        code: INVALID_ARGUMENT,
+        message: /^code-out-of-range: layer 0 'fc1.weight': powersgd: P code 0 is -8/,
+        push: (v, j, p) => parts(j, 0, p, [replace(v[0], 4, [(v[0][4] & 0xf0) | 0x08]), v[1], v[2], v[3]]),
+      },
+      {
+        what: 'an infinite scale of Q',
+        code: INVALID_ARGUMENT,
+        message: /^non-finite: layer 2 'fc2.weight': powersgd: Q scale 0 is not finite/,
+        push: (v, j, p) => parts(j, 0, p, [v[0], v[1], replace(v[2], 8, f32(Infinity)), v[3]]),
+      },
+      {
+        what: 'int8 codes under an int4 plan (another bit-width)',
+        code: RESOURCE_EXHAUSTED,
+        message: /^too-large: layer 0 'fc1.weight': 500 bytes, the plan allows at most 404/,
+        push: (v, j, p) => parts(j, 0, p, [new Uint8Array(800), v[1], v[2], v[3]]),
+      },
+    ],
+  },
 ];
 
 describe('security: hostile compressed pushes (coordinator process, real gRPC)', function () {
@@ -324,8 +390,9 @@ describe('security: hostile compressed pushes (coordinator process, real gRPC)',
   });
 
   for (const { baseline, cases } of ENCODINGS) {
-    it(`${String(baseline['kind'])}: each defect gets its exact status and message; then the job goes on`, async () => {
-      const input = jobSpec(`hostile-${String(baseline['kind'])}`, baseline);
+    const name = [baseline['kind'], baseline['values']].filter((x) => x !== undefined).join(' ');
+    it(`${name}: each defect gets its exact status and message; then the job goes on`, async () => {
+      const input = jobSpec(`hostile-${name.replace(' ', '-')}`, baseline);
       const spec = validateJobSpec(input);
       const job = await jobs.submit(JSON.stringify(input));
       const [hostile, honest] = [0, 1].map(() => {

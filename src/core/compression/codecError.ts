@@ -16,6 +16,7 @@ export type CodecErrorCode =
   | 'non-finite' // NaN or ±Inf in values, scales or factors
   | 'negative-scale' // a quantisation scale below zero
   | 'nonzero-padding' // padding bits after the last code are not zero
+  | 'code-out-of-range' // an integer factor code of −L − 1 (the codes are symmetric, [−L, L])
   | 'non-finite-output'; // finite factors whose product overflows float32
 
 export class CodecError extends Error {

@@ -12,6 +12,7 @@ export class CodecWorkspace {
   private u32 = new Uint32Array(0);
   private bits = new Uint32Array(0);
   private p64 = new Float64Array(0);
+  private q0 = new Float64Array(0);
   private q64 = new Float64Array(0);
   /** Random-K coordinates of the last (seed, numel, k), reused by every worker's message of that layer. */
   private randk = { seed: -1, numel: -1, k: -1 };
@@ -36,11 +37,12 @@ export class CodecWorkspace {
     return this.bits;
   }
 
-  /** Float64 scratch pair for PowerSGD encoding. */
-  powerSgd(pSize: number, qSize: number): { p: Float64Array; q: Float64Array } {
+  /** Float64 scratch for PowerSGD encoding: P, Q' and a copy of Q'. */
+  powerSgd(pSize: number, qSize: number): { p: Float64Array; q: Float64Array; q0: Float64Array } {
     if (this.p64.length < pSize) this.p64 = new Float64Array(pSize);
     if (this.q64.length < qSize) this.q64 = new Float64Array(qSize);
-    return { p: this.p64, q: this.q64 };
+    if (this.q0.length < qSize) this.q0 = new Float64Array(qSize);
+    return { p: this.p64, q: this.q64, q0: this.q0 };
   }
 
   /** The randk coordinates for (seed, numel, k), computing them with `fill` unless they are the last ones. */

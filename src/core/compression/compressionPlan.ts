@@ -8,10 +8,19 @@
  */
 import type { LayerSlot, ParameterLayout } from '../layout/parameterLayout.ts';
 import { CodecError } from './codecError.ts';
+import { factorCodeBytes } from './factorCodes.ts';
 import { valueWidth, type ValueEncoding } from './valueCodec.ts';
 import { MAX_VARINT_BYTES, varintLength } from './varint.ts';
 
 export type { ValueEncoding } from './valueCodec.ts';
+
+/**
+ * PowerSGD factor values: fp32/bf16 scalars, or 8-/4-bit integer codes with one fp32 scale per factor column
+ * (factorCodes.ts).
+ */
+export type FactorEncoding = ValueEncoding | 'int8' | 'int4';
+
+export const FACTOR_ENCODINGS: readonly FactorEncoding[] = ['fp32', 'bf16', 'int8', 'int4'];
 
 export type CompressorKind = 'fp32' | 'bf16' | 'topk' | 'randk' | 'qsgd' | 'powersgd';
 
@@ -21,7 +30,7 @@ export type LayerSetting =
   | { kind: 'topk'; k: number; values: ValueEncoding }
   | { kind: 'randk'; k: number; values: ValueEncoding }
   | { kind: 'qsgd'; bits: number; bucket: number }
-  | { kind: 'powersgd'; rank: number; values: ValueEncoding };
+  | { kind: 'powersgd'; rank: number; values: FactorEncoding };
 
 export interface CompressionPlan {
   planId: string;
@@ -88,7 +97,7 @@ export function checkSetting(setting: LayerSetting, shape: readonly number[], wh
       const maxRank = Math.min(m.rows, m.cols, PLAN_LIMITS.maxRank);
       if (!isInt(setting.rank) || setting.rank < 1 || setting.rank > maxRank)
         throw bad(`rank = ${setting.rank} outside [1, ${maxRank}]`);
-      if (setting.values !== 'fp32' && setting.values !== 'bf16') throw bad(`values '${setting.values}'`);
+      if (!FACTOR_ENCODINGS.includes(setting.values)) throw bad(`values '${setting.values}'`);
       return;
     }
     default:
@@ -129,9 +138,18 @@ export function layerByteBounds(setting: LayerSetting, shape: readonly number[])
     case 'powersgd': {
       const m = matrixShape(shape);
       if (m === null) throw new CodecError('invalid-setting', 'powersgd on a 1-D tensor');
-      return exact(setting.rank * (m.rows + m.cols) * valueWidth(setting.values));
+      return exact(powerSgdBytes(m, setting.rank, setting.values));
     }
   }
+}
+
+/** PowerSGD: P̂ (rows × r) then Q' (cols × r), as scalars or as integer codes with per-column scales. */
+export function powerSgdBytes(m: MatrixShape, rank: number, values: FactorEncoding): number {
+  if (values === 'int8' || values === 'int4') {
+    const bits = values === 'int8' ? 8 : 4;
+    return factorCodeBytes(m.rows, rank, bits) + factorCodeBytes(m.cols, rank, bits);
+  }
+  return rank * (m.rows + m.cols) * valueWidth(values);
 }
 
 /** QSGD: one fp32 scale per bucket, then numel codes of `bits` bits, packed, padded to a whole byte. */
@@ -209,7 +227,7 @@ export type UniformSetting =
   | { kind: 'topk'; density: number; values: ValueEncoding }
   | { kind: 'randk'; density: number; values: ValueEncoding }
   | { kind: 'qsgd'; bits: number; bucket: number }
-  | { kind: 'powersgd'; rank: number; values: ValueEncoding };
+  | { kind: 'powersgd'; rank: number; values: FactorEncoding };
 
 export function settingForLayer(u: UniformSetting, slot: LayerSlot): LayerSetting {
   switch (u.kind) {

@@ -28,6 +28,7 @@ import {
   uniformPlan,
   type CompressionPlan,
   type CompressorKind,
+  type FactorEncoding,
   type LayerSetting,
   type PlanBytes,
   type UniformSetting,
@@ -59,6 +60,8 @@ export type SessionSpec =
       window: number;
       warmup: number;
       errorModel: ErrorModel;
+      /** PowerSGD factor encodings of the candidates (default: the baseline's own). */
+      factorValues?: FactorEncoding[];
     };
 
 /** A compression spec that compresses, or null (kind none). */
@@ -69,7 +72,10 @@ export function sessionSpec<C extends { kind: string }>(c: C): Extract<C, Sessio
 /** The L-GreCo candidates of every layer (the baseline first), identical on every worker and the coordinator. */
 export function sessionCandidates(spec: SessionSpec, layout: ParameterLayout): LayerSetting[][] {
   return spec.kind === 'lgreco'
-    ? planCandidates({ compressors: spec.compressors, baseline: spec.baseline }, layout)
+    ? planCandidates(
+        { compressors: spec.compressors, baseline: spec.baseline, factorValues: spec.factorValues },
+        layout,
+      )
     : uniformPlan('baseline', spec.baseline, layout).layers.map((s) => [s]);
 }
 

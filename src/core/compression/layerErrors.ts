@@ -7,7 +7,10 @@
  *   qsgd: E over the rounding = Σ u²·f(1 − f), u = scale/s, f the fractional level of each element (exact);
  *   powersgd r: ‖M‖² − ‖P̂ᵀM‖² after `iterations` subspace iterations from a seeded Gaussian Q (L-GreCo's
  *   'Power' estimate). Gram–Schmidt is triangular, so the first r columns of one rank-R run are exactly a
- *   rank-r run: every rank comes from one run at the largest rank.
+ *   rank-r run: every rank comes from one run at the largest rank. With integer factor codes (int8/int4) the
+ *   error is exact for those factors: P̂ read back from its codes, Q' = MᵀP̂ read back from its own, and
+ *   E = ‖M − P̂Q'ᵀ‖² = ‖M‖² − 2⟨Q', MᵀP̂⟩ + ⟨P̂ᵀP̂, Q'ᵀQ'⟩, prefix by prefix (codes are per column). fp32/bf16
+ *   factors are counted as exact: their rounding is ~2⁻⁹ of an entry, far below the rank tail.
  *
  * Two error models (the job's `compression.errorModel`) say which vector the table is measured on and what it
  * counts:
@@ -21,7 +24,8 @@
 import type { ParameterLayout } from '../layout/parameterLayout.ts';
 import { Rng } from '../random.ts';
 import { matrixShape, type LayerSetting } from './compressionPlan.ts';
-import { orthonormalizeColumns } from './powerSgd.ts';
+import { factorCodeBytes, writeFactorCodes, type FactorCodeBits } from './factorCodes.ts';
+import { codeBits, orthonormalizeColumns } from './powerSgd.ts';
 import { qsgdLevels } from './qsgd.ts';
 import { roundToWire, type ValueEncoding } from './valueCodec.ts';
 
@@ -55,7 +59,19 @@ export function measureLayerErrors(
   };
   let maxRank = 0;
   for (const c of candidates) if (c.kind === 'powersgd') maxRank = Math.max(maxRank, c.rank);
-  const powerTails = maxRank > 0 ? powerSgdErrors(p, shape, maxRank, options) : null;
+  const subspace = maxRank > 0 ? powerSubspace(p, shape, maxRank, options) : null;
+  const coded = new Map<FactorCodeBits, Float64Array>();
+  const powerErrors = (values: LayerSetting & { kind: 'powersgd' }): Float64Array => {
+    const bits = codeBits(values.values);
+    if (subspace === null) return new Float64Array(maxRank).fill(Infinity);
+    if (bits === null) return subspace.tails;
+    let e = coded.get(bits);
+    if (e === undefined) {
+      e = codedPowerSgdErrors(p, subspace, bits);
+      coded.set(bits, e);
+    }
+    return e;
+  };
   candidates.forEach((c, i) => {
     switch (c.kind) {
       case 'fp32':
@@ -81,7 +97,7 @@ export function measureLayerErrors(
         out[i] = qsgdExpectedError(p, c.bits, c.bucket);
         break;
       case 'powersgd':
-        out[i] = powerTails![c.rank - 1];
+        out[i] = powerErrors(c)[c.rank - 1];
         break;
     }
   });
@@ -184,17 +200,28 @@ function qsgdExpectedError(p: Float32Array, bits: number, bucket: number): numbe
   return e;
 }
 
-/** tails[r − 1] = ‖M‖² − ‖P̂_rᵀM‖² for r = 1..R (clamped at 0); a vector has no PowerSGD candidates. */
-function powerSgdErrors(
+interface Subspace {
+  rows: number;
+  cols: number;
+  R: number;
+  /** rows × R, orthonormal columns. */
+  P: Float64Array;
+  /** tails[r − 1] = ‖M‖² − ‖P̂_rᵀM‖² for r = 1..R (clamped at 0). */
+  tails: Float64Array;
+  total: number;
+}
+
+/** The rank-R subspace estimate of a matrix; null for a vector (no PowerSGD candidates). */
+function powerSubspace(
   p: Float32Array,
   shape: readonly number[],
   R: number,
   options: ErrorOptions,
-): Float64Array {
+): Subspace | null {
   const m = matrixShape(shape);
-  const tails = new Float64Array(R);
-  if (m === null) return tails.fill(Infinity);
+  if (m === null) return null;
   const { rows, cols } = m;
+  const tails = new Float64Array(R);
   const rng = new Rng(options.seed ?? 0);
   const Q = new Float64Array(cols * R);
   for (let i = 0; i < Q.length; i++) Q[i] = rng.normal();
@@ -213,7 +240,40 @@ function powerSgdErrors(
     for (let j = 0; j < cols; j++) captured += Q[j * R + k] * Q[j * R + k];
     tails[k] = Math.max(0, total - captured);
   }
-  return tails;
+  return { rows, cols, R, P, tails, total };
+}
+
+/**
+ * E[r − 1] = ‖M − AB_rᵀ‖² for r = 1..R, A = P̂ read back from b-bit codes, B = (MᵀA) read back from its codes,
+ * both restricted to their first r columns (the codes' scales are per column, so prefixes agree).
+ */
+function codedPowerSgdErrors(p: Float32Array, s: Subspace, bits: FactorCodeBits): Float64Array {
+  const { rows, cols, R } = s;
+  const A = Float64Array.from(s.P);
+  const scratch = new Uint8Array(Math.max(factorCodeBytes(rows, R, bits), factorCodeBytes(cols, R, bits)));
+  writeFactorCodes(A, rows, R, bits, scratch, 0);
+  const Bu = new Float64Array(cols * R);
+  multiplyTransposed(p, rows, cols, A, R, Bu);
+  const B = Float64Array.from(Bu);
+  writeFactorCodes(B, cols, R, bits, scratch, 0);
+  const out = new Float64Array(R);
+  let e = s.total;
+  for (let k = 0; k < R; k++) {
+    let cross = 0;
+    for (let j = 0; j < cols; j++) cross += B[j * R + k] * Bu[j * R + k];
+    // ⟨AᵀA, BᵀB⟩ over the new row and column k of the r × r Gram matrices
+    let quad = 0;
+    for (let l = 0; l <= k; l++) {
+      let aa = 0;
+      for (let i = 0; i < rows; i++) aa += A[i * R + k] * A[i * R + l];
+      let bb = 0;
+      for (let j = 0; j < cols; j++) bb += B[j * R + k] * B[j * R + l];
+      quad += (l === k ? 1 : 2) * aa * bb;
+    }
+    e += quad - 2 * cross;
+    out[k] = Math.max(0, e);
+  }
+  return out;
 }
 
 /** P = M·Q (M rows × cols row-major, Q cols × R, P rows × R). */

@@ -17,10 +17,12 @@ import {
   kFromDensity,
   matrixShape,
   PLAN_LIMITS,
+  powerSgdBytes,
   sameSetting,
   settingForLayer,
   type CompressionPlan,
   type CompressorKind,
+  type FactorEncoding,
   type LayerSetting,
   type UniformSetting,
 } from './compressionPlan.ts';
@@ -37,6 +39,11 @@ export interface CandidateSpec {
   values?: ValueEncoding;
   /** QSGD bucket of candidates not taken from the baseline (default 128). */
   bucket?: number;
+  /**
+   * Factor encodings of PowerSGD candidates: every rank of the grid in each (default: the baseline's or
+   * `values`, alone). Integer codes (int8, int4) halve or quarter bf16's bytes at the error their table shows.
+   */
+  factorValues?: FactorEncoding[];
 }
 
 /**
@@ -87,19 +94,21 @@ export function layerCandidates(spec: CandidateSpec, slot: LayerSlot): LayerSett
     if (expectedLayerBytes(s, slot.shape) >= 4 * numel) return;
     if (!out.some((o) => sameSetting(o, s))) out.push(s);
   };
-  const valuesFor = (kind: CompressorKind): ValueEncoding =>
-    base.kind === kind && 'values' in base ? base.values : (spec.values ?? 'bf16');
+  const valuesFor = (kind: 'topk' | 'randk'): ValueEncoding =>
+    base.kind === kind ? base.values : (spec.values ?? 'bf16');
   for (const kind of spec.compressors) {
     switch (kind) {
       case 'powersgd': {
         const m = matrixShape(slot.shape);
         if (m === null) break;
-        const w = valueWidth(valuesFor(kind));
+        const own: FactorEncoding = base.kind === 'powersgd' ? base.values : (spec.values ?? 'bf16');
+        // the rank grid is centred where the baseline's own encoding matches the centre bytes
         const r0 =
           base.kind === 'powersgd'
             ? base.rank
-            : Math.max(1, Math.round(centreBytes / ((m.rows + m.cols) * w)));
-        for (const r of rankGrid(r0)) add({ kind, rank: r, values: valuesFor(kind) });
+            : Math.max(1, Math.round(centreBytes / powerSgdBytes(m, 1, own)));
+        for (const values of spec.factorValues ?? [own])
+          for (const r of rankGrid(r0)) add({ kind, rank: r, values });
         break;
       }
       case 'topk':

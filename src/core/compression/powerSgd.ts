@@ -10,9 +10,13 @@
  * There is no shared-factor all-reduce: each worker's message decodes to its own dense matrix, so the robust
  * rule sees every worker separately.
  *
- * Wire: P̂ (rows × r, row-major) then Q' (cols × r, row-major), values fp32 or bf16, nothing else.
+ * Wire: P̂ (rows × r, row-major) then Q' (cols × r, row-major), values fp32 or bf16, nothing else; or, under
+ * int8/int4, each factor as per-column scales and integer codes (factorCodes.ts). Q' is always computed from P̂
+ * as it reads back, so the only loss the codes add to the projection is Q''s own rounding.
  */
 import { CodecError } from './codecError.ts';
+import type { FactorEncoding } from './compressionPlan.ts';
+import { factorCodeBytes, readFactorCodes, writeFactorCodes, type FactorCodeBits } from './factorCodes.ts';
 import { Rng } from '../random.ts';
 import { firstNonFinite } from '../simd/finiteScan.ts';
 import {
@@ -40,10 +44,16 @@ export function initPowerSgdState(cols: number, rank: number, seed: number): Pow
   return { rank, q, rng };
 }
 
-/** Scratch for encoding: float64 P (rows·r) and Q' (cols·r). */
+/** Scratch for encoding: float64 P (rows·r), Q' (cols·r) and a copy of Q' (cols·r) for integer codes. */
 export interface PowerSgdScratch {
   p: Float64Array;
   q: Float64Array;
+  q0: Float64Array;
+}
+
+/** Bits per code of an integer factor encoding, or null for fp32/bf16 scalars. */
+export function codeBits(values: FactorEncoding): FactorCodeBits | null {
+  return values === 'int8' ? 8 : values === 'int4' ? 4 : null;
 }
 
 /** Encode M (= p, row-major rows × cols); updates state.q (warm start). Returns bytes written. */
@@ -52,10 +62,11 @@ export function powerSgdEncode(
   rows: number,
   cols: number,
   state: PowerSgdState,
-  values: ValueEncoding,
+  values: FactorEncoding,
   out: Uint8Array,
   scratch: PowerSgdScratch,
 ): number {
+  const bits = codeBits(values);
   const r = state.rank;
   const P = scratch.p;
   const Q = scratch.q;
@@ -73,7 +84,9 @@ export function powerSgdEncode(
     }
   }
   orthonormalizeColumns(P, rows, r);
-  for (let i = 0; i < rows * r; i++) P[i] = roundToWire(P[i], values);
+  let pos = 0;
+  if (bits !== null) pos = writeFactorCodes(P, rows, r, bits, out, 0);
+  else for (let i = 0; i < rows * r; i++) P[i] = roundToWire(P[i], values as ValueEncoding);
   // Q' = Mᵀ·P̂
   Q.fill(0, 0, cols * r);
   for (let i = 0; i < rows; i++) {
@@ -86,10 +99,17 @@ export function powerSgdEncode(
       for (let k = 0; k < r; k++) Q[qj + k] += x * P[pi + k];
     }
   }
-  const w = valueWidth(values);
-  let pos = 0;
-  for (let i = 0; i < rows * r; i++, pos += w) writeValue(out, pos, P[i], values);
-  for (let i = 0; i < cols * r; i++, pos += w) writeValue(out, pos, Q[i], values);
+  if (bits !== null) {
+    // the codes overwrite Q with what they read back; the warm start keeps the unrounded Q'
+    for (let i = 0; i < cols * r; i++) scratch.q0[i] = Q[i];
+    pos = writeFactorCodes(Q, cols, r, bits, out, pos);
+    Q.set(scratch.q0.subarray(0, cols * r));
+  } else {
+    const enc = values as ValueEncoding;
+    const w = valueWidth(enc);
+    for (let i = 0; i < rows * r; i++, pos += w) writeValue(out, pos, P[i], enc);
+    for (let i = 0; i < cols * r; i++, pos += w) writeValue(out, pos, Q[i], enc);
+  }
   // warm start: next round starts from Q'; a zero column (M orthogonal to it) is redrawn so the rank is not lost
   for (let k = 0; k < r; k++) {
     let zero = true;
@@ -136,29 +156,41 @@ export function powerSgdDecode(
   rows: number,
   cols: number,
   rank: number,
-  values: ValueEncoding,
+  values: FactorEncoding,
   dst: Float32Array,
   factors: Float32Array,
 ): void {
-  const w = valueWidth(values);
-  const count = rank * (rows + cols);
-  if (bytes.length !== count * w) {
+  const bits = codeBits(values);
+  const expected =
+    bits !== null
+      ? factorCodeBytes(rows, rank, bits) + factorCodeBytes(cols, rank, bits)
+      : rank * (rows + cols) * valueWidth(values as ValueEncoding);
+  if (bytes.length !== expected) {
     throw new CodecError(
       'wrong-length',
-      `powersgd: ${bytes.length} bytes, the plan implies ${count * w} (rank ${rank}, ${rows}×${cols}, ${values})`,
+      `powersgd: ${bytes.length} bytes, the plan implies ${expected} (rank ${rank}, ${rows}×${cols}, ${values})`,
     );
-  }
-  const bad = firstNonFiniteValue(bytes, 0, count, values);
-  if (bad >= 0) {
-    const where = bad < rows * rank ? `P[${bad}]` : `Q[${bad - rows * rank}]`;
-    throw new CodecError('non-finite', `powersgd: factor ${where} is not finite`);
   }
   // P row-major (rows × r) at [0, rows·r); Q transposed to r × cols at [rows·r, count) for contiguous rows below
   const qt = rows * rank;
-  for (let i = 0; i < rows * rank; i++) factors[i] = readValue(bytes, i * w, values);
-  for (let j = 0; j < cols; j++) {
-    for (let k = 0; k < rank; k++)
-      factors[qt + k * cols + j] = readValue(bytes, (qt + j * rank + k) * w, values);
+  if (bits !== null) {
+    // both factors are validated before either is written
+    const qAt = factorCodeBytes(rows, rank, bits);
+    readFactorCodes(bytes, qAt, cols, rank, bits, factors, qt, true, 'Q');
+    readFactorCodes(bytes, 0, rows, rank, bits, factors, 0, false, 'P');
+  } else {
+    const enc = values as ValueEncoding;
+    const w = valueWidth(enc);
+    const bad = firstNonFiniteValue(bytes, 0, rank * (rows + cols), enc);
+    if (bad >= 0) {
+      const where = bad < rows * rank ? `P[${bad}]` : `Q[${bad - rows * rank}]`;
+      throw new CodecError('non-finite', `powersgd: factor ${where} is not finite`);
+    }
+    for (let i = 0; i < rows * rank; i++) factors[i] = readValue(bytes, i * w, enc);
+    for (let j = 0; j < cols; j++) {
+      for (let k = 0; k < rank; k++)
+        factors[qt + k * cols + j] = readValue(bytes, (qt + j * rank + k) * w, enc);
+    }
   }
   for (let i = 0; i < rows; i++) {
     const row = i * cols;

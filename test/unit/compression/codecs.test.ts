@@ -318,3 +318,62 @@ describe('compression codecs: re-plans and wire alignment', () => {
     }
   });
 });
+
+describe('compression codecs: PowerSGD factors as integer codes', () => {
+  const shape = [40, 30];
+  it('int8 and int4 send per-column scales and packed codes, and decode close to the fp32 factors', () => {
+    const m = lowRank(40, 30, 3, 21);
+    const exact = decode(
+      { kind: 'powersgd', rank: 3, values: 'fp32' },
+      shape,
+      encodeOnce({ kind: 'powersgd', rank: 3, values: 'fp32' }, shape, m).bytes,
+    );
+    for (const [values, bits, tolerance] of [
+      ['int8', 8, 1e-3],
+      ['int4', 4, 0.1],
+    ] as const) {
+      const setting: LayerSetting = { kind: 'powersgd', rank: 3, values };
+      const { bytes } = encodeOnce(setting, shape, m);
+      assert.equal(bytes.length, 2 * 4 * 3 + Math.ceil((40 * 3 * bits) / 8) + Math.ceil((30 * 3 * bits) / 8));
+      assert.equal(bytes.length, layerByteBounds(setting, shape).max);
+      const d = decode(setting, shape, bytes);
+      const relative = sqDist(d, exact) / sqNorm(exact);
+      assert.ok(relative > 0 && relative < tolerance, `${values}: relative error ${relative}`);
+    }
+  });
+
+  it('a code of an odd-length 4-bit factor leaves its padding nibble zero', () => {
+    // 5 × 3 matrix at rank 1: P has 5 codes, Q 3 — both odd
+    const setting: LayerSetting = { kind: 'powersgd', rank: 1, values: 'int4' };
+    const { bytes } = encodeOnce(setting, [5, 3], lowRank(5, 3, 1, 4));
+    assert.equal(bytes.length, 4 + 3 + 4 + 2);
+    assert.equal(bytes[4 + 2] >> 4, 0);
+    assert.equal(bytes[4 + 3 + 4 + 1] >> 4, 0);
+  });
+
+  for (const values of ['int8', 'int4'] as const) {
+    it(`${values}: Σ decoded + memory = Σ inputs over rounds, and the memory matches the bytes`, () => {
+      const setting: LayerSetting = { kind: 'powersgd', rank: 2, values };
+      const n = 40 * 30;
+      const memory = new LayerMemory(n);
+      const ws = new CodecWorkspace();
+      const out = new Uint8Array(layerByteBounds(setting, shape).max);
+      const sumIn = new Float64Array(n);
+      const sumDecoded = new Float64Array(n);
+      for (let t = 0; t < 20; t++) {
+        const g = gaussian(n, 500 + t);
+        const len = encodeLayer(setting, shape, g, memory, out, { sharedSeed: 3, privateSeed: t }, ws);
+        const d = decode(setting, shape, out.subarray(0, len));
+        assert.deepEqual(d, memory.decoded);
+        for (let i = 0; i < n; i++) {
+          sumIn[i] += g[i];
+          sumDecoded[i] += d[i];
+        }
+      }
+      let worst = 0;
+      for (let i = 0; i < n; i++)
+        worst = Math.max(worst, Math.abs(sumDecoded[i] + memory.error[i] - sumIn[i]));
+      assert.ok(worst < 1e-4, `largest violation ${worst}`);
+    });
+  }
+});

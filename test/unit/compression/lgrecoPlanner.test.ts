@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import {
   checkPlan,
   expectedLayerBytes,
+  layerByteBounds,
   type LayerSetting,
 } from '../../../src/core/compression/compressionPlan.ts';
 import { CodecWorkspace } from '../../../src/core/compression/codecWorkspace.ts';
@@ -11,7 +12,9 @@ import {
   measureErrorTable,
   measureLayerErrors,
 } from '../../../src/core/compression/layerErrors.ts';
-import { validateAndDecodeLayer } from '../../../src/core/compression/layerCodec.ts';
+import { LayerMemory } from '../../../src/core/compression/errorFeedback.ts';
+import { encodeLayer, validateAndDecodeLayer } from '../../../src/core/compression/layerCodec.ts';
+import { orthonormalizeColumns } from '../../../src/core/compression/powerSgd.ts';
 import {
   chooseSettings,
   layerCandidates,
@@ -26,7 +29,7 @@ import {
 } from '../../../src/core/compression/lgrecoPlanner.ts';
 import { buildLayout } from '../../../src/core/layout/parameterLayout.ts';
 import { Rng } from '../../../src/core/random.ts';
-import { encodeOnce, gaussian, lowRank, sqDist } from './codecFixtures.ts';
+import { encodeOnce, gaussian, lowRank, sqDist, sqNorm } from './codecFixtures.ts';
 
 /** Cheapest assignment with Σ errors ≤ budget, by enumeration. */
 function bruteForce(sizes: Float64Array[], errors: Float64Array[], budget: number): number {
@@ -222,6 +225,56 @@ describe('L-GreCo: candidates, errors and the plan', () => {
       for (let s = 0; s < 400; s++) mean += actual(candidates[i], s) / 400;
       assert.ok(Math.abs(mean - e[i]) < 0.1 * e[i], `candidate ${i}: measured ${mean}, expected ${e[i]}`);
     }
+  });
+
+  it('prices PowerSGD with integer factor codes as the codec makes them, per rank prefix', () => {
+    // M = Σ σ_k u_k v_kᵀ with distinct σ: the estimate's subspace and a converged warm start agree column by
+    // column (up to sign, to which symmetric codes are blind) up to the codes' own perturbation of the warm
+    // start, so the part of the error the codes add must match the codec's
+    const rows = 36;
+    const cols = 24;
+    const shape = [rows, cols];
+    const u = new Float64Array(rows * 4);
+    const v = new Float64Array(cols * 4);
+    for (let i = 0; i < u.length; i++) u[i] = Math.sin(1.3 * i + 0.2) + 0.3 * Math.cos(0.7 * i);
+    for (let i = 0; i < v.length; i++) v[i] = Math.cos(0.9 * i + 0.5) - 0.2 * Math.sin(2.1 * i);
+    orthonormalizeColumns(u, rows, 4);
+    orthonormalizeColumns(v, cols, 4);
+    const sigma = [8, 4, 2, 1];
+    const m = new Float32Array(rows * cols);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cols; j++)
+        for (let k = 0; k < 4; k++) m[i * cols + j] += sigma[k] * u[i * 4 + k] * v[j * 4 + k];
+    const candidates: LayerSetting[] = [];
+    for (const values of ['fp32', 'int8', 'int4'] as const)
+      for (const rank of [1, 2, 4]) candidates.push({ kind: 'powersgd', rank, values });
+    const e = measureLayerErrors(m, shape, candidates, { iterations: 60, seed: 2 });
+    candidates.forEach((c, i) => {
+      if (c.kind !== 'powersgd') return;
+      // the codec after its warm start has converged (memory cleared: the same M every round)
+      const memory = new LayerMemory(m.length);
+      const ws = new CodecWorkspace();
+      const out = new Uint8Array(layerByteBounds(c, shape).max);
+      let n = 0;
+      for (let t = 0; t < 60; t++) {
+        memory.error.fill(0);
+        n = encodeLayer(c, shape, m, memory, out, { sharedSeed: 5, privateSeed: 0 }, ws);
+      }
+      const dst = new Float32Array(m.length);
+      validateAndDecodeLayer(c, shape, out.subarray(0, n), dst, 5, ws);
+      const actual = sqDist(dst, m);
+      const tail = sigma.slice(c.rank).reduce((a, x) => a + x * x, 0);
+      if (c.values === 'fp32') assert.ok(Math.abs(e[i] - tail) < 1e-6 * sqNorm(m), `fp32 rank ${c.rank}`);
+      else {
+        assert.ok(e[i] > tail, `${c.values} rank ${c.rank} costs more than its rank tail`);
+        assert.ok(
+          Math.abs(e[i] - actual) <= 0.1 * (e[i] - tail),
+          `${c.values} rank ${c.rank}: estimated ${e[i]}, the codec ${actual}, rank tail ${tail}`,
+        );
+      }
+    });
+    // fewer bits never cost less at the same rank
+    for (let r = 0; r < 3; r++) assert.ok(e[6 + r] > e[3 + r]);
   });
 
   it('L-GreCo at α = 1 sends fewer bytes than the uniform baseline within its error', () => {

@@ -151,6 +151,60 @@ describe('compression validation: randk, qsgd, powersgd, dense', () => {
     );
   });
 
+  it('powersgd int8/int4 codes: length, scales, the excluded code, padding, overflow', () => {
+    const m = lowRank(12, 9, 2, 3);
+    const s8: LayerSetting = { kind: 'powersgd', rank: 2, values: 'int8' };
+    const s4: LayerSetting = { kind: 'powersgd', rank: 2, values: 'int4' };
+    const b8 = encodeOnce(s8, [12, 9], m).bytes;
+    const b4 = encodeOnce(s4, [12, 9], m).bytes;
+    assert.equal(b8.length, 8 + 24 + 8 + 18);
+    assert.equal(b4.length, 8 + 12 + 8 + 9);
+    // another bit-width or value encoding is another length
+    rejects(s8, [12, 9], b4, 'wrong-length', /int8/);
+    rejects(s4, [12, 9], b8, 'wrong-length', /int4/);
+    rejects(
+      s8,
+      [12, 9],
+      encodeOnce({ kind: 'powersgd', rank: 2, values: 'bf16' }, [12, 9], m).bytes,
+      'wrong-length',
+    );
+    // P's scales sit at 0, Q's after P's codes
+    const withScale = (bytes: Uint8Array, at: number, v: number) => {
+      const out = bytes.slice();
+      writeValue(out, at, v, 'fp32');
+      return out;
+    };
+    rejects(s8, [12, 9], withScale(b8, 4, NaN), 'non-finite', /P scale 1/);
+    rejects(s8, [12, 9], withScale(b8, 32, Infinity), 'non-finite', /Q scale 0/);
+    rejects(s4, [12, 9], withScale(b4, 20, -0.5), 'negative-scale', /Q scale 0/);
+    // −128 (int8) and −8 (int4) are outside the symmetric code range
+    const bad8 = b8.slice();
+    bad8[8 + 5] = 0x80;
+    rejects(s8, [12, 9], bad8, 'code-out-of-range', /P code 5/);
+    const bad4 = b4.slice();
+    bad4[28 + 2] = (bad4[28 + 2] & 0x0f) | 0x80; // Q code 5: the high nibble of Q's third byte
+    rejects(s4, [12, 9], bad4, 'code-out-of-range', /Q code 5/);
+    // an odd number of 4-bit codes: the last byte's high nibble is padding
+    const odd: LayerSetting = { kind: 'powersgd', rank: 1, values: 'int4' };
+    const bOdd = encodeOnce(odd, [5, 3], lowRank(5, 3, 1, 4)).bytes;
+    const padded = bOdd.slice();
+    padded[6] |= 0x10;
+    rejects(odd, [5, 3], padded, 'nonzero-padding', /P padding/);
+    const paddedQ = bOdd.slice();
+    paddedQ[12] |= 0x30;
+    rejects(odd, [5, 3], paddedQ, 'nonzero-padding', /Q padding/);
+    // finite scales whose products overflow float32
+    const huge = withScale(withScale(b8, 0, 3e38), 32, 3e38);
+    rejects(s8, [12, 9], huge, 'non-finite-output');
+    rejects(
+      { kind: 'powersgd', rank: 2, values: 'int2' as 'int4' },
+      [12, 9],
+      b4,
+      'invalid-setting',
+      /values 'int2'/,
+    );
+  });
+
   it('dense: wrong length and NaN', () => {
     rejects({ kind: 'fp32' }, [5], new Uint8Array(16), 'wrong-length');
     rejects({ kind: 'bf16' }, [5], new Uint8Array(12), 'wrong-length');

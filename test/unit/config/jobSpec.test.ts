@@ -236,6 +236,7 @@ describe('config: job spec', () => {
       window: 200,
       warmup: 100,
       errorModel: 'feedback',
+      factorValues: ['bf16', 'int8', 'int4'],
     });
     // the issue's spec, verbatim
     const issueSpec = parseJobSpec(
@@ -286,6 +287,33 @@ describe('config: job spec', () => {
     expect(validateJobSpec({ compression: { kind: 'lgreco', errorModel: 'step' } }).compression).to.include({
       errorModel: 'step',
     });
+    // PowerSGD factor encodings: the baseline's own first, then the integer codes; validated like the rest
+    expect(
+      validateJobSpec({
+        compression: { kind: 'lgreco', baseline: { kind: 'powersgd', rank: 2, values: 'int8' } },
+      }).compression,
+    ).to.deep.include({
+      baseline: { kind: 'powersgd', rank: 2, values: 'int8' },
+      factorValues: ['int8', 'int4'],
+    });
+    expect(
+      validateJobSpec({ compression: { kind: 'lgreco', factorValues: ['bf16'] } }).compression,
+    ).to.deep.include({ factorValues: ['bf16'] });
+    expect(issues({ compression: { kind: 'lgreco', factorValues: ['bf16', 'int3'] } })).to.deep.equal([
+      "compression.factorValues.1: must be 'fp32', 'bf16', 'int8' or 'int4'",
+    ]);
+    expect(issues({ compression: { kind: 'lgreco', factorValues: ['int8', 'int8'] } })).to.deep.equal([
+      'compression.factorValues: lists an encoding twice',
+    ]);
+    expect(issues({ compression: { kind: 'lgreco', factorValues: [] } })).to.deep.equal([
+      'compression.factorValues: at least one encoding (e.g. [bf16, int8, int4])',
+    ]);
+    expect(issues({ compression: { kind: 'uniform', factorValues: ['int8'] } })).to.deep.equal([
+      'compression.factorValues: only with kind: lgreco (set kind: lgreco, or remove factorValues)',
+    ]);
+    expect(
+      issues({ compression: { kind: 'uniform', baseline: { kind: 'topk', values: 'int8' } } }),
+    ).to.deep.equal(["compression.baseline.values: must be 'fp32' or 'bf16'"]);
     expect(issues({ compression: { kind: 'lgreco', errorModel: 'delta' } })).to.deep.equal([
       "compression.errorModel: must be 'step' or 'feedback'",
     ]);

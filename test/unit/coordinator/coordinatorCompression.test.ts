@@ -26,6 +26,8 @@ describe('coordinator: compression state of a job', () => {
       { kind: 'topk', density: 0.1, values: 'fp32' },
       { kind: 'randk', density: 0.2 },
       { kind: 'powersgd', rank: 2, values: 'fp32' },
+      { kind: 'powersgd', rank: 2, values: 'int8' },
+      { kind: 'powersgd', rank: 1, values: 'int4' },
       { kind: 'bf16' },
     ] as const) {
       const c = CoordinatorCompression.create(
@@ -50,6 +52,16 @@ describe('coordinator: compression state of a job', () => {
       layers: good.layers!.map((l, i) => (i === 0 ? { encoding: 'ENCODING_PLANNED' as const } : l)),
     };
     expect(() => planFromWire(unknown, layout)).to.throw(/layer 0 has an unknown setting/);
+    // integer codes are factor values only: a topk layer with them is unknown
+    const codedTopk = {
+      ...good,
+      layers: good.layers!.map((l, i) =>
+        i === 0
+          ? { encoding: 'ENCODING_TOPK_VARINT_BF16' as const, k: 3, values: 'ENCODING_INT8_CODES' as const }
+          : l,
+      ),
+    };
+    expect(() => planFromWire(codedTopk, layout)).to.throw(/layer 0 has an unknown setting/);
   });
 
   it('closes a round: traffic of the accepted pushes, and on a table round the next plan from their tables', () => {
