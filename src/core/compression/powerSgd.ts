@@ -15,7 +15,7 @@
  * as it reads back, so the only loss the codes add to the projection is Q''s own rounding.
  */
 import { CodecError } from './codecError.ts';
-import type { FactorEncoding } from './compressionPlan.ts';
+import { powerSgdBytes, type FactorEncoding } from './compressionPlan.ts';
 import { factorCodeBytes, readFactorCodes, writeFactorCodes, type FactorCodeBits } from './factorCodes.ts';
 import { Rng } from '../random.ts';
 import { firstNonFinite } from '../simd/finiteScan.ts';
@@ -161,10 +161,7 @@ export function powerSgdDecode(
   factors: Float32Array,
 ): void {
   const bits = codeBits(values);
-  const expected =
-    bits !== null
-      ? factorCodeBytes(rows, rank, bits) + factorCodeBytes(cols, rank, bits)
-      : rank * (rows + cols) * valueWidth(values as ValueEncoding);
+  const expected = powerSgdBytes({ rows, cols }, rank, values);
   if (bytes.length !== expected) {
     throw new CodecError(
       'wrong-length',
