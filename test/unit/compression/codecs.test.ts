@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { CodecWorkspace } from '../../../src/core/compression/codecWorkspace.ts';
-import { layerByteBounds, type LayerSetting } from '../../../src/core/compression/compressionPlan.ts';
+import {
+  describeSetting,
+  layerByteBounds,
+  type LayerSetting,
+} from '../../../src/core/compression/compressionPlan.ts';
 import { LayerMemory } from '../../../src/core/compression/errorFeedback.ts';
 import { encodeLayer, validateAndDecodeLayer } from '../../../src/core/compression/layerCodec.ts';
 import { qsgdDecode, qsgdEncode } from '../../../src/core/compression/qsgd.ts';
@@ -127,6 +131,8 @@ describe('compression codecs: error feedback', () => {
     { kind: 'randk', k: 30, values: 'fp32' },
     { kind: 'qsgd', bits: 3, bucket: 50 },
     { kind: 'powersgd', rank: 2, values: 'bf16' },
+    { kind: 'powersgd', rank: 2, values: 'int8' },
+    { kind: 'powersgd', rank: 3, values: 'int4' },
   ];
   it('every codec refuses a non-finite gradient before writing, and the memory stays as it was', () => {
     const n = 24 * 16;
@@ -159,7 +165,7 @@ describe('compression codecs: error feedback', () => {
   });
 
   for (const setting of settings) {
-    it(`${setting.kind}: Σ decoded + memory = Σ inputs over rounds`, () => {
+    it(`${describeSetting(setting)}: Σ decoded + memory = Σ inputs over rounds`, () => {
       const n = 24 * 16;
       const memory = new LayerMemory(n);
       const ws = new CodecWorkspace();
@@ -342,7 +348,7 @@ describe('compression codecs: PowerSGD factors as integer codes', () => {
     }
   });
 
-  it('a code of an odd-length 4-bit factor leaves its padding nibble zero', () => {
+  it('an odd number of 4-bit codes leaves the padding nibble zero', () => {
     // 5 × 3 matrix at rank 1: P has 5 codes, Q 3 — both odd
     const setting: LayerSetting = { kind: 'powersgd', rank: 1, values: 'int4' };
     const { bytes } = encodeOnce(setting, [5, 3], lowRank(5, 3, 1, 4));
@@ -350,30 +356,4 @@ describe('compression codecs: PowerSGD factors as integer codes', () => {
     assert.equal(bytes[4 + 2] >> 4, 0);
     assert.equal(bytes[4 + 3 + 4 + 1] >> 4, 0);
   });
-
-  for (const values of ['int8', 'int4'] as const) {
-    it(`${values}: Σ decoded + memory = Σ inputs over rounds, and the memory matches the bytes`, () => {
-      const setting: LayerSetting = { kind: 'powersgd', rank: 2, values };
-      const n = 40 * 30;
-      const memory = new LayerMemory(n);
-      const ws = new CodecWorkspace();
-      const out = new Uint8Array(layerByteBounds(setting, shape).max);
-      const sumIn = new Float64Array(n);
-      const sumDecoded = new Float64Array(n);
-      for (let t = 0; t < 20; t++) {
-        const g = gaussian(n, 500 + t);
-        const len = encodeLayer(setting, shape, g, memory, out, { sharedSeed: 3, privateSeed: t }, ws);
-        const d = decode(setting, shape, out.subarray(0, len));
-        assert.deepEqual(d, memory.decoded);
-        for (let i = 0; i < n; i++) {
-          sumIn[i] += g[i];
-          sumDecoded[i] += d[i];
-        }
-      }
-      let worst = 0;
-      for (let i = 0; i < n; i++)
-        worst = Math.max(worst, Math.abs(sumDecoded[i] + memory.error[i] - sumIn[i]));
-      assert.ok(worst < 1e-4, `largest violation ${worst}`);
-    });
-  }
 });
