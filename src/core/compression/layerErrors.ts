@@ -61,8 +61,9 @@ export function measureLayerErrors(
   for (const c of candidates) if (c.kind === 'powersgd') maxRank = Math.max(maxRank, c.rank);
   const subspace = maxRank > 0 ? powerSubspace(p, shape, maxRank, options) : null;
   const coded = new Map<FactorCodeBits, Float64Array>();
-  const powerErrors = (values: LayerSetting & { kind: 'powersgd' }): Float64Array => {
-    const bits = codeBits(values.values);
+  /** E of every rank 1..maxRank in the setting's factor encoding. */
+  const powerErrors = (setting: LayerSetting & { kind: 'powersgd' }): Float64Array => {
+    const bits = codeBits(setting.values);
     if (subspace === null) return new Float64Array(maxRank).fill(Infinity);
     if (bits === null) return subspace.tails;
     let e = coded.get(bits);
