@@ -477,14 +477,14 @@ export type CompressionSpec =
       factorValues: FactorEncoding[];
     };
 
+/** Integer factor codes L-GreCo may choose by default. */
+const DEFAULT_CODED_FACTORS: readonly FactorEncoding[] = ['int8', 'int4'];
+
 /** The baseline's own factor encoding (or bf16 when the baseline is not PowerSGD) and the integer codes. */
-export function defaultFactorValues(baseline: UniformSetting): FactorEncoding[] {
+function defaultFactorValues(baseline: UniformSetting): FactorEncoding[] {
   const own: FactorEncoding = baseline.kind === 'powersgd' ? baseline.values : 'bf16';
   return [own, ...DEFAULT_CODED_FACTORS.filter((e) => e !== own)];
 }
-
-/** Integer factor codes L-GreCo may choose by default. */
-export const DEFAULT_CODED_FACTORS: readonly FactorEncoding[] = ['int8', 'int4'];
 
 const checkpointSchema = section({
   every: count(LIMITS.maxRounds).default(50),

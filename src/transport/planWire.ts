@@ -42,13 +42,15 @@ const FACTOR_TO_WIRE: Record<FactorEncoding, Encoding__Output> = {
   int4: 'ENCODING_INT4_CODES',
 };
 
-function valuesOf(wire: string | number | undefined): ValueEncoding | undefined {
-  return wire === 'ENCODING_FP32' ? 'fp32' : wire === 'ENCODING_BF16' ? 'bf16' : undefined;
-}
-
 function factorValuesOf(wire: string | number | undefined): FactorEncoding | undefined {
   for (const [values, w] of Object.entries(FACTOR_TO_WIRE)) if (w === wire) return values as FactorEncoding;
   return undefined;
+}
+
+/** Scalar values (topk, randk): the factor encodings that are not integer codes. */
+function valuesOf(wire: string | number | undefined): ValueEncoding | undefined {
+  const v = factorValuesOf(wire);
+  return v === 'fp32' || v === 'bf16' ? v : undefined;
 }
 
 export function planToWire(plan: CompressionPlan): WirePlan {

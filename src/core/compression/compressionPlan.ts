@@ -8,7 +8,7 @@
  */
 import type { LayerSlot, ParameterLayout } from '../layout/parameterLayout.ts';
 import { CodecError } from './codecError.ts';
-import { factorCodeBytes } from './factorCodes.ts';
+import { codeBits, factorCodeBytes } from './factorCodes.ts';
 import { valueWidth, type ValueEncoding } from './valueCodec.ts';
 import { MAX_VARINT_BYTES, varintLength } from './varint.ts';
 
@@ -145,11 +145,9 @@ export function layerByteBounds(setting: LayerSetting, shape: readonly number[])
 
 /** PowerSGD: P̂ (rows × r) then Q' (cols × r), as scalars or as integer codes with per-column scales. */
 export function powerSgdBytes(m: MatrixShape, rank: number, values: FactorEncoding): number {
-  if (values === 'int8' || values === 'int4') {
-    const bits = values === 'int8' ? 8 : 4;
-    return factorCodeBytes(m.rows, rank, bits) + factorCodeBytes(m.cols, rank, bits);
-  }
-  return rank * (m.rows + m.cols) * valueWidth(values);
+  const bits = codeBits(values);
+  if (bits !== null) return factorCodeBytes(m.rows, rank, bits) + factorCodeBytes(m.cols, rank, bits);
+  return rank * (m.rows + m.cols) * valueWidth(values as ValueEncoding);
 }
 
 /** QSGD: one fp32 scale per bucket, then numel codes of `bits` bits, packed, padded to a whole byte. */

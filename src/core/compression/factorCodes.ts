@@ -11,9 +11,15 @@
  * bf16's rounding. A column's relative error is at most 1/(2L) of its largest entry per entry.
  */
 import { CodecError } from './codecError.ts';
+import type { FactorEncoding } from './compressionPlan.ts';
 import { readValue, writeValue } from './valueCodec.ts';
 
 export type FactorCodeBits = 4 | 8;
+
+/** Bits per code of an integer factor encoding, or null for fp32/bf16 scalars. */
+export function codeBits(values: FactorEncoding): FactorCodeBits | null {
+  return values === 'int8' ? 8 : values === 'int4' ? 4 : null;
+}
 
 /** Largest code magnitude L for b bits. */
 export function codeLimit(bits: FactorCodeBits): number {

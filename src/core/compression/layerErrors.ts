@@ -24,8 +24,8 @@
 import type { ParameterLayout } from '../layout/parameterLayout.ts';
 import { Rng } from '../random.ts';
 import { matrixShape, type LayerSetting } from './compressionPlan.ts';
-import { factorCodeBytes, writeFactorCodes, type FactorCodeBits } from './factorCodes.ts';
-import { codeBits, orthonormalizeColumns } from './powerSgd.ts';
+import { codeBits, factorCodeBytes, writeFactorCodes, type FactorCodeBits } from './factorCodes.ts';
+import { orthonormalizeColumns } from './powerSgd.ts';
 import { qsgdLevels } from './qsgd.ts';
 import { roundToWire, type ValueEncoding } from './valueCodec.ts';
 

@@ -16,7 +16,7 @@
  */
 import { CodecError } from './codecError.ts';
 import { powerSgdBytes, type FactorEncoding } from './compressionPlan.ts';
-import { factorCodeBytes, readFactorCodes, writeFactorCodes, type FactorCodeBits } from './factorCodes.ts';
+import { codeBits, factorCodeBytes, readFactorCodes, writeFactorCodes } from './factorCodes.ts';
 import { Rng } from '../random.ts';
 import { firstNonFinite } from '../simd/finiteScan.ts';
 import {
@@ -49,11 +49,6 @@ export interface PowerSgdScratch {
   p: Float64Array;
   q: Float64Array;
   q0: Float64Array;
-}
-
-/** Bits per code of an integer factor encoding, or null for fp32/bf16 scalars. */
-export function codeBits(values: FactorEncoding): FactorCodeBits | null {
-  return values === 'int8' ? 8 : values === 'int4' ? 4 : null;
 }
 
 /** Encode M (= p, row-major rows × cols); updates state.q (warm start). Returns bytes written. */
@@ -100,10 +95,10 @@ export function powerSgdEncode(
     }
   }
   if (bits !== null) {
-    // the codes overwrite Q with what they read back; the warm start keeps the unrounded Q'
-    for (let i = 0; i < cols * r; i++) scratch.q0[i] = Q[i];
-    pos = writeFactorCodes(Q, cols, r, bits, out, pos);
-    Q.set(scratch.q0.subarray(0, cols * r));
+    // the codes round their argument in place: code a copy, so that the warm start keeps the unrounded Q'
+    const Qc = scratch.q0.subarray(0, cols * r);
+    Qc.set(Q.subarray(0, cols * r));
+    pos = writeFactorCodes(Qc, cols, r, bits, out, pos);
   } else {
     const enc = values as ValueEncoding;
     const w = valueWidth(enc);
