@@ -68,6 +68,7 @@ const flagShape = {
   rescale: oneOf(['none', 'median-norm', 'agreement']).optional(),
   step: oneOf(['subspace', 'trusted-mean', 'projected-mean']).optional(),
   vote: oneOf(['unit', 'norm']).optional(),
+  readmit: z.boolean().optional(),
   warmStart: z.boolean().optional(),
   /** Reference mode's start Y₀: d rows of r columns (checked against the model in checkAggregation). */
   y0: z.array(z.array(z.number()).min(1).max(MAX_INPUTS)).min(1).optional(),

@@ -28,9 +28,11 @@
  *   r: 'n-2f' (max(1, n − 2f), at most p − 1: see byzantineRank), lambda: 0, epsilon: 1e-7, maxIterations: 100,
  *   tolerance: 1e-6, signAware: true, signThreshold: −0.3, signSpread: null, signDirection: 'combined',
  *   signAxisThreshold: −0.8, signAxisSpread: null, minTrust: 0, rescale: 'median-norm', step: 'trusted-mean',
- *   vote: 'unit', warmStart: false.
+ *   vote: 'unit', readmit: false, warmStart: false.
  * Workers excluded by signAware/minTrust are dropped and the IRLS is re-run on the rest from a fresh start, so
- * excluded workers take no part in the output's linear combination (nor in the subspace).
+ * excluded workers take no part in the output's linear combination (nor in the subspace). With `readmit`, the
+ * sign-excluded ones are then scored against the kept workers' own references and those that pass come back
+ * (one more refit).
  *
  * Health: trust = vᵢ ∈ [0, 1] (0 when excluded by the sign test: a flipped gradient has a high vᵢ, that is the
  * weakness); weight = α·cᵢ, the coefficient of ĝᵢ in the update (α = rescale factor); included = not zero,
@@ -355,26 +357,60 @@ class FlagAggregator implements AggregationRule {
         }
       }
     }
-    const S: number[] = [];
+    let S: number[] = [];
     for (let a = 0; a < p; a++) if (keep[a]) S.push(a);
     if (S.length === 0) {
       throw new PreconditionError('flag: every worker was excluded by signThreshold/minTrust; relax them');
     }
 
     // Refit on the kept workers, so that excluded workers take no part in the output's linear combination.
-    const s = S.length;
-    let final: IrlsResult = first;
-    let KS: Float64Array = K;
-    let rS = r;
-    const refit = s < p;
-    const votesS = votes && refit ? Float64Array.from(S, (a) => votes[a]) : votes;
-    if (refit) {
-      KS = subMatrix(K, p, S, S);
-      rS = Math.min(r, s);
-      // Fresh start on the kept set: a warm start from the first fit would keep its lock on an attacker's line
-      // (the excluded worker's direction is still in that subspace).
-      final = irlsFlag(KS, s, rS, { ...irlsOptions, votes: votesS });
+    // Fresh start on the kept set: a warm start from the first fit would keep its lock on an attacker's line
+    // (the excluded worker's direction is still in that subspace).
+    const fitOn = (kept: number[]) => {
+      const refitted = kept.length < p;
+      const votesK = votes && refitted ? Float64Array.from(kept, (a) => votes[a]) : votes;
+      if (!refitted) return { KS: K, rS: r, votesS: votesK, final: first, refit: false };
+      const KK = subMatrix(K, p, kept, kept);
+      const rK = Math.min(r, kept.length);
+      return {
+        KS: KK,
+        rS: rK,
+        votesS: votesK,
+        final: irlsFlag(KK, kept.length, rK, { ...irlsOptions, votes: votesK }),
+        refit: true,
+      };
+    };
+    let fitted = fitOn(S);
+    // readmit: the sign tests again, against the kept workers' own references; a worker excluded only because
+    // the first fit leaned on vectors that were then excluded (copies of one direction) comes back.
+    if (o.readmit && fitted.refit && signScores && signCutoff !== null) {
+      const readmitted = signReadmissions(
+        K,
+        p,
+        S,
+        active.map((i) => norms[i]),
+        f,
+        fitted.final,
+        o,
+        votes,
+        {
+          sign: signCutoff,
+          axis: axisCutoff,
+          reasons,
+        },
+      );
+      if (readmitted.length > 0) {
+        for (const a of readmitted) {
+          keep[a] = true;
+          reasons[a] = undefined;
+        }
+        S = [];
+        for (let a = 0; a < p; a++) if (keep[a]) S.push(a);
+        fitted = fitOn(S);
+      }
     }
+    const s = S.length;
+    const { KS, rS, votesS, final, refit } = fitted;
     const { B, rEff } = final.fit;
     const c =
       o.step === 'subspace'
@@ -701,6 +737,7 @@ function robustDirectionScores(
   r: number,
   K: Float64Array,
   votes: Float64Array | null = null,
+  extraRows = 0,
 ): Float64Array {
   let axis: Float64Array;
   if (r === 1) axis = Float64Array.of(1);
@@ -714,7 +751,13 @@ function robustDirectionScores(
     axis = new Float64Array(r);
     for (let k = 0; k < r; k++) axis[k] = e.vectors[k * r];
   }
-  const proj = new Float64Array(p);
+  // Rows p … p + extraRows − 1 of P are scored on the axis the first p rows define and orient.
+  const proj = new Float64Array(p + extraRows);
+  for (let i = p; i < p + extraRows; i++) {
+    let x = 0;
+    for (let k = 0; k < r; k++) x += P[i * r + k] * axis[k];
+    proj[i] = x;
+  }
   let vote = 0;
   let sum = 0;
   let firstSign = 0;
@@ -734,8 +777,68 @@ function robustDirectionScores(
     oriented < -SIGN_SLACK ||
     (Math.abs(oriented) <= SIGN_SLACK &&
       (vote < 0 || (vote === 0 && (sum < 0 || (sum === 0 && firstSign < 0)))));
-  if (flip) for (let i = 0; i < p; i++) proj[i] = -proj[i];
+  if (flip) for (let i = 0; i < p + extraRows; i++) proj[i] = -proj[i];
   return proj;
+}
+
+/**
+ * `readmit`: the workers the sign tests excluded that pass them against the kept set S alone. The references are
+ * rebuilt from S: its mean clipped at the (f+1)-th longest of its norms ('combined'; its median norm for
+ * 'clipped-mean') and the principal axis of its projections on the refit subspace Y = Ĝ_S B, oriented by S.
+ * The cutoffs are the first pass's. Returns the readmitted positions (workers excluded by minTrust stay out).
+ */
+function signReadmissions(
+  K: Float64Array,
+  p: number,
+  S: number[],
+  norms: number[],
+  f: number,
+  fit: IrlsResult,
+  o: FlagOptions,
+  votes: Float64Array | null,
+  cut: { sign: number; axis: number | null; reasons: (Exclusion | undefined)[] },
+): number[] {
+  const kept = new Set(S);
+  const out: number[] = [];
+  for (let a = 0; a < p; a++) {
+    if (!kept.has(a) && cut.reasons[a]?.code === 'against-robust-direction') out.push(a);
+  }
+  if (out.length === 0) return [];
+  const s = S.length;
+  const pass = new Array<boolean>(out.length).fill(true);
+  if (o.signDirection !== 'principal-axis') {
+    const normsS = S.map((a) => norms[a]);
+    const clip = o.signDirection === 'combined' ? longestNormBeyond(normsS, f) : median(normsS);
+    const w = normsS.map((x) => Math.min(x, clip));
+    let cc = 0;
+    for (let t = 0; t < s; t++) for (let u = 0; u < s; u++) cc += w[t] * K[S[t] * p + S[u]] * w[u];
+    const cn = Math.sqrt(Math.max(0, cc));
+    out.forEach((a, e) => {
+      let acc = 0;
+      for (let t = 0; t < s; t++) acc += K[a * p + S[t]] * w[t];
+      if ((cn > 0 ? acc / cn : 0) < cut.sign - SIGN_SLACK) pass[e] = false;
+    });
+  }
+  const { B, rEff } = fit.fit;
+  if (o.signDirection !== 'clipped-mean' && rEff > 0) {
+    // projections on Y = Ĝ_S B of S's rows, then of the excluded ones: ĝₐᵀY = Σₜ K[a, Sₜ]·B[t, ·]
+    const rows = [...S, ...out];
+    const P = new Float64Array(rows.length * rEff);
+    rows.forEach((a, i) => {
+      for (let k = 0; k < rEff; k++) {
+        let acc = 0;
+        for (let t = 0; t < s; t++) acc += K[a * p + S[t]] * B[t * rEff + k];
+        P[i * rEff + k] = acc;
+      }
+    });
+    const votesS = votes ? Float64Array.from(S, (a) => votes[a]) : null;
+    const scores = robustDirectionScores(P, s, rEff, subMatrix(K, p, S, S), votesS, out.length);
+    const cutoff = o.signDirection === 'combined' ? (cut.axis ?? cut.sign) : cut.sign;
+    out.forEach((_, e) => {
+      if (scores[s + e] < cutoff - SIGN_SLACK) pass[e] = false;
+    });
+  }
+  return out.filter((_, e) => pass[e]);
 }
 
 /**

@@ -86,6 +86,14 @@ export interface FlagOptions {
    * unit normalisation caps it, so no worker gains by its length.
    */
   vote: FlagVote;
+  /**
+   * Test the excluded workers again against the kept ones alone (the sign tests' references rebuilt from the kept
+   * set, the same cutoffs) and take back those that pass, then refit. Copies of one vector pull the first fit's
+   * references toward them; an honest worker excluded only because of that pull comes back. Off by default: on
+   * non-IID shards it also takes back copies of −μ and −0.1·μ in a third of the rounds or more
+   * (docs/robustness/readmit.md).
+   */
+  readmit: boolean;
   /** Start IRLS from last round's subspace (stateful; costs two extra O(r·n·d) passes). */
   warmStart: boolean;
   /** Reference mode only: the start Y₀ as r float32 columns of length d (null = uniform weights). */
@@ -111,6 +119,7 @@ export const FLAG_DEFAULTS: Readonly<Omit<FlagOptions, 'y0'>> = Object.freeze({
   rescale: 'median-norm',
   step: 'trusted-mean',
   vote: 'unit',
+  readmit: false,
   warmStart: false,
 });
 
@@ -129,6 +138,7 @@ const PHALANX_KEYS = [
   'rescale',
   'step',
   'vote',
+  'readmit',
   'warmStart',
 ];
 const REFERENCE_KEYS = ['y0'];
@@ -274,6 +284,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
       rescale: 'none',
       step: 'subspace',
       vote: 'unit',
+      readmit: false,
       warmStart: false,
       y0,
     };
@@ -354,6 +365,8 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     }
     vote = options.vote;
   }
+  const readmit = options.readmit === undefined ? FLAG_DEFAULTS.readmit : bool('readmit', options.readmit);
+  if (readmit && !signAware) fail("option 'readmit' needs signAware: true (it re-runs the sign tests)");
   const warmStart =
     options.warmStart === undefined ? FLAG_DEFAULTS.warmStart : bool('warmStart', options.warmStart);
   return {
@@ -374,6 +387,7 @@ export function parseFlagOptions(options: Record<string, unknown>): FlagOptions 
     rescale,
     step,
     vote,
+    readmit,
     warmStart,
     y0: null,
   };
