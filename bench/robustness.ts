@@ -131,7 +131,7 @@ const RULES: RuleDef[] = [
             ? ` and axis ${FLAG_DEFAULTS.signAxisThreshold}` +
               (FLAG_DEFAULTS.signAxisSpread === null ? '' : ` (spread ${FLAG_DEFAULTS.signAxisSpread})`)
             : '') +
-          `, vote ${FLAG_DEFAULTS.vote}, step ${FLAG_DEFAULTS.step})`
+          `, vote ${FLAG_DEFAULTS.vote}, step ${FLAG_DEFAULTS.step}${FLAG_DEFAULTS.readmit ? ', readmit' : ''})`
         : ')'),
     ...DEFAULT_AGGREGATION,
   },
@@ -324,6 +324,15 @@ const RULES: RuleDef[] = [
     rule: 'flag',
     pre: [],
     options: { signDirection: 'combined', step: 'trusted-mean' },
+  },
+  // ... with the excluded workers tested again against the kept ones alone (readmit; screened, not adopted:
+  // docs/robustness/readmit.md)
+  {
+    key: 'flag-readmit',
+    label: 'flag, readmit',
+    rule: 'flag',
+    pre: [],
+    options: { signDirection: 'combined', step: 'trusted-mean', readmit: true },
   },
   // ... with the axis cutoff following the workers' agreement on the axis (signAxisSpread 3): −0.3 where they
   // agree, down to −0.8 where they spread (screened, not adopted: docs/robustness/sign-test.md)
