@@ -53,6 +53,7 @@ describe('flag: readmit', () => {
     expect(res.workers[MINORITY].included).to.equal(false);
     expect(res.workers[MINORITY].reasonCode).to.equal('against-robust-direction');
     for (const c of COPIES) expect(res.workers[c].included).to.equal(false);
+    expect(res.diagnostics?.readmitted).to.deep.equal([]);
   });
 
   it('takes the minority worker back and keeps the copies out', () => {
@@ -61,6 +62,7 @@ describe('flag: readmit', () => {
     expect(res.workers[MINORITY].reason).to.equal(undefined);
     for (const c of COPIES) expect(res.workers[c].included).to.equal(false);
     for (const i of HONEST) expect(res.workers[i].included).to.equal(true);
+    expect(res.diagnostics?.readmitted).to.deep.equal([MINORITY]);
     // the update is the readmitted set's clipped mean: it now has h's second coordinate
     expect(res.update[1]).to.be.greaterThan(0);
   });

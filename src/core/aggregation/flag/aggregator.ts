@@ -39,7 +39,7 @@
  * non-finite, sign-excluded or below minTrust; cosine to the update from K. Diagnostics: r, iterations, objective
  * (and its history), converged, irlsWeights (wᵢ² = (sᵢ + ε)^(−1/2) at the final subspace), reconstructionRatios,
  * coefficients (cᵢ before rescaling), signScores, votes (ωᵢ, vote 'norm'), eigenvalues of K, subspaceEigenvalues,
- * rescaleFactor, excluded.
+ * rescaleFactor, excluded, readmitted (the workers `readmit` took back).
  *
  * Preconditions: n ≥ 1 vectors with at least one finite, non-zero one (p = the valid ones), r ≤ p, and
  * y0 (reference mode) with d rows. Cost: one O(p²d) Gram pass, p×p eigenproblems per IRLS step (λ > 0 adds a
@@ -381,10 +381,11 @@ class FlagAggregator implements AggregationRule {
       };
     };
     let fitted = fitOn(S);
+    let readmitted: number[] = [];
     // readmit: the sign tests again, against the kept workers' own references; a worker excluded only because
     // the first fit leaned on vectors that were then excluded (copies of one direction) comes back.
     if (o.readmit && fitted.refit && signScores && signCutoff !== null) {
-      const readmitted = signReadmissions(
+      readmitted = signReadmissions(
         K,
         p,
         S,
@@ -562,6 +563,7 @@ class FlagAggregator implements AggregationRule {
           : null,
         votes: votes ? Array.from({ length: n }, (_, i) => (pos[i] >= 0 ? votes[pos[i]] : 0)) : null,
         excluded: workers.filter((w) => !w.included).map((w) => w.index),
+        readmitted: readmitted.map((a) => active[a]),
         eigenvalues: Array.from(eigK.values),
         subspaceEigenvalues: Array.from(final.fit.mu.subarray(0, rEff)),
         rescaleFactor: alpha,
