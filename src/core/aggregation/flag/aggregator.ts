@@ -811,14 +811,9 @@ function signReadmissions(
   if (o.signDirection !== 'principal-axis') {
     const normsS = S.map((a) => norms[a]);
     const clip = o.signDirection === 'combined' ? longestNormBeyond(normsS, f) : median(normsS);
-    const w = normsS.map((x) => Math.min(x, clip));
-    let cc = 0;
-    for (let t = 0; t < s; t++) for (let u = 0; u < s; u++) cc += w[t] * K[S[t] * p + S[u]] * w[u];
-    const cn = Math.sqrt(Math.max(0, cc));
+    const scores = clippedMeanScores(K, norms, clip, kept);
     out.forEach((a, e) => {
-      let acc = 0;
-      for (let t = 0; t < s; t++) acc += K[a * p + S[t]] * w[t];
-      if ((cn > 0 ? acc / cn : 0) < cut.sign - SIGN_SLACK) pass[e] = false;
+      if (scores[a] < cut.sign - SIGN_SLACK) pass[e] = false;
     });
   }
   const { B, rEff } = fit.fit;
@@ -917,12 +912,18 @@ export function longestNormBeyond(norms: number[], f: number): number {
 
 /**
  * Cosine of each worker to c = Σⱼ min(‖gⱼ‖, m)·ĝⱼ (m = the median norm unless given), from the cosine Gram
- * alone: ⟨ĝᵢ, c⟩ = (K w)ᵢ and ‖c‖² = wᵀ K w with wⱼ = min(‖gⱼ‖, m). All zero when c = 0.
+ * alone: ⟨ĝᵢ, c⟩ = (K w)ᵢ and ‖c‖² = wᵀ K w with wⱼ = min(‖gⱼ‖, m). With `members`, only they make up c (wⱼ = 0
+ * for the others, who are still scored). All zero when c = 0.
  */
-export function clippedMeanScores(K: Float64Array, norms: number[], clipAt?: number): Float64Array {
+export function clippedMeanScores(
+  K: Float64Array,
+  norms: number[],
+  clipAt?: number,
+  members?: ReadonlySet<number>,
+): Float64Array {
   const p = norms.length;
   const m = clipAt ?? median(norms);
-  const w = norms.map((x) => Math.min(x, m));
+  const w = norms.map((x, j) => (members && !members.has(j) ? 0 : Math.min(x, m)));
   const kw = new Float64Array(p);
   let cc = 0;
   for (let i = 0; i < p; i++) {
